@@ -1,0 +1,44 @@
+# rtspmesh — the front door. `make run` shows the mesh, `make test` proves it.
+GO        ?= go
+BIN       ?= bin/rtspmesh
+PKGS      ?= ./...
+STATICCHECK_VERSION ?= v0.8.2
+BENCHTIME ?= 1x
+FUZZTIME  ?= 10s
+
+.PHONY: all build run test test-deps bench lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/rtspmesh
+
+run: build
+	./$(BIN) demo
+
+# test-deps installs what the tests need: ffmpeg/ffprobe (decoded-output interop
+# tests). On Debian it uses apt-get; elsewhere it says what to install.
+test-deps:
+	@./.ci/install-test-deps
+
+test: test-deps
+	$(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+
+# bench prints each benchmark's figures; compare runs with benchstat.
+bench: test-deps
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+# fuzz runs every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

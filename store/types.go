@@ -1,0 +1,109 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// State is where a recording is in its life.
+type State string
+
+// Recording states.
+const (
+	// StateFilling: a writer is appending; readers tail it.
+	StateFilling State = "filling"
+	// StateComplete: the whole stream is stored; it may be served and announced.
+	StateComplete State = "complete"
+	// StatePartial: a fill stopped early (origin died, process crashed); it can be
+	// resumed but is never served or announced as complete.
+	StatePartial State = "partial"
+	// StateLive: a rolling window of a live stream that is still being pulled.
+	StateLive State = "live"
+)
+
+// FrameType is the seed's meta-info "ft" field.
+type FrameType uint16
+
+// Frame types, as x-RTP-Meta-Info numbers them.
+const (
+	FrameUnknown FrameType = 0
+	FrameKey     FrameType = 1
+	FrameB       FrameType = 2
+	FrameP       FrameType = 3
+)
+
+// Packet flags.
+const (
+	// FlagKeyStart marks the first packet of a key frame (an access unit a
+	// decoder can start from). Readers positioned by time land on such a packet.
+	FlagKeyStart uint8 = 1 << 0
+	// FlagMetaInfo marks a packet whose tt/ft/pn came from the origin's
+	// x-RTP-Meta-Info rather than being derived by the node.
+	FlagMetaInfo uint8 = 1 << 1
+)
+
+// Packet is one stored RTP packet with its per-packet meta information.
+type Packet struct {
+	Track uint8         // index into Manifest.Tracks
+	TT    time.Duration // transmit time from presentation start (NPT)
+	FT    FrameType     // frame type (video only; FrameUnknown otherwise)
+	PN    uint64        // packet number, absolute from stream start
+	Flags uint8         // FlagKeyStart, FlagMetaInfo
+	RTP   []byte        // the plain RTP packet: 12-byte header (+CSRC/ext) and payload
+}
+
+// Track describes one media of a recording.
+type Track struct {
+	Control     string `json:"control"`      // the origin's control attribute
+	Media       string `json:"media"`        // "video", "audio", "application"
+	PayloadType uint8  `json:"payload_type"` // RTP payload type
+	ClockRate   uint32 `json:"clock_rate"`   // RTP clock rate in Hz
+	Codec       string `json:"codec"`        // e.g. "H264", "MPEG4-GENERIC"
+}
+
+// Freshness is what the origin said about how long its description stays valid.
+type Freshness struct {
+	CacheControl string    `json:"cache_control,omitempty"`
+	Expires      string    `json:"expires,omitempty"`
+	LastModified string    `json:"last_modified,omitempty"`
+	FetchedAt    time.Time `json:"fetched_at"`
+}
+
+// Hash is the SHA-256 of a segment's encoded bytes.
+type Hash [32]byte
+
+// SegmentInfo describes one sealed segment in a manifest.
+type SegmentInfo struct {
+	Index      uint32        `json:"index"`        // position in the packet log, from 0
+	FirstTT    time.Duration `json:"first_tt"`     // tt of its first packet
+	LastTT     time.Duration `json:"last_tt"`      // tt of its last packet
+	FirstKeyTT time.Duration `json:"first_key_tt"` // tt of its first FlagKeyStart packet, -1 if none
+	FirstPN    uint64        `json:"first_pn"`     // pn of its first packet
+	Packets    uint32        `json:"packets"`
+	Size       uint32        `json:"size"` // encoded bytes
+	Hash       Hash          `json:"hash"`
+}
+
+// Manifest is everything the store knows about one recording except its packets.
+type Manifest struct {
+	Key       string        `json:"key"`       // canonical origin URL (no credentials)
+	SDP       []byte        `json:"sdp"`       // the origin's session description
+	Tracks    []Track       `json:"tracks"`
+	Freshness Freshness     `json:"freshness"`
+	State     State         `json:"state"`
+	Live      bool          `json:"live"`      // open-ended origin: kept as a rolling window
+	Duration  time.Duration `json:"duration"`  // from the SDP range for VOD; stored span otherwise
+	Packets   uint64        `json:"packets"`   // packets stored, over all segments
+	Bytes     uint64        `json:"bytes"`     // RTP bytes stored, over all segments
+	Segments  []SegmentInfo `json:"segments"`  // sealed segments, in order (a live window drops old ones from the front)
+	Source    string        `json:"source"`    // "origin" or the peer id it was filled from
+	MetaInfo  bool          `json:"meta_info"` // the origin sent x-RTP-Meta-Info
+	Created   time.Time     `json:"created"`
+}
+
+// StreamID is the stream id of a key: the hex SHA-256 of the canonical URL.
+func StreamID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
