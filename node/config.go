@@ -1,0 +1,284 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ConfigVersion is the only config file format this build reads.
+const ConfigVersion = 1
+
+// Config is a node's whole configuration. It is built in layers: Defaults,
+// then a YAML file (LoadFile), then RTSPMESH_* environment variables
+// (ApplyEnv), then command-line flags (Set), and finally Validate.
+// configs/node.yaml documents every key.
+type Config struct {
+	Version       int         `yaml:"version"`
+	DataDir       string      `yaml:"data_dir"`
+	RTSP          RTSPConfig  `yaml:"rtsp"`
+	Origins       []Origin    `yaml:"origins"`
+	Cache         CacheConfig `yaml:"cache"`
+	OriginTimeout Duration    `yaml:"origin_timeout"`
+	Log           LogConfig   `yaml:"log"`
+	Mesh          MeshConfig  `yaml:"mesh"`
+	Admin         AdminConfig `yaml:"admin"`
+}
+
+// RTSPConfig is the player-facing RTSP server.
+type RTSPConfig struct {
+	Listen        string   `yaml:"listen"`          // TCP host:port, default ":8554"
+	UDPRTPListen  string   `yaml:"udp_rtp_listen"`  // default ":8000"; empty (with udp_rtcp_listen) disables UDP
+	UDPRTCPListen string   `yaml:"udp_rtcp_listen"` // default ":8001" (RTP port + 1)
+	Transports    []string `yaml:"transports"`      // "tcp", "udp"; default both
+}
+
+// Origin is a configured upstream RTSP server: rtsp://node/<Name>/<path>
+// plays <URL>/<path>. Credentials go in the URL's user info or in
+// Username/Password, never both; they are never logged or put in keys.
+type Origin struct {
+	Name     string `yaml:"name"`
+	URL      string `yaml:"url"`
+	Username string `yaml:"username,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// CacheControlOverride replaces the origin's Cache-Control header when
+	// set, e.g. "max-age=3600" for an origin that says no-cache wrongly.
+	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
+}
+
+// CacheConfig is the local store.
+type CacheConfig struct {
+	MaxBytes          ByteSize `yaml:"max_bytes"`           // quota over all recordings; 0 = unlimited
+	CompleteOnAbandon bool     `yaml:"complete_on_abandon"` // finish a VOD fill after its last player left
+	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
+	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
+}
+
+// LogConfig is the process log.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// MeshConfig is the libp2p mesh.
+type MeshConfig struct {
+	Enabled     bool     `yaml:"enabled"`
+	Listen      []string `yaml:"listen"`      // multiaddrs
+	Bootstrap   []string `yaml:"bootstrap"`   // multiaddrs with /p2p/<peer id>
+	MDNS        bool     `yaml:"mdns"`        // find LAN neighbours
+	PSKFile     string   `yaml:"psk_file"`    // private mesh; forces TCP only
+	AllowPeers  []string `yaml:"allow_peers"` // when set, only these peer ids may connect
+	FindTimeout Duration `yaml:"find_timeout"`
+	ProviderTTL Duration `yaml:"provider_ttl"`
+	LiveMaxHops int      `yaml:"live_max_hops"`
+}
+
+// AdminConfig is the admin HTTP API.
+type AdminConfig struct {
+	Listen string `yaml:"listen"` // host:port; empty disables the API
+	Token  string `yaml:"token"`  // bearer token; required when Listen is not loopback
+}
+
+// Defaults returns the configuration a node runs with when nothing is set.
+// It passes Validate.
+func Defaults() Config {
+	return Config{
+		Version: ConfigVersion,
+		DataDir: "rtspmesh-data",
+		RTSP: RTSPConfig{
+			Listen:        ":8554",
+			UDPRTPListen:  ":8000",
+			UDPRTCPListen: ":8001",
+			Transports:    []string{"tcp", "udp"},
+		},
+		Cache: CacheConfig{
+			MaxBytes:          50 << 30,
+			CompleteOnAbandon: true,
+			LiveWindow:        Duration(2 * time.Minute),
+			LiveLinger:        Duration(10 * time.Second),
+		},
+		OriginTimeout: Duration(10 * time.Second),
+		Log:           LogConfig{Level: "info", Format: "text"},
+		Mesh: MeshConfig{
+			Enabled:     true,
+			Listen:      []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+			MDNS:        true,
+			FindTimeout: Duration(300 * time.Millisecond),
+			ProviderTTL: Duration(time.Hour),
+			LiveMaxHops: 3,
+		},
+		Admin: AdminConfig{Listen: "127.0.0.1:9554"},
+	}
+}
+
+// LoadFile reads a YAML config over Defaults. Unknown keys are refused with
+// their dotted name and line; the file must say `version: 1`. The result is
+// not validated: apply env and flags, then call Validate.
+func LoadFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func parseConfig(data []byte) (Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Config{}, err
+	}
+	if len(doc.Content) == 0 {
+		return Config{}, errors.New("the file is empty; it needs at least `version: 1`")
+	}
+	if err := checkKeys(doc.Content[0], reflect.TypeFor[Config](), ""); err != nil {
+		return Config{}, err
+	}
+	cfg := Defaults()
+	cfg.Version = 0
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		return Config{}, errors.New("more than one YAML document; keep one config per file")
+	}
+	switch {
+	case cfg.Version == 0:
+		return Config{}, fmt.Errorf("version: missing; add `version: %d` at the top of the file", ConfigVersion)
+	case cfg.Version != ConfigVersion:
+		return Config{}, fmt.Errorf("version: %d is not supported; this rtspmesh reads version %d", cfg.Version, ConfigVersion)
+	}
+	return cfg, nil
+}
+
+// checkKeys walks a decoded document against the Config type and refuses a
+// mapping key that names no field, with its full dotted name and line.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch {
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode && !isScalarType(t):
+		known := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			name := joinKey(prefix, k.Value)
+			f, ok := known[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: unknown key %q; keys allowed here: %s",
+					k.Line, name, strings.Join(sortedKeys(known), ", "))
+			}
+			if err := checkKeys(n.Content[i+1], f.Type, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func isScalarType(t reflect.Type) bool {
+	return t == reflect.TypeFor[Duration]() || t == reflect.TypeFor[ByteSize]()
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	m := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name := yamlName(f); name != "" {
+			m[name] = f
+		}
+	}
+	return m
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" || !f.IsExported() {
+		return ""
+	}
+	return name
+}
+
+func sortedKeys(m map[string]reflect.StructField) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func joinKey(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+// redacted stands in for a secret in printed configs.
+const redacted = "REDACTED"
+
+// Redacted returns a copy of c safe to print or log: origin passwords and
+// the admin token are replaced, and user info is removed from origin URLs.
+func (c Config) Redacted() Config {
+	r := c
+	r.Origins = make([]Origin, len(c.Origins))
+	for i, o := range c.Origins {
+		o.URL = RedactURL(o.URL)
+		if o.Password != "" {
+			o.Password = redacted
+		}
+		r.Origins[i] = o
+	}
+	if r.Admin.Token != "" {
+		r.Admin.Token = redacted
+	}
+	return r
+}
+
+// String renders the redacted config as YAML.
+func (c Config) String() string {
+	out, err := yaml.Marshal(c.Redacted())
+	if err != nil {
+		return "config: " + err.Error()
+	}
+	return string(out)
+}
+
+// LogValue keeps secrets out of logs: slog prints the redacted config.
+func (c Config) LogValue() slog.Value { return slog.AnyValue(printedConfig(c.Redacted())) }
+
+// printedConfig is Config without methods, so slog does not resolve it again.
+type printedConfig Config
+
+// String names the origin and its redacted URL.
+func (o Origin) String() string { return o.Name + "=" + RedactURL(o.URL) }
+
+// LogValue keeps the origin's credentials out of logs.
+func (o Origin) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", o.Name), slog.String("url", RedactURL(o.URL)))
+}
