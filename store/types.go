@@ -87,8 +87,8 @@ type SegmentInfo struct {
 
 // Manifest is everything the store knows about one recording except its packets.
 type Manifest struct {
-	Key       string        `json:"key"`       // canonical origin URL (no credentials)
-	SDP       []byte        `json:"sdp"`       // the origin's session description
+	Key       string        `json:"key"` // canonical origin URL (no credentials)
+	SDP       []byte        `json:"sdp"` // the origin's session description
 	Tracks    []Track       `json:"tracks"`
 	Freshness Freshness     `json:"freshness"`
 	State     State         `json:"state"`

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// badgerOptions are chosen by measurement on the 2-core development machine
+// (see README "Performance" and BenchmarkAppend/BenchmarkReadSequential):
+//
+//   - One value per segment (64–256 KiB), never one key per packet: raw Badger
+//     wrote ~96 MB/s with a key per 1.3 KB packet and ~260 MB/s with 64 KiB
+//     values, and read ~3 GB/s.
+//   - ValueThreshold 1 KiB: segment bytes go to the value log (written
+//     sequentially, read through mmap), while headers (~1 KB) and segment infos
+//     (77 B) stay in the LSM tree, which therefore remains tiny and cheap to
+//     compact and to iterate at Open.
+//   - DetectConflicts off: each recording has one writer and keys never
+//     overlap between writers, so conflict tracking is pure overhead.
+//   - ValueLogFileSize 256 MiB: value-log GC rewrites whole files, so smaller
+//     files give back space after evictions sooner; still large enough that
+//     file rotation is rare.
+//   - Small block cache (16 MiB): values are not read through it (the store
+//     keeps its own cache of decoded segments) and the LSM holds only small keys.
+//   - NumCompactors 2: the machine has 2 cores; the LSM is small.
+//   - SyncWrites off: a committed seal reaches the kernel before Commit
+//     returns, which survives a killed process (the crash test kills with
+//     SIGKILL); a power loss may lose the last seconds, which a cache can
+//     refill.
+//   - Compression none: the LSM holds headers and infos only; media payloads
+//     do not compress.
+func badgerOptions(dir string, o Options) badger.Options {
+	bo := badger.DefaultOptions(dir).
+		WithValueThreshold(1 << 10).
+		WithDetectConflicts(false).
+		WithValueLogFileSize(256 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithSyncWrites(false).
+		WithCompression(options.None).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{o.Logger.With("component", "badger")})
+	if o.InMemory {
+		// Everything lives in memtables, and Badger then requires every value
+		// to be under ValueThreshold (at most 1 MiB): segments are limited to
+		// memSegmentLimit. Memtables stay modest so that many in-memory stores
+		// (tests) do not reserve much memory each.
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).
+			WithMemTableSize(16 << 20).WithValueThreshold(1 << 20)
+	}
+	return bo
+}
+
+// memSegmentLimit bounds an encoded segment in an in-memory store (Badger's
+// largest in-memory value is 1 MiB).
+const memSegmentLimit = 1<<20 - 1024
+
+// badgerLogger routes Badger's logging into slog; Badger's info and debug
+// chatter is dropped to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug(fmt.Sprintf(f, a...)) }

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Errors returned by the store; test with errors.Is.
+var (
+	ErrNotFound     = errors.New("store: recording not found")
+	ErrExists       = errors.New("store: recording exists")
+	ErrBusy         = errors.New("store: recording busy")
+	ErrCorrupt      = errors.New("store: corrupt data")
+	ErrHashMismatch = errors.New("store: segment hash mismatch")
+	ErrBehindWindow = errors.New("store: reader fell behind the live window")
+	ErrClosed       = errors.New("store: closed")
+)
+
+// Options configure a Store. Zero values take the defaults stated per field.
+type Options struct {
+	InMemory     bool             // Badger in memory (tests); dir ignored
+	MaxBytes     int64            // quota over all recordings (encoded segment bytes); 0 = unlimited
+	SegmentBytes int              // seal the open segment at this size (default 256 KiB, at most 4 MiB)
+	SegmentSpan  time.Duration    // ...or at this much media time (default 1s)
+	LiveWindow   time.Duration    // rolling window kept for Live recordings (default 2m)
+	OnEvict      func(key string) // called after a recording was evicted by quota or Delete
+	Logger       *slog.Logger     // default: discard
+
+	// CacheBytes bounds the shared in-memory cache of decoded segments
+	// (default 64 MiB; negative disables it).
+	CacheBytes int64
+}
+
+// Defaults.
+const (
+	DefaultSegmentBytes = 256 << 10
+	DefaultSegmentSpan  = time.Second
+	DefaultLiveWindow   = 2 * time.Minute
+	DefaultCacheBytes   = 64 << 20
+	maxSegmentOption    = 4 << 20
+
+	gcInterval    = time.Minute
+	flushInterval = 5 * time.Second
+)
+
+// Store holds recordings in one Badger database. It is safe for concurrent use.
+type Store struct {
+	opts  Options
+	log   *slog.Logger
+	cache *segmentCache
+
+	dbMu   sync.RWMutex // held (R) around every Badger call; Close takes it (W)
+	db     *badger.DB
+	closed bool
+	done   chan struct{} // closed by Close: wakes waiting readers
+
+	mu          sync.Mutex // guards below; order: s.mu before rec.mu
+	recs        map[string]*recording
+	broken      map[string]error // stream id → why its header could not be decoded
+	nextSeq     uint64
+	used        int64
+	quotaWarned bool // "nothing evictable" logged since the last eviction
+
+	evictCh chan struct{}
+	wg      sync.WaitGroup
+
+	loads  atomic.Int64 // segment reads from Badger (tests)
+	gcRuns atomic.Int64 // value-log GC passes (tests)
+}
+
+// Open opens (or creates) the store in dir, or in memory when opts.InMemory.
+// A recording left `filling` or `live` by a previous process becomes `partial`.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	if !opts.InMemory {
+		if dir == "" {
+			return nil, fmt.Errorf("open store: empty dir")
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	db, err := badger.Open(badgerOptions(dir, opts))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{
+		opts: opts, log: opts.Logger, db: db, done: make(chan struct{}),
+		cache: newSegmentCache(opts.CacheBytes),
+		recs:  map[string]*recording{}, broken: map[string]error{},
+		evictCh: make(chan struct{}, 1),
+	}
+	if err := s.recover(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s.wg.Add(1)
+	go s.background()
+	s.kickEviction()
+	return s, nil
+}
+
+func (o *Options) fill() error {
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.SegmentBytes < 1024 || o.SegmentBytes > maxSegmentOption {
+		return fmt.Errorf("store options: SegmentBytes %d outside [1 KiB, 4 MiB]", o.SegmentBytes)
+	}
+	if o.InMemory && o.SegmentBytes+segHeaderLen+maxRecordHeader+MaxPacketBytes > memSegmentLimit {
+		return fmt.Errorf("store options: SegmentBytes %d too large for an in-memory store (at most %d)",
+			o.SegmentBytes, memSegmentLimit-segHeaderLen-maxRecordHeader-MaxPacketBytes)
+	}
+	if o.SegmentSpan == 0 {
+		o.SegmentSpan = DefaultSegmentSpan
+	}
+	if o.SegmentSpan < 0 {
+		return fmt.Errorf("store options: negative SegmentSpan %v", o.SegmentSpan)
+	}
+	if o.LiveWindow == 0 {
+		o.LiveWindow = DefaultLiveWindow
+	}
+	if o.LiveWindow < 0 {
+		return fmt.Errorf("store options: negative LiveWindow %v", o.LiveWindow)
+	}
+	if o.MaxBytes < 0 {
+		return fmt.Errorf("store options: negative MaxBytes %d", o.MaxBytes)
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Logger = o.Logger.With("component", "store")
+	return nil
+}
+
+// Close stops the background work, persists access statistics and closes
+// the database. Open writers lose their open segment (their recordings are
+// `partial` after the next Open); blocked readers return ErrClosed.
+func (s *Store) Close() error {
+	s.dbMu.Lock()
+	if s.closed {
+		s.dbMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	s.dbMu.Unlock()
+	s.wg.Wait()
+
+	s.mu.Lock()
+	recs := make([]*recording, 0, len(s.recs))
+	for _, r := range s.recs {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, r := range recs {
+		if err := s.flushStats(r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// maxSegment is the largest encoded segment this store can hold.
+func (s *Store) maxSegment() int {
+	if s.opts.InMemory {
+		return memSegmentLimit
+	}
+	return MaxSegmentBytes
+}
+
+// withDB runs fn while the database is guaranteed open.
+func (s *Store) withDB(fn func(db *badger.DB) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return fn(s.db)
+}
+
+// background owns value-log GC, access-statistics flushing and eviction.
+func (s *Store) background() {
+	defer s.wg.Done()
+	gc := time.NewTicker(gcInterval)
+	defer gc.Stop()
+	flush := time.NewTicker(flushInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.evictCh:
+			s.evict()
+		case <-gc.C:
+			s.runGC()
+		case <-flush.C:
+			s.flushAll()
+		}
+	}
+}
+
+// runGC rewrites value-log files that are at least half garbage, a few at a time.
+func (s *Store) runGC() {
+	if s.opts.InMemory {
+		return
+	}
+	for range 8 {
+		var err error
+		_ = s.withDB(func(db *badger.DB) error {
+			err = db.RunValueLogGC(0.5)
+			return nil
+		})
+		s.gcRuns.Add(1)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				s.log.Warn("value log gc", "err", err)
+			}
+			return
+		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+	}
+}
+
+func (s *Store) flushAll() {
+	s.mu.Lock()
+	recs := make([]*recording, 0, len(s.recs))
+	for _, r := range s.recs {
+		recs = append(recs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		if err := s.flushStats(r); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Warn("persist access statistics", "stream", r.id, "err", err)
+		}
+	}
+}

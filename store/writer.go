@@ -1,0 +1,437 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// ErrOutOfOrder is returned by AppendSegment for a segment whose index is not
+// the next one.
+var ErrOutOfOrder = errors.New("store: segment out of order")
+
+// errFinished is returned by a Writer after Finish.
+var errFinished = errors.New("writer finished")
+
+// Writer appends to one recording. Its methods are safe for concurrent use,
+// though packets are normally appended from one goroutine.
+type Writer struct {
+	s   *Store
+	rec *recording
+
+	mu   sync.Mutex // serializes appends, seals, updates
+	open *openSegment
+	done bool
+}
+
+// openSegment is the writer's unsealed segment. buf is its encoding so far
+// (count not yet set); packets alias buf and are visible to readers under
+// rec.mu. Neither is modified below its current length, so readers may keep
+// what they saw.
+type openSegment struct {
+	index    uint32
+	buf      []byte
+	packets  []Packet
+	info     SegmentInfo
+	rtpBytes uint64
+}
+
+func newOpenSegment(index uint32) *openSegment {
+	return &openSegment{index: index, info: SegmentInfo{FirstKeyTT: -1}}
+}
+
+// Create starts a new recording of m.Key, `filling` (or `live` when m.Live).
+// Segments, counts and state in m are ignored. ErrExists if key is stored.
+func (s *Store) Create(m Manifest) (*Writer, error) {
+	if m.Key == "" {
+		return nil, fmt.Errorf("create: empty key")
+	}
+	if len(m.Tracks) > 256 {
+		return nil, fmt.Errorf("create %s: %d tracks (at most 256)", m.Key, len(m.Tracks))
+	}
+	now := time.Now()
+	m.SDP = bytes.Clone(m.SDP)
+	m.Tracks = append([]Track(nil), m.Tracks...)
+	m.Segments, m.Packets, m.Bytes, m.Created = nil, 0, 0, now
+	m.State = StateFilling
+	if m.Live {
+		m.State = StateLive
+	}
+	s.mu.Lock()
+	if s.isClosed() {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, ok := s.recs[m.Key]; ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("create %s: %w", m.Key, ErrExists)
+	}
+	id := StreamID(m.Key)
+	delete(s.broken, id)
+	rec := &recording{key: m.Key, id: id, seq: s.nextSeq, segsLoaded: true}
+	s.nextSeq++
+	rec.hdr = header{Seq: rec.seq, M: m, AutoDur: m.Duration == 0 || m.Live, LastAccess: now}
+	w := &Writer{s: s, rec: rec, open: newOpenSegment(0)}
+	rec.writer, rec.open = w, w.open
+	s.recs[m.Key] = rec
+	s.mu.Unlock()
+
+	rec.wmu.Lock()
+	err := s.writeHeader(rec, &rec.hdr)
+	rec.wmu.Unlock()
+	if err != nil {
+		s.mu.Lock()
+		delete(s.recs, m.Key)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("create %s: %w", m.Key, err)
+	}
+	s.log.Debug("recording created", "stream", id, "live", m.Live)
+	return w, nil
+}
+
+// Resume reopens a partial recording to append more; its sealed segments are
+// kept and the next packet goes into a new segment.
+func (s *Store) Resume(key string) (*Writer, error) {
+	rec, err := s.lookup(key)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
+	rec.mu.Lock()
+	switch {
+	case rec.deleted:
+		rec.mu.Unlock()
+		return nil, fmt.Errorf("resume %s: %w", key, ErrNotFound)
+	case rec.writer != nil:
+		rec.mu.Unlock()
+		return nil, fmt.Errorf("resume %s: %w: a writer is open", key, ErrBusy)
+	case rec.hdr.M.State != StatePartial:
+		rec.mu.Unlock()
+		return nil, fmt.Errorf("resume %s: state is %s, not partial", key, rec.hdr.M.State)
+	}
+	h := rec.hdr
+	h.M.State = StateFilling
+	if h.M.Live {
+		h.M.State = StateLive
+	}
+	rec.mu.Unlock()
+	if err := s.writeHeader(rec, &h); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", key, err)
+	}
+	w := &Writer{s: s, rec: rec, open: newOpenSegment(h.NextIndex)}
+	rec.mu.Lock()
+	rec.hdr.M.State = h.M.State
+	rec.writer, rec.open = w, w.open
+	rec.notifyLocked()
+	rec.mu.Unlock()
+	return w, nil
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Append adds one packet, copying p.RTP; it seals the open segment when it
+// reaches Options.SegmentBytes or spans Options.SegmentSpan. tt is kept to
+// the microsecond.
+func (w *Writer) Append(p Packet) error {
+	rec := w.rec
+	if len(p.RTP) == 0 || len(p.RTP) > MaxPacketBytes {
+		return fmt.Errorf("append to %s: packet of %d bytes", rec.key, len(p.RTP))
+	}
+	if n := len(rec.hdr.M.Tracks); n > 0 && int(p.Track) >= n {
+		return fmt.Errorf("append to %s: track %d of %d", rec.key, p.Track, n)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return fmt.Errorf("append to %s: %w", rec.key, errFinished)
+	}
+	if w.s.isClosed() {
+		return ErrClosed
+	}
+	p.TT = p.TT.Truncate(time.Microsecond)
+	o := w.open
+	need := maxRecordHeader + len(p.RTP)
+	if len(o.packets) > 0 && (p.TT-o.info.FirstTT >= w.s.opts.SegmentSpan || len(o.buf)+need > cap(o.buf)) {
+		if err := w.seal(); err != nil {
+			return err
+		}
+		o = w.open
+	}
+	if o.buf == nil {
+		o.buf = newSegmentBuf(o.index, w.s.opts.SegmentBytes+segHeaderLen+maxRecordHeader+MaxPacketBytes)
+	}
+	var off int
+	o.buf, off = appendRecord(o.buf, &p)
+	p.RTP = o.buf[off : off+len(p.RTP) : off+len(p.RTP)]
+	o.info.add(&p)
+	o.rtpBytes += uint64(len(p.RTP))
+	rec.mu.Lock()
+	o.packets = append(o.packets, p)
+	rec.lastTT, rec.lastPN, rec.hasLast = p.TT, p.PN, true
+	rec.notifyLocked()
+	rec.mu.Unlock()
+	if len(o.buf) >= w.s.opts.SegmentBytes {
+		return w.seal()
+	}
+	return nil
+}
+
+// seal writes the open segment, if it has packets. w.mu is held.
+func (w *Writer) seal() error {
+	o := w.open
+	if len(o.packets) == 0 {
+		return nil
+	}
+	setSegmentCount(o.buf, uint32(len(o.packets)))
+	si := o.info
+	si.Index, si.Size, si.Hash = o.index, uint32(len(o.buf)), sha256.Sum256(o.buf)
+	return w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes)
+}
+
+// commit stores a sealed segment, its info and the updated header in one
+// transaction, drops segments that left a live window, and publishes the
+// result together with a fresh open segment. w.mu is held.
+func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) error {
+	s, rec := w.s, w.rec
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
+	rec.mu.Lock()
+	h, segs := rec.hdr, rec.segs
+	rec.mu.Unlock()
+
+	if len(segs) == 0 {
+		h.FirstIndex = si.Index
+	}
+	h.NextIndex = si.Index + 1
+	h.M.Packets += uint64(si.Packets)
+	h.M.Bytes += rtpBytes
+	h.StoredBytes += int64(si.Size)
+	last := &sg.packets[len(sg.packets)-1]
+	h.LastTT, h.LastPN, h.HasLast = last.TT, last.PN, true
+	drop := 0
+	if h.M.Live {
+		for drop < len(segs) && si.LastTT-segs[drop].LastTT > s.opts.LiveWindow {
+			h.StoredBytes -= int64(segs[drop].Size)
+			drop++
+		}
+		h.FirstIndex += uint32(drop)
+	}
+	if h.AutoDur {
+		first := si.FirstTT
+		if drop < len(segs) {
+			first = segs[drop].FirstTT
+		}
+		h.M.Duration = si.LastTT
+		if h.M.Live {
+			h.M.Duration = si.LastTT - first
+		}
+	}
+	hb, err := encodeHeader(&h)
+	if err != nil {
+		return fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+	err = s.withDB(func(db *badger.DB) error {
+		return db.Update(func(txn *badger.Txn) error {
+			if err := txn.Set(segKey(pfxSeg, rec.seq, si.Index), sg.raw); err != nil {
+				return err
+			}
+			if err := txn.Set(segKey(pfxInfo, rec.seq, si.Index), encodeSegInfo(&si)); err != nil {
+				return err
+			}
+			for _, d := range segs[:drop] {
+				if err := txn.Delete(segKey(pfxSeg, rec.seq, d.Index)); err != nil {
+					return err
+				}
+				if err := txn.Delete(segKey(pfxInfo, rec.seq, d.Index)); err != nil {
+					return err
+				}
+			}
+			return txn.Set(headerKey(rec.key), hb)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+	s.cache.add(segRef{rec.seq, si.Index}, sg)
+	w.open = newOpenSegment(h.NextIndex)
+
+	rec.mu.Lock()
+	// Access statistics may have changed meanwhile; they are not the writer's.
+	h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
+	rec.hdr = h
+	rec.segs = append(segs[drop:], si)
+	rec.open = w.open
+	rec.notifyLocked()
+	rec.mu.Unlock()
+
+	if drop > 0 {
+		s.cache.drop(rec.seq, h.FirstIndex)
+	}
+	var freed int64
+	for _, d := range segs[:drop] {
+		freed += int64(d.Size)
+	}
+	s.addUsed(int64(si.Size) - freed)
+	return nil
+}
+
+// addUsed changes the quota usage and starts eviction when it is exceeded.
+func (s *Store) addUsed(d int64) {
+	s.mu.Lock()
+	s.used += d
+	over := s.opts.MaxBytes > 0 && s.used > s.opts.MaxBytes
+	s.mu.Unlock()
+	if over {
+		s.kickEviction()
+	}
+}
+
+// AppendSegment stores a sealed segment received from a peer at the next
+// index. The hash and the encoding are verified before anything is stored:
+// ErrHashMismatch, ErrCorrupt, ErrOutOfOrder. The first segment of an empty
+// live recording may start at any index (a peer's window).
+func (w *Writer) AppendSegment(data []byte, h Hash) error {
+	rec := w.rec
+	if len(data) > w.s.maxSegment() {
+		return fmt.Errorf("segment for %s: %w: %d bytes (at most %d)", rec.key, ErrCorrupt, len(data), w.s.maxSegment())
+	}
+	if sha256.Sum256(data) != h {
+		return fmt.Errorf("segment for %s: %w", rec.key, ErrHashMismatch)
+	}
+	raw := bytes.Clone(data)
+	idx, packets, err := decodeSegment(raw)
+	if err != nil {
+		return fmt.Errorf("segment for %s: %w", rec.key, err)
+	}
+	for i := range packets {
+		if n := len(rec.hdr.M.Tracks); n > 0 && int(packets[i].Track) >= n {
+			return fmt.Errorf("segment %d for %s: %w: packet %d on track %d of %d", idx, rec.key, ErrCorrupt, i, packets[i].Track, n)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return fmt.Errorf("append to %s: %w", rec.key, errFinished)
+	}
+	if len(w.open.packets) > 0 {
+		return fmt.Errorf("segment %d for %s: writer has unsealed packets", idx, rec.key)
+	}
+	rec.mu.Lock()
+	want, empty := rec.hdr.NextIndex, len(rec.segs) == 0 && !rec.hasLast
+	rec.mu.Unlock()
+	if idx != want && !(empty && rec.hdr.M.Live) {
+		return fmt.Errorf("segment %d for %s: %w: want %d", idx, rec.key, ErrOutOfOrder, want)
+	}
+	si := segmentInfo(packets)
+	si.Index, si.Size, si.Hash = idx, uint32(len(raw)), h
+	var rtpBytes uint64
+	for i := range packets {
+		rtpBytes += uint64(len(packets[i].RTP))
+	}
+	if err := w.commit(si, &segment{raw: raw, packets: packets}, rtpBytes); err != nil {
+		return err
+	}
+	last := &packets[len(packets)-1]
+	rec.mu.Lock()
+	rec.lastTT, rec.lastPN, rec.hasLast = last.TT, last.PN, true
+	rec.mu.Unlock()
+	return nil
+}
+
+// Last returns the last appended packet's tt and pn (open segment included).
+func (w *Writer) Last() (tt time.Duration, pn uint64, ok bool) {
+	w.rec.mu.Lock()
+	defer w.rec.mu.Unlock()
+	return w.rec.lastTT, w.rec.lastPN, w.rec.hasLast
+}
+
+// Manifest returns a copy of the recording's manifest.
+func (w *Writer) Manifest() Manifest {
+	w.rec.mu.Lock()
+	defer w.rec.mu.Unlock()
+	return w.rec.manifestLocked()
+}
+
+// Update changes header fields persistently: SDP, Tracks, Freshness,
+// Duration, Source, MetaInfo and Live. Other fields are the store's and
+// changes to them are ignored.
+func (w *Writer) Update(fn func(m *Manifest)) error {
+	rec := w.rec
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return fmt.Errorf("update %s: %w", rec.key, errFinished)
+	}
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
+	rec.mu.Lock()
+	m := rec.manifestLocked()
+	h := rec.hdr
+	rec.mu.Unlock()
+	fn(&m)
+	if len(m.Tracks) > 256 {
+		return fmt.Errorf("update %s: %d tracks", rec.key, len(m.Tracks))
+	}
+	if m.Duration != h.M.Duration {
+		h.AutoDur = false
+	}
+	h.M.SDP, h.M.Tracks, h.M.Freshness = bytes.Clone(m.SDP), append([]Track(nil), m.Tracks...), m.Freshness
+	h.M.Duration, h.M.Source, h.M.MetaInfo, h.M.Live = m.Duration, m.Source, m.MetaInfo, m.Live
+	if err := w.s.writeHeader(rec, &h); err != nil {
+		return fmt.Errorf("update %s: %w", rec.key, err)
+	}
+	rec.mu.Lock()
+	h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
+	rec.hdr = h
+	rec.mu.Unlock()
+	return nil
+}
+
+// Finish seals the open segment and ends the fill as StateComplete or
+// StatePartial. Readers at the end then get io.EOF. Finish is idempotent.
+func (w *Writer) Finish(st State) error {
+	rec := w.rec
+	if st != StateComplete && st != StatePartial {
+		return fmt.Errorf("finish %s: state %q", rec.key, st)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil
+	}
+	if err := w.seal(); err != nil {
+		return fmt.Errorf("finish %s: %w", rec.key, err)
+	}
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
+	rec.mu.Lock()
+	h := rec.hdr
+	rec.mu.Unlock()
+	h.M.State = st
+	if err := w.s.writeHeader(rec, &h); err != nil {
+		return fmt.Errorf("finish %s: %w", rec.key, err)
+	}
+	w.done = true
+	rec.mu.Lock()
+	rec.hdr.M.State = st
+	rec.writer, rec.open = nil, nil
+	rec.touchLocked(false)
+	rec.notifyLocked()
+	rec.mu.Unlock()
+	w.s.addUsed(0)
+	w.s.log.Debug("recording finished", "stream", rec.id, "state", st)
+	return nil
+}
