@@ -269,6 +269,9 @@ func (c Config) String() string {
 	return string(out)
 }
 
+// GoString keeps secrets out of %#v.
+func (c Config) GoString() string { return c.String() }
+
 // LogValue keeps secrets out of logs: slog prints the redacted config.
 func (c Config) LogValue() slog.Value { return slog.AnyValue(printedConfig(c.Redacted())) }
 

@@ -24,18 +24,25 @@ func TestDefaultsValid(t *testing.T) {
 	}
 }
 
-// TestExampleConfig keeps configs/node.yaml loadable and valid.
-func TestExampleConfig(t *testing.T) {
+// TestExampleConfigs keeps every configs/*.yaml loadable and valid, and
+// configs/node.yaml complete.
+func TestExampleConfigs(t *testing.T) {
 	t.Parallel()
-	c, err := LoadFile("../configs/node.yaml")
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("../configs/*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("example configs: %v %v", files, err)
 	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("configs/node.yaml does not validate: %v", err)
-	}
-	if len(c.Origins) == 0 {
-		t.Fatal("configs/node.yaml documents no origin")
+	for _, f := range files {
+		c, err := LoadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s does not validate: %v", f, err)
+		}
+		if len(c.Origins) == 0 {
+			t.Errorf("%s has no origin", f)
+		}
 	}
 	// Every settable key appears in the annotated example.
 	data, err := os.ReadFile("../configs/node.yaml")
@@ -145,7 +152,6 @@ func TestValidateNamesKey(t *testing.T) {
 		{"rtsp.transports", func(c *Config) { c.RTSP.Transports = []string{"tcp", "sctp"} }},
 		{"rtsp.transports", func(c *Config) { c.RTSP.Transports = nil }},
 		{"rtsp.transports", func(c *Config) { c.RTSP.Transports = []string{"tcp", "tcp"} }},
-		{"rtsp.transports", func(c *Config) { c.RTSP.UDPRTPListen, c.RTSP.UDPRTCPListen = "", "" }},
 		{"rtsp.udp_rtp_listen", func(c *Config) { c.RTSP.UDPRTPListen = "" }},
 		{"rtsp.udp_rtp_listen", func(c *Config) { c.RTSP.UDPRTPListen = "x" }},
 		{"rtsp.udp_rtcp_listen", func(c *Config) { c.RTSP.UDPRTCPListen = ":8003" }},
@@ -227,6 +233,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.RTSP.UDPRTPListen = ""
 			c.RTSP.UDPRTCPListen = ""
 		},
+		"udp ports empty":           func(c *Config) { c.RTSP.UDPRTPListen, c.RTSP.UDPRTCPListen = "", "" },
 		"mesh disabled, bad listen": func(c *Config) { c.Mesh.Enabled = false; c.Mesh.Listen = nil },
 		"psk with defaults":         func(c *Config) { c.Mesh.PSKFile = psk },
 		"unlimited cache":           func(c *Config) { c.Cache.MaxBytes = 0 },
@@ -345,6 +352,16 @@ func TestUnits(t *testing.T) {
 	if _, err := ParseDuration("30"); err == nil {
 		t.Error("a duration without unit was accepted")
 	}
+	type both struct {
+		D Duration
+		B ByteSize
+	}
+	in := both{Duration(1500 * time.Millisecond), 20 << 30}
+	js := mustJSON(t, in)
+	var out both
+	if err := json.Unmarshal([]byte(js), &out); err != nil || out != in || js != `{"D":"1.5s","B":"20GiB"}` {
+		t.Errorf("JSON round trip: %s -> %+v, %v", js, out, err)
+	}
 }
 
 func TestRedaction(t *testing.T) {
@@ -356,7 +373,7 @@ func TestRedaction(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c, "origin", c.Origins[1])
 	for name, out := range map[string]string{
 		"String":   c.String(),
-		"%v":       fmt.Sprintf("%v %+v %s", c, c, c.Origins),
+		"%v":       fmt.Sprintf("%v %+v %#v %s", c, c, c, c.Origins),
 		"slog":     logged.String(),
 		"Redacted": mustJSON(t, c.Redacted()),
 	} {

@@ -62,6 +62,16 @@ func unmarshalScalar[T any](n *yaml.Node, what string, parse func(string) (T, er
 // MarshalYAML writes d as "30s".
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
+// MarshalText writes d as "30s" (JSON, flag.TextVar).
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads "30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	*d = v
+	return err
+}
+
 // ByteSize is a number of bytes written with a unit: "500MB" (decimal, 10^6),
 // "50GiB" (binary, 2^30), "1.5TB", or a plain number of bytes ("1048576").
 // Units are case-insensitive: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (and K,
@@ -133,3 +143,13 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes b as "50GiB".
 func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// MarshalText writes b as "50GiB" (JSON, flag.TextVar).
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText reads "50GiB".
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	v, err := ParseByteSize(string(t))
+	*b = v
+	return err
+}

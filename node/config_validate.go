@@ -86,13 +86,10 @@ func (c *Config) validateRTSP(bad complain) {
 	if _, _, ok := checkHostPort(r.Listen); !ok {
 		bad("rtsp.listen", "%q is not host:port; write e.g. \":8554\"", r.Listen)
 	}
-	udp := false
 	seen := map[string]bool{}
 	for _, t := range r.Transports {
 		switch t {
-		case "tcp":
-		case "udp":
-			udp = true
+		case "tcp", "udp":
 		default:
 			bad("rtsp.transports", "%q is not a transport; write tcp and/or udp", t)
 		}
@@ -106,9 +103,7 @@ func (c *Config) validateRTSP(bad complain) {
 	}
 	switch {
 	case r.UDPRTPListen == "" && r.UDPRTCPListen == "":
-		if udp {
-			bad("rtsp.transports", "udp needs rtsp.udp_rtp_listen and rtsp.udp_rtcp_listen; set them (e.g. \":8000\" and \":8001\") or remove udp")
-		}
+		// UDP disabled: players that ask for it are refused (461).
 	case r.UDPRTPListen == "" || r.UDPRTCPListen == "":
 		bad("rtsp.udp_rtp_listen", "rtsp.udp_rtp_listen and rtsp.udp_rtcp_listen are set together (e.g. \":8000\" and \":8001\") or both left empty to disable UDP")
 	default:

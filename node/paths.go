@@ -138,6 +138,12 @@ func RedactURL(s string) string {
 // reachable: an unknown name wraps rtspedge.ErrUnknownOrigin (404); a path that is
 // empty or could escape the origin (dot segments, encoded or back slashes,
 // control characters, an absolute URL) wraps rtspedge.ErrBadPath (400).
+//
+// requestPath is read as an escaped URL path and unescaped once here.
+// gortsplib hands servers the already unescaped path; unescaping it again is
+// safe (every check runs on the final form, and "%2F" is refused) but a
+// name with a literal '%' then needs it escaped twice. Pass the escaped
+// path where it is at hand.
 func MapPath(origins []Origin, requestPath string) (originURL, key string, err error) {
 	raw, rawQuery, _ := strings.Cut(strings.TrimPrefix(requestPath, "/"), "?")
 	bad := func(why string) error {
