@@ -153,9 +153,6 @@ func (s *Store) Usage() (used, max int64) {
 
 // kickEviction asks the background goroutine for an eviction pass.
 func (s *Store) kickEviction() {
-	if s.opts.MaxBytes <= 0 {
-		return
-	}
 	select {
 	case s.evictCh <- struct{}{}:
 	default:

@@ -87,6 +87,9 @@ func decodeHeader(key string, data []byte) (header, error) {
 	if err := json.Unmarshal(data, &h); err != nil {
 		return header{}, fmt.Errorf("manifest of %s: %w: %v", name, ErrCorrupt, err)
 	}
+	if key == "" && h.M.Key != "" {
+		name = h.M.Key
+	}
 	if err := h.validate(key); err != nil {
 		return header{}, fmt.Errorf("manifest of %s: %w: %v", name, ErrCorrupt, err)
 	}

@@ -223,7 +223,9 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 		case rec.deleted:
 			rec.mu.Unlock()
 			return Packet{}, fmt.Errorf("read %s: %w", rec.key, ErrNotFound)
-		case r.idx < rec.hdr.FirstIndex && !r.started:
+		case r.idx < rec.baseIndex && !r.started:
+			// Opened on an empty recording whose first segment came from a
+			// peer's live window at a later index.
 			r.idx, r.pos, r.open = rec.hdr.FirstIndex, 0, nil
 			rec.mu.Unlock()
 			continue

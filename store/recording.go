@@ -32,6 +32,7 @@ type recording struct {
 	lastTT     time.Duration // last appended packet, open segment included
 	lastPN     uint64
 	hasLast    bool
+	baseIndex  uint32 // index of the first segment this process stored into an empty recording
 	deleted    bool
 	dirty      bool          // access statistics changed since last persisted
 	wait       chan struct{} // closed on the next change; created by a waiter
@@ -134,7 +135,10 @@ func (s *Store) brokenErr(key string) error {
 	id := StreamID(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.broken[id]
+	if err := s.broken[id]; err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
 }
 
 // recover loads headers, turns interrupted fills into `partial` and finishes
@@ -158,6 +162,7 @@ func (s *Store) recover() error {
 				err = fmt.Errorf("manifest %s: %w: holds key of another stream", id, ErrCorrupt)
 			}
 			if err != nil {
+				err = fmt.Errorf("stream %s: %w", id, err)
 				s.log.Error("unreadable manifest; recording unavailable", "stream", id, "err", err)
 				s.broken[id] = err
 				continue

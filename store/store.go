@@ -56,10 +56,11 @@ type Store struct {
 	log   *slog.Logger
 	cache *segmentCache
 
-	dbMu   sync.RWMutex // held (R) around every Badger call; Close takes it (W)
-	db     *badger.DB
-	closed bool
-	done   chan struct{} // closed by Close: wakes waiting readers
+	dbMu      sync.RWMutex // held (R) around every Badger call; Close takes it (W)
+	db        *badger.DB
+	closed    bool
+	done      chan struct{} // closed by Close: stops writers, wakes waiting readers
+	closeOnce sync.Once
 
 	mu          sync.Mutex // guards below; order: s.mu before rec.mu
 	recs        map[string]*recording
@@ -149,14 +150,11 @@ func (o *Options) fill() error {
 // the database. Open writers lose their open segment (their recordings are
 // `partial` after the next Open); blocked readers return ErrClosed.
 func (s *Store) Close() error {
-	s.dbMu.Lock()
-	if s.closed {
-		s.dbMu.Unlock()
+	first := false
+	s.closeOnce.Do(func() { first = true; close(s.done) })
+	if !first {
 		return nil
 	}
-	s.closed = true
-	close(s.done)
-	s.dbMu.Unlock()
 	s.wg.Wait()
 
 	s.mu.Lock()
@@ -173,6 +171,7 @@ func (s *Store) Close() error {
 	}
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
+	s.closed = true
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

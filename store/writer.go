@@ -272,6 +272,9 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) error {
 	// Access statistics may have changed meanwhile; they are not the writer's.
 	h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
 	rec.hdr = h
+	if len(segs) == 0 && !rec.hasLast {
+		rec.baseIndex = si.Index
+	}
 	rec.segs = append(segs[drop:], si)
 	rec.open = w.open
 	rec.notifyLocked()

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestTailOpenSegment: packets of the unsealed segment reach a blocked reader
+// at once, Finish ends it with io.EOF, and ctx ends a wait.
+func TestTailOpenSegment(t *testing.T) {
+	s := memStore(t, Options{})
+	w, err := s.Create(Manifest{Key: "k", Tracks: avTracks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	if _, err := r.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("empty recording: %v, want deadline", err)
+	}
+	cancel()
+
+	got := make(chan Packet)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			p, err := r.Next(context.Background())
+			if err != nil {
+				errc <- err
+				return
+			}
+			p.RTP = append([]byte(nil), p.RTP...)
+			got <- p
+		}
+	}()
+	want := synth(defaultSpec, 2*time.Second)
+	for i, p := range want[:10] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case g := <-got:
+			if !samePacket(g, p) {
+				t.Fatalf("packet %d differs", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("packet %d of the open segment not delivered", i)
+		}
+	}
+	if m := w.Manifest(); len(m.Segments) != 0 {
+		t.Fatalf("test expects an unsealed segment, have %d sealed", len(m.Segments))
+	}
+	for _, p := range want[10:] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		if g := <-got; !samePacket(g, p) {
+			t.Fatalf("pn %d differs", p.PN)
+		}
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, io.EOF) {
+		t.Fatalf("after Finish: %v, want EOF", err)
+	}
+}
+
+func TestSeekVideo(t *testing.T) {
+	// Segments seal by time only: segment n holds [n s, n+1 s). Key frames
+	// every 2 s. 16..16.5 s stays in the open segment.
+	s := memStore(t, Options{SegmentBytes: 512 << 10, SegmentSpan: time.Second})
+	pk := synth(defaultSpec, 16500*time.Millisecond)
+	w, err := s.Create(Manifest{Key: "v", Tracks: avTracks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Finish(StateComplete)
+	for _, p := range pk {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := w.Manifest(); len(m.Segments) != 16 || m.Segments[15].LastTT >= 16*time.Second {
+		t.Fatalf("test setup: %d segments", len(m.Segments))
+	}
+	for _, tc := range []struct {
+		from, key time.Duration
+	}{
+		{0, 0}, {-time.Second, 0}, {time.Second, 0}, {2 * time.Second, 2 * time.Second},
+		{3999 * time.Millisecond, 2 * time.Second}, {4 * time.Second, 4 * time.Second},
+		{9500 * time.Millisecond, 8 * time.Second}, {15500 * time.Millisecond, 14 * time.Second},
+		{16 * time.Second, 16 * time.Second}, {16200 * time.Millisecond, 16 * time.Second},
+		{time.Hour, 16 * time.Second},
+	} {
+		t.Run(fmt.Sprint(tc.from), func(t *testing.T) {
+			r, err := s.NewReader("v", tc.from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			p, err := r.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Flags&FlagKeyStart == 0 || p.TT != tc.key {
+				t.Fatalf("from %v: landed on tt %v flags %d, want key start at %v", tc.from, p.TT, p.Flags, tc.key)
+			}
+			// The following packets are the log in order.
+			q, err := r.Next(context.Background())
+			if err != nil || q.PN != p.PN+1 {
+				t.Fatalf("next: pn %d err %v, want %d", q.PN, err, p.PN+1)
+			}
+		})
+	}
+}
+
+func TestSeekNoKeyBefore(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 16 << 10})
+	pk := synth(defaultSpec, 6*time.Second)
+	record(t, s, "late", pk[200:], StateComplete) // starts at 1.6 s, mid-GOP; first key at 2 s
+	r, err := s.NewReader("late", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Next(context.Background())
+	if err != nil || p.Flags&FlagKeyStart == 0 || p.TT != 2*time.Second {
+		t.Fatalf("got tt %v flags %d err %v, want the first key frame at 2s", p.TT, p.Flags, err)
+	}
+}
+
+func TestSeekAudioOnly(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 4 << 10})
+	spec := streamSpec{fps: 50, videoOff: true} // a packet every 20 ms at 10 ms + 20 ms*n
+	pk := synth(spec, 5*time.Second)
+	w, err := s.Create(Manifest{Key: "a", Tracks: []Track{{Media: "audio", Codec: "OPUS", ClockRate: 48000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pk {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ from, want time.Duration }{
+		{0, 10 * time.Millisecond}, {1003 * time.Millisecond, 1010 * time.Millisecond},
+		{1019 * time.Millisecond, 1010 * time.Millisecond}, {1021 * time.Millisecond, 1030 * time.Millisecond},
+		{2 * time.Second, 1990 * time.Millisecond}, {time.Hour, 4990 * time.Millisecond},
+	} {
+		r, err := s.NewReader("a", tc.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.Next(context.Background())
+		_ = r.Close()
+		if err != nil || p.TT != tc.want {
+			t.Errorf("from %v: got %v (%v), want %v", tc.from, p.TT, err, tc.want)
+		}
+	}
+}
+
+// TestManyReaders reads one recording from many positions at once while it
+// is still being written, and checks every reader sees the log in order.
+func TestManyReaders(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 32 << 10})
+	pk := synth(defaultSpec, 10*time.Second)
+	w, err := s.Create(Manifest{Key: "m", Tracks: avTracks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(pk) / 2
+	for _, p := range pk[:half] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		from := time.Duration(i%5) * time.Second
+		r, err := s.NewReader("m", from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			var last uint64
+			n := 0
+			for {
+				p, err := r.Next(context.Background())
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n > 0 && p.PN != last+1 {
+					errs <- fmt.Errorf("reader from %v: pn %d after %d", from, p.PN, last)
+					return
+				}
+				last = p.PN
+				n++
+			}
+			if last != pk[len(pk)-1].PN {
+				errs <- fmt.Errorf("reader from %v ended at pn %d", from, last)
+			}
+		}()
+	}
+	for _, p := range pk[half:] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestSharedSegmentCache: many players of the same content cost one read of
+// each segment.
+func TestSharedSegmentCache(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 32 << 10})
+	pk := synth(defaultSpec, 10*time.Second)
+	record(t, s, "c", pk, StateComplete)
+	s.cache.drop(s.recs["c"].seq, ^uint32(0)) // forget what the writer put there
+	m, _ := s.Manifest("c")
+	before := s.loads.Load()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		r, err := s.NewReader("c", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			for {
+				if _, err := r.Next(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if loads := s.loads.Load() - before; loads != int64(len(m.Segments)) {
+		t.Fatalf("%d segment loads for 8 readers of %d segments", loads, len(m.Segments))
+	}
+}
+
+func TestWaitSegment(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 8 << 10})
+	w, err := s.Create(Manifest{Key: "w", Tracks: avTracks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan Manifest, 1)
+	go func() {
+		m, err := s.WaitSegment(context.Background(), "w", 2)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- m
+	}()
+	for _, p := range synth(defaultSpec, 2*time.Second) {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := <-done
+	if len(m.Segments) < 3 || m.State != StateFilling {
+		t.Fatalf("woke with %d segments, state %s", len(m.Segments), m.State)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := s.WaitSegment(ctx, "w", 1000); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("beyond the end while filling: %v", err)
+	}
+	if err := w.Finish(StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	m, err = s.WaitSegment(context.Background(), "w", 1000)
+	if err != nil || m.State != StatePartial {
+		t.Fatalf("after Finish: state %s err %v", m.State, err)
+	}
+}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSealBySizeAndSpan(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes int
+		span  time.Duration
+		check func(t *testing.T, si SegmentInfo)
+	}{
+		{"size", 64 << 10, time.Hour, func(t *testing.T, si SegmentInfo) {
+			if si.Size < 64<<10 || si.Size > 64<<10+2000 {
+				t.Errorf("segment %d: %d bytes, want 64 KiB plus at most a packet", si.Index, si.Size)
+			}
+		}},
+		{"span", 512 << 10, 500 * time.Millisecond, func(t *testing.T, si SegmentInfo) {
+			if si.LastTT-si.FirstTT >= 500*time.Millisecond || si.LastTT-si.FirstTT < 400*time.Millisecond {
+				t.Errorf("segment %d spans %v, want just under 500ms", si.Index, si.LastTT-si.FirstTT)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := memStore(t, Options{SegmentBytes: tc.bytes, SegmentSpan: tc.span})
+			record(t, s, "k", synth(defaultSpec, 10*time.Second), StateComplete)
+			m, err := s.Manifest("k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Segments) < 5 {
+				t.Fatalf("%d segments", len(m.Segments))
+			}
+			for _, si := range m.Segments[:len(m.Segments)-1] {
+				tc.check(t, si)
+			}
+		})
+	}
+}
+
+// TestAppendSegment copies a recording segment by segment, as a peer fill
+// does, and checks verification happens before anything is stored.
+func TestAppendSegment(t *testing.T) {
+	src := memStore(t, Options{SegmentBytes: 16 << 10})
+	pk := synth(defaultSpec, 4*time.Second)
+	record(t, src, "k", pk, StateComplete)
+	m, err := src.Manifest("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := memStore(t, Options{})
+	w, err := dst.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := func(i uint32) ([]byte, Hash) {
+		data, h, err := src.Segment("k", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h != m.Segments[i].Hash || sha256.Sum256(data) != h {
+			t.Fatalf("segment %d: hash does not match manifest", i)
+		}
+		return data, h
+	}
+	d0, h0 := seg(0)
+	d1, h1 := seg(1)
+	bad := append([]byte(nil), d0...)
+	bad[len(bad)-1] ^= 1
+	if err := w.AppendSegment(bad, h0); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("flipped byte: %v", err)
+	}
+	if err := w.AppendSegment(bad[:20], sha256.Sum256(bad[:20])); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated with matching hash: %v", err)
+	}
+	if err := w.AppendSegment(d1, h1); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("segment 1 first: %v", err)
+	}
+	if got := w.Manifest(); len(got.Segments) != 0 || got.Packets != 0 {
+		t.Fatalf("rejected segments were stored: %+v", got.Segments)
+	}
+	for i := range m.Segments {
+		d, h := seg(uint32(i))
+		if err := w.AppendSegment(d, h); err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+	}
+	if err := w.AppendSegment(d0, h0); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := dst.Manifest("k")
+	if len(got.Segments) != len(m.Segments) || got.Packets != m.Packets || got.Bytes != m.Bytes {
+		t.Fatalf("copy: %d segments %d packets, want %d %d", len(got.Segments), got.Packets, len(m.Segments), m.Packets)
+	}
+	for i := range got.Segments {
+		if got.Segments[i] != m.Segments[i] {
+			t.Fatalf("segment info %d: %+v, want %+v", i, got.Segments[i], m.Segments[i])
+		}
+	}
+	r, err := dst.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkPackets(t, readAll(t, r), pk)
+}
+
+func TestUpdateLastAndAppendChecks(t *testing.T) {
+	s := memStore(t, Options{})
+	w, err := s.Create(Manifest{Key: "u", Tracks: avTracks(), Source: "origin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := w.Last(); ok {
+		t.Fatal("Last on an empty recording")
+	}
+	if err := w.Append(Packet{Track: 5, RTP: []byte{1}}); err == nil {
+		t.Fatal("track beyond Tracks accepted")
+	}
+	if err := w.Append(Packet{RTP: make([]byte, MaxPacketBytes+1)}); err == nil {
+		t.Fatal("oversized packet accepted")
+	}
+	if err := w.Append(Packet{TT: 1500*time.Microsecond + 7, PN: 9, RTP: []byte{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if tt, pn, ok := w.Last(); !ok || tt != 1500*time.Microsecond || pn != 9 {
+		t.Fatalf("Last: %v %d %v", tt, pn, ok)
+	}
+	if err := w.Update(func(m *Manifest) {
+		m.Source, m.MetaInfo, m.Duration, m.SDP = "peer1", true, time.Minute, []byte("v=1")
+		m.State, m.Packets = StateComplete, 1000 // not the caller's to change
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := w.Manifest()
+	if m.Source != "peer1" || !m.MetaInfo || m.Duration != time.Minute || string(m.SDP) != "v=1" ||
+		m.State != StateFilling || m.Packets != 0 {
+		t.Fatalf("after Update: %+v", m)
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Finish(StatePartial); err != nil {
+		t.Fatal("Finish not idempotent:", err)
+	}
+	if err := w.Append(Packet{RTP: []byte{1}}); err == nil {
+		t.Fatal("append after Finish accepted")
+	}
+	m, _ = s.Manifest("u")
+	if m.State != StateComplete || m.Duration != time.Minute || m.Packets != 1 {
+		t.Fatalf("stored: state %s duration %v packets %d", m.State, m.Duration, m.Packets)
+	}
+	if _, err := s.Create(Manifest{Key: "u"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Create: %v", err)
+	}
+}
+
+func TestResume(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 16 << 10})
+	pk := synth(defaultSpec, 4*time.Second)
+	half := len(pk) / 2
+	record(t, s, "r", pk[:half], StatePartial)
+	if _, err := s.Resume("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("resume unknown: %v", err)
+	}
+	w, err := s.Resume("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resume("r"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second Resume: %v", err)
+	}
+	if tt, pn, ok := w.Last(); !ok || pn != pk[half-1].PN || tt != pk[half-1].TT {
+		t.Fatalf("Last after resume: %v %d %v", tt, pn, ok)
+	}
+	if m := w.Manifest(); m.State != StateFilling {
+		t.Fatalf("state %s", m.State)
+	}
+	for _, p := range pk[half:] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resume("r"); err == nil {
+		t.Fatal("resumed a complete recording")
+	}
+	r, err := s.NewReader("r", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkPackets(t, readAll(t, r), pk)
+}
+
+func TestLiveWindow(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 512 << 10, SegmentSpan: time.Second, LiveWindow: 5 * time.Second})
+	w, err := s.Create(Manifest{Key: "live", Tracks: avTracks(), Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Finish(StatePartial)
+	pk := synth(defaultSpec, 30*time.Second)
+	r, err := s.NewReader("live", 0) // a reader that never reads: it falls behind
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var maxUsed int64
+	for _, p := range pk {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		used, _ := s.Usage()
+		maxUsed = max(maxUsed, used)
+	}
+	m := w.Manifest()
+	if m.State != StateLive {
+		t.Fatalf("state %s", m.State)
+	}
+	first, last := m.Segments[0], m.Segments[len(m.Segments)-1]
+	if len(m.Segments) > 7 || last.LastTT-first.LastTT > 5*time.Second || first.Index < 20 {
+		t.Fatalf("window holds %d segments from %d (%v..%v)", len(m.Segments), first.Index, first.FirstTT, last.LastTT)
+	}
+	if m.Duration < 5*time.Second || m.Duration > 7*time.Second {
+		t.Fatalf("live duration %v", m.Duration)
+	}
+	if _, _, err := s.Segment("live", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("dropped segment still served: %v", err)
+	}
+	var stored int64
+	for _, si := range m.Segments {
+		stored += int64(si.Size)
+	}
+	if used, _ := s.Usage(); used != stored || maxUsed > 8*stored/5 {
+		t.Fatalf("usage %d (max seen %d), window holds %d", used, maxUsed, stored)
+	}
+	if _, err := r.Next(context.Background()); !errors.Is(err, ErrBehindWindow) {
+		// The reader had loaded nothing; its first segment is gone.
+		t.Fatalf("reader behind the window: %v", err)
+	}
+	// A new reader lands inside the window.
+	r2, err := s.NewReader("live", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	p, err := r2.Next(context.Background())
+	if err != nil || p.TT < first.FirstTT {
+		t.Fatalf("new reader: tt %v err %v", p.TT, err)
+	}
+}
