@@ -1,0 +1,220 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/rtspedge"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Node is one rtspmesh node: a store, the RTSP server players connect to,
+// and (unless disabled) a mesh peer.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store // recordings, on disk under data_dir
+	relay *store.Store // uncacheable streams on their way to players, in memory
+	mesh  *mesh.Mesh   // nil when mesh.enabled is false
+	edge  *rtspedge.Server
+
+	fills     fills
+	startFill chan *fill     // resolve → Run: a fill to start
+	wg        sync.WaitGroup // every goroutine Run owns
+	ready     chan struct{}
+}
+
+// New validates cfg and opens the node's store, RTSP listener and mesh host.
+// Run starts serving; nothing runs before it.
+func New(cfg Config, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:       cfg,
+		log:       logger.With("component", "node"),
+		fills:     fills{m: make(map[string]*fill)},
+		startFill: make(chan *fill),
+		ready:     make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.close()
+		}
+	}()
+
+	var err error
+	n.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{
+		MaxBytes:   int64(cfg.Cache.MaxBytes),
+		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
+		OnEvict:    n.evicted,
+		Logger:     logger.With("component", "store"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+	}
+	n.relay, err = store.Open("", store.Options{
+		InMemory:   true,
+		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
+		Logger:     logger.With("component", "relay"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open relay store: %w", err)
+	}
+	if cfg.Mesh.Enabled {
+		n.mesh, err = mesh.New(mesh.Config{
+			DataDir:     cfg.DataDir,
+			Listen:      cfg.Mesh.Listen,
+			Bootstrap:   cfg.Mesh.Bootstrap,
+			MDNS:        cfg.Mesh.MDNS,
+			PSKFile:     cfg.Mesh.PSKFile,
+			AllowPeers:  cfg.Mesh.AllowPeers,
+			ProviderTTL: time.Duration(cfg.Mesh.ProviderTTL),
+			FindTimeout: time.Duration(cfg.Mesh.FindTimeout),
+			Logger:      logger.With("component", "mesh"),
+		}, n.store)
+		if err != nil {
+			return nil, fmt.Errorf("start mesh host: %w", err)
+		}
+	}
+	n.edge, err = rtspedge.NewServer(rtspedge.ServerConfig{
+		Listen:         cfg.RTSP.Listen,
+		UDPRTPAddress:  cfg.RTSP.UDPRTPListen,
+		UDPRTCPAddress: cfg.RTSP.UDPRTCPListen,
+		Transports:     cfg.RTSP.Transports,
+		Recordings:     n,
+		Logger:         logger.With("component", "rtsp"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rtsp server: %w", err)
+	}
+	ok = true
+	return n, nil
+}
+
+// close releases what New opened; Run calls it when it returns.
+func (n *Node) close() {
+	if n.mesh != nil {
+		n.mesh.Close()
+	}
+	if n.relay != nil {
+		_ = n.relay.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("close store", "err", err)
+		}
+	}
+}
+
+// Run serves players and peers until ctx ends or a component fails, then
+// stops every fill and goroutine it started and closes the store.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	n.wg.Go(func() { errc <- named("rtsp server", n.edge.Run(ctx)) })
+	if n.mesh != nil {
+		n.wg.Go(func() { errc <- named("mesh", n.mesh.Run(ctx)) })
+		n.reprovide(ctx)
+	}
+	close(n.ready)
+	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
+
+	var err error
+loop:
+	for {
+		select {
+		case f := <-n.startFill:
+			n.wg.Go(func() { n.runFill(ctx, f) })
+		case err = <-errc:
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	cancel()
+	n.wg.Wait()
+	n.close()
+	return err
+}
+
+func named(what string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// reprovide announces every complete recording the store holds: after a
+// restart the node's recordings are found again.
+func (n *Node) reprovide(ctx context.Context) {
+	infos, err := n.store.List()
+	if err != nil {
+		n.log.Error("list recordings", "err", err)
+		return
+	}
+	for _, in := range infos {
+		if in.State == store.StateComplete {
+			n.provide(ctx, in.Key)
+		}
+	}
+}
+
+// evicted is the store's eviction callback: the mesh stops announcing key.
+func (n *Node) evicted(key string) {
+	if n.mesh != nil {
+		n.mesh.Forget(key)
+	}
+	n.log.Info("recording evicted", "stream", key)
+}
+
+// background runs fn on a goroutine that Run waits for.
+func (n *Node) background(ctx context.Context, fn func(context.Context)) {
+	n.wg.Go(func() { fn(ctx) })
+}
+
+// Ready is closed once Run is serving.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// RTSPAddr is the address players connect to.
+func (n *Node) RTSPAddr() net.Addr { return n.edge.Addr() }
+
+// PeerID is the node's libp2p peer id ("" without a mesh).
+func (n *Node) PeerID() string {
+	if n.mesh == nil {
+		return ""
+	}
+	return n.mesh.ID()
+}
+
+// MeshAddrs are the node's full libp2p multiaddrs, /p2p/<id> included.
+func (n *Node) MeshAddrs() []string {
+	if n.mesh == nil {
+		return nil
+	}
+	return n.mesh.Addrs()
+}
+
+// Store is the node's recording store (read-only use: listings, tests).
+func (n *Node) Store() *store.Store { return n.store }
+
+// Stream describes what the node holds for a request path.
+func (n *Node) Stream(path string) (store.Info, error) {
+	_, key, err := MapPath(n.cfg.Origins, path)
+	if err != nil {
+		return store.Info{}, err
+	}
+	return n.store.Info(key)
+}

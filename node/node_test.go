@@ -1,0 +1,212 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+const samplePath = "o/sample.ts"
+
+// TestMissThenHitMatchesOrigin: ffmpeg decodes the same frames from the
+// origin directly, through the node on a miss (TCP), and on hits over TCP
+// and UDP; the origin served one play.
+func TestMissThenHitMatchesOrigin(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, nil)
+	n := startNode(t, nodeConfig(t, org))
+
+	var direct, miss []string
+	var wg sync.WaitGroup
+	wg.Go(func() { direct = frameMD5(t, "rtsp://"+org.Addr()+"/sample.ts", "tcp") })
+	wg.Go(func() { miss = frameMD5(t, n.url(samplePath), "tcp") })
+	wg.Wait()
+	sameFrames(t, "miss through the node", miss, direct)
+
+	eventually(t, 30*time.Second, "recording complete", func() bool {
+		in, err := n.Stream(samplePath)
+		return err == nil && in.State == store.StateComplete
+	})
+	var hitTCP, hitUDP []string
+	wg.Go(func() { hitTCP = frameMD5(t, n.url(samplePath), "tcp") })
+	wg.Go(func() { hitUDP = frameMD5(t, n.url(samplePath), "udp") })
+	wg.Wait()
+	sameFrames(t, "hit over TCP", hitTCP, direct)
+	sameFrames(t, "hit over UDP", hitUDP, direct)
+
+	// One play for the direct decode, one for the node's fill.
+	if _, plays := org.Sessions("sample.ts"); plays != 2 {
+		t.Fatalf("origin served %d plays, want 2 (direct + one fill)", plays)
+	}
+}
+
+// TestColdStreamManyPlayersOneOriginSession: 20 players starting together on
+// a cold stream make exactly one origin session.
+func TestColdStreamManyPlayersOneOriginSession(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, nil)
+	n := startNode(t, nodeConfig(t, org))
+
+	const players = 20
+	errs := make(chan error, players)
+	var wg sync.WaitGroup
+	for range players {
+		wg.Go(func() { errs <- firstPacket(t.Context(), n.url(samplePath)) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, plays := org.Sessions("sample.ts"); plays != 1 {
+		t.Fatalf("origin sessions: %d, want 1", plays)
+	}
+}
+
+// firstPacket plays url until its first RTP packet arrives.
+func firstPacket(ctx context.Context, url string) error {
+	u, err := base.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	tcp := gortsplib.TransportTCP
+	c := gortsplib.Client{Transport: &tcp}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		return err
+	}
+	defer c.Close()
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", url, err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	got := make(chan struct{}, 1)
+	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	if _, err := c.Play(nil); err != nil {
+		return fmt.Errorf("play: %w", err)
+	}
+	select {
+	case <-got:
+		return nil
+	case <-time.After(20 * time.Second):
+		return errors.New("no packet within 20s")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// describeStatus sends DESCRIBE for url and returns the RTSP status code.
+func describeStatus(t *testing.T, url string) (base.StatusCode, time.Duration) {
+	t.Helper()
+	u, err := base.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gortsplib.Client{ReadTimeout: 30 * time.Second}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, res, err := c.Describe(u)
+	took := time.Since(start)
+	var bad liberrors.ErrClientBadStatusCode
+	switch {
+	case errors.As(err, &bad):
+		return bad.Code, took
+	case err != nil:
+		t.Fatalf("describe %s: %v", url, err)
+	}
+	return res.StatusCode, took
+}
+
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, nil)
+	// An origin address nobody listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+
+	cfg := nodeConfig(t, org)
+	cfg.Origins = append(cfg.Origins, nodeOrigin("dead", "rtsp://"+dead))
+	n := startNode(t, cfg)
+
+	for _, tc := range []struct {
+		name, path string
+		want       base.StatusCode
+	}{
+		{"unknown origin", "nosuch/sample.ts", base.StatusNotFound},
+		{"traversal", "o/../../etc/passwd", base.StatusBadRequest},
+		{"encoded slash", "o/a%2f..%2fb", base.StatusBadRequest},
+		{"absolute url in path", "o/rtsp://evil.example/x", base.StatusBadRequest},
+		{"unreachable origin", "dead/sample.ts", base.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, took := describeStatus(t, n.url(tc.path))
+			if code != tc.want {
+				t.Fatalf("DESCRIBE %s: status %d, want %d", tc.path, code, tc.want)
+			}
+			if limit := 3*time.Second + 2*time.Second; took > limit {
+				t.Fatalf("DESCRIBE %s took %s, want within origin_timeout (+slack) %s", tc.path, took, limit)
+			}
+		})
+	}
+	infos, err := n.Store().List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 0 {
+		t.Fatalf("bad requests stored %d recordings, want none: %+v", len(infos), infos)
+	}
+}
+
+// TestOriginDiesMidStream: the player gets a clean end, the recording is
+// partial (never complete), and the node keeps serving.
+func TestOriginDiesMidStream(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, nil)
+	n := startNode(t, nodeConfig(t, org))
+
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a sealed segment", func() bool {
+		m, err := n.Store().Manifest(storeKey(t, org))
+		return err == nil && len(m.Segments) > 0
+	})
+	org.Close()
+	eventually(t, 20*time.Second, "recording partial", func() bool {
+		in, err := n.Stream(samplePath)
+		return err == nil && in.State == store.StatePartial
+	})
+	// The node still answers.
+	if code, _ := describeStatus(t, n.url("nosuch/x")); code != base.StatusNotFound {
+		t.Fatalf("node after origin death: DESCRIBE status %d, want 404", code)
+	}
+}
