@@ -3,5 +3,78 @@
 // protocol that copies a stored recording from one node to another.
 //
 // It never imports package rtspedge; it reads and writes recordings only
-// through package store.
+// through package store. What to fetch, from whom first, and when to fall
+// back to the origin is the node's decision, not this package's.
+//
+// # Host and DHT
+//
+// A Mesh is one libp2p host (TCP and QUIC, the default Noise/TLS security,
+// yamux) whose Ed25519 identity key lives in Config.DataDir/peer.key (mode
+// 0600), so the peer id survives restarts. With Config.PSKFile the host joins
+// a libp2p private network and is TCP-only (QUIC cannot carry the pnet
+// handshake); Config.AllowPeers installs a connection gater that admits only
+// the listed peer ids. Nodes join through Config.Bootstrap multiaddrs and, with
+// Config.MDNS, find LAN neighbours by mDNS (service "_rtspmesh._udp").
+//
+// The DHT is go-libp2p-kad-dht in server mode under the protocol prefix
+// /rtspmesh (so /rtspmesh/kad/1.0.0), value records disabled. A stream key is
+// announced under KeyCID(key): the SHA-256 of the key (the bytes behind
+// store.StreamID) as a CIDv1 with the raw codec. Provider records live
+// Config.ProviderTTL (default 1h) on the nodes that store them, so every node
+// of a mesh must set the same value; a node re-announces its keys every
+// Config.ReprovideInterval (< TTL/2, default TTL/3) and retries a failed
+// announcement within seconds. Forget stops re-announcing an evicted key: its
+// records lapse after at most one TTL, and a fetcher that meets a stale
+// provider gets ErrNotProvided and moves on. FindProviders never returns the
+// node itself and orders providers by round-trip time (the peerstore's
+// average for a connected peer, else one libp2p ping).
+//
+// # Fill protocol /rtspmesh/fill/1.0.0
+//
+// One libp2p stream per fill, opened by the node that wants the recording
+// (the client). All integers are big-endian. Lengths are bounded; a peer that
+// exceeds a bound, sends an unknown value or misses a deadline has its stream
+// reset.
+//
+// Request (client → server), then the client sends nothing more; the server
+// treats a read that returns (reset or close) as the client going away:
+//
+//	u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
+//	L    key: the canonical stream URL, UTF-8, never with user info
+//	u32  from: index of the first segment wanted
+//
+// Answer head (server → client):
+//
+//	u8   status: 0 OK, 1 not found (no recording of the key: a stale
+//	     provider), 2 unavailable (that segment left a live window),
+//	     3 bad request, 4 server error. Any status but 0 ends the stream.
+//	u32  manifest length M, 1 ≤ M ≤ 4 MiB (MaxManifestLen)      } status 0
+//	M    manifest: store.Manifest as JSON, header only — no      } only
+//	     segment list, zero packet and byte counts
+//
+// Then frames, each starting with a type byte:
+//
+//	segment   u8 1, u32 index, 32-byte SHA-256 of the segment bytes,
+//	          u32 length N (1 ≤ N ≤ 16 MiB, MaxSegmentLen), N bytes: the
+//	          sealed segment exactly as store.Segment returns it
+//	end       u8 2, u8 state (1 complete, 2 partial), u32 next index (one
+//	          past the recording's last segment), u64 duration in ns
+//	keepalive u8 3 (no body)
+//
+// The server sends the segments from `from` in index order (a live recording
+// asked from 0 starts at its oldest segment). At the last sealed segment of a
+// recording that is still filling it waits (store.WaitSegment) and follows new
+// segments, sending a keepalive every 5 s while it waits; when the recording
+// is no longer filling it sends the end frame and closes the stream. The
+// open (unsealed) segment is never sent. Each write has a 30 s deadline;
+// segments are written whole through a 64 KiB buffer.
+//
+// The client verifies every segment with store.Writer.AppendSegment (hash and
+// decode) before it is stored, and expects consecutive indexes; a bad segment
+// ends the fill with ErrBadSegment, and the peer is not used again for it.
+// Nothing arriving for Config.StallTimeout (default 15 s) ends it with
+// ErrStalled. Reading the network and appending to the store overlap (up to
+// four segments in flight). The fill is as fast as the link and the store
+// allow, never paced at playback speed. After an error the writer holds only
+// verified segments and the node can resume at the next index elsewhere.
 package mesh

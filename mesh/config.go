@@ -1,0 +1,121 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultProviderTTL  = time.Hour
+	DefaultFindTimeout  = 300 * time.Millisecond
+	DefaultStallTimeout = 15 * time.Second
+)
+
+// DefaultListen is where a node listens when Config.Listen is empty: TCP and
+// QUIC on port 4001 of every interface.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+
+// Config configures a Mesh. Zero values take the defaults stated per field.
+type Config struct {
+	// DataDir holds the node's identity key (file peer.key, mode 0600), so the
+	// peer id survives restarts. Required.
+	DataDir string
+	// Listen is the libp2p listen multiaddrs (default DefaultListen). With a
+	// PSKFile, QUIC addresses are dropped: a private network is TCP-only.
+	Listen []string
+	// Bootstrap is the multiaddrs (with /p2p/<id>) of peers to join through.
+	// Empty makes this node a first node that others bootstrap from.
+	Bootstrap []string
+	// MDNS finds neighbours on the local network.
+	MDNS bool
+	// PSKFile makes the mesh private: only nodes holding the same key (a file
+	// written by GenerateKey) connect. It forces TCP-only transport.
+	PSKFile string
+	// AllowPeers, when not empty, admits connections only from these peer ids.
+	AllowPeers []string
+	// ProviderTTL is how long a provider record lives in the DHT (default 1h).
+	// Every node of a mesh must set the same value: the node that stores a
+	// record is the one that expires it.
+	ProviderTTL time.Duration
+	// ReprovideInterval is how often held keys are announced again; it must
+	// be shorter than half of ProviderTTL (default ProviderTTL/3).
+	ReprovideInterval time.Duration
+	// FindTimeout bounds FindProviders, lookup and RTT measurement together
+	// (default 300ms).
+	FindTimeout time.Duration
+	// StallTimeout is how long a fill waits for the next frame from a peer
+	// before it gives up on it (default 15s). Servers send a keep-alive frame
+	// at a third of the default while they wait for a filling recording.
+	StallTimeout time.Duration
+	// Logger receives the mesh's log lines (default: discarded).
+	Logger *slog.Logger
+}
+
+// withDefaults returns cfg with zero values replaced by defaults.
+func (cfg Config) withDefaults() Config {
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.ProviderTTL == 0 {
+		cfg.ProviderTTL = DefaultProviderTTL
+	}
+	if cfg.ReprovideInterval == 0 {
+		cfg.ReprovideInterval = cfg.ProviderTTL / 3
+	}
+	if cfg.FindTimeout == 0 {
+		cfg.FindTimeout = DefaultFindTimeout
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// validate checks a Config that has its defaults applied.
+func (cfg Config) validate() error {
+	var errs []error
+	if cfg.DataDir == "" {
+		errs = append(errs, errors.New("DataDir is required (it keeps the peer identity)"))
+	}
+	for _, s := range cfg.Listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			errs = append(errs, fmt.Errorf("Listen %q: %w", s, err))
+		}
+	}
+	for _, s := range cfg.Bootstrap {
+		if _, err := peer.AddrInfoFromString(s); err != nil {
+			errs = append(errs, fmt.Errorf("Bootstrap %q: want a multiaddr ending in /p2p/<peer id>: %w", s, err))
+		}
+	}
+	for _, s := range cfg.AllowPeers {
+		if _, err := peer.Decode(s); err != nil {
+			errs = append(errs, fmt.Errorf("AllowPeers %q: not a peer id: %w", s, err))
+		}
+	}
+	if cfg.ProviderTTL < 0 {
+		errs = append(errs, fmt.Errorf("ProviderTTL %v: must be positive", cfg.ProviderTTL))
+	}
+	if cfg.ReprovideInterval <= 0 || cfg.ReprovideInterval >= cfg.ProviderTTL/2 {
+		errs = append(errs, fmt.Errorf("ReprovideInterval %v: must be positive and shorter than half of ProviderTTL %v",
+			cfg.ReprovideInterval, cfg.ProviderTTL))
+	}
+	if cfg.FindTimeout < 0 {
+		errs = append(errs, fmt.Errorf("FindTimeout %v: must be positive", cfg.FindTimeout))
+	}
+	if cfg.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("StallTimeout %v: must be positive", cfg.StallTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("mesh config: %w", err)
+	}
+	return nil
+}

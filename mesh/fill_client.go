@@ -1,0 +1,323 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Client side buffers.
+const (
+	readBuffer = 64 << 10
+	// readChunk is how much of a segment is read under one read deadline,
+	// so a slow but moving link is not taken for a stalled one.
+	readChunk = 256 << 10
+	// pipelineDepth is how many received segments may wait for the store,
+	// so the network and the store work at the same time.
+	pipelineDepth = 4
+)
+
+// PeerFill is one fill from one peer: the stream after the answer, until
+// Run has copied the peer's segments into a writer.
+type PeerFill struct {
+	s     network.Stream
+	br    *bufio.Reader
+	peer  string
+	from  uint32
+	mf    store.Manifest
+	stall time.Duration
+	log   interface {
+		Debug(string, ...any)
+	}
+
+	mu     sync.Mutex
+	ran    bool
+	closed bool
+	clean  bool // the end frame was read: Close may close rather than reset
+
+	free chan []byte // segment buffers the store is done with
+}
+
+// OpenFill asks provider p for key from segment index from, and reads the
+// answer: the peer's manifest. ErrNotProvided when the peer does not hold the
+// recording (a stale provider), ErrUnavailable when it cannot serve from that
+// segment. The caller must Close the PeerFill.
+func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32) (*PeerFill, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("open fill: %w", err)
+	}
+	id, err := peer.Decode(p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("open fill: provider id: %w", err)
+	}
+	if id == m.host.ID() {
+		return nil, errors.New("open fill: the provider is this node")
+	}
+	if m.closing.Err() != nil {
+		return nil, fmt.Errorf("open fill from %s: %w", id, ErrClosed)
+	}
+	for _, s := range p.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			m.host.Peerstore().AddAddr(id, a, peerstore.TempAddrTTL)
+		}
+	}
+	octx, cancel := context.WithTimeout(ctx, m.cfg.StallTimeout)
+	defer cancel()
+	s, err := m.host.NewStream(octx, id, FillProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open fill from %s: %w", id, err)
+	}
+	fail := func(err error) (*PeerFill, error) {
+		_ = s.Reset()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("open fill from %s: %w", id, err)
+	}
+	if err := s.Scope().SetService(serviceName); err != nil {
+		return fail(err)
+	}
+	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
+	_ = s.SetDeadline(time.Now().Add(m.cfg.StallTimeout))
+	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from})); err != nil {
+		stop()
+		return fail(err)
+	}
+	br := bufio.NewReaderSize(s, readBuffer)
+	mf, err := readAnswer(br)
+	if !stop() {
+		return fail(context.DeadlineExceeded)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if mf.Key != key {
+		return fail(fmt.Errorf("%w: answered for another key", ErrProtocol))
+	}
+	_ = s.SetDeadline(time.Time{})
+	mf.Source = id.String()
+	return &PeerFill{
+		s:     s,
+		br:    br,
+		peer:  id.String(),
+		from:  from,
+		mf:    mf,
+		stall: m.cfg.StallTimeout,
+		log:   m.log.With("fill_from", id.String(), "stream", key),
+	}, nil
+}
+
+// Manifest is the peer's manifest header: Segments, Packets and Bytes are
+// empty (they arrive with the segments), Source is the peer's id, State is
+// the peer's state when it answered.
+func (pf *PeerFill) Manifest() store.Manifest { return pf.mf }
+
+// Peer is the id of the peer this fill reads from.
+func (pf *PeerFill) Peer() string { return pf.peer }
+
+// Close ends the fill's stream. It is idempotent.
+func (pf *PeerFill) Close() {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	if pf.closed {
+		return
+	}
+	pf.closed = true
+	if pf.clean {
+		_ = pf.s.Close()
+	} else {
+		_ = pf.s.Reset()
+	}
+}
+
+// received is one frame handed from the network reader to the store.
+type received struct {
+	f    frame
+	data []byte
+	err  error
+}
+
+// Run copies the peer's segments into w, which must be at the segment the
+// fill was opened at. Each segment is verified by w.AppendSegment (hash and
+// decode) before it is stored; for a recording the peer is still filling, Run
+// follows it until it ends. It returns nil when the peer's recording ended
+// complete and every segment is stored; otherwise an error (ErrBadSegment,
+// ErrStalled, ErrPeerPartial, a stream error, ctx's error), after which w
+// holds only verified segments and the fill can resume elsewhere. Run may be
+// called once; it does not Finish w.
+func (pf *PeerFill) Run(ctx context.Context, w *store.Writer) error {
+	pf.mu.Lock()
+	if pf.ran || pf.closed {
+		pf.mu.Unlock()
+		return errors.New("peer fill: Run called twice or after Close")
+	}
+	pf.ran = true
+	pf.mu.Unlock()
+
+	if next := nextIndex(w.Manifest()); next != pf.from {
+		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })
+	defer stop()
+
+	start := time.Now()
+	pf.free = make(chan []byte, pipelineDepth+2)
+	items := make(chan received, pipelineDepth)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(items)
+		pf.readFrames(ctx, items)
+	})
+	n, bytes, err := pf.store(items, w)
+	if err != nil {
+		_ = pf.s.Reset() // unblocks the reader
+	}
+	cancel()
+	wg.Wait()
+	if err == nil {
+		pf.mu.Lock()
+		pf.clean = true
+		pf.mu.Unlock()
+	} else if ctx.Err() != nil && !errors.Is(err, ErrBadSegment) {
+		err = errors.Join(err, ctx.Err())
+	}
+	took := time.Since(start)
+	pf.log.Debug("peer fill ended", "segments", n, "bytes", bytes, "took", took,
+		"MBps", float64(bytes)/1e6/max(took.Seconds(), 1e-9), "err", err)
+	if err != nil {
+		return fmt.Errorf("fill from %s: %w", pf.peer, err)
+	}
+	return nil
+}
+
+// store appends what the reader hands over, in order, until the end frame.
+func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes int64, err error) {
+	next := pf.from
+	for it := range items {
+		switch {
+		case it.err != nil:
+			return n, bytes, it.err
+		case it.f.Type == frameSegment:
+			if n == 0 && next == 0 && pf.mf.Live && it.f.Index > 0 {
+				next = it.f.Index // a live window starts where the peer's does
+			}
+			if it.f.Index != next {
+				return n, bytes, fmt.Errorf("%w: segment %d where %d was due", ErrProtocol, it.f.Index, next)
+			}
+			if err := w.AppendSegment(it.data, it.f.Hash); err != nil {
+				if errors.Is(err, store.ErrHashMismatch) || errors.Is(err, store.ErrCorrupt) {
+					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrBadSegment, next, err)
+				}
+				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
+			}
+			pf.recycle(it.data) // AppendSegment keeps a copy
+			n++
+			bytes += int64(len(it.data))
+			next++
+		case it.f.Type == frameEnd:
+			if it.f.State != store.StateComplete {
+				return n, bytes, fmt.Errorf("%w after segment %d", ErrPeerPartial, int64(next)-1)
+			}
+			if n == 0 && next == 0 && pf.mf.Live && it.f.Index > 0 {
+				next = it.f.Index // a live window starts where the peer's does
+			}
+			if it.f.Index != next {
+				return n, bytes, fmt.Errorf("%w: end frame says %d segments, %d received", ErrProtocol, it.f.Index, next)
+			}
+			if d := it.f.Duration; d > 0 && d != w.Manifest().Duration {
+				if err := w.Update(func(m *store.Manifest) { m.Duration = d }); err != nil {
+					return n, bytes, fmt.Errorf("update duration: %w", err)
+				}
+			}
+			return n, bytes, nil
+		}
+	}
+	return n, bytes, fmt.Errorf("%w: stream ended without an end frame", ErrProtocol)
+}
+
+// readFrames reads frames into out until the end frame or an error.
+func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
+	send := func(r received) bool {
+		select {
+		case out <- r:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+		f, err := readFrame(pf.br)
+		if err != nil {
+			send(received{err: pf.readErr(err)})
+			return
+		}
+		switch f.Type {
+		case frameKeepalive:
+			continue
+		case frameEnd:
+			send(received{f: f})
+			return
+		}
+		data := pf.buffer(int(f.Len))
+		for off := 0; off < len(data); {
+			_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+			k, err := io.ReadFull(pf.br, data[off:min(off+readChunk, len(data))])
+			off += k
+			if err != nil {
+				send(received{err: pf.readErr(noEOF(err))})
+				return
+			}
+		}
+		if !send(received{f: f, data: data}) {
+			return
+		}
+	}
+}
+
+// readErr names a read error: a deadline is a stall, an EOF a peer that
+// went away before the end frame.
+func (pf *PeerFill) readErr(err error) error {
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &te) && te.Timeout():
+		return fmt.Errorf("%w: nothing for %v", ErrStalled, pf.stall)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: stream ended without an end frame", ErrProtocol)
+	}
+	return err
+}
+
+// buffer returns a buffer of n bytes, reusing one the store is done with.
+func (pf *PeerFill) buffer(n int) []byte {
+	select {
+	case b := <-pf.free:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n)
+}
+
+// recycle offers b for reuse.
+func (pf *PeerFill) recycle(b []byte) {
+	select {
+	case pf.free <- b:
+	default:
+	}
+}

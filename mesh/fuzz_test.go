@@ -1,0 +1,146 @@
+package mesh
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Seeds for the fill-protocol decoders (more are in testdata/fuzz).
+
+func seedRequest() []byte {
+	return appendRequest(nil, fillRequest{Key: "rtsp://origin.test:554/a.mp4", From: 7})
+}
+
+func seedAnswer() []byte {
+	b, err := appendOK(nil, testManifest("rtsp://origin.test:554/a.mp4"))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func seedSegmentHeader() []byte {
+	return appendSegmentHeader(nil, 3, store.Hash{1, 2, 3}, 262144)
+}
+
+func seedEnd() []byte {
+	return appendEnd(nil, store.StateComplete, 42, 10*time.Minute)
+}
+
+func FuzzRequest(f *testing.F) {
+	f.Add(seedRequest())
+	f.Add([]byte{0, 0})
+	f.Add([]byte{0xff, 0xff, 'a'})
+	f.Add(appendRequest(nil, fillRequest{Key: "rtsp://u:p@h:554/x", From: 1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := readRequest(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if checkKey(req.Key) != nil {
+			t.Fatalf("accepted a bad key %q", req.Key)
+		}
+		if enc := appendRequest(nil, req); !bytes.HasPrefix(b, enc) {
+			t.Fatalf("re-encoding %x is not the input's prefix %x", enc, b)
+		}
+	})
+}
+
+func FuzzAnswer(f *testing.F) {
+	f.Add(seedAnswer())
+	f.Add([]byte{statusNotFound})
+	f.Add([]byte{statusOK, 0, 0, 0, 2, '{', '}'})
+	f.Add([]byte{statusOK, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := readAnswer(bytes.NewReader(b))
+		if err != nil {
+			if len(b) > 0 && b[0] == statusOK && errors.Is(err, ErrNotProvided) {
+				t.Fatal("status OK read as not provided")
+			}
+			return
+		}
+		if m.Key == "" || len(m.Segments) != 0 || m.Packets != 0 || len(m.Tracks) > 256 {
+			t.Fatalf("accepted manifest key %q segments %d tracks %d", m.Key, len(m.Segments), len(m.Tracks))
+		}
+		if n := binary.BigEndian.Uint32(b[1:5]); n > MaxManifestLen {
+			t.Fatalf("accepted a manifest of %d bytes", n)
+		}
+	})
+}
+
+func FuzzSegmentHeader(f *testing.F) {
+	f.Add(seedSegmentHeader())
+	f.Add(appendSegmentHeader(nil, 0, store.Hash{}, 0))
+	f.Add(appendSegmentHeader(nil, 1, store.Hash{}, MaxSegmentLen+1))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := decodeSegmentHeader(b)
+		if err != nil {
+			return
+		}
+		if fr.Len == 0 || fr.Len > MaxSegmentLen {
+			t.Fatalf("accepted segment length %d", fr.Len)
+		}
+		if enc := appendSegmentHeader(nil, fr.Index, fr.Hash, int(fr.Len)); !bytes.Equal(enc, b) {
+			t.Fatalf("round trip %x != %x", enc, b)
+		}
+	})
+}
+
+func FuzzEndFrame(f *testing.F) {
+	f.Add(seedEnd())
+	f.Add(appendEnd(nil, store.StatePartial, 0, 0))
+	f.Add([]byte{frameEnd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := decodeEnd(b)
+		if err != nil {
+			return
+		}
+		if fr.Duration < 0 || (fr.State != store.StateComplete && fr.State != store.StatePartial) {
+			t.Fatalf("accepted end frame %+v", fr)
+		}
+		if enc := appendEnd(nil, fr.State, fr.Index, fr.Duration); !bytes.Equal(enc, b) {
+			t.Fatalf("round trip %x != %x", enc, b)
+		}
+	})
+}
+
+// FuzzFrames decodes a whole frame stream, as a client reads it.
+func FuzzFrames(f *testing.F) {
+	var s []byte
+	s = append(s, frameKeepalive)
+	s = appendSegmentHeader(s, 0, store.Hash{}, 4)
+	s = append(s, 1, 2, 3, 4)
+	s = appendEnd(s, store.StateComplete, 1, time.Second)
+	f.Add(s)
+	f.Add(seedSegmentHeader())
+	f.Add([]byte{0x7f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		for {
+			fr, err := readFrame(r)
+			if err != nil {
+				return
+			}
+			switch fr.Type {
+			case frameSegment:
+				if fr.Len > MaxSegmentLen {
+					t.Fatalf("segment length %d", fr.Len)
+				}
+				if _, err := io.CopyN(io.Discard, r, int64(fr.Len)); err != nil {
+					return
+				}
+			case frameEnd:
+				return
+			case frameKeepalive:
+			default:
+				t.Fatalf("frame type %d", fr.Type)
+			}
+		}
+	})
+}

@@ -1,0 +1,246 @@
+package mesh
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// testNode is a running Mesh on 127.0.0.1 with an in-memory store.
+type testNode struct {
+	*Mesh
+	st  *store.Store
+	dir string
+}
+
+// testLogger logs warnings and errors of the mesh to the test log when
+// MESH_TEST_LOG is set, else nowhere.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("MESH_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// loopback is the listen addresses tests use: TCP and QUIC on free ports.
+var loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+
+// startNode starts a Mesh with cfg (DataDir, Listen and Logger filled in when
+// empty) over st (a new in-memory store when nil), and stops it at cleanup.
+func startNode(t testing.TB, cfg Config, st *store.Store) *testNode {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Listen == nil {
+		cfg.Listen = loopback
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	if st == nil {
+		st = openStore(t)
+	}
+	m, err := New(cfg, st)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	return &testNode{Mesh: m, st: st, dir: cfg.DataDir}
+}
+
+func openStore(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open("", store.Options{InMemory: true, CacheBytes: -1})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// startMesh starts n nodes; nodes 1.. bootstrap from node 0. It returns once
+// every node has a DHT peer.
+func startMesh(t testing.TB, n int, cfg Config) []*testNode {
+	t.Helper()
+	nodes := []*testNode{startNode(t, cfg, nil)}
+	boot := nodes[0].Addrs()
+	for i := 1; i < n; i++ {
+		c := cfg
+		c.Bootstrap = boot
+		nodes = append(nodes, startNode(t, c, nil))
+	}
+	for _, nd := range nodes {
+		waitFor(t, 20*time.Second, "DHT peers", func() bool {
+			return nd.dht.RoutingTable().Size() >= min(n-1, 2)
+		})
+	}
+	return nodes
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// connect dials b from a.
+func connect(ctx context.Context, a, b *testNode) error {
+	return a.host.Connect(ctx, peer.AddrInfo{ID: b.host.ID(), Addrs: b.host.Addrs()})
+}
+
+// testManifest is a one-video-track manifest for key.
+func testManifest(key string) store.Manifest {
+	return store.Manifest{
+		Key: key,
+		SDP: []byte("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=test\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n"),
+		Tracks: []store.Track{
+			{Control: "trackID=0", Media: "video", PayloadType: 96, ClockRate: 90000, Codec: "H264"},
+		},
+		Duration: 0,
+	}
+}
+
+// packetSource makes a deterministic stream of RTP packets: size bytes each,
+// rate bytes per second of media time, a key frame every second.
+type packetSource struct {
+	size, rate int
+	n          int
+	buf        []byte
+}
+
+func (ps *packetSource) next() store.Packet {
+	if ps.buf == nil {
+		ps.buf = make([]byte, ps.size)
+	}
+	i := ps.n
+	ps.n++
+	tt := time.Duration(int64(i) * int64(ps.size) * int64(time.Second) / int64(ps.rate))
+	b := ps.buf
+	b[0], b[1] = 0x80, 96
+	binary.BigEndian.PutUint16(b[2:], uint16(i))
+	binary.BigEndian.PutUint32(b[4:], uint32(tt*90000/time.Second))
+	binary.BigEndian.PutUint32(b[8:], 0x12345678)
+	for j := 12; j < len(b); j++ {
+		b[j] = byte(i + j)
+	}
+	p := store.Packet{TT: tt, PN: uint64(i), RTP: b, FT: store.FrameP}
+	perSec := max(ps.rate/ps.size, 1)
+	if i%perSec == 0 {
+		p.FT, p.Flags = store.FrameKey, store.FlagKeyStart
+	}
+	return p
+}
+
+// record appends packets of ps to w until it spans d of media time.
+func record(t testing.TB, w *store.Writer, ps *packetSource, d time.Duration) {
+	t.Helper()
+	for {
+		p := ps.next()
+		if p.TT >= d {
+			ps.n--
+			return
+		}
+		if err := w.Append(p); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+}
+
+// makeRecording stores a complete recording of key spanning d.
+func makeRecording(t testing.TB, st *store.Store, key string, d time.Duration) store.Manifest {
+	t.Helper()
+	w, err := st.Create(testManifest(key))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	record(t, w, &packetSource{size: 1200, rate: 250_000}, d)
+	if err := w.Finish(store.StateComplete); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	m, err := st.Manifest(key)
+	if err != nil {
+		t.Fatalf("Manifest: %v", err)
+	}
+	return m
+}
+
+// sameSegments fails t unless both stores hold key with identical segments.
+func sameSegments(t testing.TB, a, b *store.Store, key string) {
+	t.Helper()
+	ma, err := a.Manifest(key)
+	if err != nil {
+		t.Fatalf("source manifest: %v", err)
+	}
+	mb, err := b.Manifest(key)
+	if err != nil {
+		t.Fatalf("copy manifest: %v", err)
+	}
+	if len(ma.Segments) != len(mb.Segments) || len(ma.Segments) == 0 {
+		t.Fatalf("segments: source %d, copy %d", len(ma.Segments), len(mb.Segments))
+	}
+	if ma.Packets != mb.Packets || ma.Bytes != mb.Bytes {
+		t.Errorf("counts: source %d packets %d bytes, copy %d packets %d bytes", ma.Packets, ma.Bytes, mb.Packets, mb.Bytes)
+	}
+	for i, sa := range ma.Segments {
+		if sa != mb.Segments[i] {
+			t.Fatalf("segment %d: source %+v, copy %+v", i, sa, mb.Segments[i])
+		}
+		da, ha, err := a.Segment(key, sa.Index)
+		if err != nil {
+			t.Fatalf("source segment %d: %v", sa.Index, err)
+		}
+		db, hb, err := b.Segment(key, sa.Index)
+		if err != nil {
+			t.Fatalf("copy segment %d: %v", sa.Index, err)
+		}
+		if ha != hb || string(da) != string(db) {
+			t.Fatalf("segment %d differs", sa.Index)
+		}
+	}
+}
+
+var keySeq struct {
+	sync.Mutex
+	n int
+}
+
+// testKey returns a stream key unique in the test binary.
+func testKey(name string) string {
+	keySeq.Lock()
+	defer keySeq.Unlock()
+	keySeq.n++
+	return fmt.Sprintf("rtsp://origin.test:554/%s/%d.mp4", name, keySeq.n)
+}

@@ -1,0 +1,273 @@
+package mesh
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
+const FillProtocol = "/rtspmesh/fill/1.0.0"
+
+// Bounds of the fill protocol; a peer that exceeds one is cut off.
+const (
+	MaxKeyLen      = 4096     // request key bytes
+	MaxManifestLen = 4 << 20  // manifest JSON bytes
+	MaxSegmentLen  = 16 << 20 // segment bytes
+)
+
+// Answer status (the first byte of the answer).
+const (
+	statusOK          byte = 0
+	statusNotFound    byte = 1 // the server holds no recording of the key
+	statusUnavailable byte = 2 // it holds one but cannot serve from that segment
+	statusBadRequest  byte = 3
+	statusServerError byte = 4
+)
+
+// Frame types.
+const (
+	frameSegment   byte = 1
+	frameEnd       byte = 2
+	frameKeepalive byte = 3
+)
+
+// End states in an end frame.
+const (
+	endComplete byte = 1
+	endPartial  byte = 2
+)
+
+// Protocol errors; test with errors.Is.
+var (
+	ErrProtocol    = errors.New("mesh: fill protocol violation")
+	ErrNotProvided = errors.New("mesh: peer does not hold the recording")
+	ErrUnavailable = errors.New("mesh: peer cannot serve the recording from that segment")
+	ErrRefused     = errors.New("mesh: peer refused the fill")
+	ErrBadSegment  = errors.New("mesh: peer sent a bad segment")
+	ErrStalled     = errors.New("mesh: peer stalled")
+	ErrPeerPartial = errors.New("mesh: peer's recording ended partial")
+	ErrClosed      = errors.New("mesh: closed")
+)
+
+// fillRequest is what a client asks for.
+type fillRequest struct {
+	Key  string
+	From uint32 // first segment index wanted
+}
+
+// checkKey refuses keys the protocol never carries: empty, too long, not
+// UTF-8, or with user info (credentials never cross the mesh). The key itself
+// stays out of the error.
+func checkKey(key string) error {
+	switch {
+	case key == "" || len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: key length %d not in 1..%d", ErrProtocol, len(key), MaxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: key is not UTF-8", ErrProtocol)
+	}
+	if u, err := url.Parse(key); err == nil && u.User != nil {
+		return fmt.Errorf("%w: key carries user info", ErrProtocol)
+	}
+	return nil
+}
+
+func appendRequest(b []byte, r fillRequest) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Key)))
+	b = append(b, r.Key...)
+	return binary.BigEndian.AppendUint32(b, r.From)
+}
+
+// readRequest decodes a request: u16 key length, key, u32 from.
+func readRequest(r io.Reader) (fillRequest, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return fillRequest{}, fmt.Errorf("read request: %w", err)
+	}
+	n := int(binary.BigEndian.Uint16(h[:]))
+	if n == 0 || n > MaxKeyLen {
+		return fillRequest{}, fmt.Errorf("%w: key length %d", ErrProtocol, n)
+	}
+	b := make([]byte, n+4)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return fillRequest{}, fmt.Errorf("read request: %w", err)
+	}
+	req := fillRequest{Key: string(b[:n]), From: binary.BigEndian.Uint32(b[n:])}
+	if err := checkKey(req.Key); err != nil {
+		return fillRequest{}, err
+	}
+	return req, nil
+}
+
+// wireManifest is the manifest as sent: the header only. Segments, packet
+// and byte counts arrive with the segments.
+func wireManifest(m store.Manifest) store.Manifest {
+	m.Segments = nil
+	m.Packets = 0
+	m.Bytes = 0
+	return m
+}
+
+// appendOK appends status OK and the manifest.
+func appendOK(b []byte, m store.Manifest) ([]byte, error) {
+	j, err := json.Marshal(wireManifest(m))
+	if err != nil {
+		return b, fmt.Errorf("encode manifest: %w", err)
+	}
+	if len(j) > MaxManifestLen {
+		return b, fmt.Errorf("manifest of %d bytes exceeds %d", len(j), MaxManifestLen)
+	}
+	b = append(b, statusOK)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(j)))
+	return append(b, j...), nil
+}
+
+// readAnswer decodes the answer head: the status, then for status OK the u32
+// length and JSON of the manifest.
+func readAnswer(r io.Reader) (store.Manifest, error) {
+	var h [1]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return store.Manifest{}, fmt.Errorf("read answer: %w", err)
+	}
+	switch h[0] {
+	case statusOK:
+	case statusNotFound:
+		return store.Manifest{}, ErrNotProvided
+	case statusUnavailable:
+		return store.Manifest{}, ErrUnavailable
+	case statusBadRequest, statusServerError:
+		return store.Manifest{}, fmt.Errorf("%w (status %d)", ErrRefused, h[0])
+	default:
+		return store.Manifest{}, fmt.Errorf("%w: status %d", ErrProtocol, h[0])
+	}
+	var l [4]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return store.Manifest{}, fmt.Errorf("read manifest: %w", err)
+	}
+	n := binary.BigEndian.Uint32(l[:])
+	if n == 0 || n > MaxManifestLen {
+		return store.Manifest{}, fmt.Errorf("%w: manifest length %d", ErrProtocol, n)
+	}
+	j := make([]byte, n)
+	if _, err := io.ReadFull(r, j); err != nil {
+		return store.Manifest{}, fmt.Errorf("read manifest: %w", err)
+	}
+	var m store.Manifest
+	if err := json.Unmarshal(j, &m); err != nil {
+		return store.Manifest{}, fmt.Errorf("%w: manifest: %v", ErrProtocol, err)
+	}
+	if err := checkKey(m.Key); err != nil {
+		return store.Manifest{}, fmt.Errorf("manifest: %w", err)
+	}
+	if len(m.Tracks) > 256 {
+		return store.Manifest{}, fmt.Errorf("%w: manifest has %d tracks", ErrProtocol, len(m.Tracks))
+	}
+	return wireManifest(m), nil
+}
+
+// frame is one decoded frame header. For a segment frame the Len segment
+// bytes follow on the stream.
+type frame struct {
+	Type     byte
+	Index    uint32        // segment: its index; end: one past the last segment
+	Hash     store.Hash    // segment
+	Len      uint32        // segment
+	State    store.State   // end: StateComplete or StatePartial
+	Duration time.Duration // end: the recording's duration
+}
+
+const (
+	segmentHeaderLen = 1 + 4 + 32 + 4
+	endFrameLen      = 1 + 1 + 4 + 8
+)
+
+func appendSegmentHeader(b []byte, index uint32, h store.Hash, n int) []byte {
+	b = append(b, frameSegment)
+	b = binary.BigEndian.AppendUint32(b, index)
+	b = append(b, h[:]...)
+	return binary.BigEndian.AppendUint32(b, uint32(n))
+}
+
+func appendEnd(b []byte, st store.State, next uint32, d time.Duration) []byte {
+	s := endPartial
+	if st == store.StateComplete {
+		s = endComplete
+	}
+	b = append(b, frameEnd, s)
+	b = binary.BigEndian.AppendUint32(b, next)
+	return binary.BigEndian.AppendUint64(b, uint64(max(d, 0)))
+}
+
+// readFrame decodes one frame header (not a segment's bytes).
+func readFrame(r io.Reader) (frame, error) {
+	var b [segmentHeaderLen]byte
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return frame{}, err
+	}
+	switch b[0] {
+	case frameKeepalive:
+		return frame{Type: frameKeepalive}, nil
+	case frameSegment:
+		if _, err := io.ReadFull(r, b[1:]); err != nil {
+			return frame{}, noEOF(err)
+		}
+		return decodeSegmentHeader(b[:])
+	case frameEnd:
+		if _, err := io.ReadFull(r, b[1:endFrameLen]); err != nil {
+			return frame{}, noEOF(err)
+		}
+		return decodeEnd(b[:endFrameLen])
+	}
+	return frame{}, fmt.Errorf("%w: frame type %d", ErrProtocol, b[0])
+}
+
+// decodeSegmentHeader decodes type 1, u32 index, 32-byte hash, u32 length.
+func decodeSegmentHeader(b []byte) (frame, error) {
+	if len(b) != segmentHeaderLen || b[0] != frameSegment {
+		return frame{}, fmt.Errorf("%w: segment header", ErrProtocol)
+	}
+	f := frame{Type: frameSegment, Index: binary.BigEndian.Uint32(b[1:5]), Len: binary.BigEndian.Uint32(b[37:41])}
+	copy(f.Hash[:], b[5:37])
+	if f.Len == 0 || f.Len > MaxSegmentLen {
+		return frame{}, fmt.Errorf("%w: segment length %d", ErrProtocol, f.Len)
+	}
+	return f, nil
+}
+
+// decodeEnd decodes type 2, u8 state, u32 next index, u64 duration (ns).
+func decodeEnd(b []byte) (frame, error) {
+	if len(b) != endFrameLen || b[0] != frameEnd {
+		return frame{}, fmt.Errorf("%w: end frame", ErrProtocol)
+	}
+	f := frame{Type: frameEnd, Index: binary.BigEndian.Uint32(b[2:6])}
+	switch b[1] {
+	case endComplete:
+		f.State = store.StateComplete
+	case endPartial:
+		f.State = store.StatePartial
+	default:
+		return frame{}, fmt.Errorf("%w: end state %d", ErrProtocol, b[1])
+	}
+	d := binary.BigEndian.Uint64(b[6:14])
+	if d > math.MaxInt64 {
+		return frame{}, fmt.Errorf("%w: end duration", ErrProtocol)
+	}
+	f.Duration = time.Duration(d)
+	return f, nil
+}
+
+// noEOF turns an EOF inside a frame into ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
