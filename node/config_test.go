@@ -256,11 +256,11 @@ func TestValidateAccepts(t *testing.T) {
 func TestEffectiveListen(t *testing.T) {
 	t.Parallel()
 	m := Defaults().Mesh
-	if got := m.EffectiveListen(); len(got) != 2 {
+	if got := m.effectiveListen(); len(got) != 2 {
 		t.Fatalf("without PSK: %v", got)
 	}
 	m.PSKFile = "k"
-	if got := m.EffectiveListen(); len(got) != 1 || got[0] != "/ip4/0.0.0.0/tcp/4001" {
+	if got := m.effectiveListen(); len(got) != 1 || got[0] != "/ip4/0.0.0.0/tcp/4001" {
 		t.Fatalf("with PSK only TCP stays, got %v", got)
 	}
 }

@@ -104,6 +104,8 @@ func (c *Config) validateRTSP(bad complain) {
 	switch {
 	case r.UDPRTPListen == "" && r.UDPRTCPListen == "":
 		// UDP disabled: players that ask for it are refused (461).
+	case r.UDPRTCPListen == "" && strings.HasSuffix(r.UDPRTPListen, ":0"):
+		// Port 0: the server picks a free even/odd pair itself.
 	case r.UDPRTPListen == "" || r.UDPRTCPListen == "":
 		bad("rtsp.udp_rtp_listen", "rtsp.udp_rtp_listen and rtsp.udp_rtcp_listen are set together (e.g. \":8000\" and \":8001\") or both left empty to disable UDP")
 	default:
@@ -186,7 +188,7 @@ func (c *Config) validateMesh(bad complain) {
 			bad("mesh.listen", "%q is not a multiaddr; write e.g. \"/ip4/0.0.0.0/tcp/4001\"", a)
 		}
 	}
-	if m.PSKFile != "" && len(m.EffectiveListen()) == 0 && len(m.Listen) > 0 {
+	if m.PSKFile != "" && len(m.effectiveListen()) == 0 && len(m.Listen) > 0 {
 		bad("mesh.listen", "has no TCP address, and mesh.psk_file makes the mesh TCP-only; add e.g. \"/ip4/0.0.0.0/tcp/4001\"")
 	}
 	for _, a := range m.Bootstrap {
@@ -217,10 +219,11 @@ func (c *Config) validateMesh(bad complain) {
 	}
 }
 
-// EffectiveListen is the listen list the mesh should use: all of Listen, or
+// effectiveListen is the listen list the mesh will use: all of Listen, or
 // only its TCP addresses when PSKFile is set (a libp2p private network
-// refuses QUIC, WebRTC and WebTransport).
-func (m MeshConfig) EffectiveListen() []string {
+// refuses QUIC, WebRTC and WebTransport; package mesh drops them itself,
+// Validate uses this to refuse a private mesh left with no address).
+func (m MeshConfig) effectiveListen() []string {
 	if m.PSKFile == "" {
 		return m.Listen
 	}
