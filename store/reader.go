@@ -44,10 +44,13 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 	rec.readers++
 	rec.touchLocked(true)
 	segs := rec.segs
+	if rec.pending != nil {
+		segs = append(segs[:len(segs):len(segs)], rec.pendingInfo)
+	}
 	next := rec.hdr.NextIndex
 	var open []Packet
 	if rec.open != nil {
-		open = rec.open.packets
+		open, next = rec.open.packets, rec.open.index
 	}
 	video := hasVideo(rec.hdr.M.Tracks)
 	rec.mu.Unlock()
@@ -240,7 +243,11 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 			}
 			r.seg, r.open = sg, nil
 			continue
-		case rec.open != nil && len(rec.open.packets) > r.pos:
+		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
+			r.seg, r.open = rec.pending, nil
+			rec.mu.Unlock()
+			continue
+		case rec.open != nil && r.idx == rec.open.index && len(rec.open.packets) > r.pos:
 			r.open = rec.open.packets
 			rec.mu.Unlock()
 			continue

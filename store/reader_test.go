@@ -90,6 +90,9 @@ func TestSeekVideo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := w.sync(); err != nil {
+		t.Fatal(err)
+	}
 	if m := w.Manifest(); len(m.Segments) != 16 || m.Segments[15].LastTT >= 16*time.Second {
 		t.Fatalf("test setup: %d segments", len(m.Segments))
 	}

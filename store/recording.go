@@ -22,20 +22,23 @@ type recording struct {
 	// header writes land in the order they were made. It is taken before mu.
 	wmu sync.Mutex
 
-	mu         sync.Mutex
-	hdr        header
-	segs       []SegmentInfo // sealed segments FirstIndex..NextIndex-1, once loaded
-	segsLoaded bool
-	open       *openSegment // the writer's unsealed segment (nil without a writer)
-	writer     *Writer
-	readers    int
-	lastTT     time.Duration // last appended packet, open segment included
-	lastPN     uint64
-	hasLast    bool
-	baseIndex  uint32 // index of the first segment this process stored into an empty recording
-	deleted    bool
-	dirty      bool          // access statistics changed since last persisted
-	wait       chan struct{} // closed on the next change; created by a waiter
+	mu          sync.Mutex
+	hdr         header
+	segs        []SegmentInfo // sealed segments FirstIndex..NextIndex-1, once loaded
+	segsLoaded  bool
+	open        *openSegment // the writer's unsealed segment (nil without a writer)
+	pending     *segment     // sealed, its commit in flight (readers read it from here)
+	pendingInfo SegmentInfo
+	commitErr   error // a failed commit: the writer refuses more
+	writer      *Writer
+	readers     int
+	lastTT      time.Duration // last appended packet, open segment included
+	lastPN      uint64
+	hasLast     bool
+	baseIndex   uint32 // index of the first segment this process stored into an empty recording
+	deleted     bool
+	dirty       bool          // access statistics changed since last persisted
+	wait        chan struct{} // closed on the next change; created by a waiter
 }
 
 // notifyLocked wakes everyone waiting for a change. rec.mu must be held.
@@ -329,6 +332,13 @@ func (s *Store) Segment(key string, index uint32) ([]byte, Hash, error) {
 
 // segment returns sealed segment idx of rec from the cache or Badger.
 func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
+	rec.mu.Lock()
+	if rec.pending != nil && rec.pendingInfo.Index == idx {
+		sg := rec.pending
+		rec.mu.Unlock()
+		return sg, nil
+	}
+	rec.mu.Unlock()
 	return s.cache.get(segRef{rec.seq, idx}, func() (*segment, error) {
 		var raw []byte
 		err := s.withDB(func(db *badger.DB) error {

@@ -69,8 +69,9 @@ type Store struct {
 	used        int64
 	quotaWarned bool // "nothing evictable" logged since the last eviction
 
-	evictCh chan struct{}
-	wg      sync.WaitGroup
+	evictCh  chan struct{}
+	wg       sync.WaitGroup // the background goroutine
+	inflight sync.WaitGroup // asynchronous segment commits
 
 	loads  atomic.Int64 // segment reads from Badger (tests)
 	gcRuns atomic.Int64 // value-log GC passes (tests)
@@ -172,6 +173,7 @@ func (s *Store) Close() error {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	s.closed = true
+	s.inflight.Wait()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

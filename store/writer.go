@@ -24,9 +24,11 @@ type Writer struct {
 	s   *Store
 	rec *recording
 
-	mu   sync.Mutex // serializes appends, seals, updates
-	open *openSegment
-	done bool
+	mu      sync.Mutex // serializes appends, seals, updates; guards below
+	open    *openSegment
+	done    bool
+	ntracks int  // len(Manifest.Tracks)
+	live    bool // Manifest.Live
 }
 
 // openSegment is the writer's unsealed segment. buf is its encoding so far
@@ -76,13 +78,14 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	rec := &recording{key: m.Key, id: id, seq: s.nextSeq, segsLoaded: true}
 	s.nextSeq++
 	rec.hdr = header{Seq: rec.seq, M: m, AutoDur: m.Duration == 0 || m.Live, LastAccess: now}
-	w := &Writer{s: s, rec: rec, open: newOpenSegment(0)}
+	h := rec.hdr
+	w := &Writer{s: s, rec: rec, open: newOpenSegment(0), ntracks: len(m.Tracks), live: m.Live}
 	rec.writer, rec.open = w, w.open
 	s.recs[m.Key] = rec
 	s.mu.Unlock()
 
 	rec.wmu.Lock()
-	err := s.writeHeader(rec, &rec.hdr)
+	err := s.writeHeader(rec, &h)
 	rec.wmu.Unlock()
 	if err != nil {
 		s.mu.Lock()
@@ -124,7 +127,7 @@ func (s *Store) Resume(key string) (*Writer, error) {
 	if err := s.writeHeader(rec, &h); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", key, err)
 	}
-	w := &Writer{s: s, rec: rec, open: newOpenSegment(h.NextIndex)}
+	w := &Writer{s: s, rec: rec, open: newOpenSegment(h.NextIndex), ntracks: len(h.M.Tracks), live: h.M.Live}
 	rec.mu.Lock()
 	rec.hdr.M.State = h.M.State
 	rec.writer, rec.open = w, w.open
@@ -150,11 +153,11 @@ func (w *Writer) Append(p Packet) error {
 	if len(p.RTP) == 0 || len(p.RTP) > MaxPacketBytes {
 		return fmt.Errorf("append to %s: packet of %d bytes", rec.key, len(p.RTP))
 	}
-	if n := len(rec.hdr.M.Tracks); n > 0 && int(p.Track) >= n {
-		return fmt.Errorf("append to %s: track %d of %d", rec.key, p.Track, n)
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if n := w.ntracks; n > 0 && int(p.Track) >= n {
+		return fmt.Errorf("append to %s: track %d of %d", rec.key, p.Track, n)
+	}
 	if w.done {
 		return fmt.Errorf("append to %s: %w", rec.key, errFinished)
 	}
@@ -189,7 +192,8 @@ func (w *Writer) Append(p Packet) error {
 	return nil
 }
 
-// seal writes the open segment, if it has packets. w.mu is held.
+// seal writes the open segment, if it has packets, without waiting for the
+// Badger commit. w.mu is held.
 func (w *Writer) seal() error {
 	o := w.open
 	if len(o.packets) == 0 {
@@ -198,19 +202,31 @@ func (w *Writer) seal() error {
 	setSegmentCount(o.buf, uint32(len(o.packets)))
 	si := o.info
 	si.Index, si.Size, si.Hash = o.index, uint32(len(o.buf)), sha256.Sum256(o.buf)
-	return w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes)
+	_, err := w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes)
+	return err
 }
 
 // commit stores a sealed segment, its info and the updated header in one
-// transaction, drops segments that left a live window, and publishes the
-// result together with a fresh open segment. w.mu is held.
-func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) error {
+// Badger transaction, and drops segments that left a live window. w.mu is
+// held.
+//
+// The commit is pipelined: the caller goes on filling the next segment while
+// Badger writes this one (appending waits for Badger otherwise most of the
+// time). rec.wmu is held from here until the commit completed, so the next
+// seal, header writes and Finish wait for it and headers land in order.
+// Meanwhile readers find the segment in rec.pending; the manifest, Segment
+// and WaitSegment show it only once it is durable. The returned channel is
+// closed when the commit completed.
+func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan struct{}, error) {
 	s, rec := w.s, w.rec
 	rec.wmu.Lock()
-	defer rec.wmu.Unlock()
 	rec.mu.Lock()
-	h, segs := rec.hdr, rec.segs
+	h, segs, failed := rec.hdr, rec.segs, rec.commitErr
 	rec.mu.Unlock()
+	if failed != nil {
+		rec.wmu.Unlock()
+		return nil, failed
+	}
 
 	if len(segs) == 0 {
 		h.FirstIndex = si.Index
@@ -222,12 +238,14 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) error {
 	last := &sg.packets[len(sg.packets)-1]
 	h.LastTT, h.LastPN, h.HasLast = last.TT, last.PN, true
 	drop := 0
+	var freed int64
 	if h.M.Live {
 		for drop < len(segs) && si.LastTT-segs[drop].LastTT > s.opts.LiveWindow {
-			h.StoredBytes -= int64(segs[drop].Size)
+			freed += int64(segs[drop].Size)
 			drop++
 		}
 		h.FirstIndex += uint32(drop)
+		h.StoredBytes -= freed
 	}
 	if h.AutoDur {
 		first := si.FirstTT
@@ -241,10 +259,47 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) error {
 	}
 	hb, err := encodeHeader(&h)
 	if err != nil {
-		return fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+		rec.wmu.Unlock()
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+
+	s.cache.add(segRef{rec.seq, si.Index}, sg)
+	w.open = newOpenSegment(si.Index + 1)
+	rec.mu.Lock()
+	rec.pending, rec.pendingInfo = sg, si
+	rec.open = w.open
+	if len(segs) == 0 && !rec.hasLast {
+		rec.baseIndex = si.Index
+	}
+	rec.notifyLocked()
+	rec.mu.Unlock()
+
+	done := make(chan struct{})
+	completed := func(err error) {
+		rec.mu.Lock()
+		if err != nil {
+			rec.commitErr = fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+		} else {
+			// Access statistics may have changed meanwhile; they are not the writer's.
+			h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
+			rec.hdr = h
+			rec.segs = append(segs[drop:], si)
+			rec.pending = nil
+		}
+		rec.notifyLocked()
+		rec.mu.Unlock()
+		rec.wmu.Unlock()
+		if err == nil {
+			if drop > 0 {
+				s.cache.drop(rec.seq, h.FirstIndex)
+			}
+			s.addUsed(int64(si.Size) - freed)
+		}
+		close(done)
 	}
 	err = s.withDB(func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error {
+		txn := db.NewTransaction(true)
+		set := func() error {
 			if err := txn.Set(segKey(pfxSeg, rec.seq, si.Index), sg.raw); err != nil {
 				return err
 			}
@@ -260,35 +315,33 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) error {
 				}
 			}
 			return txn.Set(headerKey(rec.key), hb)
+		}
+		if err := set(); err != nil {
+			txn.Discard()
+			return err
+		}
+		s.inflight.Add(1)
+		txn.CommitWith(func(err error) {
+			defer s.inflight.Done()
+			completed(err)
 		})
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+		completed(err)
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
 	}
-	s.cache.add(segRef{rec.seq, si.Index}, sg)
-	w.open = newOpenSegment(h.NextIndex)
+	return done, nil
+}
 
+// sync waits for the writer's commit in flight, if any, and returns its error.
+func (w *Writer) sync() error {
+	rec := w.rec
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
 	rec.mu.Lock()
-	// Access statistics may have changed meanwhile; they are not the writer's.
-	h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
-	rec.hdr = h
-	if len(segs) == 0 && !rec.hasLast {
-		rec.baseIndex = si.Index
-	}
-	rec.segs = append(segs[drop:], si)
-	rec.open = w.open
-	rec.notifyLocked()
-	rec.mu.Unlock()
-
-	if drop > 0 {
-		s.cache.drop(rec.seq, h.FirstIndex)
-	}
-	var freed int64
-	for _, d := range segs[:drop] {
-		freed += int64(d.Size)
-	}
-	s.addUsed(int64(si.Size) - freed)
-	return nil
+	defer rec.mu.Unlock()
+	return rec.commitErr
 }
 
 // addUsed changes the quota usage and starts eviction when it is exceeded.
@@ -319,13 +372,13 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 	if err != nil {
 		return fmt.Errorf("segment for %s: %w", rec.key, err)
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for i := range packets {
-		if n := len(rec.hdr.M.Tracks); n > 0 && int(packets[i].Track) >= n {
+		if n := w.ntracks; n > 0 && int(packets[i].Track) >= n {
 			return fmt.Errorf("segment %d for %s: %w: packet %d on track %d of %d", idx, rec.key, ErrCorrupt, i, packets[i].Track, n)
 		}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.done {
 		return fmt.Errorf("append to %s: %w", rec.key, errFinished)
 	}
@@ -333,9 +386,9 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 		return fmt.Errorf("segment %d for %s: writer has unsealed packets", idx, rec.key)
 	}
 	rec.mu.Lock()
-	want, empty := rec.hdr.NextIndex, len(rec.segs) == 0 && !rec.hasLast
+	want, empty := w.open.index, len(rec.segs) == 0 && rec.pending == nil && !rec.hasLast
 	rec.mu.Unlock()
-	if idx != want && !(empty && rec.hdr.M.Live) {
+	if idx != want && !(empty && w.live) {
 		return fmt.Errorf("segment %d for %s: %w: want %d", idx, rec.key, ErrOutOfOrder, want)
 	}
 	si := segmentInfo(packets)
@@ -344,14 +397,16 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 	for i := range packets {
 		rtpBytes += uint64(len(packets[i].RTP))
 	}
-	if err := w.commit(si, &segment{raw: raw, packets: packets}, rtpBytes); err != nil {
-		return err
-	}
 	last := &packets[len(packets)-1]
 	rec.mu.Lock()
 	rec.lastTT, rec.lastPN, rec.hasLast = last.TT, last.PN, true
 	rec.mu.Unlock()
-	return nil
+	done, err := w.commit(si, &segment{raw: raw, packets: packets}, rtpBytes)
+	if err != nil {
+		return err
+	}
+	<-done // stored when AppendSegment returns
+	return w.sync()
 }
 
 // Last returns the last appended packet's tt and pn (open segment included).
@@ -400,6 +455,7 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
 	rec.hdr = h
 	rec.mu.Unlock()
+	w.ntracks, w.live = len(h.M.Tracks), h.M.Live
 	return nil
 }
 
@@ -415,25 +471,34 @@ func (w *Writer) Finish(st State) error {
 	if w.done {
 		return nil
 	}
-	if err := w.seal(); err != nil {
-		return fmt.Errorf("finish %s: %w", rec.key, err)
-	}
-	rec.wmu.Lock()
+	sealErr := w.seal()
+	rec.wmu.Lock() // waits for the last commit
 	defer rec.wmu.Unlock()
 	rec.mu.Lock()
+	failed := rec.commitErr
 	h := rec.hdr
 	rec.mu.Unlock()
+	if sealErr != nil && failed == nil {
+		failed = sealErr
+	}
+	if failed != nil {
+		// What is durable stays; the recording can never be complete.
+		st = StatePartial
+	}
 	h.M.State = st
-	if err := w.s.writeHeader(rec, &h); err != nil {
+	if err := w.s.writeHeader(rec, &h); err != nil && failed == nil {
 		return fmt.Errorf("finish %s: %w", rec.key, err)
 	}
 	w.done = true
 	rec.mu.Lock()
 	rec.hdr.M.State = st
-	rec.writer, rec.open = nil, nil
+	rec.writer, rec.open, rec.pending = nil, nil, nil
 	rec.touchLocked(false)
 	rec.notifyLocked()
 	rec.mu.Unlock()
+	if failed != nil {
+		return fmt.Errorf("finish %s: %w", rec.key, failed)
+	}
 	w.s.addUsed(0)
 	w.s.log.Debug("recording finished", "stream", rec.id, "state", st)
 	return nil

@@ -224,6 +224,9 @@ func TestLiveWindow(t *testing.T) {
 		used, _ := s.Usage()
 		maxUsed = max(maxUsed, used)
 	}
+	if err := w.sync(); err != nil {
+		t.Fatal(err)
+	}
 	m := w.Manifest()
 	if m.State != StateLive {
 		t.Fatalf("state %s", m.State)
