@@ -1,0 +1,20 @@
+// Package origin is the built-in RTSP origin (`rtspmesh origin`): a small
+// server for tests, demos and first steps that serves MPEG-TS files (H.264 +
+// AAC) as seekable VOD and loops files as live streams, and speaks the origin
+// side of x-RTP-Meta-Info so that a caching proxy's meta-info path is tested.
+//
+// Each file is cut into RTP packets once (Packetize). Every session gets its
+// own gortsplib ServerStream and one pacing goroutine that sends the packets at
+// their transmit time (tt): VOD from the key frame at or before the PLAY
+// Range, live from the latest key frame of a clock shared by every session of
+// that stream (sequence numbers and timestamps continue across loops). A
+// SETUP with `x-RTP-Meta-Info` gets meta-info packets (RTP header kept,
+// payload = tt, ft (video), pn, sq, md as requested, compressed ids as mapped)
+// and the header echoed with what is sent. The end of a VOD play is signalled
+// with an RTCP BYE on every track.
+//
+// Also: `Speed` (VOD, up to Config.MaxSpeed, echoed), `Cache-Control` per path,
+// DESCRIBE/PLAY counts per path, and 501 for `x-Packet-Range`.
+//
+// It does not cache, record or relay anything; that is the rest of rtspedge.
+package origin

@@ -1,0 +1,266 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+)
+
+// Config configures an Origin.
+type Config struct {
+	// Listen is the RTSP (TCP) address. Default ":8554". Tests use
+	// "127.0.0.1:0" and read Addr.
+	Listen string
+	// UDPRTPAddress and UDPRTCPAddress enable UDP transport (both or
+	// neither; the RTP port must be even and the RTCP port the next one).
+	UDPRTPAddress  string
+	UDPRTCPAddress string
+	// Media maps a path (without leading slash, e.g. "sample.ts") to an
+	// MPEG-TS file served as VOD.
+	Media map[string][]byte
+	// MediaDir adds every *.ts file of a directory as VOD under its file name.
+	MediaDir string
+	// Live maps a path to an MPEG-TS file looped forever as a live stream.
+	Live map[string][]byte
+	// DisableMetaInfo ignores x-RTP-Meta-Info requests: sessions get plain RTP.
+	DisableMetaInfo bool
+	// CacheControl maps a path to the Cache-Control value sent on its
+	// DESCRIBE and SETUP responses (e.g. "no-cache"). None by default.
+	CacheControl map[string]string
+	// MaxSpeed caps the Speed header. Default 8.
+	MaxSpeed float64
+	// WriteQueueSize is the per-session packet queue (power of two). Default 4096.
+	WriteQueueSize int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Origin is the built-in RTSP origin.
+type Origin struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	entries map[string]*entry
+	server  *gortsplib.Server
+	epoch   time.Time // the live clock: tt 0 of every live stream
+
+	mu       sync.Mutex
+	closed   bool
+	running  bool
+	pacers   sync.WaitGroup
+	pending  map[*gortsplib.ServerConn]*session // PLAY answered, pacer not yet started
+	sessions map[*gortsplib.ServerSession]*session
+}
+
+// entry is one served path.
+type entry struct {
+	path         string
+	clip         *Clip
+	live         bool
+	sdp          []byte
+	cacheControl string
+
+	describes, plays int // guarded by Origin.mu
+}
+
+// New validates cfg, packetizes every file and binds the TCP listener (so
+// Addr is known at once). Run serves; Close releases the listener if Run is
+// never called.
+func New(cfg Config) (*Origin, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = ":8554"
+	}
+	if (cfg.UDPRTPAddress == "") != (cfg.UDPRTCPAddress == "") {
+		return nil, errors.New("origin: set both UDPRTPAddress and UDPRTCPAddress, or neither")
+	}
+	if cfg.MaxSpeed == 0 {
+		cfg.MaxSpeed = 8
+	}
+	if cfg.MaxSpeed < 1 {
+		return nil, fmt.Errorf("origin: MaxSpeed %v: must be at least 1", cfg.MaxSpeed)
+	}
+	if cfg.WriteQueueSize == 0 {
+		cfg.WriteQueueSize = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	o := &Origin{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "origin"),
+		entries:  make(map[string]*entry),
+		pending:  make(map[*gortsplib.ServerConn]*session),
+		sessions: make(map[*gortsplib.ServerSession]*session),
+	}
+	media := make(map[string][]byte)
+	for p, b := range cfg.Media {
+		media[p] = b
+	}
+	if cfg.MediaDir != "" {
+		files, err := filepath.Glob(filepath.Join(cfg.MediaDir, "*.ts"))
+		if err != nil {
+			return nil, fmt.Errorf("origin: media dir %s: %w", cfg.MediaDir, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("origin: media dir: %w", err)
+			}
+			media[filepath.Base(f)] = b
+		}
+	}
+	add := func(p string, ts []byte, live bool) error {
+		p = strings.Trim(p, "/")
+		if p == "" {
+			return errors.New("origin: empty path")
+		}
+		if _, dup := o.entries[p]; dup {
+			return fmt.Errorf("origin: path %q given twice", p)
+		}
+		c, err := Packetize(ts)
+		if err != nil {
+			return fmt.Errorf("origin: %s: %w", p, err)
+		}
+		sdp, err := describe(c, live)
+		if err != nil {
+			return fmt.Errorf("origin: %s: %w", p, err)
+		}
+		o.entries[p] = &entry{path: p, clip: c, live: live, sdp: sdp, cacheControl: cfg.CacheControl[p]}
+		return nil
+	}
+	for _, p := range sortedKeys(media) {
+		if err := add(p, media[p], false); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range sortedKeys(cfg.Live) {
+		if err := add(p, cfg.Live[p], true); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.entries) == 0 {
+		return nil, errors.New("origin: nothing to serve: set Media, MediaDir or Live")
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("origin: listen %s: %w", cfg.Listen, err)
+	}
+	o.ln = ln
+	return o, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Addr is the RTSP address, e.g. "127.0.0.1:41234".
+func (o *Origin) Addr() string { return o.ln.Addr().String() }
+
+// Paths lists the served paths, VOD and live.
+func (o *Origin) Paths() []string {
+	var ps []string
+	for p := range o.entries {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+// Clip returns the packetized clip served at path.
+func (o *Origin) Clip(path string) (*Clip, bool) {
+	e, ok := o.entries[strings.Trim(path, "/")]
+	if !ok {
+		return nil, false
+	}
+	return e.clip, true
+}
+
+// Sessions returns how many DESCRIBE requests and how many playing sessions
+// (sessions that sent at least one successful PLAY; a resume does not count
+// again) path has seen.
+func (o *Origin) Sessions(path string) (describes, plays int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e, ok := o.entries[strings.Trim(path, "/")]
+	if !ok {
+		return 0, 0
+	}
+	return e.describes, e.plays
+}
+
+// Run serves until ctx ends, then closes every session and returns after
+// every goroutine it started (the server's and the pacers) has stopped.
+func (o *Origin) Run(ctx context.Context) error {
+	o.mu.Lock()
+	if o.closed || o.running {
+		o.mu.Unlock()
+		return errors.New("origin: Run called twice or after Close")
+	}
+	o.running = true
+	o.epoch = time.Now()
+	o.mu.Unlock()
+
+	ln := o.ln
+	o.server = &gortsplib.Server{
+		Handler:        (*handler)(o),
+		RTSPAddress:    ln.Addr().String(),
+		UDPRTPAddress:  o.cfg.UDPRTPAddress,
+		UDPRTCPAddress: o.cfg.UDPRTCPAddress,
+		WriteQueueSize: o.cfg.WriteQueueSize,
+		Listen: func(string, string) (net.Listener, error) {
+			return ln, nil
+		},
+	}
+	if err := o.server.Start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("origin: start: %w", err)
+	}
+	o.log.Info("origin listening", "addr", o.Addr(), "paths", o.Paths())
+
+	errc := make(chan error, 1)
+	go func() { errc <- o.server.Wait() }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.server.Close()
+	if err == nil {
+		<-errc
+	}
+	o.pacers.Wait()
+	if err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	return nil
+}
+
+// Close releases the listener of an Origin whose Run was never called. It is
+// not needed after Run.
+func (o *Origin) Close() {
+	o.mu.Lock()
+	wasRunning := o.running
+	o.closed = true
+	o.mu.Unlock()
+	if !wasRunning {
+		o.ln.Close()
+	}
+}

@@ -1,0 +1,263 @@
+package origin
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
+)
+
+// session is one RTSP session: its stream, its meta-info fields per track,
+// and at most one running pacer.
+type session struct {
+	o *Origin
+
+	mu      sync.Mutex
+	e       *entry
+	stream  *gortsplib.ServerStream
+	fields  []metainfo.Fields // per track; nil: plain RTP
+	next    int64             // absolute packet index a resume starts from
+	pend    *play             // prepared by PLAY, started by its response
+	run     *pacer
+	counted bool // counted in entry.plays
+	closed  bool
+}
+
+// playRequest is what a PLAY asked for.
+type playRequest struct {
+	seek       bool
+	from       time.Duration
+	speed      float64
+	speedAsked bool
+}
+
+// play is a prepared PLAY: the first absolute packet index, its tt and the
+// pacing speed.
+type play struct {
+	n     int64
+	from  time.Duration
+	speed float64
+	live  bool
+}
+
+// pacer is one run of the pacing goroutine.
+type pacer struct {
+	stop chan struct{}
+	done chan struct{}
+	next int64 // written by the goroutine before done closes
+}
+
+func (s *session) entry() *entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.e
+}
+
+// setup binds the session to e on its first SETUP and creates its stream.
+func (s *session) setup(e *entry, srv *gortsplib.Server) (*gortsplib.ServerStream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.e != nil {
+		if s.e != e {
+			return nil, fmt.Errorf("setup %s: session already set up for %s", e.path, s.e.path)
+		}
+		return s.stream, nil
+	}
+	st := &gortsplib.ServerStream{Server: srv, Desc: e.clip.Desc}
+	if err := st.Initialize(); err != nil {
+		return nil, fmt.Errorf("setup %s: %w", e.path, err)
+	}
+	s.e, s.stream = e, st
+	s.fields = make([]metainfo.Fields, e.clip.Tracks())
+	return st, nil
+}
+
+func (s *session) setFields(track int, f metainfo.Fields) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fields[track] = f
+}
+
+// prepare stops a running pacer and computes where the next play starts:
+// VOD at the key frame at or before the Range (else where it paused), live at
+// the latest key frame of the shared clock (livePos since the epoch).
+func (s *session) prepare(req playRequest, livePos time.Duration) play {
+	s.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.e.clip
+	p := play{speed: req.speed, live: s.e.live}
+	switch {
+	case s.e.live:
+		p.n = c.liveSeek(livePos)
+	case req.seek:
+		p.n = c.seek(req.from)
+	default:
+		p.n = s.next
+		if p.n >= int64(len(c.Packets)) {
+			p.n = 0
+		}
+	}
+	p.from = c.at(p.n).tt
+	s.pend = &p
+	return p
+}
+
+// rtpInfo is the RTP-Info of a prepared play: for every track the sequence
+// number of its first packet and the RTP time of the play's start.
+func (s *session) rtpInfo(p play, reqURL *base.URL, setupPath string) base.HeaderValue {
+	s.mu.Lock()
+	c := s.e.clip
+	s.mu.Unlock()
+	var ri headers.RTPInfo
+	for track := 0; track < c.Tracks(); track++ {
+		u := &base.URL{Scheme: reqURL.Scheme, Host: reqURL.Host, Path: setupPath + "/trackID=" + fmt.Sprint(track)}
+		e := &headers.RTPInfoEntry{URL: u.String()}
+		if m, ok := c.firstOfTrack(p.n, track, p.live); ok {
+			a := c.at(m)
+			seq := a.seq
+			rtptime := a.ts - uint32(int64((a.tt-p.from)/time.Millisecond)*int64(c.clockRate[track])/1000)
+			e.SequenceNumber, e.Timestamp = &seq, &rtptime
+		}
+		ri = append(ri, e)
+	}
+	return ri.Marshal()
+}
+
+// start launches the prepared play (ok: the PLAY response is 200).
+func (s *session) start(ok bool) {
+	o := s.o
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pend
+	s.pend = nil
+	if !ok || p == nil || s.closed || s.run != nil {
+		return
+	}
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	if !s.counted {
+		s.counted = true
+		s.e.plays++
+	}
+	o.pacers.Add(1)
+	o.mu.Unlock()
+	r := &pacer{stop: make(chan struct{}), done: make(chan struct{}), next: p.n}
+	s.run = r
+	fields := append([]metainfo.Fields(nil), s.fields...)
+	go s.pace(r, *p, s.e.clip, s.stream, fields)
+}
+
+// stop stops the pacer, if any, and remembers where it stopped.
+func (s *session) stop() {
+	s.mu.Lock()
+	r := s.run
+	s.run = nil
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+	s.mu.Lock()
+	s.next = r.next
+	s.mu.Unlock()
+}
+
+func (s *session) pause() {
+	s.mu.Lock()
+	s.pend = nil
+	s.mu.Unlock()
+	s.stop()
+}
+
+func (s *session) close() {
+	s.mu.Lock()
+	s.closed = true
+	st := s.stream
+	s.mu.Unlock()
+	s.stop()
+	if st != nil {
+		st.Close()
+	}
+}
+
+// pace sends packets from p.n at their transmit time until the clip ends
+// (VOD: then an RTCP BYE per track), the session stops it, or a write fails.
+func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fields []metainfo.Fields) {
+	defer s.o.pacers.Done()
+	defer close(r.done)
+
+	origin, ttOrigin, speed := time.Now(), p.from, p.speed
+	if p.live {
+		origin, ttOrigin, speed = s.o.epoch, 0, 1
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	buf := make([]byte, 0, 1500)
+	total := int64(len(c.Packets))
+	for n := p.n; ; n++ {
+		r.next = n
+		if !p.live && n >= total {
+			sendBye(st)
+			return
+		}
+		a := c.at(n)
+		due := origin.Add(time.Duration(float64(a.tt-ttOrigin) / speed))
+		if d := time.Until(due); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-r.stop:
+				return
+			}
+		} else {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+		}
+		var pkt rtp.Packet
+		if err := pkt.Unmarshal(a.raw); err != nil {
+			return // cannot happen: Packetize marshalled it
+		}
+		pkt.SequenceNumber, pkt.Timestamp = a.seq, a.ts
+		if f := fields[a.track]; f != nil {
+			buf = metainfo.Encode(buf[:0], f, metainfo.Info{
+				TT: a.tt, FT: a.ft, PN: uint64(n), SQ: a.seq, MD: pkt.Payload,
+			})
+			pkt.Payload = buf
+		}
+		if err := st.WritePacketRTPWithNTP(st.Desc.Medias[a.track], &pkt, due); err != nil {
+			return
+		}
+	}
+}
+
+// sendBye ends a VOD play: an RTCP BYE for every track's SSRC.
+func sendBye(st *gortsplib.ServerStream) {
+	stats := st.Stats()
+	for _, m := range st.Desc.Medias {
+		var ssrcs []uint32
+		for _, f := range stats.Medias[m].Formats {
+			ssrcs = append(ssrcs, f.LocalSSRC)
+		}
+		// The reason makes the packet at least 12 bytes: FFmpeg ignores
+		// shorter RTCP packets.
+		bye := &rtcp.Goodbye{Sources: ssrcs, Reason: "end of stream"}
+		if err := st.WritePacketRTCP(m, bye); err != nil {
+			return // the stream is closed
+		}
+	}
+}
