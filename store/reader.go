@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -20,7 +22,9 @@ type Reader struct {
 	seg     *segment // idx's packets when idx is sealed
 	open    []Packet // snapshot of the open segment's packets when idx is open
 	started bool
-	closed  bool
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close: unblocks Next
 }
 
 // NewReader opens a reader of key positioned at from: on the first packet of
@@ -56,7 +60,7 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 	rec.mu.Unlock()
 	s.mu.Unlock()
 
-	r := &Reader{s: s, rec: rec}
+	r := &Reader{s: s, rec: rec, closing: make(chan struct{})}
 	var p position
 	if video {
 		p, err = s.seekKey(rec, segs, next, open, from)
@@ -214,11 +218,12 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 			r.started = true
 			return r.open[r.pos-1], nil
 		}
-		if r.closed {
-			return Packet{}, fmt.Errorf("read %s: reader closed", r.rec.key)
-		}
-		if r.s.isClosed() {
+		select {
+		case <-r.closing:
+			return Packet{}, fmt.Errorf("read %s: %w", r.rec.key, errReaderClosed)
+		case <-r.s.done:
 			return Packet{}, ErrClosed
+		default:
 		}
 		rec := r.rec
 		rec.mu.Lock()
@@ -262,24 +267,28 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 			return Packet{}, ctx.Err()
 		case <-r.s.done:
 			return Packet{}, ErrClosed
+		case <-r.closing:
+			return Packet{}, fmt.Errorf("read %s: %w", rec.key, errReaderClosed)
 		case <-ch:
 		}
 	}
 }
 
 // Close releases the reader; the recording becomes evictable again when it
-// has no readers and no writer. Close is idempotent.
+// has no readers and no writer. Close may be called from another goroutine
+// to end a blocked Next, and more than once.
 func (r *Reader) Close() error {
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	r.seg, r.open = nil, nil
-	rec := r.rec
-	rec.mu.Lock()
-	rec.readers--
-	rec.touchLocked(false)
-	rec.mu.Unlock()
-	r.s.addUsed(0)
+	r.closeOnce.Do(func() {
+		close(r.closing)
+		rec := r.rec
+		rec.mu.Lock()
+		rec.readers--
+		rec.touchLocked(false)
+		rec.mu.Unlock()
+		r.s.addUsed(0)
+	})
 	return nil
 }
+
+// errReaderClosed is returned by Next after Close.
+var errReaderClosed = errors.New("reader closed")

@@ -36,6 +36,8 @@ type Options struct {
 	// CacheBytes bounds the shared in-memory cache of decoded segments
 	// (default 64 MiB; negative disables it).
 	CacheBytes int64
+
+	gcEvery time.Duration // value-log GC period (tests shorten it); default gcInterval
 }
 
 // Defaults.
@@ -137,6 +139,9 @@ func (o *Options) fill() error {
 	if o.MaxBytes < 0 {
 		return fmt.Errorf("store options: negative MaxBytes %d", o.MaxBytes)
 	}
+	if o.gcEvery <= 0 {
+		o.gcEvery = gcInterval
+	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = DefaultCacheBytes
 	}
@@ -201,7 +206,7 @@ func (s *Store) withDB(fn func(db *badger.DB) error) error {
 // background owns value-log GC, access-statistics flushing and eviction.
 func (s *Store) background() {
 	defer s.wg.Done()
-	gc := time.NewTicker(gcInterval)
+	gc := time.NewTicker(s.opts.gcEvery)
 	defer gc.Stop()
 	flush := time.NewTicker(flushInterval)
 	defer flush.Stop()

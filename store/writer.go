@@ -15,6 +15,9 @@ import (
 // the next one.
 var ErrOutOfOrder = errors.New("store: segment out of order")
 
+// segSlack is what a segment buffer holds beyond Options.SegmentBytes.
+const segSlack = 4 << 10
+
 // errFinished is returned by a Writer after Finish.
 var errFinished = errors.New("writer finished")
 
@@ -174,7 +177,10 @@ func (w *Writer) Append(p Packet) error {
 		o = w.open
 	}
 	if o.buf == nil {
-		o.buf = newSegmentBuf(o.index, w.s.opts.SegmentBytes+segHeaderLen+maxRecordHeader+MaxPacketBytes)
+		// Room for SegmentBytes plus a little: a packet that does not fit
+		// seals the segment first (above), so the buffer never grows and the
+		// RTP slices readers hold stay put.
+		o.buf = newSegmentBuf(o.index, max(w.s.opts.SegmentBytes+segSlack, segHeaderLen+maxRecordHeader+MaxPacketBytes))
 	}
 	var off int
 	o.buf, off = appendRecord(o.buf, &p)
@@ -268,7 +274,7 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 	rec.mu.Lock()
 	rec.pending, rec.pendingInfo = sg, si
 	rec.open = w.open
-	if len(segs) == 0 && !rec.hasLast {
+	if len(segs) == 0 {
 		rec.baseIndex = si.Index
 	}
 	rec.notifyLocked()
