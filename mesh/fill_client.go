@@ -48,6 +48,8 @@ type PeerFill struct {
 	clean  bool // the end frame was read: Close may close rather than reset
 
 	free chan []byte // segment buffers the store is done with
+
+	onSegment func(index uint32) // tests and benchmarks: a segment was stored
 }
 
 // OpenFill asks provider p for key from segment index from, and reads the
@@ -75,6 +77,11 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	octx, cancel := context.WithTimeout(ctx, m.cfg.StallTimeout)
 	defer cancel()
+	if len(m.host.Network().ConnsToPeer(id)) == 0 && len(m.host.Peerstore().Addrs(id)) == 0 {
+		if ai, err := m.dht.FindPeer(octx, id); err == nil {
+			m.host.Peerstore().AddAddrs(id, ai.Addrs, peerstore.TempAddrTTL)
+		}
+	}
 	s, err := m.host.NewStream(octx, id, FillProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("open fill from %s: %w", id, err)
@@ -225,6 +232,9 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
 			pf.recycle(it.data) // AppendSegment keeps a copy
+			if pf.onSegment != nil {
+				pf.onSegment(next)
+			}
 			n++
 			bytes += int64(len(it.data))
 			next++

@@ -179,7 +179,8 @@ type Provider struct {
 
 // FindProviders looks key up in the DHT and returns its providers, nearest
 // first by measured round-trip time, never this node. It takes at most
-// FindTimeout (lookup and measurement together); finding none is not an error.
+// FindTimeout (lookup and measurement together), and stops looking for more
+// providers FindTimeout/4 after the first one; finding none is not an error.
 // Providers may be stale: a fetcher moves to the next one.
 func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, error) {
 	ctx, cancel := context.WithTimeout(parent, m.cfg.FindTimeout)
@@ -191,10 +192,30 @@ func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, er
 		mu    sync.Mutex
 		provs []Provider
 		wg    sync.WaitGroup
+		grace <-chan time.Time // runs from the first provider found
 	)
-	for ai := range m.dht.FindProvidersAsync(ctx, KeyCID(key), maxProviders+1) {
+	lookup, endLookup := context.WithCancel(ctx)
+	defer endLookup()
+	found := m.dht.FindProvidersAsync(lookup, KeyCID(key), maxProviders+1)
+	for found != nil {
+		var ai peer.AddrInfo
+		var ok bool
+		select {
+		case ai, ok = <-found:
+			if !ok {
+				found = nil
+				continue
+			}
+		case <-grace:
+			endLookup() // enough waiting for more; found drains and closes
+			grace = nil
+			continue
+		}
 		if ai.ID == m.host.ID() || len(provs) >= maxProviders {
 			continue
+		}
+		if grace == nil && len(provs) == 0 {
+			grace = time.After(m.cfg.FindTimeout / 4)
 		}
 		mu.Lock()
 		i := len(provs)
