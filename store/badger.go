@@ -17,7 +17,13 @@ import (
 //   - ValueThreshold 1 KiB: segment bytes go to the value log (written
 //     sequentially, read through mmap), while headers (~1 KB) and segment infos
 //     (77 B) stay in the LSM tree, which therefore remains tiny and cheap to
-//     compact and to iterate at Open.
+//     compact and to iterate at Open. Measured with this package's benchmarks
+//     (256 KiB segments, two runs each on the shared machine): 1 KiB threshold
+//     158–230 MB/s append, 1.8–2.7 GB/s read; Badger's default 1 MiB (segments
+//     inline in the LSM) 55–170 MB/s append, 1.0–1.8 GB/s read.
+//   - Segment commits are pipelined (Txn.CommitWith, see Writer.commit): with
+//     a synchronous Update per seal appending spent ~70% of its time waiting
+//     for Badger and reached 87–145 MB/s.
 //   - DetectConflicts off: each recording has one writer and keys never
 //     overlap between writers, so conflict tracking is pure overhead.
 //   - ValueLogFileSize 256 MiB: value-log GC rewrites whole files, so smaller

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// seal writes the open segment, if it has packets, without waiting for the
+// Badger commit. w.mu is held.
+func (w *Writer) seal() error {
+	o := w.open
+	if len(o.packets) == 0 {
+		return nil
+	}
+	setSegmentCount(o.buf, uint32(len(o.packets)))
+	si := o.info
+	si.Index, si.Size, si.Hash = o.index, uint32(len(o.buf)), sha256.Sum256(o.buf)
+	_, err := w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes)
+	return err
+}
+
+// commit stores a sealed segment, its info and the updated header in one
+// Badger transaction, and drops segments that left a live window. w.mu is
+// held.
+//
+// The commit is pipelined: the caller goes on filling the next segment while
+// Badger writes this one (appending waits for Badger otherwise most of the
+// time). rec.wmu is held from here until the commit completed, so the next
+// seal, header writes and Finish wait for it and headers land in order.
+// Meanwhile readers find the segment in rec.pending; the manifest, Segment
+// and WaitSegment show it only once it is durable. The returned channel is
+// closed when the commit completed.
+func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan struct{}, error) {
+	s, rec := w.s, w.rec
+	rec.wmu.Lock()
+	rec.mu.Lock()
+	h, segs, failed := rec.hdr, rec.segs, rec.commitErr
+	rec.mu.Unlock()
+	if failed != nil {
+		rec.wmu.Unlock()
+		return nil, failed
+	}
+
+	if len(segs) == 0 {
+		h.FirstIndex = si.Index
+	}
+	h.NextIndex = si.Index + 1
+	h.M.Packets += uint64(si.Packets)
+	h.M.Bytes += rtpBytes
+	h.StoredBytes += int64(si.Size)
+	last := &sg.packets[len(sg.packets)-1]
+	h.LastTT, h.LastPN, h.HasLast = last.TT, last.PN, true
+	drop := 0
+	var freed int64
+	if h.M.Live {
+		for drop < len(segs) && si.LastTT-segs[drop].LastTT > s.opts.LiveWindow {
+			freed += int64(segs[drop].Size)
+			drop++
+		}
+		h.FirstIndex += uint32(drop)
+		h.StoredBytes -= freed
+	}
+	if h.AutoDur {
+		first := si.FirstTT
+		if drop < len(segs) {
+			first = segs[drop].FirstTT
+		}
+		h.M.Duration = si.LastTT
+		if h.M.Live {
+			h.M.Duration = si.LastTT - first
+		}
+	}
+	hb, err := encodeHeader(&h)
+	if err != nil {
+		rec.wmu.Unlock()
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+
+	s.cache.add(segRef{rec.seq, si.Index}, sg)
+	w.open = newOpenSegment(si.Index + 1)
+	rec.mu.Lock()
+	rec.pending, rec.pendingInfo = sg, si
+	rec.open = w.open
+	if len(segs) == 0 {
+		rec.baseIndex = si.Index
+	}
+	rec.notifyLocked()
+	rec.mu.Unlock()
+
+	done := make(chan struct{})
+	completed := func(err error) {
+		rec.mu.Lock()
+		if err != nil {
+			rec.commitErr = fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+		} else {
+			// Access statistics may have changed meanwhile; they are not the writer's.
+			h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
+			rec.hdr = h
+			rec.segs = append(segs[drop:], si)
+			rec.pending = nil
+		}
+		rec.notifyLocked()
+		rec.mu.Unlock()
+		rec.wmu.Unlock()
+		if err == nil {
+			if drop > 0 {
+				s.cache.drop(rec.seq, h.FirstIndex)
+			}
+			s.addUsed(int64(si.Size) - freed)
+		}
+		close(done)
+	}
+	err = s.withDB(func(db *badger.DB) error {
+		txn := db.NewTransaction(true)
+		set := func() error {
+			if err := txn.Set(segKey(pfxSeg, rec.seq, si.Index), sg.raw); err != nil {
+				return err
+			}
+			if err := txn.Set(segKey(pfxInfo, rec.seq, si.Index), encodeSegInfo(&si)); err != nil {
+				return err
+			}
+			for _, d := range segs[:drop] {
+				if err := txn.Delete(segKey(pfxSeg, rec.seq, d.Index)); err != nil {
+					return err
+				}
+				if err := txn.Delete(segKey(pfxInfo, rec.seq, d.Index)); err != nil {
+					return err
+				}
+			}
+			return txn.Set(headerKey(rec.key), hb)
+		}
+		if err := set(); err != nil {
+			txn.Discard()
+			return err
+		}
+		s.inflight.Add(1)
+		txn.CommitWith(func(err error) {
+			defer s.inflight.Done()
+			completed(err)
+		})
+		return nil
+	})
+	if err != nil {
+		completed(err)
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+	return done, nil
+}
+
+// sync waits for the writer's commit in flight, if any, and returns its error.
+func (w *Writer) sync() error {
+	rec := w.rec
+	rec.wmu.Lock()
+	defer rec.wmu.Unlock()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.commitErr
+}
+
+// addUsed changes the quota usage and starts eviction when it is exceeded.
+func (s *Store) addUsed(d int64) {
+	s.mu.Lock()
+	s.used += d
+	over := s.opts.MaxBytes > 0 && s.used > s.opts.MaxBytes
+	s.mu.Unlock()
+	if over {
+		s.kickEviction()
+	}
+}
+
