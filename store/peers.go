@@ -113,4 +113,3 @@ func (s *Store) WaitSegment(ctx context.Context, key string, index uint32) (Mani
 		}
 	}
 }
-

@@ -130,4 +130,3 @@ func (s *Store) purgeKeys(seq uint64) error {
 		return wb.Flush()
 	})
 }
-

@@ -169,4 +169,3 @@ func (s *Store) addUsed(d int64) {
 		s.kickEviction()
 	}
 }
-
