@@ -5,4 +5,29 @@
 // tail a filling recording, raw segment access for peers, crash recovery,
 // quota and eviction. It speaks bytes and its own types: it imports neither
 // gortsplib nor libp2p, and knows nothing of RTSP sessions or peers.
+//
+// Writing. A Writer (Store.Create, Store.Resume) appends packets to an open
+// segment held in memory and seals it at Options.SegmentBytes or
+// Options.SegmentSpan of media. A sealed segment is written once, in one
+// Badger transaction with its segment info and the recording's header; the
+// header is O(1) in the number of segments. Commits are pipelined: the writer
+// fills the next segment while Badger writes the previous one. Segments from
+// peers (Writer.AppendSegment) are verified (hash, then decoding, then index)
+// before anything is stored.
+//
+// Reading. A Reader is positioned by a binary search over segment infos and a
+// scan of one segment; it reads sealed segments through a store-wide LRU of
+// decoded segments (concurrent misses make one read), then the segment whose
+// commit is in flight, then the open segment, then blocks until the writer
+// notifies (a channel closed and replaced per change).
+//
+// Layout and encodings: manifest.go (Badger keys, header, segment info) and
+// segment.go (segment bytes). Crash safety: every seal is atomic; Open turns a
+// recording left `filling` or `live` into `partial`; deletions leave a
+// tombstone until their keys are gone. Quota: Options.MaxBytes over encoded
+// segment bytes, least recently used first, never a recording with a writer,
+// readers or a pin; eviction and value-log GC run on the Store's goroutine.
+//
+// Not here: what a key means (node), when to fill or announce (node, mesh),
+// RTP parsing (rtspedge).
 package store

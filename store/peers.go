@@ -59,7 +59,9 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 		s.loads.Add(1)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			rec.mu.Lock()
-			behind := idx < rec.hdr.FirstIndex
+			// A live window drops segments as new ones seal; the header may
+			// not show the drop yet while its commit completes.
+			behind := idx < rec.hdr.FirstIndex || rec.hdr.M.Live
 			gone := rec.deleted
 			rec.mu.Unlock()
 			switch {
