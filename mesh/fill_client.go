@@ -176,6 +176,13 @@ func (pf *PeerFill) Run(ctx context.Context, w *store.Writer) error {
 	if next := nextIndex(w.Manifest()); next != pf.from {
 		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
 	}
+	// Buffers in flight, as the resource manager sees them (segments are
+	// usually 256 KiB, the store's default).
+	const reserve = readBuffer + pipelineDepth*(256<<10)
+	if err := pf.s.Scope().ReserveMemory(reserve, network.ReservationPriorityHigh); err != nil {
+		return fmt.Errorf("fill from %s: %w", pf.peer, err)
+	}
+	defer pf.s.Scope().ReleaseMemory(reserve)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })

@@ -45,6 +45,12 @@ func (m *Mesh) handleFill(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
+	if err := s.Scope().ReserveMemory(writeBuffer, network.ReservationPriorityHigh); err != nil {
+		m.log.Debug("fill stream refused: no memory", "err", err)
+		_ = s.Reset()
+		return
+	}
+	defer s.Scope().ReleaseMemory(writeBuffer)
 	remote := s.Conn().RemotePeer().String()
 	log := m.log.With("fill_to", remote)
 	_ = s.SetReadDeadline(time.Now().Add(requestTimeout))
