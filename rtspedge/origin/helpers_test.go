@@ -52,7 +52,7 @@ func startOrigin(t *testing.T, cfg Config) *Origin {
 func videoMD5s(t *testing.T, ctx context.Context, args ...string) []string {
 	t.Helper()
 	full := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)
-	full = append(full, "-map", "0:v:0", "-f", "framemd5", "-")
+	full = append(full, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-")
 	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

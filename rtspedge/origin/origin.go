@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -52,7 +53,8 @@ type Origin struct {
 	ln      net.Listener
 	entries map[string]*entry
 	server  *gortsplib.Server
-	epoch   time.Time // the live clock: tt 0 of every live stream
+	epoch   time.Time     // the live clock: tt 0 of every live stream
+	sent    atomic.Uint64 // RTP packets handed to sessions, all paths
 
 	mu       sync.Mutex
 	closed   bool

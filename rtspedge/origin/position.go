@@ -43,7 +43,7 @@ func (c *Clip) seek(t time.Duration) int64 {
 }
 
 // liveSeek returns the absolute index of the latest key start at or before
-// live position pos.
+// live position pos (the first key start when there is none yet).
 func (c *Clip) liveSeek(pos time.Duration) int64 {
 	if pos < 0 {
 		pos = 0
@@ -57,8 +57,8 @@ func (c *Clip) liveSeek(pos time.Duration) int64 {
 		return k*total + int64(c.keyStarts[j])
 	case k > 0:
 		return (k-1)*total + int64(c.keyStarts[len(c.keyStarts)-1])
-	default:
-		return 0
+	default: // before the first key frame of the first loop: wait for it
+		return int64(c.keyStarts[0])
 	}
 }
 

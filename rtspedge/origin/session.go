@@ -242,6 +242,7 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 		if err := st.WritePacketRTPWithNTP(st.Desc.Medias[a.track], &pkt, due); err != nil {
 			return
 		}
+		s.o.sent.Add(1)
 	}
 }
 
