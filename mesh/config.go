@@ -15,6 +15,8 @@ const (
 	DefaultProviderTTL  = time.Hour
 	DefaultFindTimeout  = 300 * time.Millisecond
 	DefaultStallTimeout = 15 * time.Second
+
+	minStallTimeout = 3 * time.Second
 )
 
 // DefaultListen is where a node listens when Config.Listen is empty: TCP and
@@ -50,8 +52,9 @@ type Config struct {
 	// (default 300ms).
 	FindTimeout time.Duration
 	// StallTimeout is how long a fill waits for the next frame from a peer
-	// before it gives up on it (default 15s). Servers send a keep-alive frame
-	// at a third of the default while they wait for a filling recording.
+	// before it gives up on it (default 15s, at least 3s: servers send a
+	// keep-alive frame every KeepaliveInterval while they wait for a filling
+	// recording).
 	StallTimeout time.Duration
 	// Logger receives the mesh's log lines (default: discarded).
 	Logger *slog.Logger
@@ -111,8 +114,9 @@ func (cfg Config) validate() error {
 	if cfg.FindTimeout < 0 {
 		errs = append(errs, fmt.Errorf("FindTimeout %v: must be positive", cfg.FindTimeout))
 	}
-	if cfg.StallTimeout < 0 {
-		errs = append(errs, fmt.Errorf("StallTimeout %v: must be positive", cfg.StallTimeout))
+	if cfg.StallTimeout < minStallTimeout {
+		errs = append(errs, fmt.Errorf("StallTimeout %v: must be at least %v (peers send keep-alives every %v)",
+			cfg.StallTimeout, minStallTimeout, KeepaliveInterval))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("mesh config: %w", err)

@@ -64,7 +64,7 @@
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
 // recording that is still filling it waits (store.WaitSegment) and follows new
-// segments, sending a keepalive every 5 s while it waits; when the recording
+// segments, sending a keepalive every 2 s (KeepaliveInterval) while it waits; when the recording
 // is no longer filling it sends the end frame and closes the stream. The
 // open (unsealed) segment is never sent. Each write has a 30 s deadline;
 // segments are written whole through a 64 KiB buffer.

@@ -19,9 +19,9 @@ const (
 	requestTimeout = 10 * time.Second
 	// writeTimeout bounds each write to a client.
 	writeTimeout = 30 * time.Second
-	// keepaliveInterval is how often a server waiting for a filling
+	// KeepaliveInterval is how often a server waiting for a filling
 	// recording's next segment tells the client it is still there.
-	keepaliveInterval = DefaultStallTimeout / 3
+	KeepaliveInterval = 2 * time.Second
 	// serviceName names the fill protocol in libp2p's resource manager.
 	serviceName = "rtspmesh.fill"
 	// writeBuffer batches frame headers with segment bytes.
@@ -155,7 +155,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		if err := flush(); err != nil {
 			return sent, err
 		}
-		wctx, cancel := context.WithTimeout(ctx, keepaliveInterval)
+		wctx, cancel := context.WithTimeout(ctx, KeepaliveInterval)
 		mf, err = m.st.WaitSegment(wctx, req.Key, i)
 		cancel()
 		switch {

@@ -152,7 +152,7 @@ func (f *followFill) result(t *testing.T, d time.Duration) error {
 
 func TestFillFollowsFillingRecording(t *testing.T) {
 	t.Parallel()
-	a, b := startPair(t, Config{})
+	a, b := startPair(t, Config{StallTimeout: minStallTimeout})
 	key := testKey("follow")
 	f := startFollow(t.Context(), t, a, b, key, 2*time.Second)
 	if st := f.pf.Manifest().State; st != store.StateFilling {
@@ -174,6 +174,14 @@ func TestFillFollowsFillingRecording(t *testing.T) {
 		default:
 		}
 	}
+	// A source with nothing new for longer than the stall timeout: the
+	// server's keep-alives hold the fill open.
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while the source is idle: %v", err)
+	case <-time.After(minStallTimeout + KeepaliveInterval):
+	}
+	record(t, wa, src, 7*time.Second)
 	if err := wa.Finish(store.StateComplete); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +303,7 @@ func serveThenStall(a *testNode, n uint32, release <-chan struct{}) network.Stre
 
 func TestFillStall(t *testing.T) {
 	t.Parallel()
-	a, b := startPair(t, Config{StallTimeout: 500 * time.Millisecond})
+	a, b := startPair(t, Config{StallTimeout: minStallTimeout})
 	key := testKey("stall")
 	makeRecording(t, a.st, key, 6*time.Second)
 	release := make(chan struct{})
@@ -306,8 +314,8 @@ func TestFillStall(t *testing.T) {
 	if !errors.Is(err, ErrStalled) {
 		t.Fatalf("Run from a stalled peer: %v, want ErrStalled", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("stall detected after %v, StallTimeout is 500ms", d)
+	if d := time.Since(start); d < minStallTimeout || d > 3*minStallTimeout {
+		t.Errorf("stall detected after %v, StallTimeout is %v", d, minStallTimeout)
 	}
 	if n := len(w.Manifest().Segments); n != 2 {
 		t.Errorf("kept %d segments, want the 2 received", n)
@@ -369,5 +377,5 @@ func TestFillCancel(t *testing.T) {
 		t.Errorf("Run after cancel: %v, want context.Canceled", err)
 	}
 	// The server noticed at once (not at its next keep-alive): its handler ended.
-	waitFor(t, keepaliveInterval/2, "the server's handler to end", func() bool { return a.serving.Load() == 0 })
+	waitFor(t, KeepaliveInterval/2, "the server's handler to end", func() bool { return a.serving.Load() == 0 })
 }

@@ -163,6 +163,7 @@ func TestConfigValidation(t *testing.T) {
 		{"bad listen", Config{DataDir: dir, Listen: []string{"127.0.0.1:4001"}}, "Listen"},
 		{"bootstrap without id", Config{DataDir: dir, Bootstrap: []string{"/ip4/127.0.0.1/tcp/4001"}}, "Bootstrap"},
 		{"bad allow peer", Config{DataDir: dir, AllowPeers: []string{"alice"}}, "AllowPeers"},
+		{"stall timeout below keep-alives", Config{DataDir: dir, StallTimeout: time.Second}, "StallTimeout"},
 		{"missing psk file", Config{DataDir: dir, Listen: loopback, PSKFile: dir + "/none.key"}, "psk"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
