@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -378,4 +379,29 @@ func TestFillCancel(t *testing.T) {
 	}
 	// The server noticed at once (not at its next keep-alive): its handler ended.
 	waitFor(t, KeepaliveInterval/2, "the server's handler to end", func() bool { return a.serving.Load() == 0 })
+}
+
+func TestFillOverEachTransport(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, listen, proto string }{
+		{"tcp", "/ip4/127.0.0.1/tcp/0", "/tcp/"},
+		{"quic", "/ip4/127.0.0.1/udp/0/quic-v1", "/quic-v1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := startPair(t, Config{Listen: []string{tc.listen}})
+			key := testKey(tc.name)
+			makeRecording(t, a.st, key, 3*time.Second)
+			w, err := fill(t.Context(), t, a, b, key)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			_ = w.Finish(store.StateComplete)
+			sameSegments(t, a.st, b.st, key)
+			conns := b.host.Network().ConnsToPeer(a.host.ID())
+			if len(conns) == 0 || !strings.Contains(conns[0].RemoteMultiaddr().String(), tc.proto) {
+				t.Errorf("connection over %v, want %s", conns, tc.proto)
+			}
+		})
+	}
 }
