@@ -1,0 +1,156 @@
+package rtspedge
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// batchMaxBytes: a batch larger than this goes out in several writes.
+	batchMaxBytes = 256 << 10
+	// batchLinger bounds how long a frame may wait in the buffer if the
+	// expected count is never reached (a push that failed, a PAUSE that
+	// discarded queued frames).
+	batchLinger = 20 * time.Millisecond
+)
+
+// batchConn coalesces the interleaved frames of one replayer batch into one
+// write() system call. gortsplib writes each RTP packet of a session with
+// its own Write; the replayer says beforehand how many frames its batch has
+// (expect), and the frames are buffered until the last of them arrives.
+// Anything that is not an interleaved frame (an RTSP response) flushes at
+// once, in order. Writes from gortsplib's session writer and its connection
+// goroutine may be concurrent; mu orders them.
+type batchConn struct {
+	net.Conn
+
+	target atomic.Uint64 // flush when frames reaches this
+
+	mu       sync.Mutex
+	frames   uint64 // interleaved frames accepted by Write
+	buf      []byte
+	deadline time.Time
+	timer    *time.Timer
+	err      error // sticky error of a deferred flush
+}
+
+func newBatchConn(c net.Conn) *batchConn {
+	return &batchConn{Conn: c}
+}
+
+// expect announces that the next n frames (after the frames already
+// announced, counted by the caller as total) belong to one batch: they are
+// written together once the last one arrives.
+func (c *batchConn) expect(total uint64) { c.target.Store(total) }
+
+// framesWritten is how many frames Write accepted so far.
+func (c *batchConn) framesWritten() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frames
+}
+
+// SetWriteDeadline is applied to the next real write.
+func (c *batchConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the read deadline now and the write deadline for the next
+// real write.
+func (c *batchConn) SetDeadline(t time.Time) error {
+	_ = c.SetWriteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	frame := len(p) > 0 && p[0] == '$'
+	if frame {
+		c.frames++
+		if c.frames < c.target.Load() && len(c.buf)+len(p) <= batchMaxBytes {
+			if len(c.buf) == 0 {
+				c.armLocked()
+			}
+			c.buf = append(c.buf, p...)
+			return len(p), nil
+		}
+	}
+	if len(c.buf) == 0 {
+		return c.writeLocked(p)
+	}
+	c.buf = append(c.buf, p...)
+	if _, err := c.flushLocked(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// armLocked starts the linger timer for a buffer that just became non-empty.
+func (c *batchConn) armLocked() {
+	if c.timer == nil {
+		c.timer = time.AfterFunc(batchLinger, c.lingerFlush)
+		return
+	}
+	c.timer.Reset(batchLinger)
+}
+
+func (c *batchConn) lingerFlush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf) > 0 && c.err == nil {
+		_, _ = c.flushLocked()
+	}
+}
+
+func (c *batchConn) flushLocked() (int, error) {
+	n, err := c.writeLocked(c.buf)
+	c.buf = c.buf[:0]
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	return n, err
+}
+
+func (c *batchConn) writeLocked(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+		c.err = err
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.err = err
+		_ = c.Conn.Close() // a failed deferred write must fail everything after it
+	}
+	return n, err
+}
+
+func (c *batchConn) Close() error {
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// batchListener wraps accepted connections in batchConn.
+type batchListener struct {
+	net.Listener
+}
+
+func (l batchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newBatchConn(c), nil
+}

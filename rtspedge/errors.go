@@ -1,0 +1,66 @@
+package rtspedge
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Errors a Recordings implementation or the origin client returns; the server
+// turns them into RTSP status codes (and nothing else does).
+var (
+	// ErrUnknownOrigin: the path names no configured origin (404 Not Found).
+	ErrUnknownOrigin = errors.New("unknown origin")
+	// ErrBadPath: the path is malformed or escapes its origin (400 Bad Request).
+	ErrBadPath = errors.New("bad path")
+	// ErrOriginUnavailable: the origin cannot be reached or failed (503 Service Unavailable).
+	ErrOriginUnavailable = errors.New("origin unavailable")
+	// ErrNotCached: the player asked for only-if-cached and the stream is not here (504 Gateway Timeout).
+	ErrNotCached = errors.New("not cached")
+	// ErrMalformedSDP: the origin's session description cannot be used (502 Bad Gateway).
+	ErrMalformedSDP = errors.New("malformed SDP from origin")
+)
+
+// OriginStatusError is a non-200 answer of an origin to DESCRIBE, SETUP or PLAY.
+// 4xx answers pass through to the player; 5xx ones count as ErrOriginUnavailable.
+type OriginStatusError struct {
+	Method  string
+	Code    int
+	Message string
+}
+
+func (e *OriginStatusError) Error() string {
+	return fmt.Sprintf("origin answered %s with %d %s", e.Method, e.Code, e.Message)
+}
+
+// Unwrap makes a 5xx answer match ErrOriginUnavailable.
+func (e *OriginStatusError) Unwrap() error {
+	if e.Code >= 500 {
+		return ErrOriginUnavailable
+	}
+	return nil
+}
+
+// statusFor maps an error from Recordings.Open (or the store) to the status
+// a player gets.
+func statusFor(err error) base.StatusCode {
+	var se *OriginStatusError
+	switch {
+	case errors.Is(err, ErrUnknownOrigin), errors.Is(err, store.ErrNotFound):
+		return base.StatusNotFound
+	case errors.Is(err, ErrBadPath):
+		return base.StatusBadRequest
+	case errors.Is(err, ErrOriginUnavailable):
+		return base.StatusServiceUnavailable
+	case errors.Is(err, ErrNotCached):
+		return base.StatusGatewayTimeout
+	case errors.Is(err, ErrMalformedSDP):
+		return base.StatusBadGateway
+	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500:
+		return base.StatusCode(se.Code)
+	}
+	return base.StatusInternalServerError
+}

@@ -1,0 +1,242 @@
+package rtspedge
+
+import (
+	"sync"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// handler implements gortsplib's server callbacks for Server (kept off
+// Server's exported method set).
+type handler Server
+
+// connState is what the server keeps per RTSP connection: recordings opened
+// by DESCRIBE until a SETUP adopts them, and the RTP-Info a PLAY answer must
+// carry (gortsplib writes its own, which knows nothing of the replay).
+type connState struct {
+	mu        sync.Mutex
+	described map[string]*described
+	method    base.Method
+	rtpInfo   base.HeaderValue
+}
+
+// described is a recording opened by DESCRIBE, with its player description.
+type described struct {
+	rec  Recording
+	m    store.Manifest
+	sdp  []byte
+	desc *description.Session
+}
+
+func (cs *connState) take(path string) *described {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	d := cs.described[path]
+	delete(cs.described, path)
+	return d
+}
+
+func (cs *connState) put(path string, d *described) {
+	cs.mu.Lock()
+	old := cs.described[path]
+	if cs.described == nil {
+		cs.described = make(map[string]*described)
+	}
+	cs.described[path] = d
+	cs.mu.Unlock()
+	if old != nil {
+		old.rec.Close()
+	}
+}
+
+// close releases recordings no SETUP adopted.
+func (cs *connState) close() {
+	cs.mu.Lock()
+	ds := cs.described
+	cs.described = nil
+	cs.mu.Unlock()
+	for _, d := range ds {
+		d.rec.Close()
+	}
+}
+
+func (h *handler) server() *Server { return (*Server)(h) }
+
+func (h *handler) player(ss *gortsplib.ServerSession) *player {
+	s := h.server()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.players[ss]
+}
+
+func (h *handler) conn(sc *gortsplib.ServerConn) *connState {
+	s := h.server()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.conns[sc]
+	if cs == nil {
+		cs = &connState{}
+		s.conns[sc] = cs
+	}
+	return cs
+}
+
+// OnConnOpen implements gortsplib.ServerHandlerOnConnOpen.
+func (h *handler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	h.conn(ctx.Conn)
+}
+
+// OnConnClose implements gortsplib.ServerHandlerOnConnClose.
+func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	s := h.server()
+	s.mu.Lock()
+	cs := s.conns[ctx.Conn]
+	delete(s.conns, ctx.Conn)
+	s.mu.Unlock()
+	if cs != nil {
+		cs.close()
+	}
+	s.log.Debug("rtsp connection closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "err", ctx.Error)
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest.
+func (h *handler) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	cs := h.conn(sc)
+	cs.mu.Lock()
+	cs.method = req.Method
+	cs.rtpInfo = nil
+	cs.mu.Unlock()
+}
+
+// OnResponse implements gortsplib.ServerHandlerOnResponse: a PLAY answer
+// carries the replay's RTP-Info.
+func (h *handler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
+	cs := h.conn(sc)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.method == base.Play && res.StatusCode == base.StatusOK && cs.rtpInfo != nil {
+		res.Header["RTP-Info"] = cs.rtpInfo
+	}
+	cs.rtpInfo = nil
+}
+
+// OnDescribe implements gortsplib.ServerHandlerOnDescribe.
+func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	s := h.server()
+	path := recordingPath(ctx.Path, ctx.Query)
+	d, res := s.open(path)
+	if d == nil {
+		return res, nil, nil
+	}
+	h.conn(ctx.Conn).put(path, d)
+	return &base.Response{
+		StatusCode: base.StatusOK,
+		Body:       d.sdp,
+	}, nil, nil
+}
+
+// OnSetup implements gortsplib.ServerHandlerOnSetup.
+func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	s := h.server()
+	if !s.allows(ctx.Transport) {
+		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
+	}
+	path := recordingPath(ctx.Path, ctx.Query)
+	if p := h.player(ctx.Session); p != nil {
+		if p.path != path {
+			return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
+		}
+		return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
+	}
+	d := h.conn(ctx.Conn).take(path)
+	if d == nil {
+		var res *base.Response
+		if d, res = s.open(path); d == nil {
+			return res, nil, nil
+		}
+	}
+	p, err := newPlayer(s, ctx.Session, path, d)
+	if err != nil {
+		d.rec.Close()
+		s.log.Error("set up player", "path", path, "err", err)
+		return &base.Response{StatusCode: base.StatusInternalServerError}, nil, nil
+	}
+	s.mu.Lock()
+	s.players[ctx.Session] = p
+	s.mu.Unlock()
+	return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
+}
+
+// OnPlay implements gortsplib.ServerHandlerOnPlay.
+func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	p := h.player(ctx.Session)
+	if p == nil {
+		return &base.Response{StatusCode: base.StatusSessionNotFound}, nil
+	}
+	res := p.play(ctx)
+	if res.StatusCode == base.StatusOK {
+		cs := h.conn(ctx.Conn)
+		cs.mu.Lock()
+		cs.rtpInfo = res.Header["RTP-Info"]
+		cs.mu.Unlock()
+	}
+	return res, nil
+}
+
+// OnPause implements gortsplib.ServerHandlerOnPause.
+func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
+	p := h.player(ctx.Session)
+	if p == nil {
+		return &base.Response{StatusCode: base.StatusSessionNotFound}, nil
+	}
+	p.pause()
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
+func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	s := h.server()
+	s.mu.Lock()
+	p := s.players[ctx.Session]
+	delete(s.players, ctx.Session)
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+		s.log.Debug("player session closed", "path", p.path, "err", ctx.Error)
+	}
+}
+
+// OnStreamWriteError implements gortsplib.ServerHandlerOnStreamWriteError
+// (streams are never written to; the handler keeps gortsplib from logging).
+func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	h.server().log.Debug("stream write error", "err", ctx.Error)
+}
+
+// OnPacketsLost implements gortsplib.ServerHandlerOnPacketsLost.
+func (h *handler) OnPacketsLost(*gortsplib.ServerHandlerOnPacketsLostCtx) {}
+
+// OnDecodeError implements gortsplib.ServerHandlerOnDecodeError.
+func (h *handler) OnDecodeError(*gortsplib.ServerHandlerOnDecodeErrorCtx) {}
+
+// open resolves path through Recordings and prepares its player description;
+// on failure it returns the answer for the player.
+func (s *Server) open(path string) (*described, *base.Response) {
+	rec, err := s.cfg.Recordings.Open(s.ctx, path)
+	if err != nil {
+		code := statusFor(err)
+		s.log.Info("player request refused", "path", path, "status", int(code), "err", err)
+		return nil, &base.Response{StatusCode: code}
+	}
+	m := rec.Manifest()
+	sdp, desc, err := playerDescription(m)
+	if err != nil {
+		rec.Close()
+		s.log.Error("stored description unusable", "path", path, "err", err)
+		return nil, &base.Response{StatusCode: statusFor(err)}
+	}
+	return &described{rec: rec, m: m, sdp: sdp, desc: desc}, nil
+}

@@ -1,0 +1,317 @@
+package rtspedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// metaInfoAsk is what a SETUP asks an origin for (DESIGN.md §1).
+const metaInfoAsk = "tt;ft;pn;md"
+
+// defaultOriginTimeout bounds connecting, each request, and silence while
+// playing when OriginRequest.Timeout is zero.
+const defaultOriginTimeout = 10 * time.Second
+
+// OriginRequest says which origin stream to pull and how.
+type OriginRequest struct {
+	// URL of the stream at the origin (rtsp:// or rtsps://). It may carry
+	// user:password, which is used to authenticate and never logged or put
+	// into an error.
+	URL string
+	// Timeout bounds opening the session (connect, DESCRIBE, SETUP) as a
+	// whole, each later request, and silence of the origin while playing.
+	// It defaults to 10s.
+	Timeout time.Duration
+	// Logger receives session-level events; nothing is logged per packet.
+	// It defaults to discarding.
+	Logger *slog.Logger
+	// AskMetaInfo asks the origin for x-RTP-Meta-Info (tt;ft;pn;md) on SETUP.
+	// Callers normally set it; false pulls plain RTP and derives the fields.
+	AskMetaInfo bool
+	// Speed, when above 1, asks the origin on PLAY to deliver faster than
+	// real time (the Speed header) so the recording fills sooner. Zero
+	// plays at real time.
+	Speed float64
+}
+
+// OriginSession is an RTSP client session with an origin, set up (DESCRIBE
+// and SETUP of every track over TCP-interleaved) and ready to PLAY into a
+// PacketWriter.
+type OriginSession struct {
+	req     OriginRequest
+	u       *base.URL
+	display string   // the URL without user info
+	secrets []string // strings of the URL that must not leak
+	log     *slog.Logger
+	client  *gortsplib.Client
+	desc    *description.Session
+	m       store.Manifest
+	tracks  []*originTrack
+
+	mu         sync.Mutex
+	lastMethod base.Method
+	echoes     []string // x-RTP-Meta-Info of each SETUP response, "" when absent
+	cacheCtl   []string
+	ran        bool
+
+	closeOnce sync.Once
+}
+
+// OpenOrigin connects to the origin, sends DESCRIBE and SETUP for every track
+// (TCP-interleaved, asking for meta-info when req.AskMetaInfo), and returns
+// the session ready for Run. An origin that cannot be reached or does not
+// answer within req.Timeout gives an error wrapping ErrOriginUnavailable; a
+// description that cannot be used gives one wrapping ErrMalformedSDP.
+func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) {
+	if req.Timeout <= 0 {
+		req.Timeout = defaultOriginTimeout
+	}
+	log := req.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pu, err := url.Parse(req.URL)
+	if err != nil || (pu.Scheme != "rtsp" && pu.Scheme != "rtsps") || pu.Host == "" {
+		return nil, fmt.Errorf("origin URL %s: %w: want rtsp://host[:port]/path", redactURL(req.URL), ErrBadPath)
+	}
+	u, err := base.ParseURL(req.URL)
+	if err != nil {
+		return nil, fmt.Errorf("origin URL %s: %w", redactURL(req.URL), ErrBadPath)
+	}
+	o := &OriginSession{
+		req:     req,
+		u:       u,
+		display: redactURL(req.URL),
+		secrets: secretsOf(pu),
+		log:     log.With("origin", redactURL(req.URL)),
+	}
+	tcp := gortsplib.TransportTCP
+	o.client = &gortsplib.Client{
+		Scheme:       u.Scheme,
+		Host:         u.Host,
+		Transport:    &tcp,
+		ReadTimeout:  req.Timeout,
+		WriteTimeout: req.Timeout,
+		DialContext:  (&net.Dialer{}).DialContext,
+		OnRequest:    o.onRequest,
+		OnResponse:   o.onResponse,
+		OnTransportSwitch: func(err error) {
+			o.log.Debug("origin transport switch", "err", o.clean(err))
+		},
+		OnPacketsLost: func(lost uint64) {
+			o.log.Warn("packets lost from origin", "lost", lost)
+		},
+		OnDecodeError: func(err error) {
+			o.log.Debug("origin decode error", "err", o.clean(err))
+		},
+	}
+	if err := o.client.Start2(); err != nil {
+		return nil, o.fail("start client", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			o.Close()
+		}
+	}()
+
+	openCtx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(openCtx, o.client.Close)
+	defer stop()
+
+	desc, res, err := o.client.Describe(u)
+	if err != nil {
+		return nil, o.openErr(openCtx, ctx, "DESCRIBE", err)
+	}
+	if err := o.describe(desc, res); err != nil {
+		return nil, err
+	}
+	for _, medi := range desc.Medias {
+		if _, err := o.client.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+			return nil, o.openErr(openCtx, ctx, "SETUP", err)
+		}
+	}
+	if !stop() {
+		return nil, o.openErr(openCtx, ctx, "SETUP", liberrors.ErrClientTerminated{})
+	}
+	if err := o.setupDone(); err != nil {
+		return nil, err
+	}
+	ok = true
+	o.log.Debug("origin session open", "tracks", len(o.tracks), "live", o.m.Live,
+		"duration", o.m.Duration, "meta_info", o.m.MetaInfo)
+	return o, nil
+}
+
+// describe keeps what DESCRIBE said: the SDP bytes as received, tracks,
+// range, freshness.
+func (o *OriginSession) describe(desc *description.Session, res *base.Response) error {
+	ssd, _, err := parseSDP(res.Body)
+	if err != nil {
+		return fmt.Errorf("origin %s: %w", o.display, err)
+	}
+	if len(desc.Medias) > 255 {
+		return fmt.Errorf("origin %s: %w: %d media", o.display, ErrMalformedSDP, len(desc.Medias))
+	}
+	o.desc = desc
+	dur, live := sdpRange(ssd)
+	o.m = store.Manifest{
+		SDP:    append([]byte(nil), res.Body...),
+		Tracks: tracksOf(desc),
+		Freshness: store.Freshness{
+			CacheControl: strings.Join(res.Header["Cache-Control"], ", "),
+			Expires:      first(res.Header["Expires"]),
+			LastModified: first(res.Header["Last-Modified"]),
+			FetchedAt:    time.Now().UTC(),
+		},
+		Live:     live,
+		Duration: dur,
+	}
+	o.mu.Lock()
+	o.cacheCtl = append(o.cacheCtl, res.Header["Cache-Control"]...)
+	o.mu.Unlock()
+	return nil
+}
+
+// setupDone builds the per-track state from the SETUP answers.
+func (o *OriginSession) setupDone() error {
+	o.mu.Lock()
+	echoes := append([]string(nil), o.echoes...)
+	o.mu.Unlock()
+	if len(echoes) != len(o.desc.Medias) {
+		return fmt.Errorf("origin %s: %d SETUP answers for %d tracks", o.display, len(echoes), len(o.desc.Medias))
+	}
+	for i, medi := range o.desc.Medias {
+		t := newOriginTrack(uint8(i), medi, o.m.Tracks[i])
+		if o.req.AskMetaInfo && echoes[i] != "" {
+			f, err := metainfo.ParseHeader(echoes[i])
+			if err != nil {
+				return fmt.Errorf("origin %s: SETUP of track %d: %w", o.display, i, err)
+			}
+			if f.Has(metainfo.NameMD) {
+				t.fields = f
+				o.m.MetaInfo = true
+			} else {
+				o.log.Warn("origin meta-info without md ignored", "track", i, "fields", f.String())
+			}
+		}
+		o.tracks = append(o.tracks, t)
+	}
+	return nil
+}
+
+func (o *OriginSession) onRequest(req *base.Request) {
+	o.mu.Lock()
+	o.lastMethod = req.Method
+	o.mu.Unlock()
+	if req.Method == base.Setup && o.req.AskMetaInfo {
+		req.Header[metainfo.HeaderName] = base.HeaderValue{metaInfoAsk}
+	}
+	if req.Method == base.Play && o.req.Speed > 1 {
+		req.Header["Speed"] = base.HeaderValue{strconv.FormatFloat(o.req.Speed, 'f', 3, 64)}
+	}
+}
+
+func (o *OriginSession) onResponse(res *base.Response) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lastMethod != base.Setup {
+		return
+	}
+	o.echoes = append(o.echoes, headerValue(res.Header, metainfo.HeaderName))
+	o.cacheCtl = append(o.cacheCtl, res.Header["Cache-Control"]...)
+}
+
+// Manifest describes the stream as the origin did: SDP as received, tracks,
+// freshness, live or VOD with duration, and whether meta-info was agreed.
+// Key, State and Source are left for the caller.
+func (o *OriginSession) Manifest() store.Manifest {
+	m := o.m
+	m.SDP = append([]byte(nil), o.m.SDP...)
+	m.Tracks = append([]store.Track(nil), o.m.Tracks...)
+	return m
+}
+
+// Cacheable is false when the origin said Cache-Control no-cache, no-store
+// or private on DESCRIBE or SETUP: relay such a stream, never keep it.
+func (o *OriginSession) Cacheable() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, v := range o.cacheCtl {
+		for _, d := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-cache", "no-store", "private":
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Close tears the session down. It is safe to call more than once and
+// concurrently with Run, which then returns.
+func (o *OriginSession) Close() {
+	o.closeOnce.Do(o.client.Close)
+}
+
+// openErr classifies an error of the opening phase.
+func (o *OriginSession) openErr(openCtx, ctx context.Context, method string, err error) error {
+	var bad liberrors.ErrClientBadStatusCode
+	var sdpErr liberrors.ErrClientSDPInvalid
+	var ctMissing liberrors.ErrClientContentTypeMissing
+	var ctBad liberrors.ErrClientContentTypeUnsupported
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("origin %s: %s: %w", o.display, method, ctx.Err())
+	case openCtx.Err() != nil:
+		return fmt.Errorf("origin %s: %w: no answer to %s within %v", o.display, ErrOriginUnavailable, method, o.req.Timeout)
+	case errors.As(err, &bad):
+		return fmt.Errorf("origin %s: %w", o.display, &OriginStatusError{Method: string(method), Code: int(bad.Code), Message: bad.Message})
+	case errors.As(err, &sdpErr), errors.As(err, &ctMissing), errors.As(err, &ctBad):
+		return fmt.Errorf("origin %s: %w: %w", o.display, ErrMalformedSDP, o.clean(err))
+	}
+	return o.fail(method, err)
+}
+
+// fail wraps an error as ErrOriginUnavailable with the origin named safely.
+func (o *OriginSession) fail(what string, err error) error {
+	return fmt.Errorf("origin %s: %w: %s: %w", o.display, ErrOriginUnavailable, what, o.clean(err))
+}
+
+// clean hides the URL's credentials in a library error.
+func (o *OriginSession) clean(err error) error { return redact(err, o.secrets) }
+
+func first(v base.HeaderValue) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// headerValue finds a header whatever the case the peer wrote its name in.
+func headerValue(h base.Header, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,288 @@
+package rtspedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// PacketWriter receives the packets of an origin session; *store.Writer
+// satisfies it.
+type PacketWriter interface {
+	Append(store.Packet) error
+	Last() (tt time.Duration, pn uint64, ok bool)
+}
+
+const (
+	// endSlack: a VOD stream whose last packet is this close to the SDP
+	// duration has reached its end, whatever way the origin then stops.
+	endSlack = 500 * time.Millisecond
+	// endIdle: that long without packets after reaching the end is a clean end
+	// even without RTCP BYE or a closed connection.
+	endIdle = time.Second
+)
+
+// playRun is the state of one Run: what the PLAY answer said and where the
+// stream is.
+type playRun struct {
+	o *OriginSession
+	w PacketWriter
+
+	mu       sync.Mutex
+	stopped  bool // no more appends: Run is returning
+	err      error
+	started  time.Time // when the PLAY answer arrived
+	rngStart time.Duration
+	speed    float64 // delivery speed the origin applied (1 when it said none)
+	resume   bool
+	cutTT    time.Duration // last packet the writer had before this run (resume)
+	cutPN    uint64
+	lastTT   time.Duration // highest tt appended (or cutTT)
+	nextPN   uint64        // next derived packet number
+	lastAt   time.Time     // arrival of the last packet
+	appended uint64
+	dropped  uint64 // packets that could not be decoded
+	byes     map[uint8]bool
+	end      chan struct{}
+	endOnce  sync.Once
+	buf      []byte
+}
+
+// Run sends PLAY (from the writer's last packet when it already has some, so
+// a resumed fill gets no duplicates) and appends every packet to w until the
+// stream ends. It returns nil at a clean end of a VOD stream (RTCP BYE on
+// every track, or the origin stopping once the SDP duration is reached), and
+// an error otherwise: ctx's error when ctx ends, one wrapping
+// ErrOriginUnavailable when the origin fails or goes silent, the writer's
+// error when an append fails. Run may be called once.
+func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
+	o.mu.Lock()
+	if o.ran {
+		o.mu.Unlock()
+		return errors.New("rtspedge: OriginSession.Run called twice")
+	}
+	o.ran = true
+	o.mu.Unlock()
+	defer o.Close()
+
+	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
+	tt, pn, ok := w.Last()
+	if ok {
+		r.resume, r.cutTT, r.cutPN, r.lastTT, r.nextPN = true, tt, pn, tt, pn+1
+	}
+	byMedia := make(map[*description.Media]*originTrack, len(o.tracks))
+	for _, t := range o.tracks {
+		byMedia[t.media] = t
+	}
+	// Packets may arrive before Play returns: they wait for the PLAY answer,
+	// which maps their timestamps to NPT.
+	ready := make(chan struct{})
+	o.client.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
+		<-ready
+		if t := byMedia[medi]; t != nil {
+			r.packet(t, pkt)
+		}
+	})
+	o.client.OnPacketRTCPAny(func(medi *description.Media, pkt rtcp.Packet) {
+		<-ready
+		if t := byMedia[medi]; t != nil {
+			if _, bye := pkt.(*rtcp.Goodbye); bye {
+				r.bye(t)
+			}
+		}
+	})
+
+	start := time.Duration(0)
+	if r.resume {
+		start = r.cutTT
+	}
+	res, err := o.client.Play(&headers.Range{Value: &headers.RangeNPT{Start: start}})
+	if err != nil {
+		r.mu.Lock()
+		r.stopped = true
+		r.mu.Unlock()
+		close(ready)
+		return o.runErr(ctx, "PLAY", err)
+	}
+	r.mu.Lock()
+	r.playAnswer(res, start)
+	r.mu.Unlock()
+	close(ready)
+	o.log.Debug("origin play", "from", start, "resume", r.resume)
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- o.client.Wait() }()
+	tick := time.NewTicker(endIdle / 4)
+	defer tick.Stop()
+	var result error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			result = ctx.Err()
+			break loop
+		case <-r.end:
+			break loop
+		case err := <-waitErr:
+			waitErr = nil
+			if !r.atEnd() {
+				result = o.runErr(ctx, "play", err)
+			}
+			break loop
+		case <-tick.C:
+			if r.atEnd() && r.idleFor() >= endIdle {
+				break loop
+			}
+		}
+	}
+	r.mu.Lock()
+	r.stopped = true
+	if r.err != nil {
+		result = r.err
+	}
+	appended, dropped := r.appended, r.dropped
+	r.mu.Unlock()
+	o.Close()
+	if waitErr != nil {
+		<-waitErr
+	}
+	o.log.Debug("origin play ended", "appended", appended, "undecodable", dropped, "err", result)
+	return result
+}
+
+// runErr classifies an error while playing.
+func (o *OriginSession) runErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) {
+		return fmt.Errorf("origin %s: %w", o.display, &OriginStatusError{Method: what, Code: int(bad.Code), Message: bad.Message})
+	}
+	return o.fail(what, err)
+}
+
+// playAnswer reads RTP-Info and Range of the PLAY answer: they map each
+// track's RTP timestamps to NPT.
+func (r *playRun) playAnswer(res *base.Response, requested time.Duration) {
+	r.started = time.Now()
+	r.lastAt = r.started
+	r.rngStart = requested
+	r.speed = 1
+	if v, err := strconv.ParseFloat(strings.TrimSpace(first(res.Header["Speed"])), 64); err == nil && v > 0 {
+		r.speed = v
+	}
+	var rng headers.Range
+	if err := rng.Unmarshal(res.Header["Range"]); err == nil {
+		if npt, ok := rng.Value.(*headers.RangeNPT); ok {
+			r.rngStart = npt.Start
+		}
+	}
+	var info headers.RTPInfo
+	if err := info.Unmarshal(res.Header["RTP-Info"]); err != nil {
+		info = nil
+	}
+	for i, t := range r.o.tracks {
+		t.resetPlay()
+		if e := matchRTPInfo(info, i, len(r.o.tracks), t.controlPath(r.o.desc.BaseURL)); e != nil && e.Timestamp != nil {
+			t.haveBase, t.baseTS, t.baseTT = true, *e.Timestamp, r.rngStart
+		}
+	}
+}
+
+// matchRTPInfo finds the RTP-Info entry of track i: by URL path, else by
+// position when the origin listed every track.
+func matchRTPInfo(info headers.RTPInfo, i, n int, path string) *headers.RTPInfoEntry {
+	for _, e := range info {
+		if u, err := base.ParseURL(e.URL); err == nil && path != "" && urlPath(u) == path {
+			return e
+		}
+	}
+	if len(info) == n {
+		return info[i]
+	}
+	return nil
+}
+
+func urlPath(u *base.URL) string {
+	if u.RawQuery != "" {
+		return u.Path + "?" + u.RawQuery
+	}
+	return u.Path
+}
+
+// packet converts and appends one packet from the origin. It runs on the
+// client's reader goroutine, one packet at a time.
+func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.err != nil {
+		return
+	}
+	now := time.Now()
+	p, ok := t.convert(pkt, now, r)
+	if !ok {
+		return
+	}
+	r.lastAt = now
+	originPN := p.Flags&store.FlagMetaInfo != 0 && t.hasPN()
+	if r.resume {
+		// Drop what the writer already has: by the origin's packet numbers,
+		// else by transmit time (the rest of the cut frame is lost rather
+		// than stored twice).
+		if originPN && p.PN <= r.cutPN || !originPN && p.TT <= r.cutTT {
+			return
+		}
+	}
+	if !originPN {
+		p.PN = r.nextPN
+	}
+	if err := r.w.Append(p); err != nil {
+		r.err = fmt.Errorf("store packet: %w", err)
+		r.finish()
+		return
+	}
+	r.appended++
+	r.lastTT = max(r.lastTT, p.TT)
+	r.nextPN = max(r.nextPN, p.PN+1)
+}
+
+// bye notes an RTCP BYE; BYE on every track ends the stream.
+func (r *playRun) bye(t *originTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byes[t.index] = true
+	if len(r.byes) == len(r.o.tracks) {
+		r.finish()
+	}
+}
+
+func (r *playRun) finish() { r.endOnce.Do(func() { close(r.end) }) }
+
+// atEnd: a VOD stream whose last packet reached the SDP duration.
+func (r *playRun) atEnd() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.o.m
+	return !m.Live && m.Duration > 0 && r.lastTT+endSlack >= m.Duration && (r.appended > 0 || r.resume)
+}
+
+func (r *playRun) idleFor() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return time.Since(r.lastAt)
+}

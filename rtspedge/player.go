@@ -1,0 +1,373 @@
+package rtspedge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+const (
+	// seekGap separates the session timeline before and after a seek, so
+	// timestamps keep growing across it.
+	seekGap = 100 * time.Millisecond
+	// resumeTolerance: a PLAY whose Range is this close to where the session
+	// paused resumes instead of seeking back to a key frame.
+	resumeTolerance = 50 * time.Millisecond
+	// Pre-reading at PLAY (for RTP-Info) stops after this much media or
+	// this many packets.
+	prereadSpan    = time.Second
+	prereadPackets = 256
+)
+
+// playTrack is the session's view of one media: its own sequence numbers
+// and timestamp offset.
+type playTrack struct {
+	media   *description.Media
+	clock   uint32
+	pts     [128]bool // payload types of the media's formats
+	setup   bool
+	ssrc    uint32
+	nextSeq uint16
+	init    uint32 // RTP time of session time 0
+	off     uint32 // added to stored timestamps in this PLAY
+	haveOff bool
+}
+
+// player is one RTSP session playing one recording.
+type player struct {
+	s      *Server
+	ss     *gortsplib.ServerSession
+	path   string
+	rec    Recording
+	m      store.Manifest
+	desc   *description.Session
+	stream *gortsplib.ServerStream
+	tracks []*playTrack
+	byMed  map[*description.Media]*playTrack
+	log    *slog.Logger
+
+	// Replay state: owned by the session goroutine (OnPlay, OnPause) while
+	// no replay runs, and by the replay goroutine while it runs.
+	reader   *store.Reader
+	queue    []qpacket // packets read ahead, head first
+	head     int
+	eof      bool
+	played   bool
+	sStart   time.Duration // session time at sNPT
+	sNPT     time.Duration // NPT where the current PLAY started
+	maxSent  time.Duration // highest tt sent since sNPT
+	conn     *batchConn    // TCP only
+	pushed   uint64        // frames announced to conn
+	probeCtx context.Context
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	playing bool
+	closed  bool
+}
+
+// qpacket is a packet read ahead, in a buffer the player owns.
+type qpacket struct {
+	track uint8
+	tt    time.Duration
+	data  []byte
+}
+
+func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described) (*player, error) {
+	stream := &gortsplib.ServerStream{Server: s.rtsp, Desc: d.desc}
+	if err := stream.Initialize(); err != nil {
+		return nil, err
+	}
+	probe, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := &player{
+		s: s, ss: ss, path: path, rec: d.rec, m: d.m, desc: d.desc, stream: stream,
+		byMed:    make(map[*description.Media]*playTrack),
+		log:      s.log.With("path", path),
+		probeCtx: probe,
+	}
+	stats := stream.Stats()
+	for _, medi := range d.desc.Medias {
+		t := &playTrack{media: medi, clock: uint32(max(medi.Formats[0].ClockRate(), 1)), nextSeq: randUint16()}
+		for _, f := range medi.Formats {
+			t.pts[f.PayloadType()&0x7f] = true
+		}
+		if ms, ok := stats.Medias[medi]; ok {
+			for _, fs := range ms.Formats {
+				t.ssrc = fs.LocalSSRC
+			}
+		}
+		p.tracks = append(p.tracks, t)
+		p.byMed[medi] = t
+	}
+	return p, nil
+}
+
+func (p *player) isPlaying() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.playing
+}
+
+// play answers a PLAY: position (a seek, the first PLAY) or resume, then
+// start the replay. It runs on the session goroutine.
+func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
+	p.stopReplay()
+	start, hasRange, ok := parseNPT(ctx.Request.Header["Range"])
+	if !ok && !p.m.Live {
+		return &base.Response{StatusCode: base.StatusInvalidRange}
+	}
+	if p.m.Live {
+		hasRange = false // a live stream joins at its latest key frame
+	}
+	wasPaused := ctx.Session.State() != gortsplib.ServerSessionStatePlay
+	for _, medi := range ctx.Session.SetuppedMedias() {
+		p.byMed[medi].setup = true
+	}
+	if tr := ctx.Session.SetuppedTransport(); tr != nil && *tr == gortsplib.TransportTCP {
+		if bc, ok := ctx.Conn.NetConn().(*batchConn); ok {
+			p.conn = bc
+			if wasPaused {
+				p.pushed = bc.framesWritten() // queued frames of a PAUSE were discarded
+			}
+		}
+	}
+
+	resume := p.played && (!hasRange || absDur(start-p.position()) <= resumeTolerance)
+	if resume {
+		pos := p.position()
+		p.sStart += pos - p.sNPT
+		p.sNPT, p.maxSent = pos, pos
+	} else if res := p.seek(start); res != nil {
+		return res
+	}
+	p.played = true
+
+	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}}
+	end := ""
+	if !p.m.Live && p.m.Duration > 0 {
+		end = formatNPT(p.m.Duration)
+	}
+	res.Header["Range"] = base.HeaderValue{"npt=" + formatNPT(p.sNPT) + "-" + end}
+	var info headers.RTPInfo
+	for _, medi := range ctx.Session.SetuppedMedias() {
+		t := p.byMed[medi]
+		seq := t.nextSeq
+		ts := t.init + uint32(durationToTicks(p.sStart, t.clock))
+		info = append(info, &headers.RTPInfoEntry{
+			URL:            p.trackURL(ctx, t),
+			SequenceNumber: &seq,
+			Timestamp:      &ts,
+		})
+	}
+	res.Header["RTP-Info"] = info.Marshal()
+	p.startReplay()
+	return res
+}
+
+// seek positions the reader at the key frame at or before from and starts a
+// new stretch of the session timeline there.
+func (p *player) seek(from time.Duration) *base.Response {
+	if p.m.Live {
+		from = math.MaxInt64
+	} else if p.m.Duration > 0 && from >= p.m.Duration && p.m.State == store.StateComplete {
+		return &base.Response{StatusCode: base.StatusInvalidRange}
+	}
+	if p.reader != nil {
+		_ = p.reader.Close()
+		p.reader = nil
+	}
+	p.queue, p.head, p.eof = p.queue[:0], 0, false
+	r, err := p.rec.NewReader(from)
+	if err != nil {
+		p.log.Warn("open reader", "from", from, "err", err)
+		return &base.Response{StatusCode: statusFor(err)}
+	}
+	p.reader = r
+	p.preread()
+	// The play starts at the requested time, or earlier at the key frame
+	// before it (a request before the first key frame starts at the request,
+	// as the origin does: Range npt=0 stays 0).
+	npt := from
+	if p.m.Live {
+		npt = 0
+	}
+	if len(p.queue) > 0 && (p.m.Live || p.queue[0].tt < from) {
+		npt = p.queue[0].tt
+	}
+	if p.played {
+		p.sStart += max(p.maxSent-p.sNPT, 0) + seekGap
+	}
+	p.sNPT, p.maxSent = npt, npt
+	seen := make([]bool, len(p.tracks))
+	for _, q := range p.queue {
+		t := p.trackOf(q.track)
+		if t == nil || seen[q.track] {
+			continue
+		}
+		seen[q.track] = true
+		if !p.played && len(q.data) >= 8 {
+			// The first PLAY keeps the stored timestamps: offset 0.
+			ts := binary.BigEndian.Uint32(q.data[4:8])
+			t.init = ts - uint32(durationToTicks(q.tt-npt, t.clock))
+		}
+	}
+	for i, t := range p.tracks {
+		t.haveOff = false
+		if !p.played && !seen[i] {
+			t.init = randUint32()
+		}
+	}
+	return nil
+}
+
+// preread fills the queue with the first packets after a seek, without
+// waiting at the tail of a recording that is still filling, until every
+// set-up track has a packet or enough is read.
+func (p *player) preread() {
+	need := 0
+	for _, t := range p.tracks {
+		if t.setup {
+			need++
+		}
+	}
+	seen := make([]bool, len(p.tracks))
+	for len(p.queue) < prereadPackets && need > 0 {
+		q, err := p.peek(p.s.ctx, len(p.queue), false)
+		if err != nil {
+			if !errors.Is(err, errWouldBlock) {
+				p.eof = p.eof || isEOF(err)
+			}
+			return
+		}
+		if int(q.track) < len(seen) && !seen[q.track] && p.tracks[q.track].setup {
+			seen[q.track] = true
+			need--
+		}
+		if q.tt-p.queue[0].tt > prereadSpan {
+			return
+		}
+	}
+}
+
+// position is where a resumed PLAY continues: the next packet to send.
+func (p *player) position() time.Duration {
+	if p.head < len(p.queue) {
+		return p.queue[p.head].tt
+	}
+	return p.maxSent
+}
+
+func (p *player) trackOf(i uint8) *playTrack {
+	if int(i) >= len(p.tracks) {
+		return nil
+	}
+	return p.tracks[i]
+}
+
+func (p *player) trackURL(ctx *gortsplib.ServerHandlerOnPlayCtx, t *playTrack) string {
+	for i, medi := range p.desc.Medias {
+		if medi == t.media {
+			u := &base.URL{Scheme: ctx.Request.URL.Scheme, Host: ctx.Request.URL.Host,
+				Path: ctx.Session.SetuppedPath() + "/trackID=" + strconv.Itoa(i)}
+			return u.String()
+		}
+	}
+	return ""
+}
+
+// pause stops the replay where it is; PLAY resumes there.
+func (p *player) pause() { p.stopReplay() }
+
+func (p *player) startReplay() {
+	ctx, cancel := context.WithCancel(p.s.ctx)
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cancel, p.done, p.playing = cancel, done, true
+	p.mu.Unlock()
+	p.s.replays.Add(1)
+	go func() {
+		defer p.s.replays.Done()
+		defer close(done)
+		p.replay(ctx, time.Now(), p.sNPT)
+		p.mu.Lock()
+		p.playing = false
+		p.mu.Unlock()
+	}()
+}
+
+// stopReplay stops the replay goroutine and waits for it.
+func (p *player) stopReplay() {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.cancel, p.done = nil, nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// close releases everything of the session; it is idempotent.
+func (p *player) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.stopReplay()
+	if p.reader != nil {
+		_ = p.reader.Close()
+		p.reader = nil
+	}
+	p.rec.Close()
+	p.stream.Close()
+}
+
+// parseNPT reads a Range header: start, whether there was one, and whether
+// it was usable (absent counts as usable).
+func parseNPT(v base.HeaderValue) (time.Duration, bool, bool) {
+	if len(v) == 0 {
+		return 0, false, true
+	}
+	var r headers.Range
+	if err := r.Unmarshal(v); err != nil {
+		return 0, false, false
+	}
+	npt, ok := r.Value.(*headers.RangeNPT)
+	if !ok || npt.Start < 0 {
+		return 0, false, false
+	}
+	return npt.Start, true, true
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func randUint16() uint16 { return uint16(randUint32()) }

@@ -1,0 +1,220 @@
+package rtspedge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+const (
+	// sendAhead: a wake-up sends every packet due before now+sendAhead, so
+	// packets leave at most this much early and wake-ups stay few.
+	sendAhead = 10 * time.Millisecond
+	// maxPacketSize is gortsplib's limit for an outgoing RTP packet.
+	maxPacketSize = 1472
+)
+
+// errWouldBlock: the reader is at the tail of a filling recording.
+var errWouldBlock = errors.New("no packet yet")
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// peek returns the packet at queue index i, reading ahead as needed. When
+// mayBlock is false and the recording may still grow, it returns
+// errWouldBlock instead of waiting at the tail.
+func (p *player) peek(ctx context.Context, i int, mayBlock bool) (*qpacket, error) {
+	if i < len(p.queue) {
+		return &p.queue[i], nil
+	}
+	if p.eof || p.reader == nil {
+		return nil, io.EOF
+	}
+	var pkt store.Packet
+	var err error
+	if mayBlock || p.m.State == store.StateComplete {
+		pkt, err = p.reader.Next(ctx)
+	} else {
+		// A cancelled context makes Next return at once when it would wait.
+		pkt, err = p.reader.Next(p.probeCtx)
+		if err != nil && p.probeCtx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil, errWouldBlock
+		}
+	}
+	if err != nil {
+		if isEOF(err) {
+			p.eof = true
+		}
+		return nil, err
+	}
+	if len(p.queue) < cap(p.queue) {
+		p.queue = p.queue[:len(p.queue)+1]
+	} else {
+		p.queue = append(p.queue, qpacket{})
+	}
+	q := &p.queue[len(p.queue)-1]
+	q.track, q.tt, q.data = pkt.Track, pkt.TT, append(q.data[:0], pkt.RTP...)
+	return q, nil
+}
+
+// replay sends the queued and stored packets, each at
+// wallStart + (tt - ttStart), until the end of the recording or ctx ends.
+func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.Duration) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	maxBatch := max(p.s.cfg.WriteQueueSize/2, 1)
+	var pkt rtp.Packet
+	for {
+		horizon := time.Now().Add(sendAhead)
+		n := 0
+		var wake time.Time
+		var readErr error
+		for n < maxBatch {
+			q, err := p.peek(ctx, p.head+n, n == 0)
+			if err != nil {
+				readErr = err
+				break
+			}
+			due := wallStart.Add(q.tt - ttStart)
+			if due.After(horizon) {
+				wake = due
+				break
+			}
+			n++
+		}
+		if n > 0 && !p.send(n, &pkt) {
+			return
+		}
+		switch {
+		case readErr == nil:
+		case errors.Is(readErr, errWouldBlock):
+			continue // the next round waits at the tail
+		case isEOF(readErr):
+			if p.head >= len(p.queue) {
+				p.sendBye()
+				p.log.Debug("replay reached the end")
+				return
+			}
+		case ctx.Err() != nil:
+			return
+		default:
+			p.log.Warn("replay read failed; closing the session", "err", readErr)
+			p.ss.Close()
+			return
+		}
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+	}
+}
+
+// send hands the n packets at the queue head to the session, rewriting
+// sequence numbers and timestamps; false when the session is gone or too
+// slow.
+func (p *player) send(n int, pkt *rtp.Packet) bool {
+	batch := p.queue[p.head : p.head+n]
+	count := uint64(0)
+	for i := range batch {
+		if p.sendable(&batch[i]) {
+			count++
+		}
+	}
+	if p.conn != nil && count > 0 {
+		p.pushed += count
+		p.conn.expect(p.pushed)
+	}
+	for i := range batch {
+		q := &batch[i]
+		if !p.sendable(q) {
+			continue
+		}
+		if err := pkt.Unmarshal(q.data); err != nil {
+			continue // the store holds what the origin sent; sendable checked the size
+		}
+		t := p.tracks[q.track]
+		if !t.haveOff {
+			want := t.init + uint32(durationToTicks(p.sStart+q.tt-p.sNPT, t.clock))
+			t.off, t.haveOff = want-pkt.Timestamp, true
+		}
+		pkt.Timestamp += t.off
+		pkt.SequenceNumber = t.nextSeq
+		t.nextSeq++
+		if err := p.ss.WritePacketRTP(t.media, pkt); err != nil {
+			p.writeFailed(err)
+			return false
+		}
+		p.maxSent = max(p.maxSent, q.tt)
+	}
+	p.s.packetsSent.Add(count)
+	p.head += n
+	if p.head == len(p.queue) {
+		p.queue, p.head = p.queue[:0], 0
+	}
+	return true
+}
+
+// sendable: the track is set up, the payload type is the media's, the
+// packet fits gortsplib's limit.
+func (p *player) sendable(q *qpacket) bool {
+	t := p.trackOf(q.track)
+	if t == nil || !t.setup || len(q.data) < 12 || !t.pts[q.data[1]&0x7f] {
+		return false
+	}
+	if len(q.data) > maxPacketSize {
+		if p.s.oversized.Add(1) == 1 {
+			p.log.Warn("stored packet exceeds the RTP packet limit; skipped", "bytes", len(q.data))
+		}
+		return false
+	}
+	return true
+}
+
+// writeFailed drops a player whose queue is full (or whose session is
+// gone); other players are not affected.
+func (p *player) writeFailed(err error) {
+	var full liberrors.ErrServerWriteQueueFull
+	if errors.As(err, &full) {
+		n := p.s.slowDropped.Add(1)
+		p.log.Warn("player too slow, queue full: closing its session", "slow_players_dropped", n)
+	} else {
+		p.log.Debug("write to player failed; closing its session", "err", err)
+	}
+	p.ss.Close()
+}
+
+// sendBye tells the player the stream ended (RTCP BYE on every track), so
+// it stops cleanly.
+func (p *player) sendBye() {
+	var count uint64
+	for _, t := range p.tracks {
+		if t.setup {
+			count++
+		}
+	}
+	if p.conn != nil && count > 0 {
+		p.pushed += count
+		p.conn.expect(p.pushed)
+	}
+	for _, t := range p.tracks {
+		if t.setup {
+			// The reason makes the packet at least 12 bytes: FFmpeg ignores
+			// shorter RTCP packets.
+			bye := &rtcp.Goodbye{Sources: []uint32{t.ssrc}, Reason: "end of stream"}
+			if err := p.ss.WritePacketRTCP(t.media, bye); err != nil {
+				p.writeFailed(err)
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,356 @@
+package rtspedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Recordings resolves a player's request path to a recording it can read.
+// Package node implements it (path mapping to configured origins, fills,
+// store lookups). path is the request path without the leading slash:
+// "<origin-name>/<path>[?query]".
+type Recordings interface {
+	Open(ctx context.Context, path string) (Recording, error)
+}
+
+// Recording is one stream a player reads.
+type Recording interface {
+	// Manifest describes the stream: SDP, tracks, duration, live.
+	Manifest() store.Manifest
+	// NewReader reads the packets from the key frame at or before from.
+	NewReader(from time.Duration) (*store.Reader, error)
+	// Close says the player is gone.
+	Close()
+}
+
+// Transports a server can offer players.
+const (
+	TransportTCP = "tcp" // RTP interleaved in the RTSP connection
+	TransportUDP = "udp" // RTP and RTCP over UDP unicast
+)
+
+// ServerConfig configures the RTSP server players connect to.
+type ServerConfig struct {
+	// Listen is the RTSP (TCP) address, e.g. ":8554". Port 0 picks a free
+	// port; Addr says which.
+	Listen string
+	// UDPRTPAddress and UDPRTCPAddress are the UDP addresses for RTP and
+	// RTCP (an even port and the next one). Both are required for UDP. A
+	// UDPRTPAddress with port 0 picks a free even/odd pair on its host (then
+	// UDPRTCPAddress may be empty).
+	UDPRTPAddress, UDPRTCPAddress string
+	// Transports offered to players: "tcp", "udp". It defaults to tcp, plus
+	// udp when UDP addresses are set.
+	Transports []string
+	// Recordings resolves request paths. Required.
+	Recordings Recordings
+	// Logger receives session-level events, never one line per packet.
+	// It defaults to discarding.
+	Logger *slog.Logger
+	// WriteQueueSize is the number of packets queued per player before the
+	// player counts as too slow and is dropped. A power of two; default 512.
+	WriteQueueSize int
+	// ReadTimeout and WriteTimeout bound RTSP reads and writes of a
+	// connection. They default to 10s.
+	ReadTimeout, WriteTimeout time.Duration
+}
+
+const defaultWriteQueueSize = 512
+
+// ServerStats counts what the server did since it started.
+type ServerStats struct {
+	Sessions    int    // sessions open now
+	Playing     int    // sessions with a running replay
+	PacketsSent uint64 // RTP packets handed to sessions
+	SlowDropped uint64 // players closed because their queue was full
+	Oversized   uint64 // packets skipped because they exceed the RTP packet limit
+}
+
+// Server serves recordings to RTSP players: DESCRIBE answers the stored SDP,
+// PLAY replays the stored packets at the origin's pacing, from any position,
+// with the session's own continuous sequence numbers and timestamps.
+type Server struct {
+	cfg      ServerConfig
+	log      *slog.Logger
+	tcp      bool
+	udp      bool
+	ln       net.Listener
+	udpConns []*net.UDPConn // pre-bound RTP and RTCP sockets
+	rtsp     *gortsplib.Server
+
+	ctx    context.Context // of Run, for Recordings.Open
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	conns   map[*gortsplib.ServerConn]*connState
+	players map[*gortsplib.ServerSession]*player
+	running bool
+
+	replays     sync.WaitGroup
+	packetsSent atomic.Uint64
+	slowDropped atomic.Uint64
+	oversized   atomic.Uint64
+}
+
+// NewServer validates cfg and binds the listeners (so Addr is known at
+// once). Run serves and releases them.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Recordings == nil {
+		return nil, errors.New("rtsp server: Recordings is required")
+	}
+	if cfg.Listen == "" {
+		return nil, errors.New("rtsp server: Listen is required (e.g. \":8554\")")
+	}
+	if cfg.WriteQueueSize == 0 {
+		cfg.WriteQueueSize = defaultWriteQueueSize
+	}
+	if cfg.WriteQueueSize < 0 || cfg.WriteQueueSize&(cfg.WriteQueueSize-1) != 0 {
+		return nil, fmt.Errorf("rtsp server: WriteQueueSize %d must be a power of two", cfg.WriteQueueSize)
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		conns:   make(map[*gortsplib.ServerConn]*connState),
+		players: make(map[*gortsplib.ServerSession]*player),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	hasUDPAddr := cfg.UDPRTPAddress != "" || cfg.UDPRTCPAddress != ""
+	if len(cfg.Transports) == 0 {
+		s.tcp, s.udp = true, hasUDPAddr
+	}
+	for _, t := range cfg.Transports {
+		switch t {
+		case TransportTCP:
+			s.tcp = true
+		case TransportUDP:
+			s.udp = true
+		default:
+			return nil, fmt.Errorf("rtsp server: transport %q: want %q or %q", t, TransportTCP, TransportUDP)
+		}
+	}
+	if s.udp && cfg.UDPRTPAddress == "" {
+		return nil, errors.New("rtsp server: transport udp needs UDPRTPAddress and UDPRTCPAddress (e.g. \":8000\" and \":8001\")")
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("rtsp server: listen %s: %w", cfg.Listen, err)
+	}
+	s.ln = batchListener{ln}
+	if s.udp {
+		if err := s.bindUDP(); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Addr is the bound RTSP address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// UDPAddrs are the bound RTP and RTCP addresses, nil without UDP.
+func (s *Server) UDPAddrs() (rtp, rtcp net.Addr) {
+	if len(s.udpConns) != 2 {
+		return nil, nil
+	}
+	return s.udpConns[0].LocalAddr(), s.udpConns[1].LocalAddr()
+}
+
+// bindUDP binds the RTP/RTCP pair, picking a free even/odd pair for port 0.
+func (s *Server) bindUDP() error {
+	host, port, err := net.SplitHostPort(s.cfg.UDPRTPAddress)
+	if err != nil {
+		return fmt.Errorf("rtsp server: UDPRTPAddress %q: %w", s.cfg.UDPRTPAddress, err)
+	}
+	if port == "0" {
+		return s.bindUDPPair(host)
+	}
+	if s.cfg.UDPRTCPAddress == "" {
+		return errors.New("rtsp server: UDPRTCPAddress is required with a fixed UDPRTPAddress")
+	}
+	for _, a := range []string{s.cfg.UDPRTPAddress, s.cfg.UDPRTCPAddress} {
+		c, err := listenUDP(a)
+		if err != nil {
+			s.closeUDP()
+			return fmt.Errorf("rtsp server: listen udp %s: %w", a, err)
+		}
+		s.udpConns = append(s.udpConns, c)
+	}
+	return nil
+}
+
+func (s *Server) bindUDPPair(host string) error {
+	for range 100 {
+		rtp, err := listenUDP(net.JoinHostPort(host, "0"))
+		if err != nil {
+			return fmt.Errorf("rtsp server: listen udp %s: %w", host, err)
+		}
+		p := rtp.LocalAddr().(*net.UDPAddr).Port
+		if p%2 != 0 || p+1 > 65535 {
+			_ = rtp.Close()
+			continue
+		}
+		rtcp, err := listenUDP(net.JoinHostPort(host, strconv.Itoa(p+1)))
+		if err != nil {
+			_ = rtp.Close()
+			continue
+		}
+		s.udpConns = []*net.UDPConn{rtp, rtcp}
+		return nil
+	}
+	return fmt.Errorf("rtsp server: no free even/odd UDP port pair on %q", host)
+}
+
+func listenUDP(addr string) (*net.UDPConn, error) {
+	a, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return net.ListenUDP("udp", a)
+}
+
+func (s *Server) closeUDP() {
+	for _, c := range s.udpConns {
+		_ = c.Close()
+	}
+}
+
+// Run serves players until ctx ends, then closes every session and waits
+// for every replay it started.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("rtsp server: Run called twice")
+	}
+	s.running = true
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.mu.Unlock()
+	defer s.cancel()
+
+	rs := &gortsplib.Server{
+		Handler:        (*handler)(s),
+		RTSPAddress:    s.ln.Addr().String(),
+		ReadTimeout:    s.cfg.ReadTimeout,
+		WriteTimeout:   s.cfg.WriteTimeout,
+		WriteQueueSize: s.cfg.WriteQueueSize,
+		// Sender reports would describe a stream clock the replay does not
+		// follow; players sync through RTP-Info.
+		DisableRTCPSenderReports: true,
+		Listen: func(string, string) (net.Listener, error) {
+			return s.ln, nil
+		},
+	}
+	if s.udp {
+		rtpAddr, rtcpAddr := s.UDPAddrs()
+		rs.UDPRTPAddress, rs.UDPRTCPAddress = rtpAddr.String(), rtcpAddr.String()
+		rs.ListenPacket = func(_, addr string) (net.PacketConn, error) {
+			for _, c := range s.udpConns {
+				if c.LocalAddr().String() == addr {
+					return c, nil
+				}
+			}
+			return nil, fmt.Errorf("no pre-bound UDP socket for %s", addr)
+		}
+	}
+	s.mu.Lock()
+	s.rtsp = rs // before Start: handlers run only after it
+	s.mu.Unlock()
+	if err := rs.Start(); err != nil {
+		_ = s.ln.Close()
+		s.closeUDP()
+		return fmt.Errorf("rtsp server: %w", err)
+	}
+	s.log.Info("rtsp server listening", "addr", s.Addr().String(), "tcp", s.tcp, "udp", s.udp)
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- rs.Wait() }()
+	var err error
+	select {
+	case <-ctx.Done():
+		rs.Close()
+		<-waitErr
+	case err = <-waitErr:
+		err = fmt.Errorf("rtsp server: %w", err)
+	}
+	s.cancel()
+	// Sessions close as gortsplib shuts down; close what may be left.
+	s.mu.Lock()
+	players := make([]*player, 0, len(s.players))
+	for ss, p := range s.players {
+		players = append(players, p)
+		delete(s.players, ss)
+	}
+	conns := make([]*connState, 0, len(s.conns))
+	for sc, cs := range s.conns {
+		conns = append(conns, cs)
+		delete(s.conns, sc)
+	}
+	s.mu.Unlock()
+	for _, p := range players {
+		p.close()
+	}
+	for _, cs := range conns {
+		cs.close()
+	}
+	s.replays.Wait()
+	return err
+}
+
+// Stats reports counters; it is safe to call at any time.
+func (s *Server) Stats() ServerStats {
+	s.mu.Lock()
+	st := ServerStats{Sessions: len(s.players)}
+	for _, p := range s.players {
+		if p.isPlaying() {
+			st.Playing++
+		}
+	}
+	s.mu.Unlock()
+	st.PacketsSent = s.packetsSent.Load()
+	st.SlowDropped = s.slowDropped.Load()
+	st.Oversized = s.oversized.Load()
+	return st
+}
+
+func (s *Server) allows(t gortsplib.Transport) bool {
+	switch t {
+	case gortsplib.TransportTCP:
+		return s.tcp
+	case gortsplib.TransportUDP:
+		return s.udp
+	}
+	return false
+}
+
+// recordingPath is the Recordings path of a request: no leading slash, the
+// query kept.
+func recordingPath(path, query string) string {
+	if len(path) > 0 && path[0] == '/' {
+		path = path[1:]
+	}
+	if query != "" {
+		return path + "?" + query
+	}
+	return path
+}
