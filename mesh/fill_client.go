@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -38,9 +39,7 @@ type PeerFill struct {
 	from  uint32
 	mf    store.Manifest
 	stall time.Duration
-	log   interface {
-		Debug(string, ...any)
-	}
+	log   *slog.Logger
 
 	mu     sync.Mutex
 	ran    bool
@@ -164,7 +163,7 @@ type received struct {
 // ErrStalled, ErrPeerPartial, a stream error, ctx's error), after which w
 // holds only verified segments and the fill can resume elsewhere. Run may be
 // called once; it does not Finish w.
-func (pf *PeerFill) Run(ctx context.Context, w *store.Writer) error {
+func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.mu.Lock()
 	if pf.ran || pf.closed {
 		pf.mu.Unlock()
@@ -183,7 +182,7 @@ func (pf *PeerFill) Run(ctx context.Context, w *store.Writer) error {
 		return fmt.Errorf("fill from %s: %w", pf.peer, err)
 	}
 	defer pf.s.Scope().ReleaseMemory(reserve)
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })
 	defer stop()
@@ -206,8 +205,8 @@ func (pf *PeerFill) Run(ctx context.Context, w *store.Writer) error {
 		pf.mu.Lock()
 		pf.clean = true
 		pf.mu.Unlock()
-	} else if ctx.Err() != nil && !errors.Is(err, ErrBadSegment) {
-		err = errors.Join(err, ctx.Err())
+	} else if parent.Err() != nil && !errors.Is(err, ErrBadSegment) {
+		err = errors.Join(err, parent.Err()) // the reset was ours
 	}
 	took := time.Since(start)
 	pf.log.Debug("peer fill ended", "segments", n, "bytes", bytes, "took", took,
@@ -248,9 +247,6 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 		case it.f.Type == frameEnd:
 			if it.f.State != store.StateComplete {
 				return n, bytes, fmt.Errorf("%w after segment %d", ErrPeerPartial, int64(next)-1)
-			}
-			if n == 0 && next == 0 && pf.mf.Live && it.f.Index > 0 {
-				next = it.f.Index // a live window starts where the peer's does
 			}
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: end frame says %d segments, %d received", ErrProtocol, it.f.Index, next)
