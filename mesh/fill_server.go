@@ -59,7 +59,7 @@ func (m *Mesh) handleFill(s network.Stream) {
 		log.Debug("bad fill request", "err", err)
 		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, _ = s.Write([]byte{statusBadRequest})
-		_ = s.Reset()
+		_ = s.Close()
 		return
 	}
 	_ = s.SetReadDeadline(time.Time{})

@@ -405,3 +405,30 @@ func TestFillOverEachTransport(t *testing.T) {
 		})
 	}
 }
+
+func TestFillServerRefusesBadRequest(t *testing.T) {
+	t.Parallel()
+	a, b := startPair(t, Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := connect(ctx, b, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range [][]byte{
+		{0, 0, 0, 0, 0, 0}, // empty key
+		appendRequest(nil, fillRequest{Key: "rtsp://user:pw@origin.test:554/x", From: 0}),
+	} {
+		s, err := b.host.NewStream(ctx, a.host.ID(), FillProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		_, err = readAnswer(s)
+		if !errors.Is(err, ErrRefused) {
+			t.Errorf("answer to %q: %v, want ErrRefused", req, err)
+		}
+		_ = s.Close()
+	}
+}
