@@ -107,9 +107,7 @@ func (s *Store) unlinkLocked(rec *recording) {
 // deleteBroken removes the unreadable header of key (its segments, whose
 // sequence number is unknown, stay until a later version can find them).
 func (s *Store) deleteBroken(key string) error {
-	err := s.withDB(func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error { return txn.Delete(headerKey(key)) })
-	})
+	err := s.update(func(txn *badger.Txn) error { return txn.Delete(headerKey(key)) })
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}

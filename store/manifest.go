@@ -12,10 +12,14 @@ import (
 // recording deleted in the background never touches a new recording of the
 // same key.
 //
-//	m/<stream id hex>      header: JSON of the Manifest without Segments, plus store fields
-//	i/<seq u64><idx u32>   SegmentInfo, binary (segInfoLen bytes)
-//	s/<seq u64><idx u32>   segment bytes (see segment.go)
-//	d/<seq u64>            tombstone: the key whose i/ and s/ keys are being deleted
+//	m/<stream id hex>                 header: JSON of the Manifest without Segments, plus store fields
+//	i/<seq u64><idx>>6 u32><idx&63 u8>   SegmentInfo, binary (segInfoLen bytes)
+//	s/<seq u64><idx>>6 u32><idx&63 u8>   segment bytes (see segment.go)
+//	d/<seq u64>                       tombstone: the key whose i/ and s/ keys are being deleted
+//
+// Segment keys sort by index; the split index gives every block of 64
+// segments its own byte prefix, by which a live window drops them
+// (queueBlockDrops).
 //
 // A seal writes s/, i/ and m/ in one transaction; the header is O(1) in the
 // number of segments, so a seal never rewrites a list that grows with the
@@ -29,12 +33,23 @@ const (
 
 func headerKey(key string) []byte { return []byte(pfxHeader + StreamID(key)) }
 
+const segKeyLen = 2 + 8 + 4 + 1
+
 func segKey(pfx byte, seq uint64, idx uint32) []byte {
-	b := make([]byte, 14)
+	b := make([]byte, segKeyLen)
 	b[0], b[1] = pfx, '/'
 	binary.BigEndian.PutUint64(b[2:], seq)
-	binary.BigEndian.PutUint32(b[10:], idx)
+	binary.BigEndian.PutUint32(b[10:], idx>>blockShift)
+	b[14] = byte(idx & (1<<blockShift - 1))
 	return b
+}
+
+// segKeyIndex is the segment index of a segKey.
+func segKeyIndex(k []byte) (uint32, bool) {
+	if len(k) != segKeyLen || k[14] >= 1<<blockShift {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(k[10:])<<blockShift | uint32(k[14]), true
 }
 
 func seqPrefix(pfx byte, seq uint64) []byte {

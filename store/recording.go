@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -95,9 +94,12 @@ func (s *Store) loadSegs(rec *recording) error {
 			want := first
 			for it.Rewind(); it.Valid(); it.Next() {
 				item := it.Item()
-				idx := binary.BigEndian.Uint32(item.Key()[10:])
+				idx, ok := segKeyIndex(item.Key())
+				if !ok {
+					return fmt.Errorf("%s: %w: segment info key %x", rec.key, ErrCorrupt, item.Key())
+				}
 				if idx < first || idx >= next {
-					continue // left by a crash between window drop and header write cannot happen; be lenient
+					continue // left a live window, its block not yet dropped
 				}
 				if idx != want {
 					return fmt.Errorf("segment %d of %s: %w: missing (next present is %d)", want, rec.key, ErrCorrupt, idx)
@@ -136,11 +138,7 @@ func (s *Store) writeHeader(rec *recording, h *header) error {
 	if err != nil {
 		return fmt.Errorf("manifest of %s: %w", rec.key, err)
 	}
-	return s.withDB(func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error {
-			return txn.Set(headerKey(rec.key), b)
-		})
-	})
+	return s.update(func(txn *badger.Txn) error { return txn.Set(headerKey(rec.key), b) })
 }
 
 // persistHeader writes rec's current header (taken under rec.mu).

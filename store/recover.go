@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -62,6 +63,12 @@ func (s *Store) recover() error {
 		}
 		s.log.Info("interrupted fill is now partial", "stream", rec.id, "segments", rec.hdr.NextIndex-rec.hdr.FirstIndex)
 	}
+	// A crash may have left the last completed blocks of a live window undropped.
+	for _, rec := range s.recs {
+		if f := rec.hdr.FirstIndex >> blockShift; rec.hdr.M.Live && f > 0 {
+			s.queueBlockDrops(rec.seq, (max(f, 2)-2)<<blockShift, rec.hdr.FirstIndex)
+		}
+	}
 	for _, k := range tombs {
 		if err := s.purgeKeys(binary.BigEndian.Uint64(k[2:])); err != nil {
 			return err
@@ -85,13 +92,11 @@ func (s *Store) brokenErr(key string) error {
 // transaction, so a crash cannot resurrect it), then its segments.
 func (s *Store) purge(rec *recording) error {
 	rec.wmu.Lock()
-	err := s.withDB(func(db *badger.DB) error {
-		return db.Update(func(txn *badger.Txn) error {
-			if err := txn.Delete(headerKey(rec.key)); err != nil {
-				return err
-			}
-			return txn.Set(seqPrefix(pfxTomb, rec.seq), []byte(rec.key))
-		})
+	err := s.update(func(txn *badger.Txn) error {
+		if err := txn.Delete(headerKey(rec.key)); err != nil {
+			return err
+		}
+		return txn.Set(seqPrefix(pfxTomb, rec.seq), []byte(rec.key))
 	})
 	rec.wmu.Unlock()
 	if err != nil {
@@ -104,29 +109,78 @@ func (s *Store) purge(rec *recording) error {
 	return nil
 }
 
-// purgeKeys deletes the i/ and s/ keys of seq, then its tombstone.
+// purgeKeys drops the i/ and s/ keys of seq, then its tombstone. DropPrefix
+// (unlike per-key deletes) also tells the value log at once that the
+// segments are garbage, so value-log GC can reclaim their space; it blocks
+// writes meanwhile, which s.writeMu arranges.
 func (s *Store) purgeKeys(seq uint64) error {
-	return s.withDB(func(db *badger.DB) error {
-		wb := db.NewWriteBatch()
-		defer wb.Cancel()
-		for _, pfx := range []byte{pfxInfo, pfxSeg} {
-			err := db.View(func(txn *badger.Txn) error {
-				it := txn.NewIterator(badger.IteratorOptions{Prefix: seqPrefix(pfx, seq)})
-				defer it.Close()
-				for it.Rewind(); it.Valid(); it.Next() {
-					if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if err := wb.Delete(seqPrefix(pfxTomb, seq)); err != nil {
-			return err
-		}
-		return wb.Flush()
+	err := s.withDB(func(db *badger.DB) error {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		return db.DropPrefix(seqPrefix(pfxInfo, seq), seqPrefix(pfxSeg, seq))
 	})
+	if err != nil {
+		return err
+	}
+	return s.update(func(txn *badger.Txn) error { return txn.Delete(seqPrefix(pfxTomb, seq)) })
+}
+
+// Segments that leave a live window are only cut off logically at first (the
+// header's first index moves past them; nothing reads below it). Per-key
+// deletes would not do: the value log learns that a value is garbage only
+// when Badger compacts its key, which for this store's small LSM practically
+// never happens, so the disk would fill. Instead, once every segment of an
+// aligned block of 64 indices has left the window, the block's keys are
+// dropped by prefix on the Store's goroutine, which lets value-log GC reclaim
+// them. A live recording thus holds at most one block beyond its window.
+const blockShift = 6
+
+type segBlock struct {
+	seq   uint64
+	block uint32 // index >> blockShift
+}
+
+func blockPrefix(pfx byte, b segBlock) []byte {
+	return segKey(pfx, b.seq, b.block<<blockShift)[:segKeyLen-1]
+}
+
+// queueBlockDrops queues the blocks that the window's first index moving from
+// oldFirst to newFirst completed.
+func (s *Store) queueBlockDrops(seq uint64, oldFirst, newFirst uint32) {
+	from, to := oldFirst>>blockShift, newFirst>>blockShift
+	if from == to {
+		return
+	}
+	s.mu.Lock()
+	for b := from; b < to; b++ {
+		s.drops = append(s.drops, segBlock{seq, b})
+	}
+	s.mu.Unlock()
+	select {
+	case s.dropCh <- struct{}{}:
+	default:
+	}
+}
+
+// dropBlocks drops the queued blocks in one DropPrefix.
+func (s *Store) dropBlocks() {
+	s.mu.Lock()
+	blocks := s.drops
+	s.drops = nil
+	s.mu.Unlock()
+	if len(blocks) == 0 {
+		return
+	}
+	prefixes := make([][]byte, 0, 2*len(blocks))
+	for _, b := range blocks {
+		prefixes = append(prefixes, blockPrefix(pfxSeg, b), blockPrefix(pfxInfo, b))
+	}
+	err := s.withDB(func(db *badger.DB) error {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		return db.DropPrefix(prefixes...)
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		s.log.Warn("drop live-window segments", "blocks", len(blocks), "err", err)
+	}
 }

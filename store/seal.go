@@ -22,8 +22,9 @@ func (w *Writer) seal() error {
 }
 
 // commit stores a sealed segment, its info and the updated header in one
-// Badger transaction, and drops segments that left a live window. w.mu is
-// held.
+// Badger transaction; for a live recording the header's first index moves
+// past segments that left the window (their keys are dropped later, by block:
+// see queueBlockDrops). w.mu is held.
 //
 // The commit is pipelined: the caller goes on filling the next segment while
 // Badger writes this one (appending waits for Badger otherwise most of the
@@ -107,6 +108,7 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		if err == nil {
 			if drop > 0 {
 				s.cache.drop(rec.seq, h.FirstIndex)
+				s.queueBlockDrops(rec.seq, h.FirstIndex-uint32(drop), h.FirstIndex)
 			}
 			s.addUsed(int64(si.Size) - freed)
 		}
@@ -121,14 +123,6 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 			if err := txn.Set(segKey(pfxInfo, rec.seq, si.Index), encodeSegInfo(&si)); err != nil {
 				return err
 			}
-			for _, d := range segs[:drop] {
-				if err := txn.Delete(segKey(pfxSeg, rec.seq, d.Index)); err != nil {
-					return err
-				}
-				if err := txn.Delete(segKey(pfxInfo, rec.seq, d.Index)); err != nil {
-					return err
-				}
-			}
 			return txn.Set(headerKey(rec.key), hb)
 		}
 		if err := set(); err != nil {
@@ -136,8 +130,10 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 			return err
 		}
 		s.inflight.Add(1)
+		s.writeMu.RLock()
 		txn.CommitWith(func(err error) {
 			defer s.inflight.Done()
+			s.writeMu.RUnlock()
 			completed(err)
 		})
 		return nil
