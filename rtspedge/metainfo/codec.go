@@ -103,7 +103,7 @@ func Decode(payload []byte, f Fields) (Info, error) {
 			if len(payload)-off < 4 {
 				return Info{}, fmt.Errorf("%w: truncated field at %d", ErrPacket, off)
 			}
-			name = string([]byte{payload[off], payload[off+1] & 0x7f})
+			name = knownName(payload[off], payload[off+1]&0x7f)
 			n = int(binary.BigEndian.Uint16(payload[off+2:]))
 			off += 4
 		}
@@ -164,4 +164,15 @@ func (i *Info) set(name string, body []byte) error {
 		i.MD = body
 	}
 	return nil
+}
+
+// knownName returns the constant for a standard-form field name, "" for an
+// unknown one (without allocating).
+func knownName(a, b byte) string {
+	for _, n := range [...]string{NameTT, NameFT, NamePN, NameSQ, NamePP, NameMD} {
+		if n[0] == a && n[1] == b {
+			return n
+		}
+	}
+	return ""
 }

@@ -52,10 +52,7 @@ func freeUDPPair(t *testing.T) (rtpAddr, rtcpAddr string) {
 // the clip's duration in wall time (paced, not burst).
 func TestFFmpegPlay(t *testing.T) {
 	t.Parallel()
-	clip, err := Packetize(SampleClip())
-	if err != nil {
-		t.Fatal(err)
-	}
+	clip := testClip(t)
 	want := fileMD5s(t, t.Context())
 	if len(want) != 500 {
 		t.Fatalf("the file decodes to %d frames, want 500", len(want))
@@ -103,11 +100,8 @@ func firstDiff(a, b []string) int {
 // that key frame on.
 func TestFFmpegSeek(t *testing.T) {
 	t.Parallel()
-	clip, err := Packetize(SampleClip())
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := startOrigin(t, Config{Media: map[string][]byte{"sample.ts": SampleClip()}})
+	clip := testClip(t)
+	o := sampleOrigin(t)
 	all := fileMD5s(t, t.Context())
 	key := clip.Packets[clip.seek(10*time.Second)].TT
 	// Frame index of that key frame in the file: the i-th key start is frame 25*i.
@@ -127,5 +121,45 @@ func TestFFmpegSeek(t *testing.T) {
 	}
 	if !slices.Equal(got, all[first:first+50]) {
 		t.Fatalf("frames after seek differ from the file's frames %d..%d (first difference at %d)", first, first+50, firstDiff(got, all[first:first+50]))
+	}
+}
+
+// TestFFmpegOtherClips: a main-profile clip with B frames (ft B, RTP
+// timestamps from PTS) and a video-only clip play through the origin with
+// the same decoded frames as the file.
+func TestFFmpegOtherClips(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string][]string{
+		"b-frames":   {"-profile:v", "main", "-bf", "2"},
+		"video-only": {"-profile:v", "baseline", "-an"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ts := shortClip(t, opts...)
+			clip, err := Packetize(ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fts [4]int
+			for _, p := range clip.Packets {
+				fts[p.FT]++
+			}
+			if name == "b-frames" && fts[2] == 0 {
+				t.Fatalf("no B frame found (frame types %v)", fts)
+			}
+			if name == "video-only" && clip.Tracks() != 1 {
+				t.Fatalf("%d tracks", clip.Tracks())
+			}
+			f := filepath.Join(t.TempDir(), "clip.ts")
+			if err := os.WriteFile(f, ts, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := videoMD5s(t, t.Context(), "-i", f)
+			o := startOrigin(t, Config{Media: map[string][]byte{"clip.ts": ts}})
+			got := videoMD5s(t, t.Context(), "-rtsp_transport", "tcp", "-i", "rtsp://"+o.Addr()+"/clip.ts")
+			if !slices.Equal(got, want) {
+				t.Fatalf("%d frames through the origin, %d from the file; first difference at %d", len(got), len(want), firstDiff(got, want))
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -61,6 +62,14 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}, Body: e.sdp}
 	if e.cacheControl != "" {
 		res.Header["Cache-Control"] = base.HeaderValue{e.cacheControl}
+	}
+	if !e.modified.IsZero() {
+		res.Header["Last-Modified"] = base.HeaderValue{e.modified.UTC().Format(http.TimeFormat)}
+		if v := ctx.Request.Header["If-Modified-Since"]; len(v) > 0 {
+			if since, err := http.ParseTime(v[0]); err == nil && !e.modified.After(since) {
+				res.StatusCode, res.Body = base.StatusNotModified, nil
+			}
+		}
 	}
 	return res, nil, nil
 }
@@ -161,6 +170,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 	h.mu.Lock()
 	h.pending[ctx.Conn] = s
 	h.mu.Unlock()
+	h.log.Debug("play", "stream", e.path, "from", p.from, "speed", p.speed, "live", e.live)
 	return res, nil
 }
 
@@ -168,6 +178,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
 	if s, ok := ctx.Session.UserData().(*session); ok {
 		s.pause()
+		h.log.Debug("pause", "stream", ctx.Path)
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }

@@ -8,9 +8,28 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+var packetizedSample = sync.OnceValues(func() (*Clip, error) { return Packetize(SampleClip()) })
+
+// testClip is Packetize(SampleClip()), computed once for all tests.
+func testClip(t *testing.T) *Clip {
+	t.Helper()
+	c, err := packetizedSample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// sampleOrigin runs an origin serving the sample at "sample.ts".
+func sampleOrigin(t *testing.T) *Origin {
+	t.Helper()
+	return startOrigin(t, Config{Media: map[string][]byte{"sample.ts": SampleClip()}})
+}
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -13,16 +13,23 @@ import (
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 )
 
-// shortClip makes a 2 s clip like the sample (so a live loop comes round fast).
-func shortClip(t *testing.T) []byte {
+// shortClip makes a 2 s clip like the sample (so a live loop comes round
+// fast); opts replace the video profile options and may drop the audio.
+func shortClip(t *testing.T, opts ...string) []byte {
 	t.Helper()
+	if len(opts) == 0 {
+		opts = []string{"-profile:v", "baseline"}
+	}
 	f := filepath.Join(t.TempDir(), "short.ts")
-	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "2", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+		"-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
 		"-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-		"-c:a", "aac", "-ac", "1", "-ar", "48000", "-f", "mpegts", f).CombinedOutput()
+		"-c:a", "aac", "-ac", "1", "-ar", "48000"}
+	args = append(args, opts...)
+	args = append(args, "-f", "mpegts", f)
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}

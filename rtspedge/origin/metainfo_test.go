@@ -16,11 +16,8 @@ import (
 // that Packetize computed for it, at the requested Speed.
 func TestMetaInfo(t *testing.T) {
 	t.Parallel()
-	clip, err := Packetize(SampleClip())
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := startOrigin(t, Config{Media: map[string][]byte{"sample.ts": SampleClip()}})
+	clip := testClip(t)
+	o := sampleOrigin(t)
 	p := dial(t, o.Addr(), "sample.ts", map[base.Method]base.Header{
 		base.Setup: {"x-RTP-Meta-Info": {"tt=0;ft=1;pn;sq;pp;md"}},
 		base.Play:  {"Speed": {"8"}},
@@ -32,10 +29,11 @@ func TestMetaInfo(t *testing.T) {
 		if got != want {
 			t.Fatalf("SETUP %d echoed x-RTP-Meta-Info %q, want %q", track, got, want)
 		}
-		fields[track], err = metainfo.ParseHeader(got)
+		f, err := metainfo.ParseHeader(got)
 		if err != nil {
 			t.Fatal(err)
 		}
+		fields[track] = f
 	}
 	start := time.Now()
 	if _, err := p.c.Play(nil); err != nil {
@@ -93,10 +91,7 @@ func TestMetaInfo(t *testing.T) {
 // echo and the packets are Packetize's plain RTP.
 func TestMetaInfoOff(t *testing.T) {
 	t.Parallel()
-	clip, err := Packetize(SampleClip())
-	if err != nil {
-		t.Fatal(err)
-	}
+	clip := testClip(t)
 	for name, tc := range map[string]struct {
 		disable bool
 		ask     bool

@@ -71,6 +71,7 @@ type entry struct {
 	live         bool
 	sdp          []byte
 	cacheControl string
+	modified     time.Time // Last-Modified of a VOD file (whole seconds); zero for live
 
 	describes, plays int // guarded by Origin.mu
 }
@@ -105,8 +106,10 @@ func New(cfg Config) (*Origin, error) {
 		sessions: make(map[*gortsplib.ServerSession]*session),
 	}
 	media := make(map[string][]byte)
+	modified := make(map[string]time.Time)
+	now := time.Now().Truncate(time.Second)
 	for p, b := range cfg.Media {
-		media[p] = b
+		media[p], modified[p] = b, now
 	}
 	if cfg.MediaDir != "" {
 		files, err := filepath.Glob(filepath.Join(cfg.MediaDir, "*.ts"))
@@ -118,10 +121,15 @@ func New(cfg Config) (*Origin, error) {
 			if err != nil {
 				return nil, fmt.Errorf("origin: media dir: %w", err)
 			}
+			fi, err := os.Stat(f)
+			if err != nil {
+				return nil, fmt.Errorf("origin: media dir: %w", err)
+			}
 			media[filepath.Base(f)] = b
+			modified[filepath.Base(f)] = fi.ModTime().Truncate(time.Second)
 		}
 	}
-	add := func(p string, ts []byte, live bool) error {
+	add := func(p string, ts []byte, live bool, mod time.Time) error {
 		p = strings.Trim(p, "/")
 		if p == "" {
 			return errors.New("origin: empty path")
@@ -137,16 +145,16 @@ func New(cfg Config) (*Origin, error) {
 		if err != nil {
 			return fmt.Errorf("origin: %s: %w", p, err)
 		}
-		o.entries[p] = &entry{path: p, clip: c, live: live, sdp: sdp, cacheControl: cfg.CacheControl[p]}
+		o.entries[p] = &entry{path: p, clip: c, live: live, sdp: sdp, cacheControl: cfg.CacheControl[p], modified: mod}
 		return nil
 	}
 	for _, p := range sortedKeys(media) {
-		if err := add(p, media[p], false); err != nil {
+		if err := add(p, media[p], false, modified[p]); err != nil {
 			return nil, err
 		}
 	}
 	for _, p := range sortedKeys(cfg.Live) {
-		if err := add(p, cfg.Live[p], true); err != nil {
+		if err := add(p, cfg.Live[p], true, time.Time{}); err != nil {
 			return nil, err
 		}
 	}

@@ -2,10 +2,12 @@ package origin
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
@@ -65,11 +67,8 @@ func checkRTPInfo(t *testing.T, p *player, playIndex int, c *Clip, from time.Dur
 // there to the end.
 func TestRangeSeek(t *testing.T) {
 	t.Parallel()
-	clip, err := Packetize(SampleClip())
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := startOrigin(t, Config{Media: map[string][]byte{"sample.ts": SampleClip()}})
+	clip := testClip(t)
+	o := sampleOrigin(t)
 	p := dial(t, o.Addr(), "sample.ts", map[base.Method]base.Header{
 		base.Setup: {"x-RTP-Meta-Info": {"tt;ft;pn;md"}},
 		base.Play:  {"Speed": {"8"}},
@@ -119,11 +118,8 @@ func TestRangeSeek(t *testing.T) {
 // next packet (pn continues), with RTP-Info for it.
 func TestPauseResume(t *testing.T) {
 	t.Parallel()
-	clip, err := Packetize(SampleClip())
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := startOrigin(t, Config{Media: map[string][]byte{"sample.ts": SampleClip()}})
+	clip := testClip(t)
+	o := sampleOrigin(t)
 	f, _ := metainfo.ParseHeader("tt;ft;pn;md")
 	p := dial(t, o.Addr(), "sample.ts", map[base.Method]base.Header{
 		base.Setup: {"x-RTP-Meta-Info": {f.String()}},
@@ -228,6 +224,27 @@ func TestSessionsAndHeaders(t *testing.T) {
 	}
 	if d, pl := o.Sessions("missing.ts"); d != 0 || pl != 0 {
 		t.Fatalf("missing path counted")
+	}
+
+	// Last-Modified, and 304 for a DESCRIBE with If-Modified-Since.
+	lm := a1.header(base.Describe, 0, "Last-Modified")
+	if _, err := http.ParseTime(lm); err != nil {
+		t.Fatalf("Last-Modified %q: %v", lm, err)
+	}
+	var status base.StatusCode
+	c := &gortsplib.Client{
+		Scheme: "rtsp", Host: o.Addr(),
+		OnRequest:  func(r *base.Request) { r.Header["If-Modified-Since"] = base.HeaderValue{lm} },
+		OnResponse: func(r *base.Response) { status = r.StatusCode },
+	}
+	if err := c.Start2(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u, _ = base.ParseURL("rtsp://" + o.Addr() + "/a.ts")
+	_, _, _ = c.Describe(u) // the status is what matters
+	if status != base.StatusNotModified {
+		t.Fatalf("DESCRIBE with If-Modified-Since: status %d, want 304", status)
 	}
 }
 
