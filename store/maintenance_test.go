@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -301,5 +302,44 @@ func TestLiveWindowReclaimsDisk(t *testing.T) {
 	defer r.Close()
 	if _, err := r.Next(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCloseWakesReaders: Close ends blocked readers and waiters with ErrClosed.
+func TestCloseWakesReaders(t *testing.T) {
+	s, err := Open("", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Create(Manifest{Key: "k", Tracks: avTracks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	go func() { _, err := r.Next(context.Background()); errs <- err }()
+	go func() { _, err := s.WaitSegment(context.Background(), "k", 0); errs <- err }()
+	waitFor(t, "reader and waiter blocked", func() bool {
+		rec := s.recs["k"]
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.wait != nil
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Fatalf("blocked call after Close: %v", err)
+		}
+	}
+	if err := w.Append(Packet{RTP: []byte{1}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v", err)
+	}
+	if _, err := s.List(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("List after Close: %v", err)
 	}
 }
