@@ -179,9 +179,10 @@ type Provider struct {
 
 // FindProviders looks key up in the DHT and returns its providers, nearest
 // first by measured round-trip time, never this node. It takes at most
-// FindTimeout (lookup and measurement together), and stops looking for more
-// providers FindTimeout/4 after the first one; finding none is not an error.
-// Providers may be stale: a fetcher moves to the next one.
+// FindTimeout (lookup and measurement together). Once a provider is found it
+// waits at most FindTimeout/4 for more providers and for slow measurements,
+// as long as one provider was measured by then; unmeasured providers (RTT 0,
+// probably stale) come last. Finding none is not an error.
 func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, error) {
 	ctx, cancel := context.WithTimeout(parent, m.cfg.FindTimeout)
 	defer cancel()
@@ -189,11 +190,14 @@ func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, er
 	defer stop()
 
 	var (
-		mu    sync.Mutex
-		provs []Provider
-		wg    sync.WaitGroup
-		grace <-chan time.Time // runs from the first provider found
+		mu       sync.Mutex // guards provs[i].RTT against the pings
+		provs    []Provider
+		pings    sync.WaitGroup
+		measured = make(chan bool, maxProviders) // one per ping: did it measure
+		grace    <-chan time.Time                // runs from the first provider found
+		graced   bool                            // grace ran out
 	)
+	pingCtx, endPings := context.WithCancel(ctx)
 	lookup, endLookup := context.WithCancel(ctx)
 	defer endLookup()
 	found := m.dht.FindProvidersAsync(lookup, KeyCID(key), maxProviders+1)
@@ -208,33 +212,52 @@ func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, er
 			}
 		case <-grace:
 			endLookup() // enough waiting for more; found drains and closes
-			grace = nil
+			grace, graced = nil, true
 			continue
 		}
 		if ai.ID == m.host.ID() || len(provs) >= maxProviders {
 			continue
 		}
-		if grace == nil && len(provs) == 0 {
+		if len(provs) == 0 {
 			grace = time.After(m.cfg.FindTimeout / 4)
 		}
-		mu.Lock()
 		i := len(provs)
+		mu.Lock()
 		provs = append(provs, Provider{ID: ai.ID.String(), Addrs: addrStrings(ai.Addrs)})
 		mu.Unlock()
-		wg.Go(func() {
-			rtt := m.rtt(ctx, ai)
+		pings.Go(func() {
+			rtt := m.rtt(pingCtx, ai)
 			mu.Lock()
 			provs[i].RTT = rtt
 			mu.Unlock()
+			measured <- rtt > 0
 		})
 	}
-	wg.Wait()
+	// Wait for the measurements: all of them, or those that came in before
+	// the grace ran out if one did.
+	ok := 0
+	for pending := len(provs); pending > 0 && !(graced && ok > 0) && ctx.Err() == nil; {
+		select {
+		case got := <-measured:
+			pending--
+			if got {
+				ok++
+			}
+		case <-grace:
+			grace, graced = nil, true
+		case <-ctx.Done():
+		}
+	}
+	endPings()
+	pings.Wait()
 	if err := parent.Err(); err != nil {
 		return nil, fmt.Errorf("find providers: %w", err)
 	}
 	if m.closing.Err() != nil {
 		return nil, fmt.Errorf("find providers: %w", ErrClosed)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	slices.SortStableFunc(provs, func(a, b Provider) int {
 		switch {
 		case a.RTT == b.RTT:

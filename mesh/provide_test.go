@@ -2,11 +2,19 @@ package mesh
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -176,5 +184,80 @@ func TestConfigValidation(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestFindProvidersStaleProvider: a provider record whose peer never answers
+// (its address accepts TCP and then says nothing) neither hides the live
+// provider nor holds the lookup for the whole FindTimeout.
+func TestFindProvidersStaleProvider(t *testing.T) {
+	t.Parallel()
+	const findTimeout = 4 * time.Second
+	nodes := startMesh(t, 3, Config{FindTimeout: findTimeout})
+	key := testKey("stale")
+	if err := nodes[1].Provide(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+
+	// A silent listener and a made-up peer announced at it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.Addr().(*net.TCPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		if err := nd.dht.ProviderStore().AddProvider(t.Context(), KeyCID(key).Hash(), peer.AddrInfo{ID: ghost, Addrs: []ma.Multiaddr{addr}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	start := time.Now()
+	ps, err := nodes[2].FindProviders(t.Context(), key)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) == 0 || ps[0].ID != nodes[1].ID() || ps[0].RTT <= 0 {
+		t.Fatalf("providers %+v: want the live one first, measured", ps)
+	}
+	for _, p := range ps {
+		if p.ID == ghost.String() && p.RTT != 0 {
+			t.Errorf("the silent provider has an RTT %v", p.RTT)
+		}
+	}
+	if took > findTimeout/2 {
+		t.Errorf("FindProviders took %v with a silent provider; grace is %v", took, findTimeout/4)
 	}
 }
