@@ -33,6 +33,7 @@ const (
 // PeerFill is one fill from one peer: the stream after the answer, until
 // Run has copied the peer's segments into a writer.
 type PeerFill struct {
+	m     *Mesh
 	s     network.Stream
 	br    *bufio.Reader
 	peer  string
@@ -115,6 +116,7 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	_ = s.SetDeadline(time.Time{})
 	mf.Source = id.String()
 	return &PeerFill{
+		m:     m,
 		s:     s,
 		br:    br,
 		peer:  id.String(),
@@ -238,6 +240,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
 			pf.recycle(it.data) // AppendSegment keeps a copy
+			pf.m.bytesIn.Add(uint64(len(it.data)))
 			if pf.onSegment != nil {
 				pf.onSegment(next)
 			}

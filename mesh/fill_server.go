@@ -144,6 +144,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 			if _, err := bw.Write(data); err != nil {
 				return sent, err
 			}
+			m.bytesOut.Add(uint64(len(data)))
 			sent++
 			i++
 			continue

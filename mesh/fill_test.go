@@ -58,6 +58,16 @@ func TestFillComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameSegments(t, a.st, b.st, key)
+	var size uint64
+	for _, si := range src.Segments {
+		size += uint64(si.Size)
+	}
+	if in, out := b.Stats().FillBytesIn, a.Stats().FillBytesOut; in != size || out != size {
+		t.Errorf("stats: %d bytes in at the copy, %d out at the source; the segments are %d", in, out, size)
+	}
+	if ps := b.Peers(); len(ps) != 1 || ps[0].ID != a.ID() || len(ps[0].Addrs) == 0 {
+		t.Errorf("b's peers %+v, want a", ps)
+	}
 	got, _ := b.st.Manifest(key)
 	if got.Duration != src.Duration || string(got.SDP) != string(src.SDP) {
 		t.Errorf("header: duration %v want %v; sdp equal %v", got.Duration, src.Duration, string(got.SDP) == string(src.SDP))

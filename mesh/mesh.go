@@ -50,6 +50,8 @@ type Mesh struct {
 	cancel    context.CancelFunc
 	handlers  sync.WaitGroup // fill handlers in flight
 	serving   atomic.Int64   // fills being served
+	bytesIn   atomic.Uint64  // segment bytes received and stored
+	bytesOut  atomic.Uint64  // segment bytes sent
 	closeOnce sync.Once
 	closeErr  error
 

@@ -37,5 +37,5 @@ type Stats struct {
 
 // Stats reports the counters; safe to call at any time.
 func (m *Mesh) Stats() Stats {
-	return Stats{Serving: m.serving.Load()}
+	return Stats{Serving: m.serving.Load(), FillBytesIn: m.bytesIn.Load(), FillBytesOut: m.bytesOut.Load()}
 }
