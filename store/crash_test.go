@@ -224,6 +224,7 @@ func TestDamagedStore(t *testing.T) {
 	record(t, s, "rtsp://h:554/seg", pk, StateComplete)
 	record(t, s, "rtsp://h:554/man", pk, StateComplete)
 	seq := s.recs["rtsp://h:554/seg"].seq
+	manSeq := s.recs["rtsp://h:554/man"].seq
 	data, _, err := s.Segment("rtsp://h:554/seg", 2)
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +265,16 @@ func TestDamagedStore(t *testing.T) {
 	_, err = s.Manifest("rtsp://h:554/man")
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), StreamID("rtsp://h:554/man")) {
 		t.Fatalf("damaged manifest: %v", err)
+	}
+	// The damaged recording's segments keep their sequence number: a new
+	// recording must not write over them.
+	w, err := s.Create(Manifest{Key: "rtsp://h:554/new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Finish(StatePartial)
+	if got := s.recs["rtsp://h:554/new"].seq; got == manSeq || got == seq {
+		t.Fatalf("new recording reuses sequence %d", got)
 	}
 	if err := s.Delete("rtsp://h:554/man"); err != nil {
 		t.Fatal(err)

@@ -46,10 +46,21 @@ func (s *Store) recover() error {
 		defer it2.Close()
 		for it2.Rewind(); it2.Valid(); it2.Next() {
 			k := it2.Item().KeyCopy(nil)
-			if len(k) == 10 {
+			if len(k) != 10 {
+				s.log.Error("ignoring malformed tombstone", "key", fmt.Sprintf("%x", k))
+				continue
+			}
+			s.nextSeq = max(s.nextSeq, binary.BigEndian.Uint64(k[2:])+1)
+			tombs = append(tombs, k)
+		}
+		// Segments whose header is unreadable still hold their sequence
+		// number: never reuse it. The last i/ key has the highest.
+		it3 := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{pfxInfo, '/'}})
+		defer it3.Close()
+		if it3.Seek([]byte{pfxInfo, '/' + 1}); it3.Valid() {
+			if k := it3.Item().Key(); len(k) >= 10 {
 				s.nextSeq = max(s.nextSeq, binary.BigEndian.Uint64(k[2:])+1)
 			}
-			tombs = append(tombs, k)
 		}
 		return nil
 	})
