@@ -59,7 +59,7 @@ type Mesh struct {
 
 	mu       sync.Mutex
 	provided map[string]*provided // keys being re-provided, by stream key
-	wake     chan struct{}        // a key was added: re-provide loop re-plans
+	wake     chan struct{}        // a key is due soon: the re-provide loop re-plans
 }
 
 // New validates cfg, starts the libp2p host and the DHT, and serves the fill
@@ -123,6 +123,8 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: libp2p host: %w", err)
 	}
+	// One bootstrap list may serve every node, this one included.
+	boot = slices.DeleteFunc(boot, func(ai peer.AddrInfo) bool { return ai.ID == h.ID() })
 	d, err := dht.New(h,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(DHTPrefix),

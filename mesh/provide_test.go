@@ -261,3 +261,23 @@ func TestFindProvidersStaleProvider(t *testing.T) {
 		t.Errorf("FindProviders took %v with a silent provider; grace is %v", took, findTimeout/4)
 	}
 }
+
+func TestBootstrapListNamingItself(t *testing.T) {
+	t.Parallel()
+	first := startNode(t, Config{}, nil)
+	dir := t.TempDir()
+	// Learn the second node's id, then start it with a list naming both.
+	probe, err := New(Config{DataDir: dir, Listen: loopback}, openStore(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := probe.Addrs()[0]
+	_ = probe.Close()
+	second := startNode(t, Config{DataDir: dir, Bootstrap: append(first.Addrs(), self)}, nil)
+	if len(second.boot) != len(first.Addrs()) {
+		t.Errorf("bootstrap list keeps itself: %v", second.boot)
+	}
+	waitFor(t, 10*time.Second, "the second node to join the first", func() bool {
+		return second.dht.RoutingTable().Find(first.host.ID()) != ""
+	})
+}
