@@ -133,13 +133,16 @@ func (c *batchConn) writeLocked(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection first: that unblocks a Write stuck on a full
+// socket, which holds mu.
 func (c *batchConn) Close() error {
+	err := c.Conn.Close()
 	c.mu.Lock()
 	if c.timer != nil {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
-	return c.Conn.Close()
+	return err
 }
 
 // batchListener wraps accepted connections in batchConn.

@@ -1,0 +1,211 @@
+package rtspedge
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+)
+
+// TestDescribeStatus: errors of Recordings become RTSP status codes.
+func TestDescribeStatus(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	synthRecording(t, st, "ok", synthSpec{dur: time.Second, fps: 25, perFrame: 2, size: 200, gop: 25})
+	recs := newTestRecordings(st)
+	recs.errs["unknown"] = fmt.Errorf("map path: %w", ErrUnknownOrigin)
+	recs.errs["bad"] = fmt.Errorf("map path: %w", ErrBadPath)
+	recs.errs["down"] = fmt.Errorf("fill: %w", ErrOriginUnavailable)
+	recs.errs["cold"] = ErrNotCached
+	recs.errs["gone"] = &OriginStatusError{Method: "DESCRIBE", Code: 404}
+	recs.errs["odd"] = fmt.Errorf("something else")
+	s := startServer(t, ServerConfig{Recordings: recs})
+	for path, want := range map[string]int{"ok": 200, "unknown": 404, "bad": 400, "down": 503, "cold": 504,
+		"gone": 404, "odd": 500, "nothing-here": 404} {
+		if got := describeStatus(t, serverURL(s, path)); got != want {
+			t.Errorf("DESCRIBE %s: %d, want %d", path, got, want)
+		}
+	}
+}
+
+// TestPlayPauseSeek: RTP-Info matches the first packet, PAUSE stops the
+// clock, PLAY resumes, a seek starts at a key frame, and sequence numbers and
+// timestamps stay continuous for the session throughout.
+func TestPlayPauseSeek(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	synthRecording(t, st, "v", synthSpec{dur: 10 * time.Second, fps: 25, perFrame: 4, size: 500, gop: 25})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(st)})
+	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
+
+	check := func(res *base.Response, from int, wantKey bool) []rxPacket {
+		t.Helper()
+		seq, ts := rtpInfo(t, res)
+		got := p.waitPackets(t, from+20, 5*time.Second)
+		first := got[from]
+		if first.seq != seq || first.ts != ts {
+			t.Fatalf("first packet seq %d ts %d, RTP-Info seq %d rtptime %d", first.seq, first.ts, seq, ts)
+		}
+		if wantKey && !first.keyStart {
+			t.Fatalf("first packet after PLAY does not start a key frame")
+		}
+		return got
+	}
+	got := check(p.play(t, nil), 0, true)
+
+	if _, err := p.c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := len(p.received())
+	select { // the clock stopped: nothing arrives while paused
+	case <-time.After(300 * time.Millisecond):
+	case <-p.arrive:
+		if n := len(p.received()); n > paused {
+			t.Fatalf("%d packets arrived while paused", n-paused)
+		}
+	}
+	got = p.received()
+	check(p.play(t, nil), len(got), false)
+
+	if _, err := p.c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	got = p.received()
+	from := 5 * time.Second
+	res := p.play(t, &from)
+	if r := res.Header["Range"]; len(r) != 1 || !strings.HasPrefix(r[0], "npt=5.000-10.000") {
+		t.Fatalf("Range after seek: %v", r)
+	}
+	all := check(res, len(got), true)
+
+	for i := 1; i < len(all); i++ {
+		if all[i].seq != all[i-1].seq+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, all[i].seq, all[i-1].seq)
+		}
+		if d := int32(all[i].ts - all[i-1].ts); d < 0 {
+			t.Fatalf("packet %d: timestamp goes back by %d", i, -d)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lost != 0 {
+		t.Fatalf("client counted %d lost packets", p.lost)
+	}
+}
+
+// TestGarbageOnRTSPPort: connections sending junk are closed without
+// disturbing a player that is playing, and the server keeps answering.
+func TestGarbageOnRTSPPort(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	synthRecording(t, st, "v", synthSpec{dur: 10 * time.Second, fps: 25, perFrame: 4, size: 500, gop: 25})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(st)})
+	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
+	p.play(t, nil)
+	p.waitPackets(t, 20, 5*time.Second)
+	for _, junk := range []string{
+		"\x00\x01\x02\xff\xfe garbage \r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"DESCRIBE rtsp://x/v RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999\r\n\r\nabc",
+		"$\x00\xff\xffshort",
+		strings.Repeat("A", 70000),
+	} {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte(junk))
+		_ = c.Close()
+	}
+	n := len(p.received())
+	p.waitPackets(t, n+50, 5*time.Second)
+	if got := describeStatus(t, serverURL(s, "v")); got != 200 {
+		t.Fatalf("DESCRIBE after garbage: %d", got)
+	}
+	all := p.received()
+	for i := 1; i < len(all); i++ {
+		if all[i].seq != all[i-1].seq+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, all[i].seq, all[i-1].seq)
+		}
+	}
+}
+
+// rawPlayer does DESCRIBE/SETUP/PLAY over TCP by hand on a connection with
+// a tiny receive buffer, and then never reads: the slowest player possible.
+func rawPlayer(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.DialContext(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	br := bufio.NewReader(c)
+	u := "rtsp://" + addr + "/" + path
+	session := ""
+	for i, req := range []string{
+		"DESCRIBE " + u + " RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+		"SETUP " + u + "/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n",
+		"PLAY " + u + "/ RTSP/1.0\r\nCSeq: 3\r\nSession: %s\r\n\r\n",
+	} {
+		if strings.Contains(req, "%s") {
+			req = fmt.Sprintf(req, session)
+		}
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		var res base.Response
+		if err := res.Unmarshal(br); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if res.StatusCode != base.StatusOK {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+		if v := res.Header["Session"]; len(v) == 1 {
+			session, _, _ = strings.Cut(v[0], ";")
+		}
+	}
+	return c
+}
+
+// TestSlowPlayerDroppedAlone: a player that stops reading fills its queue
+// and is closed, counted once; another player of the same stream gets every
+// packet meanwhile.
+func TestSlowPlayerDroppedAlone(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	// About 11 Mbit/s so that the slow player's socket buffers (up to the
+	// 4 MiB send buffer autotuning may give it) fill within seconds.
+	synthRecording(t, st, "v", synthSpec{dur: 20 * time.Second, fps: 50, perFrame: 20, size: 1400, gop: 50})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(st)})
+	good := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
+	rawPlayer(t, s.Addr().String(), "v")
+	good.play(t, nil)
+	waitFor(t, 12*time.Second, "the slow player dropped", func() bool { return s.Stats().SlowDropped == 1 })
+	waitFor(t, 5*time.Second, "the slow player's session closed", func() bool { return s.Stats().Sessions == 1 })
+	n := len(good.received())
+	got := good.waitPackets(t, n+1000, 5*time.Second)
+	for i := 1; i < len(got); i++ {
+		if got[i].seq != got[i-1].seq+1 {
+			t.Fatalf("good player: packet %d seq %d after %d", i, got[i].seq, got[i-1].seq)
+		}
+	}
+	if st := s.Stats(); st.SlowDropped != 1 || st.Sessions != 1 {
+		t.Fatalf("stats %+v, want one slow player dropped and one session left", st)
+	}
+}
