@@ -53,7 +53,7 @@ func badgerOptions(dir string, o Options) badger.Options {
 		WithSyncWrites(false).
 		WithCompression(options.None).
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{o.Logger.With("component", "badger")})
+		WithLogger(badgerLogger{o.Logger.With("sub", "badger")})
 	if o.InMemory {
 		// Everything lives in memtables, and Badger then requires every value
 		// to be under ValueThreshold (at most 1 MiB): segments are limited to

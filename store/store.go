@@ -31,7 +31,7 @@ type Options struct {
 	SegmentSpan  time.Duration    // ...or at this much media time (default 1s)
 	LiveWindow   time.Duration    // rolling window kept for Live recordings (default 2m)
 	OnEvict      func(key string) // called after a recording was evicted by quota or Delete
-	Logger       *slog.Logger     // default: discard
+	Logger       *slog.Logger     // default: discard; the caller names the component
 
 	// CacheBytes bounds the shared in-memory cache of decoded segments
 	// (default 64 MiB; negative disables it).
@@ -156,7 +156,6 @@ func (o *Options) fill() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	o.Logger = o.Logger.With("component", "store")
 	return nil
 }
 
