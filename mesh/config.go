@@ -83,43 +83,44 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// validate checks a Config that has its defaults applied.
+// validate checks a Config that has its defaults applied. The messages name
+// the Config field.
 func (cfg Config) validate() error {
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("mesh config: "+format, args...))
+	}
 	if cfg.DataDir == "" {
-		errs = append(errs, errors.New("DataDir is required (it keeps the peer identity)"))
+		bad("DataDir is required (it keeps the peer identity)")
 	}
 	for _, s := range cfg.Listen {
 		if _, err := ma.NewMultiaddr(s); err != nil {
-			errs = append(errs, fmt.Errorf("Listen %q: %w", s, err))
+			bad("Listen %q: %w", s, err)
 		}
 	}
 	for _, s := range cfg.Bootstrap {
 		if _, err := peer.AddrInfoFromString(s); err != nil {
-			errs = append(errs, fmt.Errorf("Bootstrap %q: want a multiaddr ending in /p2p/<peer id>: %w", s, err))
+			bad("Bootstrap %q: want a multiaddr ending in /p2p/<peer id>: %w", s, err)
 		}
 	}
 	for _, s := range cfg.AllowPeers {
 		if _, err := peer.Decode(s); err != nil {
-			errs = append(errs, fmt.Errorf("AllowPeers %q: not a peer id: %w", s, err))
+			bad("AllowPeers %q: not a peer id: %w", s, err)
 		}
 	}
 	if cfg.ProviderTTL < 0 {
-		errs = append(errs, fmt.Errorf("ProviderTTL %v: must be positive", cfg.ProviderTTL))
+		bad("ProviderTTL %v: must be positive", cfg.ProviderTTL)
 	}
 	if cfg.ReprovideInterval <= 0 || cfg.ReprovideInterval >= cfg.ProviderTTL/2 {
-		errs = append(errs, fmt.Errorf("ReprovideInterval %v: must be positive and shorter than half of ProviderTTL %v",
-			cfg.ReprovideInterval, cfg.ProviderTTL))
+		bad("ReprovideInterval %v: must be positive and shorter than half of ProviderTTL %v",
+			cfg.ReprovideInterval, cfg.ProviderTTL)
 	}
 	if cfg.FindTimeout < 0 {
-		errs = append(errs, fmt.Errorf("FindTimeout %v: must be positive", cfg.FindTimeout))
+		bad("FindTimeout %v: must be positive", cfg.FindTimeout)
 	}
 	if cfg.StallTimeout < minStallTimeout {
-		errs = append(errs, fmt.Errorf("StallTimeout %v: must be at least %v (peers send keep-alives every %v)",
-			cfg.StallTimeout, minStallTimeout, KeepaliveInterval))
+		bad("StallTimeout %v: must be at least %v (peers send keep-alives every %v)",
+			cfg.StallTimeout, minStallTimeout, KeepaliveInterval)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("mesh config: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
