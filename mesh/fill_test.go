@@ -163,7 +163,8 @@ func (f *followFill) result(t *testing.T, d time.Duration) error {
 
 func TestFillFollowsFillingRecording(t *testing.T) {
 	t.Parallel()
-	a, b := startPair(t, Config{StallTimeout: minStallTimeout})
+	const stall = 2 * KeepaliveInterval // margin for a loaded test machine
+	a, b := startPair(t, Config{StallTimeout: stall})
 	key := testKey("follow")
 	f := startFollow(t.Context(), t, a, b, key, 2*time.Second)
 	if st := f.pf.Manifest().State; st != store.StateFilling {
@@ -190,7 +191,7 @@ func TestFillFollowsFillingRecording(t *testing.T) {
 	select {
 	case err := <-done:
 		t.Fatalf("Run returned while the source is idle: %v", err)
-	case <-time.After(minStallTimeout + KeepaliveInterval):
+	case <-time.After(stall + KeepaliveInterval/2):
 	}
 	record(t, wa, src, 7*time.Second)
 	if err := wa.Finish(store.StateComplete); err != nil {
