@@ -14,7 +14,10 @@
 // with an RTCP BYE on every track.
 //
 // Also: `Speed` (VOD, up to Config.MaxSpeed, echoed), `Cache-Control` per path,
-// DESCRIBE/PLAY counts per path, and 501 for `x-Packet-Range`.
+// `Last-Modified` on DESCRIBE (304 for a matching `If-Modified-Since`),
+// DESCRIBE/PLAY counts per path, and 501 for `x-Packet-Range`. A PLAY without
+// Range resumes where PAUSE stopped; sequence numbers and RTP timestamps are
+// the clip's own, so they jump on a seek and RTP-Info says where.
 //
 // It does not cache, record or relay anything; that is the rest of rtspedge.
 package origin
