@@ -25,6 +25,10 @@ type Node struct {
 	mesh  *mesh.Mesh   // nil when mesh.enabled is false
 	edge  *rtspedge.Server
 
+	// Operations (admin.go, metrics.go): the admin HTTP API and Prometheus collectors.
+	admin   *adminServer
+	metrics *metrics
+
 	fills     fills
 	startFill chan *fill     // resolve → Run: a fill to start
 	wg        sync.WaitGroup // every goroutine Run owns
@@ -99,6 +103,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtsp server: %w", err)
 	}
+	if n.admin, err = newAdminServer(n, logger); err != nil { // also sets n.metrics
+		return nil, err
+	}
 	ok = true
 	return n, nil
 }
@@ -123,8 +130,9 @@ func (n *Node) close() {
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	n.wg.Go(func() { errc <- named("rtsp server", n.edge.Run(ctx)) })
+	n.wg.Go(func() { errc <- named("admin api", n.admin.run(ctx)) })
 	if n.mesh != nil {
 		n.wg.Go(func() { errc <- named("mesh", n.mesh.Run(ctx)) })
 		n.reprovide(ctx)
@@ -177,6 +185,7 @@ func (n *Node) evicted(key string) {
 	if n.mesh != nil {
 		n.mesh.Forget(key)
 	}
+	n.metrics.evicted()
 	n.log.Info("recording evicted", "stream", key)
 }
 

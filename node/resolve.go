@@ -31,6 +31,7 @@ type recording struct {
 	m      store.Manifest
 	f      *fill
 	served Served
+	opened time.Time // set for players (Open): their session-end log line
 }
 
 func (r *recording) Manifest() store.Manifest { return r.m }
@@ -40,6 +41,10 @@ func (r *recording) NewReader(from time.Duration) (*store.Reader, error) {
 }
 
 func (r *recording) Close() {
+	if !r.opened.IsZero() {
+		r.n.log.Info("player session end", "stream", r.key, "served", r.served,
+			"duration", time.Since(r.opened).Round(time.Millisecond))
+	}
 	if r.f != nil {
 		r.n.release(r.f)
 	}
@@ -51,14 +56,18 @@ func (r *recording) Close() {
 func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error) {
 	originURL, key, err := MapPath(n.cfg.Origins, path)
 	if err != nil {
+		n.metrics.requestFailed()
 		return nil, err
 	}
 	rec, err := n.resolve(ctx, key, originURL)
 	if err != nil {
+		n.metrics.requestFailed()
 		n.log.Info("player request failed", "stream", key, "err", err)
 		return nil, err
 	}
-	n.log.Debug("player request", "stream", key, "served", rec.served)
+	n.metrics.request(rec.served)
+	rec.opened = time.Now()
+	n.log.Info("player session start", "stream", key, "served", rec.served, "source", rec.m.Source)
 	return rec, nil
 }
 
@@ -145,6 +154,7 @@ const sourceOrigin = "origin"
 // It runs on a goroutine owned by Run.
 func (n *Node) runFill(ctx context.Context, f *fill) {
 	defer close(f.done)
+	defer n.metrics.fillEnded(f, time.Now())
 	defer func() {
 		n.fills.mu.Lock()
 		delete(n.fills.m, f.key)
@@ -230,7 +240,10 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 // fillFromPeers tries the mesh's providers of f.key in order. It returns the
 // writer (nil if no peer ever answered) and whether the recording is complete.
 func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log *slog.Logger) (*store.Writer, bool) {
+	lookup := time.Now()
 	provs, err := n.mesh.FindProviders(ctx, f.key)
+	n.metrics.dhtLookup(time.Since(lookup), len(provs), err)
+	n.admin.lookedUp(f.key, providerIDs(provs))
 	if err != nil || len(provs) == 0 {
 		log.Debug("no providers in the mesh", "err", err)
 		return w, false
@@ -264,7 +277,9 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 			_ = w.Update(func(m *store.Manifest) { m.Source = p.ID })
 		}
 		log.Info("fill start", "source", "peer", "peer", p.ID, "from_segment", from)
+		before := bytesOf(w)
 		err = pf.Run(ctx, w)
+		n.metrics.filled(f, "peer", before, w)
 		pf.Close()
 		if err == nil {
 			return w, true
@@ -310,7 +325,10 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 		_ = w.Update(func(m *store.Manifest) { m.Source = sourceOrigin })
 	}
 	log.Info("fill start", "source", sourceOrigin, "live", w.Manifest().Live)
-	return w, o.Run(ctx, w)
+	before := bytesOf(w)
+	err = o.Run(ctx, w)
+	n.metrics.filled(f, sourceOrigin, before, w)
+	return w, err
 }
 
 // provide announces key in the mesh without holding up the fill.

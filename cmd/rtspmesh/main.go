@@ -37,13 +37,13 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	return append([]command{
 		{"node", "run a caching node (RTSP proxy, store, mesh)", runNode},
 		{"origin", "run the built-in RTSP origin (test media, VOD and live)", runOrigin},
 		{"demo", "run an origin and three nodes on loopback (what `make run` starts)", demoCommand},
 		{"keygen", "write a pre-shared key file for a private mesh", runKeygen},
 		{"version", "print the version", runVersion},
-	}
+	}, operatorCommands()...)
 }
 
 // Exit codes: 0 success (and --help), 1 failure, 2 bad usage.

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+)
+
+// cliNode runs a node with its admin API on 127.0.0.1:0 until the test ends.
+func cliNode(t *testing.T, org *origin.Origin, token string, bootstrap []string) *node.Node {
+	t.Helper()
+	cfg := node.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.RTSP.Listen = "127.0.0.1:0"
+	cfg.RTSP.Transports = []string{"tcp"}
+	cfg.RTSP.UDPRTPListen, cfg.RTSP.UDPRTCPListen = "", ""
+	cfg.Mesh.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Mesh.MDNS = false
+	cfg.Mesh.Bootstrap = bootstrap
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Admin.Token = token
+	cfg.Origins = []node.Origin{{Name: "o", URL: "rtsp://" + org.Addr()}}
+	n, err := node.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("node did not stop")
+		}
+	})
+	<-n.Ready()
+	return n
+}
+
+// TestOperatorCommands runs every operator command against real nodes: A
+// (with a token) fills from the origin, B fills from A.
+func TestOperatorCommands(t *testing.T) {
+	t.Parallel()
+	org, err := origin.New(origin.Config{Listen: "127.0.0.1:0", Media: map[string][]byte{"sample.ts": origin.SampleClip()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, ocancel := context.WithCancel(context.Background())
+	odone := make(chan error, 1)
+	go func() { odone <- org.Run(octx) }()
+	t.Cleanup(func() { ocancel(); <-odone })
+
+	const token = "s3cret-token-for-tests"
+	a := cliNode(t, org, token, nil)
+	b := cliNode(t, org, "", a.MeshAddrs())
+	onA := func(args ...string) (int, string, string) {
+		return runCmd(t, append(args, "--admin", a.AdminAddr().String(), "--token", token)...)
+	}
+	onB := func(args ...string) (int, string, string) {
+		return runCmd(t, append(args, "--admin", "http://"+b.AdminAddr().String())...)
+	}
+	ok := func(what string, code int, out, errs string, want ...string) string {
+		t.Helper()
+		if code != exitOK {
+			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, code, out, errs)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("%s: output lacks %q:\n%s", what, w, out)
+			}
+		}
+		return out
+	}
+	fails := func(what string, code int, errs, want string) {
+		t.Helper()
+		if code != exitFail || !strings.Contains(errs, want) {
+			t.Fatalf("%s: exit %d, stderr %q; want exit %d and %q", what, code, errs, exitFail, want)
+		}
+	}
+
+	// The node is down, the token is missing or wrong.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	code, _, errs := runCmd(t, "status", "--admin", closed)
+	fails("status of a node that is down", code, errs, "no node is listening at http://"+closed)
+	code, _, errs = runCmd(t, "streams", "--admin", a.AdminAddr().String())
+	fails("streams without the token", code, errs, "needs its admin token")
+	code, _, errs = runCmd(t, "streams", "--admin", a.AdminAddr().String(), "--token", "wrong")
+	fails("streams with a wrong token", code, errs, "refused the token")
+	if code, _, _ := runCmd(t, "status", "--admin", "ftp://x"); code != exitUsage {
+		t.Fatalf("status --admin ftp://x: exit %d, want usage", code)
+	}
+
+	code, out, errs := onA("status")
+	ok("status", code, out, errs, a.PeerID(), "store", "hit ratio")
+	code, out, errs = onA("status", "--json")
+	var st node.NodeStatus
+	if err := json.Unmarshal([]byte(ok("status --json", code, out, errs)), &st); err != nil || st.PeerID != a.PeerID() {
+		t.Fatalf("status --json: %v %+v", err, st)
+	}
+	code, out, errs = onA("streams")
+	ok("streams of an empty node", code, out, errs, "no recordings")
+
+	code, out, errs = onA("prefetch", "o/sample.ts", "--interval", "300ms")
+	out = ok("prefetch", code, out, errs, "filling o/sample.ts from the origin", "segments, ", "/s\n", "complete: ", "from the origin")
+	if !strings.Contains(out, "KiB") && !strings.Contains(out, "MiB") {
+		t.Fatalf("prefetch shows no byte progress:\n%s", out)
+	}
+	code, out, errs = onA("prefetch", "o/sample.ts")
+	ok("prefetch again", code, out, errs, "already stored")
+	code, _, errs = onA("prefetch", "nosuch/x")
+	fails("prefetch of an unknown origin", code, errs, "unknown origin")
+
+	code, out, errs = onA("streams")
+	ok("streams", code, out, errs, "ID", "o/sample.ts", "complete", "origin")
+	code, out, errs = onA("streams", "--json")
+	var list []node.StreamStatus
+	if err := json.Unmarshal([]byte(ok("streams --json", code, out, errs)), &list); err != nil || len(list) != 1 {
+		t.Fatalf("streams --json: %v %s", err, out)
+	}
+	id := list[0].ID
+
+	code, out, errs = onA("pin", id[:8])
+	ok("pin by id prefix", code, out, errs, "pinned o/sample.ts")
+	code, out, errs = onA("streams")
+	ok("streams after pin", code, out, errs, "yes")
+	code, out, errs = onA("unpin", "o/sample.ts", "--json")
+	var s node.StreamStatus
+	if err := json.Unmarshal([]byte(ok("unpin --json", code, out, errs)), &s); err != nil || s.Pinned {
+		t.Fatalf("unpin --json: %v %+v", err, s)
+	}
+
+	code, out, errs = onB("peers")
+	ok("peers", code, out, errs, "PEER", a.PeerID())
+	code, out, errs = onB("prefetch", "o/sample.ts", "--interval", "100ms")
+	ok("prefetch on B", code, out, errs, "from peer "+a.PeerID(), "complete: ")
+	code, out, errs = onB("peers", "--json")
+	var peers []node.PeerStatus
+	if err := json.Unmarshal([]byte(ok("peers --json", code, out, errs)), &peers); err != nil || len(peers) == 0 {
+		t.Fatalf("peers --json: %v %s", err, out)
+	}
+	code, out, errs = onB("status")
+	ok("status of B", code, out, errs, "from peers (WAN saved)")
+
+	code, out, errs = onA("evict", id)
+	ok("evict", code, out, errs, "evicted o/sample.ts")
+	code, out, errs = onA("streams")
+	ok("streams after evict", code, out, errs, "no recordings")
+	code, _, errs = onA("evict", id)
+	fails("evict of an evicted stream", code, errs, "no stream")
+	if code, _, _ := onA("evict"); code != exitUsage {
+		t.Fatalf("evict without an id: exit %d", code)
+	}
+}

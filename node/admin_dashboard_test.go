@@ -1,0 +1,110 @@
+package node_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// -dashboard.screenshot=FILE also writes the dashboard's screenshot there
+// (make screenshot: docs/dashboard.png).
+var screenshotTo = flag.String("dashboard.screenshot", "", "write the dashboard test's screenshot (PNG) to this file")
+
+// TestDashboardInChromium drives the dashboard in headless Chromium: a test
+// player creates a stream, the page shows it (state, source, RTSP URL),
+// a person's two clicks on Evict remove it and the page shows it gone.
+func TestDashboardInChromium(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, nil)
+	// The fill stops with its last player, so the stream soon becomes
+	// evictable (partial) without waiting for the whole clip.
+	n, base := adminNode(t, org, func(c *node.Config) { c.Cache.CompleteOnAbandon = false })
+	b := startBrowser(t)
+
+	b.call(t, "Page.navigate", map[string]any{"url": base + "/?refresh=0.5"}, nil)
+	waitPage(t, b, "the page shows the node", fmt.Sprintf(
+		`document.getElementById("node-id").textContent.includes(%q) && document.getElementById("no-streams").hidden === false`, n.PeerID()))
+
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	key := storeKey(t, org)
+	id := store.StreamID(key)
+	row := fmt.Sprintf(`tr[data-id=%q]`, id)
+	waitPage(t, b, "the page lists the player's stream", fmt.Sprintf(`!!document.querySelector(%q)`, row))
+	cells := eval[[]string](t, b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(c => c.textContent)`, row+" td"))
+	url := eval[string](t, b, fmt.Sprintf(`document.querySelector(%q).value`, row+" input.url"))
+	if len(cells) < 3 || !contains(cells[0], samplePath) || !contains(cells[2], "origin") || url != n.url(samplePath) {
+		t.Fatalf("stream row: cells %q, RTSP URL %q (want %q)", cells, url, n.url(samplePath))
+	}
+	// Its fill stops once the player has gone; then Evict is enabled.
+	evict := row + ` button[data-action="evict"]`
+	waitPage(t, b, "the stream is partial and evictable", fmt.Sprintf(
+		`document.querySelector(%q)?.dataset.state === "partial" && document.querySelector(%q)?.disabled === false`, row, evict))
+	if ratio := eval[string](t, b, `document.getElementById("hit-ratio").textContent`); ratio != "0%" {
+		t.Fatalf("hit ratio after one miss: %q", ratio)
+	}
+	shot(t, b)
+
+	b.click(t, evict)
+	waitPage(t, b, "evict asks for confirmation", fmt.Sprintf(`document.querySelector(%q)?.textContent === "Confirm evict"`, evict))
+	if _, err := n.Store().Info(key); err != nil {
+		t.Fatalf("the first click evicted already: %v", err)
+	}
+	b.click(t, evict)
+	waitPage(t, b, "the stream is gone from the page", fmt.Sprintf(
+		`!document.querySelector(%q) && document.getElementById("no-streams").hidden === false`, row))
+	if _, err := n.Store().Info(key); err == nil {
+		t.Fatal("the page no longer shows the stream but the store still holds it")
+	}
+	if code, _ := call(t, "GET", base+"/api/v1/streams/"+id, "", ""); code != http.StatusNotFound {
+		t.Fatalf("GET the evicted stream: %d", code)
+	}
+	if errs := eval[bool](t, b, `document.getElementById("status").classList.contains("bad")`); errs {
+		t.Fatalf("the page shows an error: %s", eval[string](t, b, `document.getElementById("status").textContent`))
+	}
+}
+
+func contains(s, sub string) bool { return bytes.Contains([]byte(s), []byte(sub)) }
+
+// waitPage polls a JavaScript condition in the page.
+func waitPage(t *testing.T, b *browser, what, cond string) {
+	t.Helper()
+	expr := "(() => { try { return !!(" + cond + ") } catch (e) { return false } })()"
+	eventually(t, 30*time.Second, what, func() bool { return eval[bool](t, b, expr) })
+}
+
+// shot takes a PNG screenshot, checks it decodes, and writes it where
+// -dashboard.screenshot says.
+func shot(t *testing.T, b *browser) {
+	t.Helper()
+	var r struct {
+		Data string `json:"data"`
+	}
+	b.call(t, "Page.captureScreenshot", map[string]any{"format": "png"}, &r)
+	img, err := base64.StdEncoding.DecodeString(r.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(img))
+	if err != nil || cfg.Width < 800 {
+		t.Fatalf("screenshot: %v, %dx%d", err, cfg.Width, cfg.Height)
+	}
+	out := filepath.Join(t.TempDir(), "dashboard.png")
+	if *screenshotTo != "" {
+		out = *screenshotTo
+	}
+	if err := os.WriteFile(out, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,173 @@
+package node
+
+import (
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rtspmesh/rtspmesh/mesh"
+)
+
+// NodeStatus is GET /api/v1/node.
+type NodeStatus struct {
+	PeerID     string   `json:"peer_id"` // "" without a mesh
+	MeshAddrs  []string `json:"mesh_addrs"`
+	Version    string   `json:"version"`
+	Started    string   `json:"started"`
+	Uptime     float64  `json:"uptime_seconds"`
+	RTSPAddr   string   `json:"rtsp_addr"`
+	StoreBytes int64    `json:"store_bytes"`
+	StoreQuota int64    `json:"store_quota_bytes"` // 0: no quota
+	Recordings int      `json:"recordings"`
+	Players    int      `json:"players"`
+	Fills      int      `json:"fills"`
+	Peers      int      `json:"peers"`
+	Origins    []string `json:"origins"` // configured origin names
+	// Counters since start, for the dashboard's hit ratio and WAN savings.
+	Requests        map[Served]uint64 `json:"requests"`
+	Hits            uint64            `json:"hits"`
+	Misses          uint64            `json:"misses"`
+	FillBytesPeer   uint64            `json:"fill_bytes_peer"` // WAN bytes the mesh saved
+	FillBytesOrigin uint64            `json:"fill_bytes_origin"`
+}
+
+func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
+	n := a.n
+	used, quota := n.store.Usage()
+	infos, _ := n.store.List()
+	n.fills.mu.Lock()
+	fills := len(n.fills.m)
+	n.fills.mu.Unlock()
+	st := NodeStatus{
+		PeerID: n.PeerID(), MeshAddrs: n.MeshAddrs(), Version: Version(),
+		Started: a.started.UTC().Format(time.RFC3339), Uptime: time.Since(a.started).Seconds(),
+		RTSPAddr: n.RTSPAddr().String(), StoreBytes: used, StoreQuota: quota, Recordings: len(infos),
+		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
+		Requests: make(map[Served]uint64),
+	}
+	if st.MeshAddrs == nil {
+		st.MeshAddrs = []string{}
+	}
+	for _, o := range n.cfg.Origins {
+		st.Origins = append(st.Origins, o.Name)
+	}
+	m := n.metrics
+	for _, s := range servedLabels {
+		st.Requests[s] = counterValue(m.requests.WithLabelValues(string(s)))
+	}
+	st.Hits = counterValue(m.hits)
+	st.Misses = counterValue(m.misses.WithLabelValues("peer")) + counterValue(m.misses.WithLabelValues(sourceOrigin))
+	st.FillBytesPeer = counterValue(m.fillBytes.WithLabelValues("peer"))
+	st.FillBytesOrigin = counterValue(m.fillBytes.WithLabelValues(sourceOrigin))
+	writeJSON(w, http.StatusOK, st)
+}
+
+// counterValue reads a counter this package owns.
+func counterValue(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil || m.Counter == nil {
+		return 0
+	}
+	return uint64(m.Counter.GetValue())
+}
+
+// PeerStatus is one entry of GET /api/v1/peers.
+type PeerStatus struct {
+	ID      string   `json:"id"`
+	Addrs   []string `json:"addrs"`
+	RTT     float64  `json:"rtt_seconds"` // 0 when not measured yet
+	Streams []string `json:"streams"`     // keys it provided in this node's lookups
+}
+
+func (a *adminServer) peers() []PeerStatus {
+	if a.n.mesh == nil {
+		return []PeerStatus{}
+	}
+	ps := a.n.mesh.Peers()
+	out := make([]PeerStatus, 0, len(ps))
+	a.mu.Lock()
+	for _, p := range ps {
+		s := PeerStatus{ID: p.ID, Addrs: p.Addrs, RTT: p.RTT.Seconds(), Streams: []string{}}
+		for k := range a.providers[p.ID] {
+			s.Streams = append(s.Streams, k)
+		}
+		sort.Strings(s.Streams)
+		if s.Addrs == nil {
+			s.Addrs = []string{}
+		}
+		out = append(out, s)
+	}
+	a.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (a *adminServer) listPeers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.peers())
+}
+
+// lookedUp remembers which peers provided key in a DHT lookup.
+func (a *adminServer) lookedUp(key string, peerIDs []string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range peerIDs {
+		if a.providers[id] == nil {
+			a.providers[id] = make(map[string]bool)
+		}
+		a.providers[id][key] = true
+	}
+}
+
+// meshCollectors read the mesh's counters at scrape time.
+func meshCollectors(n *Node) []prometheus.Collector {
+	if n.mesh == nil {
+		return nil
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "rtspmesh_peers_connected", Help: "Mesh peers connected now.",
+		}, func() float64 { return float64(len(n.mesh.Peers())) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "rtspmesh_mesh_fill_received_bytes_total", Help: "Fill-protocol bytes received from peers (segments).",
+		}, func() float64 { return float64(n.mesh.Stats().FillBytesIn) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "rtspmesh_mesh_fill_sent_bytes_total", Help: "Fill-protocol bytes sent to peers (segments).",
+		}, func() float64 { return float64(n.mesh.Stats().FillBytesOut) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "rtspmesh_mesh_fills_serving", Help: "Fills this node is serving to peers now.",
+		}, func() float64 { return float64(n.mesh.Stats().Serving) }),
+	}
+}
+
+// Version is the module version of this build plus its VCS revision.
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "dev"
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += "+" + s.Value[:12]
+		}
+	}
+	return v
+}
+
+func providerIDs(ps []mesh.Provider) []string {
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	return ids
+}

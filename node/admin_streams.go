@@ -1,0 +1,172 @@
+package node
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// StreamStatus is one recording as the admin API shows it (docs/api.md).
+type StreamStatus struct {
+	ID         string    `json:"id"`   // SHA-256 of the key: the id in /api/v1/streams/{id}
+	Key        string    `json:"key"`  // canonical origin URL, never with credentials
+	Path       string    `json:"path"` // <origin-name>/<path> on this node; "" when no origin maps to it
+	RTSPURL    string    `json:"rtsp_url,omitempty"`
+	State      string    `json:"state"` // filling, complete, partial, live
+	Live       bool      `json:"live"`
+	Duration   float64   `json:"duration_seconds"`
+	Bytes      uint64    `json:"bytes"`
+	Packets    uint64    `json:"packets"`
+	Segments   int       `json:"segments"`
+	Source     string    `json:"source"`      // "origin" or the peer id it was filled from
+	SourceKind string    `json:"source_kind"` // "origin" or "peer"
+	Hits       uint64    `json:"hits"`        // readers opened since it was stored
+	Players    int       `json:"players"`     // readers open now
+	Filling    bool      `json:"filling"`
+	Pinned     bool      `json:"pinned"`
+	Created    time.Time `json:"created"`
+	LastAccess time.Time `json:"last_access"`
+}
+
+func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
+	s := StreamStatus{
+		ID: in.ID, Key: in.Key, Path: a.pathOf(in.Key), State: string(in.State), Live: in.Live,
+		Duration: in.Duration.Seconds(), Bytes: in.Bytes, Packets: in.Packets, Segments: in.Segments,
+		Source: in.Source, SourceKind: sourceKind(in.Source), Hits: in.Hits, Players: in.Readers,
+		Filling: in.Filling, Pinned: in.Pinned, Created: in.Created, LastAccess: in.LastAccess,
+	}
+	if s.Path != "" {
+		if _, port, err := net.SplitHostPort(a.n.RTSPAddr().String()); err == nil {
+			s.RTSPURL = "rtsp://" + net.JoinHostPort(strings.Trim(rtspHost(r), "[]"), port) + "/" + s.Path
+		}
+	}
+	return s
+}
+
+func sourceKind(source string) string {
+	switch source {
+	case sourceOrigin:
+		return sourceOrigin
+	case "":
+		return ""
+	}
+	return "peer"
+}
+
+// pathOf maps a stream key back to the request path players use on this
+// node: the configured origin whose canonical URL prefixes the key.
+func (a *adminServer) pathOf(key string) string {
+	for _, o := range a.n.cfg.Origins {
+		base, err := CanonicalKey(o.URL)
+		if err != nil {
+			continue
+		}
+		base = strings.TrimSuffix(base, "/")
+		if rest, ok := strings.CutPrefix(key, base+"/"); ok {
+			return o.Name + "/" + rest
+		}
+	}
+	return ""
+}
+
+func (a *adminServer) listStreams(w http.ResponseWriter, r *http.Request) {
+	infos, err := a.n.store.List()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "list recordings: %v", err)
+		return
+	}
+	out := make([]StreamStatus, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, a.status(in, r))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// lookup finds the recording whose id is the {id} of the request; it
+// answers 404 itself when there is none.
+func (a *adminServer) lookup(w http.ResponseWriter, r *http.Request) (store.Info, bool) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		writeError(w, http.StatusNotFound, "no stream %q: an id is 64 hex digits (see GET /api/v1/streams)", id)
+		return store.Info{}, false
+	}
+	infos, err := a.n.store.List()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "list recordings: %v", err)
+		return store.Info{}, false
+	}
+	for _, in := range infos {
+		if in.ID == id {
+			return in, true
+		}
+	}
+	writeError(w, http.StatusNotFound, "no stream %s", id)
+	return store.Info{}, false
+}
+
+func validID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *adminServer) getStream(w http.ResponseWriter, r *http.Request) {
+	if in, ok := a.lookup(w, r); ok {
+		writeJSON(w, http.StatusOK, a.status(in, r))
+	}
+}
+
+// evictStream deletes a recording; refused while a fill writes it.
+func (a *adminServer) evictStream(w http.ResponseWriter, r *http.Request) {
+	in, ok := a.lookup(w, r)
+	if !ok {
+		return
+	}
+	if in.Filling {
+		writeError(w, http.StatusConflict, "stream %s is filling; evict it once the fill has ended", in.ID)
+		return
+	}
+	switch err := a.n.store.Delete(in.Key); {
+	case errors.Is(err, store.ErrBusy):
+		writeError(w, http.StatusConflict, "stream %s is filling; evict it once the fill has ended", in.ID)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no stream %s", in.ID)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "evict %s: %v", in.ID, err)
+	default:
+		a.log.Info("recording evicted by the admin api", "stream", in.Key)
+		writeJSON(w, http.StatusOK, map[string]any{"id": in.ID, "key": in.Key, "evicted": true})
+	}
+}
+
+func (a *adminServer) pinStream(pinned bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		in, ok := a.lookup(w, r)
+		if !ok {
+			return
+		}
+		switch err := a.n.store.SetPinned(in.Key, pinned); {
+		case errors.Is(err, store.ErrNotFound):
+			writeError(w, http.StatusNotFound, "no stream %s", in.ID)
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "pin %s: %v", in.ID, err)
+		default:
+			in, err = a.n.store.Info(in.Key)
+			if err != nil {
+				writeError(w, http.StatusNotFound, "no stream %s", in.ID)
+				return
+			}
+			writeJSON(w, http.StatusOK, a.status(in, r))
+		}
+	}
+}

@@ -1,0 +1,188 @@
+// rtspmesh dashboard: reads the admin API and redraws every few seconds.
+// No framework, no build step. Text from the API is only ever set with
+// textContent (never as HTML).
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const every = Math.max(0.5, Number(params.get("refresh")) || 2);
+document.getElementById("every").textContent = String(every);
+
+const state = {
+  token: sessionStorage.getItem("rtspmesh-token") || "",
+  confirmEvict: "", // id whose evict button asks for confirmation
+  confirmUntil: 0,
+  busy: new Set(),  // ids with a request in flight
+  message: "",
+};
+
+async function api(method, path, body) {
+  const headers = {};
+  if (state.token) headers["Authorization"] = "Bearer " + state.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await res.json(); } catch (_) { /* empty body */ }
+  if (res.status === 401) {
+    document.getElementById("auth").hidden = false;
+    throw new Error("this node needs its admin token");
+  }
+  if (!res.ok) throw new Error((data && data.error) || (method + " " + path + ": HTTP " + res.status));
+  return data;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+}
+
+function seconds(s) {
+  if (!s) return "–";
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return (h ? h + "h" : "") + (h || m ? String(m).padStart(h ? 2 : 1, "0") + "m" : "") + String(r).padStart(h || m ? 2 : 1, "0") + "s";
+}
+
+function short(id) { return id && id.length > 16 ? id.slice(0, 8) + "…" + id.slice(-6) : (id || ""); }
+
+function setStatus(text, bad) {
+  const s = document.getElementById("status");
+  s.textContent = text;
+  s.className = bad ? "status bad" : "status";
+}
+
+async function act(id, method, path, body, done) {
+  state.busy.add(id);
+  try {
+    await api(method, path, body);
+    state.message = done;
+  } catch (e) {
+    state.message = e.message;
+    setStatus(e.message, true);
+  } finally {
+    state.busy.delete(id);
+    refresh();
+  }
+}
+
+function streamRow(s) {
+  const busy = state.busy.has(s.id);
+  const confirming = state.confirmEvict === s.id && Date.now() < state.confirmUntil;
+  const evict = el("button", {
+    class: confirming ? "confirm" : "danger", "data-action": "evict", disabled: busy || s.filling,
+    title: s.filling ? "filling: can be evicted once the fill ends" : "remove it from this node's store",
+    onclick: () => {
+      if (state.confirmEvict === s.id && Date.now() < state.confirmUntil) {
+        state.confirmEvict = "";
+        act(s.id, "DELETE", "/api/v1/streams/" + s.id, undefined, "evicted " + s.path);
+      } else {
+        state.confirmEvict = s.id;
+        state.confirmUntil = Date.now() + 10000;
+        render();
+      }
+    },
+  }, confirming ? "Confirm evict" : "Evict");
+  const pin = el("button", {
+    "data-action": s.pinned ? "unpin" : "pin", disabled: busy,
+    title: s.pinned ? "let the quota evict it again" : "never evict it for the quota",
+    onclick: () => act(s.id, s.pinned ? "DELETE" : "POST", "/api/v1/streams/" + s.id + "/pin", undefined,
+      (s.pinned ? "unpinned " : "pinned ") + s.path),
+  }, s.pinned ? "Unpin" : "Pin");
+  const prefetch = el("button", {
+    "data-action": "prefetch", disabled: busy || !s.path || s.state === "complete" || s.live,
+    title: "fill it completely now, without a player",
+    onclick: () => act(s.id, "POST", "/api/v1/prefetch", { path: s.path }, "prefetching " + s.path),
+  }, "Prefetch");
+  const url = el("input", { class: "url mono", readonly: true, value: s.rtsp_url || "", "aria-label": "RTSP URL",
+    onfocus: (e) => e.target.select() });
+  const source = s.source_kind === "peer" ? el("span", { title: s.source }, "peer " + short(s.source)) : (s.source || "–");
+  return el("tr", { "data-id": s.id, "data-path": s.path, "data-state": s.state },
+    el("td", {}, el("div", {}, s.path || s.key), el("div", { class: "small mono", title: s.key }, short(s.id)), s.pinned ? el("span", { class: "small" }, "pinned") : ""),
+    el("td", {}, el("span", { class: "state " + s.state }, s.state)),
+    el("td", {}, source),
+    el("td", {}, seconds(s.duration_seconds)),
+    el("td", {}, bytes(s.bytes), el("div", { class: "small" }, s.segments + " segments")),
+    el("td", {}, String(s.hits)),
+    el("td", {}, String(s.players)),
+    el("td", {}, url),
+    el("td", {}, pin, evict, prefetch));
+}
+
+function peerRow(p) {
+  return el("tr", { "data-peer": p.id },
+    el("td", { class: "mono", title: p.id }, short(p.id)),
+    el("td", {}, p.rtt_seconds ? (p.rtt_seconds * 1000).toFixed(1) + " ms" : "–"),
+    el("td", { class: "mono small" }, (p.addrs || []).join(" ")),
+    el("td", { class: "small" }, String((p.streams || []).length)));
+}
+
+let last = { node: null, streams: [], peers: [] };
+
+function render() {
+  const { node, streams, peers } = last;
+  if (node) {
+    document.getElementById("node-id").textContent = node.peer_id ? "peer " + node.peer_id : "mesh disabled";
+    document.getElementById("version").textContent = "rtspmesh " + node.version + " · up " + seconds(node.uptime_seconds);
+    const lookups = node.hits + node.misses;
+    document.getElementById("hit-ratio").textContent = lookups ? Math.round(100 * node.hits / lookups) + "%" : "–";
+    document.getElementById("hit-detail").textContent = node.hits + " hits, " + node.misses + " misses";
+    document.getElementById("saved").textContent = bytes(node.fill_bytes_peer);
+    document.getElementById("saved-detail").textContent = "filled from peers; " + bytes(node.fill_bytes_origin) + " from origins";
+    document.getElementById("store").textContent = bytes(node.store_bytes);
+    const pct = node.store_quota_bytes ? Math.min(100, 100 * node.store_bytes / node.store_quota_bytes) : 0;
+    document.getElementById("store-bar").style.width = pct + "%";
+    document.getElementById("store-detail").textContent = node.recordings + " recordings; quota " +
+      (node.store_quota_bytes ? bytes(node.store_quota_bytes) : "none");
+    document.getElementById("now").textContent = node.players + " players";
+    document.getElementById("now-detail").textContent = node.fills + " fills running, " + node.peers + " peers, RTSP " + node.rtsp_addr;
+  }
+  const tb = document.querySelector("#streams tbody");
+  tb.replaceChildren(...streams.map(streamRow));
+  document.getElementById("no-streams").hidden = streams.length > 0;
+  const pb = document.querySelector("#peers tbody");
+  pb.replaceChildren(...peers.map(peerRow));
+  document.getElementById("no-peers").hidden = peers.length > 0;
+}
+
+let timer = 0;
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    const [node, streams, peers] = await Promise.all([
+      api("GET", "/api/v1/node"), api("GET", "/api/v1/streams"), api("GET", "/api/v1/peers")]);
+    last = { node, streams, peers };
+    document.getElementById("auth").hidden = true;
+    render();
+    setStatus((state.message ? state.message + " · " : "") + "updated " + new Date().toLocaleTimeString(), false);
+  } catch (e) {
+    setStatus(e.message === "Failed to fetch" ? "node not reachable" : e.message, true);
+  }
+  timer = setTimeout(refresh, every * 1000);
+}
+
+document.getElementById("auth-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  state.token = document.getElementById("token").value;
+  sessionStorage.setItem("rtspmesh-token", state.token);
+  refresh();
+});
+
+document.getElementById("prefetch-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const path = document.getElementById("prefetch-path").value.trim().replace(/^\/+/, "");
+  if (path) act("prefetch:" + path, "POST", "/api/v1/prefetch", { path }, "prefetching " + path);
+});
+
+refresh();

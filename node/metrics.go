@@ -1,0 +1,271 @@
+package node
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// metrics are the node's Prometheus collectors, in a registry of their own
+// (never the global one: tests run several nodes in one process). Counters
+// the node changes itself live here; what other components already count
+// (RTSP sessions, store use, mesh traffic) is read at scrape time.
+//
+// Every method is safe on a nil *metrics, so a Node built without them
+// (tests of one function) still runs.
+type metrics struct {
+	reg *prometheus.Registry
+
+	mu      sync.Mutex
+	tallies map[*fill]*fillTally // fills running, for fillEnded
+
+	requests      *prometheus.CounterVec // by served: local, tail, peer, origin
+	requestErrors prometheus.Counter
+	hits          prometheus.Counter     // local + tail
+	misses        *prometheus.CounterVec // by source: peer, origin
+	prefetches    *prometheus.CounterVec // by served
+	fillBytes     *prometheus.CounterVec // by source: peer, origin
+	fills         *prometheus.CounterVec // by result: complete, partial, failed
+	fillDuration  prometheus.Histogram
+	evictions     prometheus.Counter
+	dhtLookups    *prometheus.CounterVec // by result: found, none, error
+	dhtLatency    prometheus.Histogram
+}
+
+// Served labels as they appear in metrics.
+var servedLabels = []Served{ServedLocal, ServedTail, ServedPeer, ServedOrigin}
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg:     prometheus.NewRegistry(),
+		tallies: make(map[*fill]*fillTally),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_requests_total",
+			Help: "Player requests resolved, by where the stream was served from (local, tail, peer, origin).",
+		}, []string{"served"}),
+		requestErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtspmesh_request_errors_total",
+			Help: "Player requests that could not be resolved (unknown origin, bad path, origin unavailable).",
+		}),
+		hits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtspmesh_cache_hits_total",
+			Help: "Player requests served from this node's store (complete recording or a fill in progress).",
+		}),
+		misses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_cache_misses_total",
+			Help: "Player requests that started a new fill, by its first source (peer, origin).",
+		}, []string{"source"}),
+		prefetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_prefetches_total",
+			Help: "Prefetches asked through the admin API, by where the stream came from.",
+		}, []string{"served"}),
+		fillBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_fill_bytes_total",
+			Help: "RTP bytes stored by fills, by source. source=\"peer\" is WAN traffic the mesh saved.",
+		}, []string{"source"}),
+		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_fills_total",
+			Help: "Fills ended, by result (complete, partial, failed).",
+		}, []string{"result"}),
+		fillDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rtspmesh_fill_duration_seconds",
+			Help:    "How long fills ran, from start to the end of the recording or the failure.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14), // 0.1 s .. ~27 min
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtspmesh_evictions_total",
+			Help: "Recordings removed from the store, by quota or by the admin API.",
+		}),
+		dhtLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_dht_lookups_total",
+			Help: "DHT provider lookups made by fills, by result (found, none, error).",
+		}, []string{"result"}),
+		dhtLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rtspmesh_dht_lookup_duration_seconds",
+			Help:    "How long DHT provider lookups took (bounded by mesh.find_timeout).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms .. ~8 s
+		}),
+	}
+	for _, s := range servedLabels {
+		m.requests.WithLabelValues(string(s))
+		m.prefetches.WithLabelValues(string(s))
+	}
+	for _, s := range []string{"peer", sourceOrigin} {
+		m.misses.WithLabelValues(s)
+		m.fillBytes.WithLabelValues(s)
+	}
+	for _, r := range []string{"complete", "partial", "failed"} {
+		m.fills.WithLabelValues(r)
+	}
+	for _, r := range []string{"found", "none", "error"} {
+		m.dhtLookups.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.requests, m.requestErrors, m.hits, m.misses, m.prefetches, m.fillBytes,
+		m.fills, m.fillDuration, m.evictions, m.dhtLookups, m.dhtLatency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(scrapeTime(n)...)
+	return m
+}
+
+// scrapeTime are the collectors read from other components when scraped.
+func scrapeTime(n *Node) []prometheus.Collector {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	cs := []prometheus.Collector{
+		gauge("rtspmesh_players", "Player sessions open now.", func() float64 {
+			return float64(n.edge.Stats().Sessions)
+		}),
+		gauge("rtspmesh_players_playing", "Player sessions replaying now.", func() float64 {
+			return float64(n.edge.Stats().Playing)
+		}),
+		counter("rtspmesh_player_packets_sent_total", "RTP packets sent to players.", func() float64 {
+			return float64(n.edge.Stats().PacketsSent)
+		}),
+		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
+			return float64(n.edge.Stats().SlowDropped)
+		}),
+		gauge("rtspmesh_fills_active", "Fills running now.", func() float64 {
+			n.fills.mu.Lock()
+			defer n.fills.mu.Unlock()
+			return float64(len(n.fills.m))
+		}),
+		gauge("rtspmesh_store_bytes", "Bytes the store holds (encoded segments).", func() float64 {
+			used, _ := n.store.Usage()
+			return float64(used)
+		}),
+		gauge("rtspmesh_store_quota_bytes", "The store's quota (cache.max_bytes); 0 means none.", func() float64 {
+			_, max := n.store.Usage()
+			return float64(max)
+		}),
+		gauge("rtspmesh_store_recordings", "Recordings in the store.", func() float64 {
+			infos, _ := n.store.List()
+			return float64(len(infos))
+		}),
+		gauge("rtspmesh_uptime_seconds", "Seconds since the node was created.", func() float64 {
+			return time.Since(n.admin.started).Seconds()
+		}),
+	}
+	return append(cs, meshCollectors(n)...)
+}
+
+func (m *metrics) request(s Served) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(string(s)).Inc()
+	switch s {
+	case ServedLocal, ServedTail:
+		m.hits.Inc()
+	default:
+		m.misses.WithLabelValues(string(s)).Inc()
+	}
+}
+
+func (m *metrics) requestFailed() {
+	if m != nil {
+		m.requestErrors.Inc()
+	}
+}
+
+func (m *metrics) prefetched(s Served) {
+	if m != nil {
+		m.prefetches.WithLabelValues(string(s)).Inc()
+	}
+}
+
+// filled counts the bytes one source added to f's recording since before.
+// The writer's manifest counts sealed segments only: fillEnded adds what
+// the last source appended to the open segment once the recording is
+// finished.
+func (m *metrics) filled(f *fill, source string, before uint64, w *store.Writer) {
+	if m == nil || w == nil {
+		return
+	}
+	after := w.Manifest().Bytes
+	m.mu.Lock()
+	t, ok := m.tallies[f]
+	if !ok {
+		t = &fillTally{start: before}
+		m.tallies[f] = t
+	}
+	t.last = source
+	if after > before {
+		t.counted += after - before
+	}
+	m.mu.Unlock()
+	if after > before {
+		m.fillBytes.WithLabelValues(source).Add(float64(after - before))
+	}
+}
+
+// fillTally is what filled counted for one fill.
+type fillTally struct {
+	start, counted uint64 // bytes the recording held at the first source, bytes counted since
+	last           string // the last source
+}
+
+// bytesOf is what w holds now (0 without a writer): the start of a source's share.
+func bytesOf(w *store.Writer) uint64 {
+	if w == nil {
+		return 0
+	}
+	return w.Manifest().Bytes
+}
+
+// fillEnded records a fill's result from what its store holds once it ended.
+func (m *metrics) fillEnded(f *fill, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	t := m.tallies[f]
+	delete(m.tallies, f)
+	m.mu.Unlock()
+	result := "failed"
+	if f.st != nil {
+		if md, err := f.st.Manifest(f.key); err == nil {
+			if t != nil && md.Bytes > t.start+t.counted {
+				m.fillBytes.WithLabelValues(t.last).Add(float64(md.Bytes - t.start - t.counted))
+			}
+			switch md.State {
+			case store.StateComplete:
+				result = "complete"
+			case store.StatePartial, store.StateLive:
+				result = "partial"
+			}
+		}
+	}
+	m.fills.WithLabelValues(result).Inc()
+	m.fillDuration.Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) evicted() {
+	if m != nil {
+		m.evictions.Inc()
+	}
+}
+
+// dhtLookup records one FindProviders call.
+func (m *metrics) dhtLookup(took time.Duration, found int, err error) {
+	if m == nil {
+		return
+	}
+	result := "found"
+	switch {
+	case err != nil:
+		result = "error"
+	case found == 0:
+		result = "none"
+	}
+	m.dhtLookups.WithLabelValues(result).Inc()
+	m.dhtLatency.Observe(took.Seconds())
+}
