@@ -108,6 +108,11 @@ func decodeHeader(key string, data []byte) (header, error) {
 	if err := h.validate(key); err != nil {
 		return header{}, fmt.Errorf("manifest of %s: %w: %v", name, ErrCorrupt, err)
 	}
+	// What cannot be written back (e.g. a time zone offset of +24:00, which
+	// time.Time parses but will not marshal) would fail every later seal.
+	if _, err := encodeHeader(&h); err != nil {
+		return header{}, fmt.Errorf("manifest of %s: %w: %v", name, ErrCorrupt, err)
+	}
 	return h, nil
 }
 

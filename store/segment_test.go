@@ -76,7 +76,8 @@ func TestDecodeHeaderAndSegInfo(t *testing.T) {
 	}
 	for _, bad := range []string{"", "{", "null", `{"v":2}`, `{"v":1,"manifest":{"key":"k","state":"x"}}`,
 		`{"v":1,"manifest":{"key":"other","state":"complete"}}`,
-		`{"v":1,"manifest":{"key":"k","state":"complete"},"first_index":3,"next_index":2}`} {
+		`{"v":1,"manifest":{"key":"k","state":"complete"},"first_index":3,"next_index":2}`,
+		`{"v":1,"manifest":{"key":"k","state":"complete","created":"2000-01-01T00:00:00+24:00"}}`} {
 		if _, err := decodeHeader("k", []byte(bad)); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%q: %v", bad, err)
 		}
