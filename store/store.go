@@ -27,7 +27,7 @@ var (
 type Options struct {
 	InMemory     bool             // Badger in memory (tests); dir ignored
 	MaxBytes     int64            // quota over all recordings (encoded segment bytes); 0 = unlimited
-	SegmentBytes int              // seal the open segment at this size (default 256 KiB, at most 4 MiB)
+	SegmentBytes int              // seal the open segment at this size (default 256 KiB, at most 4 MiB; in memory under 1 MiB)
 	SegmentSpan  time.Duration    // ...or at this much media time (default 1s)
 	LiveWindow   time.Duration    // rolling window kept for Live recordings (default 2m)
 	OnEvict      func(key string) // called after a recording was evicted by quota or Delete
