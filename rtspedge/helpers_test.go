@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -248,7 +249,9 @@ func startServer(t testing.TB, cfg ServerConfig) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	// The label marks every goroutine of the server in CPU profiles
+	// (go tool pprof -tagfocus side=server).
+	go pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) { done <- s.Run(ctx) })
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -158,10 +158,21 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 	}
 	p.s.packetsSent.Add(count)
 	p.head += n
-	if p.head == len(p.queue) {
-		p.queue, p.head = p.queue[:0], 0
-	}
+	p.compact()
 	return true
+}
+
+// compact moves the packets still queued to the front, keeping every
+// slot's buffer, so the queue does not grow while one packet always waits.
+func (p *player) compact() {
+	rest := len(p.queue) - p.head
+	if p.head == 0 || rest > p.head {
+		return
+	}
+	for i := 0; i < rest; i++ {
+		p.queue[i], p.queue[p.head+i] = p.queue[p.head+i], p.queue[i]
+	}
+	p.queue, p.head = p.queue[:rest], 0
 }
 
 // sendable: the track is set up, the payload type is the media's, the

@@ -1,7 +1,9 @@
 package rtspedge
 
 import (
+	"context"
 	"errors"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -120,8 +122,11 @@ func newTestPlayer(t testing.TB, url string, tr gortsplib.Transport) *testPlayer
 	p.c = &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tr,
 		OnPacketsLost: func(n uint64) { p.mu.Lock(); p.lost += n; p.mu.Unlock() },
 		OnDecodeError: func(error) {}}
-	if err := p.c.Start2(); err != nil {
-		t.Fatal(err)
+	// The label marks the client's goroutines in CPU profiles.
+	var err2 error
+	pprof.Do(context.Background(), pprof.Labels("side", "player"), func(context.Context) { err2 = p.c.Start2() })
+	if err2 != nil {
+		t.Fatal(err2)
 	}
 	t.Cleanup(p.c.Close)
 	desc, _, err := p.c.Describe(u)
