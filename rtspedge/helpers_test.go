@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os/exec"
@@ -272,9 +273,8 @@ func startServer(t testing.TB, cfg ServerConfig) *Server {
 func serverURL(s *Server, path string) string { return "rtsp://" + s.Addr().String() + "/" + path }
 
 // ffmpegVideoMD5s plays args with ffmpeg and returns the md5 of every
-// decoded video frame, and how long ffmpeg ran.
-func ffmpegVideoMD5s(t testing.TB, ctx context.Context, args ...string) ([]string, time.Duration) {
-	t.Helper()
+// decoded video frame, and how long ffmpeg ran. It may run on any goroutine.
+func ffmpegVideoMD5s(ctx context.Context, args ...string) ([]string, time.Duration, error) {
 	full := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)
 	full = append(full, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-")
 	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
@@ -282,7 +282,7 @@ func ffmpegVideoMD5s(t testing.TB, ctx context.Context, args ...string) ([]strin
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, stderr.String())
+		return nil, 0, fmt.Errorf("ffmpeg %v: %w\n%s", args, err, stderr.String())
 	}
 	took := time.Since(start)
 	var sums []string
@@ -292,11 +292,11 @@ func ffmpegVideoMD5s(t testing.TB, ctx context.Context, args ...string) ([]strin
 		}
 		f := strings.Split(line, ",")
 		if len(f) != 6 {
-			t.Fatalf("unexpected framemd5 line %q", line)
+			return nil, 0, fmt.Errorf("unexpected framemd5 line %q", line)
 		}
 		sums = append(sums, strings.TrimSpace(f[5]))
 	}
-	return sums, took
+	return sums, took, nil
 }
 
 // ffprobeStreams lists the streams ffprobe sees: codec type, name, and for
