@@ -34,7 +34,7 @@ func playersRun(b *testing.B, n int, dur time.Duration) {
 	b.ReportAllocs()
 	st := newStore(b)
 	total := synthRecording(b, st, "v", spec2Mbps(dur))
-	s := startServer(b, ServerConfig{Recordings: newTestRecordings(st)})
+	s := startServer(b, ServerConfig{Recordings: newTestRecordings(b, st)})
 	url := serverURL(s, "v")
 	players := make([]*testPlayer, n)
 	var wg sync.WaitGroup
@@ -112,7 +112,7 @@ func BenchmarkPlayToFirstPacket(b *testing.B) {
 	b.ReportAllocs()
 	st := newStore(b)
 	synthRecording(b, st, "v", spec2Mbps(20*time.Second))
-	s := startServer(b, ServerConfig{Recordings: newTestRecordings(st)})
+	s := startServer(b, ServerConfig{Recordings: newTestRecordings(b, st)})
 	url := serverURL(s, "v")
 	const plays = 50
 	for b.Loop() {

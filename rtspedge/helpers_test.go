@@ -132,6 +132,7 @@ func readAll(t testing.TB, st *store.Store, key string) []store.Packet {
 // a path not stored yet is filled from its origin URL (one fill per key,
 // players tail it), like package node does.
 type testRecordings struct {
+	ctx     context.Context // of the test: ends fills
 	st      *store.Store
 	origins map[string]string // path → origin URL
 	errs    map[string]error  // path → error to return
@@ -144,8 +145,8 @@ type testRecordings struct {
 	wg      sync.WaitGroup
 }
 
-func newTestRecordings(st *store.Store) *testRecordings {
-	return &testRecordings{st: st, origins: map[string]string{}, errs: map[string]error{},
+func newTestRecordings(t testing.TB, st *store.Store) *testRecordings {
+	return &testRecordings{ctx: t.Context(), st: st, origins: map[string]string{}, errs: map[string]error{},
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
 }
 
@@ -210,7 +211,7 @@ func (r *testRecordings) fill(key, url string, ready chan struct{}) {
 	defer r.wg.Done()
 	once := sync.OnceFunc(func() { close(ready) })
 	defer once()
-	o, err := OpenOrigin(context.Background(), OriginRequest{URL: url, Timeout: 5 * time.Second, AskMetaInfo: true})
+	o, err := OpenOrigin(r.ctx, OriginRequest{URL: url, Timeout: 5 * time.Second, AskMetaInfo: true})
 	if err != nil {
 		r.mu.Lock()
 		r.fillErr[key] = err
@@ -228,7 +229,7 @@ func (r *testRecordings) fill(key, url string, ready chan struct{}) {
 		return
 	}
 	once()
-	if err := o.Run(context.Background(), w); err != nil {
+	if err := o.Run(r.ctx, w); err != nil {
 		_ = w.Finish(store.StatePartial)
 		return
 	}

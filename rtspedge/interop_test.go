@@ -20,7 +20,7 @@ func TestFFmpegInterop(t *testing.T) {
 	o, _ := startOrigin(t, origin.Config{})
 	st := newStore(t)
 	fill(t, st, "hit", originURL(o, samplePath), OriginRequest{AskMetaInfo: true, Speed: 8})
-	recs := newTestRecordings(st)
+	recs := newTestRecordings(t, st)
 	recs.origins["miss"] = originURL(o, samplePath)
 	s := startServer(t, ServerConfig{Recordings: recs, Transports: []string{"tcp", "udp"}, UDPRTPAddress: "127.0.0.1:0"})
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
 // TestDescribeStatus: errors of Recordings become RTSP status codes.
@@ -18,7 +20,7 @@ func TestDescribeStatus(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	synthRecording(t, st, "ok", synthSpec{dur: time.Second, fps: 25, perFrame: 2, size: 200, gop: 25})
-	recs := newTestRecordings(st)
+	recs := newTestRecordings(t, st)
 	recs.errs["unknown"] = fmt.Errorf("map path: %w", ErrUnknownOrigin)
 	recs.errs["bad"] = fmt.Errorf("map path: %w", ErrBadPath)
 	recs.errs["down"] = fmt.Errorf("fill: %w", ErrOriginUnavailable)
@@ -41,7 +43,7 @@ func TestPlayPauseSeek(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	synthRecording(t, st, "v", synthSpec{dur: 10 * time.Second, fps: 25, perFrame: 4, size: 500, gop: 25})
-	s := startServer(t, ServerConfig{Recordings: newTestRecordings(st)})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
 	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
 
 	check := func(res *base.Response, from int, wantKey bool) []rxPacket {
@@ -105,7 +107,7 @@ func TestGarbageOnRTSPPort(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	synthRecording(t, st, "v", synthSpec{dur: 10 * time.Second, fps: 25, perFrame: 4, size: 500, gop: 25})
-	s := startServer(t, ServerConfig{Recordings: newTestRecordings(st)})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
 	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
 	p.play(t, nil)
 	p.waitPackets(t, 20, 5*time.Second)
@@ -192,7 +194,7 @@ func TestSlowPlayerDroppedAlone(t *testing.T) {
 	// About 11 Mbit/s so that the slow player's socket buffers (up to the
 	// 4 MiB send buffer autotuning may give it) fill within seconds.
 	synthRecording(t, st, "v", synthSpec{dur: 20 * time.Second, fps: 50, perFrame: 20, size: 1400, gop: 50})
-	s := startServer(t, ServerConfig{Recordings: newTestRecordings(st)})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
 	good := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
 	rawPlayer(t, s.Addr().String(), "v")
 	good.play(t, nil)
@@ -207,5 +209,29 @@ func TestSlowPlayerDroppedAlone(t *testing.T) {
 	}
 	if st := s.Stats(); st.SlowDropped != 1 || st.Sessions != 1 {
 		t.Fatalf("stats %+v, want one slow player dropped and one session left", st)
+	}
+}
+
+// TestLiveRelay: a live origin is relayed to a player through the store's
+// live recording: the player joins at a key frame and gets continuous
+// packets.
+func TestLiveRelay(t *testing.T) {
+	t.Parallel()
+	o, _ := startOrigin(t, origin.Config{Media: map[string][]byte{}, Live: map[string][]byte{"live.ts": origin.SampleClip()}})
+	st := newStore(t)
+	recs := newTestRecordings(t, st)
+	recs.origins["live"] = originURL(o, "live.ts")
+	s := startServer(t, ServerConfig{Recordings: recs})
+	p := newTestPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
+	if r := p.desc.Medias; len(r) != 2 {
+		t.Fatalf("%d media", len(r))
+	}
+	res := p.play(t, nil)
+	if r := res.Header["Range"]; len(r) != 1 || !strings.HasSuffix(r[0], "-") {
+		t.Fatalf("live Range %v, want an open range", r)
+	}
+	got := p.waitPackets(t, 100, 10*time.Second)
+	if !got[0].keyStart {
+		t.Fatalf("live play does not start at a key frame")
 	}
 }

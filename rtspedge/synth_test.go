@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -95,8 +96,8 @@ func synthRecording(t testing.TB, st *store.Store, key string, sp synthSpec) int
 type rxPacket struct {
 	seq      uint16
 	ts       uint32
-	keyStart bool
-	at       time.Time
+	keyStart bool      // starts a key frame (video)
+	at       time.Time // arrival, of the first packet only
 }
 
 // testPlayer is an in-process gortsplib client that records what it gets.
@@ -137,10 +138,15 @@ func newTestPlayer(t testing.TB, url string, tr gortsplib.Transport) *testPlayer
 	if err := p.c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
 		t.Fatalf("SETUP: %v", err)
 	}
-	p.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) {
-		rx := rxPacket{seq: pkt.SequenceNumber, ts: pkt.Timestamp, at: time.Now(),
-			keyStart: len(pkt.Payload) > 1 && pkt.Payload[0]&0x1f == 28 && pkt.Payload[1]&0x9f == 0x85}
+	p.c.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
+		rx := rxPacket{seq: pkt.SequenceNumber, ts: pkt.Timestamp}
+		if medi.Type == description.MediaTypeVideo {
+			_, rx.keyStart = metainfo.FrameTypeH264(pkt.Payload)
+		}
 		p.mu.Lock()
+		if len(p.pkts) == 0 {
+			rx.at = time.Now() // only the first: keep the clock off the per-packet path
+		}
 		p.pkts = append(p.pkts, rx)
 		p.mu.Unlock()
 		select {
