@@ -34,6 +34,9 @@ const (
 	// endIdle: that long without packets after reaching the end is a clean end
 	// even without RTCP BYE or a closed connection.
 	endIdle = time.Second
+	// resumeSlack: derived tt of one packet may differ this much between
+	// two PLAYs (the origin's RTP-Info is in whole milliseconds).
+	resumeSlack = time.Millisecond
 )
 
 // playRun is the state of one Run: what the PLAY answer said and where the
@@ -242,9 +245,11 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	originPN := p.Flags&store.FlagMetaInfo != 0 && t.hasPN()
 	if r.resume {
 		// Drop what the writer already has: by the origin's packet numbers,
-		// else by transmit time (the rest of the cut frame is lost rather
-		// than stored twice).
-		if originPN && p.PN <= r.cutPN || !originPN && p.TT <= r.cutTT {
+		// else by transmit time, with a margin for the jitter of deriving tt
+		// from another PLAY's RTP-Info (the rest of the cut frame, and a
+		// packet within the margin after it, are lost rather than stored
+		// twice).
+		if originPN && p.PN <= r.cutPN || !originPN && p.TT <= r.cutTT+resumeSlack {
 			return
 		}
 	}
