@@ -14,9 +14,6 @@ import (
 )
 
 const (
-	// sendAhead: a wake-up sends every packet due before now+sendAhead, so
-	// packets leave at most this much early and wake-ups stay few.
-	sendAhead = 10 * time.Millisecond
 	// maxPacketSize is gortsplib's limit for an outgoing RTP packet.
 	maxPacketSize = 1472
 )
@@ -71,7 +68,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	maxBatch := max(p.s.cfg.WriteQueueSize/2, 1)
 	var pkt rtp.Packet
 	for {
-		horizon := time.Now().Add(sendAhead)
+		horizon := time.Now().Add(p.s.cfg.SendAhead)
 		n := 0
 		var wake time.Time
 		var readErr error

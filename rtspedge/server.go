@@ -64,9 +64,16 @@ type ServerConfig struct {
 	// ReadTimeout and WriteTimeout bound RTSP reads and writes of a
 	// connection. They default to 10s.
 	ReadTimeout, WriteTimeout time.Duration
+	// SendAhead: a replay wake-up sends every packet due within this much
+	// of now, so packets leave at most this early. Larger batches cost less
+	// CPU per packet (fewer wake-ups and write calls). It defaults to 40ms.
+	SendAhead time.Duration
 }
 
-const defaultWriteQueueSize = 512
+const (
+	defaultWriteQueueSize = 512
+	defaultSendAhead      = 40 * time.Millisecond
+)
 
 // ServerStats counts what the server did since it started.
 type ServerStats struct {
@@ -123,6 +130,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.SendAhead <= 0 {
+		cfg.SendAhead = defaultSendAhead
 	}
 	s := &Server{
 		cfg:     cfg,

@@ -35,17 +35,26 @@ const synthSDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=synthetic\r\nc=IN IP4 0.0
 	"m=video 0 RTP/AVP 96\r\na=control:trackID=0\r\na=rtpmap:96 H264/90000\r\n" +
 	"a=fmtp:96 packetization-mode=1; profile-level-id=42C01E; sprop-parameter-sets=Z0LAHtoCgL/lwEQAAAMABAAAAwDIPFi6gA==,aM48gA==\r\n"
 
-// synthRecording stores a complete synthetic recording under key. Every
-// frame is FU-A fragments of one slice; a key frame's first packet starts an
-// IDR.
+// synthRecording stores a complete synthetic recording under key and
+// returns its packet count.
 func synthRecording(t testing.TB, st *store.Store, key string, sp synthSpec) int {
 	t.Helper()
+	n, err := writeSynth(st, key, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// writeSynth writes the recording of synthRecording. Every frame is FU-A
+// fragments of one slice; a key frame's first packet starts an IDR.
+func writeSynth(st *store.Store, key string, sp synthSpec) (int, error) {
 	w, err := st.Create(store.Manifest{
 		Key: key, SDP: []byte(synthSDP), Duration: sp.dur,
 		Tracks: []store.Track{{Control: "trackID=0", Media: "video", PayloadType: 96, ClockRate: 90000, Codec: "H264"}},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	frames := int(sp.dur * time.Duration(sp.fps) / time.Second)
 	payload := make([]byte, sp.size)
@@ -73,23 +82,20 @@ func synthRecording(t testing.TB, st *store.Store, key string, sp synthSpec) int
 				Timestamp: uint32(f * 90000 / sp.fps), SSRC: 1, Marker: k == sp.perFrame-1}, Payload: payload}
 			raw, err := pkt.Marshal()
 			if err != nil {
-				t.Fatal(err)
+				return 0, err
 			}
 			p := store.Packet{Track: 0, TT: tt, FT: ft, PN: pn, RTP: raw}
 			if key && k == 0 {
 				p.Flags |= store.FlagKeyStart
 			}
 			if err := w.Append(p); err != nil {
-				t.Fatal(err)
+				return 0, err
 			}
 			pn++
 			seq++
 		}
 	}
-	if err := w.Finish(store.StateComplete); err != nil {
-		t.Fatal(err)
-	}
-	return int(pn)
+	return int(pn), w.Finish(store.StateComplete)
 }
 
 // rxPacket is what a test player received.

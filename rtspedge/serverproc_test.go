@@ -1,0 +1,127 @@
+package rtspedge
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// serverProcEnv makes the test binary a bare server process (for benchmarks
+// that measure the server's CPU apart from the players'): the value is the
+// media duration of the synthetic 2 Mbit/s recording "v" it serves.
+const serverProcEnv = "RTSPEDGE_BENCH_SERVER"
+
+func TestMain(m *testing.M) {
+	if d := os.Getenv(serverProcEnv); d != "" {
+		if err := runServerProc(d); err != nil {
+			fmt.Fprintln(os.Stderr, "server process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runServerProc serves the recording until stdin closes; it prints
+// "ADDR host:port" once listening.
+func runServerProc(d string) error {
+	dur, err := time.ParseDuration(d)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open("", store.Options{InMemory: true, Logger: quietLogger()})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := writeSynth(st, "v", spec2Mbps(dur)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
+		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: quietLogger()})
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	// RTSPEDGE_BENCH_CPUPROFILE=file profiles the server process alone.
+	if f := os.Getenv("RTSPEDGE_BENCH_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Printf("ADDR %s\n", s.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	cancel()
+	return <-done
+}
+
+// serverProc is a server in a child process.
+type serverProc struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startServerProc(b *testing.B, dur time.Duration) *serverProc {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serverProcEnv+"="+dur.String())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
+	if err != nil || !ok {
+		b.Fatalf("server process: %q, %v", line, err)
+	}
+	return &serverProc{addr: addr, cmd: cmd}
+}
+
+// cpu is the CPU time (user + system) the server process used so far.
+func (p *serverProc) cpu(b *testing.B) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the parenthesised command: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parse /proc stat: %q", raw)
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+stime) * time.Second / ticks
+}
