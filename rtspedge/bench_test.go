@@ -1,6 +1,7 @@
 package rtspedge
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
 // spec2Mbps is a 2 Mbit/s video-like stream: 25 fps, 7 packets of 1400 bytes
@@ -139,5 +142,43 @@ func BenchmarkPlayToFirstPacket(b *testing.B) {
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms/first-packet")
 		b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms/first-packet")
+	}
+}
+
+// BenchmarkMissFirstPacket: DESCRIBE → first RTP packet for a stream not
+// cached yet, through the server (which fills from the origin while it
+// serves), against the same directly from the origin. Reports both medians
+// and the difference.
+func BenchmarkMissFirstPacket(b *testing.B) {
+	o, _ := startOrigin(b, origin.Config{})
+	st := newStore(b)
+	recs := newTestRecordings(b, st)
+	const plays = 15
+	for i := 0; i < plays; i++ {
+		recs.origins[fmt.Sprintf("m%d", i)] = originURL(o, samplePath)
+	}
+	s := startServer(b, ServerConfig{Recordings: recs})
+	first := func(url string) time.Duration {
+		start := time.Now()
+		p := newTestPlayer(b, url, gortsplib.TransportTCP)
+		p.play(b, nil)
+		got := p.waitPackets(b, 1, 10*time.Second)
+		p.c.Close()
+		return got[0].at.Sub(start)
+	}
+	median := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	for b.Loop() {
+		var direct, via []time.Duration
+		for i := 0; i < plays; i++ {
+			direct = append(direct, first(originURL(o, samplePath)))
+			via = append(via, first(serverURL(s, fmt.Sprintf("m%d", i))))
+		}
+		d, v := median(direct), median(via)
+		b.ReportMetric(float64(d.Microseconds())/1000, "direct-ms/first-packet")
+		b.ReportMetric(float64(v.Microseconds())/1000, "miss-ms/first-packet")
+		b.ReportMetric(float64((v-d).Microseconds())/1000, "extra-ms")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // TestDescribeStatus: errors of Recordings become RTSP status codes.
@@ -233,5 +234,28 @@ func TestLiveRelay(t *testing.T) {
 	got := p.waitPackets(t, 100, 10*time.Second)
 	if !got[0].keyStart {
 		t.Fatalf("live play does not start at a key frame")
+	}
+}
+
+// TestOriginDiesWhileServing: a player tailing a fill gets a clean end (RTCP
+// BYE on every track) when the origin dies; the recording is partial.
+func TestOriginDiesWhileServing(t *testing.T) {
+	t.Parallel()
+	o, stop := startOrigin(t, origin.Config{})
+	st := newStore(t)
+	recs := newTestRecordings(t, st)
+	recs.origins["x"] = originURL(o, samplePath)
+	s := startServer(t, ServerConfig{Recordings: recs})
+	p := newTestPlayer(t, serverURL(s, "x"), gortsplib.TransportTCP)
+	p.play(t, nil)
+	p.waitPackets(t, 50, 10*time.Second)
+	stop()
+	waitFor(t, 10*time.Second, "BYE on both tracks", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.byes == 2
+	})
+	if m, err := st.Manifest("x"); err != nil || m.State != store.StatePartial {
+		t.Fatalf("recording state %v (err %v), want partial", m.State, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
@@ -115,6 +116,7 @@ type testPlayer struct {
 	mu     sync.Mutex
 	pkts   []rxPacket
 	lost   uint64
+	byes   int           // RTCP BYE packets received
 	arrive chan struct{} // signalled (non-blocking) on every packet
 }
 
@@ -158,6 +160,13 @@ func newTestPlayer(t testing.TB, url string, tr gortsplib.Transport) *testPlayer
 		select {
 		case p.arrive <- struct{}{}:
 		default:
+		}
+	})
+	p.c.OnPacketRTCPAny(func(_ *description.Media, pkt rtcp.Packet) {
+		if _, ok := pkt.(*rtcp.Goodbye); ok {
+			p.mu.Lock()
+			p.byes++
+			p.mu.Unlock()
 		}
 	})
 	return p
