@@ -81,6 +81,10 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	o.ran = true
 	o.mu.Unlock()
 	defer o.Close()
+	// A request in flight (PLAY) returns when ctx ends: closing the client
+	// ends it.
+	stopOnCancel := context.AfterFunc(ctx, o.Close)
+	defer stopOnCancel()
 
 	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
 	tt, pn, ok := w.Last()
