@@ -29,7 +29,8 @@ type batchConn struct {
 	target atomic.Uint64 // flush when frames reaches this
 
 	mu       sync.Mutex
-	frames   uint64 // interleaved frames accepted by Write
+	written  *sync.Cond // on mu: signalled when frames grows
+	frames   uint64     // interleaved frames accepted by Write
 	buf      []byte
 	deadline time.Time
 	timer    *time.Timer
@@ -37,7 +38,27 @@ type batchConn struct {
 }
 
 func newBatchConn(c net.Conn) *batchConn {
-	return &batchConn{Conn: c}
+	bc := &batchConn{Conn: c}
+	bc.written = sync.NewCond(&bc.mu)
+	return bc
+}
+
+// drain waits until n frames were accepted (and so written: the n-th
+// flushes when n was announced) or d passed; false on timeout or error.
+func (c *batchConn) drain(n uint64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	t := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		c.written.Broadcast()
+		c.mu.Unlock()
+	})
+	defer t.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.frames < n && c.err == nil && time.Now().Before(deadline) {
+		c.written.Wait()
+	}
+	return c.frames >= n && c.err == nil
 }
 
 // expect announces that the next n frames (after the frames already
@@ -76,6 +97,7 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	frame := len(p) > 0 && p[0] == '$'
 	if frame {
 		c.frames++
+		c.written.Broadcast()
 		if c.frames < c.target.Load() && len(c.buf)+len(p) <= batchMaxBytes {
 			if len(c.buf) == 0 {
 				c.armLocked()

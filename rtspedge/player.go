@@ -290,8 +290,18 @@ func (p *player) trackURL(ctx *gortsplib.ServerHandlerOnPlayCtx, t *playTrack) s
 	return ""
 }
 
-// pause stops the replay where it is; PLAY resumes there.
-func (p *player) pause() { p.stopReplay() }
+// pauseDrain bounds how long PAUSE waits for the packets already handed to
+// gortsplib to be written (it discards its queue on PAUSE).
+const pauseDrain = 500 * time.Millisecond
+
+// pause stops the replay where it is; PLAY resumes there. Over TCP it first
+// lets the session's queue drain, so no packet is lost across the pause.
+func (p *player) pause() {
+	p.stopReplay()
+	if p.conn != nil && !p.conn.drain(p.pushed, pauseDrain) {
+		p.log.Debug("queue not drained at PAUSE; the player may miss some packets")
+	}
+}
 
 func (p *player) startReplay() {
 	ctx, cancel := context.WithCancel(p.s.ctx)
