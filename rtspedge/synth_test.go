@@ -128,7 +128,7 @@ func newTestPlayer(t testing.TB, url string, tr gortsplib.Transport) *testPlayer
 		t.Fatal(err)
 	}
 	p := &testPlayer{url: u, arrive: make(chan struct{}, 1)}
-	p.c = &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tr,
+	p.c = &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tr, ReadTimeout: 30 * time.Second,
 		OnPacketsLost: func(n uint64) { p.mu.Lock(); p.lost += n; p.mu.Unlock() },
 		OnDecodeError: func(error) {}}
 	// The label marks the client's goroutines in CPU profiles.
