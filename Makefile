@@ -6,7 +6,7 @@ STATICCHECK_VERSION ?= v0.8.2
 BENCHTIME ?= 1x
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test test-deps bench lint fuzz clean
+.PHONY: all build run test test-deps bench lint fuzz clean screenshot
 
 all: build
 
@@ -39,6 +39,11 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# screenshot writes docs/dashboard.png: the dashboard test (a node, a player,
+# headless Chromium) saves what the page shows. Needs chromium (test-deps).
+screenshot: test-deps
+	$(GO) test -count=1 -run '^TestDashboardInChromium$$' ./node -dashboard.screenshot=$(CURDIR)/docs/dashboard.png
 
 clean:
 	rm -rf bin

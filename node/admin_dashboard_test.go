@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -25,7 +26,7 @@ var screenshotTo = flag.String("dashboard.screenshot", "", "write the dashboard 
 // a person's two clicks on Evict remove it and the page shows it gone.
 func TestDashboardInChromium(t *testing.T) {
 	t.Parallel()
-	org := startOrigin(t, nil)
+	org := startOrigin(t, func(c *origin.Config) { c.Media["allhands.ts"] = origin.SampleClip() })
 	// The fill stops with its last player, so the stream soon becomes
 	// evictable (partial) without waiting for the whole clip.
 	n, base := adminNode(t, org, func(c *node.Config) { c.Cache.CompleteOnAbandon = false })
@@ -54,6 +55,19 @@ func TestDashboardInChromium(t *testing.T) {
 	if ratio := eval[string](t, b, `document.getElementById("hit-ratio").textContent`); ratio != "0%" {
 		t.Fatalf("hit ratio after one miss: %q", ratio)
 	}
+
+	// Pin from the page.
+	b.click(t, row+` button[data-action="pin"]`)
+	waitPage(t, b, "the page shows it pinned", fmt.Sprintf(`!!document.querySelector(%q)`, row+` button[data-action="unpin"]`))
+	if in, err := n.Store().Info(key); err != nil || !in.Pinned {
+		t.Fatalf("pinned from the page, store says: %+v %v", in, err)
+	}
+	// Prefetch another stream from the page's form.
+	eval[bool](t, b, `(() => { document.getElementById("prefetch-path").value = "o/allhands.ts"; return true })()`)
+	b.click(t, `#prefetch-form button`)
+	const other = `tr[data-path="o/allhands.ts"]`
+	waitPage(t, b, "the page shows the prefetched stream filling", fmt.Sprintf(
+		`document.querySelector(%q)?.dataset.state === "filling" && parseInt(document.querySelector(%q).cells[4].textContent) > 0`, other, other))
 	shot(t, b)
 
 	b.click(t, evict)
@@ -63,7 +77,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	b.click(t, evict)
 	waitPage(t, b, "the stream is gone from the page", fmt.Sprintf(
-		`!document.querySelector(%q) && document.getElementById("no-streams").hidden === false`, row))
+		`!document.querySelector(%q) && document.querySelectorAll("#streams tbody tr").length === 1`, row))
 	if _, err := n.Store().Info(key); err == nil {
 		t.Fatal("the page no longer shows the stream but the store still holds it")
 	}

@@ -27,8 +27,9 @@ func operatorCommands() []command {
 }
 
 const adminFlagsHelp = `
-Flags --admin (default ` + defaultAdmin + `) and --token select the node; RTSPMESH_ADMIN_URL and
-RTSPMESH_ADMIN_TOKEN set them from the environment. --json prints JSON.`
+Flags --admin (default ` + defaultAdmin + `) and --token select the node; the node's
+own RTSPMESH_ADMIN_LISTEN and RTSPMESH_ADMIN_TOKEN set them from the environment.
+--json prints JSON.`
 
 // operator parses an operator command's flags and returns its client and
 // arguments; want is the number of arguments it takes.

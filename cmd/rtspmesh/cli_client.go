@@ -32,11 +32,13 @@ type adminFlags struct {
 }
 
 func (a *adminFlags) register(fs *flagSet) {
-	admin := os.Getenv(node.EnvName("admin.url"))
-	if admin == "" {
-		admin = defaultAdmin
+	// The node's own variable for admin.listen: a shell set up for the node
+	// reaches it without flags (and no variable the node would refuse).
+	admin := defaultAdmin
+	if v := os.Getenv(node.EnvName("admin.listen")); v != "" {
+		admin = v
 	}
-	fs.StringVar(&a.admin, "admin", admin, "the node's admin API: URL or host:port (env "+node.EnvName("admin.url")+")")
+	fs.StringVar(&a.admin, "admin", admin, "the node's admin API: URL or host:port (default: env "+node.EnvName("admin.listen")+", else "+defaultAdmin+")")
 	fs.StringVar(&a.token, "token", "", "the node's admin.token (default: env "+node.EnvName("admin.token")+")")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "time allowed for each request to the node")

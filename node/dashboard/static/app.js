@@ -113,7 +113,7 @@ function streamRow(s) {
     el("td", {}, el("span", { class: "state " + s.state }, s.state)),
     el("td", {}, source),
     el("td", {}, seconds(s.duration_seconds)),
-    el("td", {}, bytes(s.bytes), el("div", { class: "small" }, s.segments + " segments")),
+    el("td", {}, bytes(s.bytes), el("div", { class: "small" }, s.segments + (s.segments === 1 ? " segment" : " segments"))),
     el("td", {}, String(s.hits)),
     el("td", {}, String(s.players)),
     el("td", {}, url),
