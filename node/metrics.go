@@ -130,6 +130,9 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_player_packets_sent_total", "RTP packets sent to players.", func() float64 {
 			return float64(n.edge.Stats().PacketsSent)
 		}),
+		counter("rtspmesh_player_sent_bytes_total", "RTP bytes sent to players.", func() float64 {
+			return float64(n.edge.Stats().BytesSent)
+		}),
 		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
 		}),

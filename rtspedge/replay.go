@@ -121,7 +121,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 // slow.
 func (p *player) send(n int, pkt *rtp.Packet) bool {
 	batch := p.queue[p.head : p.head+n]
-	count := uint64(0)
+	count, sent := uint64(0), uint64(0)
 	for i := range batch {
 		if p.sendable(&batch[i]) {
 			count++
@@ -152,8 +152,10 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 			return false
 		}
 		p.maxSent = max(p.maxSent, q.tt)
+		sent += uint64(len(q.data))
 	}
 	p.s.packetsSent.Add(count)
+	p.s.bytesSent.Add(sent)
 	p.head += n
 	p.compact()
 	return true

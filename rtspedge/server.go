@@ -80,6 +80,7 @@ type ServerStats struct {
 	Sessions    int    // sessions open now
 	Playing     int    // sessions with a running replay
 	PacketsSent uint64 // RTP packets handed to sessions
+	BytesSent   uint64 // RTP bytes (header and payload) handed to sessions
 	SlowDropped uint64 // players closed because their queue was full
 	Oversized   uint64 // packets skipped because they exceed the RTP packet limit
 }
@@ -106,6 +107,7 @@ type Server struct {
 
 	replays     sync.WaitGroup
 	packetsSent atomic.Uint64
+	bytesSent   atomic.Uint64
 	slowDropped atomic.Uint64
 	oversized   atomic.Uint64
 }
@@ -338,6 +340,7 @@ func (s *Server) Stats() ServerStats {
 	}
 	s.mu.Unlock()
 	st.PacketsSent = s.packetsSent.Load()
+	st.BytesSent = s.bytesSent.Load()
 	st.SlowDropped = s.slowDropped.Load()
 	st.Oversized = s.oversized.Load()
 	return st
