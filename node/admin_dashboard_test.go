@@ -39,6 +39,9 @@ func TestDashboardInChromium(t *testing.T) {
 	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
 		t.Fatal(err)
 	}
+	if v := metricValue(t, base, "", "rtspmesh_player_sent_bytes_total"); v <= 0 {
+		t.Fatalf("rtspmesh_player_sent_bytes_total = %v after a player got a packet", v)
+	}
 	key := storeKey(t, org)
 	id := store.StreamID(key)
 	row := fmt.Sprintf(`tr[data-id=%q]`, id)

@@ -105,6 +105,12 @@ func TestAdminAPI(t *testing.T) {
 	if v := metricValue(t, bURL, "", `rtspmesh_prefetches_total{served="peer"}`); v != 1 {
 		t.Fatalf("B's prefetches from a peer: %v, want 1", v)
 	}
+	if v := metricValue(t, bURL, "", "rtspmesh_mesh_fill_received_bytes_total"); v < float64(s.Bytes) {
+		t.Fatalf("B's fill-protocol bytes received: %v, want at least %d", v, s.Bytes)
+	}
+	if v := metricValue(t, aURL, "", "rtspmesh_mesh_fill_sent_bytes_total"); v < float64(s.Bytes) {
+		t.Fatalf("A's fill-protocol bytes sent: %v, want at least %d", v, s.Bytes)
+	}
 	_ = b
 
 	// Pin and unpin.
