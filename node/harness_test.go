@@ -27,6 +27,13 @@ func testLogger(t testing.TB) *slog.Logger {
 // startOrigin runs the built-in origin with the sample clip at sample.ts on
 // 127.0.0.1:0 until the test ends.
 func startOrigin(t testing.TB, mod func(*origin.Config)) *origin.Origin {
+	o, _ := startOriginStoppable(t, mod)
+	return o
+}
+
+// startOriginStoppable is startOrigin with a function that stops the origin
+// (its sessions end, its port closes) and waits for it.
+func startOriginStoppable(t testing.TB, mod func(*origin.Config)) (*origin.Origin, func()) {
 	t.Helper()
 	cfg := origin.Config{
 		Listen: "127.0.0.1:0",
@@ -40,26 +47,31 @@ func startOrigin(t testing.TB, mod func(*origin.Config)) *origin.Origin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "origin", o.Run)
-	return o
+	return o, runUntilCleanup(t, "origin", o.Run)
 }
 
-// runUntilCleanup runs fn until the test ends and checks it stopped cleanly.
-func runUntilCleanup(t testing.TB, what string, fn func(context.Context) error) {
+// runUntilCleanup runs fn until the test ends, or until the returned stop
+// is called, and checks it stopped cleanly.
+func runUntilCleanup(t testing.TB, what string, fn func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s: %v", what, err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: %v", what, err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("%s did not stop within 20s of its context ending", what)
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("%s did not stop within 20s of its context ending", what)
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // testNode is a node under test with the handle to stop it early.
@@ -93,29 +105,8 @@ func startNode(t testing.TB, cfg node.Config) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("node run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("node did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("node stopped before it was ready: %v", err)
-	}
+	stop := runUntilCleanup(t, "node", n.Run)
+	<-n.Ready() // closed by Run before it serves; a Run that fails first fails the test in cleanup
 	return &testNode{Node: n, stop: stop}
 }
 

@@ -23,7 +23,13 @@ func meshNode(t *testing.T, org *origin.Origin, mod func(*node.Config), bootstra
 	if mod != nil {
 		mod(&cfg)
 	}
-	return startNode(t, cfg)
+	n := startNode(t, cfg)
+	if len(bootstrap) > 0 && cfg.Mesh.PSKFile == "" && len(cfg.Mesh.AllowPeers) == 0 {
+		// A player that arrives before the node has joined the mesh is
+		// rightly served by the origin; the tests ask about a joined node.
+		eventually(t, 10*time.Second, "joined the mesh", func() bool { return len(n.Peers()) > 0 })
+	}
+	return n
 }
 
 func waitComplete(t *testing.T, n *testNode) store.Info {

@@ -227,3 +227,11 @@ func (n *Node) Stream(path string) (store.Info, error) {
 	}
 	return n.store.Info(key)
 }
+
+// Peers are the mesh peers the node is connected to now (none without a mesh).
+func (n *Node) Peers() []mesh.PeerInfo {
+	if n.mesh == nil {
+		return nil
+	}
+	return n.mesh.Peers()
+}

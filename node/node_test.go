@@ -190,7 +190,7 @@ func TestBadRequests(t *testing.T) {
 // partial (never complete), and the node keeps serving.
 func TestOriginDiesMidStream(t *testing.T) {
 	t.Parallel()
-	org := startOrigin(t, nil)
+	org, stopOrigin := startOriginStoppable(t, nil)
 	n := startNode(t, nodeConfig(t, org))
 
 	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
@@ -200,7 +200,7 @@ func TestOriginDiesMidStream(t *testing.T) {
 		m, err := n.Store().Manifest(storeKey(t, org))
 		return err == nil && len(m.Segments) > 0
 	})
-	org.Close()
+	stopOrigin()
 	eventually(t, 20*time.Second, "recording partial", func() bool {
 		in, err := n.Stream(samplePath)
 		return err == nil && in.State == store.StatePartial
