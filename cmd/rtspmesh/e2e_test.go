@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+)
+
+// TestDemoCheck runs what `make run` shows, with --check: A fills from the
+// origin, B and C from peers, A again from its own store.
+func TestDemoCheck(t *testing.T) {
+	t.Parallel()
+	var out syncBuffer
+	err := runDemo(t.Context(), []string{"--check", "--port", "0"}, &out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("demo --check: %v\n%s", err, out.String())
+	}
+	table := out.String()
+	rows := regexp.MustCompile(`(?m)^([ABC])\s+(origin|local|peer [ABC])\s+\S+\s+(\d+)\s+\S+\s+ok$`).FindAllStringSubmatch(table, -1)
+	if len(rows) != 4 {
+		t.Fatalf("want 4 ok rows in the table, got %d:\n%s", len(rows), table)
+	}
+	want := []struct{ node, from string }{{"A", "origin"}, {"B", "peer A"}, {"C", "peer"}, {"A", "local"}}
+	for i, w := range want {
+		if rows[i][1] != w.node || !strings.HasPrefix(rows[i][2], w.from) {
+			t.Errorf("row %d: node %s from %q, want node %s from %s…\n%s", i, rows[i][1], rows[i][2], w.node, w.from, table)
+		}
+	}
+}
+
+// TestThreeNodeProcesses: three `rtspmesh node` processes joined through a
+// bootstrap multiaddr; a player on the third decodes what the first cached,
+// frame for frame, without another origin session.
+func TestThreeNodeProcesses(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "rtspmesh")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	org, err := origin.New(origin.Config{
+		Listen: "127.0.0.1:0",
+		Media:  map[string][]byte{"sample.ts": origin.SampleClip()},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	orgDone := make(chan error, 1)
+	go func() { orgDone <- org.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-orgDone })
+
+	cfgFile := filepath.Join(t.TempDir(), "node.yaml")
+	cfg := fmt.Sprintf("version: 1\norigins:\n  - name: o\n    url: rtsp://%s\n", org.Addr())
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startNodeProcess(t, bin, cfgFile, "")
+	b := startNodeProcess(t, bin, cfgFile, a.mesh)
+	c := startNodeProcess(t, bin, cfgFile, b.mesh)
+
+	var direct []string
+	var wg sync.WaitGroup
+	wg.Go(func() { direct = ffmpegVideoMD5(t, "rtsp://"+org.Addr()+"/sample.ts") })
+	res, err := playOnce(t.Context(), a.rtsp+"/o/sample.ts")
+	if err != nil {
+		t.Fatalf("play on A: %v", err)
+	}
+	wg.Wait()
+	viaC := ffmpegVideoMD5(t, c.rtsp+"/o/sample.ts")
+	if len(direct) == 0 || len(viaC) != len(direct) {
+		t.Fatalf("C decoded %d frames, the origin %d (A delivered %d packets)", len(viaC), len(direct), res.packets)
+	}
+	for i := range direct {
+		if viaC[i] != direct[i] {
+			t.Fatalf("frame %d through C differs from the origin's", i)
+		}
+	}
+	if _, plays := org.Sessions("sample.ts"); plays != 2 {
+		t.Fatalf("origin plays %d, want 2 (the direct decode and A's fill)", plays)
+	}
+}
+
+// nodeProcess is a running `rtspmesh node`.
+type nodeProcess struct {
+	rtsp string // rtsp://host:port
+	mesh string // a full multiaddr
+}
+
+var bannerRTSP = regexp.MustCompile(`rtsp:\s+(rtsp://\S+)/<origin>/<path>`)
+var bannerMesh = regexp.MustCompile(`mesh:\s+(/ip4/127\.0\.0\.1/tcp/\S+/p2p/\S+)`)
+
+func startNodeProcess(t *testing.T, bin, cfgFile, bootstrap string) nodeProcess {
+	t.Helper()
+	args := []string{"node", "--config", cfgFile, "--data-dir", t.TempDir(),
+		"--rtsp-listen", "127.0.0.1:0", "--set", "rtsp.udp_rtp_listen=", "--set", "rtsp.udp_rtcp_listen=",
+		"--set", "rtsp.transports=tcp", "--mesh-listen", "/ip4/127.0.0.1/tcp/0",
+		"--set", "mesh.mdns=false", "--admin-listen", "", "--set", "log.level=warn"}
+	if bootstrap != "" {
+		args = append(args, "--bootstrap", bootstrap)
+	}
+	cmd := exec.Command(bin, args...)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("node process: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("node process did not stop on SIGTERM")
+		}
+	})
+	banner := make(chan nodeProcess, 1)
+	go func() {
+		var p nodeProcess
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := bannerRTSP.FindStringSubmatch(sc.Text()); m != nil {
+				p.rtsp = m[1]
+			}
+			if m := bannerMesh.FindStringSubmatch(sc.Text()); m != nil && p.mesh == "" {
+				p.mesh = m[1]
+				banner <- p
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	select {
+	case p := <-banner:
+		return p
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no banner from the node process; stderr:\n%s", stderr.String())
+	}
+	return nodeProcess{}
+}
+
+// ffmpegVideoMD5 decodes url's video with ffmpeg and returns each frame's md5.
+func ffmpegVideoMD5(t *testing.T, url string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-f", "framemd5", "-")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Errorf("ffmpeg %s: %v\n%s", url, err, errb.String())
+		return nil
+	}
+	var md5s []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Split(line, ","); !strings.HasPrefix(line, "#") && len(f) >= 6 {
+			md5s = append(md5s, strings.TrimSpace(f[5]))
+		}
+	}
+	return md5s
+}
