@@ -197,6 +197,7 @@ func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, er
 		grace    <-chan time.Time                // runs from the first provider found
 		graced   bool                            // grace ran out
 	)
+	m.awaitRoutingTable(ctx)
 	pingCtx, endPings := context.WithCancel(ctx)
 	lookup, endLookup := context.WithCancel(ctx)
 	defer endLookup()
@@ -304,4 +305,24 @@ func addrStrings(as []ma.Multiaddr) []string {
 		out = append(out, a.String())
 	}
 	return out
+}
+
+// awaitRoutingTable holds a lookup, within ctx, while the node is connected
+// to peers but its routing table has not taken any of them in yet (a node
+// that just joined: identify is still running). A lookup then would end at
+// once with nothing and send the player to the origin. A node with no
+// connection at all does not wait.
+func (m *Mesh) awaitRoutingTable(ctx context.Context) {
+	if m.dht.RoutingTable().Size() > 0 || len(m.host.Network().Peers()) == 0 {
+		return
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for m.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

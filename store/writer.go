@@ -232,6 +232,15 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 	if idx != want && !(empty && w.live) {
 		return fmt.Errorf("segment %d for %s: %w: want %d", idx, rec.key, ErrOutOfOrder, want)
 	}
+	// Two nodes that filled from the origin independently cut their packet
+	// logs into different segments: a segment continues this recording only
+	// if its first packet is the one after the last stored.
+	rec.mu.Lock()
+	hasLast, lastPN := rec.hasLast, rec.lastPN
+	rec.mu.Unlock()
+	if hasLast && !w.live && packets[0].PN != lastPN+1 {
+		return fmt.Errorf("segment %d for %s: %w: starts at packet %d, want %d", idx, rec.key, ErrOutOfOrder, packets[0].PN, lastPN+1)
+	}
 	si := segmentInfo(packets)
 	si.Index, si.Size, si.Hash = idx, uint32(len(raw)), h
 	var rtpBytes uint64

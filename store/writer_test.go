@@ -263,3 +263,37 @@ func TestLiveWindow(t *testing.T) {
 		t.Fatalf("new reader: tt %v err %v", p.TT, err)
 	}
 }
+
+// TestAppendSegmentFromAnotherCut: two copies of one stream cut into
+// segments differently (two nodes that each filled from the origin) cannot
+// be spliced by index: the segment must start at the next packet.
+func TestAppendSegmentFromAnotherCut(t *testing.T) {
+	pk := synth(defaultSpec, 4*time.Second)
+	a := memStore(t, Options{SegmentBytes: 16 << 10})
+	record(t, a, "k", pk, StateComplete)
+	b := memStore(t, Options{SegmentBytes: 24 << 10})
+	record(t, b, "k", pk, StateComplete)
+	ma, _ := a.Manifest("k")
+	mb, _ := b.Manifest("k")
+	if ma.Segments[1].FirstPN == mb.Segments[1].FirstPN {
+		t.Fatal("test setup: both copies cut segment 1 at the same packet")
+	}
+
+	dst := memStore(t, Options{})
+	w, err := dst.Create(ma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0, h0, _ := a.Segment("k", 0)
+	if err := w.AppendSegment(d0, h0); err != nil {
+		t.Fatal(err)
+	}
+	d1, h1, _ := b.Segment("k", 1)
+	if err := w.AppendSegment(d1, h1); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("segment 1 of another cut: %v, want ErrOutOfOrder", err)
+	}
+	d1, h1, _ = a.Segment("k", 1)
+	if err := w.AppendSegment(d1, h1); err != nil {
+		t.Fatalf("segment 1 of the same cut: %v", err)
+	}
+}
