@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -77,9 +76,4 @@ func emptyCopy(m store.Manifest, key, source string) store.Manifest {
 	m.Bytes = 0
 	m.Created = time.Now()
 	return m
-}
-
-// describeFillErr names the fill in an error without the origin's credentials.
-func describeFillErr(key, from string, err error) error {
-	return fmt.Errorf("fill %s from %s: %w", key, from, err)
 }

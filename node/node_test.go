@@ -80,13 +80,37 @@ func TestColdStreamManyPlayersOneOriginSession(t *testing.T) {
 
 // firstPacket plays url until its first RTP packet arrives.
 func firstPacket(ctx context.Context, url string) error {
+	return playUntilPacket(ctx, url, nil)
+}
+
+// firstPackets plays url until its first video packet arrives and returns
+// the first packet of each media that has sent one by then, by media type.
+func firstPackets(ctx context.Context, url string) (map[description.MediaType]*rtp.Packet, error) {
+	var mu sync.Mutex
+	first := make(map[description.MediaType]*rtp.Packet)
+	err := playUntilPacket(ctx, url, func(m *description.Media, p *rtp.Packet) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if first[m.Type] == nil {
+			first[m.Type] = p.Clone()
+		}
+		return first[description.MediaTypeVideo] != nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return first, err
+}
+
+// playUntilPacket plays url until enough says the packets seen so far are
+// enough (nil: the first packet is).
+func playUntilPacket(ctx context.Context, url string, enough func(*description.Media, *rtp.Packet) bool) error {
 	u, err := base.ParseURL(url)
 	if err != nil {
 		return err
 	}
 	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Transport: &tcp}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
+	if err := c.Start2(); err != nil {
 		return err
 	}
 	defer c.Close()
@@ -98,7 +122,10 @@ func firstPacket(ctx context.Context, url string) error {
 		return fmt.Errorf("setup: %w", err)
 	}
 	got := make(chan struct{}, 1)
-	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) {
+	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, p *rtp.Packet) {
+		if enough != nil && !enough(m, p) {
+			return
+		}
 		select {
 		case got <- struct{}{}:
 		default:
@@ -124,8 +151,8 @@ func describeStatus(t *testing.T, url string) (base.StatusCode, time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := gortsplib.Client{ReadTimeout: 30 * time.Second}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, ReadTimeout: 30 * time.Second}
+	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()

@@ -60,7 +60,7 @@ func TestPlayPauseSeek(t *testing.T) {
 		}
 		return got
 	}
-	got := check(p.play(t, nil), 0, true)
+	check(p.play(t, nil), 0, true)
 
 	if _, err := p.c.Pause(); err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestPlayPauseSeek(t *testing.T) {
 			t.Fatalf("%d packets arrived while paused", n-paused)
 		}
 	}
-	got = p.received()
+	got := p.received()
 	check(p.play(t, nil), len(got), false)
 
 	if _, err := p.c.Pause(); err != nil {

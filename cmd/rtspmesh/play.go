@@ -30,8 +30,8 @@ func playOnce(ctx context.Context, url string) (playResult, error) {
 	if err != nil {
 		return playResult{}, err
 	}
-	c := gortsplib.Client{Transport: ptr(gortsplib.TransportTCP)}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: ptr(gortsplib.TransportTCP)}
+	if err := c.Start2(); err != nil {
 		return playResult{}, err
 	}
 	defer c.Close()

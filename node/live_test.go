@@ -1,0 +1,89 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// TestLiveOneUpstreamThenLinger: players of a live stream on one node share
+// one origin session; ffprobe's first decoded frame through the node is a key
+// frame; the upstream stops cache.live_linger after the last player left.
+func TestLiveOneUpstreamThenLinger(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Live = map[string][]byte{"live": origin.SampleClip()}
+	})
+	cfg := nodeConfig(t, org)
+	cfg.Cache.LiveLinger = node.Duration(300 * time.Millisecond)
+	n := startNode(t, cfg)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	firsts := make([]map[description.MediaType]*rtp.Packet, 3)
+	for i := range errs {
+		wg.Go(func() { firsts[i], errs[i] = firstPackets(t.Context(), n.url("o/live")) })
+	}
+	var keyFrames []string
+	wg.Go(func() { keyFrames = probeKeyFrames(t, n.url("o/live")) })
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, f := range firsts {
+		v := f[description.MediaTypeVideo]
+		if _, keyStart := metainfo.FrameTypeH264(v.Payload); !keyStart {
+			t.Errorf("player %d: first video packet does not start a key frame", i)
+		}
+	}
+	if len(keyFrames) == 0 || keyFrames[0] != "1" {
+		t.Fatalf("first decoded frames' key flags %v: want a key frame first", keyFrames)
+	}
+	if _, plays := org.Sessions("live"); plays != 1 {
+		t.Fatalf("origin sessions for the live stream: %d, want 1", plays)
+	}
+	in, err := n.Stream("o/live")
+	if err != nil || !in.Live {
+		t.Fatalf("live recording: %+v, %v", in, err)
+	}
+	// Every player has gone: the upstream closes after the linger.
+	eventually(t, 10*time.Second, "live upstream closed", func() bool {
+		in, err := n.Stream("o/live")
+		return err == nil && in.State == store.StatePartial
+	})
+}
+
+// probeKeyFrames returns ffprobe's key_frame flags of the first ~2 s of
+// video decoded from url.
+func probeKeyFrames(t *testing.T, url string) []string {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+		"-read_intervals", "%+2", "-select_streams", "v:0", "-show_entries", "frame=key_frame",
+		"-of", "csv=p=0", url)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Errorf("ffprobe %s: %v\n%s", url, err, errb.String())
+		return nil
+	}
+	var flags []string
+	for _, f := range strings.Fields(out.String()) {
+		flags = append(flags, strings.Trim(f, ","))
+	}
+	return flags
+}
