@@ -87,3 +87,50 @@ func probeKeyFrames(t *testing.T, url string) []string {
 	}
 	return flags
 }
+
+// TestLiveAcrossFiveNodes: players on five nodes of a mesh watch one live
+// stream; the first node pulls it from the origin and the others relay it
+// from their neighbours, so the origin serves one session.
+func TestLiveAcrossFiveNodes(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Live = map[string][]byte{"live": origin.SampleClip()}
+	})
+	nodes := []*testNode{meshNode(t, org, nil)}
+	for range 4 {
+		nodes = append(nodes, meshNode(t, org, nil, nodes[0]))
+	}
+	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		f, err := firstPackets(t.Context(), n.url("o/live"))
+		if err != nil {
+			t.Fatalf("player on node %d: %v", i, err)
+		}
+		if _, keyStart := metainfo.FrameTypeH264(f[description.MediaTypeVideo].Payload); !keyStart {
+			t.Errorf("player on node %d: first video packet does not start a key frame", i)
+		}
+		if i == 0 {
+			// The relays follow sealed segments: wait for the first.
+			eventually(t, 10*time.Second, "a sealed live segment", func() bool {
+				m, err := n.Store().Manifest(key)
+				return err == nil && len(m.Segments) > 0
+			})
+		}
+	}
+	// ffmpeg decodes the relayed stream from a key frame on.
+	if k := probeKeyFrames(t, nodes[4].url("o/live")); len(k) < 25 || k[0] != "1" {
+		t.Fatalf("ffprobe through a relay: key flags %v, want a key frame first and 1 s of frames", k)
+	}
+	if _, plays := org.Sessions("live"); plays != 1 {
+		t.Fatalf("origin sessions for the live stream: %d, want 1 for the whole mesh", plays)
+	}
+	for i, n := range nodes[1:] {
+		in, err := n.Stream("o/live")
+		if err != nil || in.Source == "origin" || !in.Live {
+			t.Fatalf("node %d: live recording %+v (%v), want one relayed from a peer", i+1, in, err)
+		}
+	}
+}

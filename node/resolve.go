@@ -260,11 +260,12 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 		}
 		if w == nil {
 			m := pf.Manifest()
-			if m.Live {
-				// Live relays are the live issue's; a live stream is pulled from the origin.
-				pf.Close()
-				return nil, false
-			}
+			// A live stream is relayed from a neighbour that pulls it: its
+			// sealed segments (about a second behind it) fill a rolling window
+			// here, and players join at its latest key frame.
+			n.fills.mu.Lock()
+			f.live = m.Live
+			n.fills.mu.Unlock()
 			w, err = n.store.Create(emptyCopy(m, f.key, p.ID))
 			if err != nil {
 				pf.Close()
@@ -318,7 +319,7 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 		f.live = m.Live
 		n.fills.mu.Unlock()
 		f.setReady(st)
-		if st == n.store && !m.Live {
+		if st == n.store { // live too: neighbours relay from this node
 			n.provide(ctx, f.key)
 		}
 	} else {
