@@ -1,11 +1,18 @@
 package node_test
 
 import (
+	"context"
+	"hash/fnv"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+
 	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
 // BenchmarkColdStreamWithin10ms: players on three nodes ask for a cold
@@ -59,4 +66,71 @@ func coldStreamRound(b *testing.B, spacing time.Duration) int {
 		n.stop()
 	}
 	return plays
+}
+
+// BenchmarkLiveRelayHop: the delay one relay hop adds to a live stream: the
+// arrival of each video packet at a player on B (relaying from A) minus its
+// arrival at a player on A (pulling from the origin), median over ~4 s.
+func BenchmarkLiveRelayHop(b *testing.B) {
+	var delays []time.Duration
+	for b.Loop() {
+		delays = append(delays, liveHopDelays(b)...)
+	}
+	if len(delays) == 0 {
+		b.Fatal("no packet reached both players")
+	}
+	slices.Sort(delays)
+	b.ReportMetric(float64(delays[len(delays)/2])/float64(time.Millisecond), "ms/hop-median")
+	b.ReportMetric(float64(delays[len(delays)*9/10])/float64(time.Millisecond), "ms/hop-p90")
+}
+
+func liveHopDelays(b *testing.B) []time.Duration {
+	org := startOrigin(b, func(c *origin.Config) {
+		c.Live = map[string][]byte{"live": origin.SampleClip()}
+	})
+	a := startNode(b, nodeConfig(b, org))
+	cfg := nodeConfig(b, org)
+	cfg.Mesh.Bootstrap = a.MeshAddrs()
+	nb := startNode(b, cfg)
+	eventually(b, 10*time.Second, "joined", func() bool { return len(nb.Peers()) > 0 })
+	if err := firstPacket(b.Context(), a.url("o/live")); err != nil {
+		b.Fatal(err)
+	}
+	key, _ := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
+	eventually(b, 10*time.Second, "a sealed segment on A", func() bool {
+		m, err := a.Store().Manifest(key)
+		return err == nil && len(m.Segments) > 0
+	})
+
+	var mu sync.Mutex
+	arrivals := [2]map[uint64]time.Time{{}, {}}
+	ctx, cancel := context.WithTimeout(b.Context(), 4*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, n := range []*testNode{a, nb} {
+		wg.Go(func() {
+			_ = playUntilPacket(ctx, n.url("o/live"), func(m *description.Media, p *rtp.Packet) bool {
+				if m.Type != description.MediaTypeVideo {
+					return false
+				}
+				h := fnv.New64a()
+				h.Write(p.Payload)
+				now := time.Now()
+				mu.Lock()
+				if _, seen := arrivals[i][h.Sum64()]; !seen {
+					arrivals[i][h.Sum64()] = now
+				}
+				mu.Unlock()
+				return false // keep playing until ctx ends
+			})
+		})
+	}
+	wg.Wait()
+	var delays []time.Duration
+	for k, ta := range arrivals[0] {
+		if tb, ok := arrivals[1][k]; ok {
+			delays = append(delays, tb.Sub(ta))
+		}
+	}
+	return delays
 }
