@@ -25,13 +25,17 @@ var (
 
 // Options configure a Store. Zero values take the defaults stated per field.
 type Options struct {
-	InMemory     bool             // Badger in memory (tests); dir ignored
-	MaxBytes     int64            // quota over all recordings (encoded segment bytes); 0 = unlimited
-	SegmentBytes int              // seal the open segment at this size (default 256 KiB, at most 4 MiB; in memory under 1 MiB)
-	SegmentSpan  time.Duration    // ...or at this much media time (default 1s)
-	LiveWindow   time.Duration    // rolling window kept for Live recordings (default 2m)
-	OnEvict      func(key string) // called after a recording was evicted by quota or Delete
-	Logger       *slog.Logger     // default: discard; the caller names the component
+	InMemory     bool          // Badger in memory (tests); dir ignored
+	MaxBytes     int64         // quota over all recordings (encoded segment bytes); 0 = unlimited
+	SegmentBytes int           // seal the open segment at this size (default 256 KiB, at most 4 MiB; in memory under 1 MiB)
+	SegmentSpan  time.Duration // ...or at this much media time (default 1s)
+	LiveWindow   time.Duration // rolling window kept for Live recordings (default 2m)
+	// LiveSegmentSpan replaces SegmentSpan for Live recordings (default
+	// 100ms): neighbours relay a live stream segment by segment, so each
+	// relay hop lags by about this much.
+	LiveSegmentSpan time.Duration
+	OnEvict         func(key string) // called after a recording was evicted by quota or Delete
+	Logger          *slog.Logger     // default: discard; the caller names the component
 
 	// CacheBytes bounds the shared in-memory cache of decoded segments
 	// (default 64 MiB; negative disables it).
@@ -43,11 +47,12 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultSegmentBytes = 256 << 10
-	DefaultSegmentSpan  = time.Second
-	DefaultLiveWindow   = 2 * time.Minute
-	DefaultCacheBytes   = 64 << 20
-	maxSegmentOption    = 4 << 20
+	DefaultSegmentBytes    = 256 << 10
+	DefaultSegmentSpan     = time.Second
+	DefaultLiveSegmentSpan = 100 * time.Millisecond
+	DefaultLiveWindow      = 2 * time.Minute
+	DefaultCacheBytes      = 64 << 20
+	maxSegmentOption       = 4 << 20
 
 	gcInterval    = time.Minute
 	flushInterval = 5 * time.Second
@@ -137,6 +142,12 @@ func (o *Options) fill() error {
 	}
 	if o.SegmentSpan < 0 {
 		return fmt.Errorf("store options: negative SegmentSpan %v", o.SegmentSpan)
+	}
+	if o.LiveSegmentSpan == 0 {
+		o.LiveSegmentSpan = DefaultLiveSegmentSpan
+	}
+	if o.LiveSegmentSpan < 0 {
+		return fmt.Errorf("store options: negative LiveSegmentSpan %v", o.LiveSegmentSpan)
 	}
 	if o.LiveWindow == 0 {
 		o.LiveWindow = DefaultLiveWindow

@@ -168,7 +168,11 @@ func (w *Writer) Append(p Packet) error {
 	p.TT = p.TT.Truncate(time.Microsecond)
 	o := w.open
 	need := maxRecordHeader + len(p.RTP)
-	if len(o.packets) > 0 && (p.TT-o.info.FirstTT >= w.s.opts.SegmentSpan || len(o.buf)+need > cap(o.buf)) {
+	span := w.s.opts.SegmentSpan
+	if w.live {
+		span = w.s.opts.LiveSegmentSpan
+	}
+	if len(o.packets) > 0 && (p.TT-o.info.FirstTT >= span || len(o.buf)+need > cap(o.buf)) {
 		if err := w.seal(); err != nil {
 			return err
 		}

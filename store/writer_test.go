@@ -204,7 +204,7 @@ func TestResume(t *testing.T) {
 }
 
 func TestLiveWindow(t *testing.T) {
-	s := memStore(t, Options{SegmentBytes: 512 << 10, SegmentSpan: time.Second, LiveWindow: 5 * time.Second})
+	s := memStore(t, Options{SegmentBytes: 512 << 10, SegmentSpan: time.Second, LiveSegmentSpan: time.Second, LiveWindow: 5 * time.Second})
 	w, err := s.Create(Manifest{Key: "live", Tracks: avTracks(), Live: true})
 	if err != nil {
 		t.Fatal(err)
@@ -295,5 +295,33 @@ func TestAppendSegmentFromAnotherCut(t *testing.T) {
 	d1, h1, _ = a.Segment("k", 1)
 	if err := w.AppendSegment(d1, h1); err != nil {
 		t.Fatalf("segment 1 of the same cut: %v", err)
+	}
+}
+
+// TestLiveSegmentsAreShort: live recordings seal every LiveSegmentSpan, not
+// every SegmentSpan, so a relaying neighbour lags by that much only.
+func TestLiveSegmentsAreShort(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 512 << 10, SegmentSpan: time.Second, LiveSegmentSpan: 100 * time.Millisecond})
+	w, err := s.Create(Manifest{Key: "live", Tracks: avTracks(), Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Finish(StatePartial)
+	for _, p := range synth(defaultSpec, 3*time.Second) {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.sync(); err != nil {
+		t.Fatal(err)
+	}
+	m := w.Manifest()
+	if len(m.Segments) < 20 {
+		t.Fatalf("3 s of live media sealed into %d segments, want about 30", len(m.Segments))
+	}
+	for _, si := range m.Segments {
+		if span := si.LastTT - si.FirstTT; span >= 100*time.Millisecond {
+			t.Fatalf("live segment %d spans %v, want under 100ms", si.Index, span)
+		}
 	}
 }
