@@ -26,8 +26,9 @@ loopback joined into a mesh (node A is the bootstrap peer of B and C), prints
 the URL of each node to paste into VLC or ffplay, and stays up until Ctrl-C.
 
 With --check it plays the clip through A (filled from the origin), then B and
-C (filled from A), then A again (a local hit), prints a table and exits
-non-zero if any play failed.
+C (filled from A), then A again (a local hit), and the live stream through A
+(from the origin) and B (relayed from A) for a few seconds each; it prints a
+table and exits non-zero if any play failed.
 `
 
 // demoNode is one node of the demo mesh.
@@ -69,6 +70,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	org, err := origin.New(origin.Config{
 		Listen: portAt(3),
 		Media:  map[string][]byte{"sample.ts": origin.SampleClip()},
+		Live:   map[string][]byte{"live": origin.SampleClip()},
 		Logger: logger,
 	})
 	if err != nil {
@@ -111,59 +113,76 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		nodes = append(nodes, demoNode{name: name, n: n})
 	}
 
-	const path = "demo/sample.ts"
-	fmt.Fprintf(stdout, "origin  rtsp://%s/sample.ts\n", org.Addr())
+	const path, livePath = "demo/sample.ts", "demo/live"
+	fmt.Fprintf(stdout, "origin  rtsp://%s/sample.ts  (live: rtsp://%s/live)\n", org.Addr(), org.Addr())
 	for _, d := range nodes {
-		fmt.Fprintf(stdout, "node %s  rtsp://%s/%s   (peer %s)\n", d.name, d.n.RTSPAddr(), path, shortID(d.n.PeerID()))
+		fmt.Fprintf(stdout, "node %s  rtsp://%s/%s  live: rtsp://%s/%s  (peer %s)\n",
+			d.name, d.n.RTSPAddr(), path, d.n.RTSPAddr(), livePath, shortID(d.n.PeerID()))
 	}
 	if !*check {
 		fmt.Fprintln(stdout, "\nPaste a node URL into VLC or `ffplay -rtsp_transport tcp URL`. Ctrl-C stops.")
 		<-ctx.Done()
 		return nil
 	}
-	return demoCheck(ctx, stdout, nodes, path)
+	return demoCheck(ctx, stdout, nodes, path, livePath)
 }
 
-// demoCheck plays the clip through A, then B and C, then A again, and
-// prints where each play came from.
-func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path string) error {
+// demoCheck plays the clip through A, then B and C, then A again and the
+// live stream through A and B, and prints where each play came from.
+func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, livePath string) error {
+	type play struct {
+		d     demoNode
+		path  string
+		after time.Duration // from the start of its phase
+		limit time.Duration // 0: to the end
+	}
 	type row struct {
-		node   string
-		source string
-		res    playResult
-		err    error
+		node, stream, source string
+		res                  playResult
+		err                  error
 	}
-	order := []demoNode{nodes[0], nodes[1], nodes[2], nodes[0]}
-	rows := make([]row, len(order))
-	var wg sync.WaitGroup
-	for i, d := range order {
-		wait := time.Duration(i) * 500 * time.Millisecond
-		if i == len(order)-1 {
-			wg.Wait() // A's second play comes after its recording is complete
-			wait = 0
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		before, _ := d.n.Stream(path)
-		wg.Go(func() {
-			url := fmt.Sprintf("rtsp://%s/%s", d.n.RTSPAddr(), path)
-			res, err := playOnce(ctx, url)
-			src := "origin"
-			if before.State == "complete" {
-				src = "local"
-			} else if in, ierr := d.n.Stream(path); ierr == nil && in.Source != "origin" {
-				src = "peer " + peerName(nodes, in.Source)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const liveFor = 4 * time.Second
+	phases := [][]play{
+		{{a, path, 0, 0}, {b, path, 500 * time.Millisecond, 0}, {c, path, time.Second, 0}},
+		// A's second play comes after its recording is complete; the live
+		// stream's relay on B starts once A has sealed some of it.
+		{{a, path, 0, 0}, {a, livePath, 0, liveFor}, {b, livePath, 1500 * time.Millisecond, liveFor}},
+	}
+	var rows []row
+	for _, phase := range phases {
+		start := time.Now()
+		got := make([]row, len(phase))
+		var wg sync.WaitGroup
+		for i, p := range phase {
+			select {
+			case <-time.After(time.Until(start.Add(p.after))):
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			rows[i] = row{node: d.name, source: src, res: res, err: err}
-		})
+			before, _ := p.d.n.Stream(p.path)
+			wg.Go(func() {
+				url := fmt.Sprintf("rtsp://%s/%s", p.d.n.RTSPAddr(), p.path)
+				res, err := playOnce(ctx, url, p.limit)
+				src := "origin"
+				if before.State == "complete" {
+					src = "local"
+				} else if in, ierr := p.d.n.Stream(p.path); ierr == nil && in.Source != "origin" {
+					src = "peer " + peerName(nodes, in.Source)
+				}
+				stream := "vod"
+				if p.limit > 0 {
+					stream = "live"
+				}
+				got[i] = row{node: p.d.name, stream: stream, source: src, res: res, err: err}
+			})
+		}
+		wg.Wait()
+		rows = append(rows, got...)
 	}
-	wg.Wait()
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tFROM\tPLAY→FIRST PACKET\tPACKETS\tDURATION\tRESULT")
+	fmt.Fprintln(tw, "NODE\tSTREAM\tFROM\tPLAY→FIRST PACKET\tPACKETS\tDURATION\tRESULT")
 	var failed bool
 	for _, r := range rows {
 		result := "ok"
@@ -171,7 +190,7 @@ func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path str
 			result = r.err.Error()
 			failed = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.node, r.source,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.node, r.stream, r.source,
 			r.res.firstPacket.Round(100*time.Microsecond), r.res.packets, r.res.duration.Round(100*time.Millisecond), result)
 	}
 	tw.Flush()

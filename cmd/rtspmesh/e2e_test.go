@@ -30,14 +30,17 @@ func TestDemoCheck(t *testing.T) {
 		t.Fatalf("demo --check: %v\n%s", err, out.String())
 	}
 	table := out.String()
-	rows := regexp.MustCompile(`(?m)^([ABC])\s+(origin|local|peer [ABC])\s+\S+\s+(\d+)\s+\S+\s+ok$`).FindAllStringSubmatch(table, -1)
-	if len(rows) != 4 {
-		t.Fatalf("want 4 ok rows in the table, got %d:\n%s", len(rows), table)
+	rows := regexp.MustCompile(`(?m)^([ABC])\s+(vod|live)\s+(origin|local|peer [ABC])\s+\S+\s+(\d+)\s+\S+\s+ok$`).FindAllStringSubmatch(table, -1)
+	want := []struct{ node, stream, from string }{
+		{"A", "vod", "origin"}, {"B", "vod", "peer A"}, {"C", "vod", "peer"},
+		{"A", "vod", "local"}, {"A", "live", "origin"}, {"B", "live", "peer A"},
 	}
-	want := []struct{ node, from string }{{"A", "origin"}, {"B", "peer A"}, {"C", "peer"}, {"A", "local"}}
+	if len(rows) != len(want) {
+		t.Fatalf("want %d ok rows in the table, got %d:\n%s", len(want), len(rows), table)
+	}
 	for i, w := range want {
-		if rows[i][1] != w.node || !strings.HasPrefix(rows[i][2], w.from) {
-			t.Errorf("row %d: node %s from %q, want node %s from %s…\n%s", i, rows[i][1], rows[i][2], w.node, w.from, table)
+		if rows[i][1] != w.node || rows[i][2] != w.stream || !strings.HasPrefix(rows[i][3], w.from) {
+			t.Errorf("row %d: node %s %s from %q, want node %s %s from %s…\n%s", i, rows[i][1], rows[i][2], rows[i][3], w.node, w.stream, w.from, table)
 		}
 	}
 }
@@ -77,7 +80,7 @@ func TestThreeNodeProcesses(t *testing.T) {
 	var direct []string
 	var wg sync.WaitGroup
 	wg.Go(func() { direct = ffmpegVideoMD5(t, "rtsp://"+org.Addr()+"/sample.ts") })
-	res, err := playOnce(t.Context(), a.rtsp+"/o/sample.ts")
+	res, err := playOnce(t.Context(), a.rtsp+"/o/sample.ts", 0)
 	if err != nil {
 		t.Fatalf("play on A: %v", err)
 	}

@@ -24,8 +24,9 @@ type playResult struct {
 // playIdle ends a play: a stream that sent nothing for this long has ended.
 const playIdle = 2 * time.Second
 
-// playOnce plays url over TCP to its end with an RTSP client and measures it.
-func playOnce(ctx context.Context, url string) (playResult, error) {
+// playOnce plays url over TCP to its end, or for at most limit when limit
+// is not 0 (a live stream has no end), with an RTSP client and measures it.
+func playOnce(ctx context.Context, url string, limit time.Duration) (playResult, error) {
 	u, err := base.ParseURL(url)
 	if err != nil {
 		return playResult{}, err
@@ -71,12 +72,20 @@ func playOnce(ctx context.Context, url string) (playResult, error) {
 	go func() { done <- c.Wait() }()
 	idle := time.NewTimer(10 * time.Second) // the first packet may take a fill to arrive
 	defer idle.Stop()
+	var enough <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		enough = t.C
+	}
 loop:
 	for {
 		select {
 		case <-arrived:
 			idle.Reset(playIdle)
 		case <-idle.C:
+			break loop
+		case <-enough:
 			break loop
 		case err := <-done:
 			if err != nil && !errors.Is(err, context.Canceled) {
