@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -235,5 +236,25 @@ func TestOriginDiesMidStream(t *testing.T) {
 	// The node still answers.
 	if code, _ := describeStatus(t, n.url("nosuch/x")); code != base.StatusNotFound {
 		t.Fatalf("node after origin death: DESCRIBE status %d, want 404", code)
+	}
+}
+
+// TestNoCacheRelayedNotStored: an origin that says Cache-Control: no-cache
+// is relayed to players but nothing of it reaches the node's store.
+func TestNoCacheRelayedNotStored(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.CacheControl = map[string]string{"sample.ts": "no-cache"}
+	})
+	n := startNode(t, nodeConfig(t, org))
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := n.Stream(samplePath); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("uncacheable stream in the store: %+v, %v", in, err)
+	}
+	infos, err := n.Store().List()
+	if err != nil || len(infos) != 0 {
+		t.Fatalf("store lists %d recordings (%v), want none", len(infos), err)
 	}
 }
