@@ -198,6 +198,9 @@ func (p *player) seek(from time.Duration) *base.Response {
 		return &base.Response{StatusCode: statusFor(err)}
 	}
 	p.reader = r
+	if p.m.Live {
+		p.awaitLiveEdge()
+	}
 	p.preread()
 	// The play starts at the requested time, or earlier at the key frame
 	// before it (a request before the first key frame starts at the request,
@@ -233,6 +236,25 @@ func (p *player) seek(from time.Duration) *base.Response {
 		}
 	}
 	return nil
+}
+
+// liveEdgeWait bounds how long a PLAY of a live stream that has no packet
+// stored yet (its upstream just started) waits for the first one.
+const liveEdgeWait = 5 * time.Second
+
+// awaitLiveEdge waits for the first packet of a live recording that is still
+// empty, so the play is anchored at that packet's time: anchored at 0, a
+// live stream whose packets carry the origin's running time (minutes in)
+// would be held back by all of it.
+func (p *player) awaitLiveEdge() {
+	if len(p.queue) > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.s.ctx, liveEdgeWait)
+	defer cancel()
+	if _, err := p.peek(ctx, 0, true); err != nil && !isEOF(err) && ctx.Err() == nil {
+		p.log.Debug("waiting for the live edge", "err", err)
+	}
 }
 
 // preread fills the queue with the first packets after a seek, without
