@@ -56,6 +56,10 @@ type Config struct {
 	// keep-alive frame every KeepaliveInterval while they wait for a filling
 	// recording).
 	StallTimeout time.Duration
+	// ServingLive, when set, is called when this node starts relaying a live
+	// recording to a peer, and the function it returns when that ends. A node
+	// uses it to keep its live upstream open while neighbours relay from it.
+	ServingLive func(key string) (done func())
 	// Logger receives the mesh's log lines (default: discarded).
 	Logger *slog.Logger
 }

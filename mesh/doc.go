@@ -29,7 +29,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.0.0
+// # Fill protocol /rtspmesh/fill/1.1.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -41,13 +41,18 @@
 //
 //	u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
 //	L    key: the canonical stream URL, UTF-8, never with user info
-//	u32  from: index of the first segment wanted
+//	u32  from: index of the first segment wanted, or 0xFFFFFFFF
+//	     (FromLiveEdge): a live recording's packets from the start of its
+//	     open segment, with no sealed segments
 //
 // Answer head (server → client):
 //
 //	u8   status: 0 OK, 1 not found (no recording of the key: a stale
-//	     provider), 2 unavailable (that segment left a live window),
-//	     3 bad request, 4 server error. Any status but 0 ends the stream.
+//	     provider), 2 unavailable (that segment left a live window; the
+//	     live edge of a recording that is not live; a live recording
+//	     whose node is between two upstreams, its manifest's Source
+//	     empty), 3 bad request, 4 server error. Any status but 0 ends
+//	     the stream.
 //	u32  manifest length M, 1 ≤ M ≤ 4 MiB (MaxManifestLen)      } status 0
 //	M    manifest: store.Manifest as JSON, header only — no      } only
 //	     segment list, zero packet and byte counts
@@ -60,20 +65,38 @@
 //	end       u8 2, u8 state (1 complete, 2 partial), u32 next index (one
 //	          past the recording's last segment), u64 duration in ns
 //	keepalive u8 3 (no body)
+//	packet    u8 4, u32 length N (1 ≤ N ≤ store.MaxRecordBytes), N bytes:
+//	          one packet record of the segment encoding (store.AppendRecord)
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
 // recording that is still filling it waits (store.WaitSegment) and follows new
-// segments, sending a keepalive every 2 s (KeepaliveInterval) while it waits; when the recording
-// is no longer filling it sends the end frame and closes the stream. The
-// open (unsealed) segment is never sent. Each write has a 30 s deadline;
-// segments are written whole through a 64 KiB buffer.
+// segments, sending a keepalive every 2 s (KeepaliveInterval) while it waits;
+// when the recording is no longer filling it sends the end frame and closes
+// the stream. The open (unsealed) segment of a VOD recording is never sent.
+//
+// A live recording is relayed packet by packet past its sealed segments: at
+// the first segment that is not sealed (or at once for FromLiveEdge) the
+// server sends the packets of that segment and every later one as packet
+// frames, as they are stored, and never another segment frame. A relay is
+// thus a packet behind its source, not a segment. It flushes whenever it has
+// nothing more to send at once, sends a keepalive every 500 ms
+// (LiveKeepaliveInterval) while no packet comes (its own upstream may be
+// reconnecting), and sends the end frame (state partial) when its recording
+// stops being written. While it serves a live recording it calls
+// Config.ServingLive, so its node keeps the upstream open for the relays.
+//
+// Each write has a 30 s deadline; segments are written whole through a
+// 64 KiB buffer.
 //
 // The client verifies every segment with store.Writer.AppendSegment (hash and
 // decode) before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
-// Nothing arriving for Config.StallTimeout (default 15 s) ends it with
-// ErrStalled. Reading the network and appending to the store overlap (up to
+// Packet frames are decoded (store.DecodeRecord) and appended with
+// store.Writer.Append; from FromLiveEdge, packets the writer already holds
+// (by packet number, within a second of its last transmit time) are skipped.
+// Nothing arriving for Config.StallTimeout (default 15 s; for a live
+// recording at most 2 s, LiveStallTimeout) ends it with ErrStalled. Reading the network and appending to the store overlap (up to
 // four segments in flight). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.

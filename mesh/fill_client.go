@@ -115,6 +115,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	_ = s.SetDeadline(time.Time{})
 	mf.Source = id.String()
+	stall := m.cfg.StallTimeout
+	if mf.Live {
+		stall = min(stall, LiveStallTimeout)
+	}
 	return &PeerFill{
 		m:     m,
 		s:     s,
@@ -122,7 +126,7 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		peer:  id.String(),
 		from:  from,
 		mf:    mf,
-		stall: m.cfg.StallTimeout,
+		stall: stall,
 		log:   m.log.With("fill_from", id.String(), "stream", key),
 	}, nil
 }
@@ -174,7 +178,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.ran = true
 	pf.mu.Unlock()
 
-	if next := nextIndex(w.Manifest()); next != pf.from {
+	if next := nextIndex(w.Manifest()); next != pf.from && pf.from != FromLiveEdge {
 		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
 	}
 	// Buffers in flight, as the resource manager sees them (segments are
@@ -222,6 +226,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 // store appends what the reader hands over, in order, until the end frame.
 func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes int64, err error) {
 	next := pf.from
+	skip := pf.from == FromLiveEdge
 	for it := range items {
 		switch {
 		case it.err != nil:
@@ -247,6 +252,27 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			n++
 			bytes += int64(len(it.data))
 			next++
+		case it.f.Type == framePacket:
+			p, err := store.DecodeRecord(it.data)
+			if err != nil {
+				return n, bytes, fmt.Errorf("%w: packet after segment %d: %w", ErrBadSegment, int64(next)-1, err)
+			}
+			if skip {
+				// From a new source's live edge: drop what the writer already
+				// has (the same upstream numbers packets alike), within a
+				// second, in case this source numbers them differently.
+				if tt, pn, ok := w.Last(); ok && p.PN <= pn && p.TT <= tt+time.Second {
+					pf.recycle(it.data)
+					continue
+				}
+				skip = false
+			}
+			if err := w.Append(p); err != nil {
+				return n, bytes, fmt.Errorf("store live packet: %w", err)
+			}
+			pf.recycle(it.data)
+			pf.m.bytesIn.Add(uint64(len(p.RTP)))
+			bytes += int64(len(p.RTP))
 		case it.f.Type == frameEnd:
 			if it.f.State != store.StateComplete {
 				return n, bytes, fmt.Errorf("%w after segment %d", ErrPeerPartial, int64(next)-1)
@@ -288,6 +314,11 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 		case frameEnd:
 			send(received{f: f})
 			return
+		case framePacket:
+			if !pf.mf.Live {
+				send(received{err: fmt.Errorf("%w: a packet frame in a fill that is not live", ErrProtocol)})
+				return
+			}
 		}
 		data := pf.buffer(int(f.Len))
 		for off := 0; off < len(data); {

@@ -114,8 +114,17 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		_ = writeStatus(statusServerError)
 		return 0, fmt.Errorf("manifest: %w", err)
 	}
+	if mf.Live && mf.Source == "" {
+		// Between two upstreams: a neighbour relaying from it now could close
+		// a loop (it may be this node's next source).
+		return 0, writeStatus(statusUnavailable)
+	}
 	from := req.From
-	if len(mf.Segments) > 0 && from < mf.Segments[0].Index {
+	liveEdge := from == FromLiveEdge
+	if liveEdge && !mf.Live {
+		return 0, writeStatus(statusUnavailable)
+	}
+	if !liveEdge && len(mf.Segments) > 0 && from < mf.Segments[0].Index {
 		if !mf.Live || from != 0 {
 			return 0, writeStatus(statusUnavailable) // dropped from a live window
 		}
@@ -129,6 +138,13 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 	_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := bw.Write(head); err != nil {
 		return 0, err
+	}
+
+	if mf.Live && m.cfg.ServingLive != nil {
+		defer m.cfg.ServingLive(req.Key)()
+	}
+	if liveEdge {
+		return 0, m.serveLiveTail(ctx, s, bw, req.Key, nextIndex(mf))
 	}
 
 	var hdr []byte
@@ -151,6 +167,10 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return sent, fmt.Errorf("segment %d: %w", i, err)
+		}
+		if mf.Live {
+			// The sealed past is sent: the rest goes packet by packet.
+			return sent, m.serveLiveTail(ctx, s, bw, req.Key, i)
 		}
 		// Not sealed (yet): flush what is buffered, then wait.
 		if err := flush(); err != nil {

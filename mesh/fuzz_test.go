@@ -116,6 +116,7 @@ func FuzzFrames(f *testing.F) {
 	s = append(s, frameKeepalive)
 	s = appendSegmentHeader(s, 0, store.Hash{}, 4)
 	s = append(s, 1, 2, 3, 4)
+	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
 	s = appendEnd(s, store.StateComplete, 1, time.Second)
 	f.Add(s)
 	f.Add(seedSegmentHeader())
@@ -134,6 +135,17 @@ func FuzzFrames(f *testing.F) {
 				}
 				if _, err := io.CopyN(io.Discard, r, int64(fr.Len)); err != nil {
 					return
+				}
+			case framePacket:
+				if fr.Len == 0 || fr.Len > store.MaxRecordBytes {
+					t.Fatalf("packet record length %d", fr.Len)
+				}
+				rec := make([]byte, fr.Len)
+				if _, err := io.ReadFull(r, rec); err != nil {
+					return
+				}
+				if _, err := store.DecodeRecord(rec); err != nil && !errors.Is(err, store.ErrCorrupt) {
+					t.Fatalf("record error is not ErrCorrupt: %v", err)
 				}
 			case frameEnd:
 				return

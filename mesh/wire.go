@@ -15,7 +15,7 @@ import (
 )
 
 // FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
-const FillProtocol = "/rtspmesh/fill/1.0.0"
+const FillProtocol = "/rtspmesh/fill/1.1.0"
 
 // Bounds of the fill protocol; a peer that exceeds one is cut off.
 const (
@@ -38,7 +38,13 @@ const (
 	frameSegment   byte = 1
 	frameEnd       byte = 2
 	frameKeepalive byte = 3
+	framePacket    byte = 4 // one packet of a live recording's open segment
 )
+
+// FromLiveEdge, as the first segment wanted, asks for a live recording's
+// packets from the start of its open segment on, with no sealed segments:
+// what a node that already holds the stream's past asks a new source for.
+const FromLiveEdge = ^uint32(0)
 
 // End states in an end frame.
 const (
@@ -179,7 +185,7 @@ type frame struct {
 	Type     byte
 	Index    uint32        // segment: its index; end: one past the last segment
 	Hash     store.Hash    // segment
-	Len      uint32        // segment
+	Len      uint32        // segment, packet: bytes that follow
 	State    store.State   // end: StateComplete or StatePartial
 	Duration time.Duration // end: the recording's duration
 }
@@ -187,7 +193,29 @@ type frame struct {
 const (
 	segmentHeaderLen = 1 + 4 + 32 + 4
 	endFrameLen      = 1 + 1 + 4 + 8
+	packetHeaderLen  = 1 + 4
 )
+
+// appendPacket appends a packet frame: type 4, u32 length, the record.
+func appendPacket(b []byte, p *store.Packet) []byte {
+	b = append(b, framePacket, 0, 0, 0, 0)
+	start := len(b)
+	b = store.AppendRecord(b, p)
+	binary.BigEndian.PutUint32(b[start-4:], uint32(len(b)-start))
+	return b
+}
+
+// decodePacketHeader decodes type 4, u32 length.
+func decodePacketHeader(b []byte) (frame, error) {
+	if len(b) != packetHeaderLen || b[0] != framePacket {
+		return frame{}, fmt.Errorf("%w: packet header", ErrProtocol)
+	}
+	f := frame{Type: framePacket, Len: binary.BigEndian.Uint32(b[1:5])}
+	if f.Len == 0 || f.Len > store.MaxRecordBytes {
+		return frame{}, fmt.Errorf("%w: packet record length %d", ErrProtocol, f.Len)
+	}
+	return f, nil
+}
 
 func appendSegmentHeader(b []byte, index uint32, h store.Hash, n int) []byte {
 	b = append(b, frameSegment)
@@ -225,6 +253,11 @@ func readFrame(r io.Reader) (frame, error) {
 			return frame{}, noEOF(err)
 		}
 		return decodeEnd(b[:endFrameLen])
+	case framePacket:
+		if _, err := io.ReadFull(r, b[1:packetHeaderLen]); err != nil {
+			return frame{}, noEOF(err)
+		}
+		return decodePacketHeader(b[:packetHeaderLen])
 	}
 	return frame{}, fmt.Errorf("%w: frame type %d", ErrProtocol, b[0])
 }

@@ -109,40 +109,48 @@ func decodeSegment(data []byte) (uint32, []Packet, error) {
 	}
 	packets := make([]Packet, count)
 	for i := range packets {
-		if len(rest) < 4 {
-			return 0, nil, corruptf("record %d truncated", i)
+		var err error
+		if packets[i], rest, err = decodeRecord(rest); err != nil {
+			return 0, nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		p := &packets[i]
-		p.Track, p.Flags = rest[0], rest[1]
-		p.FT = FrameType(binary.BigEndian.Uint16(rest[2:]))
-		rest = rest[4:]
-		tt, n := binary.Varint(rest)
-		if n <= 0 || tt > maxTTMicros || tt < -maxTTMicros {
-			return 0, nil, corruptf("record %d: bad tt", i)
-		}
-		rest = rest[n:]
-		p.TT = time.Duration(tt) * time.Microsecond
-		pn, n := binary.Uvarint(rest)
-		if n <= 0 {
-			return 0, nil, corruptf("record %d: bad pn", i)
-		}
-		rest = rest[n:]
-		p.PN = pn
-		l, n := binary.Uvarint(rest)
-		if n <= 0 || l == 0 || l > MaxPacketBytes {
-			return 0, nil, corruptf("record %d: bad length", i)
-		}
-		rest = rest[n:]
-		if uint64(len(rest)) < l {
-			return 0, nil, corruptf("record %d: %d RTP bytes, %d left", i, l, len(rest))
-		}
-		p.RTP = rest[:l:l]
-		rest = rest[l:]
 	}
 	if len(rest) != 0 {
 		return 0, nil, corruptf("%d trailing bytes after %d records", len(rest), count)
 	}
 	return index, packets, nil
+}
+
+// decodeRecord decodes the record at the start of b and returns the rest.
+func decodeRecord(b []byte) (Packet, []byte, error) {
+	var p Packet
+	if len(b) < 4 {
+		return p, nil, corruptf("record truncated")
+	}
+	p.Track, p.Flags = b[0], b[1]
+	p.FT = FrameType(binary.BigEndian.Uint16(b[2:]))
+	b = b[4:]
+	tt, n := binary.Varint(b)
+	if n <= 0 || tt > maxTTMicros || tt < -maxTTMicros {
+		return p, nil, corruptf("bad tt")
+	}
+	b = b[n:]
+	p.TT = time.Duration(tt) * time.Microsecond
+	pn, n := binary.Uvarint(b)
+	if n <= 0 {
+		return p, nil, corruptf("bad pn")
+	}
+	b = b[n:]
+	p.PN = pn
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l == 0 || l > MaxPacketBytes {
+		return p, nil, corruptf("bad length")
+	}
+	b = b[n:]
+	if uint64(len(b)) < l {
+		return p, nil, corruptf("%d RTP bytes, %d left", l, len(b))
+	}
+	p.RTP = b[:l:l]
+	return p, b[l:], nil
 }
 
 // segmentInfo summarises decoded packets (Index, Size and Hash are set by the caller).

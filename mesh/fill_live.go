@@ -1,0 +1,87 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// Timing of the live tail.
+const (
+	// LiveKeepaliveInterval is how often a server relaying a live recording
+	// says it is still there while no packet comes (its own upstream may be
+	// reconnecting).
+	LiveKeepaliveInterval = 500 * time.Millisecond
+	// LiveStallTimeout is how long a client relaying a live recording waits
+	// for the next frame before it takes the peer for dead or stuck and moves
+	// on: well under a GOP or two, so players see a short freeze at worst.
+	LiveStallTimeout = 2 * time.Second
+)
+
+// serveLiveTail sends a live recording packet by packet from the first
+// packet of segment index on, until the recording ends (then the end frame)
+// or the client or ctx does. A relay that reads the open segment's packets
+// is one packet behind its source, not one segment.
+func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Writer, key string, index uint32) error {
+	r, err := m.st.NewReaderAt(key, index)
+	if err != nil {
+		return fmt.Errorf("live tail at segment %d: %w", index, err)
+	}
+	defer r.Close()
+	flush := func() error {
+		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return bw.Flush()
+	}
+	// A cancelled context makes Next return at once where it would wait:
+	// then what is buffered goes out.
+	probe, cancel := context.WithCancel(ctx)
+	cancel()
+	var frame []byte
+	for {
+		p, err := r.Next(probe)
+		if err != nil && probe.Err() != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, LiveKeepaliveInterval)
+			p, err = r.Next(wctx)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				_ = bw.WriteByte(frameKeepalive)
+				if err := flush(); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			// The source's own upstream ended: say so and close.
+			mf, merr := m.st.Manifest(key)
+			if merr != nil {
+				return fmt.Errorf("live tail end: %w", merr)
+			}
+			_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := bw.Write(appendEnd(nil, mf.State, nextIndex(mf), mf.Duration)); err != nil {
+				return err
+			}
+			return flush()
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			return fmt.Errorf("live tail: %w", err)
+		}
+		frame = appendPacket(frame[:0], &p)
+		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := bw.Write(frame); err != nil {
+			return err
+		}
+		m.bytesOut.Add(uint64(len(p.RTP)))
+	}
+}

@@ -1,0 +1,222 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// liveRecording starts a live recording of key on a, recorded for d.
+func liveRecording(t *testing.T, a *testNode, key string, ps *packetSource, d time.Duration) *store.Writer {
+	t.Helper()
+	m := testManifest(key)
+	m.Live, m.Source = true, "origin"
+	w, err := a.st.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Finish(store.StatePartial) })
+	record(t, w, ps, d)
+	return w
+}
+
+// caughtUp waits until w holds the packet numbered pn.
+func caughtUp(t *testing.T, w *store.Writer, pn uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the relay to hold the source's last packet", func() bool {
+		_, last, ok := w.Last()
+		return ok && last >= pn
+	})
+}
+
+// TestLiveTailRelaysOpenSegment relays a live recording: the sealed window,
+// then the open segment's packets as they are appended, so the relay holds
+// every packet of its source, the unsealed ones included.
+func TestLiveTailRelaysOpenSegment(t *testing.T) {
+	t.Parallel()
+	var serving atomic.Int32
+	cfg := Config{ServingLive: func(string) func() {
+		serving.Add(1)
+		return func() { serving.Add(-1) }
+	}}
+	a, b := startNode(t, cfg, nil), startNode(t, Config{}, nil)
+	key := testKey("live-tail")
+	ps := &packetSource{size: 1200, rate: 250_000}
+	wa := liveRecording(t, a, key, ps, 2*time.Second)
+	_, lastPN, _ := wa.Last()
+	m := wa.Manifest()
+	sealedUpTo := m.Segments[len(m.Segments)-1].FirstPN + uint64(m.Segments[len(m.Segments)-1].Packets) - 1
+	if lastPN <= sealedUpTo {
+		t.Fatalf("the source's open segment is empty (last pn %d, sealed up to %d): the test proves nothing", lastPN, sealedUpTo)
+	}
+
+	pf, err := b.OpenFill(t.Context(), providerOf(a), key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	wb, err := b.st.Create(pf.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pf.Run(t.Context(), wb) }()
+	caughtUp(t, wb, lastPN)
+	if n := serving.Load(); n != 1 {
+		t.Fatalf("ServingLive counts %d relays, want 1", n)
+	}
+
+	// A packet appended now reaches the relay without waiting for a seal.
+	mb := wb.Manifest()
+	rb, err := b.st.NewReaderAt(key, mb.Segments[len(mb.Segments)-1].Index+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	var lag []time.Duration
+	for range 20 {
+		p := ps.next()
+		start := time.Now()
+		if err := wa.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			got, err := rb.Next(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.PN == p.PN {
+				break
+			}
+		}
+		lag = append(lag, time.Since(start))
+	}
+	t.Logf("source append → readable at the relay, 20 packets: %v", lag)
+
+	if err := wa.Finish(store.StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrPeerPartial) {
+			t.Fatalf("Run after the source ended: %v, want ErrPeerPartial", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the source ended")
+	}
+	waitFor(t, 5*time.Second, "ServingLive's done", func() bool { return serving.Load() == 0 })
+	if err := wb.Finish(store.StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	samePackets(t, a.st, b.st, key)
+}
+
+// samePackets fails t unless b's recording of key holds exactly a's packets.
+func samePackets(t *testing.T, a, b *store.Store, key string) {
+	t.Helper()
+	ma, err := a.Manifest(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readPackets(t, a, key, ma.Segments[0].Index)
+	got := readPackets(t, b, key, 0)
+	if len(got) != len(want) {
+		t.Fatalf("relay holds %d packets, the source %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].PN != want[i].PN || got[i].TT != want[i].TT || string(got[i].RTP) != string(want[i].RTP) {
+			t.Fatalf("packet %d: pn %d tt %v, want pn %d tt %v", i, got[i].PN, got[i].TT, want[i].PN, want[i].TT)
+		}
+	}
+}
+
+func readPackets(t *testing.T, st *store.Store, key string, from uint32) []store.Packet {
+	t.Helper()
+	m, err := st.Manifest(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.NewReaderAt(key, max(from, m.Segments[0].Index))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []store.Packet
+	for {
+		p, err := r.Next(t.Context())
+		if err != nil {
+			return out
+		}
+		p.RTP = append([]byte(nil), p.RTP...)
+		out = append(out, p)
+	}
+}
+
+// TestLiveEdgeFromNewSource: a relay that already holds the start of a live
+// stream asks a new source for its live edge and gets the packets it lacks,
+// with no duplicates.
+func TestLiveEdgeFromNewSource(t *testing.T) {
+	t.Parallel()
+	a, b := startPair(t, Config{})
+	key := testKey("live-edge")
+	wa := liveRecording(t, a, key, &packetSource{size: 1200, rate: 250_000}, 2*time.Second)
+	_, lastPN, _ := wa.Last()
+
+	// b held the stream up to 1.95 s (from a source that died).
+	wb, err := b.st.Create(wa.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, wb, &packetSource{size: 1200, rate: 250_000}, 1950*time.Millisecond)
+	_, held, _ := wb.Last()
+
+	pf, err := b.OpenFill(t.Context(), providerOf(a), key, FromLiveEdge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- pf.Run(ctx, wb) }()
+	caughtUp(t, wb, lastPN)
+	cancel()
+	<-done
+	if err := wb.Finish(store.StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	got := readPackets(t, b.st, key, 0)
+	for i := 1; i < len(got); i++ {
+		if got[i].PN != got[i-1].PN+1 {
+			t.Fatalf("after pn %d (held up to %d) came pn %d", got[i-1].PN, held, got[i].PN)
+		}
+	}
+	if last := got[len(got)-1].PN; last != lastPN {
+		t.Fatalf("last pn %d, want %d", last, lastPN)
+	}
+}
+
+// TestLiveRelayRefusals: a live edge of a recording that is not live, and a
+// live recording between two upstreams (Source empty), are unavailable.
+func TestLiveRelayRefusals(t *testing.T) {
+	t.Parallel()
+	a, b := startPair(t, Config{})
+	vod := testKey("vod")
+	makeRecording(t, a.st, vod, time.Second)
+	if _, err := b.OpenFill(t.Context(), providerOf(a), vod, FromLiveEdge); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("live edge of a VOD recording: %v, want ErrUnavailable", err)
+	}
+	key := testKey("between")
+	wa := liveRecording(t, a, key, &packetSource{size: 1200, rate: 250_000}, time.Second)
+	if err := wa.Update(func(m *store.Manifest) { m.Source = "" }); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []uint32{0, FromLiveEdge} {
+		if _, err := b.OpenFill(t.Context(), providerOf(a), key, from); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("from %d, source between upstreams: %v, want ErrUnavailable", from, err)
+		}
+	}
+}
