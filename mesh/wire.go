@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -22,6 +24,7 @@ const (
 	MaxKeyLen      = 4096     // request key bytes
 	MaxManifestLen = 4 << 20  // manifest JSON bytes
 	MaxSegmentLen  = 16 << 20 // segment bytes
+	MaxVia         = 32       // relays a live manifest lists (store.Manifest.Via)
 )
 
 // Answer status (the first byte of the answer).
@@ -175,6 +178,14 @@ func readAnswer(r io.Reader) (store.Manifest, error) {
 	}
 	if len(m.Tracks) > 256 {
 		return store.Manifest{}, fmt.Errorf("%w: manifest has %d tracks", ErrProtocol, len(m.Tracks))
+	}
+	if len(m.Via) > MaxVia {
+		return store.Manifest{}, fmt.Errorf("%w: manifest lists %d relays", ErrProtocol, len(m.Via))
+	}
+	for _, id := range m.Via {
+		if _, err := peer.Decode(id); err != nil {
+			return store.Manifest{}, fmt.Errorf("%w: relay %q is not a peer id", ErrProtocol, id)
+		}
 	}
 	return wireManifest(m), nil
 }

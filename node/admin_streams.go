@@ -22,10 +22,11 @@ type StreamStatus struct {
 	Bytes      uint64    `json:"bytes"`
 	Packets    uint64    `json:"packets"`
 	Segments   int       `json:"segments"`
-	Source     string    `json:"source"`      // "origin" or the peer id it was filled from
-	SourceKind string    `json:"source_kind"` // "origin" or "peer"
-	Hits       uint64    `json:"hits"`        // readers opened since it was stored
-	Players    int       `json:"players"`     // readers open now
+	Source     string    `json:"source"`        // "origin" or the peer id it was filled from
+	SourceKind string    `json:"source_kind"`   // "origin" or "peer"
+	Via        []string  `json:"via,omitempty"` // live relay: peers the packets came through, origin-facing first
+	Hits       uint64    `json:"hits"`          // readers opened since it was stored
+	Players    int       `json:"players"`       // readers open now
 	Filling    bool      `json:"filling"`
 	Pinned     bool      `json:"pinned"`
 	Created    time.Time `json:"created"`
@@ -36,7 +37,7 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 	s := StreamStatus{
 		ID: in.ID, Key: in.Key, Path: a.pathOf(in.Key), State: string(in.State), Live: in.Live,
 		Duration: in.Duration.Seconds(), Bytes: in.Bytes, Packets: in.Packets, Segments: in.Segments,
-		Source: in.Source, SourceKind: sourceKind(in.Source), Hits: in.Hits, Players: in.Readers,
+		Source: in.Source, SourceKind: sourceKind(in.Source), Via: in.Via, Hits: in.Hits, Players: in.Readers,
 		Filling: in.Filling, Pinned: in.Pinned, Created: in.Created, LastAccess: in.LastAccess,
 	}
 	if s.Path != "" {

@@ -37,6 +37,16 @@ type fills struct {
 	m  map[string]*fill
 }
 
+// joinLocked counts one more reader of the fill (a player, or a neighbour
+// relaying a live stream) and cancels a pending linger. fills.mu must be held.
+func (f *fill) joinLocked() {
+	f.players++
+	if f.linger != nil {
+		f.linger.Stop()
+		f.linger = nil
+	}
+}
+
 // setReady publishes the recording players tail; fail publishes why there is none.
 // Only the first of them counts.
 func (f *fill) setReady(st *store.Store) {
@@ -70,6 +80,7 @@ func nextSegment(m store.Manifest) uint32 {
 func emptyCopy(m store.Manifest, key, source string) store.Manifest {
 	m.Key = key
 	m.Source = source
+	m.Via = nil
 	m.State = store.StateFilling
 	m.Segments = nil
 	m.Packets = 0

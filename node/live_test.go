@@ -100,10 +100,6 @@ func TestLiveAcrossFiveNodes(t *testing.T) {
 	for range 4 {
 		nodes = append(nodes, meshNode(t, org, nil, nodes[0]))
 	}
-	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i, n := range nodes {
 		f, err := firstPackets(t.Context(), n.url("o/live"))
 		if err != nil {
@@ -111,13 +107,6 @@ func TestLiveAcrossFiveNodes(t *testing.T) {
 		}
 		if _, keyStart := metainfo.FrameTypeH264(f[description.MediaTypeVideo].Payload); !keyStart {
 			t.Errorf("player on node %d: first video packet does not start a key frame", i)
-		}
-		if i == 0 {
-			// The relays follow sealed segments: wait for the first.
-			eventually(t, 10*time.Second, "a sealed live segment", func() bool {
-				m, err := n.Store().Manifest(key)
-				return err == nil && len(m.Segments) > 0
-			})
 		}
 	}
 	// ffmpeg decodes the relayed stream from a key frame on.

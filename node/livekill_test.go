@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,4 +71,120 @@ func TestLiveRelaySourceDies(t *testing.T) {
 		t.Fatal("the player on B received nothing 1.5 s after A stopped")
 	}
 	t.Logf("B switched to the origin %v after A stopped", switched)
+}
+
+// arrivals records when a player's packets arrived.
+type arrivals struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (a *arrivals) add(at time.Time) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.times = append(a.times, at)
+	return len(a.times)
+}
+
+// maxGapAfter is the longest time without a packet from since on, and how
+// many packets came after since.
+func (a *arrivals) maxGapAfter(since time.Time) (gap time.Duration, after int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev := since
+	for _, at := range a.times {
+		if at.Before(since) {
+			continue
+		}
+		gap = max(gap, at.Sub(prev))
+		prev = at
+		after++
+	}
+	return gap, after
+}
+
+// TestLiveFiveNodesOriginFacingNodeDies: players on five nodes watch one live
+// stream through one origin session; the origin-facing node dies; the four
+// others recover (from the origin or from another relay) within 2 s, and
+// their players keep playing in the same RTSP session.
+func TestLiveFiveNodesOriginFacingNodeDies(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Live = map[string][]byte{"live": origin.SampleClip()}
+	})
+	fast := func(c *node.Config) { c.Mesh.FindTimeout = node.Duration(time.Second) }
+	nodes := []*testNode{meshNode(t, org, fast)}
+	nodes = append(nodes, meshNode(t, org, fast, nodes[0]))
+	for range 3 {
+		nodes = append(nodes, meshNode(t, org, fast, nodes[0], nodes[1]))
+	}
+	if err := firstPacket(t.Context(), nodes[0].url("o/live")); err != nil {
+		t.Fatal(err)
+	}
+
+	const after = 4 * time.Second // how long the players must go on after the death
+	var killedAt atomic.Int64
+	players := make([]*arrivals, len(nodes))
+	started := make(chan int, len(nodes))
+	done := make(chan error, len(nodes))
+	for i := 1; i < len(nodes); i++ {
+		players[i] = &arrivals{}
+		go func() {
+			done <- playUntilPacket(t.Context(), nodes[i].url("o/live"), func(*description.Media, *rtp.Packet) bool {
+				if players[i].add(time.Now()) == 1 {
+					started <- i
+				}
+				k := killedAt.Load()
+				return k != 0 && time.Since(time.Unix(0, k)) > after
+			})
+		}()
+		<-started // one at a time: each node finds the ones before it
+	}
+	if _, plays := org.Sessions("live"); plays != 1 {
+		t.Fatalf("origin sessions with players on five nodes: %d, want 1", plays)
+	}
+	sources := map[string]string{}
+	for i, n := range nodes[1:] {
+		in, err := n.Stream("o/live")
+		if err != nil || in.Source == "origin" {
+			t.Fatalf("node %d: %+v, %v; want a relay", i+1, in, err)
+		}
+		sources[n.PeerID()] = in.Source
+	}
+	// The node whose players made the origin session dies.
+	dead := nodes[0].PeerID()
+	nodes[0].stop()
+	killed := time.Now()
+	killedAt.Store(killed.UnixNano())
+	for range nodes[1:] {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("a player after the origin-facing node died: %v", err)
+			}
+		case <-time.After(after + 20*time.Second):
+			t.Fatal("a player stopped receiving after the origin-facing node died")
+		}
+	}
+	for i, n := range nodes[1:] {
+		gap, got := players[i+1].maxGapAfter(killed)
+		in, _ := n.Stream("o/live")
+		t.Logf("node %d: relayed from %s before; now from %s; longest gap after the death %v (%d packets since)",
+			i+1, short(sources[n.PeerID()]), short(in.Source), gap.Round(time.Millisecond), got)
+		if gap > 2*time.Second {
+			t.Errorf("node %d: its player waited %v for a packet after the origin-facing node died, want ≤ 2 s", i+1, gap)
+		}
+		if in.Source == dead {
+			t.Errorf("node %d still names the dead node as its source", i+1)
+		}
+	}
+	_, plays := org.Sessions("live")
+	t.Logf("origin sessions after recovery: %d in all", plays)
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return "…" + id[len(id)-6:]
+	}
+	return id
 }

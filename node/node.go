@@ -86,6 +86,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			AllowPeers:  cfg.Mesh.AllowPeers,
 			ProviderTTL: time.Duration(cfg.Mesh.ProviderTTL),
 			FindTimeout: time.Duration(cfg.Mesh.FindTimeout),
+			ServingLive: n.servingLive,
 			Logger:      logger.With("component", "mesh"),
 		}, n.store)
 		if err != nil {

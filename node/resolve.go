@@ -94,11 +94,7 @@ func (n *Node) resolve(ctx context.Context, key, originURL string) (*recording, 
 			return nil, ctx.Err()
 		}
 	}
-	f.players++
-	if f.linger != nil {
-		f.linger.Stop()
-		f.linger = nil
-	}
+	f.joinLocked()
 	n.fills.mu.Unlock()
 
 	if err := f.wait(ctx); err != nil {
@@ -237,62 +233,6 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 	n.dropRelayWhenIdle(f)
 }
 
-// fillFromPeers tries the mesh's providers of f.key in order. It returns the
-// writer (nil if no peer ever answered) and whether the recording is complete.
-func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log *slog.Logger) (*store.Writer, bool) {
-	lookup := time.Now()
-	provs, err := n.mesh.FindProviders(ctx, f.key)
-	n.metrics.dhtLookup(time.Since(lookup), len(provs), err)
-	n.admin.lookedUp(f.key, providerIDs(provs))
-	if err != nil || len(provs) == 0 {
-		log.Debug("no providers in the mesh", "err", err)
-		return w, false
-	}
-	for _, p := range provs {
-		from := uint32(0)
-		if w != nil {
-			from = nextSegment(w.Manifest())
-		}
-		pf, err := n.mesh.OpenFill(ctx, p, f.key, from)
-		if err != nil {
-			log.Info("provider refused", "peer", p.ID, "err", err)
-			continue
-		}
-		if w == nil {
-			m := pf.Manifest()
-			// A live stream is relayed from a neighbour that pulls it: its
-			// sealed segments (about a second behind it) fill a rolling window
-			// here, and players join at its latest key frame.
-			n.fills.mu.Lock()
-			f.live = m.Live
-			n.fills.mu.Unlock()
-			w, err = n.store.Create(emptyCopy(m, f.key, p.ID))
-			if err != nil {
-				pf.Close()
-				log.Error("create recording", "err", err)
-				return nil, false
-			}
-			f.setReady(n.store)
-			n.provide(ctx, f.key)
-		} else {
-			_ = w.Update(func(m *store.Manifest) { m.Source = p.ID })
-		}
-		log.Info("fill start", "source", "peer", "peer", p.ID, "from_segment", from)
-		before := bytesOf(w)
-		err = pf.Run(ctx, w)
-		n.metrics.filled(f, "peer", before, w)
-		pf.Close()
-		if err == nil {
-			return w, true
-		}
-		log.Warn("peer fill stopped; trying the next source", "peer", p.ID, "err", err)
-		if ctx.Err() != nil {
-			return w, false
-		}
-	}
-	return w, false
-}
-
 // fillFromOrigin pulls f.key from its origin into w (creating it when nil).
 func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log *slog.Logger) (*store.Writer, error) {
 	o, err := rtspedge.OpenOrigin(ctx, rtspedge.OriginRequest{
@@ -323,11 +263,11 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 			n.provide(ctx, f.key)
 		}
 	} else {
-		_ = w.Update(func(m *store.Manifest) { m.Source = sourceOrigin })
+		_ = w.Update(func(m *store.Manifest) { m.Source, m.Via = sourceOrigin, nil })
 	}
 	log.Info("fill start", "source", sourceOrigin, "live", w.Manifest().Live)
 	before := bytesOf(w)
-	err = o.Run(ctx, w)
+	err = n.pullOrigin(ctx, f, w, o, log)
 	n.metrics.filled(f, sourceOrigin, before, w)
 	return w, err
 }

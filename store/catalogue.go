@@ -19,6 +19,7 @@ type Info struct {
 	Created, LastAccess time.Time
 	Hits                uint64 // readers opened
 	Source              string
+	Via                 []string // a live relay's chain of peers, origin-facing first
 	Pinned              bool
 	Readers             int  // readers open now
 	Filling             bool // a writer is open
@@ -30,7 +31,7 @@ func (r *recording) infoLocked() Info {
 		Key: r.key, ID: r.id, State: h.M.State, Live: h.M.Live, Duration: h.M.Duration,
 		Bytes: h.M.Bytes, Packets: h.M.Packets, Segments: int(h.NextIndex - h.FirstIndex),
 		Created: h.M.Created, LastAccess: h.LastAccess, Hits: h.Hits, Source: h.M.Source,
-		Pinned: h.Pinned, Readers: r.readers, Filling: r.writer != nil,
+		Via: append([]string(nil), h.M.Via...), Pinned: h.Pinned, Readers: r.readers, Filling: r.writer != nil,
 	}
 }
 

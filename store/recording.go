@@ -58,6 +58,7 @@ func (r *recording) manifestLocked() Manifest {
 	m.Segments = append([]SegmentInfo(nil), r.segs...)
 	m.SDP = append([]byte(nil), m.SDP...)
 	m.Tracks = append([]Track(nil), m.Tracks...)
+	m.Via = append([]string(nil), m.Via...)
 	return m
 }
 

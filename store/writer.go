@@ -60,6 +60,7 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	now := time.Now()
 	m.SDP = bytes.Clone(m.SDP)
 	m.Tracks = append([]Track(nil), m.Tracks...)
+	m.Via = append([]string(nil), m.Via...)
 	m.Segments, m.Packets, m.Bytes, m.Created = nil, 0, 0, now
 	m.State = StateFilling
 	if m.Live {
@@ -278,7 +279,7 @@ func (w *Writer) Manifest() Manifest {
 }
 
 // Update changes header fields persistently: SDP, Tracks, Freshness,
-// Duration, Source, MetaInfo and Live. Other fields are the store's and
+// Duration, Source, Via, MetaInfo and Live. Other fields are the store's and
 // changes to them are ignored.
 func (w *Writer) Update(fn func(m *Manifest)) error {
 	rec := w.rec
@@ -302,6 +303,7 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	}
 	h.M.SDP, h.M.Tracks, h.M.Freshness = bytes.Clone(m.SDP), append([]Track(nil), m.Tracks...), m.Freshness
 	h.M.Duration, h.M.Source, h.M.MetaInfo, h.M.Live = m.Duration, m.Source, m.MetaInfo, m.Live
+	h.M.Via = append([]string(nil), m.Via...)
 	if err := w.s.writeHeader(rec, &h); err != nil {
 		return fmt.Errorf("update %s: %w", rec.key, err)
 	}
