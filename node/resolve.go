@@ -267,7 +267,7 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 	}
 	log.Info("fill start", "source", sourceOrigin, "live", w.Manifest().Live)
 	before := bytesOf(w)
-	err = n.pullOrigin(ctx, f, w, o, log)
+	err = o.Run(ctx, w)
 	n.metrics.filled(f, sourceOrigin, before, w)
 	return w, err
 }
