@@ -1,0 +1,320 @@
+package node_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+)
+
+// sampleFPS is the sample clip's frame rate (origin.SampleClip: 25 fps, 20 s,
+// 500 distinct frames, so frame hashes repeat only when the live loop wraps).
+const sampleFPS = 25
+
+// TestLiveFFmpegJoinsAtKeyFrame: ffmpeg joins a live stream through a node and
+// its first decoded frame is a key frame; a second ffmpeg joins 3 s after the
+// first has decoded a frame; both decode cleanly (no decoder complaints, no
+// RTP gaps), the second's frames are the first's over their overlap, and the
+// origin serves one session.
+func TestLiveFFmpegJoinsAtKeyFrame(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Live = map[string][]byte{"live": origin.SampleClip()}
+	})
+	n := startNode(t, nodeConfig(t, org))
+
+	p1 := startLivePlayer(t, n.url("o/live"), 12*time.Second) // long enough to cover all of player 2
+	select {
+	case <-p1.decoded:
+	case <-p1.done:
+		t.Fatalf("player 1 ended before decoding a frame: %v\n%s", p1.err, p1.stderrTail())
+	case <-time.After(30 * time.Second):
+		t.Fatal("player 1 decoded nothing within 30 s")
+	}
+	// The players are 3 s apart on purpose: the second joins a window that
+	// has moved on, at a later key frame.
+	apart := time.NewTimer(3 * time.Second)
+	<-apart.C
+	p2 := startLivePlayer(t, n.url("o/live"), 6*time.Second)
+	p1.wait(t)
+	p2.wait(t)
+
+	for i, p := range []*livePlayer{p1, p2} {
+		p.checkClean(t, fmt.Sprintf("player %d", i+1))
+	}
+	overlap := alignedOverlap(t, "player 2 against player 1", p1.md5s, p2.md5s)
+	if want := 3 * sampleFPS; overlap < want {
+		t.Fatalf("players 1 and 2 share %d frames, want at least %d (3 s)", overlap, want)
+	}
+	if _, plays := org.Sessions("live"); plays != 1 {
+		t.Fatalf("origin sessions for the live stream: %d, want 1", plays)
+	}
+	t.Logf("player 1: %d frames, player 2: %d frames, %d in common", len(p1.md5s), len(p2.md5s), overlap)
+}
+
+// TestLiveRelayDecodesSameFrames: A pulls a live stream from the origin and
+// B relays it from A; ffmpeg on A and ffmpeg on B, running at once, decode
+// identical frames over the span they share (aligned by content, since
+// they join at different key frames and the relay lags), at least 3 s of it.
+func TestLiveRelayDecodesSameFrames(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Live = map[string][]byte{"live": origin.SampleClip()}
+	})
+	a := meshNode(t, org, nil)
+	b := meshNode(t, org, nil, a)
+	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pulls first (its upstream lingers after this player), so that B
+	// finds A as a provider instead of going to the origin itself.
+	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a sealed live segment on A", func() bool {
+		m, err := a.Store().Manifest(key)
+		return err == nil && len(m.Segments) > 0
+	})
+
+	const run = 10 * time.Second // under the clip's 20 s loop: no frame repeats in one player
+	onA := startLivePlayer(t, a.url("o/live"), run)
+	onB := startLivePlayer(t, b.url("o/live"), run)
+	onA.wait(t)
+	onB.wait(t)
+	onA.checkClean(t, "player on A")
+	onB.checkClean(t, "player on B")
+
+	if in, err := a.Stream("o/live"); err != nil || in.Source != "origin" {
+		t.Fatalf("A's live recording: %+v (%v), want one from the origin", in, err)
+	}
+	if in, err := b.Stream("o/live"); err != nil || in.Source != a.PeerID() {
+		t.Fatalf("B's live recording: %+v (%v), want one relayed from A %s", in, err, a.PeerID())
+	}
+	overlap := alignedOverlap(t, "B against A", onA.md5s, onB.md5s)
+	if want := 3 * sampleFPS; overlap < want {
+		t.Fatalf("A and B share %d frames, want at least %d (3 s)", overlap, want)
+	}
+	if _, plays := org.Sessions("live"); plays != 1 {
+		t.Fatalf("origin sessions for the live stream: %d, want 1 for the mesh", plays)
+	}
+	t.Logf("A: %d frames, B: %d frames, %d identical frames in common (%.1f s)",
+		len(onA.md5s), len(onB.md5s), overlap, float64(overlap)/sampleFPS)
+}
+
+// alignedOverlap is alignFrames that fails the test on an error.
+func alignedOverlap(t *testing.T, what string, a, b []string) int {
+	t.Helper()
+	n, err := alignFrames(a, b)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return n
+}
+
+// alignFrames aligns b's frames on a's by content and returns how many
+// frames the two share. It is an error unless the alignment is unambiguous
+// (no frame repeats within either sequence) and every frame of the
+// overlapping span matches: the longest common run of frames must cover the
+// whole span where both sequences have frames under that alignment, so a
+// dropped, duplicated or differing frame anywhere in the span is an error.
+func alignFrames(a, b []string) (int, error) {
+	for _, seq := range [][]string{a, b} {
+		seen := make(map[string]int, len(seq))
+		for i, h := range seq {
+			if j, dup := seen[h]; dup {
+				return 0, fmt.Errorf("frames %d and %d are identical (%s): a content alignment would be ambiguous", j, i, h)
+			}
+			seen[h] = i
+		}
+	}
+	ai, bi, run := longestCommonRun(a, b)
+	if run == 0 {
+		return 0, fmt.Errorf("no frame in common (%d and %d frames)", len(a), len(b))
+	}
+	// Under the alignment b[j] ~ a[j+d], both have frames for j in [lo, hi).
+	d := ai - bi
+	lo, hi := max(0, -d), min(len(b), len(a)-d)
+	for j := lo; j < hi; j++ {
+		if b[j] != a[j+d] {
+			return 0, fmt.Errorf("aligned at offset %d the overlap is frames %d..%d of the second, but frame %d differs (%s, want %s); longest identical run %d",
+				d, lo, hi-1, j, b[j], a[j+d], run)
+		}
+	}
+	return run, nil
+}
+
+// TestAlignFrames: the content alignment of two players' frames finds the
+// overlap wherever it is and cannot be fooled by a partial match.
+func TestAlignFrames(t *testing.T) {
+	t.Parallel()
+	seq := func(s string) []string { return strings.Split(s, "") }
+	for name, c := range map[string]struct {
+		a, b string
+		want int // -1: an error
+	}{
+		"identical":             {"abcdef", "abcdef", 6},
+		"second starts later":   {"abcdef", "cdefgh", 4},
+		"second starts earlier": {"cdefgh", "abcdef", 4},
+		"second inside first":   {"abcdefgh", "cde", 3},
+		"frame differs":         {"abcdefgh", "abcXefgh", -1},
+		"frame dropped":         {"abcdefgh", "abcefgh", -1},
+		"frame repeated":        {"abcdefgh", "abccdefgh", -1},
+		"differs at the end":    {"abcdefgh", "cdefgX", -1},
+		"nothing in common":     {"abc", "xyz", -1},
+		"repeats in one player": {"abcabc", "abc", -1},
+		"empty second":          {"abc", "", -1},
+	} {
+		n, err := alignFrames(seq(c.a), seq(c.b))
+		if c.want < 0 && err == nil {
+			t.Errorf("%s: %d frames in common, want an error", name, n)
+		}
+		if c.want >= 0 && (err != nil || n != c.want) {
+			t.Errorf("%s: %d, %v; want %d", name, n, err, c.want)
+		}
+	}
+}
+
+// longestCommonRun returns the longest run of consecutive equal elements of
+// a and b: a[ai:ai+n] == b[bi:bi+n].
+func longestCommonRun(a, b []string) (ai, bi, n int) {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cur[j] = 0
+			if a[i-1] == b[j-1] {
+				cur[j] = prev[j-1] + 1
+				if cur[j] > n {
+					ai, bi, n = i-cur[j], j-cur[j], cur[j]
+				}
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return ai, bi, n
+}
+
+// livePlayer is one ffmpeg decoding a live stream's video for a while, with
+// the framemd5 of every decoded frame and showinfo's key-frame flags.
+type livePlayer struct {
+	url     string
+	decoded chan struct{} // closed when the first frame is decoded
+	done    chan struct{} // closed when ffmpeg has exited; the fields below are then set
+
+	md5s     []string // framemd5 hashes, in decoding order
+	keys     []bool   // showinfo's iskey, per decoded frame
+	problems []string // stderr lines that report a decoding or transport problem
+	tail     []string // the last stderr lines, for failure messages
+	err      error
+}
+
+// decodeProblems are what ffmpeg says when the stream it is given does not
+// decode cleanly (missing parameter sets, a start inside a GOP, damaged or
+// lost packets), and any other error line: a clean run has none.
+var decodeProblems = []string{
+	"error while decoding", "non-existing PPS", "non-existing SPS", "concealing", "corrupt",
+	"no frame!", "decode_slice_header error", "missing picture", "Invalid NAL",
+	"RTP: missed", "RTP: dropping", "max delay reached", "error", "Error",
+}
+
+var showinfoFrame = regexp.MustCompile(`\] n: *(\d+) .* iskey:(\d)`)
+
+// startLivePlayer runs ffmpeg on url over TCP for about d of video; the
+// player stops with the test at the latest.
+func startLivePlayer(t *testing.T, url string, d time.Duration) *livePlayer {
+	t.Helper()
+	p := &livePlayer{url: url, decoded: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+		"-rtsp_transport", "tcp", "-i", url,
+		"-map", "0:v:0", "-t", strconv.FormatFloat(d.Seconds(), 'f', -1, 64),
+		"-vf", "showinfo", "-fps_mode", "passthrough", "-f", "framemd5", "-")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start ffmpeg: %v", err)
+	}
+	var once sync.Once
+	go func() {
+		defer close(p.done)
+		defer cancel()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := showinfoFrame.FindStringSubmatch(line); m != nil {
+				p.keys = append(p.keys, m[2] == "1")
+				once.Do(func() { close(p.decoded) })
+				continue
+			}
+			if strings.Contains(line, "Parsed_showinfo") {
+				continue // side data and configuration of showinfo
+			}
+			for _, s := range decodeProblems {
+				if strings.Contains(line, s) {
+					p.problems = append(p.problems, line)
+					break
+				}
+			}
+			p.tail = append(p.tail, line)
+			if len(p.tail) > 30 {
+				p.tail = p.tail[1:]
+			}
+		}
+		p.err = cmd.Wait()
+		p.md5s = videoMD5s(out.String())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	return p
+}
+
+// wait waits for ffmpeg to exit and fails the test if it failed.
+func (p *livePlayer) wait(t *testing.T) {
+	t.Helper()
+	<-p.done
+	if p.err != nil {
+		t.Fatalf("ffmpeg %s: %v\n%s", p.url, p.err, p.stderrTail())
+	}
+}
+
+func (p *livePlayer) stderrTail() string {
+	select {
+	case <-p.done:
+		return strings.Join(p.tail, "\n")
+	default:
+		return "(running)"
+	}
+}
+
+// checkClean fails the test unless the player decoded at least 2 s of video,
+// starting with a key frame, and ffmpeg reported no problem.
+func (p *livePlayer) checkClean(t *testing.T, who string) {
+	t.Helper()
+	if len(p.problems) > 0 {
+		t.Errorf("%s: ffmpeg reported %d problems, first %q", who, len(p.problems), p.problems[0])
+	}
+	if len(p.keys) == 0 || !p.keys[0] {
+		t.Errorf("%s: first decoded frame is not a key frame (key flags of the first frames: %v)", who, p.keys[:min(len(p.keys), 5)])
+	}
+	if len(p.md5s) < 2*sampleFPS {
+		t.Errorf("%s: %d frames decoded, want at least 2 s of video", who, len(p.md5s))
+	}
+}
