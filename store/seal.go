@@ -15,6 +15,7 @@ func (w *Writer) seal() error {
 		return nil
 	}
 	setSegmentCount(o.buf, uint32(len(o.packets)))
+	w.sealed = len(o.buf)
 	si := o.info
 	si.Index, si.Size, si.Hash = o.index, uint32(len(o.buf)), sha256.Sum256(o.buf)
 	_, err := w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes)

@@ -30,6 +30,7 @@ type Writer struct {
 	done    bool
 	ntracks int  // len(Manifest.Tracks)
 	live    bool // Manifest.Live
+	sealed  int  // bytes of the last segment sealed
 }
 
 // openSegment is the writer's unsealed segment. buf is its encoding so far
@@ -183,7 +184,15 @@ func (w *Writer) Append(p Packet) error {
 		// Room for SegmentBytes plus a little: a packet that does not fit
 		// seals the segment first (above), so the buffer never grows and the
 		// RTP slices readers hold stay put.
-		o.buf = newSegmentBuf(o.index, max(w.s.opts.SegmentBytes+segSlack, segHeaderLen+maxRecordHeader+MaxPacketBytes))
+		size := max(w.s.opts.SegmentBytes+segSlack, segHeaderLen+maxRecordHeader+MaxPacketBytes)
+		if w.live && w.sealed > 0 {
+			// A live segment is cut by time (LiveSegmentSpan), far below
+			// SegmentBytes (2 Mbit/s fills 25 KiB of 256 in 100 ms): size
+			// it from the last one, so the window and the segment cache
+			// hold about what they count.
+			size = min(size, max(2*w.sealed, segHeaderLen+need))
+		}
+		o.buf = newSegmentBuf(o.index, size)
 	}
 	var off int
 	o.buf, off = appendRecord(o.buf, &p)

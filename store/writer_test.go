@@ -325,3 +325,37 @@ func TestLiveSegmentsAreShort(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveSegmentBuffersFitTheirSpan: live segments are cut every
+// LiveSegmentSpan, far below SegmentBytes; their buffers are sized from the
+// last segment, not from SegmentBytes, so a window of them costs what it
+// holds.
+func TestLiveSegmentBuffersFitTheirSpan(t *testing.T) {
+	s := memStore(t, Options{LiveSegmentSpan: 100 * time.Millisecond, LiveWindow: time.Minute})
+	w, err := s.Create(Manifest{Key: "live", Tracks: avTracks(), Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Finish(StatePartial)
+	biggest := 0
+	for _, p := range synth(defaultSpec, 3*time.Second) {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		if w.sealed > 0 {
+			biggest = max(biggest, cap(w.open.buf))
+		}
+		w.mu.Unlock()
+	}
+	m := w.Manifest()
+	largest := 0
+	for _, si := range m.Segments {
+		largest = max(largest, int(si.Size))
+	}
+	limit := max(2*largest, segHeaderLen+maxRecordHeader+MaxPacketBytes)
+	if biggest == 0 || biggest > limit {
+		t.Fatalf("open live segment buffers up to %d bytes; segments are at most %d bytes", biggest, largest)
+	}
+	t.Logf("segments ≤ %d bytes, buffers ≤ %d bytes (SegmentBytes %d)", largest, biggest, s.opts.SegmentBytes)
+}
