@@ -96,7 +96,10 @@
 // store.Writer.Append; from FromLiveEdge, packets the writer already holds
 // (by packet number, within a second of its last transmit time) are skipped.
 // Nothing arriving for Config.StallTimeout (default 15 s; for a live
-// recording at most 2 s, LiveStallTimeout) ends it with ErrStalled. Reading the network and appending to the store overlap (up to
+// recording at most 2 s, LiveStallTimeout) ends it with ErrStalled; live
+// packets arriving more than 2 s (LiveBehindLimit) later than their transmit
+// times say, against the earliest one, end it with ErrBehind. The answer's
+// manifest lists at most 32 relay peer ids in Via (MaxVia). Reading the network and appending to the store overlap (up to
 // four segments in flight). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.

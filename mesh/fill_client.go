@@ -227,6 +227,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes int64, err error) {
 	next := pf.from
 	skip := pf.from == FromLiveEdge
+	var behind liveLag
 	for it := range items {
 		switch {
 		case it.err != nil:
@@ -266,6 +267,9 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 					continue
 				}
 				skip = false
+			}
+			if err := behind.check(p.TT, time.Now()); err != nil {
+				return n, bytes, err
 			}
 			if err := w.Append(p); err != nil {
 				return n, bytes, fmt.Errorf("store live packet: %w", err)

@@ -21,7 +21,39 @@ const (
 	// for the next frame before it takes the peer for dead or stuck and moves
 	// on: well under a GOP or two, so players see a short freeze at worst.
 	LiveStallTimeout = 2 * time.Second
+	// LiveBehindLimit is how far a live source's packets may fall behind
+	// the pace their transmit times set before the client leaves it: a
+	// source that keeps sending, but late (a slow link, an overloaded
+	// node), is as bad as a dead one.
+	LiveBehindLimit = 2 * time.Second
 )
+
+// ErrBehind: a live source's packets came ever later than their transmit
+// times say they should.
+var ErrBehind = errors.New("mesh: peer fell behind the live stream")
+
+// liveLag follows how late a live source's packets arrive: against the
+// earliest arrival seen so far, relative to transmit time.
+type liveLag struct {
+	min  time.Duration // least (arrival - tt) seen
+	seen bool
+}
+
+// check notes a packet of transmit time tt arriving at now; ErrBehind when
+// it is LiveBehindLimit later than the pace of the earliest one. A source
+// that reconnects its own upstream re-bases tt past the gap, so its silence
+// is not counted (keepalives and LiveStallTimeout cover that).
+func (l *liveLag) check(tt time.Duration, now time.Time) error {
+	off := time.Duration(now.UnixNano()) - tt
+	if !l.seen || off < l.min {
+		l.min, l.seen = off, true
+		return nil
+	}
+	if late := off - l.min; late > LiveBehindLimit {
+		return fmt.Errorf("%w: %v late", ErrBehind, late.Round(time.Millisecond))
+	}
+	return nil
+}
 
 // serveLiveTail sends a live recording packet by packet from the first
 // packet of segment index on, until the recording ends (then the end frame)

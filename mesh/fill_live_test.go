@@ -220,3 +220,35 @@ func TestLiveRelayRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveLagLeavesSlowSource: packets that come later and later than their
+// transmit times say end the fill with ErrBehind once LiveBehindLimit late;
+// an early burst (the open segment's backlog) and jitter do not.
+func TestLiveLagLeavesSlowSource(t *testing.T) {
+	var l liveLag
+	start := time.Unix(1000, 0)
+	// A 100 ms backlog arrives at once, then packets at their pace with
+	// 30 ms of jitter.
+	for i := range 10 {
+		if err := l.check(time.Duration(i)*10*time.Millisecond, start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 1000 {
+		tt := 100*time.Millisecond + time.Duration(i)*10*time.Millisecond
+		jitter := time.Duration(i%4) * 10 * time.Millisecond
+		if err := l.check(tt, start.Add(tt+jitter)); err != nil {
+			t.Fatalf("on pace, packet %d: %v", i, err)
+		}
+	}
+	// Then the source runs at half speed: 2.1 s late after 4.2 s of media.
+	base := 10100 * time.Millisecond
+	var err error
+	for i := 0; err == nil && i < 1000; i++ {
+		tt := base + time.Duration(i)*10*time.Millisecond
+		err = l.check(tt, start.Add(base+time.Duration(i)*20*time.Millisecond))
+	}
+	if !errors.Is(err, ErrBehind) {
+		t.Fatalf("a source at half speed: %v, want ErrBehind", err)
+	}
+}
