@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -22,8 +24,19 @@ const liveProbes = 3
 // and whether the recording is complete.
 func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log *slog.Logger) (*store.Writer, bool) {
 	gaveUp := make(map[string]bool)
+	waited := false
 	for ctx.Err() == nil {
-		pf := n.pickPeer(ctx, f, w, gaveUp, log)
+		pf, busy := n.pickPeer(ctx, f, w, gaveUp, log)
+		if pf == nil && busy && !waited {
+			// Every relay left is between sources too (their source died
+			// with ours). Rather than all going to the origin at once, wait
+			// a random moment: the first to go on pulls from the origin and
+			// the others can relay from it.
+			waited = true
+			if sleepCtx(ctx, time.Duration(rand.Int64N(int64(relayBackoff)))) == nil {
+				continue
+			}
+		}
 		if pf == nil {
 			return w, false
 		}
@@ -79,20 +92,21 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 // answers, except those in gaveUp. For a live stream it skips providers that
 // relay from this node (a loop) or sit mesh.live_max_hops deep already, and
 // among the first liveProbes that qualify (nearest first) takes the one with
-// the fewest hops. Nil when no provider will do.
-func (n *Node) pickPeer(ctx context.Context, f *fill, w *store.Writer, gaveUp map[string]bool, log *slog.Logger) *mesh.PeerFill {
+// the fewest hops. Nil when no provider will do; busy when a provider of a
+// live stream was between sources itself.
+func (n *Node) pickPeer(ctx context.Context, f *fill, w *store.Writer, gaveUp map[string]bool, log *slog.Logger) (_ *mesh.PeerFill, busy bool) {
 	lookup := time.Now()
 	provs, err := n.mesh.FindProviders(ctx, f.key)
 	n.metrics.dhtLookup(time.Since(lookup), len(provs), err)
 	n.admin.lookedUp(f.key, providerIDs(provs))
 	if err != nil || len(provs) == 0 {
 		log.Debug("no providers in the mesh", "err", err)
-		return nil
+		return nil, false
 	}
-	from := uint32(0)
+	from, live := uint32(0), false
 	if w != nil {
 		m := w.Manifest()
-		from = nextSegment(m)
+		from, live = nextSegment(m), m.Live
 		if _, _, held := w.Last(); m.Live && held {
 			from = mesh.FromLiveEdge // its segments number differently
 		}
@@ -107,12 +121,16 @@ func (n *Node) pickPeer(ctx context.Context, f *fill, w *store.Writer, gaveUp ma
 		pf, err := n.mesh.OpenFill(ctx, p, f.key, from)
 		if err != nil {
 			log.Info("provider refused", "peer", p.ID, "err", err)
-			gaveUp[p.ID] = true
+			if live && errors.Is(err, mesh.ErrUnavailable) {
+				busy = true // may be back in a moment
+			} else {
+				gaveUp[p.ID] = true
+			}
 			continue
 		}
 		m := pf.Manifest()
 		if !m.Live {
-			return pf // VOD: the nearest provider that answers
+			return pf, false // VOD: the nearest provider that answers
 		}
 		hops := len(m.Via) + 1
 		switch {
@@ -138,7 +156,23 @@ func (n *Node) pickPeer(ctx context.Context, f *fill, w *store.Writer, gaveUp ma
 			break // it pulls from the origin: none is nearer
 		}
 	}
-	return best
+	return best, busy
+}
+
+// relayBackoff bounds the random wait of a live relay that found every
+// other relay between sources.
+const relayBackoff = 500 * time.Millisecond
+
+// sleepCtx waits d or until ctx ends, and returns ctx's error.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // servingLive counts a neighbour that relays key from this node as a player
