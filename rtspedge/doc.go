@@ -18,6 +18,40 @@
 // queue fills is dropped alone. Errors of Recordings become RTSP status codes
 // here and nowhere else.
 //
+// Live streams: the store keeps a rolling window of a live recording, and
+// a live PLAY's Range is read against it (Recording.Span gives the oldest
+// and newest stored tt at the request):
+//
+//   - no Range, npt=0 (ffmpeg's first PLAY), npt=now- or a Range that
+//     cannot be read: the live edge, the latest stored key frame;
+//   - npt=T- with T > 0: T after the window start (its oldest packet), at
+//     the key frame at or before it; past the newest packet, the live
+//     edge. The replay is paced at normal speed from there, so the player
+//     stays about that far behind live (time shift);
+//   - clock=<UTC>- (RFC 2326 absolute time): the newest packet is now, so
+//     the packet of that instant is tt newest - (now - UTC), at the key
+//     frame at or before it; before the window, the window's first key
+//     frame (not 457: a player asking for "a while ago" gets the oldest we
+//     have); in the future, the live edge.
+//
+// The answer's Range says where the play started in the unit asked for:
+// clock=<UTC of that packet>- for clock=, else npt=<tt - window start>-.
+// Relative npt positions move with the window: to resume, send no Range.
+// With ffmpeg, "-seek_timestamp 1 -ss T" sends npt=T (T after the window
+// start); a plain "-ss T" adds the start time it saw first (the live
+// edge's npt), so it lands at the live edge.
+//
+// PAUSE stops a live replay where it is. A PLAY without a Range resumes
+// there, as does npt=0 after a PAUSE (gortsplib clients send npt=0- on
+// every PLAY) and a Range that points within 50 ms of it; with no gap and
+// no repeat. If the window moved past the paused position, the play
+// resumes at the live edge, not at the window's oldest key frame, which is
+// the next to be dropped. A player the window overtakes while it plays
+// (paused long, time-shifted near the window start, or slow) is moved to
+// the live edge the same way, logged at Info once per move: the session
+// timeline continues (sequence numbers follow on, timestamps go on 100 ms
+// after the last packet sent), and the player never gets a hole.
+//
 // It does not decide where a stream comes from (that is package node) and it
 // never imports package mesh or libp2p.
 package rtspedge

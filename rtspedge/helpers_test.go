@@ -160,6 +160,9 @@ func (r *testRecording) Manifest() store.Manifest { return r.m }
 func (r *testRecording) NewReader(from time.Duration) (*store.Reader, error) {
 	return r.r.st.NewReader(r.key, from)
 }
+func (r *testRecording) Span() (first, last time.Duration, err error) {
+	return r.r.st.Span(r.key)
+}
 func (r *testRecording) Close() {
 	r.r.mu.Lock()
 	r.r.closes++

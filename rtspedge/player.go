@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
-	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -127,12 +126,13 @@ func (p *player) isPlaying() bool {
 // start the replay. It runs on the session goroutine.
 func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 	p.stopReplay()
-	start, hasRange, ok := parseNPT(ctx.Request.Header["Range"])
-	if !ok && !p.m.Live {
-		return &base.Response{StatusCode: base.StatusInvalidRange}
-	}
-	if p.m.Live {
-		hasRange = false // a live stream joins at its latest key frame
+	var start time.Duration
+	var hasRange bool
+	if !p.m.Live {
+		var ok bool
+		if start, hasRange, ok = parseNPT(ctx.Request.Header["Range"]); !ok {
+			return &base.Response{StatusCode: base.StatusInvalidRange}
+		}
 	}
 	wasPaused := ctx.Session.State() != gortsplib.ServerSessionStatePlay
 	for _, medi := range ctx.Session.SetuppedMedias() {
@@ -147,22 +147,20 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 		}
 	}
 
-	resume := p.played && (!hasRange || absDur(start-p.position()) <= resumeTolerance)
-	if resume {
-		pos := p.position()
-		p.sStart += pos - p.sNPT
-		p.sNPT, p.maxSent = pos, pos
-	} else if res := p.seek(start); res != nil {
-		return res
+	var rng string
+	var fail *base.Response
+	if p.m.Live {
+		rng, fail = p.positionLive(parseLiveRange(ctx.Request.Header["Range"]), wasPaused)
+	} else {
+		rng, fail = p.positionVOD(start, hasRange)
+	}
+	if fail != nil {
+		return fail
 	}
 	p.played = true
 
 	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}}
-	end := ""
-	if !p.m.Live && p.m.Duration > 0 {
-		end = formatNPT(p.m.Duration)
-	}
-	res.Header["Range"] = base.HeaderValue{"npt=" + formatNPT(p.sNPT) + "-" + end}
+	res.Header["Range"] = base.HeaderValue{rng}
 	var info headers.RTPInfo
 	for _, medi := range ctx.Session.SetuppedMedias() {
 		t := p.byMed[medi]
@@ -179,12 +177,32 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 	return res
 }
 
-// seek positions the reader at the key frame at or before from and starts a
-// new stretch of the session timeline there.
-func (p *player) seek(from time.Duration) *base.Response {
-	if p.m.Live {
-		from = math.MaxInt64
-	} else if p.m.Duration > 0 && from >= p.m.Duration && p.m.State == store.StateComplete {
+// positionVOD resumes or seeks a recording with an end; it returns the
+// Range of the answer.
+func (p *player) positionVOD(start time.Duration, hasRange bool) (string, *base.Response) {
+	if p.played && (!hasRange || absDur(start-p.position()) <= resumeTolerance) {
+		p.resume()
+	} else if res := p.seek(p.s.ctx, start); res != nil {
+		return "", res
+	}
+	end := ""
+	if p.m.Duration > 0 {
+		end = formatNPT(p.m.Duration)
+	}
+	return "npt=" + formatNPT(p.sNPT) + "-" + end, nil
+}
+
+// resume continues where the replay stopped: the next packet to send.
+func (p *player) resume() {
+	pos := p.position()
+	p.sStart += pos - p.sNPT
+	p.sNPT, p.maxSent = pos, pos
+}
+
+// seek positions the reader at the key frame at or before from (a tt, or
+// liveEdge) and starts a new stretch of the session timeline there.
+func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
+	if !p.m.Live && p.m.Duration > 0 && from >= p.m.Duration && p.m.State == store.StateComplete {
 		return &base.Response{StatusCode: base.StatusInvalidRange}
 	}
 	if p.reader != nil {
@@ -199,12 +217,13 @@ func (p *player) seek(from time.Duration) *base.Response {
 	}
 	p.reader = r
 	if p.m.Live {
-		p.awaitLiveEdge()
+		p.awaitLiveEdge(ctx)
 	}
 	p.preread()
 	// The play starts at the requested time, or earlier at the key frame
 	// before it (a request before the first key frame starts at the request,
-	// as the origin does: Range npt=0 stays 0).
+	// as the origin does: Range npt=0 stays 0). A live play starts at the
+	// packet the reader found.
 	npt := from
 	if p.m.Live {
 		npt = 0
@@ -246,11 +265,11 @@ const liveEdgeWait = 5 * time.Second
 // empty, so the play is anchored at that packet's time: anchored at 0, a
 // live stream whose packets carry the origin's running time (minutes in)
 // would be held back by all of it.
-func (p *player) awaitLiveEdge() {
+func (p *player) awaitLiveEdge(ctx context.Context) {
 	if len(p.queue) > 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(p.s.ctx, liveEdgeWait)
+	ctx, cancel := context.WithTimeout(ctx, liveEdgeWait)
 	defer cancel()
 	if _, err := p.peek(ctx, 0, true); err != nil && !isEOF(err) && ctx.Err() == nil {
 		p.log.Debug("waiting for the live edge", "err", err)

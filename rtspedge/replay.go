@@ -100,6 +100,12 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			}
 		case ctx.Err() != nil:
 			return
+		case p.m.Live && errors.Is(readErr, store.ErrBehindWindow):
+			if !p.toLiveEdge(ctx) {
+				return
+			}
+			wallStart, ttStart = time.Now(), p.sNPT
+			continue
 		default:
 			p.log.Warn("replay read failed; closing the session", "err", readErr)
 			p.ss.Close()
@@ -114,6 +120,20 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			}
 		}
 	}
+}
+
+// toLiveEdge moves a live player that the window overtook (paused, time-
+// shifted or slow) to the latest key frame, continuing the session
+// timeline, so it never gets a hole; false when the session was closed.
+func (p *player) toLiveEdge(ctx context.Context) bool {
+	was := p.maxSent
+	if res := p.seek(ctx, liveEdge); res != nil {
+		p.log.Warn("live window overtook the player and the live edge cannot be read; closing the session")
+		p.ss.Close()
+		return false
+	}
+	p.log.Info("live window overtook the player; moved to the live edge", "was_at", was, "now_at", p.sNPT)
+	return true
 }
 
 // send hands the n packets at the queue head to the session, rewriting

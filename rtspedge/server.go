@@ -30,6 +30,10 @@ type Recording interface {
 	Manifest() store.Manifest
 	// NewReader reads the packets from the key frame at or before from.
 	NewReader(from time.Duration) (*store.Reader, error)
+	// Span is the stored window now: the tt of the oldest packet and of
+	// the newest (store.ErrEmpty before the first). A live PLAY places
+	// its Range in it.
+	Span() (first, last time.Duration, err error)
 	// Close says the player is gone.
 	Close()
 }
