@@ -61,6 +61,7 @@ type CacheConfig struct {
 	CompleteOnAbandon bool     `yaml:"complete_on_abandon"` // finish a VOD fill after its last player left
 	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
 	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
+	LiveReconnect     Duration `yaml:"live_reconnect"`      // reconnect a lost live origin this long; 0 = never
 }
 
 // LogConfig is the process log.
@@ -105,6 +106,7 @@ func Defaults() Config {
 			CompleteOnAbandon: true,
 			LiveWindow:        Duration(2 * time.Minute),
 			LiveLinger:        Duration(10 * time.Second),
+			LiveReconnect:     Duration(30 * time.Second),
 		},
 		OriginTimeout: Duration(10 * time.Second),
 		Log:           LogConfig{Level: "info", Format: "text"},

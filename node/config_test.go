@@ -19,7 +19,8 @@ func TestDefaultsValid(t *testing.T) {
 		t.Fatalf("Defaults() does not validate: %v", err)
 	}
 	if c.RTSP.Listen != ":8554" || c.Admin.Listen != "127.0.0.1:9554" || c.Cache.MaxBytes != 50<<30 ||
-		c.Mesh.FindTimeout.Std() != 300*time.Millisecond || !c.Cache.CompleteOnAbandon {
+		c.Mesh.FindTimeout.Std() != 300*time.Millisecond || !c.Cache.CompleteOnAbandon ||
+		c.Cache.LiveReconnect.Std() != 30*time.Second {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -100,7 +101,7 @@ mesh:
 	if c.Cache.MaxBytes != 500e6 || c.Cache.LiveWindow.Std() != 90*time.Second {
 		t.Errorf("sizes/durations: %v %v", c.Cache.MaxBytes, c.Cache.LiveWindow)
 	}
-	if c.Cache.LiveLinger.Std() != 10*time.Second || !c.Mesh.MDNS {
+	if c.Cache.LiveLinger.Std() != 10*time.Second || c.Cache.LiveReconnect.Std() != 30*time.Second || !c.Mesh.MDNS {
 		t.Errorf("unset keys lost their defaults: %+v", c)
 	}
 	if len(c.Mesh.Listen) != 1 {
@@ -170,6 +171,7 @@ func TestValidateNamesKey(t *testing.T) {
 		{"cache.max_bytes", func(c *Config) { c.Cache.MaxBytes = -1 }},
 		{"cache.live_window", func(c *Config) { c.Cache.LiveWindow = 0 }},
 		{"cache.live_linger", func(c *Config) { c.Cache.LiveLinger = -1 }},
+		{"cache.live_reconnect", func(c *Config) { c.Cache.LiveReconnect = -1 }},
 		{"origin_timeout", func(c *Config) { c.OriginTimeout = 0 }},
 		{"log.level", func(c *Config) { c.Log.Level = "verbose" }},
 		{"log.format", func(c *Config) { c.Log.Format = "xml" }},
@@ -237,6 +239,7 @@ func TestValidateAccepts(t *testing.T) {
 		"mesh disabled, bad listen": func(c *Config) { c.Mesh.Enabled = false; c.Mesh.Listen = nil },
 		"psk with defaults":         func(c *Config) { c.Mesh.PSKFile = psk },
 		"unlimited cache":           func(c *Config) { c.Cache.MaxBytes = 0 },
+		"no live reconnect":         func(c *Config) { c.Cache.LiveReconnect = 0 },
 		"cache control":             func(c *Config) { c.Origins[0].CacheControlOverride = "public, max-age=3600" },
 		"ipv6 origin":               func(c *Config) { c.Origins[0].URL = "rtsp://[2001:db8::1]:554/x" },
 		"bootstrap and allow-list": func(c *Config) {
@@ -276,6 +279,7 @@ func TestApplyEnv(t *testing.T) {
 		"RTSPMESH_LOG_LEVEL=debug",
 		"RTSPMESH_CACHE_MAX_BYTES=2GiB",
 		"RTSPMESH_CACHE_COMPLETE_ON_ABANDON=false",
+		"RTSPMESH_CACHE_LIVE_RECONNECT=1m30s",
 		"RTSPMESH_MESH_FIND_TIMEOUT=1s",
 		"RTSPMESH_MESH_LIVE_MAX_HOPS=5",
 		"RTSPMESH_RTSP_TRANSPORTS=tcp",
@@ -289,6 +293,7 @@ func TestApplyEnv(t *testing.T) {
 	if c.RTSP.Listen != "127.0.0.1:0" || c.DataDir != "/var/lib/rtspmesh" || c.Log.Level != "debug" ||
 		c.Cache.MaxBytes != 2<<30 || c.Cache.CompleteOnAbandon || c.Mesh.FindTimeout.Std() != time.Second ||
 		c.Mesh.LiveMaxHops != 5 || len(c.RTSP.Transports) != 1 || len(c.Mesh.Bootstrap) != 2 ||
+		c.Cache.LiveReconnect.Std() != 90*time.Second ||
 		c.Origins[1].Password != "fromenv" || c.Admin.Token != strings.Repeat("z", 20) {
 		t.Fatalf("env not applied: %+v", c)
 	}

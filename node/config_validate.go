@@ -44,6 +44,9 @@ func (c *Config) Validate() error {
 	if c.Cache.LiveLinger < 0 {
 		bad("cache.live_linger", "%s is negative; write e.g. \"10s\", or \"0s\" to stop at once", c.Cache.LiveLinger)
 	}
+	if c.Cache.LiveReconnect < 0 {
+		bad("cache.live_reconnect", "%s is negative; write e.g. \"30s\", or \"0s\" to end live streams at once when their origin is lost", c.Cache.LiveReconnect)
+	}
 	positive(bad, "origin_timeout", c.OriginTimeout, "10s")
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -267,7 +267,7 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 	}
 	log.Info("fill start", "source", sourceOrigin, "live", w.Manifest().Live)
 	before := bytesOf(w)
-	err = o.Run(ctx, w)
+	err = n.pullOrigin(ctx, f, w, o, log)
 	n.metrics.filled(f, sourceOrigin, before, w)
 	return w, err
 }

@@ -69,6 +69,7 @@ type OriginSession struct {
 	echoes     []string // x-RTP-Meta-Info of each SETUP response, "" when absent
 	cacheCtl   []string
 	ran        bool
+	tail       liveTail // where the packets of Run (or of the session reopened) stopped
 
 	closeOnce sync.Once
 }
@@ -158,6 +159,22 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 	o.log.Debug("origin session open", "tracks", len(o.tracks), "live", o.m.Live,
 		"duration", o.m.Duration, "meta_info", o.m.MetaInfo)
 	return o, nil
+}
+
+// Reopen opens a new session to the same stream with the request o was
+// opened with, to go on filling the recording o's Run filled once that Run
+// has returned. For a live stream the new session's Run then continues the
+// recording without a jump: it re-bases its packets from where o's stopped,
+// counting the time in between (see Run).
+func (o *OriginSession) Reopen(ctx context.Context) (*OriginSession, error) {
+	n, err := OpenOrigin(ctx, o.req)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	n.tail = o.tail.clone()
+	o.mu.Unlock()
+	return n, nil
 }
 
 // describe keeps what DESCRIBE said: the SDP bytes as received, tracks,

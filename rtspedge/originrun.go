@@ -2,6 +2,7 @@ package rtspedge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -50,8 +51,10 @@ type playRun struct {
 	err      error
 	started  time.Time // when the PLAY answer arrived
 	rngStart time.Duration
-	speed    float64 // delivery speed the origin applied (1 when it said none)
-	resume   bool
+	speed    float64       // delivery speed the origin applied (1 when it said none)
+	resume   bool          // VOD: continue from the writer's last packet
+	splice   *liveSplice   // live: re-base this session to follow the writer's packets
+	tail     liveTail      // where the appended packets stopped
 	cutTT    time.Duration // last packet the writer had before this run (resume)
 	cutPN    uint64
 	lastTT   time.Duration // highest tt appended (or cutTT)
@@ -65,13 +68,20 @@ type playRun struct {
 	buf      []byte
 }
 
-// Run sends PLAY (from the writer's last packet when it already has some, so
-// a resumed fill gets no duplicates) and appends every packet to w until the
-// stream ends. It returns nil at a clean end of a VOD stream (RTCP BYE on
-// every track, or the origin stopping once the SDP duration is reached), and
-// an error otherwise: ctx's error when ctx ends, one wrapping
-// ErrOriginUnavailable when the origin fails or goes silent, the writer's
-// error when an append fails. Run may be called once.
+// Run sends PLAY and appends every packet to w until the stream ends.
+//
+// When w already has packets, a VOD stream is resumed: PLAY from the
+// writer's last packet, dropping what it already has. A live stream is
+// spliced instead (see liveSplice): from the first key frame on, the new
+// session's tt, packet numbers and RTP timestamps are re-based to continue
+// the writer's, the gap counted in wall-clock time since the last packet of
+// the session this one was reopened from (Reopen).
+//
+// Run returns nil at a clean end (RTCP BYE on every track, or a VOD origin
+// stopping once the SDP duration is reached), and an error otherwise: ctx's
+// error when ctx ends, one wrapping ErrOriginUnavailable when the origin
+// fails or sends no RTP for the request's Timeout, the writer's error when an
+// append fails. Run may be called once.
 func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	o.mu.Lock()
 	if o.ran {
@@ -87,8 +97,23 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	defer stopOnCancel()
 
 	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
+	o.mu.Lock()
+	r.tail = o.tail.clone()
+	o.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		tail := r.tail.clone()
+		r.mu.Unlock()
+		o.mu.Lock()
+		o.tail = tail
+		o.mu.Unlock()
+	}()
 	tt, pn, ok := w.Last()
-	if ok {
+	switch {
+	case ok && o.m.Live:
+		r.splice = newLiveSplice(r.tail, tt, o.tracks)
+		r.lastTT, r.nextPN = tt, pn+1
+	case ok:
 		r.resume, r.cutTT, r.cutPN, r.lastTT, r.nextPN = true, tt, pn, tt, pn+1
 	}
 	byMedia := make(map[*description.Media]*originTrack, len(o.tracks))
@@ -127,9 +152,12 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	}
 	r.mu.Lock()
 	r.playAnswer(res, start)
+	if r.splice != nil {
+		r.splice.start(r.started)
+	}
 	r.mu.Unlock()
 	close(ready)
-	o.log.Debug("origin play", "from", start, "resume", r.resume)
+	o.log.Debug("origin play", "from", start, "resume", r.resume, "splice", r.splice != nil)
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- o.client.Wait() }()
@@ -151,7 +179,15 @@ loop:
 			}
 			break loop
 		case <-tick.C:
-			if r.atEnd() && r.idleFor() >= endIdle {
+			idle := r.idleFor()
+			if r.atEnd() {
+				if idle >= endIdle {
+					break loop
+				}
+			} else if idle >= o.req.Timeout {
+				// RTCP sender reports keep gortsplib's own read timeout
+				// from firing on an origin that stopped sending media.
+				result = o.fail("play", fmt.Errorf("no RTP for %v", idle.Round(time.Millisecond)))
 				break loop
 			}
 		}
@@ -247,7 +283,11 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	}
 	r.lastAt = now
 	originPN := p.Flags&store.FlagMetaInfo != 0 && t.hasPN()
-	if r.resume {
+	if r.splice != nil {
+		if !r.splice.rebase(&p, originPN, r.nextPN, t.clock, now) {
+			return
+		}
+	} else if r.resume {
 		// Drop what the writer already has: by the origin's packet numbers,
 		// else by transmit time, with a margin for the jitter of deriving tt
 		// from another PLAY's RTP-Info (the rest of the cut frame, and a
@@ -268,6 +308,7 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	r.appended++
 	r.lastTT = max(r.lastTT, p.TT)
 	r.nextPN = max(r.nextPN, p.PN+1)
+	r.tail.note(&p, binary.BigEndian.Uint32(p.RTP[4:8]), now)
 }
 
 // bye notes an RTCP BYE; BYE on every track ends the stream.

@@ -31,7 +31,11 @@ func (h *handler) entry(path string) (*entry, bool) {
 
 // OnSessionOpen implements gortsplib.ServerHandlerOnSessionOpen.
 func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
-	ctx.Session.SetUserData(&session{o: (*Origin)(h)})
+	s := &session{o: (*Origin)(h)}
+	ctx.Session.SetUserData(s)
+	h.mu.Lock()
+	h.sessions[ctx.Session] = s
+	h.mu.Unlock()
 }
 
 // OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
@@ -41,6 +45,7 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		return
 	}
 	h.mu.Lock()
+	delete(h.sessions, ctx.Session)
 	for c, ps := range h.pending {
 		if ps == s {
 			delete(h.pending, c)

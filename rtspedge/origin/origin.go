@@ -213,6 +213,32 @@ func (o *Origin) Sessions(path string) (describes, plays int) {
 	return e.describes, e.plays
 }
 
+// Stall stops sending media to every session playing path and leaves the
+// sessions and their connections open (RTCP sender reports go on), as an
+// origin that hangs does; they stay silent until closed or played again.
+// New sessions play normally. It returns how many sessions it stalled. It
+// is for tests of how clients handle a silent origin.
+func (o *Origin) Stall(path string) int {
+	path = strings.Trim(path, "/")
+	o.mu.Lock()
+	var stall []*session
+	for _, s := range o.sessions {
+		stall = append(stall, s)
+	}
+	o.mu.Unlock()
+	n := 0
+	for _, s := range stall {
+		s.mu.Lock()
+		playing := s.e != nil && s.e.path == path && s.run != nil
+		s.mu.Unlock()
+		if playing {
+			s.stop()
+			n++
+		}
+	}
+	return n
+}
+
 // Run serves until ctx ends, then closes every session and returns after
 // every goroutine it started (the server's and the pacers) has stopped.
 func (o *Origin) Run(ctx context.Context) error {
