@@ -104,10 +104,13 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 	}
 	tcp := gortsplib.TransportTCP
 	o.client = &gortsplib.Client{
-		Scheme:       u.Scheme,
-		Host:         u.Host,
-		Transport:    &tcp,
-		ReadTimeout:  req.Timeout,
+		Scheme:    u.Scheme,
+		Host:      u.Host,
+		Transport: &tcp,
+		// gortsplib times silence in whole seconds, so a ReadTimeout of
+		// 1s can fire between two packets; Run watches the media itself
+		// against req.Timeout, and opening is bounded by openCtx.
+		ReadTimeout:  req.Timeout + time.Second,
 		WriteTimeout: req.Timeout,
 		DialContext:  (&net.Dialer{}).DialContext,
 		OnRequest:    o.onRequest,
