@@ -30,6 +30,27 @@ func TestLiveOneUpstreamThenLinger(t *testing.T) {
 	cfg.Cache.LiveLinger = node.Duration(300 * time.Millisecond)
 	n := startNode(t, cfg)
 
+	// A player that stays until ffprobe is done: the others leave at once,
+	// and a slow ffprobe start must not find the upstream lingered out.
+	probed, holding := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	holder := make(chan error, 1)
+	go func() {
+		holder <- playUntilPacket(t.Context(), n.url("o/live"), func(*description.Media, *rtp.Packet) bool {
+			once.Do(func() { close(holding) })
+			select {
+			case <-probed:
+				return true
+			default:
+				return false
+			}
+		})
+	}()
+	select {
+	case <-holding:
+	case err := <-holder:
+		t.Fatalf("the player that stays: %v", err)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	firsts := make([]map[description.MediaType]*rtp.Packet, 3)
@@ -39,6 +60,10 @@ func TestLiveOneUpstreamThenLinger(t *testing.T) {
 	var keyFrames []string
 	wg.Go(func() { keyFrames = probeKeyFrames(t, n.url("o/live")) })
 	wg.Wait()
+	close(probed)
+	if err := <-holder; err != nil {
+		t.Fatalf("the player that stays: %v", err)
+	}
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)

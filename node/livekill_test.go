@@ -73,17 +73,38 @@ func TestLiveRelaySourceDies(t *testing.T) {
 	t.Logf("B switched to the origin %v after A stopped", switched)
 }
 
-// arrivals records when a player's packets arrived.
+// arrivals records when a player's packets arrived, and how far its video
+// timestamps strayed from the wall clock between two packets.
 type arrivals struct {
-	mu    sync.Mutex
-	times []time.Time
+	mu     sync.Mutex
+	times  []time.Time
+	lastTS uint32
+	lastAt time.Time
+	stray  time.Duration // largest |Δ RTP time − Δ arrival| between video packets
+	at     time.Time     // when that was
 }
 
-func (a *arrivals) add(at time.Time) int {
+func (a *arrivals) add(at time.Time, medi *description.Media, pkt *rtp.Packet) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.times = append(a.times, at)
+	if medi.Type == description.MediaTypeVideo {
+		if !a.lastAt.IsZero() {
+			media := time.Duration(int32(pkt.Timestamp-a.lastTS)) * time.Second / 90000
+			if d := absDur(media - at.Sub(a.lastAt)); d > a.stray {
+				a.stray, a.at = d, at
+			}
+		}
+		a.lastTS, a.lastAt = pkt.Timestamp, at
+	}
 	return len(a.times)
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // maxGapAfter is the longest time without a packet from since on, and how
@@ -111,8 +132,9 @@ func TestLiveFiveNodesOriginFacingNodeDies(t *testing.T) {
 	t.Parallel()
 	org := startOrigin(t, func(c *origin.Config) {
 		c.Live = map[string][]byte{"live": origin.SampleClip()}
+		c.RandomRTPBase = true // as a camera: each session numbers anew
 	})
-	fast := func(c *node.Config) { c.Mesh.FindTimeout = node.Duration(time.Second) }
+	fast := func(c *node.Config) { c.Mesh.FindTimeout = node.Duration(500 * time.Millisecond) }
 	nodes := []*testNode{meshNode(t, org, fast)}
 	nodes = append(nodes, meshNode(t, org, fast, nodes[0]))
 	for range 3 {
@@ -130,8 +152,8 @@ func TestLiveFiveNodesOriginFacingNodeDies(t *testing.T) {
 	for i := 1; i < len(nodes); i++ {
 		players[i] = &arrivals{}
 		go func() {
-			done <- playUntilPacket(t.Context(), nodes[i].url("o/live"), func(*description.Media, *rtp.Packet) bool {
-				if players[i].add(time.Now()) == 1 {
+			done <- playUntilPacket(t.Context(), nodes[i].url("o/live"), func(medi *description.Media, pkt *rtp.Packet) bool {
+				if players[i].add(time.Now(), medi, pkt) == 1 {
 					started <- i
 				}
 				k := killedAt.Load()
@@ -173,6 +195,12 @@ func TestLiveFiveNodesOriginFacingNodeDies(t *testing.T) {
 			i+1, short(sources[n.PeerID()]), short(in.Source), gap.Round(time.Millisecond), got)
 		if gap > 2*time.Second {
 			t.Errorf("node %d: its player waited %v for a packet after the origin-facing node died, want ≤ 2 s", i+1, gap)
+		}
+		// The stream goes on where it was: no jump in the video timestamps
+		// (beyond jitter and frame reordering) at the switch.
+		if p := players[i+1]; p.stray > time.Second {
+			t.Errorf("node %d: video timestamps strayed %v from the wall clock between two packets (%v after the death)",
+				i+1, p.stray.Round(time.Millisecond), p.at.Sub(killed).Round(time.Millisecond))
 		}
 		if in.Source == dead {
 			t.Errorf("node %d still names the dead node as its source", i+1)

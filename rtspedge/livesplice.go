@@ -27,6 +27,29 @@ type trackTail struct {
 	tt time.Duration // tt as stored
 }
 
+// trackTailer is a PacketWriter that knows each track's last packet, whoever
+// appended it (*store.Writer does: a relayed live recording that falls back
+// to the origin continues from what its peers wrote).
+type trackTailer interface {
+	TrackTail(track uint8) (store.Packet, time.Time, bool)
+}
+
+// tailOf is where w's packets of n tracks stop.
+func tailOf(w trackTailer, n int) liveTail {
+	t := liveTail{tracks: make([]trackTail, n)}
+	for i := range t.tracks {
+		p, at, ok := w.TrackTail(uint8(i))
+		if !ok || len(p.RTP) < 8 {
+			continue
+		}
+		t.tracks[i] = trackTail{ok: true, ts: binary.BigEndian.Uint32(p.RTP[4:8]), tt: p.TT}
+		if at.After(t.at) {
+			t.at = at
+		}
+	}
+	return t
+}
+
 func (t liveTail) clone() liveTail {
 	t.tracks = append([]trackTail(nil), t.tracks...)
 	return t

@@ -74,8 +74,9 @@ type playRun struct {
 // writer's last packet, dropping what it already has. A live stream is
 // spliced instead (see liveSplice): from the first key frame on, the new
 // session's tt, packet numbers and RTP timestamps are re-based to continue
-// the writer's, the gap counted in wall-clock time since the last packet of
-// the session this one was reopened from (Reopen).
+// the writer's, the gap counted in wall-clock time since the writer's last
+// packet (a *store.Writer knows it, whoever wrote it), else since the last
+// packet of the session this one was reopened from (Reopen).
 //
 // Run returns nil at a clean end (RTCP BYE on every track, or a VOD origin
 // stopping once the SDP duration is reached), and an error otherwise: ctx's
@@ -111,6 +112,9 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	tt, pn, ok := w.Last()
 	switch {
 	case ok && o.m.Live:
+		if tw, ok := w.(trackTailer); ok {
+			r.tail = tailOf(tw, len(o.tracks)) // the writer knows best
+		}
 		r.splice = newLiveSplice(r.tail, tt, o.tracks)
 		r.lastTT, r.nextPN = tt, pn+1
 	case ok:

@@ -28,9 +28,18 @@ type Writer struct {
 	mu      sync.Mutex // serializes appends, seals, updates; guards below
 	open    *openSegment
 	done    bool
-	ntracks int  // len(Manifest.Tracks)
-	live    bool // Manifest.Live
-	sealed  int  // bytes of the last segment sealed
+	ntracks int    // len(Manifest.Tracks)
+	live    bool   // Manifest.Live
+	sealed  int    // bytes of the last segment sealed
+	tails   []tail // by track: the last packet appended
+}
+
+// tail is the last packet appended on a track and when. Its RTP aliases a
+// segment buffer, which is never modified below its length.
+type tail struct {
+	p  Packet
+	at time.Time
+	ok bool
 }
 
 // openSegment is the writer's unsealed segment. buf is its encoding so far
@@ -204,6 +213,7 @@ func (w *Writer) Append(p Packet) error {
 	rec.lastTT, rec.lastPN, rec.hasLast = p.TT, p.PN, true
 	rec.notifyLocked()
 	rec.mu.Unlock()
+	w.noteTail(&p, time.Now())
 	if len(o.buf) >= w.s.opts.SegmentBytes {
 		return w.seal()
 	}
@@ -269,6 +279,10 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
+	for i := range packets {
+		w.noteTail(&packets[i], now)
+	}
 	<-done // stored when AppendSegment returns
 	return w.sync()
 }
@@ -278,6 +292,27 @@ func (w *Writer) Last() (tt time.Duration, pn uint64, ok bool) {
 	w.rec.mu.Lock()
 	defer w.rec.mu.Unlock()
 	return w.rec.lastTT, w.rec.lastPN, w.rec.hasLast
+}
+
+// noteTail records p as its track's last packet. w.mu is held.
+func (w *Writer) noteTail(p *Packet, at time.Time) {
+	for len(w.tails) <= int(p.Track) {
+		w.tails = append(w.tails, tail{})
+	}
+	w.tails[p.Track] = tail{p: *p, at: at, ok: true}
+}
+
+// TrackTail returns the last packet this writer appended on track (its RTP
+// must not be modified) and when it was appended; false when there is none.
+// A live recording that changes sources continues each track from it.
+func (w *Writer) TrackTail(track uint8) (Packet, time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if int(track) >= len(w.tails) || !w.tails[track].ok {
+		return Packet{}, time.Time{}, false
+	}
+	t := w.tails[track]
+	return t.p, t.at, true
 }
 
 // Manifest returns a copy of the recording's manifest.

@@ -359,3 +359,39 @@ func TestLiveSegmentBuffersFitTheirSpan(t *testing.T) {
 	}
 	t.Logf("segments ≤ %d bytes, buffers ≤ %d bytes (SegmentBytes %d)", largest, biggest, s.opts.SegmentBytes)
 }
+
+// TestTrackTail: the writer remembers each track's last packet, from
+// appended packets and from segments received whole.
+func TestTrackTail(t *testing.T) {
+	s := memStore(t, Options{})
+	w, err := s.Create(Manifest{Key: "k", Tracks: avTracks(), Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Finish(StatePartial)
+	if _, _, ok := w.TrackTail(0); ok {
+		t.Fatal("a tail before any packet")
+	}
+	pk := synth(defaultSpec, 2*time.Second)
+	before := time.Now()
+	for _, p := range pk {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for track := range uint8(2) {
+		var want Packet
+		for _, p := range pk {
+			if p.Track == track {
+				want = p
+			}
+		}
+		got, at, ok := w.TrackTail(track)
+		if !ok || !samePacket(got, want) || at.Before(before) {
+			t.Fatalf("track %d: tail pn %d at %v (%v), want pn %d", track, got.PN, at, ok, want.PN)
+		}
+	}
+	if _, _, ok := w.TrackTail(7); ok {
+		t.Fatal("a tail for a track without packets")
+	}
+}

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,6 +33,9 @@ func (h *handler) entry(path string) (*entry, bool) {
 // OnSessionOpen implements gortsplib.ServerHandlerOnSessionOpen.
 func (h *handler) OnSessionOpen(ctx *gortsplib.ServerHandlerOnSessionOpenCtx) {
 	s := &session{o: (*Origin)(h)}
+	if h.cfg.RandomRTPBase {
+		s.seqOff, s.tsOff = uint16(rand.Uint32()), rand.Uint32()
+	}
 	ctx.Session.SetUserData(s)
 	h.mu.Lock()
 	h.sessions[ctx.Session] = s

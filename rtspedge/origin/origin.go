@@ -35,6 +35,11 @@ type Config struct {
 	Live map[string][]byte
 	// DisableMetaInfo ignores x-RTP-Meta-Info requests: sessions get plain RTP.
 	DisableMetaInfo bool
+	// RandomRTPBase starts every session's RTP sequence numbers and
+	// timestamps at random offsets, as RFC 3550 asks and cameras do. By
+	// default every session of a clip carries the same numbers, which makes
+	// a proxy that splices two sessions look right whether or not it is.
+	RandomRTPBase bool
 	// CacheControl maps a path to the Cache-Control value sent on its
 	// DESCRIBE and SETUP responses (e.g. "no-cache"). None by default.
 	CacheControl map[string]string

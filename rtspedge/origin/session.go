@@ -28,6 +28,8 @@ type session struct {
 	run     *pacer
 	counted bool // counted in entry.plays
 	closed  bool
+	seqOff  uint16 // Config.RandomRTPBase: added to every sequence number
+	tsOff   uint32 // and to every RTP timestamp, of every track
 }
 
 // playRequest is what a PLAY asked for.
@@ -122,8 +124,8 @@ func (s *session) rtpInfo(p play, reqURL *base.URL, setupPath string) base.Heade
 		e := &headers.RTPInfoEntry{URL: u.String()}
 		if m, ok := c.firstOfTrack(p.n, track, p.live); ok {
 			a := c.at(m)
-			seq := a.seq
-			rtptime := a.ts - uint32(int64((a.tt-p.from)/time.Millisecond)*int64(c.clockRate[track])/1000)
+			seq := a.seq + s.seqOff
+			rtptime := a.ts + s.tsOff - uint32(int64((a.tt-p.from)/time.Millisecond)*int64(c.clockRate[track])/1000)
 			e.SequenceNumber, e.Timestamp = &seq, &rtptime
 		}
 		ri = append(ri, e)
@@ -232,7 +234,7 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 		if err := pkt.Unmarshal(a.raw); err != nil {
 			return // cannot happen: Packetize marshalled it
 		}
-		pkt.SequenceNumber, pkt.Timestamp = a.seq, a.ts
+		pkt.SequenceNumber, pkt.Timestamp = a.seq+s.seqOff, a.ts+s.tsOff
 		if f := fields[a.track]; f != nil {
 			buf = metainfo.Encode(buf[:0], f, metainfo.Info{
 				TT: a.tt, FT: a.ft, PN: uint64(n), SQ: a.seq, MD: pkt.Payload,
