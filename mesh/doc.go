@@ -62,8 +62,9 @@
 //	segment   u8 1, u32 index, 32-byte SHA-256 of the segment bytes,
 //	          u32 length N (1 ≤ N ≤ 16 MiB, MaxSegmentLen), N bytes: the
 //	          sealed segment exactly as store.Segment returns it
-//	end       u8 2, u8 state (1 complete, 2 partial), u32 next index (one
-//	          past the recording's last segment), u64 duration in ns
+//	end       u8 2, u8 state (1 complete, 2 partial, 3 a live stream its
+//	          origin ended), u32 next index (one past the recording's last
+//	          segment), u64 duration in ns
 //	keepalive u8 3 (no body)
 //	packet    u8 4, u32 length N (1 ≤ N ≤ store.MaxRecordBytes), N bytes:
 //	          one packet record of the segment encoding (store.AppendRecord)
@@ -82,8 +83,10 @@
 // thus a packet behind its source, not a segment. It flushes whenever it has
 // nothing more to send at once, sends a keepalive every 500 ms
 // (LiveKeepaliveInterval) while no packet comes (its own upstream may be
-// reconnecting), and sends the end frame (state partial) when its recording
-// stops being written. While it serves a live recording it calls
+// reconnecting), and sends the end frame when its recording stops being
+// written: state 3 when its origin ended the stream (the client then ends
+// cleanly too, and so do its players), else partial (the client moves on to
+// another source). While it serves a live recording it calls
 // Config.ServingLive, so its node keeps the upstream open for the relays.
 //
 // Each write has a 30 s deadline; segments are written whole through a

@@ -165,10 +165,11 @@ type received struct {
 // fill was opened at. Each segment is verified by w.AppendSegment (hash and
 // decode) before it is stored; for a recording the peer is still filling, Run
 // follows it until it ends. It returns nil when the peer's recording ended
-// complete and every segment is stored; otherwise an error (ErrBadSegment,
-// ErrStalled, ErrPeerPartial, a stream error, ctx's error), after which w
-// holds only verified segments and the fill can resume elsewhere. Run may be
-// called once; it does not Finish w.
+// complete and every segment is stored, or when the origin ended the live
+// stream the peer relayed (w's manifest then says Ended); otherwise an error
+// (ErrBadSegment, ErrStalled, ErrBehind, ErrPeerPartial, a stream error,
+// ctx's error), after which w holds only verified segments and the fill can
+// resume elsewhere. Run may be called once; it does not Finish w.
 func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.mu.Lock()
 	if pf.ran || pf.closed {
@@ -278,6 +279,13 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			pf.m.bytesIn.Add(uint64(len(p.RTP)))
 			bytes += int64(len(p.RTP))
 		case it.f.Type == frameEnd:
+			if it.f.Ended && pf.mf.Live {
+				// The origin ended the live stream: a clean end here too.
+				if err := w.Update(func(m *store.Manifest) { m.Ended = true }); err != nil {
+					return n, bytes, fmt.Errorf("mark the live stream ended: %w", err)
+				}
+				return n, bytes, nil
+			}
 			if it.f.State != store.StateComplete {
 				return n, bytes, fmt.Errorf("%w after segment %d", ErrPeerPartial, int64(next)-1)
 			}

@@ -100,7 +100,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Wr
 				return fmt.Errorf("live tail end: %w", merr)
 			}
 			_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := bw.Write(appendEnd(nil, mf.State, nextIndex(mf), mf.Duration)); err != nil {
+			if _, err := bw.Write(appendEnd(nil, endOf(mf))); err != nil {
 				return err
 			}
 			return flush()

@@ -252,3 +252,44 @@ func TestLiveLagLeavesSlowSource(t *testing.T) {
 		t.Fatalf("a source at half speed: %v, want ErrBehind", err)
 	}
 }
+
+// TestLiveEndedAtOrigin: a source whose origin ended the live stream sends
+// the end frame with state 3; the relay's Run ends cleanly and marks its
+// recording ended too.
+func TestLiveEndedAtOrigin(t *testing.T) {
+	t.Parallel()
+	a, b := startPair(t, Config{})
+	key := testKey("live-ended")
+	wa := liveRecording(t, a, key, &packetSource{size: 1200, rate: 250_000}, time.Second)
+	_, lastPN, _ := wa.Last()
+	pf, err := b.OpenFill(t.Context(), providerOf(a), key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	wb, err := b.st.Create(pf.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Finish(store.StatePartial)
+	done := make(chan error, 1)
+	go func() { done <- pf.Run(t.Context(), wb) }()
+	caughtUp(t, wb, lastPN)
+	if err := wa.Update(func(m *store.Manifest) { m.Ended = true }); err != nil {
+		t.Fatal(err)
+	}
+	if err := wa.Finish(store.StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after the origin ended the stream: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if !wb.Manifest().Ended {
+		t.Fatal("the relay's recording is not marked ended")
+	}
+}

@@ -198,7 +198,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 			continue
 		}
 		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := bw.Write(appendEnd(nil, mf.State, nextIndex(mf), mf.Duration)); err != nil {
+		if _, err := bw.Write(appendEnd(nil, endOf(mf))); err != nil {
 			return sent, err
 		}
 		return sent, flush()

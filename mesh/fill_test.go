@@ -261,7 +261,7 @@ func serveCorrupt(a *testNode, bad uint32) network.StreamHandler {
 			_, _ = bw.Write(appendSegmentHeader(nil, i, h, len(data)))
 			_, _ = bw.Write(data)
 		}
-		_, _ = bw.Write(appendEnd(nil, m.State, nextIndex(m), m.Duration))
+		_, _ = bw.Write(appendEnd(nil, endOf(m)))
 		_ = bw.Flush()
 	}
 }

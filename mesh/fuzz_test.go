@@ -30,7 +30,7 @@ func seedSegmentHeader() []byte {
 }
 
 func seedEnd() []byte {
-	return appendEnd(nil, store.StateComplete, 42, 10*time.Minute)
+	return appendEnd(nil, frame{State: store.StateComplete, Index: 42, Duration: 10 * time.Minute})
 }
 
 func FuzzRequest(f *testing.F) {
@@ -94,7 +94,8 @@ func FuzzSegmentHeader(f *testing.F) {
 
 func FuzzEndFrame(f *testing.F) {
 	f.Add(seedEnd())
-	f.Add(appendEnd(nil, store.StatePartial, 0, 0))
+	f.Add(appendEnd(nil, frame{State: store.StatePartial}))
+	f.Add(appendEnd(nil, frame{State: store.StatePartial, Ended: true, Index: 9}))
 	f.Add([]byte{frameEnd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := decodeEnd(b)
@@ -104,7 +105,7 @@ func FuzzEndFrame(f *testing.F) {
 		if fr.Duration < 0 || (fr.State != store.StateComplete && fr.State != store.StatePartial) {
 			t.Fatalf("accepted end frame %+v", fr)
 		}
-		if enc := appendEnd(nil, fr.State, fr.Index, fr.Duration); !bytes.Equal(enc, b) {
+		if enc := appendEnd(nil, fr); !bytes.Equal(enc, b) {
 			t.Fatalf("round trip %x != %x", enc, b)
 		}
 	})
@@ -117,7 +118,7 @@ func FuzzFrames(f *testing.F) {
 	s = appendSegmentHeader(s, 0, store.Hash{}, 4)
 	s = append(s, 1, 2, 3, 4)
 	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
-	s = appendEnd(s, store.StateComplete, 1, time.Second)
+	s = appendEnd(s, frame{State: store.StateComplete, Index: 1, Duration: time.Second})
 	f.Add(s)
 	f.Add(seedSegmentHeader())
 	f.Add([]byte{0x7f})

@@ -53,6 +53,7 @@ const FromLiveEdge = ^uint32(0)
 const (
 	endComplete byte = 1
 	endPartial  byte = 2
+	endLive     byte = 3 // a live stream its origin ended
 )
 
 // Protocol errors; test with errors.Is.
@@ -198,6 +199,7 @@ type frame struct {
 	Hash     store.Hash    // segment
 	Len      uint32        // segment, packet: bytes that follow
 	State    store.State   // end: StateComplete or StatePartial
+	Ended    bool          // end: a live stream its origin ended (state partial)
 	Duration time.Duration // end: the recording's duration
 }
 
@@ -235,14 +237,24 @@ func appendSegmentHeader(b []byte, index uint32, h store.Hash, n int) []byte {
 	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
-func appendEnd(b []byte, st store.State, next uint32, d time.Duration) []byte {
+// endOf is the end frame of a recording whose manifest is m.
+func endOf(m store.Manifest) frame {
+	return frame{Type: frameEnd, State: m.State, Ended: m.Live && m.Ended, Index: nextIndex(m), Duration: m.Duration}
+}
+
+// appendEnd appends end frame f: type 2, u8 state, u32 next index, u64
+// duration (ns).
+func appendEnd(b []byte, f frame) []byte {
 	s := endPartial
-	if st == store.StateComplete {
+	switch {
+	case f.Ended:
+		s = endLive
+	case f.State == store.StateComplete:
 		s = endComplete
 	}
 	b = append(b, frameEnd, s)
-	b = binary.BigEndian.AppendUint32(b, next)
-	return binary.BigEndian.AppendUint64(b, uint64(max(d, 0)))
+	b = binary.BigEndian.AppendUint32(b, f.Index)
+	return binary.BigEndian.AppendUint64(b, uint64(max(f.Duration, 0)))
 }
 
 // readFrame decodes one frame header (not a segment's bytes).
@@ -297,6 +309,8 @@ func decodeEnd(b []byte) (frame, error) {
 		f.State = store.StateComplete
 	case endPartial:
 		f.State = store.StatePartial
+	case endLive:
+		f.State, f.Ended = store.StatePartial, true
 	default:
 		return frame{}, fmt.Errorf("%w: end state %d", ErrProtocol, b[1])
 	}

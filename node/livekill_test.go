@@ -216,3 +216,39 @@ func short(id string) string {
 	}
 	return id
 }
+
+// TestLiveOriginEndsStream: the origin ends a live stream (RTCP BYE, then
+// the path is gone); the players on the origin-facing node A and on B,
+// relaying from A, both get a clean end, and B takes the end from A rather
+// than going to the origin for it.
+func TestLiveOriginEndsStream(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, liveOrigin)
+	a := meshNode(t, org, nil)
+	b := meshNode(t, org, nil, a)
+	pa := startReconnectPlayer(t, a.url("o/live"))
+	eventually(t, 10*time.Second, "packets on A", func() bool { return len(pa.packets()) > 0 })
+	pb := startReconnectPlayer(t, b.url("o/live"))
+	eventually(t, 10*time.Second, "packets on B", func() bool { return len(pb.packets()) > 0 })
+	if in, _ := b.Stream("o/live"); in.Source != a.PeerID() {
+		t.Fatalf("B's source %q, want A", in.Source)
+	}
+	if n := org.EndLive("live"); n != 1 {
+		t.Fatalf("the origin ended %d sessions, want 1 (A's)", n)
+	}
+	ended := time.Now()
+	for name, p := range map[string]*reconnectPlayer{"A": pa, "B": pb} {
+		eventually(t, 10*time.Second, "an RTCP BYE on "+name, func() bool { return !p.bye().IsZero() })
+		t.Logf("player on %s: BYE %v after the origin ended the stream", name, p.bye().Sub(ended).Round(time.Millisecond))
+	}
+	key, _ := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
+	for name, n := range map[string]*testNode{"A": a, "B": b} {
+		m, err := n.Store().Manifest(key)
+		if err != nil || m.State != store.StatePartial || !m.Ended {
+			t.Errorf("%s's recording: state %s ended %v (%v), want partial and ended", name, m.State, m.Ended, err)
+		}
+	}
+	if in, _ := b.Stream("o/live"); in.Source != a.PeerID() {
+		t.Errorf("B's source after the end: %q, want A still", in.Source)
+	}
+}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -202,7 +201,11 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 		var done bool
 		w, done = n.fillFromPeers(ctx, f, w, log)
 		if done {
-			finish(store.StateComplete, "peer", nil)
+			st := store.StateComplete
+			if w.Manifest().Live {
+				st = store.StatePartial // the origin ended it: what was live stays partial
+			}
+			finish(st, "peer", nil)
 			return
 		}
 	}
@@ -221,10 +224,13 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 		log.Warn("fill failed", "source", sourceOrigin, "err", err)
 	case err == nil && !w.Manifest().Live:
 		finish(store.StateComplete, sourceOrigin, nil)
-	default:
-		if err == nil {
-			err = errors.New("live stream ended")
+	case err == nil:
+		// The origin ended the live stream (RTCP BYE): relays end with it.
+		if uerr := w.Update(func(m *store.Manifest) { m.Ended = true }); uerr != nil {
+			log.Warn("mark the live stream ended", "err", uerr)
 		}
+		finish(store.StatePartial, sourceOrigin, nil)
+	default:
 		finish(store.StatePartial, sourceOrigin, err)
 	}
 	n.fills.mu.Lock()

@@ -92,14 +92,15 @@ type Manifest struct {
 	Tracks    []Track       `json:"tracks"`
 	Freshness Freshness     `json:"freshness"`
 	State     State         `json:"state"`
-	Live      bool          `json:"live"`          // open-ended origin: kept as a rolling window
-	Duration  time.Duration `json:"duration"`      // from the SDP range for VOD; stored span otherwise
-	Packets   uint64        `json:"packets"`       // packets stored, over all segments
-	Bytes     uint64        `json:"bytes"`         // RTP bytes stored, over all segments
-	Segments  []SegmentInfo `json:"segments"`      // sealed segments, in order (a live window drops old ones from the front)
-	Source    string        `json:"source"`        // "origin" or the peer id it was filled from; empty while a live fill is between sources
-	Via       []string      `json:"via,omitempty"` // live relays: the peer ids the packets came through, the origin-facing node first, Source last
-	MetaInfo  bool          `json:"meta_info"`     // the origin sent x-RTP-Meta-Info
+	Live      bool          `json:"live"`            // open-ended origin: kept as a rolling window
+	Duration  time.Duration `json:"duration"`        // from the SDP range for VOD; stored span otherwise
+	Packets   uint64        `json:"packets"`         // packets stored, over all segments
+	Bytes     uint64        `json:"bytes"`           // RTP bytes stored, over all segments
+	Segments  []SegmentInfo `json:"segments"`        // sealed segments, in order (a live window drops old ones from the front)
+	Source    string        `json:"source"`          // "origin" or the peer id it was filled from; empty while a live fill is between sources
+	Via       []string      `json:"via,omitempty"`   // live relays: the peer ids the packets came through, the origin-facing node first, Source last
+	MetaInfo  bool          `json:"meta_info"`       // the origin sent x-RTP-Meta-Info
+	Ended     bool          `json:"ended,omitempty"` // live: its origin ended the stream (RTCP BYE), not a failure
 	Created   time.Time     `json:"created"`
 }
 

@@ -323,7 +323,7 @@ func (w *Writer) Manifest() Manifest {
 }
 
 // Update changes header fields persistently: SDP, Tracks, Freshness,
-// Duration, Source, Via, MetaInfo and Live. Other fields are the store's and
+// Duration, Source, Via, MetaInfo, Live and Ended. Other fields are the store's and
 // changes to them are ignored.
 func (w *Writer) Update(fn func(m *Manifest)) error {
 	rec := w.rec
@@ -348,6 +348,7 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	h.M.SDP, h.M.Tracks, h.M.Freshness = bytes.Clone(m.SDP), append([]Track(nil), m.Tracks...), m.Freshness
 	h.M.Duration, h.M.Source, h.M.MetaInfo, h.M.Live = m.Duration, m.Source, m.MetaInfo, m.Live
 	h.M.Via = append([]string(nil), m.Via...)
+	h.M.Ended = m.Ended
 	if err := w.s.writeHeader(rec, &h); err != nil {
 		return fmt.Errorf("update %s: %w", rec.key, err)
 	}

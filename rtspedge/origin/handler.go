@@ -27,6 +27,14 @@ const rtpInfoKey = "X-Rtspmesh-Rtp-Info"
 
 func (h *handler) entry(path string) (*entry, bool) {
 	e, ok := h.entries[strings.Trim(path, "/")]
+	if ok && e.live {
+		h.mu.Lock()
+		ended := e.ended
+		h.mu.Unlock()
+		if ended {
+			return nil, false
+		}
+	}
 	return e, ok
 }
 

@@ -78,7 +78,8 @@ type entry struct {
 	cacheControl string
 	modified     time.Time // Last-Modified of a VOD file (whole seconds); zero for live
 
-	describes, plays int // guarded by Origin.mu
+	describes, plays int  // guarded by Origin.mu
+	ended            bool // a live stream EndLive ended; guarded by Origin.mu
 }
 
 // New validates cfg, packetizes every file and binds the TCP listener (so
@@ -238,6 +239,37 @@ func (o *Origin) Stall(path string) int {
 		s.mu.Unlock()
 		if playing {
 			s.stop()
+			n++
+		}
+	}
+	return n
+}
+
+// EndLive ends the live stream at path as a broadcast ends: every session
+// playing it gets an RTCP BYE per track and no more media, and the path is
+// gone (404) from then on. It returns how many sessions it ended. It is for
+// tests of how clients handle the end of a live stream.
+func (o *Origin) EndLive(path string) int {
+	path = strings.Trim(path, "/")
+	e, ok := o.entries[path]
+	if !ok || !e.live {
+		return 0
+	}
+	o.mu.Lock()
+	e.ended = true
+	var playing []*session
+	for _, s := range o.sessions {
+		playing = append(playing, s)
+	}
+	o.mu.Unlock()
+	n := 0
+	for _, s := range playing {
+		s.mu.Lock()
+		mine, st := s.e == e && s.run != nil, s.stream
+		s.mu.Unlock()
+		if mine {
+			s.stop()
+			sendBye(st)
 			n++
 		}
 	}
