@@ -24,6 +24,22 @@ func liveRecording(t *testing.T, a *testNode, key string, ps *packetSource, d ti
 	return w
 }
 
+// openRelay opens b's fill of key from a, from segment 0, and b's
+// recording for it.
+func openRelay(t *testing.T, a, b *testNode, key string) (*PeerFill, *store.Writer) {
+	t.Helper()
+	pf, err := b.OpenFill(t.Context(), providerOf(a), key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pf.Close)
+	w, err := b.st.Create(pf.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pf, w
+}
+
 // caughtUp waits until w holds the packet numbered pn.
 func caughtUp(t *testing.T, w *store.Writer, pn uint64) {
 	t.Helper()
@@ -54,15 +70,7 @@ func TestLiveTailRelaysOpenSegment(t *testing.T) {
 		t.Fatalf("the source's open segment is empty (last pn %d, sealed up to %d): the test proves nothing", lastPN, sealedUpTo)
 	}
 
-	pf, err := b.OpenFill(t.Context(), providerOf(a), key, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	wb, err := b.st.Create(pf.Manifest())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf, wb := openRelay(t, a, b, key)
 	done := make(chan error, 1)
 	go func() { done <- pf.Run(t.Context(), wb) }()
 	caughtUp(t, wb, lastPN)
@@ -262,15 +270,7 @@ func TestLiveEndedAtOrigin(t *testing.T) {
 	key := testKey("live-ended")
 	wa := liveRecording(t, a, key, &packetSource{size: 1200, rate: 250_000}, time.Second)
 	_, lastPN, _ := wa.Last()
-	pf, err := b.OpenFill(t.Context(), providerOf(a), key, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	wb, err := b.st.Create(pf.Manifest())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf, wb := openRelay(t, a, b, key)
 	defer wb.Finish(store.StatePartial)
 	done := make(chan error, 1)
 	go func() { done <- pf.Run(t.Context(), wb) }()

@@ -225,24 +225,7 @@ func (o *Origin) Sessions(path string) (describes, plays int) {
 // New sessions play normally. It returns how many sessions it stalled. It
 // is for tests of how clients handle a silent origin.
 func (o *Origin) Stall(path string) int {
-	path = strings.Trim(path, "/")
-	o.mu.Lock()
-	var stall []*session
-	for _, s := range o.sessions {
-		stall = append(stall, s)
-	}
-	o.mu.Unlock()
-	n := 0
-	for _, s := range stall {
-		s.mu.Lock()
-		playing := s.e != nil && s.e.path == path && s.run != nil
-		s.mu.Unlock()
-		if playing {
-			s.stop()
-			n++
-		}
-	}
-	return n
+	return o.stopPlaying(strings.Trim(path, "/"), nil)
 }
 
 // EndLive ends the live stream at path as a broadcast ends: every session
@@ -257,19 +240,29 @@ func (o *Origin) EndLive(path string) int {
 	}
 	o.mu.Lock()
 	e.ended = true
-	var playing []*session
+	o.mu.Unlock()
+	return o.stopPlaying(path, sendBye)
+}
+
+// stopPlaying stops the pacer of every session playing path and then calls
+// then (when not nil) with its stream. It returns how many it stopped.
+func (o *Origin) stopPlaying(path string, then func(*gortsplib.ServerStream)) int {
+	o.mu.Lock()
+	var all []*session
 	for _, s := range o.sessions {
-		playing = append(playing, s)
+		all = append(all, s)
 	}
 	o.mu.Unlock()
 	n := 0
-	for _, s := range playing {
+	for _, s := range all {
 		s.mu.Lock()
-		mine, st := s.e == e && s.run != nil, s.stream
+		playing, st := s.e != nil && s.e.path == path && s.run != nil, s.stream
 		s.mu.Unlock()
-		if mine {
+		if playing {
 			s.stop()
-			sendBye(st)
+			if then != nil {
+				then(st)
+			}
 			n++
 		}
 	}
