@@ -56,7 +56,9 @@ func (p *player) peek(ctx context.Context, i int, mayBlock bool) (*qpacket, erro
 		p.queue = append(p.queue, qpacket{})
 	}
 	q := &p.queue[len(p.queue)-1]
-	q.track, q.tt, q.data = pkt.Track, pkt.TT, append(q.data[:0], pkt.RTP...)
+	// The store never changes or reuses a packet's bytes: keep them, not a
+	// copy (q.data is never written through).
+	q.track, q.tt, q.data = pkt.Track, pkt.TT, pkt.RTP
 	return q, nil
 }
 

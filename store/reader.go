@@ -201,8 +201,9 @@ func (s *Store) seekNearest(rec *recording, segs []SegmentInfo, next uint32, ope
 // Next returns the next packet in log order. At the tail of a recording that
 // is still being written it blocks until an append, Finish, or ctx ends; at
 // the end of a finished recording it returns io.EOF. A reader that fell out of
-// a live window gets ErrBehindWindow. The returned Packet.RTP is valid until
-// the next call to Next (it must not be modified).
+// a live window gets ErrBehindWindow. The returned Packet.RTP must not be
+// modified; the store never changes or reuses those bytes (segments are
+// immutable, the open one only grows), so it stays valid after later calls.
 func (r *Reader) Next(ctx context.Context) (Packet, error) {
 	for {
 		if r.seg != nil {
