@@ -81,6 +81,7 @@ func emptyCopy(m store.Manifest, key, source string) store.Manifest {
 	m.Key = key
 	m.Source = source
 	m.Via = nil
+	m.Ended = false
 	m.State = store.StateFilling
 	m.Segments = nil
 	m.Packets = 0

@@ -69,7 +69,11 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 				}
 			})
 		}
-		log.Info("fill start", "source", "peer", "peer", pf.Peer(), "live", pm.Live, "hops", len(via))
+		if pm.Live {
+			log.Info("fill start", "source", "peer", "peer", pf.Peer(), "live", true, "hops", len(via))
+		} else {
+			log.Info("fill start", "source", "peer", "peer", pf.Peer(), "live", false)
+		}
 		before := bytesOf(w)
 		err := pf.Run(ctx, w)
 		n.metrics.filled(f, "peer", before, w)
