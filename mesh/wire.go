@@ -123,6 +123,7 @@ func wireManifest(m store.Manifest) store.Manifest {
 	m.Segments = nil
 	m.Packets = 0
 	m.Bytes = 0
+	m.Received = 0
 	return m
 }
 

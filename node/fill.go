@@ -86,6 +86,7 @@ func emptyCopy(m store.Manifest, key, source string) store.Manifest {
 	m.Segments = nil
 	m.Packets = 0
 	m.Bytes = 0
+	m.Received = 0
 	m.Created = time.Now()
 	return m
 }

@@ -38,7 +38,7 @@ type soakSample struct {
 	window     int64         // their encoded bytes
 	used       int64         // the store's accounted bytes (Usage)
 	sealed     int64         // encoded bytes of every segment sealed so far (the test's count)
-	received   uint64        // the manifest's Bytes (RTP bytes ever stored, for now)
+	rtpBytes   uint64        // the manifest's Bytes: RTP bytes in the window
 	span       time.Duration // the manifest's Duration: the window's span
 	disk       int64         // bytes allocated on disk under the store dir
 	heap       uint64        // HeapInuse after a GC (the whole test process)
@@ -48,7 +48,7 @@ type soakSample struct {
 
 func (s soakSample) String() string {
 	return fmt.Sprintf("t=%3.0fs segments=%d window=%.2fMB used=%.2fMB sealed=%.1fMB manifest.bytes=%.1fMB span=%.1fs disk=%.1fMB heap=%.1fMB goroutines=%d players=%d",
-		s.at.Seconds(), s.segments, mb(s.window), mb(s.used), mb(s.sealed), mb(int64(s.received)), s.span.Seconds(),
+		s.at.Seconds(), s.segments, mb(s.window), mb(s.used), mb(s.sealed), mb(int64(s.rtpBytes)), s.span.Seconds(),
 		mb(s.disk), mb(int64(s.heap)), s.goroutines, s.players)
 }
 
@@ -84,7 +84,7 @@ func TestLiveMemoryFlat5Min(t *testing.T) {
 	sample := func(at time.Duration) soakSample {
 		s := soakSample{at: at, disk: diskUsage(t, storeDir), goroutines: runtime.NumGoroutine()}
 		if m, err := n.Store().Manifest(key); err == nil {
-			s.segments, s.received, s.span = len(m.Segments), m.Bytes, m.Duration
+			s.segments, s.rtpBytes, s.span = len(m.Segments), m.Bytes, m.Duration
 			for _, sg := range m.Segments {
 				s.window += int64(sg.Size)
 				if sg.Index >= next {
@@ -179,9 +179,10 @@ loop:
 	r := got[ref]
 	within := func(v, ref int64) bool { return v >= ref*3/4 && v <= ref*5/4 }
 	for _, s := range got[ref+1:] {
-		if !within(int64(s.segments), int64(r.segments)) || !within(s.window, r.window) || !within(s.used, r.used) {
-			t.Errorf("the window changed size: at %v %d segments, %d bytes (store %d); at %v %d segments, %d bytes (store %d)",
-				r.at, r.segments, r.window, r.used, s.at, s.segments, s.window, s.used)
+		if !within(int64(s.segments), int64(r.segments)) || !within(s.window, r.window) || !within(s.used, r.used) ||
+			!within(int64(s.rtpBytes), int64(r.rtpBytes)) {
+			t.Errorf("the window changed size: at %v %d segments, %d bytes (store %d, manifest %d); at %v %d segments, %d bytes (store %d, manifest %d)",
+				r.at, r.segments, r.window, r.used, r.rtpBytes, s.at, s.segments, s.window, s.used, s.rtpBytes)
 		}
 		// Badger reclaims disk a value-log file (64 MiB) at a time and never
 		// the file it is writing, so within one file the store dir grows

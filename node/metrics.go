@@ -193,7 +193,7 @@ func (m *metrics) filled(f *fill, source string, before uint64, w *store.Writer)
 	if m == nil || w == nil {
 		return
 	}
-	after := w.Manifest().Bytes
+	after := bytesOf(w)
 	m.mu.Lock()
 	t, ok := m.tallies[f]
 	if !ok {
@@ -216,12 +216,13 @@ type fillTally struct {
 	last           string // the last source
 }
 
-// bytesOf is what w holds now (0 without a writer): the start of a source's share.
+// bytesOf is what w has stored so far, a live window's dropped segments
+// included (0 without a writer): the start of a source's share.
 func bytesOf(w *store.Writer) uint64 {
 	if w == nil {
 		return 0
 	}
-	return w.Manifest().Bytes
+	return w.Manifest().Received
 }
 
 // fillEnded records a fill's result from what its store holds once it ended.
@@ -236,8 +237,8 @@ func (m *metrics) fillEnded(f *fill, start time.Time) {
 	result := "failed"
 	if f.st != nil {
 		if md, err := f.st.Manifest(f.key); err == nil {
-			if t != nil && md.Bytes > t.start+t.counted {
-				m.fillBytes.WithLabelValues(t.last).Add(float64(md.Bytes - t.start - t.counted))
+			if t != nil && md.Received > t.start+t.counted {
+				m.fillBytes.WithLabelValues(t.last).Add(float64(md.Received - t.start - t.counted))
 			}
 			switch md.State {
 			case store.StateComplete:

@@ -49,8 +49,10 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		h.FirstIndex = si.Index
 	}
 	h.NextIndex = si.Index + 1
+	si.rtpBytes = rtpBytes
 	h.M.Packets += uint64(si.Packets)
 	h.M.Bytes += rtpBytes
+	h.M.Received += rtpBytes
 	h.StoredBytes += int64(si.Size)
 	last := &sg.packets[len(sg.packets)-1]
 	h.LastTT, h.LastPN, h.HasLast = last.TT, last.PN, true
@@ -59,6 +61,8 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 	if h.M.Live {
 		for drop < len(segs) && si.LastTT-segs[drop].LastTT > s.opts.LiveWindow {
 			freed += int64(segs[drop].Size)
+			h.M.Packets -= min(uint64(segs[drop].Packets), h.M.Packets)
+			h.M.Bytes -= min(segs[drop].rtpOf(), h.M.Bytes)
 			drop++
 		}
 		h.FirstIndex += uint32(drop)
@@ -165,4 +169,14 @@ func (s *Store) addUsed(d int64) {
 	if over {
 		s.kickEviction()
 	}
+}
+
+// rtpOf is the RTP bytes of the segment: exact for one sealed by this
+// process, else its size less the record headers, which take about 10
+// bytes a packet.
+func (si *SegmentInfo) rtpOf() uint64 {
+	if si.rtpBytes > 0 {
+		return si.rtpBytes
+	}
+	return uint64(max(int64(si.Size)-segHeaderLen-10*int64(si.Packets), 0))
 }

@@ -83,6 +83,8 @@ type SegmentInfo struct {
 	Packets    uint32        `json:"packets"`
 	Size       uint32        `json:"size"` // encoded bytes
 	Hash       Hash          `json:"hash"`
+
+	rtpBytes uint64 // RTP bytes in it; 0 when loaded from disk (not persisted)
 }
 
 // Manifest is everything the store knows about one recording except its packets.
@@ -94,8 +96,9 @@ type Manifest struct {
 	State     State         `json:"state"`
 	Live      bool          `json:"live"`            // open-ended origin: kept as a rolling window
 	Duration  time.Duration `json:"duration"`        // from the SDP range for VOD; stored span otherwise
-	Packets   uint64        `json:"packets"`         // packets stored, over all segments
-	Bytes     uint64        `json:"bytes"`           // RTP bytes stored, over all segments
+	Packets   uint64        `json:"packets"`         // packets stored, over all segments (of a live window: those in it)
+	Bytes     uint64        `json:"bytes"`           // RTP bytes stored, over all segments (of a live window: those in it)
+	Received  uint64        `json:"received"`        // RTP bytes ever sealed into it: Bytes, plus what a live window dropped
 	Segments  []SegmentInfo `json:"segments"`        // sealed segments, in order (a live window drops old ones from the front)
 	Source    string        `json:"source"`          // "origin" or the peer id it was filled from; empty while a live fill is between sources
 	Via       []string      `json:"via,omitempty"`   // live relays: the peer ids the packets came through, the origin-facing node first, Source last

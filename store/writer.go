@@ -71,7 +71,7 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	m.SDP = bytes.Clone(m.SDP)
 	m.Tracks = append([]Track(nil), m.Tracks...)
 	m.Via = append([]string(nil), m.Via...)
-	m.Segments, m.Packets, m.Bytes, m.Created = nil, 0, 0, now
+	m.Segments, m.Packets, m.Bytes, m.Received, m.Created = nil, 0, 0, 0, now
 	m.State = StateFilling
 	if m.Live {
 		m.State = StateLive

@@ -242,8 +242,33 @@ func TestLiveWindow(t *testing.T) {
 		t.Fatalf("dropped segment still served: %v", err)
 	}
 	var stored int64
+	var packets, rtpBytes uint64
 	for _, si := range m.Segments {
 		stored += int64(si.Size)
+		data, _, err := s.Segment("live", si.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, err := DecodeSegment(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pk {
+			packets++
+			rtpBytes += uint64(len(p.RTP))
+		}
+	}
+	if m.Packets != packets || m.Bytes != rtpBytes {
+		t.Fatalf("manifest counts %d packets, %d bytes; the window holds %d, %d", m.Packets, m.Bytes, packets, rtpBytes)
+	}
+	var sealed uint64 // every packet sealed since the start, dropped or not
+	for _, p := range pk {
+		if p.PN < last.FirstPN+uint64(last.Packets) {
+			sealed += uint64(len(p.RTP))
+		}
+	}
+	if m.Received != sealed {
+		t.Fatalf("manifest received %d bytes, %d were sealed", m.Received, sealed)
 	}
 	if used, _ := s.Usage(); used != stored || maxUsed > 8*stored/5 {
 		t.Fatalf("usage %d (max seen %d), window holds %d", used, maxUsed, stored)
