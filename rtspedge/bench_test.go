@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,20 +37,7 @@ func playersRun(b *testing.B, n int, dur time.Duration) {
 	b.ReportAllocs()
 	srv := startServerProc(b, dur)
 	total := len(synthPackets(dur))
-	url := "rtsp://" + srv.addr + "/v"
-	players := make([]*testPlayer, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := range players {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			players[i] = newTestPlayer(b, url, gortsplib.TransportTCP)
-		}()
-	}
-	wg.Wait()
+	players := joinPlayers(b, "rtsp://"+srv.addr+"/v", n)
 	srv0, self0, wall0 := srv.cpu(b), cpuTime(b), time.Now()
 	for _, p := range players {
 		p.play(b, nil)

@@ -509,7 +509,7 @@ func TestLiveRangeFrom(t *testing.T) {
 func TestFFmpegLiveTimeShift(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("no ffmpeg")
+		t.Fatal("ffmpeg is needed (make test-deps installs it):", err)
 	}
 	clip := filepath.Join(t.TempDir(), "sample.ts")
 	if err := os.WriteFile(clip, origin.SampleClip(), 0o644); err != nil {

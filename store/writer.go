@@ -213,7 +213,9 @@ func (w *Writer) Append(p Packet) error {
 	rec.lastTT, rec.lastPN, rec.hasLast = p.TT, p.PN, true
 	rec.notifyLocked()
 	rec.mu.Unlock()
-	w.noteTail(&p, time.Now())
+	if w.live {
+		w.noteTail(&p, time.Now())
+	}
 	if len(o.buf) >= w.s.opts.SegmentBytes {
 		return w.seal()
 	}
@@ -279,9 +281,11 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	for i := range packets {
-		w.noteTail(&packets[i], now)
+	if w.live {
+		now := time.Now()
+		for i := range packets {
+			w.noteTail(&packets[i], now)
+		}
 	}
 	<-done // stored when AppendSegment returns
 	return w.sync()
@@ -302,9 +306,11 @@ func (w *Writer) noteTail(p *Packet, at time.Time) {
 	w.tails[p.Track] = tail{p: *p, at: at, ok: true}
 }
 
-// TrackTail returns the last packet this writer appended on track (its RTP
-// must not be modified) and when it was appended; false when there is none.
-// A live recording that changes sources continues each track from it.
+// TrackTail returns the last packet this writer of a live recording
+// appended on track (its RTP must not be modified) and when it was
+// appended; false when there is none, or the recording is not live (the
+// tails are kept for live recordings only: a live recording that changes
+// sources continues each track from them).
 func (w *Writer) TrackTail(track uint8) (Packet, time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
