@@ -213,7 +213,7 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 	r, err := p.rec.NewReader(from)
 	if err != nil {
 		p.log.Warn("open reader", "from", from, "err", err)
-		return &base.Response{StatusCode: statusFor(err)}
+		return refusal(err)
 	}
 	p.reader = r
 	if p.m.Live {

@@ -169,7 +169,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("rtsp server: listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("rtsp server: %w", err) // net says "listen tcp <addr>: …"
 	}
 	s.ln = batchListener{ln}
 	if s.udp {
