@@ -40,6 +40,9 @@ func (r *recording) NewReader(from time.Duration) (*store.Reader, error) {
 	return r.st.NewReader(r.key, from)
 }
 
+// Delivered counts what the player was sent (rtspedge.DeliveryCounter).
+func (r *recording) Delivered(packets, bytes uint64) { r.n.metrics.delivered(r.served, bytes) }
+
 func (r *recording) Close() {
 	if !r.opened.IsZero() {
 		r.n.log.Info("player session end", "stream", r.key, "served", r.served,
@@ -309,5 +312,8 @@ func (n *Node) dropRelayWhenIdle(f *fill) {
 	}
 }
 
-var _ rtspedge.Recordings = (*Node)(nil)
+var (
+	_ rtspedge.Recordings      = (*Node)(nil)
+	_ rtspedge.DeliveryCounter = (*recording)(nil)
+)
 var _ = mesh.Provider{}

@@ -51,6 +51,7 @@ type player struct {
 	ss     *gortsplib.ServerSession
 	path   string
 	rec    Recording
+	count  DeliveryCounter // rec's, or nil
 	m      store.Manifest
 	desc   *description.Session
 	stream *gortsplib.ServerStream
@@ -99,6 +100,7 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 		log:      s.log.With("path", path),
 		probeCtx: probe,
 	}
+	p.count, _ = d.rec.(DeliveryCounter)
 	stats := stream.Stats()
 	for _, medi := range d.desc.Medias {
 		t := &playTrack{media: medi, clock: uint32(max(medi.Formats[0].ClockRate(), 1)), nextSeq: randUint16()}

@@ -38,6 +38,14 @@ type Recording interface {
 	Close()
 }
 
+// DeliveryCounter is implemented by a Recording that counts what its
+// player is sent: the server calls Delivered from the replay after each
+// batch of RTP packets it hands to the session (bytes: header and payload,
+// as ServerStats.BytesSent counts them). It must not block.
+type DeliveryCounter interface {
+	Delivered(packets, bytes uint64)
+}
+
 // Transports a server can offer players.
 const (
 	TransportTCP = "tcp" // RTP interleaved in the RTSP connection
