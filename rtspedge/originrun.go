@@ -136,8 +136,11 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	o.client.OnPacketRTCPAny(func(medi *description.Media, pkt rtcp.Packet) {
 		<-ready
 		if t := byMedia[medi]; t != nil {
-			if _, bye := pkt.(*rtcp.Goodbye); bye {
+			switch pkt := pkt.(type) {
+			case *rtcp.Goodbye:
 				r.bye(t)
+			case *rtcp.SenderReport:
+				r.senderReport(t, pkt)
 			}
 		}
 	})
@@ -355,6 +358,35 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	r.lastTT = max(r.lastTT, p.TT)
 	r.nextPN = max(r.nextPN, p.PN+1)
 	r.tail.note(&p, binary.BigEndian.Uint32(p.RTP[4:8]), now)
+}
+
+// clockSetter is a PacketWriter that keeps each track's RTP↔NTP mapping
+// (*store.Writer).
+type clockSetter interface {
+	SetClock(track uint8, c store.Clock) error
+}
+
+// senderReport keeps the origin's RTP↔NTP mapping of t from its sender
+// report, in the timestamps stored (a spliced session's are re-based), so
+// the edge's own sender reports to players carry the origin's capture time.
+func (r *playRun) senderReport(t *originTrack, sr *rtcp.SenderReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs, ok := r.w.(clockSetter)
+	if r.stopped || !ok || sr.NTPTime == 0 {
+		return
+	}
+	ts := sr.RTPTime
+	if r.splice != nil {
+		off, ok := r.splice.tsOffset(t.index)
+		if !ok {
+			return // no packet kept yet: the next report will do
+		}
+		ts += off
+	}
+	if err := cs.SetClock(t.index, store.Clock{RTP: ts, NTP: timeOfNTP(sr.NTPTime)}); err != nil {
+		r.o.log.Debug("keep the origin's clock", "track", t.index, "err", err)
+	}
 }
 
 // bye notes an RTCP BYE; BYE on every track ends the stream.

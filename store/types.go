@@ -60,7 +60,21 @@ type Track struct {
 	PayloadType uint8  `json:"payload_type"` // RTP payload type
 	ClockRate   uint32 `json:"clock_rate"`   // RTP clock rate in Hz
 	Codec       string `json:"codec"`        // e.g. "H264", "MPEG4-GENERIC"
+	// Clock maps the track's stored RTP timestamps to the origin's wall
+	// clock, from the origin's RTCP sender reports; zero when none came.
+	Clock Clock `json:"clock,omitzero"`
 }
+
+// Clock is one point of a track's RTP↔NTP mapping: the stored RTP
+// timestamp RTP is the instant NTP of the origin's wall clock (RFC 3550
+// §6.4.1). Timestamps of other packets map through the track's clock rate.
+type Clock struct {
+	RTP uint32    `json:"rtp"`
+	NTP time.Time `json:"ntp"`
+}
+
+// IsZero reports whether c holds no mapping.
+func (c Clock) IsZero() bool { return c.NTP.IsZero() }
 
 // Freshness is what the origin said about how long its description stays valid.
 type Freshness struct {

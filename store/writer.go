@@ -375,6 +375,21 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	return nil
 }
 
+// SetClock keeps track's RTP↔NTP mapping (Track.Clock) persistently;
+// readers see it at once (Reader.Clock).
+func (w *Writer) SetClock(track uint8, c Clock) error {
+	var bad bool
+	err := w.Update(func(m *Manifest) {
+		if bad = int(track) >= len(m.Tracks); !bad {
+			m.Tracks[track].Clock = c
+		}
+	})
+	if err == nil && bad {
+		err = fmt.Errorf("set clock of %s: no track %d", w.rec.key, track)
+	}
+	return err
+}
+
 // Finish seals the open segment and ends the fill as StateComplete or
 // StatePartial. Readers at the end then get io.EOF. Finish is idempotent.
 func (w *Writer) Finish(st State) error {
