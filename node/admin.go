@@ -51,7 +51,7 @@ func newAdminServer(n *Node, logger *slog.Logger) (*adminServer, error) {
 	}
 	ln, err := net.Listen("tcp", n.cfg.Admin.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("admin api: listen %s: %w", n.cfg.Admin.Listen, err)
+		return nil, fmt.Errorf("admin api: %w", err) // net says "listen tcp <addr>: …"
 	}
 	a.ln = ln
 	return a, nil

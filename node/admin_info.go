@@ -31,8 +31,12 @@ type NodeStatus struct {
 	Requests        map[Served]uint64 `json:"requests"`
 	Hits            uint64            `json:"hits"`
 	Misses          uint64            `json:"misses"`
-	FillBytesPeer   uint64            `json:"fill_bytes_peer"` // WAN bytes the mesh saved
-	FillBytesOrigin uint64            `json:"fill_bytes_origin"`
+	FillBytesPeer   uint64            `json:"fill_bytes_peer"`   // stored from peers
+	FillBytesOrigin uint64            `json:"fill_bytes_origin"` // stored from origins: what crossed the WAN
+	PlayerBytes     uint64            `json:"player_sent_bytes"` // RTP bytes sent to players
+	// WANSaved is the part of PlayerBytes sent in sessions that did not
+	// start a fill from an origin (docs/api.md, "WAN bytes saved").
+	WANSaved uint64 `json:"wan_saved_bytes"`
 }
 
 func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
@@ -63,6 +67,10 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	st.Misses = counterValue(m.misses.WithLabelValues("peer")) + counterValue(m.misses.WithLabelValues(sourceOrigin))
 	st.FillBytesPeer = counterValue(m.fillBytes.WithLabelValues("peer"))
 	st.FillBytesOrigin = counterValue(m.fillBytes.WithLabelValues(sourceOrigin))
+	st.WANSaved = counterValue(m.wanSaved) // first: never more than PlayerBytes
+	for _, c := range m.playerBytesBy {
+		st.PlayerBytes += counterValue(c)
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 

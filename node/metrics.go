@@ -25,11 +25,14 @@ type metrics struct {
 
 	requests      *prometheus.CounterVec // by served: local, tail, peer, origin
 	requestErrors prometheus.Counter
-	hits          prometheus.Counter     // local + tail
-	misses        *prometheus.CounterVec // by source: peer, origin
-	prefetches    *prometheus.CounterVec // by served
-	fillBytes     *prometheus.CounterVec // by source: peer, origin
-	fills         *prometheus.CounterVec // by result: complete, partial, failed
+	hits          prometheus.Counter            // local + tail
+	misses        *prometheus.CounterVec        // by source: peer, origin
+	prefetches    *prometheus.CounterVec        // by served
+	fillBytes     *prometheus.CounterVec        // by source: peer, origin
+	playerBytes   *prometheus.CounterVec        // by served: local, tail, peer, origin
+	playerBytesBy map[Served]prometheus.Counter // playerBytes' children, looked up once
+	wanSaved      prometheus.Counter            // playerBytes of local, tail and peer
+	fills         *prometheus.CounterVec        // by result: complete, partial, failed
 	fillDuration  prometheus.Histogram
 	evictions     prometheus.Counter
 	dhtLookups    *prometheus.CounterVec // by result: found, none, error
@@ -41,8 +44,9 @@ var servedLabels = []Served{ServedLocal, ServedTail, ServedPeer, ServedOrigin}
 
 func newMetrics(n *Node) *metrics {
 	m := &metrics{
-		reg:     prometheus.NewRegistry(),
-		tallies: make(map[*fill]*fillTally),
+		reg:           prometheus.NewRegistry(),
+		tallies:       make(map[*fill]*fillTally),
+		playerBytesBy: make(map[Served]prometheus.Counter),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_requests_total",
 			Help: "Player requests resolved, by where the stream was served from (local, tail, peer, origin).",
@@ -65,8 +69,16 @@ func newMetrics(n *Node) *metrics {
 		}, []string{"served"}),
 		fillBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_fill_bytes_total",
-			Help: "RTP bytes stored by fills, by source. source=\"peer\" is WAN traffic the mesh saved.",
+			Help: "RTP bytes stored by fills, by source (peer, origin). source=\"origin\" is what crossed the WAN.",
 		}, []string{"source"}),
+		playerBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_player_served_bytes_total",
+			Help: "RTP bytes sent to players, by where their session was served from (local, tail, peer, origin).",
+		}, []string{"served"}),
+		wanSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtspmesh_wan_saved_bytes_total",
+			Help: "RTP bytes sent to players whose session did not start a fill from an origin (served local, tail or peer): bytes that did not cross the WAN for them (docs/api.md).",
+		}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_fills_total",
 			Help: "Fills ended, by result (complete, partial, failed).",
@@ -93,6 +105,7 @@ func newMetrics(n *Node) *metrics {
 	for _, s := range servedLabels {
 		m.requests.WithLabelValues(string(s))
 		m.prefetches.WithLabelValues(string(s))
+		m.playerBytesBy[s] = m.playerBytes.WithLabelValues(string(s))
 	}
 	for _, s := range []string{"peer", sourceOrigin} {
 		m.misses.WithLabelValues(s)
@@ -104,7 +117,7 @@ func newMetrics(n *Node) *metrics {
 	for _, r := range []string{"found", "none", "error"} {
 		m.dhtLookups.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.requests, m.requestErrors, m.hits, m.misses, m.prefetches, m.fillBytes,
+	m.reg.MustRegister(m.requests, m.requestErrors, m.hits, m.misses, m.prefetches, m.fillBytes, m.playerBytes, m.wanSaved,
 		m.fills, m.fillDuration, m.evictions, m.dhtLookups, m.dhtLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -170,6 +183,19 @@ func (m *metrics) request(s Served) {
 		m.hits.Inc()
 	default:
 		m.misses.WithLabelValues(string(s)).Inc()
+	}
+}
+
+// delivered counts bytes sent to a player whose session was served from s.
+func (m *metrics) delivered(s Served, bytes uint64) {
+	if m == nil || bytes == 0 {
+		return
+	}
+	if c := m.playerBytesBy[s]; c != nil {
+		c.Add(float64(bytes))
+	}
+	if s != ServedOrigin {
+		m.wanSaved.Add(float64(bytes))
 	}
 }
 

@@ -102,7 +102,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Logger:         logger.With("component", "rtsp"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rtsp server: %w", err)
+		return nil, err // rtspedge says "rtsp server: …" itself
 	}
 	if n.admin, err = newAdminServer(n, logger); err != nil { // also sets n.metrics
 		return nil, err
@@ -132,10 +132,11 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
-	n.wg.Go(func() { errc <- named("rtsp server", n.edge.Run(ctx)) })
-	n.wg.Go(func() { errc <- named("admin api", n.admin.run(ctx)) })
+	// Each component names itself in its errors ("rtsp server: …").
+	n.wg.Go(func() { errc <- stopped(n.edge.Run(ctx)) })
+	n.wg.Go(func() { errc <- stopped(n.admin.run(ctx)) })
 	if n.mesh != nil {
-		n.wg.Go(func() { errc <- named("mesh", n.mesh.Run(ctx)) })
+		n.wg.Go(func() { errc <- stopped(n.mesh.Run(ctx)) })
 		n.reprovide(ctx)
 	}
 	close(n.ready)
@@ -159,11 +160,13 @@ loop:
 	return err
 }
 
-func named(what string, err error) error {
+// stopped is a component's error from Run, nil when it stopped because
+// Run's context ended.
+func stopped(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return err
 }
 
 // reprovide announces every complete recording the store holds: after a

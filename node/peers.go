@@ -81,6 +81,12 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 		if err == nil {
 			return w, true
 		}
+		if ctx.Err() != nil {
+			// Stopped on purpose (no players left, the node stops): runFill
+			// says so; there is no next source to try.
+			log.Debug("peer fill stopped", "peer", pf.Peer(), "why", context.Cause(ctx))
+			return w, false
+		}
 		log.Warn("peer fill stopped; trying the next source", "peer", pf.Peer(), "err", err)
 		if w.Manifest().Live {
 			// Between sources: refuse relays until the next one is chosen,

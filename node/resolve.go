@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -39,6 +40,9 @@ func (r *recording) NewReader(from time.Duration) (*store.Reader, error) {
 	return r.st.NewReader(r.key, from)
 }
 
+// Delivered counts what the player was sent (rtspedge.DeliveryCounter).
+func (r *recording) Delivered(packets, bytes uint64) { r.n.metrics.delivered(r.served, bytes) }
+
 func (r *recording) Close() {
 	if !r.opened.IsZero() {
 		r.n.log.Info("player session end", "stream", r.key, "served", r.served,
@@ -61,7 +65,7 @@ func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error
 	rec, err := n.resolve(ctx, key, originURL)
 	if err != nil {
 		n.metrics.requestFailed()
-		n.log.Info("player request failed", "stream", key, "err", err)
+		n.log.Debug("player request failed", "stream", key, "err", err) // rtspedge logs the refusal
 		return nil, err
 	}
 	n.metrics.request(rec.served)
@@ -132,7 +136,7 @@ func (n *Node) release(f *fill) {
 			n.fills.mu.Lock()
 			defer n.fills.mu.Unlock()
 			if f.players == 0 {
-				cancel()
+				cancel(errNoPlayers)
 			}
 		})
 	}
@@ -143,6 +147,10 @@ func (n *Node) release(f *fill) {
 }
 
 const sourceOrigin = "origin"
+
+// errNoPlayers is why a fill stops cache.live_linger after its last player
+// left (or at once, for a VOD fill with cache.complete_on_abandon off).
+var errNoPlayers = errors.New("no players left")
 
 // runFill fills one stream: from providers in the mesh, nearest first, then
 // from the origin, resuming from the last verified segment at each step.
@@ -158,8 +166,8 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 		}
 		n.fills.mu.Unlock()
 	}()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	n.fills.mu.Lock()
 	f.cancel = cancel
 	n.fills.mu.Unlock()
@@ -190,7 +198,10 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 		}
 		m := w.Manifest()
 		lvl := slog.LevelInfo
-		if err != nil {
+		if err != nil && ctx.Err() != nil {
+			// Stopped on purpose: its players left, or the node stops.
+			err = context.Cause(ctx)
+		} else if err != nil {
 			lvl = slog.LevelWarn
 		}
 		log.Log(ctx, lvl, "fill end", "source", source, "state", st, "bytes", m.Bytes,
@@ -306,5 +317,8 @@ func (n *Node) dropRelayWhenIdle(f *fill) {
 	}
 }
 
-var _ rtspedge.Recordings = (*Node)(nil)
+var (
+	_ rtspedge.Recordings      = (*Node)(nil)
+	_ rtspedge.DeliveryCounter = (*recording)(nil)
+)
 var _ = mesh.Provider{}

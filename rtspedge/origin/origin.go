@@ -169,7 +169,7 @@ func New(cfg Config) (*Origin, error) {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("origin: listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("origin: %w", err) // net says "listen tcp <addr>: …"
 	}
 	o.ln = ln
 	return o, nil

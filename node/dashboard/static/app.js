@@ -138,8 +138,10 @@ function render() {
     const lookups = node.hits + node.misses;
     document.getElementById("hit-ratio").textContent = lookups ? Math.round(100 * node.hits / lookups) + "%" : "–";
     document.getElementById("hit-detail").textContent = node.hits + " hits, " + node.misses + " misses";
-    document.getElementById("saved").textContent = bytes(node.fill_bytes_peer);
-    document.getElementById("saved-detail").textContent = "filled from peers; " + bytes(node.fill_bytes_origin) + " from origins";
+    document.getElementById("saved").textContent = bytes(node.wan_saved_bytes);
+    document.getElementById("saved-detail").textContent = "of " + bytes(node.player_sent_bytes) +
+      " sent to players came from no origin; fills took " + bytes(node.fill_bytes_origin) + " from origins, " +
+      bytes(node.fill_bytes_peer) + " from peers";
     document.getElementById("store").textContent = bytes(node.store_bytes);
     const pct = node.store_quota_bytes ? Math.min(100, 100 * node.store_bytes / node.store_quota_bytes) : 0;
     document.getElementById("store-bar").style.width = pct + "%";
