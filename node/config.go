@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // ConfigVersion is the only config file format this build reads.
@@ -62,6 +64,10 @@ type CacheConfig struct {
 	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
 	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
 	LiveReconnect     Duration `yaml:"live_reconnect"`      // reconnect a lost live origin this long; 0 = never
+
+	// Disk headroom (issue 13): free space kept on data_dir's filesystem;
+	// below it the node stops storing and relays. Default 512MiB, at least 8MiB.
+	MinFree ByteSize `yaml:"min_free"`
 }
 
 // LogConfig is the process log.
@@ -107,6 +113,7 @@ func Defaults() Config {
 			LiveWindow:        Duration(2 * time.Minute),
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
+			MinFree:           store.DefaultMinFree,
 		},
 		OriginTimeout: Duration(10 * time.Second),
 		Log:           LogConfig{Level: "info", Format: "text"},

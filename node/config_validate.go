@@ -14,6 +14,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // originName is a single path segment: rtsp://node/<name>/<path>.
@@ -41,6 +43,9 @@ func (c *Config) Validate() error {
 		bad("cache.max_bytes", "%d is negative; write a size such as \"50GiB\", or 0 for no limit", c.Cache.MaxBytes)
 	}
 	positive(bad, "cache.live_window", c.Cache.LiveWindow, "2m")
+	if c.Cache.MinFree < store.MinMinFree {
+		bad("cache.min_free", "%d is below the least headroom the store can keep (8MiB); write a size such as \"512MiB\"", c.Cache.MinFree)
+	}
 	if c.Cache.LiveLinger < 0 {
 		bad("cache.live_linger", "%s is negative; write e.g. \"10s\", or \"0s\" to stop at once", c.Cache.LiveLinger)
 	}

@@ -149,6 +149,18 @@ func scrapeTime(n *Node) []prometheus.Collector {
 			_, max := n.store.Usage()
 			return float64(max)
 		}),
+		gauge("rtspmesh_store_storing", "1 while the store stores fills; 0 while it relays without storing (below cache.min_free free, or the quota full of recordings that cannot be evicted).", func() float64 {
+			if n.store.Storing() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("rtspmesh_store_free_bytes", "Free space on data_dir's filesystem at the last check.", func() float64 {
+			return float64(n.store.Space().Free)
+		}),
+		counter("rtspmesh_store_segments_refused_total", "Segments not stored for lack of disk space (cache.min_free).", func() float64 {
+			return float64(n.store.Space().Refused)
+		}),
 		gauge("rtspmesh_store_recordings", "Recordings in the store.", func() float64 {
 			infos, _ := n.store.List()
 			return float64(len(infos))
