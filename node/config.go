@@ -93,6 +93,10 @@ type MeshConfig struct {
 type AdminConfig struct {
 	Listen string `yaml:"listen"` // host:port; empty disables the API
 	Token  string `yaml:"token"`  // bearer token; required when Listen is not loopback
+
+	// Hosts are further names (or name:port) the API answers to in the Host
+	// header, e.g. the node's DNS name; its own address always works.
+	Hosts []string `yaml:"hosts"`
 }
 
 // Defaults returns the configuration a node runs with when nothing is set.

@@ -263,6 +263,15 @@ func (c *Config) validateAdmin(bad complain) {
 	if a.Token != "" && len(a.Token) < minTokenLen {
 		bad("admin.token", "too short (%d characters); use at least %d random characters, e.g. from `openssl rand -hex 16`", len(a.Token), minTokenLen)
 	}
+	for _, h := range a.Hosts {
+		name := h
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			name = hh
+		}
+		if name == "" || strings.ContainsAny(h, "/@ ") {
+			bad("admin.hosts", "%q is not a host name or host:port; write e.g. \"branch-node.example.com\"", h)
+		}
+	}
 	if !isLoopback(host) && a.Token == "" {
 		bad("admin.token", "required because admin.listen %q is not a loopback address; set a token (e.g. `openssl rand -hex 16`) or listen on 127.0.0.1", a.Listen)
 	}
