@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -42,6 +43,14 @@ type RTSPConfig struct {
 	UDPRTPListen  string   `yaml:"udp_rtp_listen"`  // default ":8000"; empty (with udp_rtcp_listen) disables UDP
 	UDPRTCPListen string   `yaml:"udp_rtcp_listen"` // default ":8001" (RTP port + 1)
 	Transports    []string `yaml:"transports"`      // "tcp", "udp"; default both
+
+	// Connection limits (config_edge.go; defaults in rtspedge.Limits).
+	RequestTimeout           Duration `yaml:"request_timeout"`             // a request completes within this of its first byte; default 10s
+	IdleTimeout              Duration `yaml:"idle_timeout"`                // close a connection outside PLAY idle this long; default 60s
+	MaxConnections           int      `yaml:"max_connections"`             // default 1000
+	MaxConnectionsPerAddress int      `yaml:"max_connections_per_address"` // default 100
+	MaxSessions              int      `yaml:"max_sessions"`                // default 1000
+	MaxSessionsPerAddress    int      `yaml:"max_sessions_per_address"`    // default 100
 }
 
 // Origin is a configured upstream RTSP server: rtsp://node/<Name>/<path>
@@ -110,6 +119,13 @@ func Defaults() Config {
 			UDPRTPListen:  ":8000",
 			UDPRTCPListen: ":8001",
 			Transports:    []string{"tcp", "udp"},
+
+			RequestTimeout:           Duration(rtspedge.DefaultRequestTimeout),
+			IdleTimeout:              Duration(rtspedge.DefaultIdleTimeout),
+			MaxConnections:           rtspedge.DefaultMaxConns,
+			MaxConnectionsPerAddress: rtspedge.DefaultMaxConnsPerAddr,
+			MaxSessions:              rtspedge.DefaultMaxSessions,
+			MaxSessionsPerAddress:    rtspedge.DefaultMaxSessionsPerAddr,
 		},
 		Cache: CacheConfig{
 			MaxBytes:          50 << 30,

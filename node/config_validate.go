@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 		bad("data_dir", "empty; set a writable directory, e.g. /var/lib/rtspmesh")
 	}
 	c.validateRTSP(bad)
+	c.validateLimits(bad)
 	c.validateOrigins(bad)
 	if c.Cache.MaxBytes < 0 {
 		bad("cache.max_bytes", "%d is negative; write a size such as \"50GiB\", or 0 for no limit", c.Cache.MaxBytes)

@@ -136,6 +136,18 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
 		}),
+		gauge("rtspmesh_rtsp_connections", "RTSP connections open now.", func() float64 {
+			return float64(n.edge.Stats().Conns)
+		}),
+		counter("rtspmesh_rtsp_connections_refused_total", "RTSP connections refused by rtsp.max_connections or rtsp.max_connections_per_address.", func() float64 {
+			return float64(n.edge.Stats().ConnsRefused)
+		}),
+		counter("rtspmesh_rtsp_connections_timed_out_total", "RTSP connections closed for a request not complete within rtsp.request_timeout, or idle outside PLAY for rtsp.idle_timeout.", func() float64 {
+			return float64(n.edge.Stats().ConnsTimedOut)
+		}),
+		counter("rtspmesh_rtsp_sessions_refused_total", "Player sessions refused (453) by rtsp.max_sessions or rtsp.max_sessions_per_address.", func() float64 {
+			return float64(n.edge.Stats().SessionsRefused)
+		}),
 		gauge("rtspmesh_fills_active", "Fills running now.", func() float64 {
 			n.fills.mu.Lock()
 			defer n.fills.mu.Unlock()

@@ -101,6 +101,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Transports:     cfg.RTSP.Transports,
 		Recordings:     n,
 		Logger:         logger.With("component", "rtsp"),
+		Limits:         cfg.RTSP.limits(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rtsp server: %w", err)

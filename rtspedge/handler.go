@@ -105,6 +105,9 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 
 // OnRequest implements gortsplib.ServerHandlerOnRequest.
 func (h *handler) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	if gc := guardOf(sc.NetConn()); gc != nil {
+		gc.requestDone()
+	}
 	cs := h.conn(sc)
 	cs.mu.Lock()
 	cs.method = req.Method
@@ -152,16 +155,22 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		}
 		return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
 	}
+	addr := addrKey(ctx.Conn.NetConn().RemoteAddr())
+	if !s.reserveSession(ctx.Session, addr) {
+		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, nil
+	}
 	d := h.conn(ctx.Conn).take(path)
 	if d == nil {
 		var res *base.Response
 		if d, res = s.open(path); d == nil {
+			s.releaseSession(ctx.Session)
 			return res, nil, nil
 		}
 	}
 	p, err := newPlayer(s, ctx.Session, path, d)
 	if err != nil {
 		d.rec.Close()
+		s.releaseSession(ctx.Session)
 		s.log.Error("set up player", "path", path, "err", err)
 		return &base.Response{StatusCode: base.StatusInternalServerError}, nil, nil
 	}
@@ -183,6 +192,13 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 		cs.mu.Lock()
 		cs.rtpInfo = res.Header["RTP-Info"]
 		cs.mu.Unlock()
+		if gc := guardOf(ctx.Conn.NetConn()); gc != nil {
+			gc.setPlaying(true)
+			s := h.server()
+			s.mu.Lock()
+			s.playConn[ctx.Session] = gc
+			s.mu.Unlock()
+		}
 	}
 	return res, nil
 }
@@ -194,12 +210,15 @@ func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Respons
 		return &base.Response{StatusCode: base.StatusSessionNotFound}, nil
 	}
 	p.pause()
+	h.server().stopPlaying(ctx.Session)
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
 // OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
 func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	s := h.server()
+	s.stopPlaying(ctx.Session)
+	s.releaseSession(ctx.Session)
 	s.mu.Lock()
 	p := s.players[ctx.Session]
 	delete(s.players, ctx.Session)

@@ -72,6 +72,8 @@ type ServerConfig struct {
 	// of now, so packets leave at most this early. Larger batches cost less
 	// CPU per packet (fewer wake-ups and write calls). It defaults to 40ms.
 	SendAhead time.Duration
+	// Limits bound connections and sessions (connguard.go).
+	Limits Limits
 }
 
 const (
@@ -87,6 +89,11 @@ type ServerStats struct {
 	BytesSent   uint64 // RTP bytes (header and payload) handed to sessions
 	SlowDropped uint64 // players closed because their queue was full
 	Oversized   uint64 // packets skipped because they exceed the RTP packet limit
+
+	Conns           int    // RTSP connections open now
+	ConnsRefused    uint64 // connections refused by MaxConns or MaxConnsPerAddr
+	ConnsTimedOut   uint64 // connections closed for a request not complete in time, or idle outside PLAY
+	SessionsRefused uint64 // SETUPs refused by MaxSessions or MaxSessionsPerAddr
 }
 
 // Server serves recordings to RTSP players: DESCRIBE answers the stored SDP,
@@ -98,6 +105,7 @@ type Server struct {
 	tcp      bool
 	udp      bool
 	ln       net.Listener
+	guard    *connGuard
 	udpConns []*net.UDPConn // pre-bound RTP and RTCP sockets
 	rtsp     *gortsplib.Server
 
@@ -108,6 +116,12 @@ type Server struct {
 	conns   map[*gortsplib.ServerConn]*connState
 	players map[*gortsplib.ServerSession]*player
 	running bool
+	// Sessions by address (MaxSessionsPerAddr) and the connection each
+	// PLAY runs on (its read deadline is lifted meanwhile).
+	sessionsPer     map[string]int
+	sessionAddr     map[*gortsplib.ServerSession]string
+	playConn        map[*gortsplib.ServerSession]*guardConn
+	sessionsRefused atomic.Uint64
 
 	replays     sync.WaitGroup
 	packetsSent atomic.Uint64
@@ -140,15 +154,22 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.SendAhead <= 0 {
 		cfg.SendAhead = defaultSendAhead
 	}
+	if err := cfg.Limits.fill(); err != nil {
+		return nil, err
+	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		conns:   make(map[*gortsplib.ServerConn]*connState),
-		players: make(map[*gortsplib.ServerSession]*player),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		conns:       make(map[*gortsplib.ServerConn]*connState),
+		players:     make(map[*gortsplib.ServerSession]*player),
+		sessionsPer: make(map[string]int),
+		sessionAddr: make(map[*gortsplib.ServerSession]string),
+		playConn:    make(map[*gortsplib.ServerSession]*guardConn),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.guard = newConnGuard(cfg.Limits, s.log)
 	hasUDPAddr := cfg.UDPRTPAddress != "" || cfg.UDPRTCPAddress != ""
 	if len(cfg.Transports) == 0 {
 		s.tcp, s.udp = true, hasUDPAddr
@@ -171,7 +192,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtsp server: listen %s: %w", cfg.Listen, err)
 	}
-	s.ln = batchListener{ln}
+	s.ln = guardListener{Listener: ln, g: s.guard}
 	if s.udp {
 		if err := s.bindUDP(); err != nil {
 			_ = ln.Close()
@@ -347,6 +368,10 @@ func (s *Server) Stats() ServerStats {
 	st.BytesSent = s.bytesSent.Load()
 	st.SlowDropped = s.slowDropped.Load()
 	st.Oversized = s.oversized.Load()
+	st.Conns = s.guard.conns()
+	st.ConnsRefused = s.guard.refused.Load()
+	st.ConnsTimedOut = s.guard.timedOut.Load()
+	st.SessionsRefused = s.sessionsRefused.Load()
 	return st
 }
 
