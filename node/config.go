@@ -51,6 +51,9 @@ type RTSPConfig struct {
 	MaxConnectionsPerAddress int      `yaml:"max_connections_per_address"` // default 100
 	MaxSessions              int      `yaml:"max_sessions"`                // default 1000
 	MaxSessionsPerAddress    int      `yaml:"max_sessions_per_address"`    // default 100
+
+	// Player authentication (config_edge.go): off while Auth.Users is empty.
+	Auth PlayerAuthConfig `yaml:"auth"`
 }
 
 // Origin is a configured upstream RTSP server: rtsp://node/<Name>/<path>
@@ -64,6 +67,10 @@ type Origin struct {
 	// CacheControlOverride replaces the origin's Cache-Control header when
 	// set, e.g. "max-age=3600" for an origin that says no-cache wrongly.
 	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
+
+	// Players are the rtsp.auth users who may play this origin; empty:
+	// every user (config_edge.go).
+	Players []string `yaml:"players,omitempty"`
 }
 
 // CacheConfig is the local store.
@@ -126,6 +133,7 @@ func Defaults() Config {
 			MaxConnectionsPerAddress: rtspedge.DefaultMaxConnsPerAddr,
 			MaxSessions:              rtspedge.DefaultMaxSessions,
 			MaxSessionsPerAddress:    rtspedge.DefaultMaxSessionsPerAddr,
+			Auth:                     PlayerAuthConfig{Realm: "rtspmesh"},
 		},
 		Cache: CacheConfig{
 			MaxBytes:          50 << 30,
@@ -285,6 +293,14 @@ func (c Config) Redacted() Config {
 	}
 	if r.Admin.Token != "" {
 		r.Admin.Token = redacted
+	}
+	r.RTSP.Auth.Users = make([]PlayerUser, len(c.RTSP.Auth.Users))
+	for i, u := range c.RTSP.Auth.Users {
+		if u.HA1 != "" {
+			u.HA1 = redacted
+		}
+		u.Password = ""
+		r.RTSP.Auth.Users[i] = u
 	}
 	return r
 }

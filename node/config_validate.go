@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRTSP(bad)
 	c.validateLimits(bad)
+	c.validateAuth(bad)
 	c.validateOrigins(bad)
 	if c.Cache.MaxBytes < 0 {
 		bad("cache.max_bytes", "%d is negative; write a size such as \"50GiB\", or 0 for no limit", c.Cache.MaxBytes)

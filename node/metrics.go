@@ -148,6 +148,9 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_rtsp_sessions_refused_total", "Player sessions refused (453) by rtsp.max_sessions or rtsp.max_sessions_per_address.", func() float64 {
 			return float64(n.edge.Stats().SessionsRefused)
 		}),
+		counter("rtspmesh_rtsp_auth_failures_total", "Player requests refused (401) for wrong credentials (rtsp.auth).", func() float64 {
+			return float64(n.edge.Stats().AuthFailed)
+		}),
 		gauge("rtspmesh_fills_active", "Fills running now.", func() float64 {
 			n.fills.mu.Lock()
 			defer n.fills.mu.Unlock()

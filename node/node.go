@@ -102,6 +102,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Recordings:     n,
 		Logger:         logger.With("component", "rtsp"),
 		Limits:         cfg.RTSP.limits(),
+		Auth:           cfg.playerAuth(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rtsp server: %w", err)

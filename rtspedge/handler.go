@@ -22,6 +22,17 @@ type connState struct {
 	described map[string]*described
 	method    base.Method
 	rtpInfo   base.HeaderValue
+	nonce     string // player authentication's, made on first use
+}
+
+// authNonce returns the connection's Digest nonce.
+func (cs *connState) authNonce() string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.nonce == "" {
+		cs.nonce = newNonce()
+	}
+	return cs.nonce
 }
 
 // described is a recording opened by DESCRIBE, with its player description.
@@ -131,6 +142,9 @@ func (h *handler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	s := h.server()
 	path := recordingPath(ctx.Path, ctx.Query)
+	if res := s.authorize(ctx.Request, path, h.conn(ctx.Conn).authNonce()); res != nil {
+		return res, nil, nil
+	}
 	d, res := s.open(path)
 	if d == nil {
 		return res, nil, nil
@@ -149,6 +163,9 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
 	}
 	path := recordingPath(ctx.Path, ctx.Query)
+	if res := s.authorize(ctx.Request, path, h.conn(ctx.Conn).authNonce()); res != nil {
+		return res, nil, nil
+	}
 	if p := h.player(ctx.Session); p != nil {
 		if p.path != path {
 			return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil

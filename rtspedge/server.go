@@ -74,6 +74,8 @@ type ServerConfig struct {
 	SendAhead time.Duration
 	// Limits bound connections and sessions (connguard.go).
 	Limits Limits
+	// Auth, when set, requires players to authenticate (auth.go).
+	Auth *PlayerAuth
 }
 
 const (
@@ -94,6 +96,8 @@ type ServerStats struct {
 	ConnsRefused    uint64 // connections refused by MaxConns or MaxConnsPerAddr
 	ConnsTimedOut   uint64 // connections closed for a request not complete in time, or idle outside PLAY
 	SessionsRefused uint64 // SETUPs refused by MaxSessions or MaxSessionsPerAddr
+	AuthChallenged  uint64 // 401s to requests without credentials
+	AuthFailed      uint64 // 401s to requests with wrong credentials
 }
 
 // Server serves recordings to RTSP players: DESCRIBE answers the stored SDP,
@@ -106,6 +110,7 @@ type Server struct {
 	udp      bool
 	ln       net.Listener
 	guard    *connGuard
+	auth     authStats
 	udpConns []*net.UDPConn // pre-bound RTP and RTCP sockets
 	rtsp     *gortsplib.Server
 
@@ -156,6 +161,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if err := cfg.Limits.fill(); err != nil {
 		return nil, err
+	}
+	if a := cfg.Auth; a != nil && (a.Realm == "" || a.HA1 == nil) {
+		return nil, errors.New("rtsp server: Auth needs a Realm and HA1")
 	}
 	s := &Server{
 		cfg:         cfg,
@@ -372,6 +380,8 @@ func (s *Server) Stats() ServerStats {
 	st.ConnsRefused = s.guard.refused.Load()
 	st.ConnsTimedOut = s.guard.timedOut.Load()
 	st.SessionsRefused = s.sessionsRefused.Load()
+	st.AuthChallenged = s.auth.challenged.Load()
+	st.AuthFailed = s.auth.failed.Load()
 	return st
 }
 
