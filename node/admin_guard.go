@@ -56,8 +56,12 @@ func newHostGuard(bound net.Addr, hosts []string) *hostGuard {
 	return g
 }
 
-// allows reports whether a request's Host header names this listener.
+// allows reports whether a request's Host header names this listener. An
+// HTTP/1.0 request may have none: no browser sends such a request.
 func (g *hostGuard) allows(hostHeader string) bool {
+	if hostHeader == "" {
+		return true
+	}
 	hostHeader = strings.ToLower(hostHeader)
 	if g.hostPort[hostHeader] {
 		return true

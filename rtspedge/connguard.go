@@ -204,7 +204,8 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 // Read starts the request timer at the first byte of a request.
 func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	// An interleaved frame ('$': RTCP of a TCP player) is not a request.
+	if n > 0 && p[0] != '$' {
 		c.mu.Lock()
 		if !c.inReq && !c.playing {
 			c.inReq = true

@@ -252,6 +252,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, r := range recs {
+		if s.space.state().ReadOnly {
+			break // nothing can be written; the statistics are lost
+		}
 		if err := s.flushStats(r); err != nil {
 			errs = append(errs, err)
 		}
