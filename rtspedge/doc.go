@@ -28,6 +28,13 @@
 // queue fills is dropped alone. Errors of Recordings become RTSP status codes
 // here and nowhere else.
 //
+// Abuse (connguard.go, auth.go): every connection keeps a read deadline of
+// its own (a request completes within Limits.RequestTimeout of its first
+// byte; outside PLAY a connection idles at most Limits.IdleTimeout);
+// connections and sessions are capped in all and per IP address (503 at
+// accept, 453 at SETUP). With ServerConfig.Auth, DESCRIBE and SETUP need
+// RTSP Digest credentials checked against an HA1 (Basic only when enabled).
+//
 // Live streams: the store keeps a rolling window of a live recording, and
 // a live PLAY's Range is read against it (Recording.Span gives the oldest
 // and newest stored tt at the request):
