@@ -36,6 +36,11 @@
 // need Badger's own reserve; a store opened with less than that is read-only
 // until space comes back.
 //
+// A manifest also keeps what rtspedge learnt of the stream for it: why it is
+// live or on demand (Manifest.ClassReason) and each live track's RTP↔NTP
+// mapping from the origin's sender reports (Track.Clock, Writer.SetClock,
+// Reader.Clock), which the store keeps and never interprets.
+//
 // Not here: what a key means (node), when to fill or announce (node, mesh),
 // RTP parsing (rtspedge).
 package store
