@@ -38,6 +38,8 @@ type adminServer struct {
 
 	mu        sync.Mutex
 	providers map[string]map[string]bool // peer id → stream keys it provided in our lookups
+
+	catalogues catalogues // what each peer holds, for GET /api/v1/peers (admin_mesh.go)
 }
 
 // newAdminServer makes the node's metrics (New calls it once every other

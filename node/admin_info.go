@@ -108,6 +108,11 @@ type PeerStatus struct {
 	Addrs   []string `json:"addrs"`
 	RTT     float64  `json:"rtt_seconds"` // 0 when not measured yet
 	Streams []string `json:"streams"`     // keys it provided in this node's lookups
+	// What it holds, from its answer to the catalogue protocol
+	// (docs/api.md); nil when it has not answered (CatalogueError says why).
+	Holds          []PeerStream `json:"holds"`
+	HoldsTruncated bool         `json:"holds_truncated,omitempty"`
+	CatalogueError string       `json:"catalogue_error,omitempty"`
 }
 
 func (a *adminServer) peers() []PeerStatus {
@@ -133,8 +138,10 @@ func (a *adminServer) peers() []PeerStatus {
 	return out
 }
 
-func (a *adminServer) listPeers(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.peers())
+func (a *adminServer) listPeers(w http.ResponseWriter, r *http.Request) {
+	ps := a.peers()
+	a.catalogues.fill(r.Context(), a, ps)
+	writeJSON(w, http.StatusOK, ps)
 }
 
 // lookedUp remembers which peers provided key in a DHT lookup.
