@@ -86,17 +86,17 @@ func TestGStreamerEndsAtVODEnd(t *testing.T) {
 				// rtspsrc may still write (RTCP, TEARDOWN) to a connection
 				// the server closed after TEARDOWN: an error of the
 				// shutdown, after the end it is tested for.
-				t.Logf("%s: gst-launch: %v after EOS: %s", name, err, tail(out))
+				t.Logf("%s: gst-launch: %v after EOS: %s", name, err, gstTail(out))
 			}
 			switch {
 			case ctx.Err() != nil:
-				t.Errorf("%s: GStreamer did not end by itself within %v of the clip's end:\n%s", name, 20*time.Second, tail(out))
+				t.Errorf("%s: GStreamer did not end by itself within %v of the clip's end:\n%s", name, 20*time.Second, gstTail(out))
 			case err != nil && !errorAfterEOS(out):
-				t.Errorf("%s: gst-launch: %v\n%s", name, err, tail(out))
+				t.Errorf("%s: gst-launch: %v\n%s", name, err, gstTail(out))
 			case play == 0:
-				t.Errorf("%s: no PLAY in GStreamer's log:\n%s", name, tail(out))
+				t.Errorf("%s: no PLAY in GStreamer's log:\n%s", name, gstTail(out))
 			case !strings.Contains(out, "Got EOS"):
-				t.Errorf("%s: gst-launch ended without EOS:\n%s", name, tail(out))
+				t.Errorf("%s: gst-launch ended without EOS:\n%s", name, gstTail(out))
 			case lag > 3*time.Second:
 				t.Errorf("%s: GStreamer ended %v after the clip's end, want within 3 s", name, lag)
 			case lag < -time.Second:
@@ -113,9 +113,9 @@ func errorAfterEOS(out string) bool {
 	return eos >= 0 && bad > eos
 }
 
-// tail is the end of a command's output and its error lines, for a
+// gstTail is the end of a command's output and its error lines, for a
 // failure message.
-func tail(out string) string {
+func gstTail(out string) string {
 	var errs []string
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "ERROR") || strings.HasPrefix(l, "WARNING") || strings.HasPrefix(l, "Additional debug info") {
