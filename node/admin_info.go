@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // NodeStatus is GET /api/v1/node.
@@ -36,7 +37,25 @@ type NodeStatus struct {
 	PlayerBytes     uint64            `json:"player_sent_bytes"` // RTP bytes sent to players
 	// WANSaved is the part of PlayerBytes sent in sessions that did not
 	// start a fill from an origin (docs/api.md, "WAN bytes saved").
-	WANSaved uint64 `json:"wan_saved_bytes"`
+	WANSaved uint64        `json:"wan_saved_bytes"`
+	Storage  StorageStatus `json:"storage"`
+}
+
+// StorageStatus says whether the node stores what it fills (cache.min_free,
+// cache.max_bytes).
+type StorageStatus struct {
+	Storing   bool   `json:"storing"`    // false: fills are relayed to players without storing
+	ReadOnly  bool   `json:"read_only"`  // started with too little space to write: serving what it has
+	QuotaFull bool   `json:"quota_full"` // cache.max_bytes is taken by recordings that cannot be evicted
+	Free      int64  `json:"free_bytes"` // free on data_dir's filesystem at the last check
+	MinFree   int64  `json:"min_free_bytes"`
+	Since     string `json:"since"`            // when storing last stopped or resumed
+	Refused   int64  `json:"segments_refused"` // segments refused for lack of disk space
+}
+
+func storageStatus(sp store.SpaceState) StorageStatus {
+	return StorageStatus{Storing: sp.Storing, ReadOnly: sp.ReadOnly, QuotaFull: sp.QuotaFull,
+		Free: sp.Free, MinFree: sp.MinFree, Since: sp.Since.UTC().Format(time.RFC3339), Refused: sp.Refused}
 }
 
 func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +70,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		Started: a.started.UTC().Format(time.RFC3339), Uptime: time.Since(a.started).Seconds(),
 		RTSPAddr: n.RTSPAddr().String(), StoreBytes: used, StoreQuota: quota, Recordings: len(infos),
 		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
-		Requests: make(map[Served]uint64),
+		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
 	}
 	if st.MeshAddrs == nil {
 		st.MeshAddrs = []string{}

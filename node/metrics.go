@@ -146,8 +146,29 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_player_sent_bytes_total", "RTP bytes sent to players.", func() float64 {
 			return float64(n.edge.Stats().BytesSent)
 		}),
+		counter("rtspmesh_player_rtcp_sent_total", "RTCP compounds sent to players (sender reports, the end's SR+BYE).", func() float64 {
+			return float64(n.edge.Stats().ReportsSent)
+		}),
+		counter("rtspmesh_player_rtcp_received_total", "RTCP packets received from players (receiver reports, SDES, BYE).", func() float64 {
+			return float64(n.edge.Stats().RTCPReceived)
+		}),
 		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
+		}),
+		gauge("rtspmesh_rtsp_connections", "RTSP connections open now.", func() float64 {
+			return float64(n.edge.Stats().Conns)
+		}),
+		counter("rtspmesh_rtsp_connections_refused_total", "RTSP connections refused by rtsp.max_connections or rtsp.max_connections_per_address.", func() float64 {
+			return float64(n.edge.Stats().ConnsRefused)
+		}),
+		counter("rtspmesh_rtsp_connections_timed_out_total", "RTSP connections closed for a request not complete within rtsp.request_timeout, or idle outside PLAY for rtsp.idle_timeout.", func() float64 {
+			return float64(n.edge.Stats().ConnsTimedOut)
+		}),
+		counter("rtspmesh_rtsp_sessions_refused_total", "Player sessions refused (453) by rtsp.max_sessions or rtsp.max_sessions_per_address.", func() float64 {
+			return float64(n.edge.Stats().SessionsRefused)
+		}),
+		counter("rtspmesh_rtsp_auth_failures_total", "Player requests refused (401) for wrong credentials (rtsp.auth).", func() float64 {
+			return float64(n.edge.Stats().AuthFailed)
 		}),
 		gauge("rtspmesh_fills_active", "Fills running now.", func() float64 {
 			n.fills.mu.Lock()
@@ -161,6 +182,18 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		gauge("rtspmesh_store_quota_bytes", "The store's quota (cache.max_bytes); 0 means none.", func() float64 {
 			_, max := n.store.Usage()
 			return float64(max)
+		}),
+		gauge("rtspmesh_store_storing", "1 while the store stores fills; 0 while it relays without storing (below cache.min_free free, or the quota full of recordings that cannot be evicted).", func() float64 {
+			if n.store.Storing() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("rtspmesh_store_free_bytes", "Free space on data_dir's filesystem at the last check.", func() float64 {
+			return float64(n.store.Space().Free)
+		}),
+		counter("rtspmesh_store_segments_refused_total", "Segments not stored for lack of disk space (cache.min_free).", func() float64 {
+			return float64(n.store.Space().Refused)
 		}),
 		gauge("rtspmesh_store_recordings", "Recordings in the store.", func() float64 {
 			infos, _ := n.store.List()

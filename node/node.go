@@ -61,6 +61,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	var err error
 	n.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{
 		MaxBytes:   int64(cfg.Cache.MaxBytes),
+		MinFree:    int64(cfg.Cache.MinFree),
 		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
 		OnEvict:    n.evicted,
 		Logger:     logger.With("component", "store"),
@@ -100,6 +101,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Transports:     cfg.RTSP.Transports,
 		Recordings:     n,
 		Logger:         logger.With("component", "rtsp"),
+		Limits:         cfg.RTSP.limits(),
+		Auth:           cfg.playerAuth(),
 	})
 	if err != nil {
 		return nil, err // rtspedge says "rtsp server: …" itself

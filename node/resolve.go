@@ -175,8 +175,10 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 	log := n.log.With("stream", f.key)
 	start := time.Now()
 	var w *store.Writer
-	// A partial recording (a crash, a dead origin) resumes where it stopped.
-	if m, err := n.store.Manifest(f.key); err == nil {
+	// A partial recording (a crash, a dead origin) resumes where it stopped,
+	// when there is space to store more: otherwise the fill relays (below)
+	// and the recording stays as it is.
+	if m, err := n.store.Manifest(f.key); err == nil && n.store.Storing() {
 		if m.Live || m.State == store.StateFilling {
 			_ = n.store.Delete(f.key)
 		} else if m.State == store.StatePartial {
@@ -270,7 +272,9 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 	if w == nil {
 		m := emptyCopy(o.Manifest(), f.key, sourceOrigin)
 		st := n.store
-		if !o.Cacheable() {
+		if !o.Cacheable() || !st.Storing() {
+			// Uncacheable, or no space to store (cache.min_free, the
+			// quota): relayed to players without storing.
 			st = n.relay
 			_ = st.Delete(f.key) // a finished relay of the same stream still held by its last player
 		}

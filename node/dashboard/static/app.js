@@ -176,8 +176,16 @@ function render() {
     document.getElementById("store").textContent = bytes(node.store_bytes);
     const pct = node.store_quota_bytes ? Math.min(100, 100 * node.store_bytes / node.store_quota_bytes) : 0;
     document.getElementById("store-bar").style.width = pct + "%";
-    document.getElementById("store-detail").textContent = node.recordings + " recordings; quota " +
-      (node.store_quota_bytes ? bytes(node.store_quota_bytes) : "none");
+    const sp = node.storage || {};
+    let storing = "";
+    if (sp.read_only) storing = " · READ-ONLY: disk full, serving what it has";
+    else if (sp.quota_full) storing = " · NOT STORING: quota full of unevictable recordings";
+    else if (sp.storing === false) storing = " · NOT STORING: less than " + bytes(sp.min_free_bytes) + " free";
+    const detail = document.getElementById("store-detail");
+    detail.textContent = node.recordings + " recordings; quota " +
+      (node.store_quota_bytes ? bytes(node.store_quota_bytes) : "none") +
+      (sp.free_bytes >= 0 ? "; " + bytes(sp.free_bytes) + " free" : "") + storing;
+    detail.classList.toggle("warn", storing !== "");
     document.getElementById("now").textContent = node.players + " players";
     document.getElementById("now-detail").textContent = node.fills + " fills running, " + node.peers + " peers, RTSP " + node.rtsp_addr;
   }
