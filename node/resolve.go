@@ -248,6 +248,11 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 		Timeout:     time.Duration(n.cfg.OriginTimeout),
 		Logger:      n.log,
 		AskMetaInfo: true,
+		OnClassify: func(live bool) {
+			n.fills.mu.Lock()
+			f.live = live
+			n.fills.mu.Unlock()
+		},
 	})
 	if err != nil {
 		return w, err
