@@ -133,6 +133,12 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_player_sent_bytes_total", "RTP bytes sent to players.", func() float64 {
 			return float64(n.edge.Stats().BytesSent)
 		}),
+		counter("rtspmesh_player_rtcp_sent_total", "RTCP compounds sent to players (sender reports, the end's SR+BYE).", func() float64 {
+			return float64(n.edge.Stats().ReportsSent)
+		}),
+		counter("rtspmesh_player_rtcp_received_total", "RTCP packets received from players (receiver reports, SDES, BYE).", func() float64 {
+			return float64(n.edge.Stats().RTCPReceived)
+		}),
 		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
 		}),

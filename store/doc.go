@@ -28,6 +28,11 @@
 // segment bytes, least recently used first, never a recording with a writer,
 // readers or a pin; eviction and value-log GC run on the Store's goroutine.
 //
+// A manifest also keeps what rtspedge learnt of the stream for it: why it is
+// live or on demand (Manifest.ClassReason) and each live track's RTP↔NTP
+// mapping from the origin's sender reports (Track.Clock, Writer.SetClock,
+// Reader.Clock), which the store keeps and never interprets.
+//
 // Not here: what a key means (node), when to fill or announce (node, mesh),
 // RTP parsing (rtspedge).
 package store
