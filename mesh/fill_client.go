@@ -179,7 +179,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.ran = true
 	pf.mu.Unlock()
 
-	if next := nextIndex(w.Manifest()); next != pf.from && pf.from != FromLiveEdge {
+	if next := w.Manifest().NextSegment(); next != pf.from && pf.from != FromLiveEdge {
 		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
 	}
 	// Buffers in flight, as the resource manager sees them (segments are

@@ -114,7 +114,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		_ = writeStatus(statusServerError)
 		return 0, fmt.Errorf("manifest: %w", err)
 	}
-	if mf.Live && mf.Source == "" {
+	if mf.BetweenSources() {
 		// Between two upstreams: a neighbour relaying from it now could close
 		// a loop (it may be this node's next source).
 		return 0, writeStatus(statusUnavailable)
@@ -144,7 +144,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		defer m.cfg.ServingLive(req.Key)()
 	}
 	if liveEdge {
-		return 0, m.serveLiveTail(ctx, s, bw, req.Key, nextIndex(mf))
+		return 0, m.serveLiveTail(ctx, s, bw, req.Key, mf.NextSegment())
 	}
 
 	var hdr []byte
@@ -192,7 +192,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 			return sent, fmt.Errorf("wait segment %d: %w", i, err)
 		case hasSegment(mf, i):
 			continue
-		case i < nextIndex(mf):
+		case i < mf.NextSegment():
 			return sent, fmt.Errorf("segment %d: %w", i, store.ErrBehindWindow)
 		case mf.State == store.StateFilling || mf.State == store.StateLive:
 			continue
@@ -209,12 +209,4 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 func hasSegment(m store.Manifest, i uint32) bool {
 	n := len(m.Segments)
 	return n > 0 && m.Segments[0].Index <= i && i <= m.Segments[n-1].Index
-}
-
-// nextIndex is the index the next sealed segment of m will have.
-func nextIndex(m store.Manifest) uint32 {
-	if n := len(m.Segments); n > 0 {
-		return m.Segments[n-1].Index + 1
-	}
-	return 0
 }
