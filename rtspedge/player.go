@@ -60,17 +60,16 @@ type player struct {
 
 	// Replay state: owned by the session goroutine (OnPlay, OnPause) while
 	// no replay runs, and by the replay goroutine while it runs.
-	reader   *store.Reader
-	queue    []qpacket // packets read ahead, head first
-	head     int
-	eof      bool
-	played   bool
-	sStart   time.Duration // session time at sNPT
-	sNPT     time.Duration // NPT where the current PLAY started
-	maxSent  time.Duration // highest tt sent since sNPT
-	conn     *batchConn    // TCP only
-	pushed   uint64        // frames announced to conn
-	probeCtx context.Context
+	reader  *store.Reader
+	queue   []qpacket // packets read ahead, head first
+	head    int
+	eof     bool
+	played  bool
+	sStart  time.Duration // session time at sNPT
+	sNPT    time.Duration // NPT where the current PLAY started
+	maxSent time.Duration // highest tt sent since sNPT
+	conn    *batchConn    // TCP only
+	pushed  uint64        // frames announced to conn
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -91,13 +90,10 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 	if err := stream.Initialize(); err != nil {
 		return nil, err
 	}
-	probe, cancel := context.WithCancel(context.Background())
-	cancel()
 	p := &player{
 		s: s, ss: ss, path: path, rec: d.rec, m: d.m, desc: d.desc, stream: stream,
-		byMed:    make(map[*description.Media]*playTrack),
-		log:      s.log.With("path", path),
-		probeCtx: probe,
+		byMed: make(map[*description.Media]*playTrack),
+		log:   s.log.With("path", path),
 	}
 	stats := stream.Stats()
 	for _, medi := range d.desc.Medias {
@@ -290,7 +286,7 @@ func (p *player) preread() {
 	for len(p.queue) < prereadPackets && need > 0 {
 		q, err := p.peek(p.s.ctx, len(p.queue), false)
 		if err != nil {
-			if !errors.Is(err, errWouldBlock) {
+			if !errors.Is(err, store.ErrWouldBlock) {
 				p.eof = p.eof || isEOF(err)
 			}
 			return
