@@ -29,7 +29,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.1.0
+// # Fill protocol /rtspmesh/fill/1.2.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -68,6 +68,10 @@
 //	keepalive u8 3 (no body)
 //	packet    u8 4, u32 length N (1 ≤ N ≤ store.MaxRecordBytes), N bytes:
 //	          one packet record of the segment encoding (store.AppendRecord)
+//	clock     u8 5, u8 track, u32 RTP timestamp, u64 NTP time as Unix
+//	          nanoseconds (1 ≤ value < 2^63): the track's RTP↔NTP mapping
+//	          (store.Track.Clock, from the origin's RTCP sender reports),
+//	          live relays only (new in 1.2.0; 1.1.0 had no clock frame)
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
@@ -81,7 +85,11 @@
 // server sends the packets of that segment and every later one as packet
 // frames, as they are stored, and never another segment frame. A relay is
 // thus a packet behind its source, not a segment. It flushes whenever it has
-// nothing more to send at once, sends a keepalive every 500 ms
+// nothing more to send at once. Before a packet of a track whose mapping
+// (store.Track.Clock) differs from the one last sent on the stream (none at
+// first) it sends a clock frame, so a relay's players get the origin's
+// capture time in their sender reports; the answer's manifest carries the
+// mapping known when the fill began. The server sends a keepalive every 500 ms
 // (LiveKeepaliveInterval) while no packet comes (its own upstream may be
 // reconnecting), and sends the end frame when its recording stops being
 // written: state 3 when its origin ended the stream (the client then ends
@@ -96,7 +104,8 @@
 // decode) before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
 // Packet frames are decoded (store.DecodeRecord) and appended with
-// store.Writer.Append; from FromLiveEdge, packets the writer already holds
+// store.Writer.Append, clock frames kept with store.Writer.SetClock (a track
+// the manifest lacks is a protocol violation); from FromLiveEdge, packets the writer already holds
 // (by packet number, within a second of its last transmit time) are skipped.
 // Nothing arriving for Config.StallTimeout (default 15 s; for a live
 // recording at most 2 s, LiveStallTimeout) ends it with ErrStalled; live

@@ -293,3 +293,46 @@ func TestLiveEndedAtOrigin(t *testing.T) {
 		t.Fatal("the relay's recording is not marked ended")
 	}
 }
+
+// TestLiveRelayCarriesClocks: a live track's RTP↔NTP mapping (from its
+// origin's sender reports) reaches a relay in the manifest when it is
+// known at the start, and in a clock frame when it changes later.
+func TestLiveRelayCarriesClocks(t *testing.T) {
+	t.Parallel()
+	a, b := startNode(t, Config{}, nil), startNode(t, Config{}, nil)
+	key := testKey("live-clock")
+	ps := &packetSource{size: 1200, rate: 250_000}
+	wa := liveRecording(t, a, key, ps, time.Second)
+	first := store.Clock{RTP: 1234, NTP: time.Date(2026, 12, 1, 15, 0, 0, 123456789, time.UTC)}
+	if err := wa.SetClock(0, first); err != nil {
+		t.Fatal(err)
+	}
+	pf, wb := openRelay(t, a, b, key)
+	if got := wb.Manifest().Tracks[0].Clock; got.RTP != first.RTP || !got.NTP.Equal(first.NTP) {
+		t.Fatalf("relay's clock from the manifest: %+v, want %+v", got, first)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pf.Run(t.Context(), wb) }()
+	_, lastPN, _ := wa.Last()
+	caughtUp(t, wb, lastPN)
+
+	later := store.Clock{RTP: 991234, NTP: first.NTP.Add(11 * time.Second)}
+	if err := wa.SetClock(0, later); err != nil {
+		t.Fatal(err)
+	}
+	p := ps.next()
+	if err := wa.Append(p); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, wb, p.PN)
+	if got := wb.Manifest().Tracks[0].Clock; got.RTP != later.RTP || !got.NTP.Equal(later.NTP) {
+		t.Fatalf("relay's clock after a clock frame: %+v, want %+v", got, later)
+	}
+	if err := wa.Finish(store.StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrPeerPartial) {
+		t.Fatalf("Run: %v", err)
+	}
+	_ = wb.Finish(store.StatePartial)
+}

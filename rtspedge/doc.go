@@ -10,6 +10,16 @@
 // ft from the payload, pn by counting). A writer that already holds packets
 // is resumed from its last one without duplicates.
 //
+// Classification (on demand or live) is one function, classify: a finite
+// end in the description's a=range (session level, else the longest media
+// level) or in the PLAY answer's Range means on demand, an open end or no
+// range means live, and the PLAY answer's end, when it has one, is the
+// duration. It reads npt ranges itself (gortsplib's cannot read "now", as
+// in gst-rtsp-server's npt=now-20). DESCRIBE classifies first; Run's PLAY
+// answer may then turn a live stream on demand before its first packet,
+// updating the writer (Manifest.Live, State, Duration) and calling
+// OriginRequest.OnClassify. Manifest.ClassReason keeps the reason.
+//
 // Player side: Server answers DESCRIBE with the stored SDP (control URLs
 // rewritten, a=range for VOD), SETUP over TCP or UDP, and PLAY/PAUSE with a
 // per-session replay goroutine that sends each packet at

@@ -87,6 +87,10 @@ type ServerStats struct {
 	BytesSent   uint64 // RTP bytes (header and payload) handed to sessions
 	SlowDropped uint64 // players closed because their queue was full
 	Oversized   uint64 // packets skipped because they exceed the RTP packet limit
+	ReportsSent uint64 // RTCP compounds sent to players (sender reports, the end's SR+BYE)
+	// RTCPReceived counts RTCP packets from players (receiver reports,
+	// SDES, BYE): accepted, counted, never an error.
+	RTCPReceived uint64
 }
 
 // Server serves recordings to RTSP players: DESCRIBE answers the stored SDP,
@@ -109,11 +113,13 @@ type Server struct {
 	players map[*gortsplib.ServerSession]*player
 	running bool
 
-	replays     sync.WaitGroup
-	packetsSent atomic.Uint64
-	bytesSent   atomic.Uint64
-	slowDropped atomic.Uint64
-	oversized   atomic.Uint64
+	replays      sync.WaitGroup
+	packetsSent  atomic.Uint64
+	bytesSent    atomic.Uint64
+	slowDropped  atomic.Uint64
+	oversized    atomic.Uint64
+	reportsSent  atomic.Uint64
+	rtcpReceived atomic.Uint64
 }
 
 // NewServer validates cfg and binds the listeners (so Addr is known at
@@ -270,8 +276,9 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadTimeout:    s.cfg.ReadTimeout,
 		WriteTimeout:   s.cfg.WriteTimeout,
 		WriteQueueSize: s.cfg.WriteQueueSize,
-		// Sender reports would describe a stream clock the replay does not
-		// follow; players sync through RTP-Info.
+		// gortsplib's sender reports follow packets written to a
+		// ServerStream; the replay writes to sessions and sends its own
+		// (reports.go).
 		DisableRTCPSenderReports: true,
 		Listen: func(string, string) (net.Listener, error) {
 			return s.ln, nil
@@ -347,6 +354,8 @@ func (s *Server) Stats() ServerStats {
 	st.BytesSent = s.bytesSent.Load()
 	st.SlowDropped = s.slowDropped.Load()
 	st.Oversized = s.oversized.Load()
+	st.ReportsSent = s.reportsSent.Load()
+	st.RTCPReceived = s.rtcpReceived.Load()
 	return st
 }
 

@@ -13,6 +13,7 @@ type Info struct {
 	Key, ID             string
 	State               State
 	Live                bool
+	ClassReason         string // why Live is what it is (Manifest.ClassReason)
 	Duration            time.Duration
 	Bytes, Packets      uint64 // RTP bytes and packets stored
 	Segments            int    // sealed segments stored
@@ -28,7 +29,7 @@ type Info struct {
 func (r *recording) infoLocked() Info {
 	h := &r.hdr
 	return Info{
-		Key: r.key, ID: r.id, State: h.M.State, Live: h.M.Live, Duration: h.M.Duration,
+		Key: r.key, ID: r.id, State: h.M.State, Live: h.M.Live, ClassReason: h.M.ClassReason, Duration: h.M.Duration,
 		Bytes: h.M.Bytes, Packets: h.M.Packets, Segments: int(h.NextIndex - h.FirstIndex),
 		Created: h.M.Created, LastAccess: h.LastAccess, Hits: h.Hits, Source: h.M.Source,
 		Via: append([]string(nil), h.M.Via...), Pinned: h.Pinned, Readers: r.readers, Filling: r.writer != nil,

@@ -40,6 +40,11 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		Timeout:     s.fs.cfg.OriginTimeout,
 		Logger:      s.fs.log,
 		AskMetaInfo: true,
+		OnClassify: func(live bool) {
+			s.fs.mu.Lock()
+			s.f.live = live
+			s.fs.mu.Unlock()
+		},
 	})
 	if err != nil {
 		return nil, err
