@@ -76,7 +76,6 @@ type OriginSession struct {
 	echoes     []string // x-RTP-Meta-Info of each SETUP response, "" when absent
 	cacheCtl   []string
 	ran        bool
-	tail       liveTail // where the packets of Run (or of the session reopened) stopped
 
 	closeOnce sync.Once
 }
@@ -177,14 +176,7 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 // recording without a jump: it re-bases its packets from where o's stopped,
 // counting the time in between (see Run).
 func (o *OriginSession) Reopen(ctx context.Context) (*OriginSession, error) {
-	n, err := OpenOrigin(ctx, o.req)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	n.tail = o.tail.clone()
-	o.mu.Unlock()
-	return n, nil
+	return OpenOrigin(ctx, o.req)
 }
 
 // describe keeps what DESCRIBE said: the SDP bytes as received, tracks,

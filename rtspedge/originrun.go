@@ -2,7 +2,6 @@ package rtspedge
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +25,9 @@ import (
 type PacketWriter interface {
 	Append(store.Packet) error
 	Last() (tt time.Duration, pn uint64, ok bool)
+	// TrackTail is track's last packet and when it was appended, for a
+	// live recording (store.Writer.TrackTail).
+	TrackTail(track uint8) (store.Packet, time.Time, bool)
 }
 
 const (
@@ -54,7 +56,6 @@ type playRun struct {
 	speed    float64       // delivery speed the origin applied (1 when it said none)
 	resume   bool          // VOD: continue from the writer's last packet
 	splice   *liveSplice   // live: re-base this session to follow the writer's packets
-	tail     liveTail      // where the appended packets stopped
 	cutTT    time.Duration // last packet the writer had before this run (resume)
 	cutPN    uint64
 	lastTT   time.Duration // highest tt appended (or cutTT)
@@ -98,24 +99,11 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	defer stopOnCancel()
 
 	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
-	o.mu.Lock()
-	r.tail = o.tail.clone()
-	o.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		tail := r.tail.clone()
-		r.mu.Unlock()
-		o.mu.Lock()
-		o.tail = tail
-		o.mu.Unlock()
-	}()
 	tt, pn, ok := w.Last()
 	switch {
 	case ok && o.m.Live:
-		if tw, ok := w.(trackTailer); ok {
-			r.tail = tailOf(tw, len(o.tracks)) // the writer knows best
-		}
-		r.splice = newLiveSplice(r.tail, tt, o.tracks)
+		// The writer knows where each track stopped, whoever appended it.
+		r.splice = newLiveSplice(tailOf(w, len(o.tracks)), tt, o.tracks)
 		r.lastTT, r.nextPN = tt, pn+1
 	case ok:
 		r.resume, r.cutTT, r.cutPN, r.lastTT, r.nextPN = true, tt, pn, tt, pn+1
@@ -357,7 +345,6 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	r.appended++
 	r.lastTT = max(r.lastTT, p.TT)
 	r.nextPN = max(r.nextPN, p.PN+1)
-	r.tail.note(&p, binary.BigEndian.Uint32(p.RTP[4:8]), now)
 }
 
 // clockSetter is a PacketWriter that keeps each track's RTP↔NTP mapping
