@@ -50,8 +50,9 @@ type Origin struct {
 	URL      string `yaml:"url"`
 	Username string `yaml:"username,omitempty"`
 	Password string `yaml:"password,omitempty"`
-	// CacheControlOverride replaces the origin's Cache-Control header when
-	// set, e.g. "max-age=3600" for an origin that says no-cache wrongly.
+	// CacheControlOverride is meant to replace the origin's Cache-Control
+	// header. Not yet implemented: it is validated, then ignored with a
+	// warning at start.
 	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
 }
 
