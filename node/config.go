@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/rtspedge"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // ConfigVersion is the only config file format this build reads.
@@ -91,7 +95,8 @@ type AdminConfig struct {
 }
 
 // Defaults returns the configuration a node runs with when nothing is set.
-// It passes Validate.
+// It passes Validate. Defaults of the components (mesh, store, rtspedge)
+// are taken from them, not restated.
 func Defaults() Config {
 	return Config{
 		Version: ConfigVersion,
@@ -105,18 +110,18 @@ func Defaults() Config {
 		Cache: CacheConfig{
 			MaxBytes:          50 << 30,
 			CompleteOnAbandon: true,
-			LiveWindow:        Duration(2 * time.Minute),
+			LiveWindow:        Duration(store.DefaultLiveWindow),
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
 		},
-		OriginTimeout: Duration(10 * time.Second),
+		OriginTimeout: Duration(rtspedge.DefaultOriginTimeout),
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Mesh: MeshConfig{
 			Enabled:     true,
-			Listen:      []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+			Listen:      slices.Clone(mesh.DefaultListen),
 			MDNS:        true,
-			FindTimeout: Duration(300 * time.Millisecond),
-			ProviderTTL: Duration(time.Hour),
+			FindTimeout: Duration(mesh.DefaultFindTimeout),
+			ProviderTTL: Duration(mesh.DefaultProviderTTL),
 			LiveMaxHops: 3,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9554"},

@@ -25,9 +25,9 @@ import (
 // metaInfoAsk is what a SETUP asks an origin for (DESIGN.md §1).
 const metaInfoAsk = "tt;ft;pn;md"
 
-// defaultOriginTimeout bounds connecting, each request, and silence while
+// DefaultOriginTimeout bounds connecting, each request, and silence while
 // playing when OriginRequest.Timeout is zero.
-const defaultOriginTimeout = 10 * time.Second
+const DefaultOriginTimeout = 10 * time.Second
 
 // OriginRequest says which origin stream to pull and how.
 type OriginRequest struct {
@@ -87,7 +87,7 @@ type OriginSession struct {
 // description that cannot be used gives one wrapping ErrMalformedSDP.
 func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) {
 	if req.Timeout <= 0 {
-		req.Timeout = defaultOriginTimeout
+		req.Timeout = DefaultOriginTimeout
 	}
 	log := req.Logger
 	if log == nil {
