@@ -213,7 +213,13 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		pf.clean = true
 		pf.mu.Unlock()
 	} else if parent.Err() != nil && !errors.Is(err, ErrBadSegment) {
-		err = errors.Join(err, parent.Err()) // the reset was ours
+		// The reset was ours: what the stream said after it (a reset, or
+		// an EOF that reads like a protocol violation) is not the peer's
+		// doing. A normal stop (a live relay's players left) says why.
+		err = parent.Err()
+		if c := context.Cause(parent); c != err {
+			err = fmt.Errorf("%w: %w", err, c)
+		}
 	}
 	took := time.Since(start)
 	pf.log.Debug("peer fill ended", "segments", n, "bytes", bytes, "took", took,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // NodeStatus is GET /api/v1/node.
@@ -28,8 +30,30 @@ type NodeStatus struct {
 	Requests        map[Served]uint64 `json:"requests"`
 	Hits            uint64            `json:"hits"`
 	Misses          uint64            `json:"misses"`
-	FillBytesPeer   uint64            `json:"fill_bytes_peer"` // WAN bytes the mesh saved
-	FillBytesOrigin uint64            `json:"fill_bytes_origin"`
+	FillBytesPeer   uint64            `json:"fill_bytes_peer"`   // stored from peers
+	FillBytesOrigin uint64            `json:"fill_bytes_origin"` // stored from origins: what crossed the WAN
+	PlayerBytes     uint64            `json:"player_sent_bytes"` // RTP bytes sent to players
+	// WANSaved is the part of PlayerBytes sent in sessions that did not
+	// start a fill from an origin (docs/api.md, "WAN bytes saved").
+	WANSaved uint64        `json:"wan_saved_bytes"`
+	Storage  StorageStatus `json:"storage"`
+}
+
+// StorageStatus says whether the node stores what it fills (cache.min_free,
+// cache.max_bytes).
+type StorageStatus struct {
+	Storing   bool   `json:"storing"`    // false: fills are relayed to players without storing
+	ReadOnly  bool   `json:"read_only"`  // started with too little space to write: serving what it has
+	QuotaFull bool   `json:"quota_full"` // cache.max_bytes is taken by recordings that cannot be evicted
+	Free      int64  `json:"free_bytes"` // free on data_dir's filesystem at the last check
+	MinFree   int64  `json:"min_free_bytes"`
+	Since     string `json:"since"`            // when storing last stopped or resumed
+	Refused   int64  `json:"segments_refused"` // segments refused for lack of disk space
+}
+
+func storageStatus(sp store.SpaceState) StorageStatus {
+	return StorageStatus{Storing: sp.Storing, ReadOnly: sp.ReadOnly, QuotaFull: sp.QuotaFull,
+		Free: sp.Free, MinFree: sp.MinFree, Since: sp.Since.UTC().Format(time.RFC3339), Refused: sp.Refused}
 }
 
 func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +66,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		Started: a.started.UTC().Format(time.RFC3339), Uptime: time.Since(a.started).Seconds(),
 		RTSPAddr: n.RTSPAddr().String(), StoreBytes: used, StoreQuota: quota, Recordings: len(infos),
 		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
-		Requests: make(map[Served]uint64),
+		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
 	}
 	if st.MeshAddrs == nil {
 		st.MeshAddrs = []string{}
@@ -58,6 +82,8 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	st.Misses = c.misses.Load()
 	st.FillBytesPeer = c.fillBytesPeer.Load()
 	st.FillBytesOrigin = c.fillBytesOrigin.Load()
+	st.WANSaved = c.wanSaved.Load() // first: never more than PlayerBytes
+	st.PlayerBytes = c.playerBytes.Load()
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -67,6 +93,11 @@ type PeerStatus struct {
 	Addrs   []string `json:"addrs"`
 	RTT     float64  `json:"rtt_seconds"` // 0 when not measured yet
 	Streams []string `json:"streams"`     // keys it provided in this node's lookups
+	// What it holds, from its answer to the catalogue protocol
+	// (docs/api.md); nil when it has not answered (CatalogueError says why).
+	Holds          []PeerStream `json:"holds"`
+	HoldsTruncated bool         `json:"holds_truncated,omitempty"`
+	CatalogueError string       `json:"catalogue_error,omitempty"`
 }
 
 func (a *adminServer) peers() []PeerStatus {
@@ -92,8 +123,10 @@ func (a *adminServer) peers() []PeerStatus {
 	return out
 }
 
-func (a *adminServer) listPeers(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.peers())
+func (a *adminServer) listPeers(w http.ResponseWriter, r *http.Request) {
+	ps := a.peers()
+	a.catalogues.fill(r.Context(), a, ps)
+	writeJSON(w, http.StatusOK, ps)
 }
 
 // lookedUp remembers which peers provided key in a DHT lookup.

@@ -44,6 +44,17 @@ type RTSPConfig struct {
 	UDPRTPListen  string   `yaml:"udp_rtp_listen"`  // default ":8000"; empty (with udp_rtcp_listen) disables UDP
 	UDPRTCPListen string   `yaml:"udp_rtcp_listen"` // default ":8001" (RTP port + 1)
 	Transports    []string `yaml:"transports"`      // "tcp", "udp"; default both
+
+	// Connection limits (config_edge.go; defaults in rtspedge.Limits).
+	RequestTimeout           Duration `yaml:"request_timeout"`             // a request completes within this of its first byte; default 10s
+	IdleTimeout              Duration `yaml:"idle_timeout"`                // close a connection outside PLAY idle this long; default 60s
+	MaxConnections           int      `yaml:"max_connections"`             // default 1000
+	MaxConnectionsPerAddress int      `yaml:"max_connections_per_address"` // default 100
+	MaxSessions              int      `yaml:"max_sessions"`                // default 1000
+	MaxSessionsPerAddress    int      `yaml:"max_sessions_per_address"`    // default 100
+
+	// Player authentication (config_edge.go): off while Auth.Users is empty.
+	Auth PlayerAuthConfig `yaml:"auth"`
 }
 
 // Origin is a configured upstream RTSP server: rtsp://node/<Name>/<path>
@@ -58,6 +69,10 @@ type Origin struct {
 	// header. Not yet implemented: it is validated, then ignored with a
 	// warning at start.
 	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
+
+	// Players are the rtsp.auth users who may play this origin; empty:
+	// every user (config_edge.go).
+	Players []string `yaml:"players,omitempty"`
 }
 
 // CacheConfig is the local store.
@@ -67,6 +82,10 @@ type CacheConfig struct {
 	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
 	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
 	LiveReconnect     Duration `yaml:"live_reconnect"`      // reconnect a lost live origin this long; 0 = never
+
+	// Disk headroom (issue 13): free space kept on data_dir's filesystem;
+	// below it the node stops storing and relays. Default 512MiB, at least 8MiB.
+	MinFree ByteSize `yaml:"min_free"`
 }
 
 // LogConfig is the process log.
@@ -92,6 +111,10 @@ type MeshConfig struct {
 type AdminConfig struct {
 	Listen string `yaml:"listen"` // host:port; empty disables the API
 	Token  string `yaml:"token"`  // bearer token; required when Listen is not loopback
+
+	// Hosts are further names (or name:port) the API answers to in the Host
+	// header, e.g. the node's DNS name; its own address always works.
+	Hosts []string `yaml:"hosts"`
 }
 
 // Defaults returns the configuration a node runs with when nothing is set.
@@ -106,6 +129,14 @@ func Defaults() Config {
 			UDPRTPListen:  ":8000",
 			UDPRTCPListen: ":8001",
 			Transports:    []string{"tcp", "udp"},
+
+			RequestTimeout:           Duration(rtspedge.DefaultRequestTimeout),
+			IdleTimeout:              Duration(rtspedge.DefaultIdleTimeout),
+			MaxConnections:           rtspedge.DefaultMaxConns,
+			MaxConnectionsPerAddress: rtspedge.DefaultMaxConnsPerAddr,
+			MaxSessions:              rtspedge.DefaultMaxSessions,
+			MaxSessionsPerAddress:    rtspedge.DefaultMaxSessionsPerAddr,
+			Auth:                     PlayerAuthConfig{Realm: "rtspmesh"},
 		},
 		Cache: CacheConfig{
 			MaxBytes:          50 << 30,
@@ -113,6 +144,7 @@ func Defaults() Config {
 			LiveWindow:        Duration(store.DefaultLiveWindow),
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
+			MinFree:           store.DefaultMinFree,
 		},
 		OriginTimeout: Duration(rtspedge.DefaultOriginTimeout),
 		Log:           LogConfig{Level: "info", Format: "text"},
@@ -264,6 +296,14 @@ func (c Config) Redacted() Config {
 	}
 	if r.Admin.Token != "" {
 		r.Admin.Token = redacted
+	}
+	r.RTSP.Auth.Users = make([]PlayerUser, len(c.RTSP.Auth.Users))
+	for i, u := range c.RTSP.Auth.Users {
+		if u.HA1 != "" {
+			u.HA1 = redacted
+		}
+		u.Password = ""
+		r.RTSP.Auth.Users[i] = u
 	}
 	return r
 }

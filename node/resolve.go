@@ -27,6 +27,9 @@ type session struct {
 	opened time.Time
 }
 
+// Delivered counts what the player was sent (rtspedge.DeliveryCounter).
+func (s *session) Delivered(packets, bytes uint64) { s.n.metrics.delivered(s.Served(), bytes) }
+
 func (s *session) Close() {
 	s.n.log.Info("player session end", "stream", s.Key(), "served", s.Served(),
 		"duration", time.Since(s.opened).Round(time.Millisecond))
@@ -45,7 +48,7 @@ func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error
 	rec, err := n.fills.Open(ctx, key, originURL)
 	if err != nil {
 		n.metrics.requestFailed()
-		n.log.Info("player request failed", "stream", key, "err", err)
+		n.log.Debug("player request failed", "stream", key, "err", err) // rtspedge logs the refusal
 		return nil, err
 	}
 	n.metrics.request(rec.Served())
@@ -65,4 +68,7 @@ func (n *Node) provide(ctx context.Context, key string) {
 	})
 }
 
-var _ rtspedge.Recordings = (*Node)(nil)
+var (
+	_ rtspedge.Recordings      = (*Node)(nil)
+	_ rtspedge.DeliveryCounter = (*session)(nil)
+)

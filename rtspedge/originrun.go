@@ -353,15 +353,18 @@ type clockSetter interface {
 	SetClock(track uint8, c store.Clock) error
 }
 
-// senderReport keeps the origin's RTP↔NTP mapping of t from its sender
-// report, in the timestamps stored (a spliced session's are re-based), so
+// senderReport keeps the origin's RTP↔NTP mapping of a live track t from
+// its sender report, in the timestamps stored (a spliced session's are re-based), so
 // the edge's own sender reports to players carry the origin's capture time.
 func (r *playRun) senderReport(t *originTrack, sr *rtcp.SenderReport) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs, ok := r.w.(clockSetter)
-	if r.stopped || !ok || sr.NTPTime == 0 {
-		return
+	r.o.mu.Lock()
+	live := r.o.m.Live
+	r.o.mu.Unlock()
+	if r.stopped || !ok || !live || sr.NTPTime == 0 {
+		return // VOD: the edge reports its own session timeline
 	}
 	ts := sr.RTPTime
 	if r.splice != nil {

@@ -56,6 +56,7 @@ type player struct {
 	ss     *gortsplib.ServerSession
 	path   string
 	rec    Recording
+	count  DeliveryCounter // rec's, or nil
 	m      store.Manifest
 	desc   *description.Session
 	stream *gortsplib.ServerStream
@@ -104,6 +105,7 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 		log:   s.log.With("path", path),
 		cname: newCNAME(),
 	}
+	p.count, _ = d.rec.(DeliveryCounter)
 	stats := stream.Stats()
 	for _, medi := range d.desc.Medias {
 		t := &playTrack{media: medi, clock: uint32(max(medi.Formats[0].ClockRate(), 1)), nextSeq: randUint16()}
@@ -224,7 +226,7 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 	r, err := p.rec.NewReader(from)
 	if err != nil {
 		p.log.Warn("open reader", "from", from, "err", err)
-		return &base.Response{StatusCode: statusFor(err)}
+		return refusal(err)
 	}
 	p.reader = r
 	if p.m.Live {

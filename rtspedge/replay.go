@@ -173,6 +173,9 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 	}
 	p.s.packetsSent.Add(count)
 	p.s.bytesSent.Add(sent)
+	if p.count != nil && count > 0 {
+		p.count.Delivered(count, sent)
+	}
 	p.head += n
 	p.compact()
 	return true

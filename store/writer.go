@@ -67,6 +67,9 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	if len(m.Tracks) > 256 {
 		return nil, fmt.Errorf("create %s: %d tracks (at most 256)", m.Key, len(m.Tracks))
 	}
+	if !s.opts.InMemory && !s.Storing() {
+		return nil, fmt.Errorf("create %s: %w", m.Key, ErrNoSpace)
+	}
 	now := time.Now()
 	m.SDP = bytes.Clone(m.SDP)
 	m.Tracks = append([]Track(nil), m.Tracks...)
@@ -112,6 +115,9 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 // Resume reopens a partial recording to append more; its sealed segments are
 // kept and the next packet goes into a new segment.
 func (s *Store) Resume(key string) (*Writer, error) {
+	if !s.opts.InMemory && !s.Storing() {
+		return nil, fmt.Errorf("resume %s: %w", key, ErrNoSpace)
+	}
 	rec, err := s.lookup(key)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)

@@ -2,6 +2,7 @@ package fill
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -92,7 +93,7 @@ type fill struct {
 	// Guarded by Fills.mu.
 	readers int
 	linger  *time.Timer
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 	live    bool
 	ended   bool // the fill goroutine is done with the recording
 
@@ -256,7 +257,7 @@ func (fs *Fills) release(f *fill) {
 			fs.mu.Lock()
 			defer fs.mu.Unlock()
 			if f.readers == 0 {
-				cancel()
+				cancel(errNoReaders)
 			}
 		})
 	}
@@ -265,6 +266,10 @@ func (fs *Fills) release(f *fill) {
 		_ = fs.cfg.Relay.Delete(f.key)
 	}
 }
+
+// errNoReaders is why a fill stops LiveLinger after its last reader left
+// (or at once, for a VOD fill with CompleteOnAbandon off).
+var errNoReaders = errors.New("no players left")
 
 // JoinLive counts a neighbour that relays key from this node as a reader of
 // the node's live fill of it, so the upstream stays open (no linger) while

@@ -50,8 +50,8 @@ func (fs *Fills) sources(f *fill) []source {
 func (fs *Fills) run(ctx context.Context, f *fill) {
 	defer close(f.done)
 	defer fs.remove(f)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	fs.mu.Lock()
 	f.cancel = cancel
 	fs.mu.Unlock()
@@ -81,12 +81,14 @@ func (fs *Fills) run(ctx context.Context, f *fill) {
 }
 
 // resume opens the writer of a partial recording (a crash, a dead origin)
-// of f's key; a live or unfinished one is dropped. Nil when there is none.
+// of f's key; a live or unfinished one is dropped. Nil when there is none,
+// or when the store has no space to store more (the fill then relays and
+// the recording stays as it is).
 func (fs *Fills) resume(f *fill, log *slog.Logger) *store.Writer {
 	st := fs.cfg.Store
 	m, err := st.Manifest(f.key)
 	switch {
-	case err != nil:
+	case err != nil || !st.Storing():
 		return nil
 	case m.Live || m.State == store.StateFilling:
 		_ = st.Delete(f.key)
@@ -129,6 +131,12 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			return w, nil
 		}
 		failed = err
+		if ctx.Err() != nil {
+			// Stopped on purpose (no readers left, the node stops): there
+			// is no next source to try.
+			log.Debug("fill stopped", "source", s.name(), "from", up.Manifest().Source, "why", context.Cause(ctx))
+			return w, err
+		}
 		if last {
 			continue
 		}
@@ -151,7 +159,9 @@ func (fs *Fills) writerFor(ctx context.Context, f *fill, s source, up Upstream, 
 		_ = w.SetSource(m.Source, m.Via)
 	} else {
 		st := fs.cfg.Store
-		if !up.Cacheable() {
+		if !up.Cacheable() || !st.Storing() {
+			// Uncacheable, or no space to store (cache.min_free, the
+			// quota): relayed to readers without storing.
 			st = fs.cfg.Relay
 			_ = st.Delete(f.key) // a finished relay of the same stream still held by its last reader
 		}
@@ -205,7 +215,10 @@ func (fs *Fills) finish(ctx context.Context, f *fill, w *store.Writer, label str
 	}
 	m := w.Manifest()
 	lvl := slog.LevelInfo
-	if err != nil {
+	if err != nil && ctx.Err() != nil {
+		// Stopped on purpose: its readers left, or the node stops.
+		err = context.Cause(ctx)
+	} else if err != nil {
 		lvl = slog.LevelWarn
 	}
 	log.Log(ctx, lvl, "fill end", "source", label, "state", st, "bytes", m.Bytes,
