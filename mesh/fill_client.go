@@ -294,7 +294,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 		case it.f.Type == frameEnd:
 			if it.f.Ended && pf.mf.Live {
 				// The origin ended the live stream: a clean end here too.
-				if err := w.Update(func(m *store.Manifest) { m.Ended = true }); err != nil {
+				if err := w.SetEnded(); err != nil {
 					return n, bytes, fmt.Errorf("mark the live stream ended: %w", err)
 				}
 				return n, bytes, nil

@@ -48,7 +48,14 @@ func (fs *Fills) sources(f *fill) []source {
 // run fills one stream, on a goroutine owned by Run: from each source in
 // order, resuming from the last verified segment at each step.
 func (fs *Fills) run(ctx context.Context, f *fill) {
+	start := time.Now()
+	result := "failed"
 	defer close(f.done)
+	defer func() { // once f has left the registry
+		if fs.cfg.Hooks.Ended != nil {
+			fs.cfg.Hooks.Ended(result, time.Since(start))
+		}
+	}()
 	defer fs.remove(f)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -57,7 +64,6 @@ func (fs *Fills) run(ctx context.Context, f *fill) {
 	fs.mu.Unlock()
 
 	log := fs.log.With("stream", f.key)
-	start := time.Now()
 	w := fs.resume(f, log)
 	var (
 		label string
@@ -70,14 +76,11 @@ func (fs *Fills) run(ctx context.Context, f *fill) {
 			break
 		}
 	}
-	result := fs.finish(ctx, f, w, label, err, start, log)
+	result = fs.finish(ctx, f, w, label, err, start, log)
 	fs.mu.Lock()
 	f.ended = true
 	fs.mu.Unlock()
 	fs.dropRelayWhenIdle(f)
-	if fs.cfg.Hooks.Ended != nil {
-		fs.cfg.Hooks.Ended(result, time.Since(start))
-	}
 }
 
 // resume opens the writer of a partial recording (a crash, a dead origin)
