@@ -304,6 +304,16 @@ func (s *Store) seekNearest(rec *recording, segs []SegmentInfo, next uint32, ope
 // modified; the store never changes or reuses those bytes (segments are
 // immutable, the open one only grows), so it stays valid after later calls.
 func (r *Reader) Next(ctx context.Context) (Packet, error) {
+	return r.next(ctx, true)
+}
+
+// TryNext is Next without the wait: at the tail of a recording that is
+// still being written it returns ErrWouldBlock at once.
+func (r *Reader) TryNext() (Packet, error) {
+	return r.next(context.Background(), false)
+}
+
+func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 	for {
 		if r.seg != nil {
 			if r.pos < len(r.seg.packets) {
@@ -362,6 +372,14 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 		}
 		ch := rec.waitChanLocked()
 		rec.mu.Unlock()
+		if !block {
+			select {
+			case <-ch:
+				continue
+			default:
+				return Packet{}, ErrWouldBlock
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return Packet{}, ctx.Err()
