@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,14 @@ type Config struct {
 	// recording to a peer, and the function it returns when that ends. A node
 	// uses it to keep its live upstream open while neighbours relay from it.
 	ServingLive func(key string) (done func())
+	// Configured, when set, says whether this node has an origin for key;
+	// the filler protocol refuses a request for a key it does not
+	// (ErrNotConfigured at the asker). Nil: every key.
+	Configured func(key string) bool
+	// StartFill, when set, serves the filler protocol: it starts (or joins)
+	// this node's fill of key, returns once the recording exists, and keeps
+	// the fill running until release. Nil: requests are answered busy.
+	StartFill func(ctx context.Context, key string) (release func(), err error)
 	// Logger receives the mesh's log lines (default: discarded).
 	Logger *slog.Logger
 }

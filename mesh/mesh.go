@@ -58,6 +58,8 @@ type Mesh struct {
 	found chan peer.AddrInfo // mDNS discoveries, drained by Run
 
 	catalogueSlots chan struct{} // catalogue answers being written
+	gate           *gate         // the host's connection gater (Block)
+	holds          atomic.Int64  // filler requests being held (handleFiller)
 
 	mu       sync.Mutex
 	provided map[string]*provided // keys being re-provided, by stream key
@@ -103,13 +105,13 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 		opts = append(opts, libp2p.Transport(tcp.NewTCPTransport), libp2p.Transport(quic.NewTransport))
 	}
 	opts = append(opts, libp2p.ListenAddrStrings(listen...))
+	g := &gate{blocked: make(map[peer.ID]bool)}
 	if len(cfg.AllowPeers) > 0 {
-		g, err := newAllowGater(cfg.AllowPeers)
-		if err != nil {
+		if g.allow, err = newAllowGater(cfg.AllowPeers); err != nil {
 			return nil, fmt.Errorf("mesh: %w", err)
 		}
-		opts = append(opts, libp2p.ConnectionGater(g))
 	}
+	opts = append(opts, libp2p.ConnectionGater(g))
 	var boot []peer.AddrInfo
 	for _, s := range cfg.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
@@ -155,11 +157,13 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 		found:   make(chan peer.AddrInfo, 16),
 
 		catalogueSlots: make(chan struct{}, catalogueServing),
+		gate:           g,
 		provided:       make(map[string]*provided),
 		wake:           make(chan struct{}, 1),
 	}
 	h.SetStreamHandler(FillProtocol, m.handleFill)
 	h.SetStreamHandler(CatalogueProtocol, m.handleCatalogue)
+	h.SetStreamHandler(FillerProtocol, m.handleFiller)
 	return m, nil
 }
 
@@ -250,6 +254,7 @@ func (m *Mesh) Close() error {
 		m.mu.Unlock()
 		m.host.RemoveStreamHandler(FillProtocol)
 		m.host.RemoveStreamHandler(CatalogueProtocol)
+		m.host.RemoveStreamHandler(FillerProtocol)
 		errD := m.dht.Close()
 		errH := m.host.Close()
 		m.handlers.Wait()

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -73,6 +74,10 @@ type Origin struct {
 	// Players are the rtsp.auth users who may play this origin; empty:
 	// every user (config_edge.go).
 	Players []string `yaml:"players,omitempty"`
+
+	// MaxSessions bounds the concurrent sessions the mesh opens with this
+	// origin (issue 16, node/filler.go); 0: unlimited.
+	MaxSessions int `yaml:"max_sessions,omitempty"`
 }
 
 // CacheConfig is the local store.
@@ -105,6 +110,10 @@ type MeshConfig struct {
 	FindTimeout Duration `yaml:"find_timeout"`
 	ProviderTTL Duration `yaml:"provider_ttl"`
 	LiveMaxHops int      `yaml:"live_max_hops"`
+
+	// FillerReach bounds the wait for a stream's designated filler to
+	// accept before this node takes over (issue 16, node/filler.go).
+	FillerReach Duration `yaml:"filler_reach"`
 }
 
 // AdminConfig is the admin HTTP API.
@@ -155,6 +164,7 @@ func Defaults() Config {
 			FindTimeout: Duration(mesh.DefaultFindTimeout),
 			ProviderTTL: Duration(mesh.DefaultProviderTTL),
 			LiveMaxHops: 3,
+			FillerReach: Duration(fill.DefaultFillerReach),
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9554"},
 	}

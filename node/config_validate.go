@@ -166,6 +166,7 @@ func (c *Config) validateOrigins(bad complain) {
 		if o.CacheControlOverride != "" {
 			checkCacheControl(bad, key+".cache_control_override", o.CacheControlOverride)
 		}
+		validateMaxSessions(bad, key, o)
 	}
 }
 
@@ -228,6 +229,7 @@ func (c *Config) validateMesh(bad complain) {
 	if m.LiveMaxHops < 1 || m.LiveMaxHops > 16 {
 		bad("mesh.live_max_hops", "%d is out of range; write a number from 1 to 16 (default 3)", m.LiveMaxHops)
 	}
+	validateFillerReach(bad, m)
 }
 
 // effectiveListen is the listen list the mesh will use: all of Listen, or

@@ -30,9 +30,10 @@ type Node struct {
 	admin   *adminServer
 	metrics *metrics
 
-	fills *fill.Fills    // the fills in progress
-	wg    sync.WaitGroup // every goroutine Run owns
-	ready chan struct{}
+	fills   *fill.Fills             // the fills in progress
+	budgets map[string]*fill.Budget // origins' max_sessions, by origin name
+	wg      sync.WaitGroup          // every goroutine Run owns
+	ready   chan struct{}
 }
 
 // New validates cfg and opens the node's store, RTSP listener and mesh host.
@@ -53,6 +54,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		cfg:   cfg,
 		log:   logger.With("component", "node"),
 		ready: make(chan struct{}),
+
+		budgets: newBudgets(cfg.Origins),
 	}
 	ok := false
 	defer func() {
@@ -91,6 +94,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			ProviderTTL: time.Duration(cfg.Mesh.ProviderTTL),
 			FindTimeout: time.Duration(cfg.Mesh.FindTimeout),
 			ServingLive: func(key string) func() { return n.fills.JoinLive(key) },
+			Configured:  n.configured,
+			StartFill:   n.fillFor,
 			Logger:      logger.With("component", "mesh"),
 		}, n.store)
 		if err != nil {
@@ -106,6 +111,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		LiveLinger:        time.Duration(cfg.Cache.LiveLinger),
 		CompleteOnAbandon: cfg.Cache.CompleteOnAbandon,
 		LiveMaxHops:       cfg.Mesh.LiveMaxHops,
+		FillerReach:       time.Duration(cfg.Mesh.FillerReach),
+		Budget:            n.budget,
 		Logger:            n.log,
 		Hooks: fill.Hooks{
 			Created: n.provide,
@@ -161,11 +168,19 @@ func (n *Node) Run(ctx context.Context) error {
 	// Each component names itself in its errors ("rtsp server: …").
 	n.wg.Go(func() { errc <- stopped(n.edge.Run(ctx)) })
 	n.wg.Go(func() { errc <- stopped(n.admin.run(ctx)) })
+	// The mesh leaves after the fills have stopped: a stopping node closes
+	// its origin sessions before its neighbours see it go and one of them
+	// takes over as a stream's filler (origins[].max_sessions).
+	meshCtx, meshCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer meshCancel()
 	if n.mesh != nil {
-		n.wg.Go(func() { errc <- stopped(n.mesh.Run(ctx)) })
+		n.wg.Go(func() { errc <- stopped(n.mesh.Run(meshCtx)) })
 		n.reprovide(ctx)
 	}
-	n.wg.Go(func() { _ = n.fills.Run(ctx) })
+	n.wg.Go(func() {
+		_ = n.fills.Run(ctx)
+		meshCancel()
+	})
 	close(n.ready)
 	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
 

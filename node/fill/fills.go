@@ -23,6 +23,10 @@ type Config struct {
 	CompleteOnAbandon bool          // cache.complete_on_abandon
 	LiveMaxHops       int           // mesh.live_max_hops
 
+	// Designated fillers and session budgets (issue 16, filler.go).
+	FillerReach time.Duration            // mesh.filler_reach; 0: DefaultFillerReach
+	Budget      func(key string) *Budget // key's origin's max_sessions; nil or a nil Budget: unlimited
+
 	Logger *slog.Logger
 	Hooks  Hooks
 }
@@ -95,7 +99,8 @@ type fill struct {
 	linger  *time.Timer
 	cancel  context.CancelCauseFunc
 	live    bool
-	ended   bool // the fill goroutine is done with the recording
+	ended   bool       // the fill goroutine is done with the recording
+	filler  FillerInfo // who fills the stream from its origin, and why
 
 	// Owned by the fill goroutine.
 	tally tally
@@ -291,6 +296,7 @@ type Info struct {
 	Key     string
 	Live    bool
 	Readers int
+	Filler  FillerInfo
 }
 
 // Snapshot lists the fills in progress.
@@ -299,7 +305,7 @@ func (fs *Fills) Snapshot() []Info {
 	defer fs.mu.Unlock()
 	out := make([]Info, 0, len(fs.m))
 	for _, f := range fs.m {
-		out = append(out, Info{Key: f.key, Live: f.live, Readers: f.readers})
+		out = append(out, Info{Key: f.key, Live: f.live, Readers: f.readers, Filler: f.filler})
 	}
 	return out
 }

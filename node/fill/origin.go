@@ -35,6 +35,14 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		return nil, nil
 	}
 	s.opened = true
+	var budget *Budget
+	if s.fs.cfg.Budget != nil {
+		budget = s.fs.cfg.Budget(s.f.key)
+	}
+	release, err := budget.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	o, err := rtspedge.OpenOrigin(ctx, rtspedge.OriginRequest{
 		URL:         s.f.originURL,
 		Timeout:     s.fs.cfg.OriginTimeout,
@@ -47,9 +55,10 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		},
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
-	return &originUpstream{o: o, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key)}, nil
+	return &originUpstream{o: o, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key), release: release}, nil
 }
 
 // originUpstream is a session with the origin; a live one that is lost is
@@ -58,6 +67,9 @@ type originUpstream struct {
 	o      *rtspedge.OriginSession // the current session; Run swaps in a reopened one
 	window time.Duration           // cache.live_reconnect
 	log    *slog.Logger
+	// release frees the origin's max_sessions slot, which the upstream
+	// holds through its reconnections (each closes the session before it).
+	release func()
 }
 
 // Manifest is the origin's, with the origin as Source.
@@ -70,7 +82,10 @@ func (u *originUpstream) Manifest() store.Manifest {
 func (u *originUpstream) Cacheable() bool { return u.o.Cacheable() }
 
 // Close closes the current session (Run closes the ones before it).
-func (u *originUpstream) Close() { u.o.Close() }
+func (u *originUpstream) Close() {
+	u.o.Close()
+	u.release()
+}
 
 // Run plays the origin into w until the stream ends. The origin session of
 // a live stream that is lost (the connection drops, or the origin sends no

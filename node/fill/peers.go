@@ -28,6 +28,7 @@ type peers struct {
 	f      *fill
 	gaveUp map[string]bool
 	waited bool
+	after  *fillerSource // nil, or the filler source before: after its takeover, peers are skipped
 }
 
 func newPeers(fs *Fills, f *fill) *peers {
@@ -37,6 +38,9 @@ func newPeers(fs *Fills, f *fill) *peers {
 func (*peers) name() string { return "peer" }
 
 func (p *peers) next(ctx context.Context, w *store.Writer) (Upstream, error) {
+	if p.after != nil && p.after.tookOver {
+		return nil, nil
+	}
 	for ctx.Err() == nil {
 		pf, busy := p.pick(ctx, w)
 		if pf == nil && busy && !p.waited {

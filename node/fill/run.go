@@ -36,11 +36,15 @@ type source interface {
 // errNoUpstream: a source had no upstream to offer.
 var errNoUpstream = errors.New("no upstream answered")
 
-// sources are f's sources in order: the mesh's providers, then the origin.
+// sources are f's sources in order: the stream's designated filler, the
+// mesh's providers, then the origin.
 func (fs *Fills) sources(f *fill) []source {
 	var out []source
 	if fs.cfg.Mesh != nil {
-		out = append(out, newPeers(fs, f))
+		fl := newFillerSource(fs, f)
+		p := newPeers(fs, f)
+		p.after = fl
+		out = append(out, fl, p)
 	}
 	return append(out, &originSource{fs: fs, f: f})
 }

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -64,7 +65,11 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		}
 	}
 	h.mu.Unlock()
-	s.close()
+	if e := s.close(); e != nil {
+		h.mu.Lock()
+		e.open--
+		h.mu.Unlock()
+	}
 }
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
@@ -105,7 +110,10 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if track < 0 || track >= e.clip.Tracks() {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
-	st, err := s.setup(e, h.server)
+	st, err := s.setup(e, h.server, h.admit)
+	if errors.Is(err, errTooManySessions) {
+		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, nil
+	}
 	if err != nil {
 		return &base.Response{StatusCode: base.StatusBadRequest}, nil, err
 	}
@@ -132,6 +140,23 @@ func supportedFields(m *description.Media) []string {
 		return []string{metainfo.NameTT, metainfo.NameFT, metainfo.NamePN, metainfo.NameSQ, metainfo.NameMD}
 	}
 	return []string{metainfo.NameTT, metainfo.NamePN, metainfo.NameSQ, metainfo.NameMD}
+}
+
+// errTooManySessions: Config.MaxSessions sessions hold the path already.
+var errTooManySessions = errors.New("too many sessions")
+
+// admit counts a session that sets e up for the first time, or refuses it
+// when Config.MaxSessions sessions hold e already.
+func (h *handler) admit(e *entry) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.MaxSessions > 0 && e.open >= h.cfg.MaxSessions {
+		e.refused++
+		h.log.Info("session refused", "stream", e.path, "open", e.open, "max_sessions", h.cfg.MaxSessions)
+		return errTooManySessions
+	}
+	e.open++
+	return nil
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay. The pacer starts in

@@ -47,6 +47,11 @@ type Config struct {
 	MaxSpeed float64
 	// WriteQueueSize is the per-session packet queue (power of two). Default 4096.
 	WriteQueueSize int
+	// MaxSessions, when > 0, refuses a session's first SETUP of a path
+	// with 453 Not Enough Bandwidth while MaxSessions other sessions hold
+	// that path, as a camera that accepts one or two sessions does.
+	// Refused counts the refusals.
+	MaxSessions int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -79,6 +84,7 @@ type entry struct {
 	modified     time.Time // Last-Modified of a VOD file (whole seconds); zero for live
 
 	describes, plays int  // guarded by Origin.mu
+	open, refused    int  // sessions set up on the path now, SETUPs refused by MaxSessions; guarded by Origin.mu
 	ended            bool // a live stream EndLive ended; guarded by Origin.mu
 }
 
@@ -201,13 +207,24 @@ func (o *Origin) Paths() []string {
 // (sessions that sent at least one successful PLAY; a resume does not count
 // again) path has seen.
 func (o *Origin) Sessions(path string) (describes, plays int) {
+	o.withEntry(path, func(e *entry) { describes, plays = e.describes, e.plays })
+	return describes, plays
+}
+
+// Refused returns how many SETUPs of path MaxSessions refused, and how
+// many sessions hold path now.
+func (o *Origin) Refused(path string) (refused, open int) {
+	o.withEntry(path, func(e *entry) { refused, open = e.refused, e.open })
+	return refused, open
+}
+
+// withEntry calls f with path's entry under o.mu, if path is served.
+func (o *Origin) withEntry(path string, f func(*entry)) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e, ok := o.entries[strings.Trim(path, "/")]
-	if !ok {
-		return 0, 0
+	if e, ok := o.entries[strings.Trim(path, "/")]; ok {
+		f(e)
 	}
-	return e.describes, e.plays
 }
 
 // Stall stops sending media to every session playing path and leaves the

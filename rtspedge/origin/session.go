@@ -62,7 +62,7 @@ func (s *session) entry() *entry {
 }
 
 // setup binds the session to e on its first SETUP and creates its stream.
-func (s *session) setup(e *entry, srv *gortsplib.Server) (*gortsplib.ServerStream, error) {
+func (s *session) setup(e *entry, srv *gortsplib.Server, admit func(*entry) error) (*gortsplib.ServerStream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.e != nil {
@@ -75,7 +75,11 @@ func (s *session) setup(e *entry, srv *gortsplib.Server) (*gortsplib.ServerStrea
 	if err := st.Initialize(); err != nil {
 		return nil, fmt.Errorf("setup %s: %w", e.path, err)
 	}
-	s.e, s.stream = e, st
+	if err := admit(e); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.e, s.stream = e, st // counted by admit: close uncounts it
 	s.fields = make([]metainfo.Fields, e.clip.Tracks())
 	return st, nil
 }
@@ -182,15 +186,18 @@ func (s *session) pause() {
 	s.stop()
 }
 
-func (s *session) close() {
+// close stops the session (once: gortsplib closes a session once); it
+// returns the entry the session had set up, nil if none.
+func (s *session) close() *entry {
 	s.mu.Lock()
 	s.closed = true
-	st := s.stream
+	st, e := s.stream, s.e
 	s.mu.Unlock()
 	s.stop()
 	if st != nil {
 		st.Close()
 	}
+	return e
 }
 
 // pace sends packets from p.n at their transmit time until the clip ends

@@ -1,0 +1,195 @@
+package fill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// DefaultFillerReach is how long a node waits for its stream's designated
+// filler to accept a request before it takes over (mesh.filler_reach).
+const DefaultFillerReach = time.Second
+
+// fillerReadyMax bounds the wait for a filler that accepted to have its
+// recording: its own provider lookup and origin session come first.
+const fillerReadyMax = 30 * time.Second
+
+// fillerRetry is the wait between two asks of a live filler that is between
+// sources itself (its own upstream died and it is choosing the next).
+const fillerRetry = 50 * time.Millisecond
+
+// FillerInfo says which node fills a stream from its origin, as this node
+// chose it, and why.
+type FillerInfo struct {
+	ID  string // the filler's peer id ("" before a choice)
+	Why string // e.g. "closest of 8 known members", "filler … unreachable: took over"
+}
+
+// fillerSource is the first source of a fill in a mesh: the stream's
+// designated filler (mesh.Filler), asked over the filler protocol and then
+// tailed as a peer. When this node is the filler, or every closer member
+// failed, it offers nothing and the next sources (peers, the origin) go on;
+// after a takeover the peers are skipped, since they tail the filler that
+// failed and would tail this node in turn.
+type fillerSource struct {
+	fs       *Fills
+	f        *fill
+	skip     map[string]bool // members left out: they failed or refused
+	why      string          // why the last member was left out
+	done     bool            // this node is the filler: the next sources go on
+	tookOver bool            // … after another member failed
+}
+
+func newFillerSource(fs *Fills, f *fill) *fillerSource {
+	return &fillerSource{fs: fs, f: f, skip: make(map[string]bool)}
+}
+
+func (*fillerSource) name() string { return "peer" }
+
+func (s *fillerSource) next(ctx context.Context, w *store.Writer) (Upstream, error) {
+	msh, key := s.fs.cfg.Mesh, s.f.key
+	log := s.fs.log.With("stream", key)
+	for !s.done && ctx.Err() == nil {
+		fl := msh.Filler(key, func(id string) bool { return s.skip[id] })
+		if fl.Self || fl.ID == "" {
+			s.done = true
+			why := ClosestWhy(fl.Known)
+			if len(s.skip) > 0 {
+				s.tookOver = true
+				why = s.why + ": took over"
+			}
+			s.fs.setFiller(s.f, FillerInfo{ID: msh.ID(), Why: why})
+			return nil, nil
+		}
+		up, err := s.ask(ctx, fl.ID, w)
+		s.skip[fl.ID] = true // a filler that fails later is not asked again
+		if err != nil {
+			switch {
+			case errors.Is(err, mesh.ErrNotConfigured):
+				s.why = fmt.Sprintf("filler %s has no such origin", short(fl.ID))
+			case errors.Is(err, mesh.ErrFillerUnreachable):
+				s.why = fmt.Sprintf("filler %s unreachable", short(fl.ID))
+			default:
+				s.why = fmt.Sprintf("filler %s failed", short(fl.ID))
+			}
+			log.Info("designated filler did not serve; choosing the next", "filler", fl.ID, "err", err)
+			continue
+		}
+		why := ClosestWhy(fl.Known)
+		if len(s.skip) > 1 {
+			why = s.why + ": next closest"
+		}
+		s.fs.setFiller(s.f, FillerInfo{ID: fl.ID, Why: why})
+		s.why = fmt.Sprintf("filler %s died mid-fill", short(fl.ID))
+		return up, nil
+	}
+	return nil, ctx.Err()
+}
+
+// ask asks member id to fill the key and opens a fill from it. A live
+// filler that is between sources is asked again until it has one.
+func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Upstream, error) {
+	msh, key := s.fs.cfg.Mesh, s.f.key
+	reach := s.fs.cfg.FillerReach
+	if reach <= 0 {
+		reach = DefaultFillerReach
+	}
+	wctx, cancel := context.WithTimeout(ctx, reach+fillerReadyMax)
+	defer cancel()
+	hold, err := msh.AskFiller(wctx, id, key, reach)
+	if err != nil {
+		return nil, err
+	}
+	from := uint32(0)
+	if w != nil {
+		m := w.Manifest()
+		from = m.NextSegment()
+		if _, _, held := w.Last(); m.Live && held {
+			from = mesh.FromLiveEdge
+		}
+	}
+	for {
+		pf, err := msh.OpenFill(wctx, mesh.Provider{ID: id}, key, from)
+		if err == nil {
+			return &fillerUpstream{peerUpstream: peerUpstream{pf}, hold: hold}, nil
+		}
+		if !errors.Is(err, mesh.ErrUnavailable) || sleepCtx(wctx, fillerRetry) != nil {
+			hold.Close()
+			return nil, fmt.Errorf("%w: %w", mesh.ErrFillerFailed, err)
+		}
+	}
+}
+
+// fillerUpstream tails the designated filler's recording and holds its
+// fill open while it does.
+type fillerUpstream struct {
+	peerUpstream
+	hold *mesh.FillerHold
+}
+
+func (u *fillerUpstream) Close() {
+	u.peerUpstream.Close()
+	u.hold.Close()
+}
+
+// ClosestWhy is why the rule chose a filler among known members.
+func ClosestWhy(known int) string { return fmt.Sprintf("closest of %d known members", known) }
+
+// short is a peer id's tail, as the dashboard shows it.
+func short(id string) string {
+	if len(id) > 8 {
+		return "…" + id[len(id)-8:]
+	}
+	return id
+}
+
+// setFiller records f's filler for Snapshot.
+func (fs *Fills) setFiller(f *fill, fi FillerInfo) {
+	fs.mu.Lock()
+	f.filler = fi
+	fs.mu.Unlock()
+}
+
+// Budget bounds the concurrent origin sessions of one origin on this node
+// (origins[].max_sessions); nil is unlimited. Together with the designated
+// filler, which is the only node of a mesh that opens a stream's origin
+// session, it bounds them mesh-wide.
+type Budget struct {
+	slots chan struct{}
+}
+
+// NewBudget returns a budget of n sessions; nil for n ≤ 0 (unlimited).
+func NewBudget(n int) *Budget {
+	if n <= 0 {
+		return nil
+	}
+	return &Budget{slots: make(chan struct{}, n)}
+}
+
+// acquire waits for a free session slot until ctx ends; release frees it
+// (idempotent). A nil budget always has one.
+func (b *Budget) acquire(ctx context.Context) (release func(), err error) {
+	if b == nil {
+		return func() {}, nil
+	}
+	select {
+	case b.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("origin max_sessions (%d) in use: %w", cap(b.slots), ctx.Err())
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-b.slots }) }, nil
+}
+
+// InUse is how many of the budget's sessions are open.
+func (b *Budget) InUse() int {
+	if b == nil {
+		return 0
+	}
+	return len(b.slots)
+}

@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/node/fill"
+)
+
+// Designated fillers and origin session budgets (issue 16; DESIGN.md §11).
+// The rule and the filler protocol are package mesh's; which fill a request
+// starts is package fill's. The node maps a key asked for by a neighbour
+// back to one of its configured origins (only those are ever dialed), and
+// holds a max_sessions budget per origin.
+
+// maxFillerReach bounds mesh.filler_reach: past it a dead filler would hold
+// players up longer than an origin session takes to open.
+const maxFillerReach = 30 * time.Second
+
+func validateFillerReach(bad complain, m MeshConfig) {
+	if m.FillerReach <= 0 || m.FillerReach > Duration(maxFillerReach) {
+		bad("mesh.filler_reach", "%s is out of range; write a duration from 1ms to %s (default %s)",
+			m.FillerReach, Duration(maxFillerReach), Duration(fill.DefaultFillerReach))
+	}
+}
+
+func validateMaxSessions(bad complain, key string, o Origin) {
+	if o.MaxSessions < 0 {
+		bad(key+".max_sessions", "%d is negative; write 0 (unlimited) or the sessions the origin accepts, e.g. 1 for a camera", o.MaxSessions)
+	}
+}
+
+// originForKey maps a stream key back to the URL to dial (with
+// credentials): the configured origin whose URL the key extends, when
+// MapPath of the same path gives the same key. ok is false for a key no
+// configured origin serves: a neighbour cannot make this node dial it.
+func originForKey(origins []Origin, key string) (originURL, name string, ok bool) {
+	for _, o := range origins {
+		base, err := CanonicalKey(o.URL)
+		if err != nil {
+			continue
+		}
+		base = strings.TrimSuffix(base, "/") + "/"
+		rest, found := strings.CutPrefix(key, base)
+		if !found || rest == "" {
+			continue
+		}
+		u, k, err := MapPath(origins, o.Name+"/"+rest)
+		if err == nil && k == key {
+			return u, o.Name, true
+		}
+	}
+	return "", "", false
+}
+
+// errNotConfigured: a neighbour asked this node to fill a key of an origin
+// it does not have.
+var errNotConfigured = errors.New("no configured origin serves the stream")
+
+// budgets are the origins' max_sessions budgets by origin name.
+func newBudgets(origins []Origin) map[string]*fill.Budget {
+	b := make(map[string]*fill.Budget, len(origins))
+	for _, o := range origins {
+		b[o.Name] = fill.NewBudget(o.MaxSessions)
+	}
+	return b
+}
+
+// budget is the max_sessions budget of key's origin (fill.Config.Budget).
+func (n *Node) budget(key string) *fill.Budget {
+	if _, name, ok := originForKey(n.cfg.Origins, key); ok {
+		return n.budgets[name]
+	}
+	return nil
+}
+
+// configured says whether key's origin is configured here
+// (mesh.Config.Configured).
+func (n *Node) configured(key string) bool {
+	_, _, ok := originForKey(n.cfg.Origins, key)
+	return ok
+}
+
+// fillFor starts or joins this node's fill of key for a neighbour that
+// chose it as the stream's filler (mesh.Config.StartFill), and holds it
+// until release.
+func (n *Node) fillFor(ctx context.Context, key string) (release func(), err error) {
+	originURL, _, ok := originForKey(n.cfg.Origins, key)
+	if !ok {
+		return nil, errNotConfigured
+	}
+	rec, err := n.fills.Open(ctx, key, originURL)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Release, nil
+}
+
+// FillerOf says which node fills key from its origin as this node sees the
+// mesh now, and why (admin API, dashboard): the fill in progress's choice
+// when there is one, else the rule's.
+func (n *Node) FillerOf(key string) fill.FillerInfo {
+	if n.mesh == nil {
+		return fill.FillerInfo{}
+	}
+	for _, in := range n.fills.Snapshot() {
+		if in.Key == key && in.Filler.ID != "" {
+			return in.Filler
+		}
+	}
+	fl := n.mesh.Filler(key, nil)
+	return fill.FillerInfo{ID: fl.ID, Why: fill.ClosestWhy(fl.Known)}
+}
