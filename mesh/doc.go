@@ -4,7 +4,8 @@
 //
 // It never imports package rtspedge; it reads and writes recordings only
 // through package store. Besides the fill protocol it answers the
-// catalogue protocol (below): the list of what a node holds. What to fetch, from whom first, and when to fall
+// catalogue protocol (below): the list of what a node holds, and the
+// filler protocol (below): which node opens a stream's origin session. What to fetch, from whom first, and when to fall
 // back to the origin is the node's decision, not this package's.
 //
 // # Host and DHT
@@ -116,6 +117,71 @@
 // four segments in flight). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.
+//
+// # Designated filler and the filler protocol /rtspmesh/filler/1.0.0
+//
+// Looking up providers cannot stop a herd (every node misses before any has
+// announced), so each stream key has one designated filler, the only node
+// that opens the stream's origin session (DESIGN.md §11). The nodes agree
+// on it without a word: Filler(key) is, among the members a node knows
+// (itself and every connected peer whose identify says it speaks this
+// protocol; Members), the one whose SHA-256(peer id bytes) is closest to
+// SHA-256(key) in XOR distance, the smaller peer id string on a tie (two
+// ids with the same hash). It is the rule Kademlia uses for the closest
+// peer, so no state, record or round trip is needed; a node that knows the
+// same members as another picks the same filler.
+//
+// Why not a lease in the DHT (Coral's "fetching" record, a put-if-absent):
+// the DHT here stores provider records only (values are disabled), a lease
+// needs a round trip to the key's closest peers before every cold fill and
+// a renewal and expiry to survive a dead holder, and it still splits in a
+// partition. The rule costs nothing on a hit, and a dead filler is replaced
+// as soon as its neighbours see its connection drop.
+//
+// Failure modes: (1) views differ while a node joins or leaves (it is not
+// yet, or no longer, connected to every member): two nodes may then each
+// think they are the filler and open one session each; a node that asks a
+// member which knows a closer one is forwarded there (distances only
+// shrink, so there is no loop). (2) The filler is unreachable or does not
+// accept within the asker's reach bound (node config mesh.filler_reach,
+// default 1 s), refuses (not configured for the origin), or dies mid-fill:
+// the asker leaves it out and applies the rule again; every asker leaves
+// out the same member, so they agree on the next closest, which takes over
+// with one more origin session. (3) A partition: each side knows only its
+// own members and has its own filler; after healing, new fills agree on one
+// filler again and the second side's upstream ends when its players leave
+// (a live one after cache.live_linger). A node that stops closes its origin
+// sessions before it leaves the mesh, so its successor's session does not
+// overlap it.
+//
+// One libp2p stream per request, opened by the node that missed (the
+// asker); integers big-endian. Request (asker → filler), then the asker
+// sends nothing more until it closes the stream:
+//
+//	u8   version: 1
+//	u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
+//	L    key: the canonical stream URL, UTF-8, never with user info
+//
+// Answer (filler → asker), two status bytes:
+//
+//	u8   accepted: 0 accepted (the filler starts or joins its fill of the
+//	     key), 1 not configured (no origin of the filler serves the key:
+//	     only configured origins are ever dialed), 3 bad request, 4 busy
+//	     (MaxFillerHolds requests held, or the node serves no fills). Any
+//	     value but 0 ends the stream.
+//	u8   ready (after accepted): 0 the recording exists (the asker now
+//	     opens a fill, /rtspmesh/fill, from the filler and tails it as a
+//	     neighbour's), 2 the fill failed (the stream ends).
+//
+// After ready the stream is a hold: the filler keeps its fill of the key
+// running (counts it as a reader, so a VOD fill is not abandoned and a
+// live one does not linger out) until the asker closes or resets the
+// stream, or the mesh closes. The filler gives the request 5 s to arrive
+// and each status byte 5 s to be written; the asker gives the stream
+// opening and the accepted byte its reach bound, and the ready byte up to
+// 30 s more (the filler looks up providers and opens the origin first).
+// A malformed request is answered 3 and the stream closed; a missed
+// deadline resets it.
 //
 // # Catalogue protocol /rtspmesh/catalogue/1.0.0
 //

@@ -290,13 +290,16 @@ func (m *Mesh) handleFiller(s network.Stream) {
 	}
 
 	// The asker sends nothing after its request: a read that returns means
-	// it closed or reset the stream, and the hold is over. Resetting the
-	// stream on the way out ends the read when the hold ends first.
+	// it closed or reset the stream, and the hold is over. On the way out
+	// the stream is reset, which ends the read when the hold ends first;
+	// after a failure status it is half-closed instead (a reset could drop
+	// the status), and the asker closes it.
 	ctx, cancel := context.WithCancel(m.closing)
 	defer cancel()
 	var watch sync.WaitGroup
 	defer watch.Wait()
-	defer func() { _ = s.Reset() }()
+	end := func() { _ = s.Reset() }
+	defer func() { end() }()
 	watch.Go(func() {
 		var b [1]byte
 		_, _ = s.Read(b[:])
@@ -305,8 +308,10 @@ func (m *Mesh) handleFiller(s network.Stream) {
 	release, err := m.cfg.StartFill(ctx, key)
 	if err != nil {
 		log.Info("fill asked by a neighbour failed", "err", err)
-		answer(fillerFailed)
-		_ = s.Close()
+		if answer(fillerFailed) {
+			_ = s.SetReadDeadline(time.Now().Add(fillerWriteTimeout))
+			end = func() { _ = s.CloseWrite() }
+		}
 		return
 	}
 	defer release()

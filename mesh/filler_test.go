@@ -1,0 +1,103 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestClosestMemberRule: the rule is a pure function of the key and the
+// member set (order does not matter), leaving out skipped members picks the
+// next closest, and keys spread over the members.
+func TestClosestMemberRule(t *testing.T) {
+	t.Parallel()
+	ids := make([]string, 8)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("member-%d", i) // not peer ids: ranked by the string's hash
+	}
+	chosen := map[string]int{}
+	for k := range 200 {
+		key := fmt.Sprintf("rtsp://origin.test/cam%d", k)
+		first := ClosestMember(key, ids, nil)
+		rev := slices.Clone(ids)
+		slices.Reverse(rev)
+		if got := ClosestMember(key, rev, nil); got != first {
+			t.Fatalf("%s: %s in one order, %s in another", key, first, got)
+		}
+		second := ClosestMember(key, ids, func(id string) bool { return id == first })
+		if second == first || second == "" {
+			t.Fatalf("%s: next closest after %s is %q", key, first, second)
+		}
+		if got := ClosestMember(key, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == first }), nil); got != second {
+			t.Fatalf("%s: skipping %s gives %s, removing it gives %s", key, first, second, got)
+		}
+		chosen[first]++
+	}
+	if len(chosen) < 6 {
+		t.Fatalf("200 keys chose only %d of 8 members: %v", len(chosen), chosen)
+	}
+	if got := ClosestMember("k", []string{"a"}, func(string) bool { return true }); got != "" {
+		t.Fatalf("all skipped: %q, want none", got)
+	}
+}
+
+// TestFillerProtocol: an asker's request starts the filler's fill (ready
+// once StartFill returns) and holds it until the asker closes; a key the
+// filler is not configured for is refused; a filler whose fill fails says
+// so; both nodes agree on the filler of a key.
+func TestFillerProtocol(t *testing.T) {
+	t.Parallel()
+	var held atomic.Int64
+	released := make(chan struct{}, 1)
+	filler := startNode(t, Config{
+		Configured: func(key string) bool { return key != "rtsp://elsewhere.test/x" },
+		StartFill: func(ctx context.Context, key string) (func(), error) {
+			if key == "rtsp://origin.test/fails" {
+				return nil, errors.New("origin down")
+			}
+			held.Add(1)
+			return func() { held.Add(-1); released <- struct{}{} }, nil
+		},
+	}, nil)
+	asker := startNode(t, Config{}, nil)
+	if err := connect(t.Context(), asker, filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "members", func() bool {
+		return len(asker.Members()) == 2 && len(filler.Members()) == 2
+	})
+	for k := range 20 {
+		key := fmt.Sprintf("rtsp://origin.test/%d", k)
+		a, f := asker.Filler(key, nil), filler.Filler(key, nil)
+		if a.ID != f.ID || a.Self == f.Self || a.Known != 2 {
+			t.Fatalf("%s: asker sees %+v, filler sees %+v", key, a, f)
+		}
+	}
+
+	h, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://origin.test/a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.Load() != 1 {
+		t.Fatalf("holds %d after ready, want 1", held.Load())
+	}
+	h.Close()
+	select {
+	case <-released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hold was not released 10 s after the asker closed")
+	}
+	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://elsewhere.test/x", time.Second); !errors.Is(err, ErrNotConfigured) {
+		t.Fatalf("unconfigured origin: %v, want ErrNotConfigured", err)
+	}
+	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://origin.test/fails", time.Second); !errors.Is(err, ErrFillerFailed) {
+		t.Fatalf("failing fill: %v, want ErrFillerFailed", err)
+	}
+	if _, err := filler.AskFiller(t.Context(), asker.ID(), "rtsp://origin.test/a", time.Second); !errors.Is(err, ErrFillerUnreachable) {
+		t.Fatalf("a node without StartFill: %v, want ErrFillerUnreachable (busy)", err)
+	}
+}
