@@ -64,17 +64,23 @@ func TestDashboardShowsMesh(t *testing.T) {
 	org := startOrigin(t, func(c *origin.Config) {
 		c.Media["allhands.ts"] = shortClip(t, 3*time.Second)
 		c.Media["training/welcome.ts"] = shortClip(t, 2*time.Second)
+		for i := range 16 {
+			c.Media[fmt.Sprintf("sample%d.ts", i)] = origin.SampleClip()
+		}
 	})
+	// B joins after A's plays (A, alone, fills from the origin).
 	a, baseA := adminNode(t, org, nil)
-	b, baseB := adminNode(t, org, nil, a)
+	b, baseB := adminNode(t, org, nil)
 	// A: allhands from the origin, then a hit; welcome from the origin.
 	// B: allhands from A (a WAN saving), sample.ts from the origin, filling.
 	playToEnd(t, a.url("o/allhands.ts"))
 	waitCompleteAt(t, a, "o/allhands.ts")
 	playToEnd(t, a.url("o/allhands.ts"))
 	playToEnd(t, a.url("o/training/welcome.ts"))
+	joinLater(t, b, a)
 	playToEnd(t, b.url("o/allhands.ts"))
-	if err := firstPacket(t.Context(), b.url(samplePath)); err != nil {
+	// B fills from the origin a stream whose designated filler is B.
+	if err := firstPacket(t.Context(), b.url(filledBy(t, org, []*testNode{a, b}, b, samplePath, "o/sample%d.ts"))); err != nil {
 		t.Fatal(err)
 	}
 	allhands, err := a.Stream("o/allhands.ts")

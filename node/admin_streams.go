@@ -35,6 +35,12 @@ type StreamStatus struct {
 	Pinned               bool      `json:"pinned"`
 	Created              time.Time `json:"created"`
 	LastAccess           time.Time `json:"last_access"`
+	// Filler is the peer id of the stream's designated filler, the node
+	// that opens its origin session for the mesh; FillerWhy says why
+	// ("closest of 8 known members", "filler … unreachable: took over").
+	// Empty without a mesh.
+	Filler    string `json:"filler,omitempty"`
+	FillerWhy string `json:"filler_why,omitempty"`
 }
 
 func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
@@ -48,6 +54,8 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 	if in.Live {
 		s.Classification = "live"
 	}
+	fi := a.n.FillerOf(in.Key)
+	s.Filler, s.FillerWhy = fi.ID, fi.Why
 	if s.Path != "" {
 		if _, port, err := net.SplitHostPort(a.n.RTSPAddr().String()); err == nil {
 			s.RTSPURL = "rtsp://" + net.JoinHostPort(strings.Trim(rtspHost(r), "[]"), port) + "/" + s.Path

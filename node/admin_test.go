@@ -1,11 +1,13 @@
 package node_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -14,9 +16,17 @@ import (
 // from A, then pins, evicts and the errors around them.
 func TestAdminAPI(t *testing.T) {
 	t.Parallel()
-	org := startOrigin(t, nil)
+	org := startOrigin(t, func(c *origin.Config) {
+		for i := range 16 {
+			c.Media[fmt.Sprintf("sample%d.ts", i)] = origin.SampleClip()
+		}
+	})
 	a, aURL := adminNode(t, org, nil)
-	b, bURL := adminNode(t, org, nil, a)
+	// B joins after A's prefetch, and is the stream's designated filler:
+	// A (alone) fills from the origin, B finds A by a DHT lookup.
+	b, bURL := adminNode(t, org, nil)
+	path := filledBy(t, org, []*testNode{a, b}, b, samplePath, "o/sample%d.ts")
+	prefetch := fmt.Sprintf(`{"path": %q}`, path)
 
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if code, body := call(t, "GET", aURL+p, "", ""); code != http.StatusOK {
@@ -48,11 +58,14 @@ func TestAdminAPI(t *testing.T) {
 		wantError(t, "POST", aURL+"/api/v1/prefetch", "", c.body, c.code)
 	}
 
-	pa := getJSON[node.PrefetchAnswer](t, "POST", aURL+"/api/v1/prefetch", "", `{"path": "o/sample.ts"}`, 202)
-	key := storeKey(t, org)
+	pa := getJSON[node.PrefetchAnswer](t, "POST", aURL+"/api/v1/prefetch", "", prefetch, 202)
+	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + strings.TrimPrefix(path, "o/"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	id := store.StreamID(key)
 	if pa.Served != node.ServedOrigin || pa.Source != "origin" || pa.Stream.ID != id || pa.Stream.Key != key ||
-		pa.Stream.Path != samplePath {
+		pa.Stream.Path != path {
 		t.Fatalf("prefetch answer: %+v", pa)
 	}
 	// While it fills it cannot be evicted.
@@ -61,7 +74,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 	s := waitStream(t, aURL, id, "A's prefetch complete", func(s node.StreamStatus) bool { return s.State == "complete" })
 	if s.SourceKind != "origin" || s.Bytes == 0 || s.Packets == 0 || s.Segments == 0 || s.Duration < 10 ||
-		!strings.HasSuffix(s.RTSPURL, a.RTSPAddr().String()[strings.LastIndex(a.RTSPAddr().String(), ":"):]+"/"+samplePath) {
+		!strings.HasSuffix(s.RTSPURL, a.RTSPAddr().String()[strings.LastIndex(a.RTSPAddr().String(), ":"):]+"/"+path) {
 		t.Fatalf("stream after prefetch: %+v", s)
 	}
 	if s.Classification != "on-demand" || !strings.HasPrefix(s.ClassificationReason, "PLAY Range npt=0.000-") {
@@ -72,12 +85,13 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("streams: %+v", list)
 	}
 	// Already complete: 200, served locally.
-	if again := getJSON[node.PrefetchAnswer](t, "POST", aURL+"/api/v1/prefetch", "", `{"path": "o/sample.ts"}`, 200); again.Served != node.ServedLocal {
+	if again := getJSON[node.PrefetchAnswer](t, "POST", aURL+"/api/v1/prefetch", "", prefetch, 200); again.Served != node.ServedLocal {
 		t.Fatalf("second prefetch: %+v", again)
 	}
 
 	// B fills from A.
-	pb := getJSON[node.PrefetchAnswer](t, "POST", bURL+"/api/v1/prefetch", "", `{"path": "o/sample.ts"}`, 202)
+	joinLater(t, b, a)
+	pb := getJSON[node.PrefetchAnswer](t, "POST", bURL+"/api/v1/prefetch", "", prefetch, 202)
 	if pb.Served != node.ServedPeer || pb.Source != a.PeerID() {
 		t.Fatalf("B's prefetch: %+v, want from peer %s", pb, a.PeerID())
 	}

@@ -98,17 +98,15 @@ func (n *Node) fillFor(ctx context.Context, key string) (release func(), err err
 	return rec.Release, nil
 }
 
-// FillerOf says which node fills key from its origin as this node sees the
-// mesh now, and why (admin API, dashboard): the fill in progress's choice
-// when there is one, else the rule's.
+// FillerOf says which node fills key from its origin, and why (admin API,
+// dashboard): the choice of this node's last fill of key, else the rule's
+// as this node sees the mesh now.
 func (n *Node) FillerOf(key string) fill.FillerInfo {
 	if n.mesh == nil {
 		return fill.FillerInfo{}
 	}
-	for _, in := range n.fills.Snapshot() {
-		if in.Key == key && in.Filler.ID != "" {
-			return in.Filler
-		}
+	if fi, ok := n.fills.LastFiller(key); ok {
+		return fi
 	}
 	fl := n.mesh.Filler(key, nil)
 	return fill.FillerInfo{ID: fl.ID, Why: fill.ClosestWhy(fl.Known)}

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -71,6 +73,43 @@ func fillerOf(t testing.TB, org *origin.Origin, nodes []*testNode, path string) 
 	}
 	t.Fatalf("filler %s of %s is none of the nodes", id, path)
 	return nil
+}
+
+// filledBy is the first of first and candidates (a format with %d, 0 to
+// 15) whose designated filler among members is n by the rule
+// (mesh.ClosestMember); the rule hashes random peer ids, so a test that
+// needs n to fill from the origin picks its stream this way.
+func filledBy(t testing.TB, org *origin.Origin, members []*testNode, n *testNode, first, candidates string) string {
+	t.Helper()
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.PeerID()
+	}
+	for i := -1; i < 16; i++ {
+		path := first
+		if i >= 0 {
+			path = fmt.Sprintf(candidates, i)
+		}
+		key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + strings.TrimPrefix(path, "o/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mesh.ClosestMember(key, ids, nil) == n.PeerID() {
+			return path
+		}
+	}
+	t.Fatalf("none of %s and %s (0..15) is filled by %s", first, candidates, n.PeerID())
+	return ""
+}
+
+// joinLater connects n, started alone, to the mesh of to, and waits until
+// both know each other as members.
+func joinLater(t testing.TB, n, to *testNode) {
+	t.Helper()
+	if err := node.MeshOf(n.Node).Connect(t.Context(), to.MeshAddrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, []*testNode{n, to}, 2)
 }
 
 // herdRound starts one player per node at the same instant on path and

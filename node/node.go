@@ -120,8 +120,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 				n.metrics.dhtLookup(took, len(providers), err)
 				n.admin.lookedUp(key, providers)
 			},
-			Filled: func(source string, bytes uint64) { n.metrics.filled(source, bytes) },
-			Ended:  func(result string, took time.Duration) { n.metrics.fillEnded(result, took) },
+			FromFiller: func(key, filler string) { n.admin.lookedUp(key, []string{filler}) },
+			Filled:     func(source string, bytes uint64) { n.metrics.filled(source, bytes) },
+			Ended:      func(result string, took time.Duration) { n.metrics.fillEnded(result, took) },
 		},
 	})
 	n.edge, err = rtspedge.NewServer(rtspedge.ServerConfig{

@@ -85,6 +85,9 @@ func (s *fillerSource) next(ctx context.Context, w *store.Writer) (Upstream, err
 			why = s.why + ": next closest"
 		}
 		s.fs.setFiller(s.f, FillerInfo{ID: fl.ID, Why: why})
+		if h := s.fs.cfg.Hooks.FromFiller; h != nil {
+			h(key, fl.ID)
+		}
 		s.why = fmt.Sprintf("filler %s died mid-fill", short(fl.ID))
 		return up, nil
 	}
@@ -148,11 +151,33 @@ func short(id string) string {
 	return id
 }
 
-// setFiller records f's filler for Snapshot.
+// maxFillers bounds how many streams' last filler choice Fills remembers.
+const maxFillers = 4096
+
+// setFiller records f's filler for Snapshot and LastFiller.
 func (fs *Fills) setFiller(f *fill, fi FillerInfo) {
 	fs.mu.Lock()
+	defer fs.mu.Unlock()
 	f.filler = fi
-	fs.mu.Unlock()
+	if fs.fillers == nil {
+		fs.fillers = make(map[string]FillerInfo)
+	}
+	if _, ok := fs.fillers[f.key]; !ok && len(fs.fillers) >= maxFillers {
+		for k := range fs.fillers { // forget one: it is for the dashboard only
+			delete(fs.fillers, k)
+			break
+		}
+	}
+	fs.fillers[f.key] = fi
+}
+
+// LastFiller is the filler key's last fill chose on this node, and why;
+// ok is false when no fill of key chose one (or it was forgotten).
+func (fs *Fills) LastFiller(key string) (fi FillerInfo, ok bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fi, ok = fs.fillers[key]
+	return fi, ok
 }
 
 // Budget bounds the concurrent origin sessions of one origin on this node

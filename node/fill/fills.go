@@ -39,6 +39,9 @@ type Hooks struct {
 	Created func(ctx context.Context, key string)
 	// LookedUp: a fill looked key up in the mesh and found providers.
 	LookedUp func(key string, providers []string, took time.Duration, err error)
+	// FromFiller: a fill tails key's designated filler, the peer filler
+	// (it holds the recording, as a provider found by a lookup does).
+	FromFiller func(key, filler string)
 	// Filled: source ("peer" or "origin") added bytes to a recording.
 	Filled func(source string, bytes uint64)
 	// Ended: a fill ended with result "complete", "partial" or "failed".
@@ -52,8 +55,9 @@ type Fills struct {
 	log   *slog.Logger
 	start chan *fill // Open → Run: a fill to start
 
-	mu sync.Mutex
-	m  map[string]*fill
+	mu      sync.Mutex
+	m       map[string]*fill
+	fillers map[string]FillerInfo // last filler chosen per key (filler.go)
 }
 
 // New returns the registry of cfg's stores. Nothing runs before Run.

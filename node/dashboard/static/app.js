@@ -111,7 +111,7 @@ function streamRow(s) {
   return el("tr", { "data-id": s.id, "data-path": s.path, "data-state": s.state },
     el("td", {}, el("div", {}, s.path || s.key), el("div", { class: "small mono", title: s.key }, short(s.id)), s.pinned ? el("span", { class: "small" }, "pinned") : ""),
     el("td", {}, el("span", { class: "state " + s.state }, s.state)),
-    el("td", {}, source),
+    el("td", {}, source, filler(s)),
     el("td", {}, seconds(s.duration_seconds)),
     el("td", {}, bytes(s.bytes), el("div", { class: "small" }, s.segments + (s.segments === 1 ? " segment" : " segments"))),
     el("td", {}, String(s.hits)),
@@ -130,6 +130,15 @@ function origin(kind, source, via) {
   const chain = (via && via.length > 1) ? el("div", { class: "via", title: via.join(" → ") },
     "via " + via.map((id) => name(id)).join(" → ")) : "";
   return el("span", { class: "from", "data-from": source, title: source }, name(source), chain);
+}
+
+// filler says which node opens the stream's origin session for the whole
+// mesh (its designated filler), and why.
+function filler(s) {
+  if (!s.filler) return "";
+  const who = (last.node && s.filler === last.node.peer_id) ? "this node" : "peer " + short(s.filler);
+  return el("div", { class: "via", "data-filler": s.filler, title: s.filler_why || "" },
+    "filler: " + who + (s.filler_why ? " (" + s.filler_why + ")" : ""));
 }
 
 function holdItem(h) {
