@@ -18,10 +18,12 @@ func TestAdminPeersShowWhatEachHolds(t *testing.T) {
 	t.Parallel()
 	org := startOrigin(t, func(c *origin.Config) { c.Media["short.ts"] = shortClip(t, 2*time.Second) })
 	a, _ := adminNode(t, org, nil)
-	b, baseB := adminNode(t, org, nil, a)
+	b, baseB := adminNode(t, org, nil)
 	const path = "o/short.ts"
+	// B joins once A holds the stream: A, alone, fills it from the origin.
 	playToEnd(t, a.url(path))
 	in := waitCompleteAt(t, a, path)
+	joinLater(t, b, a)
 
 	var peerA node.PeerStatus
 	eventually(t, 30*time.Second, "B's view of A lists the recording complete", func() bool {

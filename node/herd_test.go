@@ -81,25 +81,50 @@ func fillerOf(t testing.TB, org *origin.Origin, nodes []*testNode, path string) 
 // needs n to fill from the origin picks its stream this way.
 func filledBy(t testing.TB, org *origin.Origin, members []*testNode, n *testNode, first, candidates string) string {
 	t.Helper()
-	ids := make([]string, len(members))
-	for i, m := range members {
-		ids[i] = m.PeerID()
-	}
 	for i := -1; i < 16; i++ {
 		path := first
 		if i >= 0 {
 			path = fmt.Sprintf(candidates, i)
 		}
-		key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + strings.TrimPrefix(path, "o/"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mesh.ClosestMember(key, ids, nil) == n.PeerID() {
+		if fillerIs(t, org, members, n, path) {
 			return path
 		}
 	}
 	t.Fatalf("none of %s and %s (0..15) is filled by %s", first, candidates, n.PeerID())
 	return ""
+}
+
+// fillerIs says whether n is the designated filler of path (o/…) among
+// members by the rule.
+func fillerIs(t testing.TB, org *origin.Origin, members []*testNode, n *testNode, path string) bool {
+	t.Helper()
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.PeerID()
+	}
+	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + strings.TrimPrefix(path, "o/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mesh.ClosestMember(key, ids, nil) == n.PeerID()
+}
+
+// fillerFirst returns nodes reordered so that path's (o/…) designated
+// filler comes first, once every node knows every other: tests written for
+// "the first node pulls from the origin, the others relay from it" call the
+// filler their first node.
+func fillerFirst(t testing.TB, org *origin.Origin, path string, nodes ...*testNode) []*testNode {
+	t.Helper()
+	waitMembers(t, nodes, len(nodes))
+	for i, n := range nodes {
+		if fillerIs(t, org, nodes, n, path) {
+			out := []*testNode{n}
+			out = append(out, nodes[:i]...)
+			return append(out, nodes[i+1:]...)
+		}
+	}
+	t.Fatalf("no node is the filler of %s", path)
+	return nil
 }
 
 // joinLater connects n, started alone, to the mesh of to, and waits until

@@ -189,6 +189,7 @@ func TestInteropVOD(t *testing.T) {
 	withGst := func(c *node.Config) { c.Origins = append(c.Origins, nodeOrigin("gst", "rtsp://"+gst.Addr)) }
 	a := meshNode(t, builtin, withGst)
 	b := meshNode(t, builtin, withGst, a)
+	waitMembers(t, []*testNode{a, b}, 2) // vodGroup asks each stream's filler
 
 	origins := []vodOrigin{{
 		name:     "builtin",
@@ -228,6 +229,13 @@ func TestInteropVOD(t *testing.T) {
 func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr string, a, b *testNode) {
 	group := fmt.Sprintf("%s-%s", p, tr)
 	cell := func(path string) string { return fmt.Sprintf("%s %s/%s %s", o.name, p, tr, path) }
+	// A is the node that fills the group's stream from the origin: its
+	// designated filler.
+	if key, err := node.KeyOf(a.Node, o.nodePath(group)); err != nil {
+		t.Fatal(err)
+	} else if node.MeshOf(a.Node).Filler(key, nil).ID == b.PeerID() {
+		a, b = b, a
+	}
 	refURL, refTr := o.direct(o.path("ref"), tr)
 	play := interop.Options{Transport: tr}
 

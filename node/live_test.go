@@ -125,6 +125,7 @@ func TestLiveAcrossFiveNodes(t *testing.T) {
 	for range 4 {
 		nodes = append(nodes, meshNode(t, org, nil, nodes[0]))
 	}
+	nodes = fillerFirst(t, org, "o/live", nodes...) // the first: the stream's filler
 	for i, n := range nodes {
 		f, err := firstPackets(t.Context(), n.url("o/live"))
 		if err != nil {

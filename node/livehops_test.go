@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,9 @@ func TestLiveMaxHops(t *testing.T) {
 	t.Parallel()
 	org := startOrigin(t, func(c *origin.Config) {
 		c.Live = map[string][]byte{"live": origin.SampleClip()}
+		for i := range 40 {
+			c.Live[fmt.Sprintf("live%d", i)] = origin.SampleClip()
+		}
 	})
 	b := meshNode(t, org, nil)
 	hops := func(n int) func(*node.Config) { return func(c *node.Config) { c.Mesh.LiveMaxHops = n } }
@@ -24,29 +29,48 @@ func TestLiveMaxHops(t *testing.T) {
 	c2 := meshNode(t, org, hops(2), b)
 	a := meshNode(t, org, func(c *node.Config) { c.Mesh.AllowPeers = []string{b.PeerID()} }, b)
 	eventually(t, 10*time.Second, "A joined B", func() bool { return len(a.Peers()) > 0 })
+	// A stream whose designated filler is A for A and B (A pulls from the
+	// origin, B relays from it), and not C1 for the Cs, who cannot reach A
+	// (C2 relays from B, C1 from the origin).
+	waitMembers(t, []*testNode{a}, 2)
+	waitMembers(t, []*testNode{b}, 4)
+	waitMembers(t, []*testNode{c1, c2}, 3)
+	path := ""
+	for i := -1; i < 40 && path == ""; i++ {
+		p := "o/live"
+		if i >= 0 {
+			p = fmt.Sprintf("o/live%d", i)
+		}
+		if fillerIs(t, org, []*testNode{a, b, c1, c2}, a, p) && !fillerIs(t, org, []*testNode{b, c1, c2}, c1, p) {
+			path = p
+		}
+	}
+	if path == "" {
+		t.Fatal("no stream whose filler suits the test")
+	}
 
 	for _, n := range []*testNode{a, b} {
-		if err := firstPacket(t.Context(), n.url("o/live")); err != nil {
+		if err := firstPacket(t.Context(), n.url(path)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if in, _ := b.Stream("o/live"); in.Source != a.PeerID() || !slices.Equal(in.Via, []string{a.PeerID()}) {
+	if in, _ := b.Stream(path); in.Source != a.PeerID() || !slices.Equal(in.Via, []string{a.PeerID()}) {
 		t.Fatalf("B: source %q via %v, want A via [A]", in.Source, in.Via)
 	}
 	// C2 first: once C1 pulls from the origin, it is C2's nearest source.
 	for _, n := range []*testNode{c2, c1} {
-		if err := firstPacket(t.Context(), n.url("o/live")); err != nil {
+		if err := firstPacket(t.Context(), n.url(path)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if in, _ := c1.Stream("o/live"); in.Source != "origin" {
+	if in, _ := c1.Stream(path); in.Source != "origin" {
 		t.Errorf("C1 (live_max_hops 1) relays from %q, want the origin", in.Source)
 	}
-	in, _ := c2.Stream("o/live")
+	in, _ := c2.Stream(path)
 	if in.Source != b.PeerID() || !slices.Equal(in.Via, []string{a.PeerID(), b.PeerID()}) {
 		t.Errorf("C2 (live_max_hops 2): source %q via %v, want B via [A B]", in.Source, in.Via)
 	}
-	if _, plays := org.Sessions("live"); plays != 2 {
+	if _, plays := org.Sessions(strings.TrimPrefix(path, "o/")); plays != 2 {
 		t.Errorf("origin sessions: %d, want 2 (A and C1)", plays)
 	}
 }

@@ -23,6 +23,8 @@ func TestLiveRelaySourceDies(t *testing.T) {
 	})
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
+	ab := fillerFirst(t, org, "o/live", a, b) // A: the stream's filler
+	a, b = ab[0], ab[1]
 	key, _ := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
 	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
 		t.Fatal(err)
@@ -140,6 +142,7 @@ func TestLiveFiveNodesOriginFacingNodeDies(t *testing.T) {
 	for range 3 {
 		nodes = append(nodes, meshNode(t, org, fast, nodes[0], nodes[1]))
 	}
+	nodes = fillerFirst(t, org, "o/live", nodes...) // the origin-facing node: the stream's filler
 	if err := firstPacket(t.Context(), nodes[0].url("o/live")); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +229,8 @@ func TestLiveOriginEndsStream(t *testing.T) {
 	org := startOrigin(t, liveOrigin)
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
+	ab := fillerFirst(t, org, "o/live", a, b) // A: the stream's filler
+	a, b = ab[0], ab[1]
 	pa := startReconnectPlayer(t, a.url("o/live"))
 	eventually(t, 10*time.Second, "packets on A", func() bool { return len(pa.packets()) > 0 })
 	pb := startReconnectPlayer(t, b.url("o/live"))

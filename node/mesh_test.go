@@ -46,6 +46,8 @@ func TestMissFilledFromNeighbour(t *testing.T) {
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
 	c := meshNode(t, org, nil, a)
+	abc := fillerFirst(t, org, samplePath, a, b, c) // A: the stream's filler
+	a, b, c = abc[0], abc[1], abc[2]
 
 	var direct, viaA []string
 	var wg sync.WaitGroup

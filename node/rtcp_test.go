@@ -112,6 +112,8 @@ func TestLiveSenderReportsThroughRelay(t *testing.T) {
 	})
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
+	ab := fillerFirst(t, org, "o/live", a, b) // A: the stream's filler
+	a, b = ab[0], ab[1]
 	direct := playForReports(t, "rtsp://"+org.Addr()+"/live")
 	onA := playForReports(t, a.url("o/live"))
 	eventually(t, 10*time.Second, "a sender report of both tracks on A", func() bool { return len(onA.reports()) == 2 })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -119,6 +120,14 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 	for {
 		pf, err := msh.OpenFill(wctx, mesh.Provider{ID: id}, key, from)
 		if err == nil {
+			if m := pf.Manifest(); m.Live && (slices.Contains(m.Via, msh.ID()) || len(m.Via)+1 > s.fs.cfg.LiveMaxHops) {
+				// The filler relays from this node, or sits too deep:
+				// leave it out as a peer source would.
+				pf.Close()
+				hold.Close()
+				return nil, fmt.Errorf("%w: live relay %d hops from the origin (live_max_hops %d) or through this node",
+					mesh.ErrFillerFailed, len(m.Via)+1, s.fs.cfg.LiveMaxHops)
+			}
 			return &fillerUpstream{peerUpstream: peerUpstream{pf}, hold: hold}, nil
 		}
 		if !errors.Is(err, mesh.ErrUnavailable) || sleepCtx(wctx, fillerRetry) != nil {
