@@ -6,12 +6,16 @@
 // makes many concurrent misses of one key one fill (with the store checked
 // again inside it), the readers each fill counts, the linger that keeps a
 // live upstream open for a moment after its last reader left, and the run
-// loop: for each source in order (the mesh's providers, nearest first, then
-// the origin), open an upstream, make sure the recording's writer exists,
-// run the upstream into it, and on failure move on. An Upstream is a peer
+// loop: for each source in order (the stream's designated filler, asked
+// over the filler protocol and tailed, unless this node is the filler;
+// then the mesh's providers, nearest first; then the origin), open an
+// upstream, make sure the recording's writer exists, run the upstream into
+// it, and on failure move on (a filler that fails is left out and the rule
+// picks the next closest member, this node included). An Upstream is a peer
 // (mesh.PeerFill) or the origin (rtspedge.OriginSession, reopened with
 // backoff while a live origin is lost); it closes its session when its Run
-// ends.
+// ends. The origin source holds a slot of the origin's max_sessions Budget
+// for as long as its upstream is open.
 //
 // It does not own where a request path maps to (node), the recordings
 // themselves (store), the fill protocol (mesh), the RTSP client (rtspedge),
