@@ -126,7 +126,7 @@ func (c *childNode) alive(t *testing.T, when string) {
 	t.Helper()
 	select {
 	case <-c.exited:
-		t.Fatalf("node process died %s: %v\n%s", when, c.exitErr, tail(c.stderr.String(), 40))
+		t.Fatalf("node process died %s: %v\n%s", when, c.exitErr, crashReport(c.stderr.String()))
 	default:
 	}
 }
@@ -149,12 +149,23 @@ func (c *childNode) stop(t *testing.T) {
 		}
 		c.stoppedErr = c.exitErr
 		if c.exitErr != nil {
-			t.Errorf("node process: %v\n%s", c.exitErr, tail(c.stderr.String(), 40))
+			t.Errorf("node process: %v\n%s", c.exitErr, crashReport(c.stderr.String()))
 		}
 		if s := c.stderr.String(); strings.Contains(s, "SIGBUS") || strings.Contains(s, "fatal error") {
-			t.Errorf("node process crashed:\n%s", tail(s, 40))
+			t.Errorf("node process crashed:\n%s", crashReport(s))
 		}
 	})
+}
+
+// crashReport is the head of a Go crash in s (the fatal error and the
+// faulting goroutine), or the end of the log.
+func crashReport(s string) string {
+	for _, mark := range []string{"fatal error", "unexpected fault", "SIGBUS", "panic:"} {
+		if i := strings.Index(s, mark); i >= 0 {
+			return s[max(i-200, 0):min(i+1500, len(s))]
+		}
+	}
+	return tail(s, 40)
 }
 
 func tail(s string, n int) string {
