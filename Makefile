@@ -16,8 +16,9 @@ build:
 run: build
 	./$(BIN) demo
 
-# test-deps installs what the tests need: ffmpeg/ffprobe (decoded-output interop
-# tests). On Debian it uses apt-get; elsewhere it says what to install.
+# test-deps installs what the tests need when it is missing: ffmpeg, chromium,
+# GStreamer and gst-rtsp-server with its Python bindings (interop tests). On
+# Debian it uses apt-get; elsewhere it says what to install.
 test-deps:
 	@./.ci/install-test-deps
 
@@ -40,10 +41,11 @@ fuzz:
 	  done; \
 	done
 
-# screenshot writes docs/dashboard.png: the dashboard test (a node, a player,
-# headless Chromium) saves what the page shows. Needs chromium (test-deps).
+# screenshot writes docs/dashboard.png: the mesh dashboard test (two nodes,
+# players, headless Chromium) saves what node B's page shows. Needs chromium
+# (test-deps).
 screenshot: test-deps
-	$(GO) test -count=1 -run '^TestDashboardInChromium$$' ./node -dashboard.screenshot=$(CURDIR)/docs/dashboard.png
+	$(GO) test -count=1 -run '^TestDashboardShowsMesh$$' ./node -dashboard.screenshot=$(CURDIR)/docs/dashboard.png
 
 clean:
 	rm -rf bin

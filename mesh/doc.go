@@ -3,7 +3,8 @@
 // protocol that copies a stored recording from one node to another.
 //
 // It never imports package rtspedge; it reads and writes recordings only
-// through package store. What to fetch, from whom first, and when to fall
+// through package store. Besides the fill protocol it answers the
+// catalogue protocol (below): the list of what a node holds. What to fetch, from whom first, and when to fall
 // back to the origin is the node's decision, not this package's.
 //
 // # Host and DHT
@@ -115,4 +116,40 @@
 // four segments in flight). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.
+//
+// # Catalogue protocol /rtspmesh/catalogue/1.0.0
+//
+// What a node holds, for its neighbours' dashboards (the DHT says who
+// provides one key; this says everything one peer holds). Only peers the
+// host admits reach it: a private mesh's PSK and the allow-list gate every
+// connection before any protocol runs. One stream per question; all
+// integers big-endian.
+//
+// Request (client → server), then the client closes its write side:
+//
+//	u8   1 (list what you hold); anything else resets the stream
+//
+// Answer (server → client), then the server closes the stream:
+//
+//	u8   status: 0 OK (the only value)
+//	u8   flags: bit 0 truncated (the node holds more than it lists);
+//	     the other bits are 0
+//	u16  entry count N, N ≤ 256 (MaxCatalogueEntries)
+//	N entries, in increasing byte order of their keys (no key twice):
+//	  u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
+//	  L    key: the canonical stream URL, UTF-8, never with user info
+//	  u8   state: 1 filling, 2 complete, 3 partial, 4 live
+//	  u8   flags: bit 0 live stream; the other bits are 0
+//	  u8   source length S, S ≤ 128
+//	  S    source: "origin", the peer id the recording came from, or
+//	       empty (a live stream between two sources)
+//	  u64  RTP bytes stored
+//	  u64  duration stored, ns (≤ 2^63-1)
+//
+// The whole answer is at most 256 KiB (MaxCatalogueLen): a server lists its
+// recordings by key until the next entry would pass either bound, and sets
+// the truncated flag. Either side gives the exchange 5 s
+// (CatalogueTimeout); a server writes at most 4 answers at once and resets
+// a request past that. A client reads at most MaxCatalogueLen bytes and
+// refuses an answer that breaks any rule above (ErrProtocol).
 package mesh

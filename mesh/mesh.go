@@ -57,6 +57,8 @@ type Mesh struct {
 
 	found chan peer.AddrInfo // mDNS discoveries, drained by Run
 
+	catalogueSlots chan struct{} // catalogue answers being written
+
 	mu       sync.Mutex
 	provided map[string]*provided // keys being re-provided, by stream key
 	wake     chan struct{}        // a key is due soon: the re-provide loop re-plans
@@ -89,7 +91,7 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 			return nil, fmt.Errorf("mesh: %w", err)
 		}
 		var dropped []string
-		listen, dropped = tcpOnly(listen)
+		listen, dropped = PrivateListen(listen)
 		if len(dropped) > 0 {
 			log.Warn("private mesh (psk_file) is TCP-only: not listening on non-TCP addresses", "dropped", dropped)
 		}
@@ -142,24 +144,30 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mesh{
-		cfg:      cfg,
-		log:      log.With("peer", h.ID().String()),
-		st:       st,
-		host:     h,
-		dht:      d,
-		boot:     boot,
-		closing:  ctx,
-		cancel:   cancel,
-		found:    make(chan peer.AddrInfo, 16),
-		provided: make(map[string]*provided),
-		wake:     make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     log.With("peer", h.ID().String()),
+		st:      st,
+		host:    h,
+		dht:     d,
+		boot:    boot,
+		closing: ctx,
+		cancel:  cancel,
+		found:   make(chan peer.AddrInfo, 16),
+
+		catalogueSlots: make(chan struct{}, catalogueServing),
+		provided:       make(map[string]*provided),
+		wake:           make(chan struct{}, 1),
 	}
 	h.SetStreamHandler(FillProtocol, m.handleFill)
+	h.SetStreamHandler(CatalogueProtocol, m.handleCatalogue)
 	return m, nil
 }
 
-// tcpOnly splits listen addresses into those on TCP and the others.
-func tcpOnly(addrs []string) (keep, dropped []string) {
+// PrivateListen splits listen addresses into those a private mesh (a
+// PSKFile) listens on and the others it drops: a libp2p private network is
+// TCP-only (it refuses QUIC, WebRTC, WebTransport and WebSocket). This is
+// the one statement of that rule; config validation asks it too.
+func PrivateListen(addrs []string) (keep, dropped []string) {
 	for _, s := range addrs {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
@@ -241,6 +249,7 @@ func (m *Mesh) Close() error {
 		m.cancel()
 		m.mu.Unlock()
 		m.host.RemoveStreamHandler(FillProtocol)
+		m.host.RemoveStreamHandler(CatalogueProtocol)
 		errD := m.dht.Close()
 		errH := m.host.Close()
 		m.handlers.Wait()

@@ -38,6 +38,8 @@ type adminServer struct {
 
 	mu        sync.Mutex
 	providers map[string]map[string]bool // peer id → stream keys it provided in our lookups
+
+	catalogues catalogues // what each peer holds, for GET /api/v1/peers (admin_mesh.go)
 }
 
 // newAdminServer makes the node's metrics (New calls it once every other
@@ -61,7 +63,7 @@ func newAdminServer(n *Node, logger *slog.Logger) (*adminServer, error) {
 	}
 	ln, err := net.Listen("tcp", n.cfg.Admin.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("admin api: listen %s: %w", n.cfg.Admin.Listen, err)
+		return nil, fmt.Errorf("admin api: %w", err) // net says "listen tcp <addr>: …"
 	}
 	a.ln = ln
 	a.hosts = newHostGuard(ln.Addr(), n.cfg.Admin.Hosts)

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
-	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -32,9 +30,13 @@ type NodeStatus struct {
 	Requests        map[Served]uint64 `json:"requests"`
 	Hits            uint64            `json:"hits"`
 	Misses          uint64            `json:"misses"`
-	FillBytesPeer   uint64            `json:"fill_bytes_peer"` // WAN bytes the mesh saved
-	FillBytesOrigin uint64            `json:"fill_bytes_origin"`
-	Storage         StorageStatus     `json:"storage"`
+	FillBytesPeer   uint64            `json:"fill_bytes_peer"`   // stored from peers
+	FillBytesOrigin uint64            `json:"fill_bytes_origin"` // stored from origins: what crossed the WAN
+	PlayerBytes     uint64            `json:"player_sent_bytes"` // RTP bytes sent to players
+	// WANSaved is the part of PlayerBytes sent in sessions that did not
+	// start a fill from an origin (docs/api.md, "WAN bytes saved").
+	WANSaved uint64        `json:"wan_saved_bytes"`
+	Storage  StorageStatus `json:"storage"`
 }
 
 // StorageStatus says whether the node stores what it fills (cache.min_free,
@@ -58,9 +60,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	n := a.n
 	used, quota := n.store.Usage()
 	infos, _ := n.store.List()
-	n.fills.mu.Lock()
-	fills := len(n.fills.m)
-	n.fills.mu.Unlock()
+	fills := len(n.fills.Snapshot())
 	st := NodeStatus{
 		PeerID: n.PeerID(), MeshAddrs: n.MeshAddrs(), Version: Version(),
 		Started: a.started.UTC().Format(time.RFC3339), Uptime: time.Since(a.started).Seconds(),
@@ -74,24 +74,17 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	for _, o := range n.cfg.Origins {
 		st.Origins = append(st.Origins, o.Name)
 	}
-	m := n.metrics
-	for _, s := range servedLabels {
-		st.Requests[s] = counterValue(m.requests.WithLabelValues(string(s)))
+	c := &n.metrics.counts
+	for i, s := range servedLabels {
+		st.Requests[s] = c.requests[i].Load()
 	}
-	st.Hits = counterValue(m.hits)
-	st.Misses = counterValue(m.misses.WithLabelValues("peer")) + counterValue(m.misses.WithLabelValues(sourceOrigin))
-	st.FillBytesPeer = counterValue(m.fillBytes.WithLabelValues("peer"))
-	st.FillBytesOrigin = counterValue(m.fillBytes.WithLabelValues(sourceOrigin))
+	st.Hits = c.hits.Load()
+	st.Misses = c.misses.Load()
+	st.FillBytesPeer = c.fillBytesPeer.Load()
+	st.FillBytesOrigin = c.fillBytesOrigin.Load()
+	st.WANSaved = c.wanSaved.Load() // first: never more than PlayerBytes
+	st.PlayerBytes = c.playerBytes.Load()
 	writeJSON(w, http.StatusOK, st)
-}
-
-// counterValue reads a counter this package owns.
-func counterValue(c prometheus.Counter) uint64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil || m.Counter == nil {
-		return 0
-	}
-	return uint64(m.Counter.GetValue())
 }
 
 // PeerStatus is one entry of GET /api/v1/peers.
@@ -100,6 +93,11 @@ type PeerStatus struct {
 	Addrs   []string `json:"addrs"`
 	RTT     float64  `json:"rtt_seconds"` // 0 when not measured yet
 	Streams []string `json:"streams"`     // keys it provided in this node's lookups
+	// What it holds, from its answer to the catalogue protocol
+	// (docs/api.md); nil when it has not answered (CatalogueError says why).
+	Holds          []PeerStream `json:"holds"`
+	HoldsTruncated bool         `json:"holds_truncated,omitempty"`
+	CatalogueError string       `json:"catalogue_error,omitempty"`
 }
 
 func (a *adminServer) peers() []PeerStatus {
@@ -125,8 +123,10 @@ func (a *adminServer) peers() []PeerStatus {
 	return out
 }
 
-func (a *adminServer) listPeers(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.peers())
+func (a *adminServer) listPeers(w http.ResponseWriter, r *http.Request) {
+	ps := a.peers()
+	a.catalogues.fill(r.Context(), a, ps)
+	writeJSON(w, http.StatusOK, ps)
 }
 
 // lookedUp remembers which peers provided key in a DHT lookup.
@@ -181,12 +181,4 @@ func Version() string {
 		}
 	}
 	return v
-}
-
-func providerIDs(ps []mesh.Provider) []string {
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.ID
-	}
-	return ids
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // gstPlay plays url with GStreamer to the end and returns its output.
-func gstPlay(url string, args ...string) (string, error) {
+func gstPlayCreds(url string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmdArgs := append([]string{"-q", "rtspsrc", "location=" + url, "protocols=tcp"}, args...)
@@ -107,7 +107,7 @@ func TestPlayerDigestAuth(t *testing.T) {
 	}
 	gst := make(chan gstResult, 1)
 	wg.Go(func() {
-		out, err := gstPlay("rtsp://"+addr+"/o/sample.ts", "user-id=carol", "user-pw=s3cret-c")
+		out, err := gstPlayCreds("rtsp://"+addr+"/o/sample.ts", "user-id=carol", "user-pw=s3cret-c")
 		gst <- gstResult{out, err}
 	})
 	ffmpegFrames := frameMD5(t, with("alice", "s3cret-a", "o/sample.ts"), "tcp")
@@ -129,10 +129,10 @@ func TestPlayerDigestAuth(t *testing.T) {
 			t.Errorf("ffmpeg with %s: %v %s, want a 401 refusal", r.what, err, out)
 		}
 	}
-	if out, err := gstPlay("rtsp://"+addr+"/o/sample.ts", "user-id=alice", "user-pw=wrong"); err == nil {
+	if out, err := gstPlayCreds("rtsp://"+addr+"/o/sample.ts", "user-id=alice", "user-pw=wrong"); err == nil {
 		t.Errorf("GStreamer with a wrong password played:\n%s", out)
 	}
-	if out, err := gstPlay("rtsp://" + addr + "/o/sample.ts"); err == nil {
+	if out, err := gstPlayCreds("rtsp://" + addr + "/o/sample.ts"); err == nil {
 		t.Errorf("GStreamer without credentials played:\n%s", out)
 	}
 	// bob may play origin b.

@@ -260,8 +260,8 @@ type guardListener struct {
 	g *connGuard
 }
 
-// refusal is what a connection over a cap reads before it is closed.
-const refusal = "RTSP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+// capRefusal is what a connection over a cap reads before it is closed.
+const capRefusal = "RTSP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
 
 func (l guardListener) Accept() (net.Conn, error) {
 	for {
@@ -272,7 +272,7 @@ func (l guardListener) Accept() (net.Conn, error) {
 		gc, ok := l.g.admit(c)
 		if !ok {
 			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte(refusal))
+			_, _ = c.Write([]byte(capRefusal))
 			_ = c.Close()
 			continue
 		}

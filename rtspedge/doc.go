@@ -35,6 +35,21 @@
 // accept, 453 at SETUP). With ServerConfig.Auth, DESCRIBE and SETUP need
 // RTSP Digest credentials checked against an HA1 (Basic only when enabled).
 //
+// RTCP to players (RFC 3550; reports.go): gortsplib reports only for
+// ServerStream writes, so the replay sends its own. Each set-up track gets a
+// compound SR + SDES CNAME (one CNAME per session) with its first packet and
+// then every 5 s randomised into [2.5, 7.5] s, over TCP and UDP, while the
+// replay runs; the end of a stream is SR + SDES + BYE on every track. The
+// RTP↔NTP line follows the session timeline (NTP = when session time 0 was
+// played + session time), which PAUSE stops and a seek moves on like the
+// timestamps, so one line holds for the whole session. A live track whose
+// origin sent sender reports reports the origin's NTP instead: Run keeps
+// each report's mapping with the recording (store.Writer.SetClock, in the
+// timestamps stored, re-based for a spliced session), the mesh relays it,
+// and the replay maps the session's timestamp back to the stored one
+// (store.Reader.Clock). RTCP from players is counted
+// (ServerStats.RTCPReceived), never an error.
+//
 // Live streams: the store keeps a rolling window of a live recording, and
 // a live PLAY's Range is read against it (Recording.Span gives the oldest
 // and newest stored tt at the request):

@@ -18,8 +18,6 @@ var (
 	ErrBadPath = errors.New("bad path")
 	// ErrOriginUnavailable: the origin cannot be reached or failed (503 Service Unavailable).
 	ErrOriginUnavailable = errors.New("origin unavailable")
-	// ErrNotCached: the player asked for only-if-cached and the stream is not here (504 Gateway Timeout).
-	ErrNotCached = errors.New("not cached")
 	// ErrMalformedSDP: the origin's session description cannot be used (502 Bad Gateway).
 	ErrMalformedSDP = errors.New("malformed SDP from origin")
 )
@@ -55,12 +53,51 @@ func statusFor(err error) base.StatusCode {
 		return base.StatusBadRequest
 	case errors.Is(err, ErrOriginUnavailable):
 		return base.StatusServiceUnavailable
-	case errors.Is(err, ErrNotCached):
-		return base.StatusGatewayTimeout
 	case errors.Is(err, ErrMalformedSDP):
 		return base.StatusBadGateway
 	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500:
 		return base.StatusCode(se.Code)
 	}
 	return base.StatusInternalServerError
+}
+
+// refusal is the answer a player gets for err: statusFor's code with a
+// reason phrase that says what went wrong where the standard one would not
+// ("503 Origin Unreachable", not a bare "503 Service Unavailable"). An
+// origin's own 4xx answer passes through with its reason phrase.
+func refusal(err error) *base.Response {
+	res := &base.Response{StatusCode: statusFor(err)}
+	var se *OriginStatusError
+	switch {
+	case errors.Is(err, ErrUnknownOrigin):
+		res.StatusMessage = "Unknown Origin"
+	case errors.Is(err, ErrOriginUnavailable):
+		res.StatusMessage = "Origin Unreachable"
+	case errors.Is(err, ErrMalformedSDP):
+		res.StatusMessage = "Bad Origin Description"
+	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && validReason(se.Message):
+		res.StatusMessage = se.Message
+	}
+	return res
+}
+
+// validReason: a reason phrase that can go on a status line as it is.
+func validReason(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// reasonPhrase is the reason phrase res goes out with.
+func reasonPhrase(res *base.Response) string {
+	if res.StatusMessage != "" {
+		return res.StatusMessage
+	}
+	return base.StatusMessages[res.StatusCode]
 }

@@ -1,6 +1,7 @@
 package rtspedge
 
 import (
+	"log/slog"
 	"sync"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -263,16 +264,21 @@ func (h *handler) OnDecodeError(*gortsplib.ServerHandlerOnDecodeErrorCtx) {}
 func (s *Server) open(path string) (*described, *base.Response) {
 	rec, err := s.cfg.Recordings.Open(s.ctx, path)
 	if err != nil {
-		code := statusFor(err)
-		s.log.Info("player request refused", "path", path, "status", int(code), "err", err)
-		return nil, &base.Response{StatusCode: code}
+		res := refusal(err)
+		lvl := slog.LevelInfo
+		if res.StatusCode >= base.StatusInternalServerError {
+			lvl = slog.LevelWarn // the node or its origin failed, not the player
+		}
+		s.log.Log(s.ctx, lvl, "player request refused", "path", path, "status", int(res.StatusCode),
+			"reason", reasonPhrase(res), "err", err)
+		return nil, res
 	}
 	m := rec.Manifest()
 	sdp, desc, err := playerDescription(m)
 	if err != nil {
 		rec.Close()
 		s.log.Error("stored description unusable", "path", path, "err", err)
-		return nil, &base.Response{StatusCode: statusFor(err)}
+		return nil, refusal(err)
 	}
 	return &described{rec: rec, m: m, sdp: sdp, desc: desc}, nil
 }

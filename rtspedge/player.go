@@ -56,6 +56,7 @@ type player struct {
 	ss     *gortsplib.ServerSession
 	path   string
 	rec    Recording
+	count  DeliveryCounter // rec's, or nil
 	m      store.Manifest
 	desc   *description.Session
 	stream *gortsplib.ServerStream
@@ -78,7 +79,6 @@ type player struct {
 	ntpZero   time.Time     // NTP of session time 0 in sender reports
 	cname     string        // RTCP CNAME of the session
 	pushed    uint64        // frames announced to conn
-	probeCtx  context.Context
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -99,15 +99,13 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 	if err := stream.Initialize(); err != nil {
 		return nil, err
 	}
-	probe, cancel := context.WithCancel(context.Background())
-	cancel()
 	p := &player{
 		s: s, ss: ss, path: path, rec: d.rec, m: d.m, desc: d.desc, stream: stream,
-		byMed:    make(map[*description.Media]*playTrack),
-		log:      s.log.With("path", path),
-		probeCtx: probe,
-		cname:    newCNAME(),
+		byMed: make(map[*description.Media]*playTrack),
+		log:   s.log.With("path", path),
+		cname: newCNAME(),
 	}
+	p.count, _ = d.rec.(DeliveryCounter)
 	stats := stream.Stats()
 	for _, medi := range d.desc.Medias {
 		t := &playTrack{media: medi, clock: uint32(max(medi.Formats[0].ClockRate(), 1)), nextSeq: randUint16()}
@@ -228,7 +226,7 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 	r, err := p.rec.NewReader(from)
 	if err != nil {
 		p.log.Warn("open reader", "from", from, "err", err)
-		return &base.Response{StatusCode: statusFor(err)}
+		return refusal(err)
 	}
 	p.reader = r
 	if p.m.Live {
@@ -305,7 +303,7 @@ func (p *player) preread() {
 	for len(p.queue) < prereadPackets && need > 0 {
 		q, err := p.peek(p.s.ctx, len(p.queue), false)
 		if err != nil {
-			if !errors.Is(err, errWouldBlock) {
+			if !errors.Is(err, store.ErrWouldBlock) {
 				p.eof = p.eof || isEOF(err)
 			}
 			return

@@ -3,6 +3,7 @@ package rtspedge
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"net"
 	"slices"
@@ -39,6 +40,7 @@ type rxRTP struct {
 	ts    uint32
 	at    time.Time
 	phase int
+	sum   [32]byte // of the payload
 }
 
 // rtcpPlayer is a gortsplib client that keeps every RTCP packet as the
@@ -106,7 +108,7 @@ func newRTCPPlayer(t testing.TB, url string, tr gortsplib.Transport) *rtcpPlayer
 		now := time.Now()
 		p.mu.Lock()
 		p.clock[pkt.SSRC] = uint32(f.ClockRate())
-		p.rtp = append(p.rtp, rxRTP{ssrc: pkt.SSRC, ts: pkt.Timestamp, at: now, phase: p.phase})
+		p.rtp = append(p.rtp, rxRTP{ssrc: pkt.SSRC, ts: pkt.Timestamp, at: now, phase: p.phase, sum: sha256.Sum256(pkt.Payload)})
 		p.mu.Unlock()
 	})
 	return p
@@ -386,4 +388,129 @@ func firstRTP(pkts []rxRTP, ssrc uint32) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// senderReports are the sender reports p got, by the clock rate of their
+// track (a track's identity across sessions: SSRCs differ).
+func (p *rtcpPlayer) senderReports() map[uint32][]srPoint {
+	cs, _, clock := p.snapshot()
+	out := map[uint32][]srPoint{}
+	for _, c := range cs {
+		for _, pk := range c.pkts {
+			if sr, ok := pk.(*rtcp.SenderReport); ok && clock[sr.SSRC] != 0 {
+				out[clock[sr.SSRC]] = append(out[clock[sr.SSRC]], srPoint{at: c.at, ntp: timeOfNTP(sr.NTPTime), rtp: sr.RTPTime})
+			}
+		}
+	}
+	return out
+}
+
+// TestSenderReportsLive: the sender reports of a live stream carry the
+// origin's NTP time: a player of the edge and a player of the origin map
+// the same RTP timestamp (the edge keeps the origin's timestamps on a
+// first PLAY) to the same wall-clock instant, over TCP and UDP.
+func TestSenderReportsLive(t *testing.T) {
+	t.Parallel()
+	o, _ := startOrigin(t, origin.Config{Live: map[string][]byte{"live": origin.SampleClip()}})
+	st := newStore(t)
+	recs := newTestRecordings(t, st)
+	recs.origins["live"] = originURL(o, "live")
+	s := startServer(t, ServerConfig{Recordings: recs, Transports: []string{"tcp", "udp"}, UDPRTPAddress: "127.0.0.1:0"})
+
+	direct := newRTCPPlayer(t, originURL(o, "live"), gortsplib.TransportTCP)
+	if _, err := direct.c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	first := newRTCPPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
+	if _, err := first.c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	// The origin (gortsplib's ServerStream) reports every 10 s.
+	waitFor(t, 20*time.Second, "the origin's clock of every track in the recording", func() bool {
+		m, err := st.Manifest("live")
+		if err != nil {
+			return false
+		}
+		for _, tr := range m.Tracks {
+			if tr.Clock.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	players := map[string]*rtcpPlayer{
+		"tcp": newRTCPPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP),
+		"udp": newRTCPPlayer(t, serverURL(s, "live"), gortsplib.TransportUDP),
+	}
+	for _, p := range players {
+		if _, err := p.c.Play(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first report may come before the origin's reached the recording
+	// (then it follows the session's clock); the second 2.5–7.5 s later.
+	waitFor(t, 20*time.Second, "two sender reports of both tracks at every player", func() bool {
+		for _, p := range []*rtcpPlayer{direct, players["tcp"], players["udp"]} {
+			r := p.senderReports()
+			if len(r) < 2 || len(r[90000]) < 2 || len(r[48000]) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	origin := direct.senderReports()
+	_, want, _ := direct.snapshot()
+	for name, p := range players {
+		reports := p.senderReports()
+		_, got, clock := p.snapshot()
+		worst, n := matchInstants(got, want, clock, func(g, w rxRTP, c uint32) time.Duration {
+			last := reports[c][len(reports[c])-1]
+			return ntpOf(last, g.ts, c).Sub(ntpOf(origin[c][0], w.ts, c))
+		})
+		t.Logf("%s: %d packets matched by payload with the origin's; NTP of their RTP time by the edge's last sender report, worst distance from the origin's, by clock rate: %v",
+			name, n, worst)
+		if n < 100 || len(worst) != 2 {
+			t.Errorf("%s: %d packets of %d tracks matched, want 100 or more of 2", name, n, len(worst))
+		}
+		for c, d := range worst {
+			if d > 2*time.Millisecond {
+				t.Errorf("%s, clock %d: the edge's NTP is %v from the origin's", name, c, d)
+			}
+		}
+	}
+}
+
+// matchInstants pairs the packets of got and want received once each, by
+// payload (their sessions' timestamps may be offset), and returns the worst
+// |dist| per clock rate and how many pairs there were.
+func matchInstants(got, want []rxRTP, clock map[uint32]uint32, dist func(g, w rxRTP, clock uint32) time.Duration) (map[uint32]time.Duration, int) {
+	once := func(ps []rxRTP) map[[32]byte]rxRTP {
+		m, dup := map[[32]byte]rxRTP{}, map[[32]byte]bool{}
+		for _, p := range ps {
+			if _, ok := m[p.sum]; ok {
+				dup[p.sum] = true
+			}
+			m[p.sum] = p
+		}
+		for h := range dup {
+			delete(m, h)
+		}
+		return m
+	}
+	w := once(want)
+	worst, n := map[uint32]time.Duration{}, 0
+	for h, g := range once(got) {
+		wp, ok := w[h]
+		if !ok {
+			continue
+		}
+		c := clock[g.ssrc]
+		d := dist(g, wp, c)
+		if d < 0 {
+			d = -d
+		}
+		worst[c] = max(worst[c], d)
+		n++
+	}
+	return worst, n
 }

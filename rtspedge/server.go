@@ -38,6 +38,14 @@ type Recording interface {
 	Close()
 }
 
+// DeliveryCounter is implemented by a Recording that counts what its
+// player is sent: the server calls Delivered from the replay after each
+// batch of RTP packets it hands to the session (bytes: header and payload,
+// as ServerStats.BytesSent counts them). It must not block.
+type DeliveryCounter interface {
+	Delivered(packets, bytes uint64)
+}
+
 // Transports a server can offer players.
 const (
 	TransportTCP = "tcp" // RTP interleaved in the RTSP connection
@@ -204,7 +212,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("rtsp server: listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("rtsp server: %w", err) // net says "listen tcp <addr>: …"
 	}
 	s.ln = guardListener{Listener: ln, g: s.guard}
 	if s.udp {

@@ -18,7 +18,7 @@ func operatorCommands() []command {
 	return []command{
 		{"status", "show a running node: peer id, store use, players, hit ratio", runStatus},
 		{"streams", "list a running node's recordings", runStreams},
-		{"peers", "list a running node's mesh peers", runPeers},
+		{"peers", "list a running node's mesh peers and how many recordings each holds", runPeers},
 		{"prefetch", "fill <origin>/<path> on a running node now, without a player", runPrefetch},
 		{"pin", "keep a recording from quota eviction", runPin(true)},
 		{"unpin", "let the quota evict a pinned recording again", runPin(false)},
@@ -93,7 +93,8 @@ func runStatus(ctx context.Context, args []string, stdio stdio) error {
 	fmt.Fprintf(tw, "store\t%s %s, %d recordings\n", humanBytes(uint64(st.StoreBytes)), quota, st.Recordings)
 	fmt.Fprintf(tw, "now\t%d players, %d fills, %d peers\n", st.Players, st.Fills, st.Peers)
 	fmt.Fprintf(tw, "hit ratio\t%s\n", ratio)
-	fmt.Fprintf(tw, "filled\t%s from peers (WAN saved), %s from origins\n", humanBytes(st.FillBytesPeer), humanBytes(st.FillBytesOrigin))
+	fmt.Fprintf(tw, "WAN saved\t%s of %s sent to players came from no origin\n", humanBytes(st.WANSaved), humanBytes(st.PlayerBytes))
+	fmt.Fprintf(tw, "filled\t%s from origins (over the WAN), %s from peers\n", humanBytes(st.FillBytesOrigin), humanBytes(st.FillBytesPeer))
 	return tw.Flush()
 }
 
@@ -154,7 +155,7 @@ func runPeers(ctx context.Context, args []string, stdio stdio) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdio.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tRTT\tSTREAMS\tADDRESS")
+	fmt.Fprintln(tw, "PEER\tRTT\tHOLDS\tADDRESS")
 	for _, p := range peers {
 		rtt := "–"
 		if p.RTT > 0 {
@@ -164,7 +165,14 @@ func runPeers(ctx context.Context, args []string, stdio stdio) error {
 		if len(p.Addrs) > 0 {
 			addr = p.Addrs[0]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", p.ID, rtt, len(p.Streams), addr)
+		holds := "?" // it did not answer: p.CatalogueError (--json) says why
+		if p.Holds != nil {
+			holds = fmt.Sprintf("%d", len(p.Holds))
+			if p.HoldsTruncated {
+				holds += "+"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, rtt, holds, addr)
 	}
 	return tw.Flush()
 }
