@@ -147,3 +147,24 @@ func TestReclassifyAtPlay(t *testing.T) {
 	}
 	_ = w.Finish(store.StateComplete)
 }
+
+// FuzzPlayRange: whatever Range a PLAY answer carries, reading its end never
+// panics, and an end read is positive and bounded.
+func FuzzPlayRange(f *testing.F) {
+	for _, s := range []string{"npt=0-20", "npt=now-", "npt=0.000-20.000", "npt=00:00:01.5-0:01:00;time=x", "clock=1-2", "npt=-", "npt=1e9-inf"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := nptEnd(v)
+		if ok && (d <= 0 || d > maxNPT) {
+			t.Fatalf("nptEnd(%q) = %v", v, d)
+		}
+		ssd, _, err := parseSDP([]byte(describedAs("", "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := classify(ssd, v); c.live == ok || c.reason == "" {
+			t.Fatalf("classify with PLAY Range %q: live %v, reason %q (end read: %v)", v, c.live, c.reason, ok)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(interop.Main(m))
 }
 
 // runServerProc serves the recording until stdin closes; it prints
