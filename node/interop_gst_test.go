@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -241,7 +242,7 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 	t.Logf("%s direct: %s", cell("origin"), ref.Summary())
 	checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
 
-	eventually(t, 30*time.Second, "A's recording complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "A's recording complete", func() bool {
 		in, err := a.Stream(o.nodePath(group))
 		return err == nil && in.State == store.StateComplete
 	})

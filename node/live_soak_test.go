@@ -20,6 +20,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -220,7 +221,7 @@ loop:
 	}
 
 	// Every player has left: no session or reader is left over.
-	eventually(t, 10*time.Second, "no player sessions left", func() bool {
+	testkit.Eventually(t, 10*time.Second, "no player sessions left", func() bool {
 		st := getJSON[node.NodeStatus](t, "GET", admin+"/api/v1/node", "", "", 200)
 		in, err := n.Stream("o/live")
 		return st.Players == 0 && err == nil && in.Readers == 0

@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -36,7 +37,7 @@ func TestMissThenHitMatchesOrigin(t *testing.T) {
 	wg.Wait()
 	sameFrames(t, "miss through the node", miss, direct)
 
-	eventually(t, 30*time.Second, "recording complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "recording complete", func() bool {
 		in, err := n.Stream(samplePath)
 		return err == nil && in.State == store.StateComplete
 	})
@@ -205,12 +206,12 @@ func TestOriginDiesMidStream(t *testing.T) {
 	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a sealed segment", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a sealed segment", func() bool {
 		m, err := n.Store().Manifest(storeKey(t, org))
 		return err == nil && len(m.Segments) > 0
 	})
 	stopOrigin()
-	eventually(t, 20*time.Second, "recording partial", func() bool {
+	testkit.Eventually(t, 20*time.Second, "recording partial", func() bool {
 		in, err := n.Stream(samplePath)
 		return err == nil && in.State == store.StatePartial
 	})

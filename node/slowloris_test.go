@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 )
 
@@ -43,15 +44,15 @@ func TestSlowlorisClosedWhilePlayerPlays(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ref, played := make(chan decoded, 1), make(chan decoded, 1)
-	wg.Go(func() { ref <- decode("rtsp://" + org.Addr() + "/sample.ts") })
-	wg.Go(func() { played <- decode(n.url("o/sample.ts")) })
-	eventually(t, 30*time.Second, "the player to play", func() bool {
+	wg.Go(func() { ref <- decode("rtsp://"+org.Addr()+"/sample.ts", "tcp") })
+	wg.Go(func() { played <- decode(n.url("o/sample.ts"), "tcp") })
+	testkit.Eventually(t, 30*time.Second, "the player to play", func() bool {
 		return metricValue(t, api, "", "rtspmesh_players_playing") == 1
 	})
 	// The baseline: once both players (the one under test and the
 	// reference, which reads the origin directly) run, the count settles.
 	baseline, same := 0, 0
-	eventually(t, 30*time.Second, "the goroutine count to settle", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the goroutine count to settle", func() bool {
 		n := runtime.NumGoroutine()
 		if n == baseline {
 			same++

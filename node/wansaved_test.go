@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -156,7 +157,7 @@ func TestWANSavedExact(t *testing.T) {
 func waitCompleteAt(t *testing.T, n *testNode, path string) store.Info {
 	t.Helper()
 	var in store.Info
-	eventually(t, 60*time.Second, path+" complete", func() bool {
+	testkit.Eventually(t, 60*time.Second, path+" complete", func() bool {
 		var err error
 		in, err = n.Stream(path)
 		return err == nil && in.State == store.StateComplete
