@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -105,23 +105,11 @@ func firstPackets(ctx context.Context, url string) (map[description.MediaType]*r
 // playUntilPacket plays url until enough says the packets seen so far are
 // enough (nil: the first packet is).
 func playUntilPacket(ctx context.Context, url string, enough func(*description.Media, *rtp.Packet) bool) error {
-	u, err := base.ParseURL(url)
+	c, _, err := interop.SetUp(url)
 	if err != nil {
-		return err
-	}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
 		return err
 	}
 	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		return fmt.Errorf("describe %s: %w", url, err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
 	got := make(chan struct{}, 1)
 	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, p *rtp.Packet) {
 		if enough != nil && !enough(m, p) {
