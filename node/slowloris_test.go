@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -45,7 +46,7 @@ func TestSlowlorisClosedWhilePlayerPlays(t *testing.T) {
 	// player under attack reads the store, as an office's players mostly
 	// do, and no origin timing on a loaded machine is part of the test.
 	ref := frameMD5(t, n.url("o/sample.ts"), "tcp")
-	eventually(t, 30*time.Second, "the recording complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the recording complete", func() bool {
 		in, err := n.Stream("o/sample.ts")
 		return err == nil && in.State == store.StateComplete
 	})
@@ -53,13 +54,13 @@ func TestSlowlorisClosedWhilePlayerPlays(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	played := make(chan decoded, 1)
-	wg.Go(func() { played <- decode(n.url("o/sample.ts")) })
-	eventually(t, 30*time.Second, "the player to play", func() bool {
+	wg.Go(func() { played <- decode(n.url("o/sample.ts"), "tcp") })
+	testkit.Eventually(t, 30*time.Second, "the player to play", func() bool {
 		return metricValue(t, api, "", "rtspmesh_players_playing") == 1
 	})
 	// The baseline: once the player runs, the count settles.
 	baseline, same := 0, 0
-	eventually(t, 30*time.Second, "the goroutine count to settle", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the goroutine count to settle", func() bool {
 		n := runtime.NumGoroutine()
 		if n == baseline {
 			same++

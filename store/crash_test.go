@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"os"
 	"os/exec"
 	"strings"
@@ -318,7 +319,7 @@ func TestFullDiskAfterCrash(t *testing.T) {
 		t.Fatalf("create with a full disk: %v", err)
 	}
 	fs.n.Store(1 << 30)
-	waitFor(t, "the store to open read-write", s.Storing)
+	testkit.Eventually(t, 20*time.Second, "the store to open read-write", s.Storing)
 	m, err := s.Manifest("crash")
 	if err != nil || m.State != StatePartial {
 		t.Fatalf("interrupted fill after reopening: %v %v", m.State, err)
