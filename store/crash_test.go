@@ -6,13 +6,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 const crashEnv = "STORE_CRASH_HELPER_DIR"
