@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -251,7 +252,7 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 	t.Logf("%s direct: %s", cell("origin"), ref.Summary())
 	checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
 
-	eventually(t, 30*time.Second, "A's recording complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "A's recording complete", func() bool {
 		in, err := a.Stream(o.nodePath(group))
 		return err == nil && in.State == store.StateComplete
 	})
@@ -362,7 +363,7 @@ func TestInteropLive(t *testing.T) {
 	if err := firstPacket(t.Context(), a.url("gst/live")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "a sealed live segment on A", func() bool {
+	testkit.Eventually(t, 15*time.Second, "a sealed live segment on A", func() bool {
 		m, err := a.Store().Manifest(key)
 		return err == nil && len(m.Segments) > 0
 	})
@@ -466,7 +467,7 @@ func TestInteropCodecs(t *testing.T) {
 					}
 				}
 				checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
-				eventually(t, 30*time.Second, "the node's recording complete", func() bool {
+				testkit.Eventually(t, 30*time.Second, "the node's recording complete", func() bool {
 					in, err := a.Stream(nodePath)
 					return err == nil && in.State == store.StateComplete
 				})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -118,7 +119,7 @@ func TestReclassifyAtPlay(t *testing.T) {
 	}
 	c := classify(ssd, "")
 	var told []bool
-	o := &OriginSession{ssd: ssd, log: quietLogger(),
+	o := &OriginSession{ssd: ssd, log: testkit.Logger(),
 		req: OriginRequest{OnClassify: func(live bool) { told = append(told, live) }},
 		m:   store.Manifest{Key: "k", SDP: []byte(describedAs("", "")), Live: c.live, ClassReason: c.reason}}
 	st := newStore(t)
