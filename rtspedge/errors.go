@@ -22,7 +22,28 @@ var (
 	ErrNotCached = errors.New("not cached")
 	// ErrMalformedSDP: the origin's session description cannot be used (502 Bad Gateway).
 	ErrMalformedSDP = errors.New("malformed SDP from origin")
+	// ErrOriginPolicy: the origin asked for what its configuration forbids:
+	// a redirect off its own scheme, host and port, or Basic credentials
+	// over plain rtsp:// (502 Bad Gateway).
+	ErrOriginPolicy = errors.New("origin refused by policy")
+	// ErrStreamLimit: the origin sent more than a stream may store (bytes
+	// beyond the SDP's duration at the maximum bitrate, or an RTP packet
+	// larger than a player can receive). The fill ends there, partial.
+	ErrStreamLimit = errors.New("origin stream over its limits")
+	// ErrOverLimit: a bound on fills or requests was reached (503 Service
+	// Unavailable, the bound named in the reason phrase; see LimitError).
+	ErrOverLimit = errors.New("over limit")
 )
+
+// LimitError names the bound a request ran into. It matches ErrOverLimit.
+type LimitError struct {
+	Limit string // e.g. "too many fills"
+}
+
+func (e *LimitError) Error() string { return "over limit: " + e.Limit }
+
+// Is makes a LimitError match ErrOverLimit.
+func (e *LimitError) Is(target error) bool { return target == ErrOverLimit }
 
 // OriginStatusError is a non-200 answer of an origin to DESCRIBE, SETUP or PLAY.
 // 4xx answers pass through to the player; 5xx ones count as ErrOriginUnavailable.
@@ -57,10 +78,27 @@ func statusFor(err error) base.StatusCode {
 		return base.StatusServiceUnavailable
 	case errors.Is(err, ErrNotCached):
 		return base.StatusGatewayTimeout
-	case errors.Is(err, ErrMalformedSDP):
+	case errors.Is(err, ErrMalformedSDP), errors.Is(err, ErrOriginPolicy):
 		return base.StatusBadGateway
+	case errors.Is(err, ErrOverLimit):
+		return base.StatusServiceUnavailable
 	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500:
 		return base.StatusCode(se.Code)
 	}
 	return base.StatusInternalServerError
+}
+
+// reasonFor is the reason phrase of the answer to err: the standard one,
+// with the bound or the policy named when one refused the request.
+func reasonFor(err error) string {
+	code := statusFor(err)
+	std := base.StatusMessages[code]
+	var le *LimitError
+	switch {
+	case errors.As(err, &le):
+		return std + " (" + le.Limit + ")"
+	case errors.Is(err, ErrOriginPolicy):
+		return std + " (origin refused by policy)"
+	}
+	return std
 }
