@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateMesh(bad)
 	c.validateAdmin(bad)
+	c.validateLimits(bad)
 	return errors.Join(errs...)
 }
 

@@ -13,7 +13,9 @@ import (
 // player that asks for the key while the fill runs tails the same recording.
 type fill struct {
 	key       string
-	originURL string // with credentials: for dialing only, never logged
+	originURL string  // with credentials: for dialing only, never logged
+	origin    *Origin // its configured origin (nil in tests that build fills by hand)
+	client    string  // address of the player that started it; "" for a prefetch
 
 	ready chan struct{} // closed when the recording exists (st set) or err is set
 	done  chan struct{} // closed when the fill goroutine has returned

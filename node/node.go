@@ -30,6 +30,7 @@ type Node struct {
 	metrics *metrics
 
 	fills     fills
+	rates     *requestRates  // fills.describes_per_* (bounds.go)
 	startFill chan *fill     // resolve → Run: a fill to start
 	wg        sync.WaitGroup // every goroutine Run owns
 	ready     chan struct{}
@@ -48,6 +49,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		cfg:       cfg,
 		log:       logger.With("component", "node"),
 		fills:     fills{m: make(map[string]*fill)},
+		rates:     newRequestRates(cfg.Fills),
 		startFill: make(chan *fill),
 		ready:     make(chan struct{}),
 	}

@@ -52,14 +52,28 @@ func (r *recording) Close() {
 // Open resolves a player's request path to a recording it can read:
 // a complete local recording, else the fill in progress for the key, else a
 // new fill (peers first, then the origin). It implements rtspedge.Recordings.
+//
+// The client in ctx (rtspedge.ClientFrom) is held to the fills.* bounds:
+// requests per second per connection and per address, fills at once in all
+// and per address. Over one, Open returns an rtspedge.LimitError.
 func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error) {
-	originURL, key, err := MapPath(n.cfg.Origins, path)
+	client, _ := rtspedge.ClientFrom(ctx)
+	if err := n.rates.allow(client, time.Now()); err != nil {
+		n.metrics.refused(err)
+		n.log.Info("player request refused", "path", path, "client", client.Addr, "err", err)
+		return nil, err
+	}
+	origin, originURL, key, err := mapPath(n.cfg.Origins, path)
 	if err != nil {
 		n.metrics.requestFailed()
 		return nil, err
 	}
-	rec, err := n.resolve(ctx, key, originURL)
+	rec, err := n.resolve(ctx, fillRequest{key: key, originURL: originURL, origin: origin, client: client.Addr})
 	if err != nil {
+		if n.metrics.refused(err) {
+			n.log.Info("player request refused", "stream", key, "client", client.Addr, "err", err)
+			return nil, err
+		}
 		n.metrics.requestFailed()
 		n.log.Info("player request failed", "stream", key, "err", err)
 		return nil, err
@@ -70,7 +84,15 @@ func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error
 	return rec, nil
 }
 
-func (n *Node) resolve(ctx context.Context, key, originURL string) (*recording, error) {
+// fillRequest is what resolve needs to find or start a fill.
+type fillRequest struct {
+	key, originURL string
+	origin         *Origin
+	client         string // the player's address; "" for a prefetch
+}
+
+func (n *Node) resolve(ctx context.Context, req fillRequest) (*recording, error) {
+	key := req.key
 	n.fills.mu.Lock()
 	f := n.fills.m[key]
 	served := ServedTail
@@ -82,7 +104,12 @@ func (n *Node) resolve(ctx context.Context, key, originURL string) (*recording, 
 			n.fills.mu.Unlock()
 			return &recording{n: n, st: n.store, key: key, m: m, served: ServedLocal}, nil
 		}
-		f = &fill{key: key, originURL: originURL, ready: make(chan struct{}), done: make(chan struct{})}
+		if err := n.admitFillLocked(req.client); err != nil {
+			n.fills.mu.Unlock()
+			return nil, err
+		}
+		f = &fill{key: key, originURL: req.originURL, origin: req.origin, client: req.client,
+			ready: make(chan struct{}), done: make(chan struct{})}
 		n.fills.m[key] = f
 		served = ""
 		select {
@@ -115,14 +142,17 @@ func (n *Node) resolve(ctx context.Context, key, originURL string) (*recording, 
 }
 
 // release drops a player from a fill. A live fill, or a VOD fill when
-// cache.complete_on_abandon is off, stops (after cache.live_linger for live)
-// once its last player left; a finished relay is dropped with its last player.
+// complete_on_abandon (its origin's, else cache's) is off, stops (after
+// cache.live_linger for live) once its last player left; it stays partial
+// and the next player resumes it. A prefetch holds its fill as a player
+// until the end, so it always completes. A finished relay is dropped with
+// its last player.
 func (n *Node) release(f *fill) {
 	n.fills.mu.Lock()
 	f.players--
 	idle := f.players == 0
 	dropRelay := idle && f.ended && f.st == n.relay
-	if idle && !f.ended && f.cancel != nil && (f.live || !n.cfg.Cache.CompleteOnAbandon) {
+	if idle && !f.ended && f.cancel != nil && (f.live || !n.cfg.completeOnAbandon(f.origin)) {
 		var linger time.Duration
 		if f.live {
 			linger = time.Duration(n.cfg.Cache.LiveLinger)
@@ -241,12 +271,10 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 
 // fillFromOrigin pulls f.key from its origin into w (creating it when nil).
 func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log *slog.Logger) (*store.Writer, error) {
-	o, err := rtspedge.OpenOrigin(ctx, rtspedge.OriginRequest{
-		URL:         f.originURL,
-		Timeout:     time.Duration(n.cfg.OriginTimeout),
-		Logger:      n.log,
-		AskMetaInfo: true,
-	})
+	req := n.cfg.originRequest(f.origin, f.originURL)
+	req.Timeout = time.Duration(n.cfg.OriginTimeout)
+	req.Logger = n.log
+	o, err := rtspedge.OpenOrigin(ctx, req)
 	if err != nil {
 		return w, err
 	}

@@ -8,7 +8,12 @@
 // to a PacketWriter (a store.Writer) with its tt/ft/pn: the origin's when it
 // sends meta-info, derived otherwise (tt from RTP timestamps through RTP-Info,
 // ft from the payload, pn by counting). A writer that already holds packets
-// is resumed from its last one without duplicates.
+// is resumed from its last one without duplicates. The session is kept to
+// its origin (originpolicy.go): a DESCRIBE redirect is followed only within
+// the URL's scheme, host and port (or never), the client dials no other
+// address, and Basic credentials never go over plain rtsp:// unless allowed
+// (ErrOriginPolicy). Run stores at most MaxBitrate over the SDP's duration
+// (live: wall time), and no packet over MaxPlayerPacket (ErrStreamLimit).
 //
 // Player side: Server answers DESCRIBE with the stored SDP (control URLs
 // rewritten, a=range for VOD), SETUP over TCP or UDP, and PLAY/PAUSE with a
@@ -16,7 +21,9 @@
 // play start + (tt - tt at the start point), rewriting sequence numbers and
 // timestamps so that they stay continuous across seeks. A player whose
 // queue fills is dropped alone. Errors of Recordings become RTSP status codes
-// here and nowhere else.
+// here and nowhere else (a LimitError: 503 with its reason phrase).
+// Recordings.Open's context carries the Client (address and connection)
+// that asked, so the resolver can bound requests per client.
 //
 // Live streams: the store keeps a rolling window of a live recording, and
 // a live PLAY's Range is read against it (Recording.Span gives the oldest

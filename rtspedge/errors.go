@@ -37,10 +37,11 @@ var (
 
 // LimitError names the bound a request ran into. It matches ErrOverLimit.
 type LimitError struct {
-	Limit string // e.g. "too many fills"
+	Limit  string // a short name, e.g. "fills" (a metric label)
+	Reason string // for the player's reason phrase, e.g. "too many fills"
 }
 
-func (e *LimitError) Error() string { return "over limit: " + e.Limit }
+func (e *LimitError) Error() string { return "over limit " + e.Limit + ": " + e.Reason }
 
 // Is makes a LimitError match ErrOverLimit.
 func (e *LimitError) Is(target error) bool { return target == ErrOverLimit }
@@ -96,7 +97,7 @@ func reasonFor(err error) string {
 	var le *LimitError
 	switch {
 	case errors.As(err, &le):
-		return std + " (" + le.Limit + ")"
+		return std + " (" + le.Reason + ")"
 	case errors.Is(err, ErrOriginPolicy):
 		return std + " (origin refused by policy)"
 	}

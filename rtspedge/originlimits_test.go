@@ -43,9 +43,9 @@ func runFake(t *testing.T, url string, req OriginRequest) (error, store.Manifest
 // 2 s allow at the maximum bitrate is cut at the budget.
 func TestOriginFloodBounded(t *testing.T) {
 	t.Parallel()
-	const rate = 4_000_000                                                                             // bit/s
-	budget := int64(rate / 8 * (2.5 + 2))                                                              // (duration + duration/4 + 2 s) at rate
-	o := startFake(t, fakeorigin.Config{Duration: 2 * time.Second, Packets: 20_000, PacketSize: 1200}) // 24 MB
+	const rate = 4_000_000                                                                                     // bit/s
+	budget := int64(rate / 8 * (2.5 + 2))                                                                      // (duration + duration/4 + 2 s) at rate
+	o := fakeorigin.StartT(t, fakeorigin.Config{Duration: 2 * time.Second, Packets: 20_000, PacketSize: 1200}) // 24 MB
 	err, m := runFake(t, o.URL("flood.ts"), OriginRequest{MaxBitrate: rate})
 	if !errors.Is(err, ErrStreamLimit) {
 		t.Fatalf("Run: %v, want ErrStreamLimit", err)
@@ -60,7 +60,7 @@ func TestOriginFloodBounded(t *testing.T) {
 // ends the fill, and is not stored.
 func TestOriginHugePackets(t *testing.T) {
 	t.Parallel()
-	o := startFake(t, fakeorigin.Config{Packets: 10, PacketSize: 65000})
+	o := fakeorigin.StartT(t, fakeorigin.Config{Packets: 10, PacketSize: 65000})
 	err, m := runFake(t, o.URL("huge.ts"), OriginRequest{})
 	if !errors.Is(err, ErrStreamLimit) {
 		t.Fatalf("Run: %v, want ErrStreamLimit", err)
@@ -75,7 +75,7 @@ func TestOriginHugePackets(t *testing.T) {
 // bytes is stored.
 func TestOriginLargestPlayablePacket(t *testing.T) {
 	t.Parallel()
-	o := startFake(t, fakeorigin.Config{Packets: 10, PacketSize: MaxPlayerPacket})
+	o := fakeorigin.StartT(t, fakeorigin.Config{Packets: 10, PacketSize: MaxPlayerPacket})
 	err, m := runFake(t, o.URL("max.ts"), OriginRequest{})
 	if err != nil || m.Packets != 10 {
 		t.Fatalf("Run: %v, %d packets stored, want nil and 10", err, m.Packets)

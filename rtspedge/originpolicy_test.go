@@ -9,16 +9,6 @@ import (
 	"github.com/rtspmesh/rtspmesh/internal/fakeorigin"
 )
 
-func startFake(t *testing.T, cfg fakeorigin.Config) *fakeorigin.Server {
-	t.Helper()
-	s, err := fakeorigin.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // withCreds puts user:pass into an rtsp:// URL.
 func withCreds(url, user, pass string) string {
 	return strings.Replace(url, "rtsp://", "rtsp://"+user+":"+pass+"@", 1)
@@ -30,7 +20,7 @@ func withCreds(url, user, pass string) string {
 // never gets a connection, and nothing is stored.
 func TestOriginRedirectOffOrigin(t *testing.T) {
 	t.Parallel()
-	other := startFake(t, fakeorigin.Config{Auth: "basic", User: "alice", Pass: "s3cretpw"})
+	other := fakeorigin.StartT(t, fakeorigin.Config{Auth: "basic", User: "alice", Pass: "s3cretpw"})
 	for _, tc := range []struct{ name, location string }{
 		{"other port", other.URL("stolen.ts")},
 		{"other port, same path", other.URL("x.ts")},
@@ -40,7 +30,7 @@ func TestOriginRedirectOffOrigin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			redirector := startFake(t, fakeorigin.Config{Redirects: map[string]string{"x.ts": tc.location}})
+			redirector := fakeorigin.StartT(t, fakeorigin.Config{Redirects: map[string]string{"x.ts": tc.location}})
 			_, err := OpenOrigin(t.Context(), OriginRequest{
 				URL: withCreds(redirector.URL("x.ts"), "alice", "s3cretpw"), Timeout: 3 * time.Second, AskMetaInfo: true})
 			if !errors.Is(err, ErrOriginPolicy) {
@@ -67,7 +57,7 @@ func TestOriginRedirectOffOrigin(t *testing.T) {
 // five times in a row.
 func TestOriginRedirectLoop(t *testing.T) {
 	t.Parallel()
-	o := startFake(t, fakeorigin.Config{Redirects: map[string]string{"a.ts": "/b.ts", "b.ts": "/a.ts"}})
+	o := fakeorigin.StartT(t, fakeorigin.Config{Redirects: map[string]string{"a.ts": "/b.ts", "b.ts": "/a.ts"}})
 	_, err := OpenOrigin(t.Context(), OriginRequest{URL: o.URL("a.ts"), Timeout: 3 * time.Second})
 	if !errors.Is(err, ErrOriginPolicy) || !strings.Contains(err.Error(), "more than 5 redirects") {
 		t.Fatalf("err %v, want ErrOriginPolicy for a loop", err)
@@ -79,7 +69,7 @@ func TestOriginRedirectLoop(t *testing.T) {
 // RefuseRedirects it is refused.
 func TestOriginRedirectWithinOrigin(t *testing.T) {
 	t.Parallel()
-	o := startFake(t, fakeorigin.Config{Redirects: map[string]string{"old.ts": "/new.ts"},
+	o := fakeorigin.StartT(t, fakeorigin.Config{Redirects: map[string]string{"old.ts": "/new.ts"},
 		Auth: "digest", User: "alice", Pass: "s3cretpw"})
 	st := newStore(t)
 	m := fill(t, st, "k", withCreds(o.URL("old.ts"), "alice", "s3cretpw"), OriginRequest{AskMetaInfo: true})
@@ -106,7 +96,7 @@ func TestOriginRedirectWithinOrigin(t *testing.T) {
 // origin, Basic works.
 func TestOriginBasicOverPlain(t *testing.T) {
 	t.Parallel()
-	o := startFake(t, fakeorigin.Config{Auth: "basic", User: "alice", Pass: "s3cretpw"})
+	o := fakeorigin.StartT(t, fakeorigin.Config{Auth: "basic", User: "alice", Pass: "s3cretpw"})
 	url := withCreds(o.URL("x.ts"), "alice", "s3cretpw")
 	_, err := OpenOrigin(t.Context(), OriginRequest{URL: url, Timeout: 3 * time.Second})
 	if !errors.Is(err, ErrOriginPolicy) || !strings.Contains(err.Error(), "Basic") {
@@ -133,7 +123,7 @@ func TestOriginBasicOverPlain(t *testing.T) {
 // password never crosses the wire.
 func TestOriginDigest(t *testing.T) {
 	t.Parallel()
-	o := startFake(t, fakeorigin.Config{Auth: "digest", User: "alice", Pass: "s3cretpw"})
+	o := fakeorigin.StartT(t, fakeorigin.Config{Auth: "digest", User: "alice", Pass: "s3cretpw"})
 	st := newStore(t)
 	m := fill(t, st, "k", withCreds(o.URL("x.ts"), "alice", "s3cretpw"), OriginRequest{AskMetaInfo: true})
 	if m.Packets != 50 {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/auth"
@@ -94,6 +95,18 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ln: ln, conns: make(map[net.Conn]struct{})}
 	s.wg.Go(s.accept)
 	return s, nil
+}
+
+// StartT is Start for a test: it fails the test if the origin cannot start
+// and closes it when the test ends.
+func StartT(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // Addr is the origin's host:port.
