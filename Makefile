@@ -40,10 +40,11 @@ fuzz:
 	  done; \
 	done
 
-# screenshot writes docs/dashboard.png: the dashboard test (a node, a player,
-# headless Chromium) saves what the page shows. Needs chromium (test-deps).
+# screenshot writes docs/dashboard.png: the mesh dashboard test (two nodes,
+# players, headless Chromium) saves what node B's page shows. Needs chromium
+# (test-deps).
 screenshot: test-deps
-	$(GO) test -count=1 -run '^TestDashboardInChromium$$' ./node -dashboard.screenshot=$(CURDIR)/docs/dashboard.png
+	$(GO) test -count=1 -run '^TestDashboardShowsMesh$$' ./node -dashboard.screenshot=$(CURDIR)/docs/dashboard.png
 
 clean:
 	rm -rf bin

@@ -3,7 +3,8 @@
 // protocol that copies a stored recording from one node to another.
 //
 // It never imports package rtspedge; it reads and writes recordings only
-// through package store. What to fetch, from whom first, and when to fall
+// through package store. Besides the fill protocol it answers the
+// catalogue protocol (below): the list of what a node holds. What to fetch, from whom first, and when to fall
 // back to the origin is the node's decision, not this package's.
 //
 // # Host and DHT
@@ -29,7 +30,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.1.0
+// # Fill protocol /rtspmesh/fill/1.2.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -68,6 +69,10 @@
 //	keepalive u8 3 (no body)
 //	packet    u8 4, u32 length N (1 ≤ N ≤ store.MaxRecordBytes), N bytes:
 //	          one packet record of the segment encoding (store.AppendRecord)
+//	clock     u8 5, u8 track, u32 RTP timestamp, u64 NTP time as Unix
+//	          nanoseconds (1 ≤ value < 2^63): the track's RTP↔NTP mapping
+//	          (store.Track.Clock, from the origin's RTCP sender reports),
+//	          live relays only (new in 1.2.0; 1.1.0 had no clock frame)
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
@@ -81,7 +86,11 @@
 // server sends the packets of that segment and every later one as packet
 // frames, as they are stored, and never another segment frame. A relay is
 // thus a packet behind its source, not a segment. It flushes whenever it has
-// nothing more to send at once, sends a keepalive every 500 ms
+// nothing more to send at once. Before a packet of a track whose mapping
+// (store.Track.Clock) differs from the one last sent on the stream (none at
+// first) it sends a clock frame, so a relay's players get the origin's
+// capture time in their sender reports; the answer's manifest carries the
+// mapping known when the fill began. The server sends a keepalive every 500 ms
 // (LiveKeepaliveInterval) while no packet comes (its own upstream may be
 // reconnecting), and sends the end frame when its recording stops being
 // written: state 3 when its origin ended the stream (the client then ends
@@ -96,7 +105,8 @@
 // decode) before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
 // Packet frames are decoded (store.DecodeRecord) and appended with
-// store.Writer.Append; from FromLiveEdge, packets the writer already holds
+// store.Writer.Append, clock frames kept with store.Writer.SetClock (a track
+// the manifest lacks is a protocol violation); from FromLiveEdge, packets the writer already holds
 // (by packet number, within a second of its last transmit time) are skipped.
 // Nothing arriving for Config.StallTimeout (default 15 s; for a live
 // recording at most 2 s, LiveStallTimeout) ends it with ErrStalled; live
@@ -106,4 +116,40 @@
 // four segments in flight). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.
+//
+// # Catalogue protocol /rtspmesh/catalogue/1.0.0
+//
+// What a node holds, for its neighbours' dashboards (the DHT says who
+// provides one key; this says everything one peer holds). Only peers the
+// host admits reach it: a private mesh's PSK and the allow-list gate every
+// connection before any protocol runs. One stream per question; all
+// integers big-endian.
+//
+// Request (client → server), then the client closes its write side:
+//
+//	u8   1 (list what you hold); anything else resets the stream
+//
+// Answer (server → client), then the server closes the stream:
+//
+//	u8   status: 0 OK (the only value)
+//	u8   flags: bit 0 truncated (the node holds more than it lists);
+//	     the other bits are 0
+//	u16  entry count N, N ≤ 256 (MaxCatalogueEntries)
+//	N entries, in increasing byte order of their keys (no key twice):
+//	  u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
+//	  L    key: the canonical stream URL, UTF-8, never with user info
+//	  u8   state: 1 filling, 2 complete, 3 partial, 4 live
+//	  u8   flags: bit 0 live stream; the other bits are 0
+//	  u8   source length S, S ≤ 128
+//	  S    source: "origin", the peer id the recording came from, or
+//	       empty (a live stream between two sources)
+//	  u64  RTP bytes stored
+//	  u64  duration stored, ns (≤ 2^63-1)
+//
+// The whole answer is at most 256 KiB (MaxCatalogueLen): a server lists its
+// recordings by key until the next entry would pass either bound, and sets
+// the truncated flag. Either side gives the exchange 5 s
+// (CatalogueTimeout); a server writes at most 4 answers at once and resets
+// a request past that. A client reads at most MaxCatalogueLen bytes and
+// refuses an answer that breaks any rule above (ErrProtocol).
 package mesh

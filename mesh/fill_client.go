@@ -213,7 +213,13 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		pf.clean = true
 		pf.mu.Unlock()
 	} else if parent.Err() != nil && !errors.Is(err, ErrBadSegment) {
-		err = errors.Join(err, parent.Err()) // the reset was ours
+		// The reset was ours: what the stream said after it (a reset, or
+		// an EOF that reads like a protocol violation) is not the peer's
+		// doing. A normal stop (a live relay's players left) says why.
+		err = parent.Err()
+		if c := context.Cause(parent); c != err {
+			err = fmt.Errorf("%w: %w", err, c)
+		}
 	}
 	took := time.Since(start)
 	pf.log.Debug("peer fill ended", "segments", n, "bytes", bytes, "took", took,
@@ -278,6 +284,13 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			pf.recycle(it.data)
 			pf.m.bytesIn.Add(uint64(len(p.RTP)))
 			bytes += int64(len(p.RTP))
+		case it.f.Type == frameClock:
+			if int(it.f.Track) >= len(pf.mf.Tracks) {
+				return n, bytes, fmt.Errorf("%w: clock of track %d, the recording has %d", ErrProtocol, it.f.Track, len(pf.mf.Tracks))
+			}
+			if err := w.SetClock(it.f.Track, it.f.Clock); err != nil {
+				return n, bytes, fmt.Errorf("store the clock of track %d: %w", it.f.Track, err)
+			}
 		case it.f.Type == frameEnd:
 			if it.f.Ended && pf.mf.Live {
 				// The origin ended the live stream: a clean end here too.
@@ -331,6 +344,15 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 				send(received{err: fmt.Errorf("%w: a packet frame in a fill that is not live", ErrProtocol)})
 				return
 			}
+		case frameClock:
+			if !pf.mf.Live {
+				send(received{err: fmt.Errorf("%w: a clock frame in a fill that is not live", ErrProtocol)})
+				return
+			}
+			if !send(received{f: f}) {
+				return
+			}
+			continue
 		}
 		data := pf.buffer(int(f.Len))
 		for off := 0; off < len(data); {

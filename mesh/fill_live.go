@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // Timing of the live tail.
@@ -74,6 +76,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Wr
 	probe, cancel := context.WithCancel(ctx)
 	cancel()
 	var frame []byte
+	clocks := make([]store.Clock, 0, 2) // per track: the mapping last sent
 	for {
 		p, err := r.Next(probe)
 		if err != nil && probe.Err() != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
@@ -109,7 +112,17 @@ func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Wr
 		default:
 			return fmt.Errorf("live tail: %w", err)
 		}
-		frame = appendPacket(frame[:0], &p)
+		frame = frame[:0]
+		if c, ok := r.Clock(p.Track); ok {
+			for len(clocks) <= int(p.Track) {
+				clocks = append(clocks, store.Clock{})
+			}
+			if sent := clocks[p.Track]; c.RTP != sent.RTP || !c.NTP.Equal(sent.NTP) {
+				clocks[p.Track] = c
+				frame = appendClock(frame, p.Track, c)
+			}
+		}
+		frame = appendPacket(frame, &p)
 		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := bw.Write(frame); err != nil {
 			return err

@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,23 @@ func openRelay(t *testing.T, a, b *testNode, key string) (*PeerFill, *store.Writ
 		t.Fatal(err)
 	}
 	return pf, w
+}
+
+// relayCaughtUp records a live stream on one node for a second and relays
+// it to another under ctx until the relay holds all of it. done has Run's
+// result; the relay's writer is finished when the test ends.
+func relayCaughtUp(t *testing.T, ctx context.Context, name string) (wa, wb *store.Writer, done <-chan error) {
+	t.Helper()
+	a, b := startPair(t, Config{})
+	key := testKey(name)
+	wa = liveRecording(t, a, key, &packetSource{size: 1200, rate: 250_000}, time.Second)
+	_, lastPN, _ := wa.Last()
+	pf, wb := openRelay(t, a, b, key)
+	t.Cleanup(func() { _ = wb.Finish(store.StatePartial) })
+	ran := make(chan error, 1)
+	go func() { ran <- pf.Run(ctx, wb) }()
+	caughtUp(t, wb, lastPN)
+	return wa, wb, ran
 }
 
 // caughtUp waits until w holds the packet numbered pn.
@@ -266,15 +284,7 @@ func TestLiveLagLeavesSlowSource(t *testing.T) {
 // recording ended too.
 func TestLiveEndedAtOrigin(t *testing.T) {
 	t.Parallel()
-	a, b := startPair(t, Config{})
-	key := testKey("live-ended")
-	wa := liveRecording(t, a, key, &packetSource{size: 1200, rate: 250_000}, time.Second)
-	_, lastPN, _ := wa.Last()
-	pf, wb := openRelay(t, a, b, key)
-	defer wb.Finish(store.StatePartial)
-	done := make(chan error, 1)
-	go func() { done <- pf.Run(t.Context(), wb) }()
-	caughtUp(t, wb, lastPN)
+	wa, wb, done := relayCaughtUp(t, t.Context(), "live-ended")
 	if err := wa.Update(func(m *store.Manifest) { m.Ended = true }); err != nil {
 		t.Fatal(err)
 	}
@@ -291,5 +301,68 @@ func TestLiveEndedAtOrigin(t *testing.T) {
 	}
 	if !wb.Manifest().Ended {
 		t.Fatal("the relay's recording is not marked ended")
+	}
+}
+
+// TestLiveRelayCarriesClocks: a live track's RTP↔NTP mapping (from its
+// origin's sender reports) reaches a relay in the manifest when it is
+// known at the start, and in a clock frame when it changes later.
+func TestLiveRelayCarriesClocks(t *testing.T) {
+	t.Parallel()
+	a, b := startNode(t, Config{}, nil), startNode(t, Config{}, nil)
+	key := testKey("live-clock")
+	ps := &packetSource{size: 1200, rate: 250_000}
+	wa := liveRecording(t, a, key, ps, time.Second)
+	first := store.Clock{RTP: 1234, NTP: time.Date(2026, 12, 1, 15, 0, 0, 123456789, time.UTC)}
+	if err := wa.SetClock(0, first); err != nil {
+		t.Fatal(err)
+	}
+	pf, wb := openRelay(t, a, b, key)
+	if got := wb.Manifest().Tracks[0].Clock; got.RTP != first.RTP || !got.NTP.Equal(first.NTP) {
+		t.Fatalf("relay's clock from the manifest: %+v, want %+v", got, first)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pf.Run(t.Context(), wb) }()
+	_, lastPN, _ := wa.Last()
+	caughtUp(t, wb, lastPN)
+
+	later := store.Clock{RTP: 991234, NTP: first.NTP.Add(11 * time.Second)}
+	if err := wa.SetClock(0, later); err != nil {
+		t.Fatal(err)
+	}
+	p := ps.next()
+	if err := wa.Append(p); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, wb, p.PN)
+	if got := wb.Manifest().Tracks[0].Clock; got.RTP != later.RTP || !got.NTP.Equal(later.NTP) {
+		t.Fatalf("relay's clock after a clock frame: %+v, want %+v", got, later)
+	}
+	if err := wa.Finish(store.StatePartial); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrPeerPartial) {
+		t.Fatalf("Run: %v", err)
+	}
+	_ = wb.Finish(store.StatePartial)
+}
+
+// TestLiveRelayStoppedByClient: a relay whose node stops it (its players
+// left) returns the reason it was given, not what the reset it caused made
+// of the stream (a reset, or an EOF read as a protocol violation).
+func TestLiveRelayStoppedByClient(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	_, _, done := relayCaughtUp(t, ctx, "live-stopped")
+	idle := errors.New("no players left")
+	cancel(idle)
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, idle) || errors.Is(err, ErrProtocol) ||
+			strings.Contains(err.Error(), "reset") {
+			t.Fatalf("Run stopped by its context: %v, want context.Canceled and the cause alone", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
 	}
 }

@@ -30,14 +30,9 @@ const (
 
 // handleFill serves one fill stream (the server side of doc.go's protocol).
 func (m *Mesh) handleFill(s network.Stream) {
-	m.mu.Lock()
-	if m.closing.Err() != nil {
-		m.mu.Unlock()
-		_ = s.Reset()
+	if !m.handling(s) {
 		return
 	}
-	m.handlers.Add(1)
-	m.mu.Unlock()
 	defer m.handlers.Done()
 
 	if err := s.Scope().SetService(serviceName); err != nil {
@@ -91,6 +86,19 @@ func (m *Mesh) handleFill(s network.Stream) {
 	stop() // a clean end: close, do not reset what is still in flight
 	_ = s.Close()
 	log.Debug("fill served", "from_segment", req.From, "segments", sent, "took", time.Since(start))
+}
+
+// handling counts a stream handler in flight (Close waits for it); false,
+// with the stream reset, once the mesh is closing.
+func (m *Mesh) handling(s network.Stream) bool {
+	m.mu.Lock() // orders the check with Close's cancel
+	defer m.mu.Unlock()
+	if m.closing.Err() != nil {
+		_ = s.Reset()
+		return false
+	}
+	m.handlers.Add(1)
+	return true
 }
 
 // serveFill writes the answer and the frames for req. It returns the number

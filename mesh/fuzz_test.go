@@ -118,6 +118,7 @@ func FuzzFrames(f *testing.F) {
 	s = appendSegmentHeader(s, 0, store.Hash{}, 4)
 	s = append(s, 1, 2, 3, 4)
 	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
+	s = appendClock(s, 0, store.Clock{RTP: 90000, NTP: time.Unix(1764600000, 5)})
 	s = appendEnd(s, frame{State: store.StateComplete, Index: 1, Duration: time.Second})
 	f.Add(s)
 	f.Add(seedSegmentHeader())
@@ -150,6 +151,10 @@ func FuzzFrames(f *testing.F) {
 				}
 			case frameEnd:
 				return
+			case frameClock:
+				if fr.Clock.NTP.UnixNano() <= 0 {
+					t.Fatalf("clock frame time %v", fr.Clock.NTP)
+				}
 			case frameKeepalive:
 			default:
 				t.Fatalf("frame type %d", fr.Type)

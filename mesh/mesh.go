@@ -57,6 +57,8 @@ type Mesh struct {
 
 	found chan peer.AddrInfo // mDNS discoveries, drained by Run
 
+	catalogueSlots chan struct{} // catalogue answers being written
+
 	mu       sync.Mutex
 	provided map[string]*provided // keys being re-provided, by stream key
 	wake     chan struct{}        // a key is due soon: the re-provide loop re-plans
@@ -142,19 +144,22 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mesh{
-		cfg:      cfg,
-		log:      log.With("peer", h.ID().String()),
-		st:       st,
-		host:     h,
-		dht:      d,
-		boot:     boot,
-		closing:  ctx,
-		cancel:   cancel,
-		found:    make(chan peer.AddrInfo, 16),
-		provided: make(map[string]*provided),
-		wake:     make(chan struct{}, 1),
+		cfg:     cfg,
+		log:     log.With("peer", h.ID().String()),
+		st:      st,
+		host:    h,
+		dht:     d,
+		boot:    boot,
+		closing: ctx,
+		cancel:  cancel,
+		found:   make(chan peer.AddrInfo, 16),
+
+		catalogueSlots: make(chan struct{}, catalogueServing),
+		provided:       make(map[string]*provided),
+		wake:           make(chan struct{}, 1),
 	}
 	h.SetStreamHandler(FillProtocol, m.handleFill)
+	h.SetStreamHandler(CatalogueProtocol, m.handleCatalogue)
 	return m, nil
 }
 
@@ -241,6 +246,7 @@ func (m *Mesh) Close() error {
 		m.cancel()
 		m.mu.Unlock()
 		m.host.RemoveStreamHandler(FillProtocol)
+		m.host.RemoveStreamHandler(CatalogueProtocol)
 		errD := m.dht.Close()
 		errH := m.host.Close()
 		m.handlers.Wait()

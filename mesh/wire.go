@@ -17,7 +17,7 @@ import (
 )
 
 // FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
-const FillProtocol = "/rtspmesh/fill/1.1.0"
+const FillProtocol = "/rtspmesh/fill/1.2.0"
 
 // Bounds of the fill protocol; a peer that exceeds one is cut off.
 const (
@@ -42,6 +42,7 @@ const (
 	frameEnd       byte = 2
 	frameKeepalive byte = 3
 	framePacket    byte = 4 // one packet of a live recording's open segment
+	frameClock     byte = 5 // a live track's RTP↔NTP mapping (store.Track.Clock)
 )
 
 // FromLiveEdge, as the first segment wanted, asks for a live recording's
@@ -202,13 +203,38 @@ type frame struct {
 	State    store.State   // end: StateComplete or StatePartial
 	Ended    bool          // end: a live stream its origin ended (state partial)
 	Duration time.Duration // end: the recording's duration
+	Track    uint8         // clock: the track
+	Clock    store.Clock   // clock: its mapping
 }
 
 const (
 	segmentHeaderLen = 1 + 4 + 32 + 4
 	endFrameLen      = 1 + 1 + 4 + 8
 	packetHeaderLen  = 1 + 4
+	clockFrameLen    = 1 + 1 + 4 + 8
 )
+
+// appendClock appends a clock frame: type 5, u8 track, u32 RTP timestamp,
+// u64 NTP time as Unix nanoseconds.
+func appendClock(b []byte, track uint8, c store.Clock) []byte {
+	b = append(b, frameClock, track)
+	b = binary.BigEndian.AppendUint32(b, c.RTP)
+	return binary.BigEndian.AppendUint64(b, uint64(c.NTP.UnixNano()))
+}
+
+// decodeClock decodes type 5, u8 track, u32 RTP timestamp, u64 Unix ns
+// (after 1970, before 2262).
+func decodeClock(b []byte) (frame, error) {
+	if len(b) != clockFrameLen || b[0] != frameClock {
+		return frame{}, fmt.Errorf("%w: clock frame", ErrProtocol)
+	}
+	ns := binary.BigEndian.Uint64(b[6:14])
+	if ns == 0 || ns > math.MaxInt64 {
+		return frame{}, fmt.Errorf("%w: clock frame time %d", ErrProtocol, ns)
+	}
+	return frame{Type: frameClock, Track: b[1],
+		Clock: store.Clock{RTP: binary.BigEndian.Uint32(b[2:6]), NTP: time.Unix(0, int64(ns)).UTC()}}, nil
+}
 
 // appendPacket appends a packet frame: type 4, u32 length, the record.
 func appendPacket(b []byte, p *store.Packet) []byte {
@@ -282,6 +308,11 @@ func readFrame(r io.Reader) (frame, error) {
 			return frame{}, noEOF(err)
 		}
 		return decodePacketHeader(b[:packetHeaderLen])
+	case frameClock:
+		if _, err := io.ReadFull(r, b[1:clockFrameLen]); err != nil {
+			return frame{}, noEOF(err)
+		}
+		return decodeClock(b[:clockFrameLen])
 	}
 	return frame{}, fmt.Errorf("%w: frame type %d", ErrProtocol, b[0])
 }

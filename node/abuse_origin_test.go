@@ -23,22 +23,18 @@ import (
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
-// startLoggedNode runs a node whose log the test can read.
-func startLoggedNode(t *testing.T, cfg node.Config) (*testNode, *lockedBuffer) {
+// startNodeLogs starts a node whose log the test reads as one text.
+func startNodeLogs(t *testing.T, cfg node.Config) (*testNode, func() string) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	n, err := node.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := runUntilCleanup(t, "node", n.Run)
-	<-n.Ready()
+	logs := newLogRecords()
+	n := startLoggedNode(t, cfg, logs)
+	text := func() string { return strings.Join(logs.at(slog.LevelDebug), "\n") }
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("node log:\n%s", logs.String())
+			t.Logf("node log:\n%s", text())
 		}
 	})
-	return &testNode{Node: n, stop: stop}, logs
+	return n, text
 }
 
 // fakeNodeConfig is a node without a mesh whose origin "f" is the fake.
@@ -95,7 +91,7 @@ func TestNodeRedirectOffOrigin(t *testing.T) {
 	other := fakeorigin.StartT(t, fakeorigin.Config{Auth: "basic", User: "alice", Pass: "s3cretpw"})
 	redirector := fakeorigin.StartT(t, fakeorigin.Config{Redirects: map[string]string{"x.ts": other.URL("x.ts")},
 		Auth: "digest", User: "alice", Pass: "s3cretpw"})
-	n, logs := startLoggedNode(t, fakeNodeConfig(t, redirector, func(o *node.Origin) {
+	n, logs := startNodeLogs(t, fakeNodeConfig(t, redirector, func(o *node.Origin) {
 		o.Username, o.Password = "alice", "s3cretpw"
 	}))
 	code, reason := describeReason(t, n.url("f/x.ts"))
@@ -108,7 +104,7 @@ func TestNodeRedirectOffOrigin(t *testing.T) {
 	if in, err := n.Stream("f/x.ts"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("stored after a refused redirect: %+v, %v", in, err)
 	}
-	if l := logs.String(); !strings.Contains(l, "origin refused by policy") || strings.Contains(l, "s3cretpw") {
+	if l := logs(); !strings.Contains(l, "origin refused by policy") || strings.Contains(l, "s3cretpw") {
 		t.Fatalf("log: want the refusal without the password:\n%s", l)
 	}
 	t.Logf("player: %d %s", code, reason)
@@ -120,7 +116,7 @@ func TestNodeRedirectOffOrigin(t *testing.T) {
 func TestNodeBasicOverPlainRefused(t *testing.T) {
 	t.Parallel()
 	f := fakeorigin.StartT(t, fakeorigin.Config{Auth: "basic", User: "alice", Pass: "s3cretpw"})
-	n, _ := startLoggedNode(t, fakeNodeConfig(t, f, func(o *node.Origin) { o.Username, o.Password = "alice", "s3cretpw" }))
+	n, _ := startNodeLogs(t, fakeNodeConfig(t, f, func(o *node.Origin) { o.Username, o.Password = "alice", "s3cretpw" }))
 	if code, reason := describeReason(t, n.url("f/x.ts")); code != base.StatusBadGateway {
 		t.Fatalf("player got %d %q, want 502", code, reason)
 	}
@@ -129,7 +125,7 @@ func TestNodeBasicOverPlainRefused(t *testing.T) {
 			t.Fatalf("%s carried Authorization %q", r.Method, r.Authorization)
 		}
 	}
-	allowed, _ := startLoggedNode(t, fakeNodeConfig(t, f, func(o *node.Origin) {
+	allowed, _ := startNodeLogs(t, fakeNodeConfig(t, f, func(o *node.Origin) {
 		o.Username, o.Password, o.AllowBasicOverPlain = "alice", "s3cretpw", true
 	}))
 	if code, reason := describeReason(t, allowed.url("f/x.ts")); code != base.StatusOK {
@@ -193,7 +189,7 @@ func TestNodeStreamLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := fakeorigin.StartT(t, tc.cfg)
-			n, logs := startLoggedNode(t, fakeNodeConfig(t, f, func(o *node.Origin) { o.MaxBitrate = rate }))
+			n, logs := startNodeLogs(t, fakeNodeConfig(t, f, func(o *node.Origin) { o.MaxBitrate = rate }))
 			packets, largest := playAll(t, n.url("f/x.ts"), 3*time.Second)
 			var in store.Info
 			eventually(t, 20*time.Second, "fill ends partial", func() bool {
@@ -208,7 +204,7 @@ func TestNodeStreamLimits(t *testing.T) {
 				t.Fatalf("the player got a %d-byte packet", largest)
 			}
 			eventually(t, 5*time.Second, "the limit logged", func() bool {
-				return strings.Contains(logs.String(), "origin stream over its limits") && strings.Contains(logs.String(), tc.log)
+				return strings.Contains(logs(), "origin stream over its limits") && strings.Contains(logs(), tc.log)
 			})
 			// The node still serves: the next player resumes the partial
 			// recording, which is over its budget at once.

@@ -12,8 +12,10 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rtspmesh/rtspmesh/node/dashboard"
@@ -23,15 +25,21 @@ import (
 // under /api/v1 (docs/api.md), /metrics, /healthz, /readyz and the
 // dashboard at /. With admin.token set, everything but the dashboard's
 // static files and the health probes needs "Authorization: Bearer <token>".
+// Requests for another Host and cross-origin requests that change state are
+// refused first (admin_guard.go).
 type adminServer struct {
 	n       *Node
 	log     *slog.Logger
 	ln      net.Listener // nil when admin.listen is empty
 	token   string
 	started time.Time
+	hosts   *hostGuard   // Host headers that name this listener (admin_guard.go)
+	refused atomic.Int64 // requests refused for their Host or as cross-origin
 
 	mu        sync.Mutex
 	providers map[string]map[string]bool // peer id → stream keys it provided in our lookups
+
+	catalogues catalogues // what each peer holds, for GET /api/v1/peers (admin_mesh.go)
 }
 
 // newAdminServer makes the node's metrics (New calls it once every other
@@ -46,14 +54,19 @@ func newAdminServer(n *Node, logger *slog.Logger) (*adminServer, error) {
 		providers: make(map[string]map[string]bool),
 	}
 	n.metrics = newMetrics(n)
+	n.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "rtspmesh_admin_refused_total",
+		Help: "Admin API requests refused for a Host that does not name the API (DNS rebinding) or as cross-origin.",
+	}, func() float64 { return float64(a.refused.Load()) }))
 	if n.cfg.Admin.Listen == "" {
 		return a, nil
 	}
 	ln, err := net.Listen("tcp", n.cfg.Admin.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("admin api: listen %s: %w", n.cfg.Admin.Listen, err)
+		return nil, fmt.Errorf("admin api: %w", err) // net says "listen tcp <addr>: …"
 	}
 	a.ln = ln
+	a.hosts = newHostGuard(ln.Addr(), n.cfg.Admin.Hosts)
 	return a, nil
 }
 
@@ -130,7 +143,7 @@ func (a *adminServer) routes(runCtx context.Context) http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	})
-	return a.recovered(mux)
+	return a.recovered(a.guarded(mux))
 }
 
 // authorized requires the bearer token when one is configured.

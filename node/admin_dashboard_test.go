@@ -71,7 +71,7 @@ func TestDashboardInChromium(t *testing.T) {
 	const other = `tr[data-path="o/allhands.ts"]`
 	waitPage(t, b, "the page shows the prefetched stream filling", fmt.Sprintf(
 		`document.querySelector(%q)?.dataset.state === "filling" && parseInt(document.querySelector(%q).cells[4].textContent) > 0`, other, other))
-	shot(t, b)
+	shot(t, b, false)
 
 	b.click(t, evict)
 	waitPage(t, b, "evict asks for confirmation", fmt.Sprintf(`document.querySelector(%q)?.textContent === "Confirm evict"`, evict))
@@ -101,9 +101,9 @@ func waitPage(t *testing.T, b *browser, what, cond string) {
 	eventually(t, 30*time.Second, what, func() bool { return eval[bool](t, b, expr) })
 }
 
-// shot takes a PNG screenshot, checks it decodes, and writes it where
-// -dashboard.screenshot says.
-func shot(t *testing.T, b *browser) {
+// shot takes a PNG screenshot and checks it decodes; with save, it writes
+// it where -dashboard.screenshot says.
+func shot(t *testing.T, b *browser, save bool) {
 	t.Helper()
 	var r struct {
 		Data string `json:"data"`
@@ -118,7 +118,7 @@ func shot(t *testing.T, b *browser) {
 		t.Fatalf("screenshot: %v, %dx%d", err, cfg.Width, cfg.Height)
 	}
 	out := filepath.Join(t.TempDir(), "dashboard.png")
-	if *screenshotTo != "" {
+	if save && *screenshotTo != "" {
 		out = *screenshotTo
 	}
 	if err := os.WriteFile(out, img, 0o644); err != nil {

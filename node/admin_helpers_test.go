@@ -34,6 +34,16 @@ func adminNode(t *testing.T, org *origin.Origin, mod func(*node.Config), bootstr
 // answer from an /api path fails the test.
 func call(t *testing.T, method, url, token, body string) (int, []byte) {
 	t.Helper()
+	var hdr map[string]string
+	if token != "" {
+		hdr = map[string]string{"Authorization": "Bearer " + token}
+	}
+	return callAs(t, method, url, "", hdr, body)
+}
+
+// callAs is call with a Host (when not "") and request headers.
+func callAs(t *testing.T, method, url, host string, hdr map[string]string, body string) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -42,8 +52,11 @@ func call(t *testing.T, method, url, token, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	c := http.Client{Timeout: 30 * time.Second}
 	res, err := c.Do(req)

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // NodeStatus is GET /api/v1/node.
@@ -31,8 +32,30 @@ type NodeStatus struct {
 	Requests        map[Served]uint64 `json:"requests"`
 	Hits            uint64            `json:"hits"`
 	Misses          uint64            `json:"misses"`
-	FillBytesPeer   uint64            `json:"fill_bytes_peer"` // WAN bytes the mesh saved
-	FillBytesOrigin uint64            `json:"fill_bytes_origin"`
+	FillBytesPeer   uint64            `json:"fill_bytes_peer"`   // stored from peers
+	FillBytesOrigin uint64            `json:"fill_bytes_origin"` // stored from origins: what crossed the WAN
+	PlayerBytes     uint64            `json:"player_sent_bytes"` // RTP bytes sent to players
+	// WANSaved is the part of PlayerBytes sent in sessions that did not
+	// start a fill from an origin (docs/api.md, "WAN bytes saved").
+	WANSaved uint64        `json:"wan_saved_bytes"`
+	Storage  StorageStatus `json:"storage"`
+}
+
+// StorageStatus says whether the node stores what it fills (cache.min_free,
+// cache.max_bytes).
+type StorageStatus struct {
+	Storing   bool   `json:"storing"`    // false: fills are relayed to players without storing
+	ReadOnly  bool   `json:"read_only"`  // started with too little space to write: serving what it has
+	QuotaFull bool   `json:"quota_full"` // cache.max_bytes is taken by recordings that cannot be evicted
+	Free      int64  `json:"free_bytes"` // free on data_dir's filesystem at the last check
+	MinFree   int64  `json:"min_free_bytes"`
+	Since     string `json:"since"`            // when storing last stopped or resumed
+	Refused   int64  `json:"segments_refused"` // segments refused for lack of disk space
+}
+
+func storageStatus(sp store.SpaceState) StorageStatus {
+	return StorageStatus{Storing: sp.Storing, ReadOnly: sp.ReadOnly, QuotaFull: sp.QuotaFull,
+		Free: sp.Free, MinFree: sp.MinFree, Since: sp.Since.UTC().Format(time.RFC3339), Refused: sp.Refused}
 }
 
 func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +70,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		Started: a.started.UTC().Format(time.RFC3339), Uptime: time.Since(a.started).Seconds(),
 		RTSPAddr: n.RTSPAddr().String(), StoreBytes: used, StoreQuota: quota, Recordings: len(infos),
 		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
-		Requests: make(map[Served]uint64),
+		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
 	}
 	if st.MeshAddrs == nil {
 		st.MeshAddrs = []string{}
@@ -63,6 +86,10 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	st.Misses = counterValue(m.misses.WithLabelValues("peer")) + counterValue(m.misses.WithLabelValues(sourceOrigin))
 	st.FillBytesPeer = counterValue(m.fillBytes.WithLabelValues("peer"))
 	st.FillBytesOrigin = counterValue(m.fillBytes.WithLabelValues(sourceOrigin))
+	st.WANSaved = counterValue(m.wanSaved) // first: never more than PlayerBytes
+	for _, c := range m.playerBytesBy {
+		st.PlayerBytes += counterValue(c)
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -81,6 +108,11 @@ type PeerStatus struct {
 	Addrs   []string `json:"addrs"`
 	RTT     float64  `json:"rtt_seconds"` // 0 when not measured yet
 	Streams []string `json:"streams"`     // keys it provided in this node's lookups
+	// What it holds, from its answer to the catalogue protocol
+	// (docs/api.md); nil when it has not answered (CatalogueError says why).
+	Holds          []PeerStream `json:"holds"`
+	HoldsTruncated bool         `json:"holds_truncated,omitempty"`
+	CatalogueError string       `json:"catalogue_error,omitempty"`
 }
 
 func (a *adminServer) peers() []PeerStatus {
@@ -106,8 +138,10 @@ func (a *adminServer) peers() []PeerStatus {
 	return out
 }
 
-func (a *adminServer) listPeers(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.peers())
+func (a *adminServer) listPeers(w http.ResponseWriter, r *http.Request) {
+	ps := a.peers()
+	a.catalogues.fill(r.Context(), a, ps)
+	writeJSON(w, http.StatusOK, ps)
 }
 
 // lookedUp remembers which peers provided key in a DHT lookup.

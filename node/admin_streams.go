@@ -12,25 +12,29 @@ import (
 
 // StreamStatus is one recording as the admin API shows it (docs/api.md).
 type StreamStatus struct {
-	ID         string    `json:"id"`   // SHA-256 of the key: the id in /api/v1/streams/{id}
-	Key        string    `json:"key"`  // canonical origin URL, never with credentials
-	Path       string    `json:"path"` // <origin-name>/<path> on this node; "" when no origin maps to it
-	RTSPURL    string    `json:"rtsp_url,omitempty"`
-	State      string    `json:"state"` // filling, complete, partial, live
-	Live       bool      `json:"live"`
-	Duration   float64   `json:"duration_seconds"`
-	Bytes      uint64    `json:"bytes"`
-	Packets    uint64    `json:"packets"`
-	Segments   int       `json:"segments"`
-	Source     string    `json:"source"`        // "origin" or the peer id it was filled from
-	SourceKind string    `json:"source_kind"`   // "origin" or "peer"
-	Via        []string  `json:"via,omitempty"` // live relay: peers the packets came through, origin-facing first
-	Hits       uint64    `json:"hits"`          // readers opened since it was stored
-	Players    int       `json:"players"`       // readers open now
-	Filling    bool      `json:"filling"`
-	Pinned     bool      `json:"pinned"`
-	Created    time.Time `json:"created"`
-	LastAccess time.Time `json:"last_access"`
+	ID      string `json:"id"`   // SHA-256 of the key: the id in /api/v1/streams/{id}
+	Key     string `json:"key"`  // canonical origin URL, never with credentials
+	Path    string `json:"path"` // <origin-name>/<path> on this node; "" when no origin maps to it
+	RTSPURL string `json:"rtsp_url,omitempty"`
+	State   string `json:"state"` // filling, complete, partial, live
+	Live    bool   `json:"live"`
+	// Classification is "live" or "on-demand"; ClassificationReason says
+	// which of the origin's ranges decided it.
+	Classification       string    `json:"classification"`
+	ClassificationReason string    `json:"classification_reason,omitempty"`
+	Duration             float64   `json:"duration_seconds"`
+	Bytes                uint64    `json:"bytes"`
+	Packets              uint64    `json:"packets"`
+	Segments             int       `json:"segments"`
+	Source               string    `json:"source"`        // "origin" or the peer id it was filled from
+	SourceKind           string    `json:"source_kind"`   // "origin" or "peer"
+	Via                  []string  `json:"via,omitempty"` // live relay: peers the packets came through, origin-facing first
+	Hits                 uint64    `json:"hits"`          // readers opened since it was stored
+	Players              int       `json:"players"`       // readers open now
+	Filling              bool      `json:"filling"`
+	Pinned               bool      `json:"pinned"`
+	Created              time.Time `json:"created"`
+	LastAccess           time.Time `json:"last_access"`
 }
 
 func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
@@ -39,6 +43,10 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 		Duration: in.Duration.Seconds(), Bytes: in.Bytes, Packets: in.Packets, Segments: in.Segments,
 		Source: in.Source, SourceKind: sourceKind(in.Source), Via: in.Via, Hits: in.Hits, Players: in.Readers,
 		Filling: in.Filling, Pinned: in.Pinned, Created: in.Created, LastAccess: in.LastAccess,
+		Classification: "on-demand", ClassificationReason: in.ClassReason,
+	}
+	if in.Live {
+		s.Classification = "live"
 	}
 	if s.Path != "" {
 		if _, port, err := net.SplitHostPort(a.n.RTSPAddr().String()); err == nil {

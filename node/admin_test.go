@@ -64,6 +64,9 @@ func TestAdminAPI(t *testing.T) {
 		!strings.HasSuffix(s.RTSPURL, a.RTSPAddr().String()[strings.LastIndex(a.RTSPAddr().String(), ":"):]+"/"+samplePath) {
 		t.Fatalf("stream after prefetch: %+v", s)
 	}
+	if s.Classification != "on-demand" || !strings.HasPrefix(s.ClassificationReason, "PLAY Range npt=0.000-") {
+		t.Fatalf("classification %q (%q), want on-demand by the PLAY answer", s.Classification, s.ClassificationReason)
+	}
 	list := getJSON[[]node.StreamStatus](t, "GET", aURL+"/api/v1/streams", "", "", 200)
 	if len(list) != 1 || list[0].ID != id {
 		t.Fatalf("streams: %+v", list)
@@ -81,6 +84,9 @@ func TestAdminAPI(t *testing.T) {
 	sb := waitStream(t, bURL, id, "B's prefetch complete", func(s node.StreamStatus) bool { return s.State == "complete" })
 	if sb.SourceKind != "peer" || sb.Source != a.PeerID() || sb.Bytes != s.Bytes {
 		t.Fatalf("B's stream: %+v (A's: %d bytes)", sb, s.Bytes)
+	}
+	if sb.Classification != s.Classification || sb.ClassificationReason != s.ClassificationReason {
+		t.Fatalf("B's classification %q (%q), want A's", sb.Classification, sb.ClassificationReason)
 	}
 	peers := getJSON[[]node.PeerStatus](t, "GET", bURL+"/api/v1/peers", "", "", 200)
 	var sawA bool

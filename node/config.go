@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // ConfigVersion is the only config file format this build reads.
@@ -41,6 +44,17 @@ type RTSPConfig struct {
 	UDPRTPListen  string   `yaml:"udp_rtp_listen"`  // default ":8000"; empty (with udp_rtcp_listen) disables UDP
 	UDPRTCPListen string   `yaml:"udp_rtcp_listen"` // default ":8001" (RTP port + 1)
 	Transports    []string `yaml:"transports"`      // "tcp", "udp"; default both
+
+	// Connection limits (config_edge.go; defaults in rtspedge.Limits).
+	RequestTimeout           Duration `yaml:"request_timeout"`             // a request completes within this of its first byte; default 10s
+	IdleTimeout              Duration `yaml:"idle_timeout"`                // close a connection outside PLAY idle this long; default 60s
+	MaxConnections           int      `yaml:"max_connections"`             // default 1000
+	MaxConnectionsPerAddress int      `yaml:"max_connections_per_address"` // default 100
+	MaxSessions              int      `yaml:"max_sessions"`                // default 1000
+	MaxSessionsPerAddress    int      `yaml:"max_sessions_per_address"`    // default 100
+
+	// Player authentication (config_edge.go): off while Auth.Users is empty.
+	Auth PlayerAuthConfig `yaml:"auth"`
 }
 
 // Origin is a configured upstream RTSP server: rtsp://node/<Name>/<path>
@@ -54,6 +68,10 @@ type Origin struct {
 	// CacheControlOverride replaces the origin's Cache-Control header when
 	// set, e.g. "max-age=3600" for an origin that says no-cache wrongly.
 	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
+
+	// Players are the rtsp.auth users who may play this origin; empty:
+	// every user (config_edge.go).
+	Players []string `yaml:"players,omitempty"`
 
 	// What the origin may make the node do (config_limits.go).
 
@@ -82,6 +100,10 @@ type CacheConfig struct {
 	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
 	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
 	LiveReconnect     Duration `yaml:"live_reconnect"`      // reconnect a lost live origin this long; 0 = never
+
+	// Disk headroom (issue 13): free space kept on data_dir's filesystem;
+	// below it the node stops storing and relays. Default 512MiB, at least 8MiB.
+	MinFree ByteSize `yaml:"min_free"`
 }
 
 // LogConfig is the process log.
@@ -107,6 +129,10 @@ type MeshConfig struct {
 type AdminConfig struct {
 	Listen string `yaml:"listen"` // host:port; empty disables the API
 	Token  string `yaml:"token"`  // bearer token; required when Listen is not loopback
+
+	// Hosts are further names (or name:port) the API answers to in the Host
+	// header, e.g. the node's DNS name; its own address always works.
+	Hosts []string `yaml:"hosts"`
 }
 
 // Defaults returns the configuration a node runs with when nothing is set.
@@ -120,6 +146,14 @@ func Defaults() Config {
 			UDPRTPListen:  ":8000",
 			UDPRTCPListen: ":8001",
 			Transports:    []string{"tcp", "udp"},
+
+			RequestTimeout:           Duration(rtspedge.DefaultRequestTimeout),
+			IdleTimeout:              Duration(rtspedge.DefaultIdleTimeout),
+			MaxConnections:           rtspedge.DefaultMaxConns,
+			MaxConnectionsPerAddress: rtspedge.DefaultMaxConnsPerAddr,
+			MaxSessions:              rtspedge.DefaultMaxSessions,
+			MaxSessionsPerAddress:    rtspedge.DefaultMaxSessionsPerAddr,
+			Auth:                     PlayerAuthConfig{Realm: "rtspmesh"},
 		},
 		Cache: CacheConfig{
 			MaxBytes:          50 << 30,
@@ -127,6 +161,7 @@ func Defaults() Config {
 			LiveWindow:        Duration(2 * time.Minute),
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
+			MinFree:           store.DefaultMinFree,
 		},
 		OriginTimeout: Duration(10 * time.Second),
 		Log:           LogConfig{Level: "info", Format: "text"},
@@ -279,6 +314,14 @@ func (c Config) Redacted() Config {
 	}
 	if r.Admin.Token != "" {
 		r.Admin.Token = redacted
+	}
+	r.RTSP.Auth.Users = make([]PlayerUser, len(c.RTSP.Auth.Users))
+	for i, u := range c.RTSP.Auth.Users {
+		if u.HA1 != "" {
+			u.HA1 = redacted
+		}
+		u.Password = ""
+		r.RTSP.Auth.Users[i] = u
 	}
 	return r
 }

@@ -23,7 +23,9 @@ import (
 // the file only, but their credentials can come from the environment so the
 // file holds no secret: RTSPMESH_ORIGIN_<NAME>_USERNAME and
 // RTSPMESH_ORIGIN_<NAME>_PASSWORD, where <NAME> is the origin's name
-// upper-cased with '.' and '-' as '_'. RTSPMESH_CONFIG names the config file
+// upper-cased with '.' and '-' as '_'. A player user of rtsp.auth.users may
+// take its password from RTSPMESH_PLAYER_<NAME>_PASSWORD (same upper-casing)
+// instead of an ha1 in the file. RTSPMESH_CONFIG names the config file
 // (read by the command, ignored here). Any other RTSPMESH_* variable is an
 // error, so a typo does not go unnoticed.
 const EnvPrefix = "RTSPMESH_"
@@ -148,11 +150,12 @@ func (c *Config) ApplyEnv(environ []string) error {
 			}
 			continue
 		}
-		if c.setOriginCredential(name, value) {
+		if c.setOriginCredential(name, value) || c.setPlayerPassword(name, value) {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: unknown variable; the names are %s<KEY> for the keys in configs/node.yaml, "+
-			"and %sORIGIN_<NAME>_USERNAME/_PASSWORD for configured origins", name, EnvPrefix, EnvPrefix))
+			"%sORIGIN_<NAME>_USERNAME/_PASSWORD for configured origins and %sPLAYER_<NAME>_PASSWORD for rtsp.auth users",
+			name, EnvPrefix, EnvPrefix, EnvPrefix))
 	}
 	return errors.Join(errs...)
 }
@@ -160,7 +163,7 @@ func (c *Config) ApplyEnv(environ []string) error {
 func (c *Config) setOriginCredential(name, value string) bool {
 	for i := range c.Origins {
 		o := &c.Origins[i]
-		base := EnvPrefix + "ORIGIN_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(o.Name)) + "_"
+		base := EnvPrefix + "ORIGIN_" + envSegment(o.Name) + "_"
 		switch name {
 		case base + "USERNAME":
 			o.Username = value

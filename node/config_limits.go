@@ -11,9 +11,10 @@ import (
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 )
 
-// FillsConfig bounds what players can make the node fetch (docs/operations.md,
-// "Limits"). Over a bound the player gets 503 with the bound in the reason
-// phrase, and rtspmesh_refused_total counts it.
+// FillsConfig bounds what players can make the node fetch
+// (docs/operations.md, "Origin and fill limits"). Over a bound the player
+// gets 503 with the bound in the reason phrase, and rtspmesh_refused_total
+// counts it.
 type FillsConfig struct {
 	// MaxConcurrent fills may run at once, from origins and peers, live
 	// included. Default 64.
@@ -60,7 +61,7 @@ func (c *Config) originRequest(o *Origin, url string) rtspedge.OriginRequest {
 	return req
 }
 
-func (c *Config) validateLimits(bad complain) {
+func (c *Config) validateFills(bad complain) {
 	f := c.Fills
 	atLeastOne := func(key string, v int, example int) {
 		if v < 1 {

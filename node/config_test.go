@@ -187,6 +187,19 @@ func TestValidateNamesKey(t *testing.T) {
 		{"admin.token", func(c *Config) { c.Admin.Listen = ":9554" }},
 		{"admin.token", func(c *Config) { c.Admin.Listen = "10.1.2.3:9554" }},
 		{"admin.token", func(c *Config) { c.Admin.Token = "short" }},
+		{"admin.hosts", func(c *Config) { c.Admin.Hosts = []string{"http://x/"} }},
+		{"cache.min_free", func(c *Config) { c.Cache.MinFree = 1 << 20 }},
+		{"rtsp.request_timeout", func(c *Config) { c.RTSP.RequestTimeout = 0 }},
+		{"rtsp.idle_timeout", func(c *Config) { c.RTSP.IdleTimeout = -1 }},
+		{"rtsp.max_connections", func(c *Config) { c.RTSP.MaxConnections = 0 }},
+		{"rtsp.max_connections_per_address", func(c *Config) { c.RTSP.MaxConnectionsPerAddress = -1 }},
+		{"rtsp.max_sessions", func(c *Config) { c.RTSP.MaxSessions = 0 }},
+		{"rtsp.max_sessions_per_address", func(c *Config) { c.RTSP.MaxSessionsPerAddress = 0 }},
+		{"rtsp.auth.realm", func(c *Config) { c.RTSP.Auth.Realm = "" }},
+		{"rtsp.auth.users[0].name", func(c *Config) { c.RTSP.Auth.Users = []PlayerUser{{Name: "a:b", HA1: strings.Repeat("0", 32)}} }},
+		{"rtsp.auth.users[0].ha1", func(c *Config) { c.RTSP.Auth.Users = []PlayerUser{{Name: "alice"}} }},
+		{"rtsp.auth.users[0].ha1", func(c *Config) { c.RTSP.Auth.Users = []PlayerUser{{Name: "alice", HA1: "XYZ"}} }},
+		{"origins[0].players", func(c *Config) { c.Origins[0].Players = []string{"nobody"} }},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
 			c := validConfig(t)
@@ -373,6 +386,7 @@ func TestRedaction(t *testing.T) {
 	t.Parallel()
 	c := validConfig(t)
 	c.Admin.Token = "tokentokentokentoken"
+	c.RTSP.Auth.Users = []PlayerUser{{Name: "viewer", HA1: "5ec2e75ec2e75ec2e75ec2e75ec2e75e"}, {Name: "env", Password: "secretpw"}}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", c, "origin", c.Origins[0])
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c, "origin", c.Origins[1])
@@ -382,7 +396,7 @@ func TestRedaction(t *testing.T) {
 		"slog":     logged.String(),
 		"Redacted": mustJSON(t, c.Redacted()),
 	} {
-		for _, secret := range []string{"secret", "operator", "tokentoken"} {
+		for _, secret := range []string{"secret", "operator", "tokentoken", "5ec2e"} {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s shows %q:\n%s", name, secret, out)
 			}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // originName is a single path segment: rtsp://node/<name>/<path>.
@@ -36,11 +38,16 @@ func (c *Config) Validate() error {
 		bad("data_dir", "empty; set a writable directory, e.g. /var/lib/rtspmesh")
 	}
 	c.validateRTSP(bad)
+	c.validateLimits(bad)
+	c.validateAuth(bad)
 	c.validateOrigins(bad)
 	if c.Cache.MaxBytes < 0 {
 		bad("cache.max_bytes", "%d is negative; write a size such as \"50GiB\", or 0 for no limit", c.Cache.MaxBytes)
 	}
 	positive(bad, "cache.live_window", c.Cache.LiveWindow, "2m")
+	if c.Cache.MinFree < store.MinMinFree {
+		bad("cache.min_free", "%d is below the least headroom the store can keep (8MiB); write a size such as \"512MiB\"", c.Cache.MinFree)
+	}
 	if c.Cache.LiveLinger < 0 {
 		bad("cache.live_linger", "%s is negative; write e.g. \"10s\", or \"0s\" to stop at once", c.Cache.LiveLinger)
 	}
@@ -60,7 +67,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateMesh(bad)
 	c.validateAdmin(bad)
-	c.validateLimits(bad)
+	c.validateFills(bad)
 	return errors.Join(errs...)
 }
 
@@ -258,6 +265,15 @@ func (c *Config) validateAdmin(bad complain) {
 	}
 	if a.Token != "" && len(a.Token) < minTokenLen {
 		bad("admin.token", "too short (%d characters); use at least %d random characters, e.g. from `openssl rand -hex 16`", len(a.Token), minTokenLen)
+	}
+	for _, h := range a.Hosts {
+		name := h
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			name = hh
+		}
+		if name == "" || strings.ContainsAny(h, "/@ ") {
+			bad("admin.hosts", "%q is not a host name or host:port; write e.g. \"branch-node.example.com\"", h)
+		}
 	}
 	if !isLoopback(host) && a.Token == "" {
 		bad("admin.token", "required because admin.listen %q is not a loopback address; set a token (e.g. `openssl rand -hex 16`) or listen on 127.0.0.1", a.Listen)

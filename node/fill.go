@@ -28,7 +28,7 @@ type fill struct {
 	// Guarded by fills.mu.
 	players int
 	linger  *time.Timer
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 	live    bool
 	ended   bool // the fill goroutine is done with the recording
 }

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -198,4 +202,28 @@ func storeKey(t testing.TB, org *origin.Origin) string {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// setUpPlayer connects a gortsplib client to url over TCP and sends
+// DESCRIBE and SETUP of every media; the client closes when the test ends.
+func setUpPlayer(t *testing.T, url string) (*gortsplib.Client, *description.Session) {
+	t.Helper()
+	u, err := base.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := gortsplib.TransportTCP
+	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
+	if err := c.Start2(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatalf("DESCRIBE %s: %v", url, err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatalf("SETUP %s: %v", url, err)
+	}
+	return c, desc
 }

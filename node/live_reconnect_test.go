@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtcp"
@@ -40,23 +38,7 @@ type reconnectPlayer struct {
 
 func startReconnectPlayer(t *testing.T, url string) *reconnectPlayer {
 	t.Helper()
-	u, err := base.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		t.Fatalf("describe: %v", err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
+	c, desc := setUpPlayer(t, url)
 	p := &reconnectPlayer{clocks: map[*description.Media]int{}, ended: make(chan error, 1)}
 	for _, m := range desc.Medias {
 		p.clocks[m] = m.Formats[0].ClockRate()

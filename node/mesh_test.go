@@ -34,13 +34,7 @@ func meshNode(t *testing.T, org *origin.Origin, mod func(*node.Config), bootstra
 
 func waitComplete(t *testing.T, n *testNode) store.Info {
 	t.Helper()
-	var in store.Info
-	eventually(t, 60*time.Second, "recording complete", func() bool {
-		var err error
-		in, err = n.Stream(samplePath)
-		return err == nil && in.State == store.StateComplete
-	})
-	return in
+	return waitCompleteAt(t, n, samplePath)
 }
 
 // TestMissFilledFromNeighbour: a player on A fills A from the origin; a

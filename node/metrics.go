@@ -25,11 +25,14 @@ type metrics struct {
 
 	requests      *prometheus.CounterVec // by served: local, tail, peer, origin
 	requestErrors prometheus.Counter
-	hits          prometheus.Counter     // local + tail
-	misses        *prometheus.CounterVec // by source: peer, origin
-	prefetches    *prometheus.CounterVec // by served
-	fillBytes     *prometheus.CounterVec // by source: peer, origin
-	fills         *prometheus.CounterVec // by result: complete, partial, failed
+	hits          prometheus.Counter            // local + tail
+	misses        *prometheus.CounterVec        // by source: peer, origin
+	prefetches    *prometheus.CounterVec        // by served
+	fillBytes     *prometheus.CounterVec        // by source: peer, origin
+	playerBytes   *prometheus.CounterVec        // by served: local, tail, peer, origin
+	playerBytesBy map[Served]prometheus.Counter // playerBytes' children, looked up once
+	wanSaved      prometheus.Counter            // playerBytes of local, tail and peer
+	fills         *prometheus.CounterVec        // by result: complete, partial, failed
 	fillDuration  prometheus.Histogram
 	evictions     prometheus.Counter
 	dhtLookups    *prometheus.CounterVec // by result: found, none, error
@@ -42,8 +45,9 @@ var servedLabels = []Served{ServedLocal, ServedTail, ServedPeer, ServedOrigin}
 
 func newMetrics(n *Node) *metrics {
 	m := &metrics{
-		reg:     prometheus.NewRegistry(),
-		tallies: make(map[*fill]*fillTally),
+		reg:           prometheus.NewRegistry(),
+		tallies:       make(map[*fill]*fillTally),
+		playerBytesBy: make(map[Served]prometheus.Counter),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_requests_total",
 			Help: "Player requests resolved, by where the stream was served from (local, tail, peer, origin).",
@@ -66,8 +70,16 @@ func newMetrics(n *Node) *metrics {
 		}, []string{"served"}),
 		fillBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_fill_bytes_total",
-			Help: "RTP bytes stored by fills, by source. source=\"peer\" is WAN traffic the mesh saved.",
+			Help: "RTP bytes stored by fills, by source (peer, origin). source=\"origin\" is what crossed the WAN.",
 		}, []string{"source"}),
+		playerBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtspmesh_player_served_bytes_total",
+			Help: "RTP bytes sent to players, by where their session was served from (local, tail, peer, origin).",
+		}, []string{"served"}),
+		wanSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtspmesh_wan_saved_bytes_total",
+			Help: "RTP bytes sent to players whose session did not start a fill from an origin (served local, tail or peer): bytes that did not cross the WAN for them (docs/api.md).",
+		}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_fills_total",
 			Help: "Fills ended, by result (complete, partial, failed).",
@@ -94,6 +106,7 @@ func newMetrics(n *Node) *metrics {
 	for _, s := range servedLabels {
 		m.requests.WithLabelValues(string(s))
 		m.prefetches.WithLabelValues(string(s))
+		m.playerBytesBy[s] = m.playerBytes.WithLabelValues(string(s))
 	}
 	for _, s := range []string{"peer", sourceOrigin} {
 		m.misses.WithLabelValues(s)
@@ -105,7 +118,7 @@ func newMetrics(n *Node) *metrics {
 	for _, r := range []string{"found", "none", "error"} {
 		m.dhtLookups.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.requests, m.requestErrors, m.hits, m.misses, m.prefetches, m.fillBytes,
+	m.reg.MustRegister(m.requests, m.requestErrors, m.hits, m.misses, m.prefetches, m.fillBytes, m.playerBytes, m.wanSaved,
 		m.fills, m.fillDuration, m.evictions, m.dhtLookups, m.dhtLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -135,8 +148,29 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_player_sent_bytes_total", "RTP bytes sent to players.", func() float64 {
 			return float64(n.edge.Stats().BytesSent)
 		}),
+		counter("rtspmesh_player_rtcp_sent_total", "RTCP compounds sent to players (sender reports, the end's SR+BYE).", func() float64 {
+			return float64(n.edge.Stats().ReportsSent)
+		}),
+		counter("rtspmesh_player_rtcp_received_total", "RTCP packets received from players (receiver reports, SDES, BYE).", func() float64 {
+			return float64(n.edge.Stats().RTCPReceived)
+		}),
 		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
+		}),
+		gauge("rtspmesh_rtsp_connections", "RTSP connections open now.", func() float64 {
+			return float64(n.edge.Stats().Conns)
+		}),
+		counter("rtspmesh_rtsp_connections_refused_total", "RTSP connections refused by rtsp.max_connections or rtsp.max_connections_per_address.", func() float64 {
+			return float64(n.edge.Stats().ConnsRefused)
+		}),
+		counter("rtspmesh_rtsp_connections_timed_out_total", "RTSP connections closed for a request not complete within rtsp.request_timeout, or idle outside PLAY for rtsp.idle_timeout.", func() float64 {
+			return float64(n.edge.Stats().ConnsTimedOut)
+		}),
+		counter("rtspmesh_rtsp_sessions_refused_total", "Player sessions refused (453) by rtsp.max_sessions or rtsp.max_sessions_per_address.", func() float64 {
+			return float64(n.edge.Stats().SessionsRefused)
+		}),
+		counter("rtspmesh_rtsp_auth_failures_total", "Player requests refused (401) for wrong credentials (rtsp.auth).", func() float64 {
+			return float64(n.edge.Stats().AuthFailed)
 		}),
 		gauge("rtspmesh_fills_active", "Fills running now.", func() float64 {
 			n.fills.mu.Lock()
@@ -150,6 +184,18 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		gauge("rtspmesh_store_quota_bytes", "The store's quota (cache.max_bytes); 0 means none.", func() float64 {
 			_, max := n.store.Usage()
 			return float64(max)
+		}),
+		gauge("rtspmesh_store_storing", "1 while the store stores fills; 0 while it relays without storing (below cache.min_free free, or the quota full of recordings that cannot be evicted).", func() float64 {
+			if n.store.Storing() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("rtspmesh_store_free_bytes", "Free space on data_dir's filesystem at the last check.", func() float64 {
+			return float64(n.store.Space().Free)
+		}),
+		counter("rtspmesh_store_segments_refused_total", "Segments not stored for lack of disk space (cache.min_free).", func() float64 {
+			return float64(n.store.Space().Refused)
 		}),
 		gauge("rtspmesh_store_recordings", "Recordings in the store.", func() float64 {
 			infos, _ := n.store.List()
@@ -172,6 +218,19 @@ func (m *metrics) request(s Served) {
 		m.hits.Inc()
 	default:
 		m.misses.WithLabelValues(string(s)).Inc()
+	}
+}
+
+// delivered counts bytes sent to a player whose session was served from s.
+func (m *metrics) delivered(s Served, bytes uint64) {
+	if m == nil || bytes == 0 {
+		return
+	}
+	if c := m.playerBytesBy[s]; c != nil {
+		c.Add(float64(bytes))
+	}
+	if s != ServedOrigin {
+		m.wanSaved.Add(float64(bytes))
 	}
 }
 

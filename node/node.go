@@ -63,6 +63,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	var err error
 	n.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{
 		MaxBytes:   int64(cfg.Cache.MaxBytes),
+		MinFree:    int64(cfg.Cache.MinFree),
 		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
 		OnEvict:    n.evicted,
 		Logger:     logger.With("component", "store"),
@@ -102,9 +103,11 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Transports:     cfg.RTSP.Transports,
 		Recordings:     n,
 		Logger:         logger.With("component", "rtsp"),
+		Limits:         cfg.RTSP.limits(),
+		Auth:           cfg.playerAuth(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rtsp server: %w", err)
+		return nil, err // rtspedge says "rtsp server: …" itself
 	}
 	if n.admin, err = newAdminServer(n, logger); err != nil { // also sets n.metrics
 		return nil, err
@@ -134,10 +137,11 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
-	n.wg.Go(func() { errc <- named("rtsp server", n.edge.Run(ctx)) })
-	n.wg.Go(func() { errc <- named("admin api", n.admin.run(ctx)) })
+	// Each component names itself in its errors ("rtsp server: …").
+	n.wg.Go(func() { errc <- stopped(n.edge.Run(ctx)) })
+	n.wg.Go(func() { errc <- stopped(n.admin.run(ctx)) })
 	if n.mesh != nil {
-		n.wg.Go(func() { errc <- named("mesh", n.mesh.Run(ctx)) })
+		n.wg.Go(func() { errc <- stopped(n.mesh.Run(ctx)) })
 		n.reprovide(ctx)
 	}
 	close(n.ready)
@@ -161,11 +165,13 @@ loop:
 	return err
 }
 
-func named(what string, err error) error {
+// stopped is a component's error from Run, nil when it stopped because
+// Run's context ended.
+func stopped(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return err
 }
 
 // reprovide announces every complete recording the store holds: after a

@@ -13,7 +13,6 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -148,26 +147,8 @@ func playUntilPacket(ctx context.Context, url string, enough func(*description.M
 // describeStatus sends DESCRIBE for url and returns the RTSP status code.
 func describeStatus(t *testing.T, url string) (base.StatusCode, time.Duration) {
 	t.Helper()
-	u, err := base.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, ReadTimeout: 30 * time.Second}
-	if err := c.Start2(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	_, res, err := c.Describe(u)
-	took := time.Since(start)
-	var bad liberrors.ErrClientBadStatusCode
-	switch {
-	case errors.As(err, &bad):
-		return bad.Code, took
-	case err != nil:
-		t.Fatalf("describe %s: %v", url, err)
-	}
-	return res.StatusCode, took
+	code, _, took := describeAnswer(t, url)
+	return code, took
 }
 
 func TestBadRequests(t *testing.T) {

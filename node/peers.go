@@ -53,14 +53,21 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 			if pm.Live {
 				m.Via = via
 			}
+			st := n.store
+			if !st.Storing() {
+				st = n.relay // no space (cache.min_free, the quota): relay without storing
+				_ = st.Delete(f.key)
+			}
 			var err error
-			if w, err = n.store.Create(m); err != nil {
+			if w, err = st.Create(m); err != nil {
 				pf.Close()
 				log.Error("create recording", "err", err)
 				return nil, false
 			}
-			f.setReady(n.store)
-			n.provide(ctx, f.key)
+			f.setReady(st)
+			if st == n.store {
+				n.provide(ctx, f.key)
+			}
 		} else {
 			_ = w.Update(func(m *store.Manifest) {
 				m.Source = pf.Peer()
@@ -80,6 +87,12 @@ func (n *Node) fillFromPeers(ctx context.Context, f *fill, w *store.Writer, log 
 		pf.Close()
 		if err == nil {
 			return w, true
+		}
+		if ctx.Err() != nil {
+			// Stopped on purpose (no players left, the node stops): runFill
+			// says so; there is no next source to try.
+			log.Debug("peer fill stopped", "peer", pf.Peer(), "why", context.Cause(ctx))
+			return w, false
 		}
 		log.Warn("peer fill stopped; trying the next source", "peer", pf.Peer(), "err", err)
 		if w.Manifest().Live {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -39,6 +40,9 @@ func (r *recording) NewReader(from time.Duration) (*store.Reader, error) {
 	return r.st.NewReader(r.key, from)
 }
 
+// Delivered counts what the player was sent (rtspedge.DeliveryCounter).
+func (r *recording) Delivered(packets, bytes uint64) { r.n.metrics.delivered(r.served, bytes) }
+
 func (r *recording) Close() {
 	if !r.opened.IsZero() {
 		r.n.log.Info("player session end", "stream", r.key, "served", r.served,
@@ -75,7 +79,7 @@ func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error
 			return nil, err
 		}
 		n.metrics.requestFailed()
-		n.log.Info("player request failed", "stream", key, "err", err)
+		n.log.Debug("player request failed", "stream", key, "err", err) // rtspedge logs the refusal
 		return nil, err
 	}
 	n.metrics.request(rec.served)
@@ -162,7 +166,7 @@ func (n *Node) release(f *fill) {
 			n.fills.mu.Lock()
 			defer n.fills.mu.Unlock()
 			if f.players == 0 {
-				cancel()
+				cancel(errNoPlayers)
 			}
 		})
 	}
@@ -173,6 +177,10 @@ func (n *Node) release(f *fill) {
 }
 
 const sourceOrigin = "origin"
+
+// errNoPlayers is why a fill stops cache.live_linger after its last player
+// left (or at once, for a VOD fill with cache.complete_on_abandon off).
+var errNoPlayers = errors.New("no players left")
 
 // runFill fills one stream: from providers in the mesh, nearest first, then
 // from the origin, resuming from the last verified segment at each step.
@@ -188,8 +196,8 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 		}
 		n.fills.mu.Unlock()
 	}()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	n.fills.mu.Lock()
 	f.cancel = cancel
 	n.fills.mu.Unlock()
@@ -197,8 +205,10 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 	log := n.log.With("stream", f.key)
 	start := time.Now()
 	var w *store.Writer
-	// A partial recording (a crash, a dead origin) resumes where it stopped.
-	if m, err := n.store.Manifest(f.key); err == nil {
+	// A partial recording (a crash, a dead origin) resumes where it stopped,
+	// when there is space to store more: otherwise the fill relays (below)
+	// and the recording stays as it is.
+	if m, err := n.store.Manifest(f.key); err == nil && n.store.Storing() {
 		if m.Live || m.State == store.StateFilling {
 			_ = n.store.Delete(f.key)
 		} else if m.State == store.StatePartial {
@@ -220,7 +230,10 @@ func (n *Node) runFill(ctx context.Context, f *fill) {
 		}
 		m := w.Manifest()
 		lvl := slog.LevelInfo
-		if err != nil {
+		if err != nil && ctx.Err() != nil {
+			// Stopped on purpose: its players left, or the node stops.
+			err = context.Cause(ctx)
+		} else if err != nil {
 			lvl = slog.LevelWarn
 		}
 		log.Log(ctx, lvl, "fill end", "source", source, "state", st, "bytes", m.Bytes,
@@ -274,6 +287,11 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 	req := n.cfg.originRequest(f.origin, f.originURL)
 	req.Timeout = time.Duration(n.cfg.OriginTimeout)
 	req.Logger = n.log
+	req.OnClassify = func(live bool) {
+		n.fills.mu.Lock()
+		f.live = live
+		n.fills.mu.Unlock()
+	}
 	o, err := rtspedge.OpenOrigin(ctx, req)
 	if err != nil {
 		return w, err
@@ -282,7 +300,9 @@ func (n *Node) fillFromOrigin(ctx context.Context, f *fill, w *store.Writer, log
 	if w == nil {
 		m := emptyCopy(o.Manifest(), f.key, sourceOrigin)
 		st := n.store
-		if !o.Cacheable() {
+		if !o.Cacheable() || !st.Storing() {
+			// Uncacheable, or no space to store (cache.min_free, the
+			// quota): relayed to players without storing.
 			st = n.relay
 			_ = st.Delete(f.key) // a finished relay of the same stream still held by its last player
 		}
@@ -329,5 +349,8 @@ func (n *Node) dropRelayWhenIdle(f *fill) {
 	}
 }
 
-var _ rtspedge.Recordings = (*Node)(nil)
+var (
+	_ rtspedge.Recordings      = (*Node)(nil)
+	_ rtspedge.DeliveryCounter = (*recording)(nil)
+)
 var _ = mesh.Provider{}

@@ -166,16 +166,3 @@ func (c *batchConn) Close() error {
 	c.mu.Unlock()
 	return err
 }
-
-// batchListener wraps accepted connections in batchConn.
-type batchListener struct {
-	net.Listener
-}
-
-func (l batchListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return newBatchConn(c), nil
-}

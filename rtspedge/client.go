@@ -2,8 +2,6 @@ package rtspedge
 
 import (
 	"context"
-	"net"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -37,11 +35,5 @@ func WithClient(ctx context.Context, c Client) context.Context {
 
 // clientOf names the player behind an RTSP connection.
 func clientOf(sc *gortsplib.ServerConn, id uint64) Client {
-	c := Client{Conn: id}
-	if ta, ok := sc.NetConn().RemoteAddr().(*net.TCPAddr); ok {
-		c.Addr = ta.AddrPort().Addr().Unmap().String()
-	} else if ap, err := netip.ParseAddrPort(sc.NetConn().RemoteAddr().String()); err == nil {
-		c.Addr = ap.Addr().Unmap().String()
-	}
-	return c
+	return Client{Addr: addrKey(sc.NetConn().RemoteAddr()), Conn: id}
 }

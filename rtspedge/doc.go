@@ -15,6 +15,16 @@
 // (ErrOriginPolicy). Run stores at most MaxBitrate over the SDP's duration
 // (live: wall time), and no packet over MaxPlayerPacket (ErrStreamLimit).
 //
+// Classification (on demand or live) is one function, classify: a finite
+// end in the description's a=range (session level, else the longest media
+// level) or in the PLAY answer's Range means on demand, an open end or no
+// range means live, and the PLAY answer's end, when it has one, is the
+// duration. It reads npt ranges itself (gortsplib's cannot read "now", as
+// in gst-rtsp-server's npt=now-20). DESCRIBE classifies first; Run's PLAY
+// answer may then turn a live stream on demand before its first packet,
+// updating the writer (Manifest.Live, State, Duration) and calling
+// OriginRequest.OnClassify. Manifest.ClassReason keeps the reason.
+//
 // Player side: Server answers DESCRIBE with the stored SDP (control URLs
 // rewritten, a=range for VOD), SETUP over TCP or UDP, and PLAY/PAUSE with a
 // per-session replay goroutine that sends each packet at
@@ -24,6 +34,28 @@
 // here and nowhere else (a LimitError: 503 with its reason phrase).
 // Recordings.Open's context carries the Client (address and connection)
 // that asked, so the resolver can bound requests per client.
+//
+// Abuse (connguard.go, auth.go): every connection keeps a read deadline of
+// its own (a request completes within Limits.RequestTimeout of its first
+// byte; outside PLAY a connection idles at most Limits.IdleTimeout);
+// connections and sessions are capped in all and per IP address (503 at
+// accept, 453 at SETUP). With ServerConfig.Auth, DESCRIBE and SETUP need
+// RTSP Digest credentials checked against an HA1 (Basic only when enabled).
+//
+// RTCP to players (RFC 3550; reports.go): gortsplib reports only for
+// ServerStream writes, so the replay sends its own. Each set-up track gets a
+// compound SR + SDES CNAME (one CNAME per session) with its first packet and
+// then every 5 s randomised into [2.5, 7.5] s, over TCP and UDP, while the
+// replay runs; the end of a stream is SR + SDES + BYE on every track. The
+// RTP↔NTP line follows the session timeline (NTP = when session time 0 was
+// played + session time), which PAUSE stops and a seek moves on like the
+// timestamps, so one line holds for the whole session. A live track whose
+// origin sent sender reports reports the origin's NTP instead: Run keeps
+// each report's mapping with the recording (store.Writer.SetClock, in the
+// timestamps stored, re-based for a spliced session), the mesh relays it,
+// and the replay maps the session's timestamp back to the stored one
+// (store.Reader.Clock). RTCP from players is counted
+// (ServerStats.RTCPReceived), never an error.
 //
 // Live streams: the store keeps a rolling window of a live recording, and
 // a live PLAY's Range is read against it (Recording.Span gives the oldest

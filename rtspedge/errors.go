@@ -89,17 +89,52 @@ func statusFor(err error) base.StatusCode {
 	return base.StatusInternalServerError
 }
 
-// reasonFor is the reason phrase of the answer to err: the standard one,
-// with the bound or the policy named when one refused the request.
-func reasonFor(err error) string {
-	code := statusFor(err)
-	std := base.StatusMessages[code]
+// refusal is the answer a player gets for err: statusFor's code with a
+// reason phrase that says what went wrong where the standard one would not
+// ("503 Origin Unreachable", not a bare "503 Service Unavailable"; a bound
+// or an origin policy named in parentheses: "503 Service Unavailable (too
+// many fills)"). An origin's own 4xx answer passes through with its reason
+// phrase.
+func refusal(err error) *base.Response {
+	res := &base.Response{StatusCode: statusFor(err)}
+	var se *OriginStatusError
 	var le *LimitError
 	switch {
 	case errors.As(err, &le):
-		return std + " (" + le.Reason + ")"
+		res.StatusMessage = base.StatusMessages[res.StatusCode] + " (" + le.Reason + ")"
 	case errors.Is(err, ErrOriginPolicy):
-		return std + " (origin refused by policy)"
+		res.StatusMessage = base.StatusMessages[res.StatusCode] + " (origin refused by policy)"
+	case errors.Is(err, ErrUnknownOrigin):
+		res.StatusMessage = "Unknown Origin"
+	case errors.Is(err, ErrOriginUnavailable):
+		res.StatusMessage = "Origin Unreachable"
+	case errors.Is(err, ErrNotCached):
+		res.StatusMessage = "Not Cached"
+	case errors.Is(err, ErrMalformedSDP):
+		res.StatusMessage = "Bad Origin Description"
+	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && validReason(se.Message):
+		res.StatusMessage = se.Message
 	}
-	return std
+	return res
+}
+
+// validReason: a reason phrase that can go on a status line as it is.
+func validReason(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// reasonPhrase is the reason phrase res goes out with.
+func reasonPhrase(res *base.Response) string {
+	if res.StatusMessage != "" {
+		return res.StatusMessage
+	}
+	return base.StatusMessages[res.StatusCode]
 }

@@ -22,14 +22,15 @@ func FuzzSDP(f *testing.F) {
 	f.Add([]byte(synthSDP))
 	f.Add([]byte("v=0\r\ns=x\r\nt=0 0\r\na=range:npt=0-12.5\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 mpeg4-generic/48000/1\r\n"))
 	f.Add([]byte("v=0\r\ns=x\r\nt=0 0\r\na=range:npt=now-\r\nm=video 0 RTP/AVP 26\r\na=control:rtsp://h/x/t1\r\n"))
+	f.Add([]byte("v=0\r\ns=x\r\nt=0 0\r\na=range:npt=now-20\r\nm=video 0 RTP/AVP 26\r\na=range:npt=0:00:01.5-0:01:00\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ssd, desc, err := parseSDP(b)
 		if err != nil {
 			return
 		}
 		_ = tracksOf(desc)
-		dur, live := sdpRange(ssd)
-		out, pdesc, err := playerDescription(store.Manifest{SDP: b, Duration: dur, Live: live})
+		c := classify(ssd, "")
+		out, pdesc, err := playerDescription(store.Manifest{SDP: b, Duration: c.duration, Live: c.live})
 		if err != nil {
 			return
 		}

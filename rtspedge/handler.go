@@ -1,6 +1,7 @@
 package rtspedge
 
 import (
+	"log/slog"
 	"sync"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -23,6 +24,17 @@ type connState struct {
 	described map[string]*described
 	method    base.Method
 	rtpInfo   base.HeaderValue
+	nonce     string // player authentication's, made on first use
+}
+
+// authNonce returns the connection's Digest nonce.
+func (cs *connState) authNonce() string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.nonce == "" {
+		cs.nonce = newNonce()
+	}
+	return cs.nonce
 }
 
 // described is a recording opened by DESCRIBE, with its player description.
@@ -106,6 +118,9 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 
 // OnRequest implements gortsplib.ServerHandlerOnRequest.
 func (h *handler) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	if gc := guardOf(sc.NetConn()); gc != nil {
+		gc.requestDone()
+	}
 	cs := h.conn(sc)
 	cs.mu.Lock()
 	cs.method = req.Method
@@ -130,6 +145,9 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	s := h.server()
 	path := recordingPath(ctx.Path, ctx.Query)
 	cs := h.conn(ctx.Conn)
+	if res := s.authorize(ctx.Request, path, cs.authNonce()); res != nil {
+		return res, nil, nil
+	}
 	d, res := s.open(clientOf(ctx.Conn, cs.id), path)
 	if d == nil {
 		return res, nil, nil
@@ -148,23 +166,32 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
 	}
 	path := recordingPath(ctx.Path, ctx.Query)
+	if res := s.authorize(ctx.Request, path, h.conn(ctx.Conn).authNonce()); res != nil {
+		return res, nil, nil
+	}
 	if p := h.player(ctx.Session); p != nil {
 		if p.path != path {
 			return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
 		}
 		return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
 	}
+	addr := addrKey(ctx.Conn.NetConn().RemoteAddr())
+	if !s.reserveSession(ctx.Session, addr) {
+		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, nil
+	}
 	cs := h.conn(ctx.Conn)
 	d := cs.take(path)
 	if d == nil {
 		var res *base.Response
 		if d, res = s.open(clientOf(ctx.Conn, cs.id), path); d == nil {
+			s.releaseSession(ctx.Session)
 			return res, nil, nil
 		}
 	}
 	p, err := newPlayer(s, ctx.Session, path, d)
 	if err != nil {
 		d.rec.Close()
+		s.releaseSession(ctx.Session)
 		s.log.Error("set up player", "path", path, "err", err)
 		return &base.Response{StatusCode: base.StatusInternalServerError}, nil, nil
 	}
@@ -186,6 +213,13 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 		cs.mu.Lock()
 		cs.rtpInfo = res.Header["RTP-Info"]
 		cs.mu.Unlock()
+		if gc := guardOf(ctx.Conn.NetConn()); gc != nil {
+			gc.setPlaying(true)
+			s := h.server()
+			s.mu.Lock()
+			s.playConn[ctx.Session] = gc
+			s.mu.Unlock()
+		}
 	}
 	return res, nil
 }
@@ -197,12 +231,15 @@ func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Respons
 		return &base.Response{StatusCode: base.StatusSessionNotFound}, nil
 	}
 	p.pause()
+	h.server().stopPlaying(ctx.Session)
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
 // OnSessionClose implements gortsplib.ServerHandlerOnSessionClose.
 func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	s := h.server()
+	s.stopPlaying(ctx.Session)
+	s.releaseSession(ctx.Session)
 	s.mu.Lock()
 	p := s.players[ctx.Session]
 	delete(s.players, ctx.Session)
@@ -230,16 +267,21 @@ func (h *handler) OnDecodeError(*gortsplib.ServerHandlerOnDecodeErrorCtx) {}
 func (s *Server) open(client Client, path string) (*described, *base.Response) {
 	rec, err := s.cfg.Recordings.Open(WithClient(s.ctx, client), path)
 	if err != nil {
-		code := statusFor(err)
-		s.log.Info("player request refused", "path", path, "status", int(code), "err", err)
-		return nil, &base.Response{StatusCode: code, StatusMessage: reasonFor(err)}
+		res := refusal(err)
+		lvl := slog.LevelInfo
+		if res.StatusCode >= base.StatusInternalServerError {
+			lvl = slog.LevelWarn // the node or its origin failed, not the player
+		}
+		s.log.Log(s.ctx, lvl, "player request refused", "path", path, "status", int(res.StatusCode),
+			"reason", reasonPhrase(res), "err", err)
+		return nil, res
 	}
 	m := rec.Manifest()
 	sdp, desc, err := playerDescription(m)
 	if err != nil {
 		rec.Close()
 		s.log.Error("stored description unusable", "path", path, "err", err)
-		return nil, &base.Response{StatusCode: statusFor(err)}
+		return nil, refusal(err)
 	}
 	return &described{rec: rec, m: m, sdp: sdp, desc: desc}, nil
 }

@@ -148,3 +148,12 @@ func (s *liveSplice) rebase(p *store.Packet, originPN bool, nextPN uint64, clock
 	binary.BigEndian.PutUint32(p.RTP[4:8], ts+o.off)
 	return true
 }
+
+// tsOffset is what rebase adds to track's RTP timestamps; ok is false
+// before the track's first kept packet.
+func (s *liveSplice) tsOffset(track uint8) (uint32, bool) {
+	if int(track) >= len(s.ts) || !s.ts[track].based {
+		return 0, false
+	}
+	return s.ts[track].off, true
+}

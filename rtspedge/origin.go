@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -47,6 +48,11 @@ type OriginRequest struct {
 	// real time (the Speed header) so the recording fills sooner. Zero
 	// plays at real time.
 	Speed float64
+	// OnClassify, when set, is called with the new classification when the
+	// PLAY answer's Range changes what DESCRIBE said (a live stream whose
+	// PLAY answer has an end is on demand), after the writer of Run was
+	// updated and before its first packet. It runs on Run's goroutine.
+	OnClassify func(live bool)
 
 	// RefuseRedirects refuses every redirect of DESCRIBE. Otherwise a
 	// redirect is followed only within the URL's scheme, host and port (at
@@ -75,6 +81,7 @@ type OriginSession struct {
 	log     *slog.Logger
 	client  *gortsplib.Client
 	desc    *description.Session
+	ssd     *sdp.SessionDescription // the description as received, for classify
 	m       store.Manifest
 	tracks  []*originTrack
 	policy  *originPolicy
@@ -207,7 +214,8 @@ func (o *OriginSession) describe(desc *description.Session, res *base.Response) 
 		return fmt.Errorf("origin %s: %w: %d media", o.display, ErrMalformedSDP, len(desc.Medias))
 	}
 	o.desc = desc
-	dur, live := sdpRange(ssd)
+	o.ssd = ssd
+	c := classify(ssd, "")
 	o.m = store.Manifest{
 		SDP:    append([]byte(nil), res.Body...),
 		Tracks: tracksOf(desc),
@@ -217,8 +225,9 @@ func (o *OriginSession) describe(desc *description.Session, res *base.Response) 
 			LastModified: first(res.Header["Last-Modified"]),
 			FetchedAt:    time.Now().UTC(),
 		},
-		Live:     live,
-		Duration: dur,
+		Live:        c.live,
+		Duration:    c.duration,
+		ClassReason: c.reason,
 	}
 	o.mu.Lock()
 	o.cacheCtl = append(o.cacheCtl, res.Header["Cache-Control"]...)
@@ -283,9 +292,11 @@ func (o *OriginSession) onResponse(res *base.Response) {
 // freshness, live or VOD with duration, and whether meta-info was agreed.
 // Key, State and Source are left for the caller.
 func (o *OriginSession) Manifest() store.Manifest {
+	o.mu.Lock()
 	m := o.m
-	m.SDP = append([]byte(nil), o.m.SDP...)
-	m.Tracks = append([]store.Track(nil), o.m.Tracks...)
+	o.mu.Unlock()
+	m.SDP = append([]byte(nil), m.SDP...)
+	m.Tracks = append([]store.Track(nil), m.Tracks...)
 	return m
 }
 

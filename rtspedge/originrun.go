@@ -144,8 +144,11 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	o.client.OnPacketRTCPAny(func(medi *description.Media, pkt rtcp.Packet) {
 		<-ready
 		if t := byMedia[medi]; t != nil {
-			if _, bye := pkt.(*rtcp.Goodbye); bye {
+			switch pkt := pkt.(type) {
+			case *rtcp.Goodbye:
 				r.bye(t)
+			case *rtcp.SenderReport:
+				r.senderReport(t, pkt)
 			}
 		}
 	})
@@ -241,6 +244,7 @@ func (r *playRun) playAnswer(res *base.Response, requested time.Duration) {
 	if v, err := strconv.ParseFloat(strings.TrimSpace(first(res.Header["Speed"])), 64); err == nil && v > 0 {
 		r.speed = v
 	}
+	r.reclassify(strings.TrimSpace(first(res.Header["Range"])))
 	var rng headers.Range
 	if err := rng.Unmarshal(res.Header["Range"]); err == nil {
 		if npt, ok := rng.Value.(*headers.RangeNPT); ok {
@@ -257,6 +261,47 @@ func (r *playRun) playAnswer(res *base.Response, requested time.Duration) {
 			t.haveBase, t.baseTS, t.baseTT = true, *e.Timestamp, r.rngStart
 		}
 	}
+}
+
+// reclassify classifies the stream again with the PLAY answer's Range, the
+// stronger witness, and updates the session's manifest and the writer's
+// (when it can be updated) if that changes it: a live stream whose PLAY
+// answer has an end becomes on demand, and an end there is the duration.
+// A writer that already holds packets keeps what it is.
+func (r *playRun) reclassify(playRange string) {
+	o := r.o
+	c := classify(o.ssd, playRange)
+	o.mu.Lock()
+	m := o.m
+	o.mu.Unlock()
+	if c.live == m.Live && c.duration == m.Duration && c.reason == m.ClassReason {
+		return
+	}
+	if r.resume || r.splice != nil {
+		o.log.Debug("PLAY answer classifies the stream otherwise; the recording keeps its own",
+			"live", m.Live, "play_range", playRange)
+		return
+	}
+	if c.live != m.Live {
+		o.log.Info("PLAY answer reclassifies the stream", "live", c.live, "duration", c.duration, "reason", c.reason)
+	}
+	o.mu.Lock()
+	o.m.Live, o.m.Duration, o.m.ClassReason = c.live, c.duration, c.reason
+	o.mu.Unlock()
+	if u, ok := r.w.(manifestUpdater); ok {
+		err := u.Update(func(m *store.Manifest) { m.Live, m.Duration, m.ClassReason = c.live, c.duration, c.reason })
+		if err != nil {
+			o.log.Warn("store the PLAY answer's classification", "err", err)
+		}
+	}
+	if o.req.OnClassify != nil && c.live != m.Live {
+		o.req.OnClassify(c.live)
+	}
+}
+
+// manifestUpdater is a PacketWriter whose manifest can change (*store.Writer).
+type manifestUpdater interface {
+	Update(func(m *store.Manifest)) error
 }
 
 // matchRTPInfo finds the RTP-Info entry of track i: by URL path, else by
@@ -329,6 +374,38 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	r.tail.note(&p, binary.BigEndian.Uint32(p.RTP[4:8]), now)
 }
 
+// clockSetter is a PacketWriter that keeps each track's RTP↔NTP mapping
+// (*store.Writer).
+type clockSetter interface {
+	SetClock(track uint8, c store.Clock) error
+}
+
+// senderReport keeps the origin's RTP↔NTP mapping of a live track t from
+// its sender report, in the timestamps stored (a spliced session's are re-based), so
+// the edge's own sender reports to players carry the origin's capture time.
+func (r *playRun) senderReport(t *originTrack, sr *rtcp.SenderReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs, ok := r.w.(clockSetter)
+	r.o.mu.Lock()
+	live := r.o.m.Live
+	r.o.mu.Unlock()
+	if r.stopped || !ok || !live || sr.NTPTime == 0 {
+		return // VOD: the edge reports its own session timeline
+	}
+	ts := sr.RTPTime
+	if r.splice != nil {
+		off, ok := r.splice.tsOffset(t.index)
+		if !ok {
+			return // no packet kept yet: the next report will do
+		}
+		ts += off
+	}
+	if err := cs.SetClock(t.index, store.Clock{RTP: ts, NTP: timeOfNTP(sr.NTPTime)}); err != nil {
+		r.o.log.Debug("keep the origin's clock", "track", t.index, "err", err)
+	}
+}
+
 // bye notes an RTCP BYE; BYE on every track ends the stream.
 func (r *playRun) bye(t *originTrack) {
 	r.mu.Lock()
@@ -345,7 +422,9 @@ func (r *playRun) finish() { r.endOnce.Do(func() { close(r.end) }) }
 func (r *playRun) atEnd() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.o.mu.Lock()
 	m := r.o.m
+	r.o.mu.Unlock()
 	return !m.Live && m.Duration > 0 && r.lastTT+endSlack >= m.Duration && (r.appended > 0 || r.resume)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/pion/rtcp"
 
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -43,6 +44,10 @@ type playTrack struct {
 	init    uint32 // RTP time of session time 0
 	off     uint32 // added to stored timestamps in this PLAY
 	haveOff bool
+	// Sender reports (reports.go).
+	nextSR  time.Time // the next is due; zero: with the first packet
+	packets uint32    // RTP packets sent, for the SR (wrapping)
+	octets  uint32    // RTP payload bytes sent, for the SR (wrapping)
 }
 
 // player is one RTSP session playing one recording.
@@ -51,6 +56,7 @@ type player struct {
 	ss     *gortsplib.ServerSession
 	path   string
 	rec    Recording
+	count  DeliveryCounter // rec's, or nil
 	m      store.Manifest
 	desc   *description.Session
 	stream *gortsplib.ServerStream
@@ -60,17 +66,20 @@ type player struct {
 
 	// Replay state: owned by the session goroutine (OnPlay, OnPause) while
 	// no replay runs, and by the replay goroutine while it runs.
-	reader   *store.Reader
-	queue    []qpacket // packets read ahead, head first
-	head     int
-	eof      bool
-	played   bool
-	sStart   time.Duration // session time at sNPT
-	sNPT     time.Duration // NPT where the current PLAY started
-	maxSent  time.Duration // highest tt sent since sNPT
-	conn     *batchConn    // TCP only
-	pushed   uint64        // frames announced to conn
-	probeCtx context.Context
+	reader    *store.Reader
+	queue     []qpacket // packets read ahead, head first
+	head      int
+	eof       bool
+	played    bool
+	sStart    time.Duration // session time at sNPT
+	sNPT      time.Duration // NPT where the current PLAY started
+	maxSent   time.Duration // highest tt sent since sNPT
+	conn      *batchConn    // TCP only
+	wallStart time.Time     // when session time sStart is (replay pacing)
+	ntpZero   time.Time     // NTP of session time 0 in sender reports
+	cname     string        // RTCP CNAME of the session
+	pushed    uint64        // frames announced to conn
+	probeCtx  context.Context
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -98,7 +107,9 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 		byMed:    make(map[*description.Media]*playTrack),
 		log:      s.log.With("path", path),
 		probeCtx: probe,
+		cname:    newCNAME(),
 	}
+	p.count, _ = d.rec.(DeliveryCounter)
 	stats := stream.Stats()
 	for _, medi := range d.desc.Medias {
 		t := &playTrack{media: medi, clock: uint32(max(medi.Formats[0].ClockRate(), 1)), nextSeq: randUint16()}
@@ -157,6 +168,12 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 	if fail != nil {
 		return fail
 	}
+	if !p.played {
+		// RTCP from the player (receiver reports, SDES, BYE) is counted,
+		// nothing more. Set once: gortsplib reads UDP RTCP on another
+		// goroutine once the session plays.
+		ctx.Session.OnPacketRTCPAny(func(*description.Media, rtcp.Packet) { p.s.rtcpReceived.Add(1) })
+	}
 	p.played = true
 
 	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}}
@@ -213,7 +230,7 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 	r, err := p.rec.NewReader(from)
 	if err != nil {
 		p.log.Warn("open reader", "from", from, "err", err)
-		return &base.Response{StatusCode: statusFor(err)}
+		return refusal(err)
 	}
 	p.reader = r
 	if p.m.Live {
@@ -350,11 +367,15 @@ func (p *player) startReplay() {
 	p.mu.Lock()
 	p.cancel, p.done, p.playing = cancel, done, true
 	p.mu.Unlock()
+	p.wallStart = time.Now()
+	if p.ntpZero.IsZero() {
+		p.ntpZero = p.wallStart.Add(-p.sStart)
+	}
 	p.s.replays.Add(1)
 	go func() {
 		defer p.s.replays.Done()
 		defer close(done)
-		p.replay(ctx, time.Now(), p.sNPT)
+		p.replay(ctx, p.wallStart, p.sNPT)
 		p.mu.Lock()
 		p.playing = false
 		p.mu.Unlock()

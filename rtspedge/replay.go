@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/store"
@@ -87,7 +86,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			}
 			n++
 		}
-		if n > 0 && !p.send(n, &pkt) {
+		if n > 0 && (!p.send(n, &pkt) || !p.report(time.Now())) {
 			return
 		}
 		switch {
@@ -107,6 +106,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 				return
 			}
 			wallStart, ttStart = time.Now(), p.sNPT
+			p.wallStart = wallStart
 			continue
 		default:
 			p.log.Warn("replay read failed; closing the session", "err", readErr)
@@ -173,11 +173,16 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 			p.writeFailed(err)
 			return false
 		}
+		t.packets++
+		t.octets += uint32(len(pkt.Payload))
 		p.maxSent = max(p.maxSent, q.tt)
 		sent += uint64(len(q.data))
 	}
 	p.s.packetsSent.Add(count)
 	p.s.bytesSent.Add(sent)
+	if p.count != nil && count > 0 {
+		p.count.Delivered(count, sent)
+	}
 	p.head += n
 	p.compact()
 	return true
@@ -223,30 +228,4 @@ func (p *player) writeFailed(err error) {
 		p.log.Debug("write to player failed; closing its session", "err", err)
 	}
 	p.ss.Close()
-}
-
-// sendBye tells the player the stream ended (RTCP BYE on every track), so
-// it stops cleanly.
-func (p *player) sendBye() {
-	var count uint64
-	for _, t := range p.tracks {
-		if t.setup {
-			count++
-		}
-	}
-	if p.conn != nil && count > 0 {
-		p.pushed += count
-		p.conn.expect(p.pushed)
-	}
-	for _, t := range p.tracks {
-		if t.setup {
-			// The reason makes the packet at least 12 bytes: FFmpeg ignores
-			// shorter RTCP packets.
-			bye := &rtcp.Goodbye{Sources: []uint32{t.ssrc}, Reason: "end of stream"}
-			if err := p.ss.WritePacketRTCP(t.media, bye); err != nil {
-				p.writeFailed(err)
-				return
-			}
-		}
-	}
 }

@@ -6,9 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	psdp "github.com/pion/sdp/v3"
 
@@ -52,50 +50,6 @@ func tracksOf(desc *description.Session) []store.Track {
 		}
 	}
 	return out
-}
-
-// sdpRange reads the NPT range of a description: the session-level
-// a=range, else the longest media-level one. No range, or a range without an
-// end, is a live stream.
-func sdpRange(ssd *sdp.SessionDescription) (dur time.Duration, live bool) {
-	end, ok := rangeEnd(ssd.Attributes)
-	if ok {
-		return end, end <= 0
-	}
-	found := false
-	for _, md := range ssd.MediaDescriptions {
-		if e, ok := rangeEnd(md.Attributes); ok {
-			found = true
-			dur = max(dur, e)
-		}
-	}
-	if !found {
-		return 0, true
-	}
-	return dur, dur <= 0
-}
-
-// rangeEnd returns the end of an a=range attribute (0 when open-ended) and
-// whether there was a usable one.
-func rangeEnd(attrs []psdp.Attribute) (time.Duration, bool) {
-	for _, a := range attrs {
-		if a.Key != "range" {
-			continue
-		}
-		var r headers.Range
-		if err := r.Unmarshal(base.HeaderValue{a.Value}); err != nil {
-			continue
-		}
-		npt, ok := r.Value.(*headers.RangeNPT)
-		if !ok {
-			return 0, true // clock/SMPTE ranges: treat as live
-		}
-		if npt.End == nil {
-			return 0, true
-		}
-		return *npt.End, true
-	}
-	return 0, false
 }
 
 // formatNPT writes d as NPT seconds with millisecond precision.

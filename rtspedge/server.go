@@ -38,6 +38,14 @@ type Recording interface {
 	Close()
 }
 
+// DeliveryCounter is implemented by a Recording that counts what its
+// player is sent: the server calls Delivered from the replay after each
+// batch of RTP packets it hands to the session (bytes: header and payload,
+// as ServerStats.BytesSent counts them). It must not block.
+type DeliveryCounter interface {
+	Delivered(packets, bytes uint64)
+}
+
 // Transports a server can offer players.
 const (
 	TransportTCP = "tcp" // RTP interleaved in the RTSP connection
@@ -72,6 +80,10 @@ type ServerConfig struct {
 	// of now, so packets leave at most this early. Larger batches cost less
 	// CPU per packet (fewer wake-ups and write calls). It defaults to 40ms.
 	SendAhead time.Duration
+	// Limits bound connections and sessions (connguard.go).
+	Limits Limits
+	// Auth, when set, requires players to authenticate (auth.go).
+	Auth *PlayerAuth
 }
 
 const (
@@ -87,6 +99,17 @@ type ServerStats struct {
 	BytesSent   uint64 // RTP bytes (header and payload) handed to sessions
 	SlowDropped uint64 // players closed because their queue was full
 	Oversized   uint64 // packets skipped because they exceed the RTP packet limit
+	ReportsSent uint64 // RTCP compounds sent to players (sender reports, the end's SR+BYE)
+	// RTCPReceived counts RTCP packets from players (receiver reports,
+	// SDES, BYE): accepted, counted, never an error.
+	RTCPReceived uint64
+
+	Conns           int    // RTSP connections open now
+	ConnsRefused    uint64 // connections refused by MaxConns or MaxConnsPerAddr
+	ConnsTimedOut   uint64 // connections closed for a request not complete in time, or idle outside PLAY
+	SessionsRefused uint64 // SETUPs refused by MaxSessions or MaxSessionsPerAddr
+	AuthChallenged  uint64 // 401s to requests without credentials
+	AuthFailed      uint64 // 401s to requests with wrong credentials
 }
 
 // Server serves recordings to RTSP players: DESCRIBE answers the stored SDP,
@@ -98,6 +121,8 @@ type Server struct {
 	tcp      bool
 	udp      bool
 	ln       net.Listener
+	guard    *connGuard
+	auth     authStats
 	udpConns []*net.UDPConn // pre-bound RTP and RTCP sockets
 	rtsp     *gortsplib.Server
 
@@ -108,12 +133,20 @@ type Server struct {
 	conns   map[*gortsplib.ServerConn]*connState
 	players map[*gortsplib.ServerSession]*player
 	running bool
+	// Sessions by address (MaxSessionsPerAddr) and the connection each
+	// PLAY runs on (its read deadline is lifted meanwhile).
+	sessionsPer     map[string]int
+	sessionAddr     map[*gortsplib.ServerSession]string
+	playConn        map[*gortsplib.ServerSession]*guardConn
+	sessionsRefused atomic.Uint64
 
-	replays     sync.WaitGroup
-	packetsSent atomic.Uint64
-	bytesSent   atomic.Uint64
-	slowDropped atomic.Uint64
-	oversized   atomic.Uint64
+	replays      sync.WaitGroup
+	packetsSent  atomic.Uint64
+	bytesSent    atomic.Uint64
+	slowDropped  atomic.Uint64
+	oversized    atomic.Uint64
+	reportsSent  atomic.Uint64
+	rtcpReceived atomic.Uint64
 }
 
 // NewServer validates cfg and binds the listeners (so Addr is known at
@@ -140,15 +173,25 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.SendAhead <= 0 {
 		cfg.SendAhead = defaultSendAhead
 	}
+	if err := cfg.Limits.fill(); err != nil {
+		return nil, err
+	}
+	if a := cfg.Auth; a != nil && (a.Realm == "" || a.HA1 == nil) {
+		return nil, errors.New("rtsp server: Auth needs a Realm and HA1")
+	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		conns:   make(map[*gortsplib.ServerConn]*connState),
-		players: make(map[*gortsplib.ServerSession]*player),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		conns:       make(map[*gortsplib.ServerConn]*connState),
+		players:     make(map[*gortsplib.ServerSession]*player),
+		sessionsPer: make(map[string]int),
+		sessionAddr: make(map[*gortsplib.ServerSession]string),
+		playConn:    make(map[*gortsplib.ServerSession]*guardConn),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.guard = newConnGuard(cfg.Limits, s.log)
 	hasUDPAddr := cfg.UDPRTPAddress != "" || cfg.UDPRTCPAddress != ""
 	if len(cfg.Transports) == 0 {
 		s.tcp, s.udp = true, hasUDPAddr
@@ -169,9 +212,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("rtsp server: listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("rtsp server: %w", err) // net says "listen tcp <addr>: …"
 	}
-	s.ln = batchListener{ln}
+	s.ln = guardListener{Listener: ln, g: s.guard}
 	if s.udp {
 		if err := s.bindUDP(); err != nil {
 			_ = ln.Close()
@@ -270,8 +313,9 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadTimeout:    s.cfg.ReadTimeout,
 		WriteTimeout:   s.cfg.WriteTimeout,
 		WriteQueueSize: s.cfg.WriteQueueSize,
-		// Sender reports would describe a stream clock the replay does not
-		// follow; players sync through RTP-Info.
+		// gortsplib's sender reports follow packets written to a
+		// ServerStream; the replay writes to sessions and sends its own
+		// (reports.go).
 		DisableRTCPSenderReports: true,
 		Listen: func(string, string) (net.Listener, error) {
 			return s.ln, nil
@@ -347,6 +391,14 @@ func (s *Server) Stats() ServerStats {
 	st.BytesSent = s.bytesSent.Load()
 	st.SlowDropped = s.slowDropped.Load()
 	st.Oversized = s.oversized.Load()
+	st.ReportsSent = s.reportsSent.Load()
+	st.RTCPReceived = s.rtcpReceived.Load()
+	st.Conns = s.guard.conns()
+	st.ConnsRefused = s.guard.refused.Load()
+	st.ConnsTimedOut = s.guard.timedOut.Load()
+	st.SessionsRefused = s.sessionsRefused.Load()
+	st.AuthChallenged = s.auth.challenged.Load()
+	st.AuthFailed = s.auth.failed.Load()
 	return st
 }
 

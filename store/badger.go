@@ -29,6 +29,11 @@ import (
 //   - ValueLogFileSize 64 MiB: value-log GC rewrites whole files (and writes
 //     wait meanwhile, see runGC), so smaller files give back space after
 //     evictions sooner and in shorter pauses; rotation every 64 MiB is cheap.
+//     MemTableSize 16 MiB (Badger's default is 64): the memtable holds keys,
+//     headers and segment infos only, and a smaller one bounds what a flush
+//     writes on its own. Both shrink with a small Options.MinFree so that
+//     Badger's own reserve fits in it (space.go: badgerFileSizes); the
+//     default MinFree gives these sizes.
 //   - Space comes back only because deletions drop keys by prefix (purgeKeys,
 //     dropBlocks): Badger learns that a value is garbage only when compaction
 //     drops its key, and this LSM is too small to compact on its own
@@ -44,10 +49,12 @@ import (
 //   - Compression none: the LSM holds headers and infos only; media payloads
 //     do not compress.
 func badgerOptions(dir string, o Options) badger.Options {
+	vlog, mem := badgerFileSizes(o.MinFree)
 	bo := badger.DefaultOptions(dir).
 		WithValueThreshold(1 << 10).
 		WithDetectConflicts(false).
-		WithValueLogFileSize(64 << 20).
+		WithValueLogFileSize(vlog).
+		WithMemTableSize(mem).
 		WithBlockCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithSyncWrites(false).

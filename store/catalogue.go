@@ -13,6 +13,7 @@ type Info struct {
 	Key, ID             string
 	State               State
 	Live                bool
+	ClassReason         string // why Live is what it is (Manifest.ClassReason)
 	Duration            time.Duration
 	Bytes, Packets      uint64 // RTP bytes and packets stored
 	Segments            int    // sealed segments stored
@@ -28,7 +29,7 @@ type Info struct {
 func (r *recording) infoLocked() Info {
 	h := &r.hdr
 	return Info{
-		Key: r.key, ID: r.id, State: h.M.State, Live: h.M.Live, Duration: h.M.Duration,
+		Key: r.key, ID: r.id, State: h.M.State, Live: h.M.Live, ClassReason: h.M.ClassReason, Duration: h.M.Duration,
 		Bytes: h.M.Bytes, Packets: h.M.Packets, Segments: int(h.NextIndex - h.FirstIndex),
 		Created: h.M.Created, LastAccess: h.LastAccess, Hits: h.Hits, Source: h.M.Source,
 		Via: append([]string(nil), h.M.Via...), Pinned: h.Pinned, Readers: r.readers, Filling: r.writer != nil,
@@ -72,6 +73,9 @@ func (s *Store) Info(key string) (Info, error) {
 // readers get ErrNotFound when they need a segment they do not hold.
 // Options.OnEvict is called afterwards.
 func (s *Store) Delete(key string) error {
+	if s.space.state().ReadOnly {
+		return fmt.Errorf("delete %s: %w: the store is read-only", key, ErrNoSpace)
+	}
 	s.mu.Lock()
 	rec, ok := s.recs[key]
 	if !ok {
@@ -150,6 +154,27 @@ func (s *Store) Usage() (used, max int64) {
 	return s.used, s.opts.MaxBytes
 }
 
+// evictableLocked returns the least recently used recording that may be
+// evicted, and adds the bytes of every such recording to *total when total
+// is not nil. s.mu is held.
+func (s *Store) evictableLocked(total *int64) *recording {
+	var victim *recording
+	var oldest time.Time
+	for _, rec := range s.recs {
+		rec.mu.Lock()
+		ok := !rec.hdr.Pinned && rec.writer == nil && rec.readers == 0
+		at, size := rec.hdr.LastAccess, rec.hdr.StoredBytes
+		rec.mu.Unlock()
+		if ok && total != nil {
+			*total += size
+		}
+		if ok && (victim == nil || at.Before(oldest)) {
+			victim, oldest = rec, at
+		}
+	}
+	return victim
+}
+
 // kickEviction asks the background goroutine for an eviction pass.
 func (s *Store) kickEviction() {
 	select {
@@ -158,33 +183,33 @@ func (s *Store) kickEviction() {
 	}
 }
 
-// evict removes least-recently-used recordings until usage is within quota.
-// Pinned recordings, recordings with a writer and recordings with readers are
+// evict removes least-recently-used recordings until usage is within quota,
+// or within the goal set for lack of disk space (pollSpace). Pinned
+// recordings, recordings with a writer and recordings with readers are
 // skipped.
 func (s *Store) evict() {
+	if s.space.state().ReadOnly {
+		return
+	}
 	for {
 		s.mu.Lock()
-		if s.opts.MaxBytes <= 0 || s.used <= s.opts.MaxBytes {
+		limit, on := s.opts.MaxBytes, s.opts.MaxBytes > 0
+		if s.diskGoal >= 0 && (!on || s.diskGoal < limit) {
+			limit, on = s.diskGoal, true
+		}
+		if !on || s.used <= limit {
+			s.diskGoal = -1
 			s.mu.Unlock()
 			return
 		}
-		var victim *recording
-		var oldest time.Time
-		for _, rec := range s.recs {
-			rec.mu.Lock()
-			ok := !rec.hdr.Pinned && rec.writer == nil && rec.readers == 0
-			at := rec.hdr.LastAccess
-			rec.mu.Unlock()
-			if ok && (victim == nil || at.Before(oldest)) {
-				victim, oldest = rec, at
-			}
-		}
+		victim := s.evictableLocked(nil)
 		if victim == nil {
 			used, warned := s.used, s.quotaWarned
 			s.quotaWarned = true
+			s.diskGoal = -1
 			s.mu.Unlock()
 			if !warned {
-				s.log.Warn("over quota with nothing evictable", "used", used, "max", s.opts.MaxBytes)
+				s.log.Warn("over quota with nothing evictable", "used", used, "max", limit)
 			}
 			return
 		}

@@ -152,15 +152,21 @@ func TestQuota(t *testing.T) {
 	s.opts.MaxBytes = 3*one - one/2
 	s.mu.Unlock()
 
-	// A filling recording over quota is not evicted either.
+	// A filling recording is not evicted either, and counts: once nothing
+	// evictable could make room for its next segment, the segment is
+	// refused rather than overrunning the quota (issue 13).
 	w, err := s.Create(Manifest{Key: "filling", Tracks: avTracks()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var appendErr error
 	for _, p := range pk {
-		if err := w.Append(p); err != nil {
-			t.Fatal(err)
+		if appendErr = w.Append(p); appendErr != nil {
+			break
 		}
+	}
+	if !errors.Is(appendErr, ErrNoSpace) {
+		t.Fatalf("fill over a quota of unevictable recordings: %v, want ErrNoSpace", appendErr)
 	}
 	got := []string{<-evicted, <-evicted}
 	if got[0] != "old" || got[1] != "new" {
@@ -171,18 +177,18 @@ func TestQuota(t *testing.T) {
 			t.Fatalf("%s: %v", k, err)
 		}
 	}
-	used, max := s.Usage()
-	if used <= max {
-		t.Fatalf("test expects to stay over quota (nothing evictable): used %d max %d", used, max)
+	if used, max := s.Usage(); used > max {
+		t.Fatalf("over quota: used %d max %d", used, max)
 	}
-	// Once the writer finishes and the reader closes, they become evictable.
-	if err := w.Finish(StateComplete); err != nil {
-		t.Fatal(err)
+	// Once the writer finishes (partial: a segment was refused), it is
+	// evictable, unlike the pinned one and the one being read.
+	if err := w.Finish(StateComplete); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("finish after a refused segment: %v", err)
 	}
-	waitFor(t, "eviction", func() bool {
-		used, max := s.Usage()
-		return used <= max
-	})
+	s.mu.Lock()
+	s.opts.MaxBytes = s.used - 1
+	s.mu.Unlock()
+	s.kickEviction()
 	if k := <-evicted; k != "filling" {
 		t.Fatalf("evicted %s, want filling (the only evictable one)", k)
 	}

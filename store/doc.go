@@ -27,6 +27,19 @@
 // tombstone until their keys are gone. Quota: Options.MaxBytes over encoded
 // segment bytes, least recently used first, never a recording with a writer,
 // readers or a pin; eviction and value-log GC run on the Store's goroutine.
+// A segment is refused (ErrNoSpace) when the quota is full of recordings that
+// cannot be evicted: recordings being filled count.
+//
+// Free space (space.go): Badger memory-maps its files, so a full filesystem
+// would be SIGBUS. Every segment commit checks statfs against
+// Options.MinFree and stops storing below it (Storing, Space); other writes
+// need Badger's own reserve; a store opened with less than that is read-only
+// until space comes back.
+//
+// A manifest also keeps what rtspedge learnt of the stream for it: why it is
+// live or on demand (Manifest.ClassReason) and each live track's RTP↔NTP
+// mapping from the origin's sender reports (Track.Clock, Writer.SetClock,
+// Reader.Clock), which the store keeps and never interprets.
 //
 // Not here: what a key means (node), when to fill or announce (node, mesh),
 // RTP parsing (rtspedge).

@@ -275,6 +275,18 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 	}
 }
 
+// Clock is the recording's RTP↔NTP mapping of track now (Track.Clock): a
+// writer may learn or update it while the reader reads.
+func (r *Reader) Clock(track uint8) (Clock, bool) {
+	r.rec.mu.Lock()
+	defer r.rec.mu.Unlock()
+	tr := r.rec.hdr.M.Tracks
+	if int(track) >= len(tr) || tr[track].Clock.IsZero() {
+		return Clock{}, false
+	}
+	return tr[track].Clock, true
+}
+
 // Close releases the reader; the recording becomes evictable again when it
 // has no readers and no writer. Close may be called from another goroutine
 // to end a blocked Next, and more than once.

@@ -11,6 +11,22 @@ import (
 // recover loads headers, turns interrupted fills into `partial` and finishes
 // interrupted deletions.
 func (s *Store) recover() error {
+	if err := s.load(); err != nil {
+		return err
+	}
+	return s.repair()
+}
+
+// repairs are the writes load found necessary: headers of interrupted fills
+// and the deletions that tombstones left unfinished.
+type repairs struct {
+	fix   []*recording
+	tombs [][]byte
+}
+
+// load reads the catalogue without writing: interrupted fills are `partial`
+// in memory, and what must be written to match is kept for repair.
+func (s *Store) load() error {
 	var fix []*recording
 	var tombs [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -69,18 +85,34 @@ func (s *Store) recover() error {
 	}
 	for _, rec := range fix {
 		rec.hdr.M.State = StatePartial
-		if err := s.writeHeader(rec, &rec.hdr); err != nil {
+	}
+	s.repairs = &repairs{fix: fix, tombs: tombs}
+	return nil
+}
+
+// repair makes the store match what load found: interrupted fills become
+// `partial` on disk, live windows drop what they left, deletions finish.
+func (s *Store) repair() error {
+	r := s.repairs
+	s.repairs = nil
+	if r == nil {
+		return nil
+	}
+	for _, rec := range r.fix {
+		if err := s.persistHeader(rec); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		s.log.Info("interrupted fill is now partial", "stream", rec.id, "segments", rec.hdr.NextIndex-rec.hdr.FirstIndex)
 	}
 	// A crash may have left the last completed blocks of a live window undropped.
+	s.mu.Lock()
 	for _, rec := range s.recs {
 		if f := rec.hdr.FirstIndex >> blockShift; rec.hdr.M.Live && f > 0 {
-			s.queueBlockDrops(rec.seq, (max(f, 2)-2)<<blockShift, rec.hdr.FirstIndex)
+			s.queueBlockDropsLocked(rec.seq, (max(f, 2)-2)<<blockShift, rec.hdr.FirstIndex)
 		}
 	}
-	for _, k := range tombs {
+	s.mu.Unlock()
+	for _, k := range r.tombs {
 		if err := s.purgeKeys(binary.BigEndian.Uint64(k[2:])); err != nil {
 			return err
 		}
@@ -125,6 +157,10 @@ func (s *Store) purge(rec *recording) error {
 // segments are garbage, so value-log GC can reclaim their space; it blocks
 // writes meanwhile, which s.writeMu arranges.
 func (s *Store) purgeKeys(seq uint64) error {
+	if err := s.space.admit(headerWrite, false); err != nil {
+		return err
+	}
+	defer s.space.release(headerWrite)
 	err := s.withDB(func(db *badger.DB) error {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
@@ -158,15 +194,19 @@ func blockPrefix(pfx byte, b segBlock) []byte {
 // queueBlockDrops queues the blocks that the window's first index moving from
 // oldFirst to newFirst completed.
 func (s *Store) queueBlockDrops(seq uint64, oldFirst, newFirst uint32) {
+	s.mu.Lock()
+	s.queueBlockDropsLocked(seq, oldFirst, newFirst)
+	s.mu.Unlock()
+}
+
+func (s *Store) queueBlockDropsLocked(seq uint64, oldFirst, newFirst uint32) {
 	from, to := oldFirst>>blockShift, newFirst>>blockShift
 	if from == to {
 		return
 	}
-	s.mu.Lock()
 	for b := from; b < to; b++ {
 		s.drops = append(s.drops, segBlock{seq, b})
 	}
-	s.mu.Unlock()
 	select {
 	case s.dropCh <- struct{}{}:
 	default:
@@ -186,11 +226,21 @@ func (s *Store) dropBlocks() {
 	for _, b := range blocks {
 		prefixes = append(prefixes, blockPrefix(pfxSeg, b), blockPrefix(pfxInfo, b))
 	}
-	err := s.withDB(func(db *badger.DB) error {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-		return db.DropPrefix(prefixes...)
-	})
+	err := s.space.admit(headerWrite, false)
+	if err == nil {
+		defer s.space.release(headerWrite)
+		err = s.withDB(func(db *badger.DB) error {
+			s.writeMu.Lock()
+			defer s.writeMu.Unlock()
+			return db.DropPrefix(prefixes...)
+		})
+	}
+	if errors.Is(err, ErrNoSpace) {
+		s.mu.Lock()
+		s.drops = append(blocks, s.drops...) // the next drop retries them
+		s.mu.Unlock()
+		return
+	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		s.log.Warn("drop live-window segments", "blocks", len(blocks), "err", err)
 	}

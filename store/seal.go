@@ -83,6 +83,13 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		rec.wmu.Unlock()
 		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
 	}
+	// Quota and free space are checked before anything changes: a refused
+	// segment leaves the writer as it was (the caller ends the fill).
+	grow := int64(si.Size) - freed + int64(len(hb))
+	if err := s.admitSegment(grow); err != nil {
+		rec.wmu.Unlock()
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
 
 	s.cache.add(segRef{rec.seq, si.Index}, sg)
 	w.open = newOpenSegment(si.Index + 1)
@@ -97,6 +104,7 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 
 	done := make(chan struct{})
 	completed := func(err error) {
+		s.releaseSegment(grow)
 		rec.mu.Lock()
 		if err != nil {
 			rec.commitErr = fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)

@@ -41,6 +41,14 @@ type Options struct {
 	// (default 64 MiB; negative disables it).
 	CacheBytes int64
 
+	// MinFree is the free space the store keeps on its filesystem: below
+	// it, segments are refused with ErrNoSpace and storing stops until it
+	// is back (see space.go). Default DefaultMinFree, at least MinMinFree;
+	// ignored in memory. Badger's file sizes are chosen from it.
+	MinFree int64
+
+	freeSpace func(dir string) (int64, error) // tests: replaces statfs
+
 	gcEvery time.Duration         // value-log GC period (tests shorten it); default gcInterval
 	tune    func(*badger.Options) // tests: adjust Badger options
 }
@@ -88,6 +96,13 @@ type Store struct {
 	wg       sync.WaitGroup // the background goroutine
 	inflight sync.WaitGroup // asynchronous segment commits
 
+	space      *spaceGuard
+	dir        string
+	repairs    *repairs  // writes recover deferred while read-only
+	quotaHeld  int64     // bytes of commits in flight counted against MaxBytes; guarded by mu
+	diskGoal   int64     // evict down to this many bytes for lack of disk space; -1 none; guarded by mu
+	pressureAt time.Time // last eviction for lack of space (background goroutine only)
+
 	loads  atomic.Int64 // segment reads from Badger (tests)
 	gcRuns atomic.Int64 // value-log GC passes (tests)
 }
@@ -106,24 +121,63 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
-	db, err := badger.Open(badgerOptions(dir, opts))
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
 	s := &Store{
-		opts: opts, log: opts.Logger, db: db, done: make(chan struct{}),
+		opts: opts, log: opts.Logger, done: make(chan struct{}), dir: dir,
 		cache: newSegmentCache(opts.CacheBytes),
 		recs:  map[string]*recording{}, broken: map[string]error{},
 		evictCh: make(chan struct{}, 1), dropCh: make(chan struct{}, 1),
+		space: newSpaceGuard(dir, &opts), diskGoal: -1,
 	}
-	if err := s.recover(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	if err := s.openDB(); err != nil {
+		return nil, err
 	}
 	s.wg.Add(1)
 	go s.background()
 	s.kickEviction()
 	return s, nil
+}
+
+// openDB opens Badger read-write, or read-only (or not at all) when the
+// filesystem has less than Badger's own reserve free, and loads the catalogue.
+func (s *Store) openDB() error {
+	dir, g := s.dir, s.space
+	if g.enabled() {
+		g.mu.Lock()
+		free, err := g.checkLocked()
+		g.readOnly = err == nil && free < g.reserve
+		g.low = err == nil && free < g.minFree
+		g.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", dir, err)
+		}
+		if g.readOnly {
+			s.log.Warn("less free space than the store needs to write: opened read-only until cache.min_free is free",
+				"free", free, "min_free", g.minFree, "needs", g.reserve)
+			db, err := badger.Open(badgerOptions(dir, s.opts).WithReadOnly(true))
+			if err != nil {
+				// A write-ahead log left by a crash cannot be replayed
+				// without writing: serve nothing until there is space.
+				s.log.Error("cannot open the store read-only; it stays offline until cache.min_free is free", "err", err)
+				return nil
+			}
+			s.db = db
+			return s.load()
+		}
+		if g.low {
+			s.log.Warn("free space below cache.min_free: storing stopped; players are relayed without storing",
+				"free", free, "min_free", g.minFree)
+		}
+	}
+	db, err := badger.Open(badgerOptions(dir, s.opts))
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s.db = db
+	if err := s.recover(); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return nil
 }
 
 func (o *Options) fill() error {
@@ -167,6 +221,15 @@ func (o *Options) fill() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.MinFree == 0 {
+		o.MinFree = DefaultMinFree
+	}
+	if o.MinFree < MinMinFree && !o.InMemory {
+		return fmt.Errorf("store options: MinFree %d below %d", o.MinFree, MinMinFree)
+	}
+	if o.freeSpace == nil {
+		o.freeSpace = statfsFree
+	}
 	return nil
 }
 
@@ -189,6 +252,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, r := range recs {
+		if s.space.state().ReadOnly {
+			break // nothing can be written; the statistics are lost
+		}
 		if err := s.flushStats(r); err != nil {
 			errs = append(errs, err)
 		}
@@ -197,6 +263,9 @@ func (s *Store) Close() error {
 	defer s.dbMu.Unlock()
 	s.closed = true
 	s.inflight.Wait()
+	if s.db == nil {
+		return errors.Join(errs...)
+	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
@@ -211,8 +280,13 @@ func (s *Store) maxSegment() int {
 	return MaxSegmentBytes
 }
 
-// update runs fn in a read-write transaction and commits it.
+// update runs fn in a read-write transaction and commits it, when there is
+// space for a small write.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	if err := s.space.admit(headerWrite, false); err != nil {
+		return err
+	}
+	defer s.space.release(headerWrite)
 	return s.withDB(func(db *badger.DB) error {
 		s.writeMu.RLock()
 		defer s.writeMu.RUnlock()
@@ -227,6 +301,9 @@ func (s *Store) withDB(fn func(db *badger.DB) error) error {
 	if s.closed {
 		return ErrClosed
 	}
+	if s.db == nil {
+		return fmt.Errorf("%w: store offline until there is space to open it", ErrNoSpace)
+	}
 	return fn(s.db)
 }
 
@@ -237,6 +314,12 @@ func (s *Store) background() {
 	defer gc.Stop()
 	flush := time.NewTicker(flushInterval)
 	defer flush.Stop()
+	var poll <-chan time.Time
+	if s.space.enabled() {
+		t := time.NewTicker(spacePoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		select {
 		case <-s.done:
@@ -249,6 +332,8 @@ func (s *Store) background() {
 			s.runGC()
 		case <-flush.C:
 			s.flushAll()
+		case <-poll:
+			s.pollSpace()
 		}
 	}
 }
@@ -263,6 +348,11 @@ func (s *Store) runGC() {
 		return
 	}
 	for range 8 {
+		// A rewrite takes at most half a value-log file, which Badger's
+		// reserve covers.
+		if s.space.admit(0, false) != nil {
+			return
+		}
 		var err error
 		_ = s.withDB(func(db *badger.DB) error {
 			s.writeMu.Lock()
@@ -286,6 +376,9 @@ func (s *Store) runGC() {
 }
 
 func (s *Store) flushAll() {
+	if s.space.state().ReadOnly {
+		return // nothing can be written; the statistics stay in memory
+	}
 	s.mu.Lock()
 	recs := make([]*recording, 0, len(s.recs))
 	for _, r := range s.recs {

@@ -60,7 +60,21 @@ type Track struct {
 	PayloadType uint8  `json:"payload_type"` // RTP payload type
 	ClockRate   uint32 `json:"clock_rate"`   // RTP clock rate in Hz
 	Codec       string `json:"codec"`        // e.g. "H264", "MPEG4-GENERIC"
+	// Clock maps the track's stored RTP timestamps to the origin's wall
+	// clock, from the origin's RTCP sender reports; zero when none came.
+	Clock Clock `json:"clock,omitzero"`
 }
+
+// Clock is one point of a track's RTP↔NTP mapping: the stored RTP
+// timestamp RTP is the instant NTP of the origin's wall clock (RFC 3550
+// §6.4.1). Timestamps of other packets map through the track's clock rate.
+type Clock struct {
+	RTP uint32    `json:"rtp"`
+	NTP time.Time `json:"ntp"`
+}
+
+// IsZero reports whether c holds no mapping.
+func (c Clock) IsZero() bool { return c.NTP.IsZero() }
 
 // Freshness is what the origin said about how long its description stays valid.
 type Freshness struct {
@@ -89,22 +103,25 @@ type SegmentInfo struct {
 
 // Manifest is everything the store knows about one recording except its packets.
 type Manifest struct {
-	Key       string        `json:"key"` // canonical origin URL (no credentials)
-	SDP       []byte        `json:"sdp"` // the origin's session description
-	Tracks    []Track       `json:"tracks"`
-	Freshness Freshness     `json:"freshness"`
-	State     State         `json:"state"`
-	Live      bool          `json:"live"`            // open-ended origin: kept as a rolling window
-	Duration  time.Duration `json:"duration"`        // from the SDP range for VOD; stored span otherwise
-	Packets   uint64        `json:"packets"`         // packets stored, over all segments (of a live window: those in it)
-	Bytes     uint64        `json:"bytes"`           // RTP bytes stored, over all segments (of a live window: those in it)
-	Received  uint64        `json:"received"`        // RTP bytes ever sealed into it: Bytes, plus what a live window dropped
-	Segments  []SegmentInfo `json:"segments"`        // sealed segments, in order (a live window drops old ones from the front)
-	Source    string        `json:"source"`          // "origin" or the peer id it was filled from; empty while a live fill is between sources
-	Via       []string      `json:"via,omitempty"`   // live relays: the peer ids the packets came through, the origin-facing node first, Source last
-	MetaInfo  bool          `json:"meta_info"`       // the origin sent x-RTP-Meta-Info
-	Ended     bool          `json:"ended,omitempty"` // live: its origin ended the stream (RTCP BYE), not a failure
-	Created   time.Time     `json:"created"`
+	Key       string    `json:"key"` // canonical origin URL (no credentials)
+	SDP       []byte    `json:"sdp"` // the origin's session description
+	Tracks    []Track   `json:"tracks"`
+	Freshness Freshness `json:"freshness"`
+	State     State     `json:"state"`
+	Live      bool      `json:"live"` // open-ended origin: kept as a rolling window
+	// ClassReason says why Live is what it is: which range of the origin
+	// (its SDP a=range, its PLAY answer's Range) had an end or none.
+	ClassReason string        `json:"class_reason,omitempty"`
+	Duration    time.Duration `json:"duration"`        // from the SDP range for VOD; stored span otherwise
+	Packets     uint64        `json:"packets"`         // packets stored, over all segments (of a live window: those in it)
+	Bytes       uint64        `json:"bytes"`           // RTP bytes stored, over all segments (of a live window: those in it)
+	Received    uint64        `json:"received"`        // RTP bytes ever sealed into it: Bytes, plus what a live window dropped
+	Segments    []SegmentInfo `json:"segments"`        // sealed segments, in order (a live window drops old ones from the front)
+	Source      string        `json:"source"`          // "origin" or the peer id it was filled from; empty while a live fill is between sources
+	Via         []string      `json:"via,omitempty"`   // live relays: the peer ids the packets came through, the origin-facing node first, Source last
+	MetaInfo    bool          `json:"meta_info"`       // the origin sent x-RTP-Meta-Info
+	Ended       bool          `json:"ended,omitempty"` // live: its origin ended the stream (RTCP BYE), not a failure
+	Created     time.Time     `json:"created"`
 }
 
 // StreamID is the stream id of a key: the hex SHA-256 of the canonical URL.

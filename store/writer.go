@@ -67,6 +67,9 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	if len(m.Tracks) > 256 {
 		return nil, fmt.Errorf("create %s: %d tracks (at most 256)", m.Key, len(m.Tracks))
 	}
+	if !s.opts.InMemory && !s.Storing() {
+		return nil, fmt.Errorf("create %s: %w", m.Key, ErrNoSpace)
+	}
 	now := time.Now()
 	m.SDP = bytes.Clone(m.SDP)
 	m.Tracks = append([]Track(nil), m.Tracks...)
@@ -112,6 +115,9 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 // Resume reopens a partial recording to append more; its sealed segments are
 // kept and the next packet goes into a new segment.
 func (s *Store) Resume(key string) (*Writer, error) {
+	if !s.opts.InMemory && !s.Storing() {
+		return nil, fmt.Errorf("resume %s: %w", key, ErrNoSpace)
+	}
 	rec, err := s.lookup(key)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
@@ -329,8 +335,11 @@ func (w *Writer) Manifest() Manifest {
 }
 
 // Update changes header fields persistently: SDP, Tracks, Freshness,
-// Duration, Source, Via, MetaInfo, Live and Ended. Other fields are the store's and
-// changes to them are ignored.
+// Duration, Source, Via, MetaInfo, Live, ClassReason and Ended. Other fields
+// are the store's and changes to them are ignored, except that a recording
+// still being written that changes Live changes State with it (filling for
+// on demand, live for live): an origin's PLAY answer may classify a stream
+// again before its first packet.
 func (w *Writer) Update(fn func(m *Manifest)) error {
 	rec := w.rec
 	w.mu.Lock()
@@ -354,7 +363,13 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	h.M.SDP, h.M.Tracks, h.M.Freshness = bytes.Clone(m.SDP), append([]Track(nil), m.Tracks...), m.Freshness
 	h.M.Duration, h.M.Source, h.M.MetaInfo, h.M.Live = m.Duration, m.Source, m.MetaInfo, m.Live
 	h.M.Via = append([]string(nil), m.Via...)
-	h.M.Ended = m.Ended
+	h.M.Ended, h.M.ClassReason = m.Ended, m.ClassReason
+	if h.M.Live != w.live {
+		h.M.State, h.AutoDur = StateFilling, h.M.Duration == 0
+		if h.M.Live {
+			h.M.State, h.AutoDur = StateLive, true
+		}
+	}
 	if err := w.s.writeHeader(rec, &h); err != nil {
 		return fmt.Errorf("update %s: %w", rec.key, err)
 	}
@@ -364,6 +379,21 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	rec.mu.Unlock()
 	w.ntracks, w.live = len(h.M.Tracks), h.M.Live
 	return nil
+}
+
+// SetClock keeps track's RTP↔NTP mapping (Track.Clock) persistently;
+// readers see it at once (Reader.Clock).
+func (w *Writer) SetClock(track uint8, c Clock) error {
+	var bad bool
+	err := w.Update(func(m *Manifest) {
+		if bad = int(track) >= len(m.Tracks); !bad {
+			m.Tracks[track].Clock = c
+		}
+	})
+	if err == nil && bad {
+		err = fmt.Errorf("set clock of %s: no track %d", w.rec.key, track)
+	}
+	return err
 }
 
 // Finish seals the open segment and ends the fill as StateComplete or

@@ -93,7 +93,8 @@ func runStatus(ctx context.Context, args []string, stdio stdio) error {
 	fmt.Fprintf(tw, "store\t%s %s, %d recordings\n", humanBytes(uint64(st.StoreBytes)), quota, st.Recordings)
 	fmt.Fprintf(tw, "now\t%d players, %d fills, %d peers\n", st.Players, st.Fills, st.Peers)
 	fmt.Fprintf(tw, "hit ratio\t%s\n", ratio)
-	fmt.Fprintf(tw, "filled\t%s from peers (WAN saved), %s from origins\n", humanBytes(st.FillBytesPeer), humanBytes(st.FillBytesOrigin))
+	fmt.Fprintf(tw, "WAN saved\t%s of %s sent to players came from no origin\n", humanBytes(st.WANSaved), humanBytes(st.PlayerBytes))
+	fmt.Fprintf(tw, "filled\t%s from origins (over the WAN), %s from peers\n", humanBytes(st.FillBytesOrigin), humanBytes(st.FillBytesPeer))
 	return tw.Flush()
 }
 

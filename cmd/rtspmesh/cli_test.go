@@ -155,7 +155,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("peers --json: %v %s", err, out)
 	}
 	code, out, errs = onB("status")
-	ok("status of B", code, out, errs, "from peers (WAN saved)")
+	ok("status of B", code, out, errs, "WAN saved", "from peers")
 
 	code, out, errs = onA("evict", id)
 	ok("evict", code, out, errs, "evicted o/sample.ts")

@@ -13,7 +13,7 @@ const originAbout = `rtspmesh origin: run the built-in RTSP origin, for tests, d
 the mesh. It serves MPEG-TS files (H.264 + AAC) as seekable VOD, loops files
 as live streams, and speaks x-RTP-Meta-Info to caching proxies that ask.
 With no --media and no --live it serves the embedded sample clip as
-sample.ts (VOD) and sample-live (live).
+sample.ts (VOD) and live (the clip looped), as rtspmesh demo does.
 
 Usage: rtspmesh origin [--listen host:port] [--media DIR] [--live NAME=FILE ...]`
 
@@ -68,8 +68,8 @@ func runOrigin(ctx context.Context, args []string, stdio stdio) error {
 		cfg.CacheControl[p] = v
 	}
 	if cfg.MediaDir == "" && len(cfg.Live) == 0 {
-		cfg.Media = map[string][]byte{"sample.ts": origin.SampleClip()}
-		cfg.Live["sample-live"] = origin.SampleClip()
+		cfg.Media = map[string][]byte{origin.SamplePath: origin.SampleClip()}
+		cfg.Live[origin.SampleLivePath] = origin.SampleClip()
 	}
 	o, err := origin.New(cfg)
 	if err != nil {

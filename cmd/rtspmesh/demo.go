@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"text/tabwriter"
@@ -19,16 +21,24 @@ import (
 
 const demoUsage = `rtspmesh demo: a mesh on loopback to try with a player.
 
-Usage: rtspmesh demo [--check] [--port N] [--data-dir DIR]
+Usage: rtspmesh demo [--check] [--port N] [--udp-port N] [--admin-port N] [--data-dir DIR]
 
-Starts the built-in origin with the embedded sample clip and three nodes on
-loopback joined into a mesh (node A is the bootstrap peer of B and C), prints
-the URL of each node to paste into VLC or ffplay, and stays up until Ctrl-C.
+Starts the built-in origin with the embedded sample clip (sample.ts, and
+live: the clip looped) and three nodes on loopback joined into a mesh (node
+A is the bootstrap peer of B and C). Each node offers RTSP over TCP and UDP
+and runs its admin API and dashboard. It prints each node's stream URLs,
+a player command for each transport and the admin URL (for the dashboard
+and rtspmesh status --admin), and stays up until Ctrl-C.
+
+Ports: node A takes --port (RTSP), --udp-port and the next (RTP/RTCP) and
+--admin-port; B and C take the next ones; the origin takes --port + 3.
+--port 0 picks free ports for everything.
 
 With --check it plays the clip through A (filled from the origin), then B and
-C (filled from A), then A again (a local hit), and the live stream through A
-(from the origin) and B (relayed from A) for a few seconds each; it prints a
-table and exits non-zero if any play failed.
+C (filled from A), then A again (a local hit) and C over UDP, and the live
+stream through A (from the origin) and B (relayed from A) for a few seconds
+each; then it asks each node's admin API for its status. It prints both
+tables and exits non-zero if a play or a status query failed.
 `
 
 // demoNode is one node of the demo mesh.
@@ -39,8 +49,10 @@ type demoNode struct {
 
 func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := newFlagSet("demo", demoUsage)
-	check := fs.Bool("check", false, "play every node's URL once, print a table, and exit (non-zero on failure)")
-	port := fs.Int("port", 8554, "RTSP port of node A; B and C take the next two, the origin the one after (0: pick free ports)")
+	check := fs.Bool("check", false, "play every node's URL once, query every admin API, print tables, and exit (non-zero on failure)")
+	port := fs.Int("port", 8554, "RTSP port of node A; B and C take the next two, the origin the one after (0: pick free ports for everything)")
+	udpPort := fs.Int("udp-port", 8000, "UDP RTP port of node A (RTCP: the next); B and C take the next pairs")
+	adminPort := fs.Int("admin-port", 9554, "admin API and dashboard port of node A; B and C take the next two")
 	dataDir := fs.String("data-dir", "", "keep the nodes' data under this directory (default: a temporary one, removed at exit)")
 	if err := fs.parse(args, stdout); err != nil {
 		return err
@@ -60,17 +72,18 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	defer wg.Wait()
 	defer cancel()
 
-	portAt := func(i int) string {
+	// at is the loopback address of port base+i, or a free port.
+	at := func(base, i int) string {
 		if *port == 0 {
 			return "127.0.0.1:0"
 		}
-		return net.JoinHostPort("127.0.0.1", strconv.Itoa(*port+i))
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i))
 	}
 
 	org, err := origin.New(origin.Config{
-		Listen: portAt(3),
-		Media:  map[string][]byte{"sample.ts": origin.SampleClip()},
-		Live:   map[string][]byte{"live": origin.SampleClip()},
+		Listen: at(*port, 3),
+		Media:  map[string][]byte{origin.SamplePath: origin.SampleClip()},
+		Live:   map[string][]byte{origin.SampleLivePath: origin.SampleClip()},
 		Logger: logger,
 	})
 	if err != nil {
@@ -85,11 +98,14 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	var nodes []demoNode
 	for i, name := range []string{"A", "B", "C"} {
 		cfg := node.Defaults()
-		cfg.DataDir = fmt.Sprintf("%s/%s", *dataDir, name)
-		cfg.RTSP.Listen = portAt(i)
-		cfg.RTSP.UDPRTPListen, cfg.RTSP.UDPRTCPListen = "", ""
-		cfg.RTSP.Transports = []string{"tcp"}
-		cfg.Admin.Listen = ""
+		cfg.DataDir = filepath.Join(*dataDir, name)
+		cfg.RTSP.Listen = at(*port, i)
+		cfg.RTSP.Transports = []string{"tcp", "udp"}
+		cfg.RTSP.UDPRTPListen, cfg.RTSP.UDPRTCPListen = at(*udpPort, 2*i), at(*udpPort, 2*i+1)
+		if *port == 0 {
+			cfg.RTSP.UDPRTCPListen = "" // a free even/odd pair
+		}
+		cfg.Admin.Listen = at(*adminPort, i)
 		cfg.Origins = []node.Origin{{Name: "demo", URL: "rtsp://" + org.Addr()}}
 		cfg.Mesh.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 		cfg.Mesh.MDNS = false
@@ -113,41 +129,55 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		nodes = append(nodes, demoNode{name: name, n: n})
 	}
 
-	const path, livePath = "demo/sample.ts", "demo/live"
-	fmt.Fprintf(stdout, "origin  rtsp://%s/sample.ts  (live: rtsp://%s/live)\n", org.Addr(), org.Addr())
+	path, livePath := "demo/"+origin.SamplePath, "demo/"+origin.SampleLivePath
+	fmt.Fprintf(stdout, "origin  rtsp://%s/%s  (live: rtsp://%s/%s)\n", org.Addr(), origin.SamplePath, org.Addr(), origin.SampleLivePath)
 	for _, d := range nodes {
-		fmt.Fprintf(stdout, "node %s  rtsp://%s/%s  live: rtsp://%s/%s  (peer %s)\n",
-			d.name, d.n.RTSPAddr(), path, d.n.RTSPAddr(), livePath, shortID(d.n.PeerID()))
+		printDemoNode(stdout, d, path, livePath)
 	}
 	if !*check {
-		fmt.Fprintln(stdout, "\nPaste a node URL into VLC or `ffplay -rtsp_transport tcp URL`. Ctrl-C stops.")
+		fmt.Fprintln(stdout, "\nPaste a URL into VLC or run a player command; open an admin URL for the dashboard. Ctrl-C stops.")
 		<-ctx.Done()
 		return nil
 	}
 	return demoCheck(ctx, stdout, nodes, path, livePath)
 }
 
-// demoCheck plays the clip through A, then B and C, then A again and the
-// live stream through A and B, and prints where each play came from.
+// printDemoNode prints what a person needs to use node d.
+func printDemoNode(w io.Writer, d demoNode, path, livePath string) {
+	rtsp, admin := d.n.RTSPAddr().String(), d.n.AdminAddr().String()
+	vod, live := "rtsp://"+rtsp+"/"+path, "rtsp://"+rtsp+"/"+livePath
+	fmt.Fprintf(w, "\nnode %s  (peer %s)\n", d.name, shortID(d.n.PeerID()))
+	fmt.Fprintf(w, "  vod    %s\n", vod)
+	fmt.Fprintf(w, "  live   %s\n", live)
+	fmt.Fprintf(w, "  play   ffplay -rtsp_transport tcp %s\n", vod)
+	fmt.Fprintf(w, "         ffplay -rtsp_transport udp %s\n", vod)
+	fmt.Fprintf(w, "  admin  http://%s/  (dashboard; rtspmesh status --admin %s)\n", admin, admin)
+}
+
+// demoCheck plays the clip through A, then B and C, then A again (and C
+// over UDP) and the live stream through A and B, and prints where each play
+// came from; then each node's status from its admin API.
 func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, livePath string) error {
 	type play struct {
-		d     demoNode
-		path  string
-		after time.Duration // from the start of its phase
-		limit time.Duration // 0: to the end
+		d         demoNode
+		path      string
+		transport string
+		after     time.Duration // from the start of its phase
+		limit     time.Duration // 0: to the end
 	}
 	type row struct {
-		node, stream, source string
-		res                  playResult
-		err                  error
+		node, stream, transport, source string
+		res                             playResult
+		err                             error
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	const liveFor = 4 * time.Second
 	phases := [][]play{
-		{{a, path, 0, 0}, {b, path, 500 * time.Millisecond, 0}, {c, path, time.Second, 0}},
-		// A's second play comes after its recording is complete; the live
-		// stream's relay on B starts once A has sealed some of it.
-		{{a, path, 0, 0}, {a, livePath, 0, liveFor}, {b, livePath, 1500 * time.Millisecond, liveFor}},
+		{{a, path, "tcp", 0, 0}, {b, path, "tcp", 500 * time.Millisecond, 0}, {c, path, "tcp", time.Second, 0}},
+		// The second plays of A and C come after their recordings are
+		// complete; the live stream's relay on B starts once A has sealed
+		// some of it.
+		{{a, path, "tcp", 0, 0}, {c, path, "udp", 0, 0}, {a, livePath, "tcp", 0, liveFor}, {b, livePath, "tcp", 1500 * time.Millisecond, liveFor}},
 	}
 	var rows []row
 	for _, phase := range phases {
@@ -163,7 +193,7 @@ func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, li
 			before, _ := p.d.n.Stream(p.path)
 			wg.Go(func() {
 				url := fmt.Sprintf("rtsp://%s/%s", p.d.n.RTSPAddr(), p.path)
-				res, err := playOnce(ctx, url, p.limit)
+				res, err := playOnce(ctx, url, p.transport, p.limit)
 				src := "origin"
 				if before.State == "complete" {
 					src = "local"
@@ -174,15 +204,16 @@ func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, li
 				if p.limit > 0 {
 					stream = "live"
 				}
-				got[i] = row{node: p.d.name, stream: stream, source: src, res: res, err: err}
+				got[i] = row{node: p.d.name, stream: stream, transport: p.transport, source: src, res: res, err: err}
 			})
 		}
 		wg.Wait()
 		rows = append(rows, got...)
 	}
 
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTREAM\tFROM\tPLAY→FIRST PACKET\tPACKETS\tDURATION\tRESULT")
+	fmt.Fprintln(tw, "NODE\tSTREAM\tOVER\tFROM\tPLAY→FIRST PACKET\tPACKETS\tDURATION\tRESULT")
 	var failed bool
 	for _, r := range rows {
 		result := "ok"
@@ -190,14 +221,46 @@ func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, li
 			result = r.err.Error()
 			failed = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.node, r.stream, r.source,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.node, r.stream, r.transport, r.source,
 			r.res.firstPacket.Round(100*time.Microsecond), r.res.packets, r.res.duration.Round(100*time.Millisecond), result)
 	}
 	tw.Flush()
+	fmt.Fprintln(stdout)
+	if !demoStatus(ctx, stdout, nodes) {
+		failed = true
+	}
 	if failed {
-		return errors.New("demo check: a play failed")
+		return errors.New("demo check: a play or a status query failed")
 	}
 	return nil
+}
+
+// demoStatus asks each node's admin API for its status, as `rtspmesh status
+// --admin` does, prints a table and reports whether every node answered
+// for itself.
+func demoStatus(ctx context.Context, stdout io.Writer, nodes []demoNode) bool {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADMIN API\tPEERS\tRECORDINGS\tSENT TO PLAYERS\tWAN SAVED\tFROM ORIGINS\tRESULT")
+	ok := true
+	for _, d := range nodes {
+		addr := d.n.AdminAddr().String()
+		var st node.NodeStatus
+		c, err := (&adminFlags{admin: addr, timeout: 10 * time.Second}).client()
+		if err == nil {
+			_, err = c.do(ctx, http.MethodGet, "/api/v1/node", nil, &st)
+		}
+		if err == nil && st.PeerID != d.n.PeerID() {
+			err = fmt.Errorf("answered for peer %s", shortID(st.PeerID))
+		}
+		result := "ok"
+		if err != nil {
+			result, ok = err.Error(), false
+		}
+		fmt.Fprintf(tw, "%s\thttp://%s/\t%d\t%d\t%s\t%s\t%s\t%s\n", d.name, addr, st.Peers, st.Recordings,
+			humanBytes(st.PlayerBytes), humanBytes(st.WANSaved), humanBytes(st.FillBytesOrigin), result)
+	}
+	tw.Flush()
+	return ok
 }
 
 func peerName(nodes []demoNode, id string) string {

@@ -21,7 +21,8 @@ import (
 )
 
 // TestDemoCheck runs what `make run` shows, with --check: A fills from the
-// origin, B and C from peers, A again from its own store.
+// origin, B and C from peers, A again from its own store and C from its own
+// over UDP; then every node's admin API answers for its node.
 func TestDemoCheck(t *testing.T) {
 	t.Parallel()
 	var out syncBuffer
@@ -30,17 +31,34 @@ func TestDemoCheck(t *testing.T) {
 		t.Fatalf("demo --check: %v\n%s", err, out.String())
 	}
 	table := out.String()
-	rows := regexp.MustCompile(`(?m)^([ABC])\s+(vod|live)\s+(origin|local|peer [ABC])\s+\S+\s+(\d+)\s+\S+\s+ok$`).FindAllStringSubmatch(table, -1)
-	want := []struct{ node, stream, from string }{
-		{"A", "vod", "origin"}, {"B", "vod", "peer A"}, {"C", "vod", "peer"},
-		{"A", "vod", "local"}, {"A", "live", "origin"}, {"B", "live", "peer A"},
+	rows := regexp.MustCompile(`(?m)^([ABC])\s+(vod|live)\s+(tcp|udp)\s+(origin|local|peer [ABC])\s+\S+\s+(\d+)\s+\S+\s+ok$`).FindAllStringSubmatch(table, -1)
+	want := []struct{ node, stream, transport, from string }{
+		{"A", "vod", "tcp", "origin"}, {"B", "vod", "tcp", "peer A"}, {"C", "vod", "tcp", "peer"},
+		{"A", "vod", "tcp", "local"}, {"C", "vod", "udp", "local"}, {"A", "live", "tcp", "origin"}, {"B", "live", "tcp", "peer A"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("want %d ok rows in the table, got %d:\n%s", len(want), len(rows), table)
 	}
 	for i, w := range want {
-		if rows[i][1] != w.node || rows[i][2] != w.stream || !strings.HasPrefix(rows[i][3], w.from) {
-			t.Errorf("row %d: node %s %s from %q, want node %s %s from %s…\n%s", i, rows[i][1], rows[i][2], rows[i][3], w.node, w.stream, w.from, table)
+		if rows[i][1] != w.node || rows[i][2] != w.stream || rows[i][3] != w.transport || !strings.HasPrefix(rows[i][4], w.from) {
+			t.Errorf("row %d: node %s %s over %s from %q, want node %s %s over %s from %s…\n%s",
+				i, rows[i][1], rows[i][2], rows[i][3], rows[i][4], w.node, w.stream, w.transport, w.from, table)
+		}
+	}
+	// The status table: each node's admin API, with its peers and what its
+	// players were sent. A and C played a complete recording (saved bytes).
+	status := regexp.MustCompile(`(?m)^([ABC])\s+http://127\.0\.0\.1:\d+/\s+(\d+)\s+(\d+)\s+(.+?B)\s+(.+?B)\s+(.+?B)\s+ok$`).FindAllStringSubmatch(table, -1)
+	if len(status) != 3 {
+		t.Fatalf("want an ok status row for A, B and C, got %d:\n%s", len(status), table)
+	}
+	for _, r := range status {
+		if r[2] == "0" || r[3] == "0" || r[5] == "0 B" {
+			t.Errorf("node %s: %s peers, %s recordings, %s WAN saved: want each > 0\n%s", r[1], r[2], r[3], r[5], table)
+		}
+	}
+	for _, w := range []string{"ffplay -rtsp_transport tcp rtsp://", "ffplay -rtsp_transport udp rtsp://", "rtspmesh status --admin 127.0.0.1:"} {
+		if strings.Count(table, w) != 3 {
+			t.Errorf("the banner does not give every node %q:\n%s", w, table)
 		}
 	}
 }
@@ -80,7 +98,7 @@ func TestThreeNodeProcesses(t *testing.T) {
 	var direct []string
 	var wg sync.WaitGroup
 	wg.Go(func() { direct = ffmpegVideoMD5(t, "rtsp://"+org.Addr()+"/sample.ts") })
-	res, err := playOnce(t.Context(), a.rtsp+"/o/sample.ts", 0)
+	res, err := playOnce(t.Context(), a.rtsp+"/o/sample.ts", "tcp", 0)
 	if err != nil {
 		t.Fatalf("play on A: %v", err)
 	}

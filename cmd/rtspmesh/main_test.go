@@ -13,6 +13,8 @@ import (
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/gologshim"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
 // syncBuffer is a bytes.Buffer safe for the loggers' goroutines.
@@ -233,7 +235,8 @@ func TestOriginRuns(t *testing.T) {
 		done <- run(ctx, []string{"origin", "--listen", "127.0.0.1:0", "--log-level", "warn"}, &out, &errb)
 	}()
 	deadline := time.After(30 * time.Second)
-	for !strings.Contains(out.String(), "/sample.ts") {
+	// Both samples, the live one under the name the demo gives it.
+	for !strings.Contains(out.String(), "/sample.ts") || !strings.Contains(out.String(), "/"+origin.SampleLivePath+"\n") {
 		select {
 		case code := <-done:
 			t.Fatalf("origin exited early with %d: %s", code, errb.String())
@@ -246,6 +249,7 @@ func TestOriginRuns(t *testing.T) {
 	if !strings.Contains(out.String(), "rtsp://127.0.0.1:") {
 		t.Errorf("origin banner: %q", out.String())
 	}
+
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("origin stopped with exit %d: %s", code, errb.String())

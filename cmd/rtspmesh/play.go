@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -24,14 +25,25 @@ type playResult struct {
 // playIdle ends a play: a stream that sent nothing for this long has ended.
 const playIdle = 2 * time.Second
 
-// playOnce plays url over TCP to its end, or for at most limit when limit
-// is not 0 (a live stream has no end), with an RTSP client and measures it.
-func playOnce(ctx context.Context, url string, limit time.Duration) (playResult, error) {
+// playOnce plays url over transport ("tcp" or "udp") to its end, or for at
+// most limit when limit is not 0 (a live stream has no end), with an RTSP
+// client and measures it. Over UDP the client's ports are on loopback.
+func playOnce(ctx context.Context, url, transport string, limit time.Duration) (playResult, error) {
 	u, err := base.ParseURL(url)
 	if err != nil {
 		return playResult{}, err
 	}
 	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: ptr(gortsplib.TransportTCP)}
+	if transport == "udp" {
+		c.Transport = ptr(gortsplib.TransportUDP)
+		c.ListenPacket = func(network, addr string) (net.PacketConn, error) {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return net.ListenPacket(network, net.JoinHostPort("127.0.0.1", port))
+		}
+	}
 	if err := c.Start2(); err != nil {
 		return playResult{}, err
 	}

@@ -10,8 +10,12 @@
 // that stream (sequence numbers and timestamps continue across loops). A
 // SETUP with `x-RTP-Meta-Info` gets meta-info packets (RTP header kept,
 // payload = tt, ft (video), pn, sq, md as requested, compressed ids as mapped)
-// and the header echoed with what is sent. The end of a VOD play is signalled
-// with an RTCP BYE on every track.
+// and the header echoed with what is sent. Every track gets RTCP sender
+// reports (a compound SR + SDES CNAME with its first packet and about every
+// 5 s), whose RTP↔NTP line is the clip's presentation time from when it
+// was (live: the stream's epoch, shared by every session) or would have
+// been at 0; the end of a VOD play is a compound SR + SDES + BYE on every
+// track.
 //
 // Also: `Speed` (VOD, up to Config.MaxSpeed, echoed), `Cache-Control` per path,
 // `Last-Modified` on DESCRIBE (304 for a matching `If-Modified-Since`),

@@ -169,7 +169,7 @@ func New(cfg Config) (*Origin, error) {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("origin: listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("origin: %w", err) // net says "listen tcp <addr>: …"
 	}
 	o.ln = ln
 	return o, nil
@@ -241,12 +241,14 @@ func (o *Origin) EndLive(path string) int {
 	o.mu.Lock()
 	e.ended = true
 	o.mu.Unlock()
-	return o.stopPlaying(path, sendBye)
+	return o.stopPlaying(path, func(s *session, st *gortsplib.ServerStream) {
+		newReporter(st, e.clip, o.epoch, 1, s.tsOff).bye()
+	})
 }
 
 // stopPlaying stops the pacer of every session playing path and then calls
 // then (when not nil) with its stream. It returns how many it stopped.
-func (o *Origin) stopPlaying(path string, then func(*gortsplib.ServerStream)) int {
+func (o *Origin) stopPlaying(path string, then func(*session, *gortsplib.ServerStream)) int {
 	o.mu.Lock()
 	var all []*session
 	for _, s := range o.sessions {
@@ -261,7 +263,7 @@ func (o *Origin) stopPlaying(path string, then func(*gortsplib.ServerStream)) in
 		if playing {
 			s.stop()
 			if then != nil {
-				then(st)
+				then(s, st)
 			}
 			n++
 		}
@@ -288,6 +290,9 @@ func (o *Origin) Run(ctx context.Context) error {
 		UDPRTPAddress:  o.cfg.UDPRTPAddress,
 		UDPRTCPAddress: o.cfg.UDPRTCPAddress,
 		WriteQueueSize: o.cfg.WriteQueueSize,
+		// Sessions send their own sender reports (reporter): gortsplib's
+		// read the payload, which meta-info makes opaque to them.
+		DisableRTCPSenderReports: true,
 		Listen: func(string, string) (net.Listener, error) {
 			return ln, nil
 		},

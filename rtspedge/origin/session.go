@@ -8,7 +8,6 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
@@ -195,7 +194,8 @@ func (s *session) close() {
 }
 
 // pace sends packets from p.n at their transmit time until the clip ends
-// (VOD: then an RTCP BYE per track), the session stops it, or a write fails.
+// (VOD: then an RTCP SR+BYE per track), the session stops it, or a write
+// fails; sender reports go with the packets (reporter).
 func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fields []metainfo.Fields) {
 	defer s.o.pacers.Done()
 	defer close(r.done)
@@ -204,6 +204,7 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 	if p.live {
 		origin, ttOrigin, speed = s.o.epoch, 0, 1
 	}
+	rp := newReporter(st, c, origin.Add(-time.Duration(float64(ttOrigin)/speed)), speed, s.tsOff)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	buf := make([]byte, 0, 1500)
@@ -211,7 +212,7 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 	for n := p.n; ; n++ {
 		r.next = n
 		if !p.live && n >= total {
-			sendBye(st)
+			rp.bye()
 			return
 		}
 		a := c.at(n)
@@ -244,23 +245,9 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 		if err := st.WritePacketRTPWithNTP(st.Desc.Medias[a.track], &pkt, due); err != nil {
 			return
 		}
+		if !rp.sent(a.track, len(pkt.Payload), time.Now()) {
+			return
+		}
 		s.o.sent.Add(1)
-	}
-}
-
-// sendBye ends a VOD play: an RTCP BYE for every track's SSRC.
-func sendBye(st *gortsplib.ServerStream) {
-	stats := st.Stats()
-	for _, m := range st.Desc.Medias {
-		var ssrcs []uint32
-		for _, f := range stats.Medias[m].Formats {
-			ssrcs = append(ssrcs, f.LocalSSRC)
-		}
-		// The reason makes the packet at least 12 bytes: FFmpeg ignores
-		// shorter RTCP packets.
-		bye := &rtcp.Goodbye{Sources: ssrcs, Reason: "end of stream"}
-		if err := st.WritePacketRTCP(m, bye); err != nil {
-			return // the stream is closed
-		}
 	}
 }

@@ -107,7 +107,7 @@ function streamRow(s) {
   }, "Prefetch");
   const url = el("input", { class: "url mono", readonly: true, value: s.rtsp_url || "", "aria-label": "RTSP URL",
     onfocus: (e) => e.target.select() });
-  const source = s.source_kind === "peer" ? el("span", { title: s.source }, "peer " + short(s.source)) : (s.source || "–");
+  const source = origin(s.source_kind, s.source, s.via);
   return el("tr", { "data-id": s.id, "data-path": s.path, "data-state": s.state },
     el("td", {}, el("div", {}, s.path || s.key), el("div", { class: "small mono", title: s.key }, short(s.id)), s.pinned ? el("span", { class: "small" }, "pinned") : ""),
     el("td", {}, el("span", { class: "state " + s.state }, s.state)),
@@ -120,12 +120,41 @@ function streamRow(s) {
     el("td", {}, pin, evict, prefetch));
 }
 
+// origin says where a recording came from: "origin", or the peer it was
+// filled from (for a live relay, the chain of peers from the origin-facing
+// one); a peer the page knows by name is shown as "this node".
+function origin(kind, source, via) {
+  if (kind === "origin") return el("span", { class: "from", "data-from": "origin" }, "origin");
+  if (kind !== "peer") return el("span", { class: "from small", "data-from": "" }, "between sources");
+  const name = (id) => (last.node && id === last.node.peer_id) ? "this node" : "peer " + short(id);
+  const chain = (via && via.length > 1) ? el("div", { class: "via", title: via.join(" → ") },
+    "via " + via.map((id) => name(id)).join(" → ")) : "";
+  return el("span", { class: "from", "data-from": source, title: source }, name(source), chain);
+}
+
+function holdItem(h) {
+  return el("li", { "data-key": h.key, "data-state": h.state },
+    el("span", { class: "path", title: h.key }, h.path || h.key),
+    el("span", { class: "state " + h.state }, h.state), " ",
+    el("span", { class: "small" }, bytes(h.bytes) + (h.duration_seconds ? ", " + seconds(h.duration_seconds) : "") + " · from "),
+    origin(h.source_kind, h.source));
+}
+
 function peerRow(p) {
+  let holds;
+  if (p.holds === null || p.holds === undefined) {
+    holds = el("span", { class: "small", title: p.catalogue_error || "" }, "not known (" + (p.catalogue_error || "no answer") + ")");
+  } else if (p.holds.length === 0) {
+    holds = el("span", { class: "small" }, "nothing");
+  } else {
+    holds = el("ul", { class: "holds" }, ...p.holds.map(holdItem),
+      p.holds_truncated ? el("li", { class: "small" }, "and more") : "");
+  }
   return el("tr", { "data-peer": p.id },
     el("td", { class: "mono", title: p.id }, short(p.id)),
     el("td", {}, p.rtt_seconds ? (p.rtt_seconds * 1000).toFixed(1) + " ms" : "–"),
-    el("td", { class: "mono small" }, (p.addrs || []).join(" ")),
-    el("td", { class: "small" }, String((p.streams || []).length)));
+    el("td", {}, holds),
+    el("td", { class: "mono small" }, (p.addrs || []).join(" ")));
 }
 
 let last = { node: null, streams: [], peers: [] };
@@ -137,14 +166,26 @@ function render() {
     document.getElementById("version").textContent = "rtspmesh " + node.version + " · up " + seconds(node.uptime_seconds);
     const lookups = node.hits + node.misses;
     document.getElementById("hit-ratio").textContent = lookups ? Math.round(100 * node.hits / lookups) + "%" : "–";
-    document.getElementById("hit-detail").textContent = node.hits + " hits, " + node.misses + " misses";
-    document.getElementById("saved").textContent = bytes(node.fill_bytes_peer);
-    document.getElementById("saved-detail").textContent = "filled from peers; " + bytes(node.fill_bytes_origin) + " from origins";
+    const req = node.requests || {};
+    document.getElementById("hit-detail").textContent = node.hits + " hits, " + node.misses + " misses" +
+      (node.misses ? " (" + (req.peer || 0) + " filled from a peer, " + (req.origin || 0) + " from an origin)" : "");
+    document.getElementById("saved").textContent = bytes(node.wan_saved_bytes);
+    document.getElementById("saved-detail").textContent = "of " + bytes(node.player_sent_bytes) +
+      " sent to players came from no origin. Fills: " + bytes(node.fill_bytes_origin) + " from origins, " +
+      bytes(node.fill_bytes_peer) + " from peers.";
     document.getElementById("store").textContent = bytes(node.store_bytes);
     const pct = node.store_quota_bytes ? Math.min(100, 100 * node.store_bytes / node.store_quota_bytes) : 0;
     document.getElementById("store-bar").style.width = pct + "%";
-    document.getElementById("store-detail").textContent = node.recordings + " recordings; quota " +
-      (node.store_quota_bytes ? bytes(node.store_quota_bytes) : "none");
+    const sp = node.storage || {};
+    let storing = "";
+    if (sp.read_only) storing = " · READ-ONLY: disk full, serving what it has";
+    else if (sp.quota_full) storing = " · NOT STORING: quota full of unevictable recordings";
+    else if (sp.storing === false) storing = " · NOT STORING: less than " + bytes(sp.min_free_bytes) + " free";
+    const detail = document.getElementById("store-detail");
+    detail.textContent = node.recordings + " recordings; quota " +
+      (node.store_quota_bytes ? bytes(node.store_quota_bytes) : "none") +
+      (sp.free_bytes >= 0 ? "; " + bytes(sp.free_bytes) + " free" : "") + storing;
+    detail.classList.toggle("warn", storing !== "");
     document.getElementById("now").textContent = node.players + " players";
     document.getElementById("now-detail").textContent = node.fills + " fills running, " + node.peers + " peers, RTSP " + node.rtsp_addr;
   }

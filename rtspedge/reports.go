@@ -1,0 +1,137 @@
+package rtspedge
+
+import (
+	"encoding/hex"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// srInterval is the mean interval between two sender reports of a track:
+// RFC 3550's minimum RTCP interval (§6.2), randomised per report into
+// [0.5, 1.5] × srInterval (§6.3.1).
+const srInterval = 5 * time.Second
+
+func nextReportIn() time.Duration { return srInterval/2 + rand.N(srInterval) }
+
+// newCNAME is a session's RTCP canonical name: one per player, the same on
+// every track, so the player knows its tracks belong together (lip sync).
+func newCNAME() string {
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return "rtspmesh-" + hex.EncodeToString(b[:])
+}
+
+// Sender reports. A player's session has one timeline (session time s: the
+// replay sends the packet of tt at wallStart + (tt - sNPT), which is session
+// time sStart + (tt - sNPT)); each track's RTP time of session time s is
+// init + s in clock ticks, continuous across PAUSE and seeks. A report at
+// wall time now describes the session time s(now) = sStart + (now -
+// wallStart):
+//
+//   - RTP timestamp: init + s(now) in ticks;
+//   - NTP, live with the origin's mapping (store.Track.Clock, from its
+//     sender reports): the origin's wall clock at the stored timestamp the
+//     session's timestamp stands for (minus the PLAY's offset), so capture
+//     time survives the cache;
+//   - NTP otherwise (VOD, live before an origin report): the wall clock of
+//     session time 0 plus s(now). PAUSE stops both clocks and a seek moves
+//     both by the same step, so one line maps RTP to NTP for the whole
+//     session.
+
+// report sends each track's sender report that is due, as a compound SR +
+// SDES CNAME; false when the session is gone or too slow. It runs on the
+// replay goroutine.
+func (p *player) report(now time.Time) bool {
+	for i, t := range p.tracks {
+		if !t.setup || !t.haveOff || now.Before(t.nextSR) {
+			continue
+		}
+		t.nextSR = now.Add(nextReportIn())
+		if !p.writeRTCP(t, rtcp.CompoundPacket{p.senderReport(uint8(i), t, now), p.sdes(t)}) {
+			return false
+		}
+	}
+	return true
+}
+
+// senderReport is track t's sender report for wall time now.
+func (p *player) senderReport(i uint8, t *playTrack, now time.Time) *rtcp.SenderReport {
+	s := p.sStart + now.Sub(p.wallStart)
+	ts := t.init + uint32(durationToTicks(s, t.clock))
+	ntp := p.ntpZero.Add(s)
+	if p.m.Live && t.haveOff && p.reader != nil {
+		if c, ok := p.reader.Clock(i); ok {
+			stored := ts - t.off
+			ntp = c.NTP.Add(ticksToDuration(int64(int32(stored-c.RTP)), t.clock))
+		}
+	}
+	return &rtcp.SenderReport{
+		SSRC:        t.ssrc,
+		NTPTime:     ntpTime(ntp),
+		RTPTime:     ts,
+		PacketCount: t.packets,
+		OctetCount:  t.octets,
+	}
+}
+
+func (p *player) sdes(t *playTrack) *rtcp.SourceDescription {
+	return &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
+		Source: t.ssrc,
+		Items:  []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: p.cname}},
+	}}}
+}
+
+// writeRTCP hands one compound RTCP packet of t to the session; false when
+// the session is gone or too slow.
+func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket) bool {
+	if p.conn != nil {
+		p.pushed++
+		p.conn.expect(p.pushed)
+	}
+	if err := p.ss.WritePacketRTCP(t.media, &pkt); err != nil {
+		p.writeFailed(err)
+		return false
+	}
+	p.s.reportsSent.Add(1)
+	return true
+}
+
+// sendBye tells the player the stream ended: on every track a compound of a
+// last sender report, SDES CNAME and BYE, so that strict players (RFC 3550
+// §6.1: every RTCP packet is a compound that starts with SR or RR) end.
+func (p *player) sendBye() {
+	now := time.Now()
+	for i, t := range p.tracks {
+		if !t.setup {
+			continue
+		}
+		// The reason makes the BYE at least 12 bytes: FFmpeg ignores shorter
+		// RTCP packets.
+		bye := &rtcp.Goodbye{Sources: []uint32{t.ssrc}, Reason: "end of stream"}
+		if !p.writeRTCP(t, rtcp.CompoundPacket{p.senderReport(uint8(i), t, now), p.sdes(t), bye}) {
+			return
+		}
+	}
+}
+
+// ntpTime is t in the 64-bit NTP format of RTCP: seconds since 1900 in the
+// upper 32 bits, the fraction in the lower.
+func ntpTime(t time.Time) uint64 {
+	ns := uint64(t.UnixNano()) + ntpEpochOffset*uint64(time.Second)
+	sec, frac := ns/uint64(time.Second), ns%uint64(time.Second)
+	return sec<<32 | frac<<32/uint64(time.Second)
+}
+
+// timeOfNTP is the time of a 64-bit NTP timestamp.
+func timeOfNTP(v uint64) time.Time {
+	sec := int64(v>>32) - ntpEpochOffset
+	frac := int64((v & 0xffffffff) * uint64(time.Second) >> 32)
+	return time.Unix(sec, frac)
+}
+
+// ntpEpochOffset is 1970-01-01 in seconds since 1900-01-01.
+const ntpEpochOffset = 2208988800
