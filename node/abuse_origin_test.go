@@ -250,18 +250,19 @@ func TestCacheBusting(t *testing.T) {
 		rates       int // fills.describes_per_*; 0 keeps the defaults
 		maxFills    int
 		maxPerAddr  int
-		wantOK      func(ok int) bool
+		wantOK      func(ok int, took time.Duration) bool
 		wantOrigin  int    // DESCRIBEs the origin sees
 		limit       string // metric label
 		reason      string
 		wantRefused int // -1: 50 - ok
 	}{
 		{"query dropped, default rates", false, 0, 64, 16,
-			func(ok int) bool { return ok >= 10 && ok <= 15 }, 1, "requests_per_connection", "too many requests on this connection", -1},
+			// A burst of 10, then 5 a second while the loop runs.
+			func(ok int, took time.Duration) bool { return ok >= 10 && ok <= 10+1+int(5*took.Seconds()) }, 1, "requests_per_connection", "too many requests on this connection", -1},
 		{"pass_query, max_per_client 4", true, 1000, 64, 4,
-			func(ok int) bool { return ok == 4 }, 4, "fills_per_client", "too many fills for this client", 46},
+			func(ok int, _ time.Duration) bool { return ok == 4 }, 4, "fills_per_client", "too many fills for this client", 46},
 		{"pass_query, max_concurrent 3", true, 1000, 3, 3,
-			func(ok int) bool { return ok == 3 }, 3, "fills", "too many fills", 47},
+			func(ok int, _ time.Duration) bool { return ok == 3 }, 3, "fills", "too many fills", 47},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := nodeConfig(t, org)
@@ -306,7 +307,7 @@ func TestCacheBusting(t *testing.T) {
 			counted := metricValue(t, api, "", fmt.Sprintf(`rtspmesh_refused_total{limit=%q}`, tc.limit))
 			c.Close()
 
-			if !tc.wantOK(ok) {
+			if !tc.wantOK(ok, took) {
 				t.Errorf("%d DESCRIBEs answered 200, %d refused", ok, refused)
 			}
 			wantRefused := tc.wantRefused

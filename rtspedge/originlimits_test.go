@@ -11,8 +11,8 @@ import (
 )
 
 // runFake opens url, creates a recording and runs the session into it; it
-// returns Run's error and the recording's manifest after Finish(partial).
-func runFake(t *testing.T, url string, req OriginRequest) (error, store.Manifest) {
+// returns the recording's manifest after Finish(partial) and Run's error.
+func runFake(t *testing.T, url string, req OriginRequest) (store.Manifest, error) {
 	t.Helper()
 	st := newStore(t)
 	req.URL, req.Timeout = url, 5*time.Second
@@ -36,7 +36,7 @@ func runFake(t *testing.T, url string, req OriginRequest) (error, store.Manifest
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runErr, m
+	return m, runErr
 }
 
 // TestOriginFloodBounded: an origin that sends ten times what its SDP's
@@ -46,7 +46,7 @@ func TestOriginFloodBounded(t *testing.T) {
 	const rate = 4_000_000                                                                                     // bit/s
 	budget := int64(rate / 8 * (2.5 + 2))                                                                      // (duration + duration/4 + 2 s) at rate
 	o := fakeorigin.StartT(t, fakeorigin.Config{Duration: 2 * time.Second, Packets: 20_000, PacketSize: 1200}) // 24 MB
-	err, m := runFake(t, o.URL("flood.ts"), OriginRequest{MaxBitrate: rate})
+	m, err := runFake(t, o.URL("flood.ts"), OriginRequest{MaxBitrate: rate})
 	if !errors.Is(err, ErrStreamLimit) {
 		t.Fatalf("Run: %v, want ErrStreamLimit", err)
 	}
@@ -61,7 +61,7 @@ func TestOriginFloodBounded(t *testing.T) {
 func TestOriginHugePackets(t *testing.T) {
 	t.Parallel()
 	o := fakeorigin.StartT(t, fakeorigin.Config{Packets: 10, PacketSize: 65000})
-	err, m := runFake(t, o.URL("huge.ts"), OriginRequest{})
+	m, err := runFake(t, o.URL("huge.ts"), OriginRequest{})
 	if !errors.Is(err, ErrStreamLimit) {
 		t.Fatalf("Run: %v, want ErrStreamLimit", err)
 	}
@@ -76,7 +76,7 @@ func TestOriginHugePackets(t *testing.T) {
 func TestOriginLargestPlayablePacket(t *testing.T) {
 	t.Parallel()
 	o := fakeorigin.StartT(t, fakeorigin.Config{Packets: 10, PacketSize: MaxPlayerPacket})
-	err, m := runFake(t, o.URL("max.ts"), OriginRequest{})
+	m, err := runFake(t, o.URL("max.ts"), OriginRequest{})
 	if err != nil || m.Packets != 10 {
 		t.Fatalf("Run: %v, %d packets stored, want nil and 10", err, m.Packets)
 	}

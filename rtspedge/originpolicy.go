@@ -140,11 +140,3 @@ func (p *originPolicy) checkAuthLocked(req *base.Request) {
 		delete(req.Header, "Authorization")
 	}
 }
-
-// policyErr prefers the policy's refusal to the error it caused.
-func (p *originPolicy) policyErr(err error) error {
-	if perr := p.refusedErr(); perr != nil {
-		return perr
-	}
-	return err
-}
