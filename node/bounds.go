@@ -60,17 +60,25 @@ func (r *requestRates) allow(c rtspedge.Client, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sweepLocked(now)
+	var conn, addr *bucket
 	if c.Conn != 0 {
-		b := take(r.conns, c.Conn, r.perConn, r.burstConn, now)
-		if !b.lim.AllowN(now, 1) {
+		conn = take(r.conns, c.Conn, r.perConn, r.burstConn, now)
+		if conn.lim.TokensAt(now) < 1 {
 			return new(limitRatePerConn)
 		}
 	}
 	if c.Addr != "" {
-		b := take(r.addrs, c.Addr, r.perAddr, r.burstAddr, now)
-		if !b.lim.AllowN(now, 1) {
+		addr = take(r.addrs, c.Addr, r.perAddr, r.burstAddr, now)
+		if addr.lim.TokensAt(now) < 1 {
 			return new(limitRatePerAddr)
 		}
+	}
+	// Both have a token (r.mu keeps it so): take them.
+	if conn != nil {
+		conn.lim.AllowN(now, 1)
+	}
+	if addr != nil {
+		addr.lim.AllowN(now, 1)
 	}
 	return nil
 }
