@@ -16,8 +16,9 @@ build:
 run: build
 	./$(BIN) demo
 
-# test-deps installs what the tests need: ffmpeg/ffprobe (decoded-output interop
-# tests). On Debian it uses apt-get; elsewhere it says what to install.
+# test-deps installs what the tests need when it is missing: ffmpeg, chromium,
+# GStreamer and gst-rtsp-server with its Python bindings (interop tests). On
+# Debian it uses apt-get; elsewhere it says what to install.
 test-deps:
 	@./.ci/install-test-deps
 

@@ -29,7 +29,7 @@ type Config struct {
 	// peer id survives restarts. Required.
 	DataDir string
 	// Listen is the libp2p listen multiaddrs (default DefaultListen). With a
-	// PSKFile, QUIC addresses are dropped: a private network is TCP-only.
+	// PSKFile, the addresses PrivateListen drops are not listened on.
 	Listen []string
 	// Bootstrap is the multiaddrs (with /p2p/<id>) of peers to join through.
 	// Empty makes this node a first node that others bootstrap from.
@@ -37,7 +37,7 @@ type Config struct {
 	// MDNS finds neighbours on the local network.
 	MDNS bool
 	// PSKFile makes the mesh private: only nodes holding the same key (a file
-	// written by GenerateKey) connect. It forces TCP-only transport.
+	// written by GenerateKey) connect (see PrivateListen).
 	PSKFile string
 	// AllowPeers, when not empty, admits connections only from these peer ids.
 	AllowPeers []string

@@ -179,7 +179,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.ran = true
 	pf.mu.Unlock()
 
-	if next := nextIndex(w.Manifest()); next != pf.from && pf.from != FromLiveEdge {
+	if next := w.Manifest().NextSegment(); next != pf.from && pf.from != FromLiveEdge {
 		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
 	}
 	// Buffers in flight, as the resource manager sees them (segments are
@@ -294,7 +294,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 		case it.f.Type == frameEnd:
 			if it.f.Ended && pf.mf.Live {
 				// The origin ended the live stream: a clean end here too.
-				if err := w.Update(func(m *store.Manifest) { m.Ended = true }); err != nil {
+				if err := w.SetEnded(); err != nil {
 					return n, bytes, fmt.Errorf("mark the live stream ended: %w", err)
 				}
 				return n, bytes, nil

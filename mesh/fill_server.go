@@ -104,68 +104,68 @@ func (m *Mesh) handling(s network.Stream) bool {
 // serveFill writes the answer and the frames for req. It returns the number
 // of segments sent; nil once the end frame is written.
 func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest) (int, error) {
-	bw := bufio.NewWriterSize(s, writeBuffer)
-	flush := func() error {
-		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-		return bw.Flush()
-	}
-	writeStatus := func(st byte) error {
-		_ = bw.WriteByte(st)
-		return flush()
-	}
-
+	w := answerWriter{s: s, bw: bufio.NewWriterSize(s, writeBuffer)}
 	mf, err := m.st.Manifest(req.Key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return 0, writeStatus(statusNotFound)
+		return 0, w.status(statusNotFound)
 	case err != nil:
-		_ = writeStatus(statusServerError)
+		_ = w.status(statusServerError)
 		return 0, fmt.Errorf("manifest: %w", err)
 	}
-	if mf.Live && mf.Source == "" {
-		// Between two upstreams: a neighbour relaying from it now could close
-		// a loop (it may be this node's next source).
-		return 0, writeStatus(statusUnavailable)
-	}
-	from := req.From
-	liveEdge := from == FromLiveEdge
-	if liveEdge && !mf.Live {
-		return 0, writeStatus(statusUnavailable)
-	}
-	if !liveEdge && len(mf.Segments) > 0 && from < mf.Segments[0].Index {
-		if !mf.Live || from != 0 {
-			return 0, writeStatus(statusUnavailable) // dropped from a live window
-		}
-		from = mf.Segments[0].Index // a live window: from its oldest segment
+	from, ok := startAt(mf, req.From)
+	if !ok {
+		return 0, w.status(statusUnavailable)
 	}
 	head, err := appendOK(nil, mf)
 	if err != nil {
-		_ = writeStatus(statusServerError)
+		_ = w.status(statusServerError)
 		return 0, err
 	}
-	_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := bw.Write(head); err != nil {
+	if err := w.write(head); err != nil {
 		return 0, err
 	}
 
 	if mf.Live && m.cfg.ServingLive != nil {
 		defer m.cfg.ServingLive(req.Key)()
 	}
-	if liveEdge {
-		return 0, m.serveLiveTail(ctx, s, bw, req.Key, nextIndex(mf))
+	if from == FromLiveEdge {
+		return 0, m.serveLiveTail(ctx, s, w.bw, req.Key, mf.NextSegment())
 	}
+	return m.sendSegments(ctx, w, req.Key, from, mf)
+}
 
+// startAt is the segment an answer to a request from `from` starts at;
+// false when the recording cannot serve it now.
+func startAt(mf store.Manifest, from uint32) (uint32, bool) {
+	switch {
+	case mf.BetweenSources():
+		// Between two upstreams: a neighbour relaying from it now could close
+		// a loop (it may be this node's next source).
+		return 0, false
+	case from == FromLiveEdge:
+		return from, mf.Live
+	case len(mf.Segments) > 0 && from < mf.Segments[0].Index:
+		if !mf.Live || from != 0 {
+			return 0, false // dropped from a live window
+		}
+		return mf.Segments[0].Index, true // a live window: from its oldest segment
+	}
+	return from, true
+}
+
+// sendSegments sends key's sealed segments from index i on, waiting for
+// those its fill has not sealed yet, then the end frame; a live recording
+// goes on packet by packet after its sealed past instead. mf is the
+// manifest the answer was made from. It returns the number of segments sent.
+func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i uint32, mf store.Manifest) (int, error) {
 	var hdr []byte
 	sent := 0
-	for i := from; ; {
-		data, h, err := m.st.Segment(req.Key, i)
+	for {
+		data, h, err := m.st.Segment(key, i)
 		if err == nil {
 			hdr = appendSegmentHeader(hdr[:0], i, h, len(data))
-			_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := bw.Write(hdr); err != nil {
-				return sent, err
-			}
-			if _, err := bw.Write(data); err != nil {
+			if err := w.write(hdr, data); err != nil {
 				return sent, err
 			}
 			m.bytesOut.Add(uint64(len(data)))
@@ -178,51 +178,80 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		}
 		if mf.Live {
 			// The sealed past is sent: the rest goes packet by packet.
-			return sent, m.serveLiveTail(ctx, s, bw, req.Key, i)
+			return sent, m.serveLiveTail(ctx, w.s, w.bw, key, i)
 		}
-		// Not sealed (yet): flush what is buffered, then wait.
-		if err := flush(); err != nil {
+		var ended bool
+		if mf, ended, err = m.awaitSegment(ctx, w, key, i); err != nil {
 			return sent, err
 		}
-		wctx, cancel := context.WithTimeout(ctx, KeepaliveInterval)
-		mf, err = m.st.WaitSegment(wctx, req.Key, i)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return sent, ctx.Err()
-		case errors.Is(err, context.DeadlineExceeded):
-			_ = bw.WriteByte(frameKeepalive)
-			if err := flush(); err != nil {
+		if ended {
+			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
 				return sent, err
 			}
-			continue
-		case err != nil:
-			return sent, fmt.Errorf("wait segment %d: %w", i, err)
-		case hasSegment(mf, i):
-			continue
-		case i < nextIndex(mf):
-			return sent, fmt.Errorf("segment %d: %w", i, store.ErrBehindWindow)
-		case mf.State == store.StateFilling || mf.State == store.StateLive:
-			continue
+			return sent, w.flush()
 		}
-		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := bw.Write(appendEnd(nil, endOf(mf))); err != nil {
-			return sent, err
-		}
-		return sent, flush()
 	}
+}
+
+// awaitSegment flushes what is buffered and waits up to KeepaliveInterval
+// for segment i of key, which is not sealed yet; a keep-alive frame goes out
+// when none came. It returns the manifest it saw, and ended when the
+// recording ended before segment i.
+func (m *Mesh) awaitSegment(ctx context.Context, w answerWriter, key string, i uint32) (store.Manifest, bool, error) {
+	if err := w.flush(); err != nil {
+		return store.Manifest{}, false, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, KeepaliveInterval)
+	mf, err := m.st.WaitSegment(wctx, key, i)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return mf, false, ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		_ = w.bw.WriteByte(frameKeepalive)
+		return mf, false, w.flush()
+	case err != nil:
+		return mf, false, fmt.Errorf("wait segment %d: %w", i, err)
+	case hasSegment(mf, i):
+		return mf, false, nil
+	case i < mf.NextSegment():
+		return mf, false, fmt.Errorf("segment %d: %w", i, store.ErrBehindWindow)
+	case mf.State == store.StateFilling || mf.State == store.StateLive:
+		return mf, false, nil
+	}
+	return mf, true, nil
+}
+
+// answerWriter buffers one answer's bytes; every write and flush has
+// writeTimeout.
+type answerWriter struct {
+	s  network.Stream
+	bw *bufio.Writer
+}
+
+func (w answerWriter) write(bs ...[]byte) error {
+	_ = w.s.SetWriteDeadline(time.Now().Add(writeTimeout))
+	for _, b := range bs {
+		if _, err := w.bw.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w answerWriter) flush() error {
+	_ = w.s.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return w.bw.Flush()
+}
+
+// status answers with a status byte alone.
+func (w answerWriter) status(st byte) error {
+	_ = w.bw.WriteByte(st)
+	return w.flush()
 }
 
 // hasSegment reports whether m lists segment i as sealed.
 func hasSegment(m store.Manifest, i uint32) bool {
 	n := len(m.Segments)
 	return n > 0 && m.Segments[0].Index <= i && i <= m.Segments[n-1].Index
-}
-
-// nextIndex is the index the next sealed segment of m will have.
-func nextIndex(m store.Manifest) uint32 {
-	if n := len(m.Segments); n > 0 {
-		return m.Segments[n-1].Index + 1
-	}
-	return 0
 }

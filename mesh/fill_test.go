@@ -249,7 +249,7 @@ func serveCorrupt(a *testNode, bad uint32) network.StreamHandler {
 		bw := bufio.NewWriter(s)
 		head, _ := appendOK(nil, m)
 		_, _ = bw.Write(head)
-		for i := req.From; i < nextIndex(m); i++ {
+		for i := req.From; i < m.NextSegment(); i++ {
 			data, h, err := a.st.Segment(req.Key, i)
 			if err != nil {
 				_ = s.Reset()
@@ -365,7 +365,7 @@ func TestFillProviderDiesMidFill(t *testing.T) {
 	record(t, wa, src, 7*time.Second)
 	_ = wa.Finish(store.StateComplete)
 	a2 := startNode(t, Config{}, a.st)
-	pf2, err := b.OpenFill(t.Context(), providerOf(a2), key, nextIndex(mb))
+	pf2, err := b.OpenFill(t.Context(), providerOf(a2), key, mb.NextSegment())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 			return nil, fmt.Errorf("mesh: %w", err)
 		}
 		var dropped []string
-		listen, dropped = tcpOnly(listen)
+		listen, dropped = PrivateListen(listen)
 		if len(dropped) > 0 {
 			log.Warn("private mesh (psk_file) is TCP-only: not listening on non-TCP addresses", "dropped", dropped)
 		}
@@ -163,8 +163,11 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 	return m, nil
 }
 
-// tcpOnly splits listen addresses into those on TCP and the others.
-func tcpOnly(addrs []string) (keep, dropped []string) {
+// PrivateListen splits listen addresses into those a private mesh (a
+// PSKFile) listens on and the others it drops: a libp2p private network is
+// TCP-only (it refuses QUIC, WebRTC, WebTransport and WebSocket). This is
+// the one statement of that rule; config validation asks it too.
+func PrivateListen(addrs []string) (keep, dropped []string) {
 	for _, s := range addrs {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {

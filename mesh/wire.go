@@ -266,7 +266,7 @@ func appendSegmentHeader(b []byte, index uint32, h store.Hash, n int) []byte {
 
 // endOf is the end frame of a recording whose manifest is m.
 func endOf(m store.Manifest) frame {
-	return frame{Type: frameEnd, State: m.State, Ended: m.Live && m.Ended, Index: nextIndex(m), Duration: m.Duration}
+	return frame{Type: frameEnd, State: m.State, Ended: m.Live && m.Ended, Index: m.NextSegment(), Duration: m.Duration}
 }
 
 // appendEnd appends end frame f: type 2, u8 state, u32 next index, u64

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
-	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -62,9 +60,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	n := a.n
 	used, quota := n.store.Usage()
 	infos, _ := n.store.List()
-	n.fills.mu.Lock()
-	fills := len(n.fills.m)
-	n.fills.mu.Unlock()
+	fills := len(n.fills.Snapshot())
 	st := NodeStatus{
 		PeerID: n.PeerID(), MeshAddrs: n.MeshAddrs(), Version: Version(),
 		Started: a.started.UTC().Format(time.RFC3339), Uptime: time.Since(a.started).Seconds(),
@@ -78,28 +74,17 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 	for _, o := range n.cfg.Origins {
 		st.Origins = append(st.Origins, o.Name)
 	}
-	m := n.metrics
-	for _, s := range servedLabels {
-		st.Requests[s] = counterValue(m.requests.WithLabelValues(string(s)))
+	c := &n.metrics.counts
+	for i, s := range servedLabels {
+		st.Requests[s] = c.requests[i].Load()
 	}
-	st.Hits = counterValue(m.hits)
-	st.Misses = counterValue(m.misses.WithLabelValues("peer")) + counterValue(m.misses.WithLabelValues(sourceOrigin))
-	st.FillBytesPeer = counterValue(m.fillBytes.WithLabelValues("peer"))
-	st.FillBytesOrigin = counterValue(m.fillBytes.WithLabelValues(sourceOrigin))
-	st.WANSaved = counterValue(m.wanSaved) // first: never more than PlayerBytes
-	for _, c := range m.playerBytesBy {
-		st.PlayerBytes += counterValue(c)
-	}
+	st.Hits = c.hits.Load()
+	st.Misses = c.misses.Load()
+	st.FillBytesPeer = c.fillBytesPeer.Load()
+	st.FillBytesOrigin = c.fillBytesOrigin.Load()
+	st.WANSaved = c.wanSaved.Load() // first: never more than PlayerBytes
+	st.PlayerBytes = c.playerBytes.Load()
 	writeJSON(w, http.StatusOK, st)
-}
-
-// counterValue reads a counter this package owns.
-func counterValue(c prometheus.Counter) uint64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil || m.Counter == nil {
-		return 0
-	}
-	return uint64(m.Counter.GetValue())
 }
 
 // PeerStatus is one entry of GET /api/v1/peers.
@@ -196,12 +181,4 @@ func Version() string {
 		}
 	}
 	return v
-}
-
-func providerIDs(ps []mesh.Provider) []string {
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.ID
-	}
-	return ids
 }

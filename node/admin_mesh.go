@@ -76,6 +76,7 @@ func (cs *catalogues) fill(ctx context.Context, a *adminServer, ps []PeerStatus)
 	cs.mu.Unlock()
 
 	if len(stale) > 0 {
+		asked := ctx
 		ctx, cancel := context.WithTimeout(ctx, catalogueWait)
 		defer cancel()
 		slots := make(chan struct{}, catalogueParallel)
@@ -85,6 +86,9 @@ func (cs *catalogues) fill(ctx context.Context, a *adminServer, ps []PeerStatus)
 			wg.Go(func() {
 				defer func() { <-slots }()
 				c, err := a.n.mesh.Catalogue(ctx, id)
+				if err != nil && asked.Err() != nil {
+					return // the request went away: not the peer's answer
+				}
 				if err != nil {
 					a.log.Debug("peer catalogue", "peer", id, "err", err)
 				}
@@ -104,8 +108,10 @@ func (cs *catalogues) fill(ctx context.Context, a *adminServer, ps []PeerStatus)
 	for i := range ps {
 		ans, ok := cs.byID[ps[i].ID]
 		switch {
+		case !ok && i >= catalogueAsk:
+			ps[i].CatalogueError = "not asked: more peers than one request asks"
 		case !ok:
-			ps[i].CatalogueError = "not asked: more peers than the page asks"
+			ps[i].CatalogueError = "not asked yet"
 		case ans.err != nil:
 			ps[i].CatalogueError = ans.err.Error()
 		default:

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -46,45 +47,46 @@ func (a *adminServer) prefetchHandler(runCtx context.Context) http.HandlerFunc {
 		}
 		// The request's context bounds the wait for the first source; the
 		// fill itself belongs to the node.
-		rec, err := a.n.resolve(r.Context(), fillRequest{key: key, originURL: originURL, origin: origin})
+		rec, err := a.n.fills.Open(r.Context(), a.n.fillRequest(origin, originURL, key, ""))
 		if err != nil {
 			a.n.metrics.refused(err)
 			a.log.Info("prefetch failed", "stream", key, "err", err)
 			writeError(w, resolveStatus(err), "prefetch %s: %v", req.Path, err)
 			return
 		}
-		if rec.m.Live {
-			rec.Close()
+		m := rec.Manifest()
+		if m.Live {
+			rec.Release()
 			writeError(w, http.StatusBadRequest, "%s is a live stream: nothing to prefetch", req.Path)
 			return
 		}
-		a.n.metrics.prefetched(rec.served)
-		a.log.Info("prefetch start", "stream", key, "served", rec.served, "source", rec.m.Source)
+		a.n.metrics.prefetched(rec.Served())
+		a.log.Info("prefetch start", "stream", key, "served", rec.Served(), "source", m.Source)
 		code := http.StatusAccepted
-		if rec.f == nil {
-			rec.Close()
+		if rec.Done() == nil {
+			rec.Release()
 			code = http.StatusOK
 		} else {
 			a.n.background(runCtx, func(ctx context.Context) { a.hold(ctx, rec) })
 		}
-		in, err := rec.st.Info(key)
+		in, err := rec.Store().Info(key)
 		if err != nil {
-			in = store.Info{Key: key, ID: store.StreamID(key), State: rec.m.State, Source: rec.m.Source}
+			in = store.Info{Key: key, ID: store.StreamID(key), State: m.State, Source: m.Source}
 		}
-		writeJSON(w, code, PrefetchAnswer{Stream: a.status(in, r), Served: rec.served, Source: rec.m.Source})
+		writeJSON(w, code, PrefetchAnswer{Stream: a.status(in, r), Served: rec.Served(), Source: m.Source})
 	}
 }
 
 // hold keeps a prefetch's fill alive (as its only "player") until it ends.
-func (a *adminServer) hold(ctx context.Context, rec *recording) {
+func (a *adminServer) hold(ctx context.Context, rec *fill.Recording) {
 	start := time.Now()
 	select {
-	case <-rec.f.done:
+	case <-rec.Done():
 	case <-ctx.Done():
 	}
-	rec.Close()
-	in, _ := rec.st.Info(rec.key)
-	a.log.Info("prefetch end", "stream", rec.key, "state", in.State, "source", in.Source,
+	rec.Release()
+	in, _ := rec.Store().Info(rec.Key())
+	a.log.Info("prefetch end", "stream", rec.Key(), "state", in.State, "source", in.Source,
 		"bytes", in.Bytes, "duration", time.Since(start).Round(time.Millisecond))
 }
 

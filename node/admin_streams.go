@@ -58,8 +58,8 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 
 func sourceKind(source string) string {
 	switch source {
-	case sourceOrigin:
-		return sourceOrigin
+	case store.SourceOrigin:
+		return store.SourceOrigin
 	case "":
 		return ""
 	}

@@ -8,18 +8,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 )
 
 // Bounds on what players can make the node do (fills.* in the config):
 // the "limit" label of rtspmesh_refused_total and the reason phrase of the
 // 503 a player gets.
+// The fill bounds are the fill registry's (fill.ErrTooManyFills...).
 var (
-	limitFills        = rtspedge.LimitError{Limit: "fills", Reason: "too many fills"}
-	limitFillsPerAddr = rtspedge.LimitError{Limit: "fills_per_client", Reason: "too many fills for this client"}
-	limitRatePerConn  = rtspedge.LimitError{Limit: "requests_per_connection", Reason: "too many requests on this connection"}
-	limitRatePerAddr  = rtspedge.LimitError{Limit: "requests_per_address", Reason: "too many requests from this address"}
-	limitLabels       = []string{limitFills.Limit, limitFillsPerAddr.Limit, limitRatePerConn.Limit, limitRatePerAddr.Limit}
+	limitRatePerConn = &rtspedge.LimitError{Limit: "requests_per_connection", Reason: "too many requests on this connection"}
+	limitRatePerAddr = &rtspedge.LimitError{Limit: "requests_per_address", Reason: "too many requests from this address"}
+	limitLabels      = []string{fill.ErrTooManyFills.Limit, fill.ErrTooManyFillsForClient.Limit, limitRatePerConn.Limit, limitRatePerAddr.Limit}
 )
 
 const (
@@ -64,13 +64,13 @@ func (r *requestRates) allow(c rtspedge.Client, now time.Time) error {
 	if c.Conn != 0 {
 		conn = take(r.conns, c.Conn, r.perConn, r.burstConn, now)
 		if conn.lim.TokensAt(now) < 1 {
-			return new(limitRatePerConn)
+			return limitRatePerConn
 		}
 	}
 	if c.Addr != "" {
 		addr = take(r.addrs, c.Addr, r.perAddr, r.burstAddr, now)
 		if addr.lim.TokensAt(now) < 1 {
-			return new(limitRatePerAddr)
+			return limitRatePerAddr
 		}
 	}
 	// Both have a token (r.mu keeps it so): take them.
@@ -111,27 +111,6 @@ func (r *requestRates) sweepLocked(now time.Time) {
 			delete(r.addrs, k)
 		}
 	}
-}
-
-// admitFillLocked says whether one more fill may start for client (""
-// for a prefetch, which counts only against the total). fills.mu must be held.
-func (n *Node) admitFillLocked(client string) error {
-	if len(n.fills.m) >= n.cfg.Fills.MaxConcurrent {
-		return new(limitFills)
-	}
-	if client == "" {
-		return nil
-	}
-	mine := 0
-	for _, f := range n.fills.m {
-		if f.client == client {
-			mine++
-		}
-	}
-	if mine >= n.cfg.Fills.MaxPerClient {
-		return new(limitFillsPerAddr)
-	}
-	return nil
 }
 
 // newRefusals is rtspmesh_refused_total, registered in reg.

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -65,8 +66,9 @@ type Origin struct {
 	URL      string `yaml:"url"`
 	Username string `yaml:"username,omitempty"`
 	Password string `yaml:"password,omitempty"`
-	// CacheControlOverride replaces the origin's Cache-Control header when
-	// set, e.g. "max-age=3600" for an origin that says no-cache wrongly.
+	// CacheControlOverride is meant to replace the origin's Cache-Control
+	// header. Not yet implemented: it is validated, then ignored with a
+	// warning at start.
 	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
 
 	// Players are the rtsp.auth users who may play this origin; empty:
@@ -136,7 +138,8 @@ type AdminConfig struct {
 }
 
 // Defaults returns the configuration a node runs with when nothing is set.
-// It passes Validate.
+// It passes Validate. Defaults of the components (mesh, store, rtspedge)
+// are taken from them, not restated.
 func Defaults() Config {
 	return Config{
 		Version: ConfigVersion,
@@ -158,19 +161,19 @@ func Defaults() Config {
 		Cache: CacheConfig{
 			MaxBytes:          50 << 30,
 			CompleteOnAbandon: true,
-			LiveWindow:        Duration(2 * time.Minute),
+			LiveWindow:        Duration(store.DefaultLiveWindow),
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
 			MinFree:           store.DefaultMinFree,
 		},
-		OriginTimeout: Duration(10 * time.Second),
+		OriginTimeout: Duration(rtspedge.DefaultOriginTimeout),
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Mesh: MeshConfig{
 			Enabled:     true,
-			Listen:      []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+			Listen:      slices.Clone(mesh.DefaultListen),
 			MDNS:        true,
-			FindTimeout: Duration(300 * time.Millisecond),
-			ProviderTTL: Duration(time.Hour),
+			FindTimeout: Duration(mesh.DefaultFindTimeout),
+			ProviderTTL: Duration(mesh.DefaultProviderTTL),
 			LiveMaxHops: 3,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9554"},

@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 )
 
@@ -50,13 +51,16 @@ func (c *Config) completeOnAbandon(o *Origin) bool {
 	return c.Cache.CompleteOnAbandon
 }
 
-// originRequest is how the node pulls from o.
-func (c *Config) originRequest(o *Origin, url string) rtspedge.OriginRequest {
-	req := rtspedge.OriginRequest{URL: url, AskMetaInfo: true}
+// fillRequest is what the fill registry needs for key of origin o: the
+// origin's URL and policy, whether an abandoned fill completes, and the
+// client that asks ("" for a prefetch).
+func (n *Node) fillRequest(o *Origin, originURL, key, client string) fill.Request {
+	req := fill.Request{Key: key, Origin: rtspedge.OriginRequest{URL: originURL},
+		CompleteOnAbandon: n.cfg.completeOnAbandon(o), Client: client}
 	if o != nil {
-		req.RefuseRedirects = o.Redirects == redirectsRefuse
-		req.AllowBasicOverPlain = o.AllowBasicOverPlain
-		req.MaxBitrate = int64(o.MaxBitrate)
+		req.Origin.RefuseRedirects = o.Redirects == redirectsRefuse
+		req.Origin.AllowBasicOverPlain = o.AllowBasicOverPlain
+		req.Origin.MaxBitrate = int64(o.MaxBitrate)
 	}
 	return req
 }

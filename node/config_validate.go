@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -231,26 +232,14 @@ func (c *Config) validateMesh(bad complain) {
 }
 
 // effectiveListen is the listen list the mesh will use: all of Listen, or
-// only its TCP addresses when PSKFile is set (a libp2p private network
-// refuses QUIC, WebRTC and WebTransport; package mesh drops them itself,
-// Validate uses this to refuse a private mesh left with no address).
+// what mesh.PrivateListen keeps when PSKFile is set (Validate uses it to
+// refuse a private mesh left with no address).
 func (m MeshConfig) effectiveListen() []string {
 	if m.PSKFile == "" {
 		return m.Listen
 	}
-	var out []string
-	for _, a := range m.Listen {
-		addr, err := ma.NewMultiaddr(a)
-		if err != nil {
-			continue
-		}
-		_, tcpErr := addr.ValueForProtocol(ma.P_TCP)
-		_, udpErr := addr.ValueForProtocol(ma.P_UDP)
-		if tcpErr == nil && udpErr != nil {
-			out = append(out, a)
-		}
-	}
-	return out
+	keep, _ := mesh.PrivateListen(m.Listen)
+	return keep
 }
 
 func (c *Config) validateAdmin(bad complain) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -112,96 +113,14 @@ func TestLiveRelayDecodesSameFrames(t *testing.T) {
 		len(onA.md5s), len(onB.md5s), overlap, float64(overlap)/sampleFPS)
 }
 
-// alignedOverlap is alignFrames that fails the test on an error.
+// alignedOverlap is interop.AlignFrames that fails the test on an error.
 func alignedOverlap(t *testing.T, what string, a, b []string) int {
 	t.Helper()
-	n, err := alignFrames(a, b)
+	n, err := interop.AlignFrames(a, b)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 	return n
-}
-
-// alignFrames aligns b's frames on a's by content and returns how many
-// frames the two share. It is an error unless the alignment is unambiguous
-// (no frame repeats within either sequence) and every frame of the
-// overlapping span matches: the longest common run of frames must cover the
-// whole span where both sequences have frames under that alignment, so a
-// dropped, duplicated or differing frame anywhere in the span is an error.
-func alignFrames(a, b []string) (int, error) {
-	for _, seq := range [][]string{a, b} {
-		seen := make(map[string]int, len(seq))
-		for i, h := range seq {
-			if j, dup := seen[h]; dup {
-				return 0, fmt.Errorf("frames %d and %d are identical (%s): a content alignment would be ambiguous", j, i, h)
-			}
-			seen[h] = i
-		}
-	}
-	ai, bi, run := longestCommonRun(a, b)
-	if run == 0 {
-		return 0, fmt.Errorf("no frame in common (%d and %d frames)", len(a), len(b))
-	}
-	// Under the alignment b[j] ~ a[j+d], both have frames for j in [lo, hi).
-	d := ai - bi
-	lo, hi := max(0, -d), min(len(b), len(a)-d)
-	for j := lo; j < hi; j++ {
-		if b[j] != a[j+d] {
-			return 0, fmt.Errorf("aligned at offset %d the overlap is frames %d..%d of the second, but frame %d differs (%s, want %s); longest identical run %d",
-				d, lo, hi-1, j, b[j], a[j+d], run)
-		}
-	}
-	return run, nil
-}
-
-// TestAlignFrames: the content alignment of two players' frames finds the
-// overlap wherever it is and cannot be fooled by a partial match.
-func TestAlignFrames(t *testing.T) {
-	t.Parallel()
-	seq := func(s string) []string { return strings.Split(s, "") }
-	for name, c := range map[string]struct {
-		a, b string
-		want int // -1: an error
-	}{
-		"identical":             {"abcdef", "abcdef", 6},
-		"second starts later":   {"abcdef", "cdefgh", 4},
-		"second starts earlier": {"cdefgh", "abcdef", 4},
-		"second inside first":   {"abcdefgh", "cde", 3},
-		"frame differs":         {"abcdefgh", "abcXefgh", -1},
-		"frame dropped":         {"abcdefgh", "abcefgh", -1},
-		"frame repeated":        {"abcdefgh", "abccdefgh", -1},
-		"differs at the end":    {"abcdefgh", "cdefgX", -1},
-		"nothing in common":     {"abc", "xyz", -1},
-		"repeats in one player": {"abcabc", "abc", -1},
-		"empty second":          {"abc", "", -1},
-	} {
-		n, err := alignFrames(seq(c.a), seq(c.b))
-		if c.want < 0 && err == nil {
-			t.Errorf("%s: %d frames in common, want an error", name, n)
-		}
-		if c.want >= 0 && (err != nil || n != c.want) {
-			t.Errorf("%s: %d, %v; want %d", name, n, err, c.want)
-		}
-	}
-}
-
-// longestCommonRun returns the longest run of consecutive equal elements of
-// a and b: a[ai:ai+n] == b[bi:bi+n].
-func longestCommonRun(a, b []string) (ai, bi, n int) {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cur[j] = 0
-			if a[i-1] == b[j-1] {
-				cur[j] = prev[j-1] + 1
-				if cur[j] > n {
-					ai, bi, n = i-cur[j], j-cur[j], cur[j]
-				}
-			}
-		}
-		prev, cur = cur, prev
-	}
-	return ai, bi, n
 }
 
 // livePlayer is one ffmpeg decoding a live stream's video for a while, with

@@ -1,7 +1,7 @@
 package node
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +18,8 @@ import (
 // Every method is safe on a nil *metrics, so a Node built without them
 // (tests of one function) still runs.
 type metrics struct {
-	reg *prometheus.Registry
-
-	mu      sync.Mutex
-	tallies map[*fill]*fillTally // fills running, for fillEnded
+	reg    *prometheus.Registry
+	counts counts // what the admin API shows: never read back from Prometheus
 
 	requests      *prometheus.CounterVec // by served: local, tail, peer, origin
 	requestErrors prometheus.Counter
@@ -41,12 +39,11 @@ type metrics struct {
 }
 
 // Served labels as they appear in metrics.
-var servedLabels = []Served{ServedLocal, ServedTail, ServedPeer, ServedOrigin}
+var servedLabels = [...]Served{ServedLocal, ServedTail, ServedPeer, ServedOrigin}
 
 func newMetrics(n *Node) *metrics {
 	m := &metrics{
 		reg:           prometheus.NewRegistry(),
-		tallies:       make(map[*fill]*fillTally),
 		playerBytesBy: make(map[Served]prometheus.Counter),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtspmesh_requests_total",
@@ -108,7 +105,7 @@ func newMetrics(n *Node) *metrics {
 		m.prefetches.WithLabelValues(string(s))
 		m.playerBytesBy[s] = m.playerBytes.WithLabelValues(string(s))
 	}
-	for _, s := range []string{"peer", sourceOrigin} {
+	for _, s := range []string{"peer", store.SourceOrigin} {
 		m.misses.WithLabelValues(s)
 		m.fillBytes.WithLabelValues(s)
 	}
@@ -173,9 +170,7 @@ func scrapeTime(n *Node) []prometheus.Collector {
 			return float64(n.edge.Stats().AuthFailed)
 		}),
 		gauge("rtspmesh_fills_active", "Fills running now.", func() float64 {
-			n.fills.mu.Lock()
-			defer n.fills.mu.Unlock()
-			return float64(len(n.fills.m))
+			return float64(len(n.fills.Snapshot()))
 		}),
 		gauge("rtspmesh_store_bytes", "Bytes the store holds (encoded segments).", func() float64 {
 			used, _ := n.store.Usage()
@@ -208,16 +203,33 @@ func scrapeTime(n *Node) []prometheus.Collector {
 	return append(cs, meshCollectors(n)...)
 }
 
+// counts are the node's counters since start as the admin API shows them.
+type counts struct {
+	requests        [len(servedLabels)]atomic.Uint64 // by servedLabels
+	hits, misses    atomic.Uint64
+	fillBytesPeer   atomic.Uint64
+	fillBytesOrigin atomic.Uint64
+	playerBytes     atomic.Uint64 // RTP bytes sent to players
+	wanSaved        atomic.Uint64 // the part of playerBytes not served from an origin fill
+}
+
 func (m *metrics) request(s Served) {
 	if m == nil {
 		return
 	}
 	m.requests.WithLabelValues(string(s)).Inc()
+	for i, l := range servedLabels {
+		if l == s {
+			m.counts.requests[i].Add(1)
+		}
+	}
 	switch s {
 	case ServedLocal, ServedTail:
 		m.hits.Inc()
+		m.counts.hits.Add(1)
 	default:
 		m.misses.WithLabelValues(string(s)).Inc()
+		m.counts.misses.Add(1)
 	}
 }
 
@@ -229,8 +241,10 @@ func (m *metrics) delivered(s Served, bytes uint64) {
 	if c := m.playerBytesBy[s]; c != nil {
 		c.Add(float64(bytes))
 	}
+	m.counts.playerBytes.Add(bytes) // before wanSaved: never less than it
 	if s != ServedOrigin {
 		m.wanSaved.Add(float64(bytes))
+		m.counts.wanSaved.Add(bytes)
 	}
 }
 
@@ -246,71 +260,26 @@ func (m *metrics) prefetched(s Served) {
 	}
 }
 
-// filled counts the bytes one source added to f's recording since before.
-// The writer's manifest counts sealed segments only: fillEnded adds what
-// the last source appended to the open segment once the recording is
-// finished.
-func (m *metrics) filled(f *fill, source string, before uint64, w *store.Writer) {
-	if m == nil || w == nil {
-		return
-	}
-	after := bytesOf(w)
-	m.mu.Lock()
-	t, ok := m.tallies[f]
-	if !ok {
-		t = &fillTally{start: before}
-		m.tallies[f] = t
-	}
-	t.last = source
-	if after > before {
-		t.counted += after - before
-	}
-	m.mu.Unlock()
-	if after > before {
-		m.fillBytes.WithLabelValues(source).Add(float64(after - before))
-	}
-}
-
-// fillTally is what filled counted for one fill.
-type fillTally struct {
-	start, counted uint64 // bytes the recording held at the first source, bytes counted since
-	last           string // the last source
-}
-
-// bytesOf is what w has stored so far, a live window's dropped segments
-// included (0 without a writer): the start of a source's share.
-func bytesOf(w *store.Writer) uint64 {
-	if w == nil {
-		return 0
-	}
-	return w.Manifest().Received
-}
-
-// fillEnded records a fill's result from what its store holds once it ended.
-func (m *metrics) fillEnded(f *fill, start time.Time) {
+// filled counts bytes a fill stored from source ("peer" or "origin").
+func (m *metrics) filled(source string, bytes uint64) {
 	if m == nil {
 		return
 	}
-	m.mu.Lock()
-	t := m.tallies[f]
-	delete(m.tallies, f)
-	m.mu.Unlock()
-	result := "failed"
-	if f.st != nil {
-		if md, err := f.st.Manifest(f.key); err == nil {
-			if t != nil && md.Received > t.start+t.counted {
-				m.fillBytes.WithLabelValues(t.last).Add(float64(md.Received - t.start - t.counted))
-			}
-			switch md.State {
-			case store.StateComplete:
-				result = "complete"
-			case store.StatePartial, store.StateLive:
-				result = "partial"
-			}
-		}
+	m.fillBytes.WithLabelValues(source).Add(float64(bytes))
+	if source == store.SourceOrigin {
+		m.counts.fillBytesOrigin.Add(bytes)
+	} else {
+		m.counts.fillBytesPeer.Add(bytes)
+	}
+}
+
+// fillEnded counts a fill's result: complete, partial or failed.
+func (m *metrics) fillEnded(result string, took time.Duration) {
+	if m == nil {
+		return
 	}
 	m.fills.WithLabelValues(result).Inc()
-	m.fillDuration.Observe(time.Since(start).Seconds())
+	m.fillDuration.Observe(took.Seconds())
 }
 
 func (m *metrics) evicted() {

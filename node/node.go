@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -29,11 +30,10 @@ type Node struct {
 	admin   *adminServer
 	metrics *metrics
 
-	fills     fills
-	rates     *requestRates  // fills.describes_per_* (bounds.go)
-	startFill chan *fill     // resolve → Run: a fill to start
-	wg        sync.WaitGroup // every goroutine Run owns
-	ready     chan struct{}
+	fills *fill.Fills    // the fills in progress
+	rates *requestRates  // fills.describes_per_* (bounds.go)
+	wg    sync.WaitGroup // every goroutine Run owns
+	ready chan struct{}
 }
 
 // New validates cfg and opens the node's store, RTSP listener and mesh host.
@@ -45,13 +45,16 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	for i, o := range cfg.Origins {
+		if o.CacheControlOverride != "" {
+			logger.Warn(fmt.Sprintf("origins[%d] (%s).cache_control_override is not yet implemented; ignored", i, o.Name))
+		}
+	}
 	n := &Node{
-		cfg:       cfg,
-		log:       logger.With("component", "node"),
-		fills:     fills{m: make(map[string]*fill)},
-		rates:     newRequestRates(cfg.Fills),
-		startFill: make(chan *fill),
-		ready:     make(chan struct{}),
+		cfg:   cfg,
+		log:   logger.With("component", "node"),
+		rates: newRequestRates(cfg.Fills),
+		ready: make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -89,13 +92,34 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			AllowPeers:  cfg.Mesh.AllowPeers,
 			ProviderTTL: time.Duration(cfg.Mesh.ProviderTTL),
 			FindTimeout: time.Duration(cfg.Mesh.FindTimeout),
-			ServingLive: n.servingLive,
+			ServingLive: func(key string) func() { return n.fills.JoinLive(key) },
 			Logger:      logger.With("component", "mesh"),
 		}, n.store)
 		if err != nil {
 			return nil, fmt.Errorf("start mesh host: %w", err)
 		}
 	}
+	n.fills = fill.New(fill.Config{
+		Store:             n.store,
+		Relay:             n.relay,
+		Mesh:              n.mesh,
+		OriginTimeout:     time.Duration(cfg.OriginTimeout),
+		LiveReconnect:     time.Duration(cfg.Cache.LiveReconnect),
+		LiveLinger:        time.Duration(cfg.Cache.LiveLinger),
+		LiveMaxHops:       cfg.Mesh.LiveMaxHops,
+		MaxFills:          cfg.Fills.MaxConcurrent,
+		MaxFillsPerClient: cfg.Fills.MaxPerClient,
+		Logger:            n.log,
+		Hooks: fill.Hooks{
+			Created: n.provide,
+			LookedUp: func(key string, providers []string, took time.Duration, err error) {
+				n.metrics.dhtLookup(took, len(providers), err)
+				n.admin.lookedUp(key, providers)
+			},
+			Filled: func(source string, bytes uint64) { n.metrics.filled(source, bytes) },
+			Ended:  func(result string, took time.Duration) { n.metrics.fillEnded(result, took) },
+		},
+	})
 	n.edge, err = rtspedge.NewServer(rtspedge.ServerConfig{
 		Listen:         cfg.RTSP.Listen,
 		UDPRTPAddress:  cfg.RTSP.UDPRTPListen,
@@ -144,20 +168,14 @@ func (n *Node) Run(ctx context.Context) error {
 		n.wg.Go(func() { errc <- stopped(n.mesh.Run(ctx)) })
 		n.reprovide(ctx)
 	}
+	n.wg.Go(func() { _ = n.fills.Run(ctx) })
 	close(n.ready)
 	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
 
 	var err error
-loop:
-	for {
-		select {
-		case f := <-n.startFill:
-			n.wg.Go(func() { n.runFill(ctx, f) })
-		case err = <-errc:
-			break loop
-		case <-ctx.Done():
-			break loop
-		}
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
 	}
 	cancel()
 	n.wg.Wait()

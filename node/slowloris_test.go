@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,7 +48,20 @@ func TestSlowlorisClosedWhilePlayerPlays(t *testing.T) {
 	eventually(t, 30*time.Second, "the player to play", func() bool {
 		return metricValue(t, api, "", "rtspmesh_players_playing") == 1
 	})
-	baseline := runtime.NumGoroutine()
+	// The baseline: once both players (the one under test and the
+	// reference, which reads the origin directly) run, the count settles.
+	baseline, same := 0, 0
+	eventually(t, 30*time.Second, "the goroutine count to settle", func() bool {
+		n := runtime.NumGoroutine()
+		if n == baseline {
+			same++
+		} else {
+			baseline, same = n, 0
+		}
+		return same >= 50 // 500 ms unchanged
+	})
+	var before bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&before, 1)
 
 	const attackers, every, window = 200, 500 * time.Millisecond, 10 * time.Second
 	request := []byte("OPTIONS rtsp://" + n.RTSPAddr().String() + "/o/sample.ts RTSP/1.0\r\nCSeq: 1\r\n\r\n")
@@ -122,10 +136,17 @@ func TestSlowlorisClosedWhilePlayerPlays(t *testing.T) {
 		t.Errorf("rtspmesh_rtsp_connections_refused_total %v, want %d", v, refused)
 	}
 	var now int
-	eventually(t, 15*time.Second, "goroutines back to the baseline", func() bool {
-		now = runtime.NumGoroutine()
-		return now <= baseline+5
-	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if now = runtime.NumGoroutine(); now <= baseline+5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var after bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&after, 1)
+			t.Fatalf("goroutines: %d before the attack, %d 15s after it\nbefore:\n%s\nafter:\n%s", baseline, now, before.String(), after.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling under a deadline
+	}
 	t.Logf("goroutines: %d before the attack, %d after", baseline, now)
 	sameFrames(t, "the player during the attack", (<-played).frames(t), (<-ref).frames(t))
 }

@@ -18,8 +18,6 @@ var (
 	ErrBadPath = errors.New("bad path")
 	// ErrOriginUnavailable: the origin cannot be reached or failed (503 Service Unavailable).
 	ErrOriginUnavailable = errors.New("origin unavailable")
-	// ErrNotCached: the player asked for only-if-cached and the stream is not here (504 Gateway Timeout).
-	ErrNotCached = errors.New("not cached")
 	// ErrMalformedSDP: the origin's session description cannot be used (502 Bad Gateway).
 	ErrMalformedSDP = errors.New("malformed SDP from origin")
 	// ErrOriginPolicy: the origin asked for what its configuration forbids:
@@ -77,8 +75,6 @@ func statusFor(err error) base.StatusCode {
 		return base.StatusBadRequest
 	case errors.Is(err, ErrOriginUnavailable):
 		return base.StatusServiceUnavailable
-	case errors.Is(err, ErrNotCached):
-		return base.StatusGatewayTimeout
 	case errors.Is(err, ErrMalformedSDP), errors.Is(err, ErrOriginPolicy):
 		return base.StatusBadGateway
 	case errors.Is(err, ErrOverLimit):
@@ -108,8 +104,6 @@ func refusal(err error) *base.Response {
 		res.StatusMessage = "Unknown Origin"
 	case errors.Is(err, ErrOriginUnavailable):
 		res.StatusMessage = "Origin Unreachable"
-	case errors.Is(err, ErrNotCached):
-		res.StatusMessage = "Not Cached"
 	case errors.Is(err, ErrMalformedSDP):
 		res.StatusMessage = "Bad Origin Description"
 	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && validReason(se.Message):

@@ -42,6 +42,10 @@ func (l *appendLog) Append(p store.Packet) error {
 
 func (l *appendLog) Last() (time.Duration, uint64, bool) { return l.w.Last() }
 
+func (l *appendLog) TrackTail(track uint8) (store.Packet, time.Time, bool) {
+	return l.w.TrackTail(track)
+}
+
 func (l *appendLog) snapshot() []appended {
 	l.mu.Lock()
 	defer l.mu.Unlock()

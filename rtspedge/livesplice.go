@@ -12,10 +12,11 @@ import (
 // cannot see must not starve the recording).
 const keyWaitMax = 10 * time.Second
 
-// liveTail is where the packets a session appended to its recording stopped:
-// when the last one arrived and, per track, the RTP timestamp and tt of the
-// track's last packet. A reopened session starts from its predecessor's tail
-// (Reopen), so a live recording continues without a jump.
+// liveTail is where a live recording's packets stopped, as its writer
+// tracks them (store.Writer.TrackTail): when the last one arrived and, per
+// track, the RTP timestamp and tt of the track's last packet. A new session
+// on the recording starts from it, so the recording continues without a
+// jump, whoever appended before (an earlier session, or peers).
 type liveTail struct {
 	at     time.Time   // arrival of the last appended packet; zero if unknown
 	tracks []trackTail // by track index
@@ -27,15 +28,8 @@ type trackTail struct {
 	tt time.Duration // tt as stored
 }
 
-// trackTailer is a PacketWriter that knows each track's last packet, whoever
-// appended it (*store.Writer does: a relayed live recording that falls back
-// to the origin continues from what its peers wrote).
-type trackTailer interface {
-	TrackTail(track uint8) (store.Packet, time.Time, bool)
-}
-
 // tailOf is where w's packets of n tracks stop.
-func tailOf(w trackTailer, n int) liveTail {
+func tailOf(w PacketWriter, n int) liveTail {
 	t := liveTail{tracks: make([]trackTail, n)}
 	for i := range t.tracks {
 		p, at, ok := w.TrackTail(uint8(i))
@@ -48,20 +42,6 @@ func tailOf(w trackTailer, n int) liveTail {
 		}
 	}
 	return t
-}
-
-func (t liveTail) clone() liveTail {
-	t.tracks = append([]trackTail(nil), t.tracks...)
-	return t
-}
-
-// note records an appended packet whose stored RTP timestamp is ts.
-func (t *liveTail) note(p *store.Packet, ts uint32, now time.Time) {
-	for len(t.tracks) <= int(p.Track) {
-		t.tracks = append(t.tracks, trackTail{})
-	}
-	t.at = now
-	t.tracks[p.Track] = trackTail{ok: true, ts: ts, tt: p.TT}
 }
 
 // liveSplice re-bases the packets of a live session whose recording already

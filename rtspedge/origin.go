@@ -24,9 +24,9 @@ import (
 // metaInfoAsk is what a SETUP asks an origin for (DESIGN.md §1).
 const metaInfoAsk = "tt;ft;pn;md"
 
-// defaultOriginTimeout bounds connecting, each request, and silence while
+// DefaultOriginTimeout bounds connecting, each request, and silence while
 // playing when OriginRequest.Timeout is zero.
-const defaultOriginTimeout = 10 * time.Second
+const DefaultOriginTimeout = 10 * time.Second
 
 // OriginRequest says which origin stream to pull and how.
 type OriginRequest struct {
@@ -91,7 +91,6 @@ type OriginSession struct {
 	echoes     []string // x-RTP-Meta-Info of each SETUP response, "" when absent
 	cacheCtl   []string
 	ran        bool
-	tail       liveTail // where the packets of Run (or of the session reopened) stopped
 
 	closeOnce sync.Once
 }
@@ -103,7 +102,7 @@ type OriginSession struct {
 // description that cannot be used gives one wrapping ErrMalformedSDP.
 func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) {
 	if req.Timeout <= 0 {
-		req.Timeout = defaultOriginTimeout
+		req.Timeout = DefaultOriginTimeout
 	}
 	log := req.Logger
 	if log == nil {
@@ -193,14 +192,7 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 // recording without a jump: it re-bases its packets from where o's stopped,
 // counting the time in between (see Run).
 func (o *OriginSession) Reopen(ctx context.Context) (*OriginSession, error) {
-	n, err := OpenOrigin(ctx, o.req)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	n.tail = o.tail.clone()
-	o.mu.Unlock()
-	return n, nil
+	return OpenOrigin(ctx, o.req)
 }
 
 // describe keeps what DESCRIBE said: the SDP bytes as received, tracks,

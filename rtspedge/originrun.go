@@ -2,7 +2,6 @@ package rtspedge
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +25,9 @@ import (
 type PacketWriter interface {
 	Append(store.Packet) error
 	Last() (tt time.Duration, pn uint64, ok bool)
+	// TrackTail is track's last packet and when it was appended, for a
+	// live recording (store.Writer.TrackTail).
+	TrackTail(track uint8) (store.Packet, time.Time, bool)
 }
 
 const (
@@ -54,7 +56,6 @@ type playRun struct {
 	speed    float64       // delivery speed the origin applied (1 when it said none)
 	resume   bool          // VOD: continue from the writer's last packet
 	splice   *liveSplice   // live: re-base this session to follow the writer's packets
-	tail     liveTail      // where the appended packets stopped
 	cutTT    time.Duration // last packet the writer had before this run (resume)
 	cutPN    uint64
 	lastTT   time.Duration // highest tt appended (or cutTT)
@@ -100,40 +101,63 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	stopOnCancel := context.AfterFunc(ctx, o.Close)
 	defer stopOnCancel()
 
+	r := o.newRun(w)
+	start, err := r.play()
+	if err != nil {
+		return o.runErr(ctx, "PLAY", err)
+	}
+	o.log.Debug("origin play", "from", start, "resume", r.resume, "splice", r.splice != nil)
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- o.client.Wait() }()
+	result, waited := r.watch(ctx, waitErr)
+	r.mu.Lock()
+	r.stopped = true
+	if r.err != nil {
+		result = r.err
+	}
+	appended, dropped := r.appended, r.dropped
+	r.mu.Unlock()
+	o.Close()
+	if !waited {
+		<-waitErr
+	}
+	o.log.Debug("origin play ended", "appended", appended, "undecodable", dropped, "err", result)
+	return result
+}
+
+// newRun is the state of a Run into w: a live recording that has packets
+// is continued (spliced) from where each track stopped, a VOD one resumed
+// after its last packet.
+func (o *OriginSession) newRun(w PacketWriter) *playRun {
 	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
 	var already int64 // a resumed VOD counts what it holds; a live run counts from its PLAY
 	if mw, ok := w.(interface{ Manifest() store.Manifest }); ok && !o.m.Live {
 		already = int64(mw.Manifest().Bytes)
 	}
 	r.budget = newStreamBudget(o.req, o.m, already)
-	o.mu.Lock()
-	r.tail = o.tail.clone()
-	o.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		tail := r.tail.clone()
-		r.mu.Unlock()
-		o.mu.Lock()
-		o.tail = tail
-		o.mu.Unlock()
-	}()
 	tt, pn, ok := w.Last()
 	switch {
 	case ok && o.m.Live:
-		if tw, ok := w.(trackTailer); ok {
-			r.tail = tailOf(tw, len(o.tracks)) // the writer knows best
-		}
-		r.splice = newLiveSplice(r.tail, tt, o.tracks)
+		// The writer knows where each track stopped, whoever appended it.
+		r.splice = newLiveSplice(tailOf(w, len(o.tracks)), tt, o.tracks)
 		r.lastTT, r.nextPN = tt, pn+1
 	case ok:
 		r.resume, r.cutTT, r.cutPN, r.lastTT, r.nextPN = true, tt, pn, tt, pn+1
 	}
+	return r
+}
+
+// play sends PLAY (from the resume point) with the client's packet
+// callbacks set. Packets may arrive before Play returns: they wait for the
+// PLAY answer, which maps their timestamps to NPT. It returns where it
+// asked to start.
+func (r *playRun) play() (time.Duration, error) {
+	o := r.o
 	byMedia := make(map[*description.Media]*originTrack, len(o.tracks))
 	for _, t := range o.tracks {
 		byMedia[t.media] = t
 	}
-	// Packets may arrive before Play returns: they wait for the PLAY answer,
-	// which maps their timestamps to NPT.
 	ready := make(chan struct{})
 	o.client.OnPacketRTPAny(func(medi *description.Media, _ format.Format, pkt *rtp.Packet) {
 		<-ready
@@ -158,68 +182,51 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 		start = r.cutTT
 	}
 	res, err := o.client.Play(&headers.Range{Value: &headers.RangeNPT{Start: start}})
-	if err != nil {
-		r.mu.Lock()
-		r.stopped = true
-		r.mu.Unlock()
-		close(ready)
-		return o.runErr(ctx, "PLAY", err)
-	}
 	r.mu.Lock()
-	r.playAnswer(res, start)
-	if r.splice != nil {
-		r.splice.start(r.started)
+	if err != nil {
+		r.stopped = true
+	} else {
+		r.playAnswer(res, start)
+		if r.splice != nil {
+			r.splice.start(r.started)
+		}
 	}
 	r.mu.Unlock()
 	close(ready)
-	o.log.Debug("origin play", "from", start, "resume", r.resume, "splice", r.splice != nil)
+	return start, err
+}
 
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- o.client.Wait() }()
+// watch waits for the run to end: ctx, the stream's end (RTCP BYE, or
+// idle at the end of a VOD stream), the client's end (waitErr), or an
+// origin silent for the request's Timeout. waited says waitErr was read.
+func (r *playRun) watch(ctx context.Context, waitErr <-chan error) (result error, waited bool) {
+	o := r.o
 	tick := time.NewTicker(endIdle / 4)
 	defer tick.Stop()
-	var result error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			result = ctx.Err()
-			break loop
+			return ctx.Err(), false
 		case <-r.end:
-			break loop
+			return nil, false
 		case err := <-waitErr:
-			waitErr = nil
 			if !r.atEnd() {
-				result = o.runErr(ctx, "play", err)
+				return o.runErr(ctx, "play", err), true
 			}
-			break loop
+			return nil, true
 		case <-tick.C:
 			idle := r.idleFor()
 			if r.atEnd() {
 				if idle >= endIdle {
-					break loop
+					return nil, false
 				}
 			} else if idle >= o.req.Timeout {
 				// RTCP sender reports keep gortsplib's own read timeout
 				// from firing on an origin that stopped sending media.
-				result = o.fail("play", fmt.Errorf("no RTP for %v", idle.Round(time.Millisecond)))
-				break loop
+				return o.fail("play", fmt.Errorf("no RTP for %v", idle.Round(time.Millisecond))), false
 			}
 		}
 	}
-	r.mu.Lock()
-	r.stopped = true
-	if r.err != nil {
-		result = r.err
-	}
-	appended, dropped := r.appended, r.dropped
-	r.mu.Unlock()
-	o.Close()
-	if waitErr != nil {
-		<-waitErr
-	}
-	o.log.Debug("origin play ended", "appended", appended, "undecodable", dropped, "err", result)
-	return result
 }
 
 // runErr classifies an error while playing.
@@ -371,7 +378,6 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	r.appended++
 	r.lastTT = max(r.lastTT, p.TT)
 	r.nextPN = max(r.nextPN, p.PN+1)
-	r.tail.note(&p, binary.BigEndian.Uint32(p.RTP[4:8]), now)
 }
 
 // clockSetter is a PacketWriter that keeps each track's RTP↔NTP mapping

@@ -79,7 +79,6 @@ type player struct {
 	ntpZero   time.Time     // NTP of session time 0 in sender reports
 	cname     string        // RTCP CNAME of the session
 	pushed    uint64        // frames announced to conn
-	probeCtx  context.Context
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -100,14 +99,11 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 	if err := stream.Initialize(); err != nil {
 		return nil, err
 	}
-	probe, cancel := context.WithCancel(context.Background())
-	cancel()
 	p := &player{
 		s: s, ss: ss, path: path, rec: d.rec, m: d.m, desc: d.desc, stream: stream,
-		byMed:    make(map[*description.Media]*playTrack),
-		log:      s.log.With("path", path),
-		probeCtx: probe,
-		cname:    newCNAME(),
+		byMed: make(map[*description.Media]*playTrack),
+		log:   s.log.With("path", path),
+		cname: newCNAME(),
 	}
 	p.count, _ = d.rec.(DeliveryCounter)
 	stats := stream.Stats()
@@ -307,7 +303,7 @@ func (p *player) preread() {
 	for len(p.queue) < prereadPackets && need > 0 {
 		q, err := p.peek(p.s.ctx, len(p.queue), false)
 		if err != nil {
-			if !errors.Is(err, errWouldBlock) {
+			if !errors.Is(err, store.ErrWouldBlock) {
 				p.eof = p.eof || isEOF(err)
 			}
 			return

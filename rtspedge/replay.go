@@ -17,14 +17,11 @@ const (
 	maxPacketSize = 1472
 )
 
-// errWouldBlock: the reader is at the tail of a filling recording.
-var errWouldBlock = errors.New("no packet yet")
-
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 // peek returns the packet at queue index i, reading ahead as needed. When
 // mayBlock is false and the recording may still grow, it returns
-// errWouldBlock instead of waiting at the tail.
+// store.ErrWouldBlock instead of waiting at the tail.
 func (p *player) peek(ctx context.Context, i int, mayBlock bool) (*qpacket, error) {
 	if i < len(p.queue) {
 		return &p.queue[i], nil
@@ -37,11 +34,7 @@ func (p *player) peek(ctx context.Context, i int, mayBlock bool) (*qpacket, erro
 	if mayBlock || p.m.State == store.StateComplete {
 		pkt, err = p.reader.Next(ctx)
 	} else {
-		// A cancelled context makes Next return at once when it would wait.
-		pkt, err = p.reader.Next(p.probeCtx)
-		if err != nil && p.probeCtx.Err() != nil && errors.Is(err, context.Canceled) {
-			return nil, errWouldBlock
-		}
+		pkt, err = p.reader.TryNext()
 	}
 	if err != nil {
 		if isEOF(err) {
@@ -91,7 +84,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 		}
 		switch {
 		case readErr == nil:
-		case errors.Is(readErr, errWouldBlock):
+		case errors.Is(readErr, store.ErrWouldBlock):
 			continue // the next round waits at the tail
 		case isEOF(readErr):
 			if p.head >= len(p.queue) {

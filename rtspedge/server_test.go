@@ -25,11 +25,10 @@ func TestDescribeStatus(t *testing.T) {
 	recs.errs["unknown"] = fmt.Errorf("map path: %w", ErrUnknownOrigin)
 	recs.errs["bad"] = fmt.Errorf("map path: %w", ErrBadPath)
 	recs.errs["down"] = fmt.Errorf("fill: %w", ErrOriginUnavailable)
-	recs.errs["cold"] = ErrNotCached
 	recs.errs["gone"] = &OriginStatusError{Method: "DESCRIBE", Code: 404}
 	recs.errs["odd"] = fmt.Errorf("something else")
 	s := startServer(t, ServerConfig{Recordings: recs})
-	for path, want := range map[string]int{"ok": 200, "unknown": 404, "bad": 400, "down": 503, "cold": 504,
+	for path, want := range map[string]int{"ok": 200, "unknown": 404, "bad": 400, "down": 503,
 		"gone": 404, "odd": 500, "nothing-here": 404} {
 		if got := describeStatus(t, serverURL(s, path)); got != want {
 			t.Errorf("DESCRIBE %s: %d, want %d", path, got, want)

@@ -19,7 +19,15 @@
 // scan of one segment; it reads sealed segments through a store-wide LRU of
 // decoded segments (concurrent misses make one read), then the segment whose
 // commit is in flight, then the open segment, then blocks until the writer
-// notifies (a channel closed and replaced per change).
+// notifies (a channel closed and replaced per change); TryNext returns
+// ErrWouldBlock there instead.
+//
+// Provenance and progress (provenance.go). The manifest says where a
+// recording comes from (Source: SourceOrigin or a peer id; Via: a live
+// relay's chain) and whether a live fill is between sources; NextSegment is
+// where a resumed fill goes on. A live writer tracks each track's last
+// packet (Writer.TrackTail): the one record of where a live recording
+// stopped, which a new source continues from.
 //
 // Layout and encodings: manifest.go (Badger keys, header, segment info) and
 // segment.go (segment bytes). Crash safety: every seal is atomic; Open turns a
@@ -41,6 +49,6 @@
 // mapping from the origin's sender reports (Track.Clock, Writer.SetClock,
 // Reader.Clock), which the store keeps and never interprets.
 //
-// Not here: what a key means (node), when to fill or announce (node, mesh),
+// Not here: what a key means (node), when to fill or announce (node/fill, mesh),
 // RTP parsing (rtspedge).
 package store

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +32,12 @@ type Reader struct {
 // the key frame at or before from (FlagKeyStart) for recordings with a video
 // track (or without track descriptions), on the nearest packet for audio-only
 // ones. When no key frame is at or before from, it starts at the first key
-// frame, or at the first packet when there is none. It counts a hit, and the
+// frame, or at the first packet when there is none. A reader from the start
+// of a recording that is not live (from at or before its first packet) whose
+// first packets before its first key frame are all audio starts at its first
+// packet, as a play of the origin does: audio an origin sends just before
+// the first video frame is part of the stream. A key frame starts at the
+// first packet of its access unit (accessUnitStart). It counts a hit, and the
 // recording is not evicted while the reader is open.
 func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 	rec, err := s.lookup(key)
@@ -57,14 +63,19 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 		open, next = rec.open.packets, rec.open.index
 	}
 	video := hasVideo(rec.hdr.M.Tracks)
+	videoTracks := videoTrackSet(rec.hdr.M.Tracks)
+	fromStart := video && !rec.hdr.M.Live && atOrBeforeFirst(segs, open, from)
 	rec.mu.Unlock()
 	s.mu.Unlock()
 
 	r := &Reader{s: s, rec: rec, closing: make(chan struct{})}
 	var p position
-	if video {
+	switch {
+	case fromStart:
+		p, err = s.seekStart(rec, segs, next, open, videoTracks, from)
+	case video:
 		p, err = s.seekKey(rec, segs, next, open, from)
-	} else {
+	default:
 		p, err = s.seekNearest(rec, segs, next, open, from)
 	}
 	if err != nil {
@@ -73,6 +84,59 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 	}
 	r.idx, r.pos, r.seg = p.idx, p.pos, p.seg
 	return r, nil
+}
+
+// atOrBeforeFirst reports whether from is at or before the first packet of
+// a recording made of segs then open (true for an empty one).
+func atOrBeforeFirst(segs []SegmentInfo, open []Packet, from time.Duration) bool {
+	switch {
+	case len(segs) > 0:
+		return from <= segs[0].FirstTT
+	case len(open) > 0:
+		return from <= open[0].TT
+	}
+	return from <= 0
+}
+
+// videoTrackSet marks the video tracks by index.
+func videoTrackSet(tracks []Track) map[uint8]bool {
+	set := make(map[uint8]bool)
+	for i, t := range tracks {
+		if t.Media == "video" {
+			set[uint8(i)] = true
+		}
+	}
+	return set
+}
+
+// seekStart is the start of a recording: its first packet when every packet
+// before the access unit of its first key frame is of a track other than
+// video (in the first segment), else seekKey's answer.
+func (s *Store) seekStart(rec *recording, segs []SegmentInfo, next uint32, open []Packet, video map[uint8]bool, from time.Duration) (position, error) {
+	pk, p := open, position{idx: next}
+	if len(segs) > 0 {
+		sg, err := s.segment(rec, segs[0].Index)
+		if err != nil {
+			return position{}, err
+		}
+		pk, p = sg.packets, position{idx: segs[0].Index, seg: sg}
+	}
+	key := -1
+	for i := range pk {
+		if pk[i].Flags&FlagKeyStart != 0 {
+			key = accessUnitStart(pk, i)
+			break
+		}
+	}
+	for i := 0; i < key; i++ {
+		if len(video) == 0 || video[pk[i].Track] {
+			key = -1
+		}
+	}
+	if key < 0 {
+		return s.seekKey(rec, segs, next, open, from)
+	}
+	return p, nil
 }
 
 func hasVideo(tracks []Track) bool {
@@ -111,7 +175,10 @@ func (s *Store) seekKey(rec *recording, segs []SegmentInfo, next uint32, open []
 				found = i
 			}
 		}
-		return found
+		if found < 0 {
+			return found
+		}
+		return accessUnitStart(pk, found)
 	}
 	if len(open) > 0 && open[0].TT <= from {
 		if i := lastKey(open); i >= 0 {
@@ -141,19 +208,51 @@ func (s *Store) seekKey(rec *recording, segs []SegmentInfo, next uint32, open []
 		}
 		for i := range sg.packets {
 			if sg.packets[i].Flags&FlagKeyStart != 0 {
-				return position{idx: segs[j].Index, pos: i, seg: sg}, nil
+				return position{idx: segs[j].Index, pos: accessUnitStart(sg.packets, i), seg: sg}, nil
 			}
 		}
 	}
 	for i := range open {
 		if open[i].Flags&FlagKeyStart != 0 {
-			return position{idx: next, pos: i}, nil
+			return position{idx: next, pos: accessUnitStart(open, i)}, nil
 		}
 	}
 	if len(segs) > 0 {
 		return position{idx: segs[0].Index}, nil
 	}
 	return position{idx: next}, nil
+}
+
+// accessUnitStart backs up from the key start pk[i] to the first packet of
+// its access unit: earlier packets of the same track with the same RTP
+// timestamp and tt and no marker bit (an SEI or an access unit delimiter some
+// encoders send before the parameter sets, which the key-start flag, set
+// packet by packet, comes too late for). Other tracks' packets in between
+// stay, in order.
+func accessUnitStart(pk []Packet, i int) int {
+	ts, ok := rtpTimestamp(pk[i].RTP)
+	if !ok {
+		return i
+	}
+	start := i
+	for j := i - 1; j >= 0; j-- {
+		if pk[j].Track != pk[i].Track {
+			continue
+		}
+		if t, ok := rtpTimestamp(pk[j].RTP); !ok || t != ts || pk[j].TT != pk[i].TT || pk[j].RTP[1]&0x80 != 0 {
+			break
+		}
+		start = j
+	}
+	return start
+}
+
+// rtpTimestamp reads the timestamp of an RTP packet's fixed header.
+func rtpTimestamp(b []byte) (uint32, bool) {
+	if len(b) < 12 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[4:8]), true
 }
 
 // seekNearest finds the packet whose tt is nearest to from.
@@ -205,6 +304,16 @@ func (s *Store) seekNearest(rec *recording, segs []SegmentInfo, next uint32, ope
 // modified; the store never changes or reuses those bytes (segments are
 // immutable, the open one only grows), so it stays valid after later calls.
 func (r *Reader) Next(ctx context.Context) (Packet, error) {
+	return r.next(ctx, true)
+}
+
+// TryNext is Next without the wait: at the tail of a recording that is
+// still being written it returns ErrWouldBlock at once.
+func (r *Reader) TryNext() (Packet, error) {
+	return r.next(context.Background(), false)
+}
+
+func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 	for {
 		if r.seg != nil {
 			if r.pos < len(r.seg.packets) {
@@ -263,6 +372,14 @@ func (r *Reader) Next(ctx context.Context) (Packet, error) {
 		}
 		ch := rec.waitChanLocked()
 		rec.mu.Unlock()
+		if !block {
+			select {
+			case <-ch:
+				continue
+			default:
+				return Packet{}, ErrWouldBlock
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return Packet{}, ctx.Err()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +140,88 @@ func TestSeekNoKeyBefore(t *testing.T) {
 	p, err := r.Next(context.Background())
 	if err != nil || p.Flags&FlagKeyStart == 0 || p.TT != 2*time.Second {
 		t.Fatalf("got tt %v flags %d err %v, want the first key frame at 2s", p.TT, p.Flags, err)
+	}
+}
+
+// TestReadFromStartKeepsLeadingAudio: an origin often sends an audio packet
+// or two before the first video frame; a read from the start of a stored
+// recording begins with them, as a play of the origin does, and a read from
+// later still begins at a key frame.
+func TestReadFromStartKeepsLeadingAudio(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 16 << 10})
+	spec := defaultSpec
+	spec.audio = true
+	pk := synth(spec, 3*time.Second)
+	lead := []Packet{
+		{Track: 1, TT: 0, RTP: rtpFor(1000, 200)},
+		{Track: 1, TT: 10 * time.Millisecond, RTP: rtpFor(1001, 200)},
+	}
+	all := append(lead, pk...)
+	for i := range all {
+		all[i].PN = uint64(i)
+	}
+	record(t, s, "lead", all, StateComplete)
+	r, err := s.NewReader("lead", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	_ = r.Close()
+	if len(got) != len(all) || got[0].PN != 0 || got[2].Flags&FlagKeyStart == 0 {
+		t.Fatalf("read from 0: %d packets starting at pn %d, want all %d from pn 0 (two audio packets, then the key frame)", len(got), got[0].PN, len(all))
+	}
+	r, err = s.NewReader("lead", 2500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Next(context.Background())
+	if err != nil || p.Flags&FlagKeyStart == 0 || p.TT != 2*time.Second {
+		t.Fatalf("read from 2.5 s: tt %v flags %d err %v, want the key frame at 2 s", p.TT, p.Flags, err)
+	}
+}
+
+// TestSeekStartsAtAccessUnit: an encoder may send an SEI before the
+// parameter sets of a key frame (x264 does, on the first frame), with an
+// audio packet in between; the key-start flag is on the parameter sets, and
+// a read from the key frame begins with the SEI.
+func TestSeekStartsAtAccessUnit(t *testing.T) {
+	s := memStore(t, Options{SegmentBytes: 16 << 10})
+	pk := synth(defaultSpec, 3*time.Second)
+	k := -1
+	for i := range pk {
+		if pk[i].Flags&FlagKeyStart != 0 && pk[i].TT == 2*time.Second {
+			k = i
+		}
+	}
+	withTS := func(b []byte, ts uint32, marker bool) []byte {
+		b = append([]byte(nil), b...)
+		binary.BigEndian.PutUint32(b[4:8], ts)
+		b[1] &^= 0x80
+		if marker {
+			b[1] |= 0x80
+		}
+		return b
+	}
+	prev := pk[k-1]
+	prev.RTP = withTS(prev.RTP, 1, true) // the previous frame ends
+	sei := Packet{Track: 0, TT: 2 * time.Second, FT: FrameKey, RTP: withTS(rtpFor(5000, 100), 2, false)}
+	audio := Packet{Track: 1, TT: 2 * time.Second, RTP: withTS(rtpFor(5001, 100), 7, true)}
+	key := pk[k]
+	key.RTP = withTS(key.RTP, 2, false)
+	all := append(append(append([]Packet(nil), pk[:k-1]...), prev, sei, audio, key), pk[k+1:]...)
+	for i := range all {
+		all[i].PN = uint64(i)
+	}
+	record(t, s, "sei", all, StateComplete)
+	r, err := s.NewReader("sei", 2500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := readAll(t, r)
+	if len(got) < 3 || got[0].PN != uint64(k) || got[1].Track != 1 || got[2].Flags&FlagKeyStart == 0 {
+		t.Fatalf("read from 2.5 s starts at pn %d (track %d), want the SEI at pn %d, then the audio packet, then the key start", got[0].PN, got[0].Track, k)
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"fmt"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -45,21 +46,57 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		return nil, failed
 	}
 
+	si.rtpBytes = rtpBytes
+	c := &sealCommit{s: s, rec: rec, si: si, segs: segs, done: make(chan struct{})}
+	c.h, c.drop, c.freed = sealedHeader(h, segs, si, sg, s.opts.LiveWindow)
+	hb, err := encodeHeader(&c.h)
+	if err != nil {
+		rec.wmu.Unlock()
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+	// Quota and free space are checked before anything changes: a refused
+	// segment leaves the writer as it was (the caller ends the fill).
+	c.grow = int64(si.Size) - c.freed + int64(len(hb))
+	if err := s.admitSegment(c.grow); err != nil {
+		rec.wmu.Unlock()
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+
+	// Readers see the segment (pending) while Badger writes it.
+	s.cache.add(segRef{rec.seq, si.Index}, sg)
+	w.open = newOpenSegment(si.Index + 1)
+	rec.mu.Lock()
+	rec.pending, rec.pendingInfo = sg, si
+	rec.open = w.open
+	if len(segs) == 0 {
+		rec.baseIndex = si.Index
+	}
+	rec.notifyLocked()
+	rec.mu.Unlock()
+
+	if err := s.writeSegment(rec, si, sg, hb, c.completed); err != nil {
+		c.completed(err)
+		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+	return c.done, nil
+}
+
+// sealedHeader is h once segment si (holding sg) is sealed after segs: counts,
+// last packet, duration, and for a live recording the segments that fall out
+// of the window (the first drop of segs, freed bytes).
+func sealedHeader(h header, segs []SegmentInfo, si SegmentInfo, sg *segment, window time.Duration) (_ header, drop int, freed int64) {
 	if len(segs) == 0 {
 		h.FirstIndex = si.Index
 	}
 	h.NextIndex = si.Index + 1
-	si.rtpBytes = rtpBytes
 	h.M.Packets += uint64(si.Packets)
-	h.M.Bytes += rtpBytes
-	h.M.Received += rtpBytes
+	h.M.Bytes += si.rtpBytes
+	h.M.Received += si.rtpBytes
 	h.StoredBytes += int64(si.Size)
 	last := &sg.packets[len(sg.packets)-1]
 	h.LastTT, h.LastPN, h.HasLast = last.TT, last.PN, true
-	drop := 0
-	var freed int64
 	if h.M.Live {
-		for drop < len(segs) && si.LastTT-segs[drop].LastTT > s.opts.LiveWindow {
+		for drop < len(segs) && si.LastTT-segs[drop].LastTT > window {
 			freed += int64(segs[drop].Size)
 			h.M.Packets -= min(uint64(segs[drop].Packets), h.M.Packets)
 			h.M.Bytes -= min(segs[drop].rtpOf(), h.M.Bytes)
@@ -78,56 +115,55 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 			h.M.Duration = si.LastTT - first
 		}
 	}
-	hb, err := encodeHeader(&h)
-	if err != nil {
-		rec.wmu.Unlock()
-		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
-	}
-	// Quota and free space are checked before anything changes: a refused
-	// segment leaves the writer as it was (the caller ends the fill).
-	grow := int64(si.Size) - freed + int64(len(hb))
-	if err := s.admitSegment(grow); err != nil {
-		rec.wmu.Unlock()
-		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
-	}
+	return h, drop, freed
+}
 
-	s.cache.add(segRef{rec.seq, si.Index}, sg)
-	w.open = newOpenSegment(si.Index + 1)
+// sealCommit is one segment's commit in flight: what the recording becomes
+// once Badger has written it. It holds rec.wmu until completed.
+type sealCommit struct {
+	s     *Store
+	rec   *recording
+	si    SegmentInfo
+	h     header        // the header after the commit
+	segs  []SegmentInfo // the segments before it
+	drop  int           // of segs, dropped from a live window
+	freed int64         // bytes of the dropped segments
+	grow  int64         // bytes admitted for it
+	done  chan struct{}
+}
+
+// completed applies the commit's outcome, releases rec.wmu and closes done.
+func (c *sealCommit) completed(err error) {
+	s, rec, si, h := c.s, c.rec, c.si, c.h
+	s.releaseSegment(c.grow)
 	rec.mu.Lock()
-	rec.pending, rec.pendingInfo = sg, si
-	rec.open = w.open
-	if len(segs) == 0 {
-		rec.baseIndex = si.Index
+	if err != nil {
+		rec.commitErr = fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	} else {
+		// Access statistics may have changed meanwhile; they are not the writer's.
+		h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
+		rec.hdr = h
+		rec.segs = append(c.segs[c.drop:], si)
+		rec.pending = nil
 	}
 	rec.notifyLocked()
 	rec.mu.Unlock()
-
-	done := make(chan struct{})
-	completed := func(err error) {
-		s.releaseSegment(grow)
-		rec.mu.Lock()
-		if err != nil {
-			rec.commitErr = fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
-		} else {
-			// Access statistics may have changed meanwhile; they are not the writer's.
-			h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
-			rec.hdr = h
-			rec.segs = append(segs[drop:], si)
-			rec.pending = nil
+	rec.wmu.Unlock()
+	if err == nil {
+		if c.drop > 0 {
+			s.cache.drop(rec.seq, h.FirstIndex)
+			s.queueBlockDrops(rec.seq, h.FirstIndex-uint32(c.drop), h.FirstIndex)
 		}
-		rec.notifyLocked()
-		rec.mu.Unlock()
-		rec.wmu.Unlock()
-		if err == nil {
-			if drop > 0 {
-				s.cache.drop(rec.seq, h.FirstIndex)
-				s.queueBlockDrops(rec.seq, h.FirstIndex-uint32(drop), h.FirstIndex)
-			}
-			s.addUsed(int64(si.Size) - freed)
-		}
-		close(done)
+		s.addUsed(int64(si.Size) - c.freed)
 	}
-	err = s.withDB(func(db *badger.DB) error {
+	close(c.done)
+}
+
+// writeSegment writes segment si, its info and the header hb in one Badger
+// transaction, committed asynchronously: completed gets its outcome. An
+// error before the commit starts is returned instead.
+func (s *Store) writeSegment(rec *recording, si SegmentInfo, sg *segment, hb []byte, completed func(error)) error {
+	return s.withDB(func(db *badger.DB) error {
 		txn := db.NewTransaction(true)
 		set := func() error {
 			if err := txn.Set(segKey(pfxSeg, rec.seq, si.Index), sg.raw); err != nil {
@@ -151,11 +187,6 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		})
 		return nil
 	})
-	if err != nil {
-		completed(err)
-		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
-	}
-	return done, nil
 }
 
 // sync waits for the writer's commit in flight, if any, and returns its error.

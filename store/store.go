@@ -21,6 +21,7 @@ var (
 	ErrHashMismatch = errors.New("store: segment hash mismatch")
 	ErrBehindWindow = errors.New("store: reader fell behind the live window")
 	ErrClosed       = errors.New("store: closed")
+	ErrWouldBlock   = errors.New("store: no packet yet") // TryNext at the tail of a recording still being written
 )
 
 // Options configure a Store. Zero values take the defaults stated per field.

@@ -18,7 +18,7 @@ func operatorCommands() []command {
 	return []command{
 		{"status", "show a running node: peer id, store use, players, hit ratio", runStatus},
 		{"streams", "list a running node's recordings", runStreams},
-		{"peers", "list a running node's mesh peers", runPeers},
+		{"peers", "list a running node's mesh peers and how many recordings each holds", runPeers},
 		{"prefetch", "fill <origin>/<path> on a running node now, without a player", runPrefetch},
 		{"pin", "keep a recording from quota eviction", runPin(true)},
 		{"unpin", "let the quota evict a pinned recording again", runPin(false)},
@@ -155,7 +155,7 @@ func runPeers(ctx context.Context, args []string, stdio stdio) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdio.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tRTT\tSTREAMS\tADDRESS")
+	fmt.Fprintln(tw, "PEER\tRTT\tHOLDS\tADDRESS")
 	for _, p := range peers {
 		rtt := "–"
 		if p.RTT > 0 {
@@ -165,7 +165,14 @@ func runPeers(ctx context.Context, args []string, stdio stdio) error {
 		if len(p.Addrs) > 0 {
 			addr = p.Addrs[0]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", p.ID, rtt, len(p.Streams), addr)
+		holds := "?" // it did not answer: p.CatalogueError (--json) says why
+		if p.Holds != nil {
+			holds = fmt.Sprintf("%d", len(p.Holds))
+			if p.HoldsTruncated {
+				holds += "+"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, rtt, holds, addr)
 	}
 	return tw.Flush()
 }

@@ -154,6 +154,11 @@ func TestOperatorCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(ok("peers --json", code, out, errs)), &peers); err != nil || len(peers) == 0 {
 		t.Fatalf("peers --json: %v %s", err, out)
 	}
+	for _, p := range peers {
+		if p.ID == a.PeerID() && (len(p.Holds) != 1 || p.Holds[0].Path != "o/sample.ts") {
+			t.Fatalf("peers --json on B: A holds %+v (%s), want o/sample.ts", p.Holds, p.CatalogueError)
+		}
+	}
 	code, out, errs = onB("status")
 	ok("status of B", code, out, errs, "WAN saved", "from peers")
 

@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"rtspedge": {"rtspedge", "store"},
 	"mesh":     {"mesh", "store"},
 	"store":    {"store"},
+	"internal": {"internal"}, // test kits: imported by tests only (below)
 }
 
 // forbidden lists third-party imports a layer must not use.
@@ -67,6 +68,12 @@ func TestImportsRunOneWay(t *testing.T) {
 				continue
 			}
 			target := strings.SplitN(strings.TrimPrefix(p, module), "/", 2)[0]
+			if target == "internal" {
+				if !strings.HasSuffix(path, "_test.go") {
+					t.Errorf("%s imports %s: only tests may import the test kits under internal/", rel, p)
+				}
+				continue
+			}
 			if !contains(ok, target) {
 				t.Errorf("%s imports %s: %s may import only %v", rel, p, layer, ok)
 			}

@@ -85,12 +85,75 @@ type auPacket struct {
 // what the origin serves for the file (except the SSRC, which each session
 // stream picks).
 func Packetize(ts []byte) (*Clip, error) {
+	d, err := demux(ts)
+	if err != nil {
+		return nil, err
+	}
+	// Presentation start: the earliest time of any track.
+	t0 := d.vaus[0].dts
+	if len(d.apes) > 0 && d.apes[0].pts < t0 {
+		t0 = d.apes[0].pts
+	}
+
+	h264f := h264Format(d.vaus)
+	desc := &description.Session{Medias: []*description.Media{{
+		Type: description.MediaTypeVideo, Formats: []format.Format{h264f},
+	}}}
+	c := &Clip{Desc: desc, perTrack: []int{0}, clockRate: []uint32{ptsClockRate}}
+	video, end, err := packetizeVideo(h264f, d.vaus, t0)
+	if err != nil {
+		return nil, err
+	}
+	var audio []auPacket
+	if d.aConf != nil && len(d.apes) > 0 {
+		af := &format.MPEG4Audio{
+			PayloadTyp: audioPayloadType, ProfileLevelID: 1, Config: d.aConf,
+			SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3,
+		}
+		desc.Medias = append(desc.Medias, &description.Media{
+			Type: description.MediaTypeAudio, Formats: []format.Format{af},
+		})
+		var aEnd time.Duration
+		if audio, aEnd, err = packetizeAudio(af, d.apes, t0); err != nil {
+			return nil, err
+		}
+		c.perTrack = append(c.perTrack, 0)
+		c.clockRate = append(c.clockRate, uint32(d.aConf.SampleRate))
+		end = max(end, aEnd)
+	}
+	c.Duration = end
+	if err := c.number(video, audio); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// demuxed is what Packetize reads from an MPEG-TS file: the H.264 access
+// units and the AAC PES packets, timestamps unwrapped on one time base.
+type demuxed struct {
+	vaus  []vAU
+	apes  []aPES
+	aConf *mpeg4audio.AudioSpecificConfig // nil without an AAC track
+}
+
+type vAU struct {
+	pts, dts int64
+	au       [][]byte
+}
+
+type aPES struct {
+	pts int64
+	aus [][]byte
+}
+
+// demux reads the first H.264 track and the first AAC track of ts.
+func demux(ts []byte) (*demuxed, error) {
 	r := &mpegts.Reader{R: bytes.NewReader(ts)}
 	if err := r.Initialize(); err != nil {
 		return nil, fmt.Errorf("packetize: read MPEG-TS: %w", err)
 	}
 	var vTrack, aTrack *mpegts.Track
-	var aConf *mpeg4audio.AudioSpecificConfig
+	d := &demuxed{}
 	for _, t := range r.Tracks() {
 		switch c := t.Codec.(type) {
 		case *mpegts.CodecH264:
@@ -99,36 +162,25 @@ func Packetize(ts []byte) (*Clip, error) {
 			}
 		case *mpegts.CodecMPEG4Audio:
 			if aTrack == nil {
-				aTrack, aConf = t, &c.Config
+				aTrack, d.aConf = t, &c.Config
 			}
 		}
 	}
 	if vTrack == nil {
 		return nil, errors.New("packetize: no H.264 track")
 	}
-
-	type vAU struct {
-		pts, dts int64
-		au       [][]byte
-	}
-	type aPES struct {
-		pts int64
-		aus [][]byte
-	}
-	var vaus []vAU
-	var apes []aPES
 	// One decoder for every track: it unwraps the 33-bit clock relative to
 	// the first timestamp it sees, and the tracks share the PCR time base.
 	td := mpegts.TimeDecoder{}
 	td.Initialize()
 	r.OnDataH264(vTrack, func(pts, dts int64, au [][]byte) error {
-		d := td.Decode(dts)
-		vaus = append(vaus, vAU{pts: td.Decode(pts), dts: d, au: au})
+		dd := td.Decode(dts)
+		d.vaus = append(d.vaus, vAU{pts: td.Decode(pts), dts: dd, au: au})
 		return nil
 	})
 	if aTrack != nil {
 		r.OnDataMPEG4Audio(aTrack, func(pts int64, aus [][]byte) error {
-			apes = append(apes, aPES{pts: td.Decode(pts), aus: aus})
+			d.apes = append(d.apes, aPES{pts: td.Decode(pts), aus: aus})
 			return nil
 		})
 	}
@@ -142,16 +194,14 @@ func Packetize(ts []byte) (*Clip, error) {
 			return nil, fmt.Errorf("packetize: read MPEG-TS: %w", err)
 		}
 	}
-	if len(vaus) == 0 {
+	if len(d.vaus) == 0 {
 		return nil, errors.New("packetize: no video access units")
 	}
+	return d, nil
+}
 
-	// Presentation start: the earliest time of any track.
-	t0 := vaus[0].dts
-	if len(apes) > 0 && apes[0].pts < t0 {
-		t0 = apes[0].pts
-	}
-
+// h264Format is the video format, with the first SPS and PPS of vaus.
+func h264Format(vaus []vAU) *format.H264 {
 	h264f := &format.H264{PayloadTyp: videoPayloadType, PacketizationMode: 1}
 	for _, a := range vaus {
 		for _, n := range a.au {
@@ -170,23 +220,21 @@ func Packetize(ts []byte) (*Clip, error) {
 			break
 		}
 	}
-	desc := &description.Session{Medias: []*description.Media{{
-		Type: description.MediaTypeVideo, Formats: []format.Format{h264f},
-	}}}
-	c := &Clip{Desc: desc, perTrack: []int{0}, clockRate: []uint32{ptsClockRate}}
+	return h264f
+}
 
+// packetizeVideo packs the access units into RTP (track 0), tt from the DTS
+// and RTP time from the PTS, both from t0. end is past the last frame.
+func packetizeVideo(h264f *format.H264, vaus []vAU, t0 int64) (video []auPacket, end time.Duration, err error) {
 	venc, err := h264f.CreateEncoder()
 	if err != nil {
-		return nil, fmt.Errorf("packetize: %w", err)
+		return nil, 0, fmt.Errorf("packetize: %w", err)
 	}
 	venc.PayloadMaxSize = payloadMaxSize
 	venc.InitialSequenceNumber = &initialSeq[0]
 	if err := venc.Init(); err != nil {
-		return nil, fmt.Errorf("packetize: %w", err)
+		return nil, 0, fmt.Errorf("packetize: %w", err)
 	}
-
-	var video, audio []auPacket
-	var end time.Duration
 	var frameDur int64 = ptsClockRate / 25
 	for i, a := range vaus {
 		if i > 0 && a.dts > vaus[i-1].dts {
@@ -194,7 +242,7 @@ func Packetize(ts []byte) (*Clip, error) {
 		}
 		pkts, err := venc.Encode(a.au)
 		if err != nil {
-			return nil, fmt.Errorf("packetize: video access unit %d: %w", i, err)
+			return nil, 0, fmt.Errorf("packetize: video access unit %d: %w", i, err)
 		}
 		ft, key := h264AUType(a.au)
 		tt := ticksToMS(a.dts-t0, ptsClockRate)
@@ -204,57 +252,54 @@ func Packetize(ts []byte) (*Clip, error) {
 		}
 		end = max(end, ticksToMS(a.pts-t0+frameDur, ptsClockRate)+time.Millisecond)
 	}
+	return video, end, nil
+}
 
-	if aTrack != nil && len(apes) > 0 {
-		af := &format.MPEG4Audio{
-			PayloadTyp: audioPayloadType, ProfileLevelID: 1, Config: aConf,
-			SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3,
-		}
-		desc.Medias = append(desc.Medias, &description.Media{
-			Type: description.MediaTypeAudio, Formats: []format.Format{af},
-		})
-		sr := int64(aConf.SampleRate)
-		if sr <= 0 {
-			return nil, errors.New("packetize: AAC sample rate unknown")
-		}
-		c.perTrack = append(c.perTrack, 0)
-		c.clockRate = append(c.clockRate, uint32(sr))
-		aenc, err := af.CreateEncoder()
-		if err != nil {
-			return nil, fmt.Errorf("packetize: %w", err)
-		}
-		aenc.InitialSequenceNumber = &initialSeq[1]
-		aenc.PayloadMaxSize = payloadMaxSize
-		if err := aenc.Init(); err != nil {
-			return nil, fmt.Errorf("packetize: %w", err)
-		}
-		for _, pes := range apes {
-			base := (pes.pts - t0) * sr / ptsClockRate
-			for k, au := range pes.aus {
-				samples := base + int64(k)*aacSamples
-				pkts, err := aenc.Encode([][]byte{au})
-				if err != nil {
-					return nil, fmt.Errorf("packetize: audio: %w", err)
-				}
-				tt := ticksToMS(samples, sr)
-				for _, p := range pkts {
-					p.Timestamp = initialTS[1] + uint32(samples)
-					audio = append(audio, auPacket{track: 1, tt: tt, pkt: p})
-				}
-				end = max(end, ticksToMS(samples+aacSamples, sr)+time.Millisecond)
+// packetizeAudio packs the AAC access units into RTP (track 1), one access
+// unit per packet, on the sample clock from t0. end is past the last one.
+func packetizeAudio(af *format.MPEG4Audio, apes []aPES, t0 int64) (audio []auPacket, end time.Duration, err error) {
+	sr := int64(af.Config.SampleRate)
+	if sr <= 0 {
+		return nil, 0, errors.New("packetize: AAC sample rate unknown")
+	}
+	aenc, err := af.CreateEncoder()
+	if err != nil {
+		return nil, 0, fmt.Errorf("packetize: %w", err)
+	}
+	aenc.InitialSequenceNumber = &initialSeq[1]
+	aenc.PayloadMaxSize = payloadMaxSize
+	if err := aenc.Init(); err != nil {
+		return nil, 0, fmt.Errorf("packetize: %w", err)
+	}
+	for _, pes := range apes {
+		base := (pes.pts - t0) * sr / ptsClockRate
+		for k, au := range pes.aus {
+			samples := base + int64(k)*aacSamples
+			pkts, err := aenc.Encode([][]byte{au})
+			if err != nil {
+				return nil, 0, fmt.Errorf("packetize: audio: %w", err)
 			}
+			tt := ticksToMS(samples, sr)
+			for _, p := range pkts {
+				p.Timestamp = initialTS[1] + uint32(samples)
+				audio = append(audio, auPacket{track: 1, tt: tt, pkt: p})
+			}
+			end = max(end, ticksToMS(samples+aacSamples, sr)+time.Millisecond)
 		}
 	}
-	c.Duration = end
+	return audio, end, nil
+}
 
-	// Merge by tt, video first on ties (each list is already in order).
+// number merges the tracks' packets by tt, video first on ties (each list
+// is already in order), into c.Packets with their pn, and indexes them.
+func (c *Clip) number(video, audio []auPacket) error {
 	all := append(video, audio...)
 	sort.SliceStable(all, func(i, j int) bool { return all[i].tt < all[j].tt })
 	c.Packets = make([]Packet, len(all))
 	for i, p := range all {
 		raw, err := p.pkt.Marshal()
 		if err != nil {
-			return nil, fmt.Errorf("packetize: %w", err)
+			return fmt.Errorf("packetize: %w", err)
 		}
 		sp := Packet{Track: uint8(p.track), TT: p.tt, PN: uint64(i), RTP: raw}
 		if p.track == 0 {
@@ -270,9 +315,9 @@ func Packetize(ts []byte) (*Clip, error) {
 		c.ts = append(c.ts, p.pkt.Timestamp)
 	}
 	if len(c.keyStarts) == 0 {
-		return nil, errors.New("packetize: no IDR access unit")
+		return errors.New("packetize: no IDR access unit")
 	}
-	return c, nil
+	return nil
 }
 
 // ticksToMS converts clock ticks to whole milliseconds (floor, never negative).

@@ -197,15 +197,6 @@ func (o *Origin) Paths() []string {
 	return ps
 }
 
-// Clip returns the packetized clip served at path.
-func (o *Origin) Clip(path string) (*Clip, bool) {
-	e, ok := o.entries[strings.Trim(path, "/")]
-	if !ok {
-		return nil, false
-	}
-	return e.clip, true
-}
-
 // Sessions returns how many DESCRIBE requests and how many playing sessions
 // (sessions that sent at least one successful PLAY; a resume does not count
 // again) path has seen.

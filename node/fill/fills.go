@@ -1,0 +1,361 @@
+package fill
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/rtspedge"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Config is what Fills needs from the node.
+type Config struct {
+	Store *store.Store // recordings
+	Relay *store.Store // uncacheable streams on their way to players
+	Mesh  *mesh.Mesh   // nil: no peer source, the origin only
+
+	OriginTimeout     time.Duration // rtspedge.OriginRequest.Timeout
+	LiveReconnect     time.Duration // cache.live_reconnect; 0: a lost live origin ends the fill
+	LiveLinger        time.Duration // cache.live_linger
+	LiveMaxHops       int           // mesh.live_max_hops
+	MaxFills          int           // fills.max_concurrent: fills running at once; 0: no bound
+	MaxFillsPerClient int           // fills.max_per_client: fills a client started still running; 0: no bound
+
+	Logger *slog.Logger
+	Hooks  Hooks
+}
+
+// Hooks tell the node what fills do. Each may be nil; each is called on a
+// fill's goroutine and must not block.
+type Hooks struct {
+	// Created: a fill created key's recording in Store (never for Relay),
+	// which the node announces in the mesh. ctx ends with the fill.
+	Created func(ctx context.Context, key string)
+	// LookedUp: a fill looked key up in the mesh and found providers.
+	LookedUp func(key string, providers []string, took time.Duration, err error)
+	// Filled: source ("peer" or "origin") added bytes to a recording.
+	Filled func(source string, bytes uint64)
+	// Ended: a fill ended with result "complete", "partial" or "failed".
+	Ended func(result string, took time.Duration)
+}
+
+// Fills is the registry of fills in progress, keyed by stream key. New
+// fills start on Run's goroutines.
+type Fills struct {
+	cfg   Config
+	log   *slog.Logger
+	start chan *fill // Open → Run: a fill to start
+
+	mu sync.Mutex
+	m  map[string]*fill
+}
+
+// New returns the registry of cfg's stores. Nothing runs before Run.
+func New(cfg Config) *Fills {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Fills{cfg: cfg, log: cfg.Logger, start: make(chan *fill), m: make(map[string]*fill)}
+}
+
+// Run starts the fills Open asks for until ctx ends, then waits for every
+// fill it started to stop.
+func (fs *Fills) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case f := <-fs.start:
+			wg.Go(func() { fs.run(ctx, f) })
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// A fill copies one stream into a store. There is at most one fill per key;
+// every reader that asks for the key while the fill runs tails the same
+// recording.
+type fill struct {
+	key               string
+	origin            rtspedge.OriginRequest // URL with credentials: for dialing only, never logged
+	client            string                 // Request.Client of the reader that started it
+	completeOnAbandon bool
+
+	ready chan struct{} // closed when the recording exists (st set) or err is set
+	done  chan struct{} // closed when the fill goroutine has returned
+
+	// Set before ready is closed, read-only after.
+	st     *store.Store
+	err    error
+	ready1 sync.Once
+
+	// Guarded by Fills.mu.
+	readers int
+	linger  *time.Timer
+	cancel  context.CancelCauseFunc
+	live    bool
+	ended   bool // the fill goroutine is done with the recording
+
+	// Owned by the fill goroutine.
+	tally tally
+}
+
+// setReady publishes the recording readers tail; fail publishes why there
+// is none. Only the first of them counts.
+func (f *fill) setReady(st *store.Store) {
+	f.ready1.Do(func() { f.st = st; close(f.ready) })
+}
+
+func (f *fill) fail(err error) {
+	f.ready1.Do(func() { f.err = err; close(f.ready) })
+}
+
+// wait blocks until the fill's recording exists, the fill failed, or ctx ends.
+func (f *fill) wait(ctx context.Context) error {
+	select {
+	case <-f.ready:
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Served says where a reader's stream came from when it asked.
+type Served string
+
+// Where a stream was served from.
+const (
+	ServedLocal  Served = "local"  // a complete recording in the store
+	ServedTail   Served = "tail"   // a fill already running
+	ServedPeer   Served = "peer"   // a new fill from a neighbour
+	ServedOrigin Served = "origin" // a new fill from the origin
+)
+
+// Recording is what a reader of one stream holds: a store and a key, plus
+// the fill it tails, if any. Release it when done.
+type Recording struct {
+	fs     *Fills
+	st     *store.Store
+	key    string
+	m      store.Manifest
+	f      *fill
+	served Served
+}
+
+// Manifest is the recording's manifest when it was opened.
+func (r *Recording) Manifest() store.Manifest { return r.m }
+
+// Store holds the recording: the node's store, or its relay store.
+func (r *Recording) Store() *store.Store { return r.st }
+
+// Key is the stream key.
+func (r *Recording) Key() string { return r.key }
+
+// Served says where the stream came from.
+func (r *Recording) Served() Served { return r.served }
+
+// NewReader reads the recording from offset from.
+func (r *Recording) NewReader(from time.Duration) (*store.Reader, error) {
+	return r.st.NewReader(r.key, from)
+}
+
+// Span returns the stored window of the recording: the tt of its oldest
+// packet and of its newest.
+func (r *Recording) Span() (first, last time.Duration, err error) {
+	return r.st.Span(r.key)
+}
+
+// Done is closed when the fill the recording tails has ended; nil for a
+// complete local recording.
+func (r *Recording) Done() <-chan struct{} {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.done
+}
+
+// Release drops the reader from the fill it tails.
+func (r *Recording) Release() {
+	if r.f != nil {
+		r.fs.release(r.f)
+	}
+}
+
+// Request is what Open needs to find a recording or start its fill.
+type Request struct {
+	Key string
+	// Origin is how to pull from the origin: URL (with credentials) and
+	// its policy (redirects, Basic, MaxBitrate); the fill sets Timeout,
+	// Logger, AskMetaInfo and OnClassify.
+	Origin rtspedge.OriginRequest
+	// CompleteOnAbandon: a VOD fill goes on to the end after its last
+	// reader left (the origin's complete_on_abandon).
+	CompleteOnAbandon bool
+	// Client is the address of the player that asks; "" (a prefetch)
+	// counts only against MaxFills.
+	Client string
+}
+
+// The bounds Open refuses a new fill with (503 to a player, with the
+// reason phrase).
+var (
+	ErrTooManyFills          = &rtspedge.LimitError{Limit: "fills", Reason: "too many fills"}
+	ErrTooManyFillsForClient = &rtspedge.LimitError{Limit: "fills_per_client", Reason: "too many fills for this client"}
+)
+
+// Open resolves req.Key to a recording: a complete one in the store, else
+// the fill in progress for it, else a new fill (peers first, then the
+// origin) if MaxFills and MaxFillsPerClient allow one. ctx bounds the wait
+// for the fill's first source only.
+func (fs *Fills) Open(ctx context.Context, req Request) (*Recording, error) {
+	key := req.Key
+	fs.mu.Lock()
+	f := fs.m[key]
+	served := ServedTail
+	if f == nil {
+		// The flight merges only calls that overlap: check the store again
+		// inside it, under the registry lock.
+		m, err := fs.cfg.Store.Manifest(key)
+		if err == nil && m.State == store.StateComplete {
+			fs.mu.Unlock()
+			return &Recording{fs: fs, st: fs.cfg.Store, key: key, m: m, served: ServedLocal}, nil
+		}
+		if err := fs.admitLocked(req.Client); err != nil {
+			fs.mu.Unlock()
+			return nil, err
+		}
+		f = &fill{key: key, origin: req.Origin, client: req.Client, completeOnAbandon: req.CompleteOnAbandon,
+			ready: make(chan struct{}), done: make(chan struct{})}
+		fs.m[key] = f
+		served = ""
+		select {
+		case fs.start <- f:
+		case <-ctx.Done():
+			delete(fs.m, key)
+			fs.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	fs.joinLocked(f)
+	fs.mu.Unlock()
+
+	if err := f.wait(ctx); err != nil {
+		fs.release(f)
+		return nil, err
+	}
+	m, err := f.st.Manifest(key)
+	if err != nil {
+		fs.release(f)
+		return nil, err
+	}
+	if served == "" {
+		served = ServedOrigin
+		if m.Source != store.SourceOrigin {
+			served = ServedPeer
+		}
+	}
+	return &Recording{fs: fs, st: f.st, key: key, m: m, f: f, served: served}, nil
+}
+
+// admitLocked says whether one more fill may start for client. fs.mu must
+// be held.
+func (fs *Fills) admitLocked(client string) error {
+	if fs.cfg.MaxFills > 0 && len(fs.m) >= fs.cfg.MaxFills {
+		return ErrTooManyFills
+	}
+	if client == "" || fs.cfg.MaxFillsPerClient <= 0 {
+		return nil
+	}
+	mine := 0
+	for _, f := range fs.m {
+		if f.client == client {
+			mine++
+		}
+	}
+	if mine >= fs.cfg.MaxFillsPerClient {
+		return ErrTooManyFillsForClient
+	}
+	return nil
+}
+
+// joinLocked counts one more reader of f (a player, or a neighbour relaying
+// a live stream) and cancels a pending linger. fs.mu must be held.
+func (fs *Fills) joinLocked(f *fill) {
+	f.readers++
+	if f.linger != nil {
+		f.linger.Stop()
+		f.linger = nil
+	}
+}
+
+// release drops a reader from a fill. A live fill, or a VOD fill whose
+// Request.CompleteOnAbandon was off, stops (after LiveLinger for live) once
+// its last reader left: it stays partial and the next reader resumes it. A
+// fill that goes on still counts against its client's MaxFillsPerClient.
+// A finished relay is dropped with its last reader.
+func (fs *Fills) release(f *fill) {
+	fs.mu.Lock()
+	f.readers--
+	idle := f.readers == 0
+	dropRelay := idle && f.ended && f.st == fs.cfg.Relay
+	if idle && !f.ended && f.cancel != nil && (f.live || !f.completeOnAbandon) {
+		var linger time.Duration
+		if f.live {
+			linger = fs.cfg.LiveLinger
+		}
+		cancel := f.cancel
+		f.linger = time.AfterFunc(linger, func() {
+			fs.mu.Lock()
+			defer fs.mu.Unlock()
+			if f.readers == 0 {
+				cancel(errNoReaders)
+			}
+		})
+	}
+	fs.mu.Unlock()
+	if dropRelay {
+		_ = fs.cfg.Relay.Delete(f.key)
+	}
+}
+
+// errNoReaders is why a fill stops LiveLinger after its last reader left
+// (or at once, for a VOD fill without CompleteOnAbandon).
+var errNoReaders = errors.New("no players left")
+
+// JoinLive counts a neighbour that relays key from this node as a reader of
+// the node's live fill of it, so the upstream stays open (no linger) while
+// any neighbour relays it. done drops it. It is mesh.Config.ServingLive.
+func (fs *Fills) JoinLive(key string) (done func()) {
+	fs.mu.Lock()
+	f := fs.m[key]
+	if f == nil || !f.live {
+		fs.mu.Unlock()
+		return func() {}
+	}
+	fs.joinLocked(f)
+	fs.mu.Unlock()
+	return func() { fs.release(f) }
+}
+
+// Info is one fill in progress as a Snapshot shows it.
+type Info struct {
+	Key     string
+	Live    bool
+	Readers int
+}
+
+// Snapshot lists the fills in progress.
+func (fs *Fills) Snapshot() []Info {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]Info, 0, len(fs.m))
+	for _, f := range fs.m {
+		out = append(out, Info{Key: f.key, Live: f.live, Readers: f.readers})
+	}
+	return out
+}

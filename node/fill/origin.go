@@ -1,0 +1,177 @@
+package fill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Backoff between reconnection attempts to a lost live origin: the first
+// wait, doubled after each failed attempt up to the last, each jittered
+// down by up to half.
+const (
+	reconnectFirst = 250 * time.Millisecond
+	reconnectMax   = 5 * time.Second
+)
+
+// originSource is a fill's origin as a source: one upstream, the last.
+type originSource struct {
+	fs     *Fills
+	f      *fill
+	opened bool
+}
+
+func (*originSource) name() string { return store.SourceOrigin }
+
+func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, error) {
+	if s.opened {
+		return nil, nil
+	}
+	s.opened = true
+	req := s.f.origin // its URL and policy
+	req.Timeout = s.fs.cfg.OriginTimeout
+	req.Logger = s.fs.log
+	req.AskMetaInfo = true
+	req.OnClassify = func(live bool) {
+		s.fs.mu.Lock()
+		s.f.live = live
+		s.fs.mu.Unlock()
+	}
+	o, err := rtspedge.OpenOrigin(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &originUpstream{o: o, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key)}, nil
+}
+
+// originUpstream is a session with the origin; a live one that is lost is
+// reopened with backoff.
+type originUpstream struct {
+	o      *rtspedge.OriginSession // the current session; Run swaps in a reopened one
+	window time.Duration           // cache.live_reconnect
+	log    *slog.Logger
+}
+
+// Manifest is the origin's, with the origin as Source.
+func (u *originUpstream) Manifest() store.Manifest {
+	m := u.o.Manifest()
+	m.Source, m.Via = store.SourceOrigin, nil
+	return m
+}
+
+func (u *originUpstream) Cacheable() bool { return u.o.Cacheable() }
+
+// Close closes the current session (Run closes the ones before it).
+func (u *originUpstream) Close() { u.o.Close() }
+
+// Run plays the origin into w until the stream ends. The origin session of
+// a live stream that is lost (the connection drops, or the origin sends no
+// media for origin_timeout) is reopened with backoff for up to
+// cache.live_reconnect; readers meanwhile wait at the tail of the
+// recording, and the new session's packets continue it without a jump
+// (rtspedge re-bases them). It returns nil at a clean end (RTCP BYE, a VOD
+// stream's end), ctx's error, or the error of the last session when the
+// origin did not come back in time: the fill then ends the recording and
+// its readers get a clean end.
+func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
+	var (
+		lostAt   time.Time // when the current outage began; zero while playing
+		attempts int       // reconnection attempts in this outage
+	)
+	for {
+		_, pnBefore, hadBefore := w.Last()
+		err := u.o.Run(ctx, w)
+		if _, pn, ok := w.Last(); ok && (!hadBefore || pn != pnBefore) {
+			lostAt, attempts = time.Time{}, 0 // it played: a new outage starts now
+		}
+		if !w.Manifest().Live || u.window <= 0 || !originLost(ctx, err) {
+			return err
+		}
+		if lostAt.IsZero() {
+			lostAt = time.Now()
+			u.log.Warn("live origin lost; reconnecting", "err", err, "for", u.window)
+		}
+		next, tried, rerr := u.reopen(ctx, w, lostAt.Add(u.window), attempts)
+		attempts = tried
+		if next == nil {
+			if rerr != nil {
+				err = rerr
+			}
+			if ctx.Err() == nil {
+				u.log.Warn("live origin did not come back; ending the stream", "attempts", attempts,
+					"after", time.Since(lostAt).Round(time.Millisecond), "err", err)
+			}
+			return err
+		}
+		u.log.Info("live origin reconnected", "attempts", attempts, "after", time.Since(lostAt).Round(time.Millisecond))
+		u.o = next // Run closes it
+	}
+}
+
+// reopen reopens the origin session, with backoff, until one opens with the
+// recording's tracks or deadline passes. attempts counts the attempts of
+// this outage so far; it returns the new count, and the error of the last
+// attempt when no session opened (nil if none was made).
+func (u *originUpstream) reopen(ctx context.Context, w *store.Writer, deadline time.Time, attempts int) (*rtspedge.OriginSession, int, error) {
+	var err error
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, attempts, err
+		}
+		wait := min(reconnectBackoff(attempts), left)
+		if sleepCtx(ctx, wait) != nil {
+			return nil, attempts, ctx.Err()
+		}
+		attempts++
+		u.log.Info("reconnecting to live origin", "attempt", attempts, "waited", wait.Round(time.Millisecond))
+		var o *rtspedge.OriginSession
+		o, err = u.o.Reopen(ctx)
+		switch {
+		case err != nil:
+			if !originLost(ctx, err) {
+				return nil, attempts, err
+			}
+			u.log.Info("live origin reconnection failed", "attempt", attempts, "err", err)
+		case !sameTracks(o.Manifest().Tracks, w.Manifest().Tracks):
+			o.Close()
+			return nil, attempts, fmt.Errorf("live origin came back with other tracks: %w", rtspedge.ErrMalformedSDP)
+		default:
+			return o, attempts, nil
+		}
+	}
+}
+
+// reconnectBackoff is the wait before attempt number attempts+1 of an outage.
+func reconnectBackoff(attempts int) time.Duration {
+	d := reconnectMax
+	if attempts < 8 {
+		d = min(reconnectFirst<<attempts, reconnectMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// originLost says whether err ended an origin session in a way that a new
+// session may mend: the origin failed, went silent, or answered with an
+// error status (a camera that restarts is "not found" for a while). The
+// context ending, a clean end, or a store error are final.
+func originLost(ctx context.Context, err error) bool {
+	var status *rtspedge.OriginStatusError
+	return err != nil && ctx.Err() == nil &&
+		(errors.Is(err, rtspedge.ErrOriginUnavailable) || errors.As(err, &status))
+}
+
+// sameTracks: a reopened session may continue a recording only if its
+// tracks are the recording's.
+func sameTracks(a, b []store.Track) bool {
+	return slices.EqualFunc(a, b, func(x, y store.Track) bool {
+		return x.Media == y.Media && x.PayloadType == y.PayloadType && x.ClockRate == y.ClockRate && x.Codec == y.Codec
+	})
+}

@@ -1,0 +1,282 @@
+package node_test
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// The interop matrix: origins (gst-rtsp-server VOD from MP4 and from
+// MPEG-TS, gst-rtsp-server live, the built-in origin) × players (ffmpeg and
+// GStreamer's rtspsrc, each over TCP and UDP) × paths (miss, hit, seek, a
+// second node filled through the mesh; for live, a join on the origin-facing
+// node and on a relay). Every cell compares what its player decoded with the
+// same player on the same origin played directly: identical frames (video
+// and audio), pacing within ±10 % of the origin's, and a VOD player that ends
+// by itself within 3 s of its last frame.
+
+const (
+	// seekTo is inside the clip, half-way through a GOP: a seek starts at
+	// the key frame before it, frame seekKey.
+	seekTo  = 3500 * time.Millisecond
+	seekKey = 3 * interop.ClipGOP
+
+	pacingTolerance = 0.10
+	maxEndLag       = 3 * time.Second
+)
+
+// transports are the player transports of the matrix.
+var transports = []string{"tcp", "udp"}
+
+// cellLog collects one line per matrix cell, logged sorted when the test ends.
+type cellLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *cellLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+func (l *cellLog) report(t *testing.T, title string) {
+	t.Cleanup(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		sort.Strings(l.lines)
+		t.Logf("%s (%d cells):\n%s", title, len(l.lines), strings.Join(l.lines, "\n"))
+	})
+}
+
+// checkCell fails the test unless got decoded want's frames (checkFrames),
+// paced like ref, and, for a VOD (ended), ended by itself within maxEndLag of
+// its last frame; it logs the cell's figures either way.
+func checkCell(t *testing.T, log *cellLog, cell string, got, ref *interop.Play, ended bool, checkFrames func(interop.Frames) error) {
+	t.Helper()
+	var problems []string
+	if err := got.Check(); err != nil {
+		problems = append(problems, err.Error())
+	} else if err := checkFrames(got.Frames); err != nil {
+		problems = append(problems, "frames: "+err.Error())
+	}
+	pacing, perr := got.Pacing()
+	refPacing, rerr := ref.Pacing()
+	switch {
+	case perr != nil || rerr != nil:
+		problems = append(problems, fmt.Sprintf("pacing: %v / origin %v", perr, rerr))
+	case pacing < refPacing*(1-pacingTolerance) || pacing > refPacing*(1+pacingTolerance):
+		problems = append(problems, fmt.Sprintf("pacing %.3f, origin's %.3f: more than %.0f %% apart", pacing, refPacing, pacingTolerance*100))
+	}
+	lag := "n/a (stopped)"
+	if ended {
+		lag = fmt.Sprintf("%.2f s (origin %.2f s)", got.EndLag().Seconds(), ref.EndLag().Seconds())
+		if got.EndLag() > maxEndLag {
+			problems = append(problems, fmt.Sprintf("ended %.2f s after its last frame, want at most %s", got.EndLag().Seconds(), maxEndLag))
+		}
+	}
+	result := "ok"
+	if len(problems) > 0 {
+		result = "FAIL"
+	}
+	log.add(fmt.Sprintf("%-44s %-4s video %3d audio %3d  pacing %.3f (origin %.3f)  end lag %s",
+		cell, result, len(got.Frames[interop.Video]), len(got.Frames[interop.Audio]), pacing, refPacing, lag))
+	if len(problems) > 0 {
+		t.Errorf("%s: %s", cell, strings.Join(problems, "; "))
+	}
+}
+
+// sameAs is a frame check: exactly want's frames.
+func sameAs(want interop.Frames) func(interop.Frames) error {
+	return func(got interop.Frames) error { return interop.SameFrames(got, want) }
+}
+
+// fromKeyFrame is the frame check of a seek to seekTo: the video is exactly
+// full's from the key frame at or before seekTo to the end, and the audio a
+// run of full's that ends with it, starting within a second of that key
+// frame. The first audio frame after a seek is left out: an AAC frame
+// decodes with the one before it (overlapping transforms), which a seek
+// does not send, so it differs from the same frame in a full play.
+func fromKeyFrame(full interop.Frames) func(interop.Frames) error {
+	return func(got interop.Frames) error {
+		video := full[interop.Video]
+		if len(video) <= seekKey {
+			return fmt.Errorf("the reference has %d video frames, no key frame %d", len(video), seekKey)
+		}
+		want := interop.Frames{interop.Video: video[seekKey:]}
+		if err := interop.SameFrames(interop.Frames{interop.Video: got[interop.Video]}, want); err != nil {
+			return fmt.Errorf("from the key frame at %s: %w", video[seekKey].PTS, err)
+		}
+		ref, audio := full.MD5s(interop.Audio), got.MD5s(interop.Audio)
+		if len(ref) == 0 {
+			return nil
+		}
+		if len(audio) < 2 {
+			return fmt.Errorf("audio: %d frames after the seek", len(audio))
+		}
+		audio = audio[1:]
+		n, err := interop.AlignFrames(ref, audio)
+		if err != nil {
+			return fmt.Errorf("audio: %w", err)
+		}
+		if n != len(audio) || audio[n-1] != ref[len(ref)-1] {
+			return fmt.Errorf("audio: %d of %d frames are a run of the reference's, want all of them, ending with its last", n, len(audio))
+		}
+		start := full[interop.Audio][len(ref)-n].PTS - full[interop.Audio][0].PTS
+		key := video[seekKey].PTS - video[0].PTS
+		if d := start - key; d < -time.Second || d > time.Second {
+			return fmt.Errorf("audio starts at %s, the video's key frame at %s", start, key)
+		}
+		return nil
+	}
+}
+
+// vodOrigin is one origin of the VOD matrix.
+type vodOrigin struct {
+	name      string                    // in cell names
+	nodePath  func(group string) string // the group's stream on a node
+	direct    func(path string, transport string) (url, usedTransport string)
+	path      func(group string) string // the group's path on the origin
+	plays     func(path string) int     // PLAY requests the origin has received for path
+	exactSeek bool                      // the origin's own seek starts at the key frame before the target
+}
+
+// TestInteropVOD runs the VOD part of the matrix: for each origin, player
+// and transport, a miss on node A, then at once a hit on A, a seek on A and a
+// play on B (filled from A through the mesh), each compared with the same
+// player on the origin; the origin serves the group's stream once.
+func TestInteropVOD(t *testing.T) {
+	t.Parallel()
+	log := &cellLog{}
+	log.report(t, "VOD interop matrix")
+
+	groups := []string{}
+	for _, p := range interop.Players {
+		for _, tr := range transports {
+			groups = append(groups, fmt.Sprintf("%s-%s", p, tr))
+		}
+	}
+	clips := map[string]interop.Clip{"mp4": interop.H264AACMP4}
+	var mounts []interop.Mount
+	for _, kind := range []string{"mp4"} {
+		c := clips[kind]
+		pipeline := c.Pipeline(c.Path(t))
+		for _, g := range append([]string{"ref"}, groups...) {
+			mounts = append(mounts, interop.Mount{Path: "gst-" + kind + "-" + g, Pipeline: pipeline})
+		}
+	}
+	gst := interop.StartGstServer(t, mounts...)
+
+	ts, err := os.ReadFile(interop.H264AACTS.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin := startOrigin(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"ref.ts": ts}
+		for _, g := range groups {
+			c.Media[g+".ts"] = ts
+		}
+	})
+	withGst := func(c *node.Config) { c.Origins = append(c.Origins, nodeOrigin("gst", "rtsp://"+gst.Addr)) }
+	a := meshNode(t, builtin, withGst)
+	b := meshNode(t, builtin, withGst, a)
+
+	origins := []vodOrigin{{
+		name:     "builtin",
+		path:     func(g string) string { return g + ".ts" },
+		nodePath: func(g string) string { return "o/" + g + ".ts" },
+		direct: func(p, _ string) (string, string) {
+			return "rtsp://" + builtin.Addr() + "/" + p, "tcp" // it serves UDP only on fixed ports
+		},
+		plays:     func(p string) int { _, n := builtin.Sessions(p); return n },
+		exactSeek: true,
+	}}
+	for _, kind := range []string{"mp4"} {
+		origins = append(origins, vodOrigin{
+			name:      "gst-" + kind,
+			path:      func(g string) string { return "gst-" + kind + "-" + g },
+			nodePath:  func(g string) string { return "gst/gst-" + kind + "-" + g },
+			direct:    func(p, tr string) (string, string) { return gst.URL(p), tr },
+			plays:     func(p string) int { return gst.Requests("PLAY", p) },
+			exactSeek: kind == "mp4", // tsdemux seeks by byte estimate: to an earlier key frame
+		})
+	}
+
+	for _, o := range origins {
+		for _, p := range interop.Players {
+			for _, tr := range transports {
+				group := fmt.Sprintf("%s-%s", p, tr)
+				t.Run(o.name+"/"+group, func(t *testing.T) {
+					t.Parallel()
+					vodGroup(t, log, o, p, tr, a, b)
+				})
+			}
+		}
+	}
+}
+
+// vodGroup runs one origin × player × transport of the VOD matrix.
+func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr string, a, b *testNode) {
+	group := fmt.Sprintf("%s-%s", p, tr)
+	cell := func(path string) string { return fmt.Sprintf("%s %s/%s %s", o.name, p, tr, path) }
+	refURL, refTr := o.direct(o.path("ref"), tr)
+	play := interop.Options{Transport: tr}
+
+	// The miss, and the origin played directly at the same time.
+	refRun := interop.Start(t, p, refURL, interop.Options{Transport: refTr})
+	miss := interop.Run(t, p, a.url(o.nodePath(group)), play)
+	ref := refRun.Wait()
+	if err := ref.Check(); err != nil {
+		t.Fatalf("the origin played directly: %v", err)
+	}
+	t.Logf("%s direct: %s", cell("origin"), ref.Summary())
+	checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
+
+	eventually(t, 30*time.Second, "A's recording complete", func() bool {
+		in, err := a.Stream(o.nodePath(group))
+		return err == nil && in.State == store.StateComplete
+	})
+
+	// Hit, seek and the mesh at once, and the origin's own seek.
+	seek := interop.Options{Transport: tr, Seek: seekTo}
+	refSeekRun := interop.Start(t, p, refURL, interop.Options{Transport: refTr, Seek: seekTo})
+	hitRun := interop.Start(t, p, a.url(o.nodePath(group)), play)
+	seekRun := interop.Start(t, p, a.url(o.nodePath(group)), seek)
+	meshRun := interop.Start(t, p, b.url(o.nodePath(group)), play)
+
+	checkCell(t, log, cell("hit"), hitRun.Wait(), ref, true, sameAs(ref.Frames))
+	checkCell(t, log, cell("mesh (second node)"), meshRun.Wait(), ref, true, sameAs(ref.Frames))
+
+	// The seek is paced like the origin's own seek; its frames are the full
+	// play's from the key frame, which is where the origin's own seek
+	// starts too (its video; gst-rtsp-server's audio after a seek is not
+	// the full play's).
+	refSeek := refSeekRun.Wait()
+	if err := refSeek.Check(); err != nil {
+		t.Fatalf("the origin's own seek: %v", err)
+	}
+	if err := fromKeyFrame(interop.Frames{interop.Video: ref.Frames[interop.Video]})(interop.Frames{interop.Video: refSeek.Frames[interop.Video]}); err != nil {
+		if o.exactSeek {
+			t.Errorf("the origin's own seek: %v", err)
+		} else {
+			t.Logf("%s: the origin's own seek does not start at the key frame before %s (%v)", cell("seek"), seekTo, err)
+		}
+	}
+	checkCell(t, log, cell("seek"), seekRun.Wait(), refSeek, true, fromKeyFrame(ref.Frames))
+
+	if n := o.plays(o.path(group)); n != 1 {
+		t.Errorf("%s: the origin received %d PLAYs for the group's stream, want 1 (A's fill; hits and B's fill never reach it)", cell("hit"), n)
+	}
+	if in, err := b.Stream(o.nodePath(group)); err != nil || in.Source != a.PeerID() {
+		t.Errorf("%s: B's recording %+v (%v), want one filled from A %s", cell("mesh"), in, err, a.PeerID())
+	}
+}
