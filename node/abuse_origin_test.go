@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/internal/fakeorigin"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -192,7 +193,7 @@ func TestNodeStreamLimits(t *testing.T) {
 			n, logs := startNodeLogs(t, fakeNodeConfig(t, f, func(o *node.Origin) { o.MaxBitrate = rate }))
 			packets, largest := playAll(t, n.url("f/x.ts"), 3*time.Second)
 			var in store.Info
-			eventually(t, 20*time.Second, "fill ends partial", func() bool {
+			testkit.Eventually(t, 20*time.Second, "fill ends partial", func() bool {
 				var err error
 				in, err = n.Stream("f/x.ts")
 				return err == nil && in.State == store.StatePartial
@@ -203,7 +204,7 @@ func TestNodeStreamLimits(t *testing.T) {
 			if largest > 1472 {
 				t.Fatalf("the player got a %d-byte packet", largest)
 			}
-			eventually(t, 5*time.Second, "the limit logged", func() bool {
+			testkit.Eventually(t, 5*time.Second, "the limit logged", func() bool {
 				return strings.Contains(logs(), "origin stream over its limits") && strings.Contains(logs(), tc.log)
 			})
 			// The node still serves: the next player resumes the partial
@@ -347,7 +348,7 @@ func TestAbandonedFill(t *testing.T) {
 			// describeStatus closed its connection: the player left.
 			var in store.Info
 			if !complete {
-				eventually(t, 10*time.Second, "abandoned fill stops partial", func() bool {
+				testkit.Eventually(t, 10*time.Second, "abandoned fill stops partial", func() bool {
 					var err error
 					in, err = n.Stream(samplePath)
 					return err == nil && in.State == store.StatePartial
@@ -358,7 +359,7 @@ func TestAbandonedFill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "abandoned fill goes on", func() bool {
+			testkit.Eventually(t, 10*time.Second, "abandoned fill goes on", func() bool {
 				in, err = n.Stream(samplePath)
 				return err == nil && in.State == store.StateFilling && in.Bytes > first.Bytes+100_000
 			})
