@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 // TestClosestMemberRule: the rule is a pure function of the key and the
@@ -67,7 +69,7 @@ func TestFillerProtocol(t *testing.T) {
 	if err := connect(t.Context(), asker, filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "members", func() bool {
+	testkit.Eventually(t, 10*time.Second, "members", func() bool {
 		return len(asker.Members()) == 2 && len(filler.Members()) == 2
 	})
 	for k := range 20 {

@@ -32,13 +32,14 @@ func validateMaxSessions(bad complain, key string, o Origin) {
 	}
 }
 
-// originForKey maps a stream key back to the URL to dial (with
-// credentials): the configured origin whose URL the key extends, when
-// MapPath of the same path gives the same key. ok is false for a key no
-// configured origin serves: a neighbour cannot make this node dial it.
-func originForKey(origins []Origin, key string) (originURL, name string, ok bool) {
-	for _, o := range origins {
-		base, err := CanonicalKey(o.URL)
+// originForKey maps a stream key back to the configured origin that makes
+// it and the URL to dial (with credentials): the origin whose URL the key
+// extends, when mapping the same path gives the same key. ok is false for
+// a key no configured origin serves: a neighbour cannot make this node
+// dial it.
+func originForKey(origins []Origin, key string) (o *Origin, originURL string, ok bool) {
+	for i := range origins {
+		base, err := CanonicalKey(origins[i].URL)
 		if err != nil {
 			continue
 		}
@@ -47,12 +48,12 @@ func originForKey(origins []Origin, key string) (originURL, name string, ok bool
 		if !found || rest == "" {
 			continue
 		}
-		u, k, err := MapPath(origins, o.Name+"/"+rest)
+		o, u, k, err := mapPath(origins, origins[i].Name+"/"+rest)
 		if err == nil && k == key {
-			return u, o.Name, true
+			return o, u, true
 		}
 	}
-	return "", "", false
+	return nil, "", false
 }
 
 // errNotConfigured: a neighbour asked this node to fill a key of an origin
@@ -70,8 +71,8 @@ func newBudgets(origins []Origin) map[string]*fill.Budget {
 
 // budget is the max_sessions budget of key's origin (fill.Config.Budget).
 func (n *Node) budget(key string) *fill.Budget {
-	if _, name, ok := originForKey(n.cfg.Origins, key); ok {
-		return n.budgets[name]
+	if o, _, ok := originForKey(n.cfg.Origins, key); ok {
+		return n.budgets[o.Name]
 	}
 	return nil
 }
@@ -87,11 +88,11 @@ func (n *Node) configured(key string) bool {
 // chose it as the stream's filler (mesh.Config.StartFill), and holds it
 // until release.
 func (n *Node) fillFor(ctx context.Context, key string) (release func(), err error) {
-	originURL, _, ok := originForKey(n.cfg.Origins, key)
+	o, originURL, ok := originForKey(n.cfg.Origins, key)
 	if !ok {
 		return nil, errNotConfigured
 	}
-	rec, err := n.fills.Open(ctx, key, originURL)
+	rec, err := n.fills.Open(ctx, n.fillRequest(o, originURL, key, ""))
 	if err != nil {
 		return nil, err
 	}

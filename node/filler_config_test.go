@@ -45,9 +45,9 @@ func TestOriginForKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, name, ok := originForKey(origins, key)
-		if !ok || got != url || name != strings.Split(path, "/")[0] {
-			t.Fatalf("%s (key %s): %q %q %v, want %q", path, key, got, name, ok, url)
+		o, got, ok := originForKey(origins, key)
+		if !ok || got != url || o.Name != strings.Split(path, "/")[0] {
+			t.Fatalf("%s (key %s): %q %+v %v, want %q", path, key, got, o, ok, url)
 		}
 	}
 	for _, key := range []string{"rtsp://other.example/x", "rtsp://cam.example/Streaming/101", "rtsp://cam.example:554/Streamingx/1", "rtsp://cam.example:554/Streaming/../x"} {

@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -48,7 +49,7 @@ func herdMesh(t testing.TB, org *origin.Origin, n int, mod func(*node.Config)) [
 // waitMembers waits until every node of nodes knows want members.
 func waitMembers(t testing.TB, nodes []*testNode, want int) {
 	t.Helper()
-	eventually(t, 20*time.Second, fmt.Sprintf("every node knows %d members", want), func() bool {
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("every node knows %d members", want), func() bool {
 		for _, n := range nodes {
 			if len(node.MeshOf(n.Node).Members()) != want {
 				return false

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -28,7 +29,7 @@ func TestLiveMaxHops(t *testing.T) {
 	c1 := meshNode(t, org, hops(1), b)
 	c2 := meshNode(t, org, hops(2), b)
 	a := meshNode(t, org, func(c *node.Config) { c.Mesh.AllowPeers = []string{b.PeerID()} }, b)
-	eventually(t, 10*time.Second, "A joined B", func() bool { return len(a.Peers()) > 0 })
+	testkit.Eventually(t, 10*time.Second, "A joined B", func() bool { return len(a.Peers()) > 0 })
 	// A stream whose designated filler is A for A and B (A pulls from the
 	// origin, B relays from it), and not C1 for the Cs, who cannot reach A
 	// (C2 relays from B, C1 from the origin).

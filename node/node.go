@@ -31,6 +31,7 @@ type Node struct {
 	metrics *metrics
 
 	fills   *fill.Fills             // the fills in progress
+	rates   *requestRates           // fills.describes_per_* (bounds.go)
 	budgets map[string]*fill.Budget // origins' max_sessions, by origin name
 	wg      sync.WaitGroup          // every goroutine Run owns
 	ready   chan struct{}
@@ -53,6 +54,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg:   cfg,
 		log:   logger.With("component", "node"),
+		rates: newRequestRates(cfg.Fills),
 		ready: make(chan struct{}),
 
 		budgets: newBudgets(cfg.Origins),
@@ -109,8 +111,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		OriginTimeout:     time.Duration(cfg.OriginTimeout),
 		LiveReconnect:     time.Duration(cfg.Cache.LiveReconnect),
 		LiveLinger:        time.Duration(cfg.Cache.LiveLinger),
-		CompleteOnAbandon: cfg.Cache.CompleteOnAbandon,
 		LiveMaxHops:       cfg.Mesh.LiveMaxHops,
+		MaxFills:          cfg.Fills.MaxConcurrent,
+		MaxFillsPerClient: cfg.Fills.MaxPerClient,
 		FillerReach:       time.Duration(cfg.Mesh.FillerReach),
 		Budget:            n.budget,
 		Logger:            n.log,
@@ -165,7 +168,7 @@ func (n *Node) close() {
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4) // one per component below
 	// Each component names itself in its errors ("rtsp server: …").
 	n.wg.Go(func() { errc <- stopped(n.edge.Run(ctx)) })
 	n.wg.Go(func() { errc <- stopped(n.admin.run(ctx)) })
@@ -178,6 +181,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.wg.Go(func() { errc <- stopped(n.mesh.Run(meshCtx)) })
 		n.reprovide(ctx)
 	}
+	n.wg.Go(func() { errc <- stopped(n.fills.Run(ctx)) })
 	n.wg.Go(func() {
 		_ = n.fills.Run(ctx)
 		meshCancel()

@@ -15,6 +15,8 @@ import (
 const (
 	// maxPacketSize is gortsplib's limit for an outgoing RTP packet.
 	maxPacketSize = 1472
+	// byeGrace: the end's RTCP BYE follows the last packet's time by this.
+	byeGrace = 200 * time.Millisecond
 )
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
@@ -88,6 +90,16 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			continue // the next round waits at the tail
 		case isEOF(readErr):
 			if p.head >= len(p.queue) {
+				// The BYE waits for the last packet's time and byeGrace:
+				// a player stops at it, and packets still in flight
+				// (sent SendAhead early; over UDP on another socket than
+				// RTCP) would be lost.
+				timer.Reset(time.Until(wallStart.Add(p.maxSent - ttStart + byeGrace)))
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
 				p.sendBye()
 				p.log.Debug("replay reached the end")
 				return
