@@ -366,6 +366,11 @@ func TestInteropLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A is the node that pulls from the origin: the stream's designated filler.
+	waitMembers(t, []*testNode{a, b}, 2)
+	if node.MeshOf(a.Node).Filler(key, nil).ID == b.PeerID() {
+		a, b = b, a
+	}
 	// A pulls first (its upstream lingers after this player), so that B
 	// finds A as a provider instead of going to the origin itself.
 	if err := firstPacket(t.Context(), a.url("gst/live")); err != nil {
