@@ -92,6 +92,11 @@ func (n *Node) fillFor(ctx context.Context, key string) (release func(), err err
 	if !ok {
 		return nil, errNotConfigured
 	}
+	// The node's fills stop before its mesh does: a request that arrives
+	// meanwhile must not wait for a fill that never starts.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(n.fillersCtx, cancel)()
 	rec, err := n.fills.Open(ctx, n.fillRequest(o, originURL, key, ""))
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ func herdMesh(t testing.TB, org *origin.Origin, n int, mod func(*node.Config)) [
 		// take more than the default second to accept; a filler that does
 		// not is taken over, which would count as a second session here.
 		cfg.Mesh.FillerReach = node.Duration(5 * time.Second)
+		// Every player of the test comes from 127.0.0.1, and VOD rounds
+		// overlap (a fill goes on after its player took its first packet).
+		cfg.Fills.MaxConcurrent, cfg.Fills.MaxPerClient = 256, 256
 		for _, b := range nodes {
 			cfg.Mesh.Bootstrap = append(cfg.Mesh.Bootstrap, b.MeshAddrs()...)
 		}

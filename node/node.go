@@ -33,8 +33,12 @@ type Node struct {
 	fills   *fill.Fills             // the fills in progress
 	rates   *requestRates           // fills.describes_per_* (bounds.go)
 	budgets map[string]*fill.Budget // origins' max_sessions, by origin name
-	wg      sync.WaitGroup          // every goroutine Run owns
-	ready   chan struct{}
+	// fillersCtx ends when Run stops: a fill a neighbour asks for
+	// (fillFor) waits no longer (the mesh outlives the fills, filler.go).
+	fillersCtx  context.Context
+	stopFillers context.CancelFunc
+	wg          sync.WaitGroup // every goroutine Run owns
+	ready       chan struct{}
 }
 
 // New validates cfg and opens the node's store, RTSP listener and mesh host.
@@ -59,6 +63,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 
 		budgets: newBudgets(cfg.Origins),
 	}
+	n.fillersCtx, n.stopFillers = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
 		if !ok {
@@ -195,6 +200,7 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	cancel()
+	n.stopFillers() // fills asked by neighbours stop waiting for the fills, which stop
 	n.wg.Wait()
 	n.close()
 	return err

@@ -20,6 +20,10 @@ const DefaultFillerReach = time.Second
 // recording: its own provider lookup and origin session come first.
 const fillerReadyMax = 30 * time.Second
 
+// fillerReasks bounds how often one fill asks a filler that is still
+// connected again after its upstream ended early.
+const fillerReasks = 2
+
 // fillerRetry is the wait between two asks of a live filler that is between
 // sources itself (its own upstream died and it is choosing the next).
 const fillerRetry = 50 * time.Millisecond
@@ -44,6 +48,8 @@ type fillerSource struct {
 	why      string          // why the last member was left out
 	done     bool            // this node is the filler: the next sources go on
 	tookOver bool            // … after another member failed
+	current  string          // the filler the last upstream came from
+	reasks   int             // times a filler still connected was asked again
 }
 
 func newFillerSource(fs *Fills, f *fill) *fillerSource {
@@ -55,6 +61,17 @@ func (*fillerSource) name() string { return "peer" }
 func (s *fillerSource) next(ctx context.Context, w *store.Writer) (Upstream, error) {
 	msh, key := s.fs.cfg.Mesh, s.f.key
 	log := s.fs.log.With("stream", key)
+	if cur := s.current; cur != "" {
+		// The filler's upstream ended early. A filler still connected
+		// (its relay fell behind or stalled; its own source changed) is
+		// asked again, up to fillerReasks times; one that left is left out.
+		s.current = ""
+		s.reasks++
+		if s.reasks > fillerReasks || !slices.Contains(msh.Members(), cur) {
+			s.skip[cur] = true
+			s.why = fmt.Sprintf("filler %s died mid-fill", short(cur))
+		}
+	}
 	for !s.done && ctx.Err() == nil {
 		fl := msh.Filler(key, func(id string) bool { return s.skip[id] })
 		if fl.Self || fl.ID == "" {
@@ -68,8 +85,8 @@ func (s *fillerSource) next(ctx context.Context, w *store.Writer) (Upstream, err
 			return nil, nil
 		}
 		up, err := s.ask(ctx, fl.ID, w)
-		s.skip[fl.ID] = true // a filler that fails later is not asked again
 		if err != nil {
+			s.skip[fl.ID] = true
 			switch {
 			case errors.Is(err, mesh.ErrNotConfigured):
 				s.why = fmt.Sprintf("filler %s has no such origin", short(fl.ID))
@@ -82,14 +99,14 @@ func (s *fillerSource) next(ctx context.Context, w *store.Writer) (Upstream, err
 			continue
 		}
 		why := ClosestWhy(fl.Known)
-		if len(s.skip) > 1 {
+		if len(s.skip) > 0 {
 			why = s.why + ": next closest"
 		}
 		s.fs.setFiller(s.f, FillerInfo{ID: fl.ID, Why: why})
 		if h := s.fs.cfg.Hooks.FromFiller; h != nil {
 			h(key, fl.ID)
 		}
-		s.why = fmt.Sprintf("filler %s died mid-fill", short(fl.ID))
+		s.current = fl.ID
 		return up, nil
 	}
 	return nil, ctx.Err()
