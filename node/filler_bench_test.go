@@ -15,34 +15,50 @@ import (
 // is B itself (a direct origin fill) and of one whose filler is A (B asks
 // A over the filler protocol, A opens the origin, B tails A). It reports
 // both medians over 10 rounds of fresh streams per iteration, the extra
-// latency (target: at most one mesh round trip + 5 ms) and the mesh RTT.
+// latency (target: at most one mesh round trip + 5 ms) and the mesh RTT,
+// for live streams (relayed packet by packet) and VOD (relayed by sealed
+// segment: the first arrives once the filler has sealed it, about a
+// segment's duration after its origin session started).
 func BenchmarkFillerHop(b *testing.B) {
+	b.Run("live", func(b *testing.B) { fillerHop(b, true) })
+	b.Run("vod", func(b *testing.B) { fillerHop(b, false) })
+}
+
+func fillerHop(b *testing.B, live bool) {
 	const rounds = 10
 	var direct, via []time.Duration
 	var rtt time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		org := startOrigin(b, func(c *origin.Config) {
-			for i := range 4 * rounds {
-				c.Media[fmt.Sprintf("cold%d.ts", i)] = origin.SampleClip()
+			if live {
+				c.Live = map[string][]byte{}
+			}
+			for i := range 8 * rounds {
+				if live {
+					c.Live[fmt.Sprintf("cold%d.ts", i)] = origin.SampleClip()
+				} else {
+					c.Media[fmt.Sprintf("cold%d.ts", i)] = origin.SampleClip()
+				}
 			}
 		})
 		conf := func(bootstrap ...string) node.Config {
 			cfg := nodeConfig(b, org)
 			cfg.Mesh.FindTimeout = node.Defaults().Mesh.FindTimeout // as shipped
 			cfg.Mesh.Bootstrap = bootstrap
+			cfg.Fills.MaxConcurrent, cfg.Fills.MaxPerClient = 256, 256 // every player is 127.0.0.1
 			return cfg
 		}
 		a := startNode(b, conf())
 		nb := startNode(b, conf(a.MeshAddrs()...))
 		waitMembers(b, []*testNode{a, nb}, 2)
 		members := []*testNode{a, nb}
-		next := 0
+		used := map[string]bool{}
 		fresh := func(filler *testNode) string { // a cold stream whose filler is filler
-			for ; next < 4*rounds; next++ {
-				p := fmt.Sprintf("o/cold%d.ts", next)
-				if fillerIs(b, org, members, filler, p) {
-					next++
+			for i := range 8 * rounds {
+				p := fmt.Sprintf("o/cold%d.ts", i)
+				if !used[p] && fillerIs(b, org, members, filler, p) {
+					used[p] = true
 					return p
 				}
 			}
