@@ -33,14 +33,15 @@ const (
 // PeerFill is one fill from one peer: the stream after the answer, until
 // Run has copied the peer's segments into a writer.
 type PeerFill struct {
-	m     *Mesh
-	s     network.Stream
-	br    *bufio.Reader
-	peer  string
-	from  uint32
-	mf    store.Manifest
-	stall time.Duration
-	log   *slog.Logger
+	m      *Mesh
+	s      network.Stream
+	br     *bufio.Reader
+	peer   string
+	from   uint32
+	mf     store.Manifest
+	digest store.Hash // of mf: what every seal signs
+	stall  time.Duration
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	ran    bool
@@ -75,7 +76,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 			m.host.Peerstore().AddAddr(id, a, peerstore.TempAddrTTL)
 		}
 	}
-	octx, cancel := context.WithTimeout(ctx, m.cfg.StallTimeout)
+	// A provider answers within AnswerTimeout on top of its round trip,
+	// connection set-up included (a few round trips).
+	answer := m.cfg.AnswerTimeout + 4*p.RTT
+	octx, cancel := context.WithTimeout(ctx, answer)
 	defer cancel()
 	if len(m.host.Network().ConnsToPeer(id)) == 0 && len(m.host.Peerstore().Addrs(id)) == 0 {
 		if ai, err := m.dht.FindPeer(octx, id); err == nil {
@@ -97,7 +101,7 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		return fail(err)
 	}
 	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
-	_ = s.SetDeadline(time.Now().Add(m.cfg.StallTimeout))
+	_ = s.SetDeadline(time.Now().Add(answer))
 	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from})); err != nil {
 		stop()
 		return fail(err)
@@ -108,10 +112,19 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		return fail(context.DeadlineExceeded)
 	}
 	if err != nil {
+		if errors.Is(err, ErrNotProvided) {
+			m.distrust(id, key, err) // it announced a key it does not hold
+		}
 		return fail(err)
 	}
 	if mf.Key != key {
+		m.distrust(id, key, ErrProtocol)
 		return fail(fmt.Errorf("%w: answered for another key", ErrProtocol))
+	}
+	if mf.Live && !m.trust.trusts(id) {
+		// Live packets past the sealed segments carry no origin signature:
+		// only a trusted relay may send them.
+		return fail(fmt.Errorf("%w: live relay %s", ErrUntrusted, id))
 	}
 	_ = s.SetDeadline(time.Time{})
 	mf.Source = id.String()
@@ -120,14 +133,15 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		stall = min(stall, LiveStallTimeout)
 	}
 	return &PeerFill{
-		m:     m,
-		s:     s,
-		br:    br,
-		peer:  id.String(),
-		from:  from,
-		mf:    mf,
-		stall: stall,
-		log:   m.log.With("fill_from", id.String(), "stream", key),
+		m:      m,
+		s:      s,
+		br:     br,
+		peer:   id.String(),
+		from:   from,
+		mf:     mf,
+		digest: HeaderDigest(&mf),
+		stall:  stall,
+		log:    m.log.With("fill_from", id.String(), "stream", key),
 	}, nil
 }
 
@@ -203,6 +217,9 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		pf.readFrames(ctx, items)
 	})
 	n, bytes, err := pf.store(items, w)
+	if errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment) {
+		pf.m.distrust(pf.s.Conn().RemotePeer(), pf.mf.Key, err)
+	}
 	if err != nil {
 		_ = pf.s.Reset() // unblocks the reader
 	}
@@ -235,6 +252,14 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	next := pf.from
 	skip := pf.from == FromLiveEdge
 	var behind liveLag
+	// The chain: each segment's seal names the hash of the one before.
+	var prev *store.Hash
+	if m := w.Manifest(); len(m.Segments) > 0 {
+		h := m.Segments[len(m.Segments)-1].Hash
+		prev = &h
+	} else if !pf.mf.Live || pf.from == 0 {
+		prev = &store.Hash{} // the first segment follows none
+	}
 	for it := range items {
 		switch {
 		case it.err != nil:
@@ -246,13 +271,21 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: segment %d where %d was due", ErrProtocol, it.f.Index, next)
 			}
-			if err := w.AppendSegment(it.data, it.f.Hash); err != nil {
+			if prev != nil && n == 0 && next > 0 && *prev == (store.Hash{}) {
+				prev = nil // a live window that starts later: its first seal says what it follows
+			}
+			if _, err := pf.m.trust.verifySeal(pf.digest, next, it.f.Hash, prev, &it.f.Seal); err != nil {
+				return n, bytes, err
+			}
+			if err := w.AppendSegmentSealed(it.data, it.f.Hash, it.f.Seal); err != nil {
 				if errors.Is(err, store.ErrHashMismatch) || errors.Is(err, store.ErrCorrupt) {
 					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrBadSegment, next, err)
 				}
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
 			pf.recycle(it.data) // AppendSegment keeps a copy
+			h := it.f.Hash
+			prev = &h
 			pf.m.bytesIn.Add(uint64(len(it.data)))
 			if pf.onSegment != nil {
 				pf.onSegment(next)
@@ -304,6 +337,16 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			}
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: end frame says %d segments, %d received", ErrProtocol, it.f.Index, next)
+			}
+			var last store.Hash
+			if prev != nil {
+				last = *prev
+			}
+			if _, err := pf.m.trust.verifyEnd(pf.digest, next, last, endComplete, uint64(it.f.Duration), it.f.EndSeal); err != nil {
+				return n, bytes, err // a truncated recording passed off as complete
+			}
+			if err := w.Update(func(m *store.Manifest) { m.EndSeal = it.f.EndSeal }); err != nil {
+				return n, bytes, fmt.Errorf("keep the end seal: %w", err)
 			}
 			if d := it.f.Duration; d > 0 && d != w.Manifest().Duration {
 				if err := w.Update(func(m *store.Manifest) { m.Duration = d }); err != nil {
@@ -367,6 +410,15 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 		if !send(received{f: f, data: data}) {
 			return
 		}
+	}
+}
+
+// distrust skips peer id for Config.DistrustFor: it lied about key (err
+// says how). The log line names the peer.
+func (m *Mesh) distrust(id peer.ID, key string, err error) {
+	if m.liars.mark(id) {
+		m.log.Warn("peer content rejected; skipping the peer for a while", "bad_peer", id.String(),
+			"stream", key, "for", m.cfg.DistrustFor, "err", err)
 	}
 }
 

@@ -162,9 +162,9 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 	var hdr []byte
 	sent := 0
 	for {
-		data, h, err := m.st.Segment(key, i)
+		data, si, err := m.st.SegmentSealed(key, i)
 		if err == nil {
-			hdr = appendSegmentHeader(hdr[:0], i, h, len(data))
+			hdr = appendSegmentHeader(hdr[:0], i, si.Hash, &si.Seal, len(data))
 			if err := w.write(hdr, data); err != nil {
 				return sent, err
 			}

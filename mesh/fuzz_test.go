@@ -26,7 +26,7 @@ func seedAnswer() []byte {
 }
 
 func seedSegmentHeader() []byte {
-	return appendSegmentHeader(nil, 3, store.Hash{1, 2, 3}, 262144)
+	return appendSegmentHeader(nil, 3, store.Hash{1, 2, 3}, &store.Seal{sealVersion, 9}, 262144)
 }
 
 func seedEnd() []byte {
@@ -76,8 +76,8 @@ func FuzzAnswer(f *testing.F) {
 
 func FuzzSegmentHeader(f *testing.F) {
 	f.Add(seedSegmentHeader())
-	f.Add(appendSegmentHeader(nil, 0, store.Hash{}, 0))
-	f.Add(appendSegmentHeader(nil, 1, store.Hash{}, MaxSegmentLen+1))
+	f.Add(appendSegmentHeader(nil, 0, store.Hash{}, &store.Seal{}, 0))
+	f.Add(appendSegmentHeader(nil, 1, store.Hash{}, &store.Seal{}, MaxSegmentLen+1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := decodeSegmentHeader(b)
 		if err != nil {
@@ -86,7 +86,7 @@ func FuzzSegmentHeader(f *testing.F) {
 		if fr.Len == 0 || fr.Len > MaxSegmentLen {
 			t.Fatalf("accepted segment length %d", fr.Len)
 		}
-		if enc := appendSegmentHeader(nil, fr.Index, fr.Hash, int(fr.Len)); !bytes.Equal(enc, b) {
+		if enc := appendSegmentHeader(nil, fr.Index, fr.Hash, &fr.Seal, int(fr.Len)); !bytes.Equal(enc, b) {
 			t.Fatalf("round trip %x != %x", enc, b)
 		}
 	})
@@ -96,10 +96,12 @@ func FuzzEndFrame(f *testing.F) {
 	f.Add(seedEnd())
 	f.Add(appendEnd(nil, frame{State: store.StatePartial}))
 	f.Add(appendEnd(nil, frame{State: store.StatePartial, Ended: true, Index: 9}))
-	f.Add([]byte{frameEnd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{frameEnd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(appendEnd(nil, frame{State: store.StateComplete, Index: 3, EndSeal: make([]byte, endSealLen)}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, err := decodeEnd(b)
-		if err != nil {
+		r := bytes.NewReader(b)
+		fr, err := readFrame(r)
+		if err != nil || fr.Type != frameEnd || r.Len() != 0 {
 			return
 		}
 		if fr.Duration < 0 || (fr.State != store.StateComplete && fr.State != store.StatePartial) {
@@ -115,7 +117,7 @@ func FuzzEndFrame(f *testing.F) {
 func FuzzFrames(f *testing.F) {
 	var s []byte
 	s = append(s, frameKeepalive)
-	s = appendSegmentHeader(s, 0, store.Hash{}, 4)
+	s = appendSegmentHeader(s, 0, store.Hash{}, &store.Seal{}, 4)
 	s = append(s, 1, 2, 3, 4)
 	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
 	s = appendClock(s, 0, store.Clock{RTP: 90000, NTP: time.Unix(1764600000, 5)})

@@ -145,9 +145,16 @@ func (h *header) validate(key string) error {
 // first pn, packets, size, hash.
 const segInfoLen = 1 + 4 + 8*3 + 8 + 4 + 4 + 32
 
+// A sealed segment's info is version 2: version 1's fields, then the Seal.
+const segInfoSealedLen = segInfoLen + SealLen
+
 func encodeSegInfo(si *SegmentInfo) []byte {
-	b := make([]byte, 0, segInfoLen)
-	b = append(b, 1)
+	b := make([]byte, 0, segInfoSealedLen)
+	v := byte(1)
+	if !si.Seal.IsZero() {
+		v = 2
+	}
+	b = append(b, v)
 	b = binary.BigEndian.AppendUint32(b, si.Index)
 	b = binary.BigEndian.AppendUint64(b, uint64(si.FirstTT))
 	b = binary.BigEndian.AppendUint64(b, uint64(si.LastTT))
@@ -155,12 +162,20 @@ func encodeSegInfo(si *SegmentInfo) []byte {
 	b = binary.BigEndian.AppendUint64(b, si.FirstPN)
 	b = binary.BigEndian.AppendUint32(b, si.Packets)
 	b = binary.BigEndian.AppendUint32(b, si.Size)
-	return append(b, si.Hash[:]...)
+	b = append(b, si.Hash[:]...)
+	if v == 2 {
+		b = append(b, si.Seal[:]...)
+	}
+	return b
 }
 
 func decodeSegInfo(data []byte) (SegmentInfo, error) {
 	var si SegmentInfo
-	if len(data) != segInfoLen || data[0] != 1 {
+	switch {
+	case len(data) == segInfoLen && data[0] == 1:
+	case len(data) == segInfoSealedLen && data[0] == 2:
+		copy(si.Seal[:], data[segInfoLen:])
+	default:
 		return si, corruptf("segment info of %d bytes", len(data))
 	}
 	d := data[1:]
@@ -171,7 +186,7 @@ func decodeSegInfo(data []byte) (SegmentInfo, error) {
 	si.FirstPN = binary.BigEndian.Uint64(d[28:])
 	si.Packets = binary.BigEndian.Uint32(d[36:])
 	si.Size = binary.BigEndian.Uint32(d[40:])
-	copy(si.Hash[:], d[44:])
+	copy(si.Hash[:], d[44:76])
 	switch {
 	case si.Packets == 0:
 		return si, corruptf("segment info: no packets")
