@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -161,6 +162,58 @@ func FuzzFrames(f *testing.F) {
 			default:
 				t.Fatalf("frame type %d", fr.Type)
 			}
+		}
+	})
+}
+
+// seedSealInput is a valid input of FuzzSeal: header digest, index, hash,
+// seal, signed by a fixed key.
+func seedSealInput() []byte {
+	k := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	s := &signer{priv: k}
+	copy(s.pub[:], k.Public().(ed25519.PublicKey))
+	m := testManifest("rtsp://origin.test:554/a.mp4")
+	si := store.SegmentInfo{Index: 5, Hash: store.Hash{7}}
+	seal, _ := s.SealSegment(&m, &si, store.Hash{6})
+	d := HeaderDigest(&m)
+	b := append([]byte(nil), d[:]...)
+	b = binary.BigEndian.AppendUint32(b, si.Index)
+	b = append(b, si.Hash[:]...)
+	b = append(b, seal[:]...)
+	end, _ := s.SealEnd(&m, 6, si.Hash)
+	return append(b, end...)
+}
+
+// FuzzSeal decodes and verifies segment and end seals: any bytes from a
+// peer give an answer, never a panic, and an accepted seal verifies.
+func FuzzSeal(f *testing.F) {
+	f.Add(seedSealInput())
+	f.Add(make([]byte, 32+4+32+store.SealLen))
+	f.Add([]byte{1})
+	tr := &trust{any: true}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const n = 32 + 4 + 32 + store.SealLen
+		if len(b) < n {
+			return
+		}
+		var digest, h, prev store.Hash
+		var seal store.Seal
+		copy(digest[:], b)
+		index := binary.BigEndian.Uint32(b[32:])
+		copy(h[:], b[36:68])
+		copy(seal[:], b[68:n])
+		copy(prev[:], seal[33:65])
+		if _, err := tr.verifySeal(digest, index, h, nil, &seal); err == nil {
+			if !ed25519.Verify(seal[1:33], segMessage(digest, index, h, prev), seal[65:]) {
+				t.Fatal("accepted a seal whose signature does not verify")
+			}
+			if _, err := tr.verifySeal(digest, index+1, h, nil, &seal); err == nil {
+				t.Fatal("a seal verified for another index")
+			}
+		}
+		end := b[n:]
+		if _, err := tr.verifyEnd(digest, index+1, h, endComplete, 0, end); err == nil && len(end) != endSealLen {
+			t.Fatalf("accepted an end seal of %d bytes", len(end))
 		}
 	})
 }
