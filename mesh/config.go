@@ -54,6 +54,10 @@ type Config struct {
 	// DistrustFor is how long a provider that lied (announced a key it
 	// could not serve, or served a bad signature) is skipped (default 10m).
 	DistrustFor time.Duration
+	// TrustedOnly, when set, names the keys whose recordings this node
+	// serves only to trusted signers (an origin that needs credentials);
+	// other peers get "not found".
+	TrustedOnly func(key string) bool
 	// ProviderTTL is how long a provider record lives in the DHT (default 1h).
 	// Every node of a mesh must set the same value: the node that stores a
 	// record is the one that expires it.

@@ -53,6 +53,15 @@ type PeerFill struct {
 	onSegment func(index uint32) // tests and benchmarks: a segment was stored
 }
 
+// AnswerBound is how long the peer phase of a miss may take after the
+// lookup: providers are asked in parallel, each within AnswerTimeout on top
+// of its round trip; this bounds them all together.
+func (m *Mesh) AnswerBound() time.Duration { return m.cfg.AnswerTimeout + answerSlack }
+
+// answerSlack is what AnswerBound allows beyond AnswerTimeout for round
+// trips and connection set-up.
+const answerSlack = 500 * time.Millisecond
+
 // OpenFill asks provider p for key from segment index from, and reads the
 // answer: the peer's manifest. ErrNotProvided when the peer does not hold the
 // recording (a stale provider), ErrUnavailable when it cannot serve from that
@@ -113,12 +122,12 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotProvided) {
-			m.distrust(id, key, err) // it announced a key it does not hold
+			m.distrust(id, key, false, err) // it announced a key it does not hold
 		}
 		return fail(err)
 	}
 	if mf.Key != key {
-		m.distrust(id, key, ErrProtocol)
+		m.distrust(id, key, true, ErrProtocol)
 		return fail(fmt.Errorf("%w: answered for another key", ErrProtocol))
 	}
 	if mf.Live && !m.trust.trusts(id) {
@@ -218,7 +227,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	})
 	n, bytes, err := pf.store(items, w)
 	if errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment) {
-		pf.m.distrust(pf.s.Conn().RemotePeer(), pf.mf.Key, err)
+		pf.m.distrust(pf.s.Conn().RemotePeer(), pf.mf.Key, true, err)
 	}
 	if err != nil {
 		_ = pf.s.Reset() // unblocks the reader
@@ -413,11 +422,20 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 	}
 }
 
-// distrust skips peer id for Config.DistrustFor: it lied about key (err
-// says how). The log line names the peer.
-func (m *Mesh) distrust(id peer.ID, key string, err error) {
-	if m.liars.mark(id) {
-		m.log.Warn("peer content rejected; skipping the peer for a while", "bad_peer", id.String(),
+// distrust skips peer id for Config.DistrustFor, for every key when all,
+// else for key: it lied about key (err says how). The log line names the
+// peer.
+func (m *Mesh) distrust(id peer.ID, key string, all bool, err error) {
+	k := key
+	if all {
+		k = ""
+	}
+	if m.liars.mark(id, k) {
+		lvl := slog.LevelWarn
+		if !all {
+			lvl = slog.LevelInfo // a stale provider record also does this
+		}
+		m.log.Log(context.Background(), lvl, "peer content rejected; skipping the peer for a while", "bad_peer", id.String(),
 			"stream", key, "for", m.cfg.DistrustFor, "err", err)
 	}
 }

@@ -59,6 +59,13 @@ func (m *Mesh) handleFill(s network.Stream) {
 	}
 	_ = s.SetReadDeadline(time.Time{})
 	log = log.With("stream", req.Key)
+	if f := m.cfg.TrustedOnly; f != nil && f(req.Key) && !m.trust.trusts(s.Conn().RemotePeer()) {
+		log.Info("fill refused: the origin's recordings go to trusted signers only", "peer", remote)
+		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, _ = s.Write([]byte{statusNotFound})
+		_ = s.Close()
+		return
+	}
 
 	m.serving.Add(1)
 	defer m.serving.Add(-1)

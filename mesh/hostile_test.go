@@ -123,7 +123,7 @@ func TestHostileForgedRecording(t *testing.T) {
 	if len(m.Segments) != 0 {
 		t.Fatalf("victim stored %d forged segments", len(m.Segments))
 	}
-	if !victim.liars.skip(evil.host.ID()) {
+	if !victim.liars.skip(evil.host.ID(), key) {
 		t.Error("the forger is not skipped afterwards")
 	}
 }
