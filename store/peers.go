@@ -82,11 +82,19 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 		}
-		got, packets, err := decodeSegment(raw)
+		err = s.verifySegment(rec, idx, raw)
+		var got uint32
+		var packets []Packet
+		if err == nil {
+			got, packets, err = decodeSegment(raw)
+		}
 		if err == nil && got != idx {
 			err = corruptf("holds index %d", got)
 		}
 		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				s.damaged(rec, idx, err)
+			}
 			return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 		}
 		return &segment{raw: raw, packets: packets}, nil
