@@ -164,7 +164,7 @@ func victimPlays(t *testing.T, org *origin.Origin, a *testNode, evil *hostile, p
 	cfg := nodeConfig(t, org)
 	cfg.Mesh.TrustedSigners = []string{a.PeerID()}
 	cfg.Mesh.Bootstrap = evil.m.Addrs()
-	b, logs := startLoggedNode(t, cfg)
+	b, logs := startNodeLogging(t, cfg)
 	eventually(t, 10*time.Second, "the victim joined the mesh", func() bool { return len(b.Peers()) > 0 })
 	sameFrames(t, "the victim (miss)", frameMD5(t, b.url(path), "tcp"), want)
 	in := waitCompleteAt(t, b, path)
@@ -232,8 +232,8 @@ func TestHostilePeerTruncatesRecording(t *testing.T) {
 	})
 }
 
-// startLoggedNode is startNode with the node's info log kept for the test.
-func startLoggedNode(t *testing.T, cfg node.Config) (*testNode, *lockedBuffer) {
+// startNodeLogging is startNode with the node's info log kept for the test.
+func startNodeLogging(t *testing.T, cfg node.Config) (*testNode, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
@@ -410,7 +410,7 @@ func TestRottenDiskEndsPlayThenRepairs(t *testing.T) {
 	a.stop()
 	rotSegment(t, cfg.DataDir, 3)
 
-	b, logs := startLoggedNode(t, cfg)
+	b, logs := startNodeLogging(t, cfg)
 	got := frameMD5(t, b.url(samplePath), "tcp") // fails the test unless ffmpeg exits normally
 	if len(got) == 0 || len(got) >= len(direct) {
 		t.Fatalf("the play over a rotten segment decoded %d frames of %d", len(got), len(direct))
