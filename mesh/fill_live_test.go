@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -61,7 +62,7 @@ func relayCaughtUp(t *testing.T, ctx context.Context, name string) (wa, wb *stor
 // caughtUp waits until w holds the packet numbered pn.
 func caughtUp(t *testing.T, w *store.Writer, pn uint64) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the relay to hold the source's last packet", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the relay to hold the source's last packet", func() bool {
 		_, last, ok := w.Last()
 		return ok && last >= pn
 	})
@@ -134,7 +135,7 @@ func TestLiveTailRelaysOpenSegment(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after the source ended")
 	}
-	waitFor(t, 5*time.Second, "ServingLive's done", func() bool { return serving.Load() == 0 })
+	testkit.Eventually(t, 5*time.Second, "ServingLive's done", func() bool { return serving.Load() == 0 })
 	if err := wb.Finish(store.StatePartial); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -176,7 +177,7 @@ func TestFillFollowsFillingRecording(t *testing.T) {
 	for _, d := range []time.Duration{4 * time.Second, 6 * time.Second} {
 		record(t, wa, src, d)
 		want := len(wa.Manifest().Segments)
-		waitFor(t, 10*time.Second, "the copy to follow", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the copy to follow", func() bool {
 			m, _ := b.st.Manifest(key)
 			return len(m.Segments) >= want
 		})
@@ -342,7 +343,7 @@ func TestFillProviderDiesMidFill(t *testing.T) {
 	// A source that is still filling, so the fill is mid-way when a dies.
 	f := startFollow(t.Context(), t, a, b, key, 5*time.Second)
 	wa, wb, src := f.wa, f.wb, f.src
-	waitFor(t, 10*time.Second, "the first segments", func() bool { return len(wb.Manifest().Segments) >= 3 })
+	testkit.Eventually(t, 10*time.Second, "the first segments", func() bool { return len(wb.Manifest().Segments) >= 3 })
 	if err := a.Close(); err != nil {
 		t.Fatalf("closing the provider: %v", err)
 	}
@@ -383,13 +384,13 @@ func TestFillCancel(t *testing.T) {
 	key := testKey("cancel")
 	ctx, cancel := context.WithCancel(t.Context())
 	f := startFollow(ctx, t, a, b, key, 2*time.Second)
-	waitFor(t, 10*time.Second, "the first segment", func() bool { return len(f.wb.Manifest().Segments) >= 1 })
+	testkit.Eventually(t, 10*time.Second, "the first segment", func() bool { return len(f.wb.Manifest().Segments) >= 1 })
 	cancel()
 	if err := f.result(t, 10*time.Second); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run after cancel: %v, want context.Canceled", err)
 	}
 	// The server noticed at once (not at its next keep-alive): its handler ended.
-	waitFor(t, KeepaliveInterval/2, "the server's handler to end", func() bool { return a.serving.Load() == 0 })
+	testkit.Eventually(t, KeepaliveInterval/2, "the server's handler to end", func() bool { return a.serving.Load() == 0 })
 }
 
 func TestFillOverEachTransport(t *testing.T) {

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -21,19 +20,6 @@ type testNode struct {
 	st  *store.Store
 	dir string
 }
-
-// testLogger logs warnings and errors of the mesh to the test log when
-// MESH_TEST_LOG is set, else nowhere.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("MESH_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
 // loopback is the listen addresses tests use: TCP and QUIC on free ports.
 var loopback = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
@@ -49,7 +35,7 @@ func startNode(t testing.TB, cfg Config, st *store.Store) *testNode {
 		cfg.Listen = loopback
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testkit.Logger()
 	}
 	if st == nil {
 		st = openStore(t)
@@ -58,20 +44,7 @@ func startNode(t testing.TB, cfg Config, st *store.Store) *testNode {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
+	testkit.Run(t, "mesh Run", m.Run)
 	return &testNode{Mesh: m, st: st, dir: cfg.DataDir}
 }
 
@@ -110,23 +83,11 @@ func startMesh(t testing.TB, n int, cfg Config) []*testNode {
 		}
 	}
 	for _, nd := range nodes {
-		waitFor(t, 20*time.Second, "DHT peers", func() bool {
+		testkit.Eventually(t, 20*time.Second, "DHT peers", func() bool {
 			return nd.dht.RoutingTable().Size() >= min(n-1, 2)
 		})
 	}
 	return nodes
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // connect dials b from a.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 func writeKey(t *testing.T) string {
@@ -103,7 +105,7 @@ func TestAllowPeers(t *testing.T) {
 	// node refuses it; what matters is that no connection stays and no fill
 	// gets through.
 	_ = connect(ctx, stranger, guarded)
-	waitFor(t, 5*time.Second, "no connection with the stranger", func() bool {
+	testkit.Eventually(t, 5*time.Second, "no connection with the stranger", func() bool {
 		return len(guarded.host.Network().ConnsToPeer(stranger.host.ID())) == 0 &&
 			len(stranger.host.Network().ConnsToPeer(guarded.host.ID())) == 0
 	})

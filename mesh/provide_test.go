@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -113,7 +114,7 @@ func TestFirstNodeProvidesAlone(t *testing.T) {
 	// A node that joins later receives the record once the re-provide loop
 	// retried, and finds the first node.
 	other := startNode(t, Config{Bootstrap: nd.Addrs(), ReprovideInterval: time.Second, ProviderTTL: 3 * time.Second}, nil)
-	waitFor(t, 30*time.Second, "the record to reach the late node", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the record to reach the late node", func() bool {
 		ps, err := other.dht.ProviderStore().GetProviders(t.Context(), KeyCID(key).Hash())
 		return err == nil && len(ps) == 1 && ps[0].ID == nd.host.ID()
 	})
@@ -152,7 +153,7 @@ func TestForgetStopsReprovide(t *testing.T) {
 	}
 	nodes[1].Forget(key)
 	forgot := time.Now()
-	waitFor(t, 4*ttl, "the forgotten record to expire", func() bool { return !found() })
+	testkit.Eventually(t, 4*ttl, "the forgotten record to expire", func() bool { return !found() })
 	if d := time.Since(forgot); d < ttl/2 {
 		t.Errorf("record gone after %v: sooner than any lifetime %v allows", d, ttl)
 	}
@@ -277,7 +278,7 @@ func TestBootstrapListNamingItself(t *testing.T) {
 	if len(second.boot) != len(first.Addrs()) {
 		t.Errorf("bootstrap list keeps itself: %v", second.boot)
 	}
-	waitFor(t, 10*time.Second, "the second node to join the first", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the second node to join the first", func() bool {
 		return second.dht.RoutingTable().Find(first.host.ID()) != ""
 	})
 }

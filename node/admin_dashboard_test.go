@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -98,7 +99,7 @@ func contains(s, sub string) bool { return bytes.Contains([]byte(s), []byte(sub)
 func waitPage(t *testing.T, b *browser, what, cond string) {
 	t.Helper()
 	expr := "(() => { try { return !!(" + cond + ") } catch (e) { return false } })()"
-	eventually(t, 30*time.Second, what, func() bool { return eval[bool](t, b, expr) })
+	testkit.Eventually(t, 30*time.Second, what, func() bool { return eval[bool](t, b, expr) })
 }
 
 // shot takes a PNG screenshot and checks it decodes; with save, it writes

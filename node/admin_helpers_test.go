@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -104,7 +105,7 @@ func wantError(t *testing.T, method, url, token, body string, want int) string {
 func waitStream(t *testing.T, base, id string, what string, cond func(node.StreamStatus) bool) node.StreamStatus {
 	t.Helper()
 	var s node.StreamStatus
-	eventually(t, 90*time.Second, what, func() bool {
+	testkit.Eventually(t, 90*time.Second, what, func() bool {
 		code, b := call(t, "GET", base+"/api/v1/streams/"+id, "", "")
 		if code != http.StatusOK {
 			return false

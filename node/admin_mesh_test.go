@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -24,7 +25,7 @@ func TestAdminPeersShowWhatEachHolds(t *testing.T) {
 	in := waitCompleteAt(t, a, path)
 
 	var peerA node.PeerStatus
-	eventually(t, 30*time.Second, "B's view of A lists the recording complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "B's view of A lists the recording complete", func() bool {
 		for _, p := range getJSON[[]node.PeerStatus](t, "GET", baseB+"/api/v1/peers", "", "", http.StatusOK) {
 			if p.ID == a.PeerID() {
 				peerA = p

@@ -100,7 +100,7 @@ func TestPlayerDigestAuth(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ref := make(chan decoded, 1)
-	wg.Go(func() { ref <- decode("rtsp://" + org.Addr() + "/sample.ts") })
+	wg.Go(func() { ref <- decode("rtsp://"+org.Addr()+"/sample.ts", "tcp") })
 	type gstResult struct {
 		out string
 		err error

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -46,7 +47,7 @@ func coldStreamRound(b *testing.B, spacing time.Duration) int {
 	nb := startNode(b, conf(a.MeshAddrs()...))
 	nc := startNode(b, conf(a.MeshAddrs()...))
 	for _, n := range []*testNode{nb, nc} {
-		eventually(b, 10*time.Second, "joined", func() bool { return len(n.Peers()) > 0 })
+		testkit.Eventually(b, 10*time.Second, "joined", func() bool { return len(n.Peers()) > 0 })
 	}
 	b.StartTimer()
 	var wg sync.WaitGroup
@@ -92,12 +93,12 @@ func liveHopDelays(b *testing.B) []time.Duration {
 	cfg := nodeConfig(b, org)
 	cfg.Mesh.Bootstrap = a.MeshAddrs()
 	nb := startNode(b, cfg)
-	eventually(b, 10*time.Second, "joined", func() bool { return len(nb.Peers()) > 0 })
+	testkit.Eventually(b, 10*time.Second, "joined", func() bool { return len(nb.Peers()) > 0 })
 	if err := firstPacket(b.Context(), a.url("o/live")); err != nil {
 		b.Fatal(err)
 	}
 	key, _ := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
-	eventually(b, 10*time.Second, "a sealed segment on A", func() bool {
+	testkit.Eventually(b, 10*time.Second, "a sealed segment on A", func() bool {
 		m, err := a.Store().Manifest(key)
 		return err == nil && len(m.Segments) > 0
 	})

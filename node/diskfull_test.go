@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -126,7 +126,7 @@ func (c *childNode) alive(t *testing.T, when string) {
 	t.Helper()
 	select {
 	case <-c.exited:
-		t.Fatalf("node process died %s: %v\n%s", when, c.exitErr, tail(c.stderr.String(), 40))
+		t.Fatalf("node process died %s: %v\n%s", when, c.exitErr, crashReport(c.stderr.String()))
 	default:
 	}
 }
@@ -149,12 +149,23 @@ func (c *childNode) stop(t *testing.T) {
 		}
 		c.stoppedErr = c.exitErr
 		if c.exitErr != nil {
-			t.Errorf("node process: %v\n%s", c.exitErr, tail(c.stderr.String(), 40))
+			t.Errorf("node process: %v\n%s", c.exitErr, crashReport(c.stderr.String()))
 		}
 		if s := c.stderr.String(); strings.Contains(s, "SIGBUS") || strings.Contains(s, "fatal error") {
-			t.Errorf("node process crashed:\n%s", tail(s, 40))
+			t.Errorf("node process crashed:\n%s", crashReport(s))
 		}
 	})
+}
+
+// crashReport is the head of a Go crash in s (the fatal error and the
+// faulting goroutine), or the end of the log.
+func crashReport(s string) string {
+	for _, mark := range []string{"fatal error", "unexpected fault", "SIGBUS", "panic:"} {
+		if i := strings.Index(s, mark); i >= 0 {
+			return s[max(i-200, 0):min(i+1500, len(s))]
+		}
+	}
+	return tail(s, 40)
 }
 
 func tail(s string, n int) string {
@@ -217,33 +228,6 @@ func fillDisk(t *testing.T, dir string) string {
 	return ""
 }
 
-// decoded is what ffmpeg decoded from a URL on another goroutine.
-type decoded struct {
-	url    string
-	md5s   []string
-	err    error
-	stderr string
-}
-
-func decode(url string) decoded {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-f", "framemd5", "-")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return decoded{url: url, md5s: videoMD5s(out.String()), err: err, stderr: errb.String()}
-}
-
-func (d decoded) frames(t *testing.T) []string {
-	t.Helper()
-	if d.err != nil {
-		t.Fatalf("ffmpeg %s: %v\n%s", d.url, d.err, d.stderr)
-	}
-	return d.md5s
-}
-
 // TestDiskFullNeverCrashes: on a 20 MiB tmpfs, parallel fills run the disk
 // down to cache.min_free; the node keeps serving (a player of a stored
 // recording plays it whole), stops storing and relays. Restarted with the
@@ -265,7 +249,7 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 	c := startChildNode(t, dir, org.Addr())
 	mark("node started on an empty 20 MiB tmpfs (cache.min_free 8 MiB)")
 	ref := frameMD5(t, "rtsp://"+c.rtsp+"/o/kept.ts", "tcp")
-	eventually(t, 30*time.Second, "kept.ts complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "kept.ts complete", func() bool {
 		for _, s := range getJSON[[]node.StreamStatus](t, "GET", c.api+"/api/v1/streams", "", "", 200) {
 			if strings.HasSuffix(s.Key, "/kept.ts") {
 				return s.State == "complete"
@@ -279,7 +263,7 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 	played := make(chan decoded, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { played <- decode("rtsp://" + c.rtsp + "/o/kept.ts") })
+	wg.Go(func() { played <- decode("rtsp://"+c.rtsp+"/o/kept.ts", "tcp") })
 	for i := range fills {
 		wg.Go(func() {
 			code, b := call(t, "POST", c.api+"/api/v1/prefetch", "", fmt.Sprintf(`{"path": "o/c%02d.ts"}`, i))
@@ -291,7 +275,7 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 	mark("%d parallel fills started", fills)
 	var minFree int64 = 1 << 40
 	stopped := false
-	eventually(t, 90*time.Second, "storing to stop and the fills to end", func() bool {
+	testkit.Eventually(t, 90*time.Second, "storing to stop and the fills to end", func() bool {
 		minFree = min(minFree, freeBytes(t, dir))
 		st := c.status(t)
 		if !st.Storage.Storing && !stopped {
@@ -319,7 +303,7 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 		t.Fatalf("started on a full disk: %+v", st.Storage)
 	}
 	// It serves what it has, and relays what it has not.
-	wg.Go(func() { played <- decode("rtsp://" + c.rtsp + "/o/fresh.ts") })
+	wg.Go(func() { played <- decode("rtsp://"+c.rtsp+"/o/fresh.ts", "tcp") })
 	sameFrames(t, "kept.ts played from a full disk", frameMD5(t, "rtsp://"+c.rtsp+"/o/kept.ts", "tcp"), ref)
 	sameFrames(t, "fresh.ts relayed on a full disk", (<-played).frames(t), ref)
 	mark("kept.ts served and fresh.ts relayed from the full disk")
@@ -333,12 +317,12 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark("filler file deleted")
-	eventually(t, 60*time.Second, "storing to resume", func() bool { return c.status(t).Storage.Storing })
+	testkit.Eventually(t, 60*time.Second, "storing to resume", func() bool { return c.status(t).Storage.Storing })
 	mark("storing resumed")
 	if code, b := call(t, "POST", c.api+"/api/v1/prefetch", "", `{"path": "o/later.ts"}`); code != 202 {
 		t.Fatalf("prefetch after recovery: %d %s", code, b)
 	}
-	eventually(t, 30*time.Second, "later.ts to be stored", func() bool {
+	testkit.Eventually(t, 30*time.Second, "later.ts to be stored", func() bool {
 		for _, s := range getJSON[[]node.StreamStatus](t, "GET", c.api+"/api/v1/streams", "", "", 200) {
 			if strings.HasSuffix(s.Key, "/later.ts") && s.Segments > 0 {
 				return true

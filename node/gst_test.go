@@ -12,33 +12,51 @@ import (
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
+// gstRun is what a gst-launch play of a stream showed.
+type gstRun struct {
+	play, end time.Duration              // PLAY sent, and the process ended, from its start
+	srs       map[string][]time.Duration // by SSRC: when rtpsession got each sender report
+	out       string
+}
+
 // gstPlay plays url with GStreamer's rtspsrc over transport ("tcp" or
 // "udp") into fake sinks, one per track, until the player stops by itself
-// or ctx ends. It returns when rtspsrc sent PLAY and when gst-launch ended,
-// both from its start (gst-launch takes about 2 s to start on this machine),
-// and its output.
-func gstPlay(ctx context.Context, url, transport string) (play, end time.Duration, out string, err error) {
+// or ctx ends. Times come from GStreamer's debug log, whose clock starts
+// with the process (gst-launch takes about 2 s to start on this machine).
+func gstPlay(ctx context.Context, url, transport string) (gstRun, error) {
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "gst-launch-1.0", "-e",
 		"rtspsrc", "location="+url, "protocols="+transport, "name=src",
 		"src.", "!", "queue", "!", "fakesink", "sync=false",
 		"src.", "!", "queue", "!", "fakesink", "sync=false")
-	cmd.Env = append(cmd.Environ(), "GST_DEBUG=rtspsrc:5", "GST_DEBUG_NO_COLOR=1")
+	cmd.Env = append(cmd.Environ(), "GST_DEBUG=rtspsrc:5,rtpsession:5", "GST_DEBUG_NO_COLOR=1")
 	b, err := cmd.CombinedOutput()
-	end = time.Since(start)
-	out = string(b)
+	r := gstRun{end: time.Since(start), srs: map[string][]time.Duration{}, out: string(b)}
 	// "0:00:02.024786043 14707 0x55… DEBUG rtspsrc gstrtspsrc.c:8827:gst_rtspsrc_play:<src> PLAY..."
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "gst_rtspsrc_play:") {
-			if f := strings.Fields(line); len(f) > 0 {
-				if h, m, s, ok := splitClock(f[0]); ok {
-					play = h*time.Hour + m*time.Minute + s
-				}
-			}
-			break
+	// "0:00:06.887380102 … rtpsession rtpsession.c:2469:rtp_session_process_sr: got SR packet: SSRC 8c2588e7, time …"
+	for _, line := range strings.Split(r.out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		at, ok := gstClock(f[0])
+		switch {
+		case !ok:
+		case r.play == 0 && strings.Contains(line, "gst_rtspsrc_play:"):
+			r.play = at
+		case strings.Contains(line, "got SR packet: SSRC "):
+			_, rest, _ := strings.Cut(line, "got SR packet: SSRC ")
+			ssrc, _, _ := strings.Cut(rest, ",")
+			r.srs[ssrc] = append(r.srs[ssrc], at)
 		}
 	}
-	return play, end, out, err
+	return r, err
+}
+
+// gstClock reads GStreamer's debug clock "H:MM:SS.nnnnnnnnn".
+func gstClock(v string) (time.Duration, bool) {
+	h, m, s, ok := splitClock(v)
+	return h*time.Hour + m*time.Minute + s, ok
 }
 
 // splitClock reads GStreamer's debug clock "H:MM:SS.nnnnnnnnn".
@@ -56,10 +74,11 @@ func splitClock(v string) (h, m, s time.Duration, ok bool) {
 	return time.Duration(hh), time.Duration(mm), time.Duration(ss * float64(time.Second)), true
 }
 
-// TestGStreamerEndsAtVODEnd: GStreamer's rtspsrc, strict about RTCP (it
-// ends a stream at a BYE only in a compound packet that starts with a sender
-// report), stops by itself within 3 s of the end of a VOD played through a
-// node, over TCP and UDP, as it does played from the origin directly.
+// TestGStreamerEndsAtVODEnd: GStreamer's rtspsrc stops by itself within
+// 3 s of the end of a VOD played through a node, over TCP and UDP, as it
+// does played from the origin directly (GStreamer 1.22 ends at a BYE alone
+// as well as in the compound SR + SDES + BYE the node sends); the sender
+// reports it gets come per track about every 5 s.
 func TestGStreamerEndsAtVODEnd(t *testing.T) {
 	t.Parallel()
 	org := startOrigin(t, nil)
@@ -78,33 +97,56 @@ func TestGStreamerEndsAtVODEnd(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(t.Context(), clip.Duration+20*time.Second)
 			defer cancel()
-			play, end, out, err := gstPlay(ctx, p[0], p[1])
-			lag := end - play - clip.Duration
+			r, err := gstPlay(ctx, p[0], p[1])
+			lag := r.end - r.play - clip.Duration
 			t.Logf("%s: PLAY %v after gst-launch started, which ended %v later: %v after the %v clip's end",
-				name, play.Round(time.Millisecond), (end - play).Round(time.Millisecond), lag.Round(time.Millisecond), clip.Duration)
+				name, r.play.Round(time.Millisecond), (r.end - r.play).Round(time.Millisecond), lag.Round(time.Millisecond), clip.Duration)
 			if err != nil {
 				// rtspsrc may still write (RTCP, TEARDOWN) to a connection
 				// the server closed after TEARDOWN: an error of the
 				// shutdown, after the end it is tested for.
-				t.Logf("%s: gst-launch: %v after EOS: %s", name, err, gstTail(out))
+				t.Logf("%s: gst-launch: %v: %s", name, err, gstTail(r.out))
 			}
 			switch {
 			case ctx.Err() != nil:
-				t.Errorf("%s: GStreamer did not end by itself within %v of the clip's end:\n%s", name, 20*time.Second, gstTail(out))
-			case err != nil && !errorAfterEOS(out):
-				t.Errorf("%s: gst-launch: %v\n%s", name, err, gstTail(out))
-			case play == 0:
-				t.Errorf("%s: no PLAY in GStreamer's log:\n%s", name, gstTail(out))
-			case !strings.Contains(out, "Got EOS"):
-				t.Errorf("%s: gst-launch ended without EOS:\n%s", name, gstTail(out))
+				t.Errorf("%s: GStreamer did not end by itself within %v of the clip's end:\n%s", name, 20*time.Second, gstTail(r.out))
+			case err != nil && !errorAfterEOS(r.out):
+				t.Errorf("%s: gst-launch: %v\n%s", name, err, gstTail(r.out))
+			case r.play == 0:
+				t.Errorf("%s: no PLAY in GStreamer's log:\n%s", name, gstTail(r.out))
+			case !strings.Contains(r.out, "Got EOS"):
+				t.Errorf("%s: gst-launch ended without EOS:\n%s", name, gstTail(r.out))
 			case lag > 3*time.Second:
 				t.Errorf("%s: GStreamer ended %v after the clip's end, want within 3 s", name, lag)
 			case lag < -time.Second:
 				t.Errorf("%s: GStreamer ended %v before the clip's end", name, -lag)
 			}
+			checkGstReports(t, name, r.srs)
 		})
 	}
 	wg.Wait()
+}
+
+// checkGstReports: each of the two tracks got sender reports about every
+// 5 s (RFC 3550: [2.5, 7.5] s randomised), the last one with the BYE.
+func checkGstReports(t *testing.T, name string, srs map[string][]time.Duration) {
+	if len(srs) != 2 {
+		t.Errorf("%s: GStreamer got sender reports of %d SSRCs, want 2", name, len(srs))
+	}
+	for ssrc, at := range srs {
+		var gaps []string
+		for i := 1; i < len(at); i++ {
+			gap := at[i] - at[i-1]
+			gaps = append(gaps, gap.Round(time.Millisecond).String())
+			if i < len(at)-1 && (gap < 2400*time.Millisecond || gap > 8*time.Second) {
+				t.Errorf("%s, SSRC %s: %v between two sender reports, want 2.5–7.5 s", name, ssrc, gap)
+			}
+		}
+		t.Logf("%s, SSRC %s: %d sender reports at GStreamer, intervals %v (the last: the end's SR + BYE)", name, ssrc, len(at), gaps)
+		if len(at) < 3 {
+			t.Errorf("%s, SSRC %s: %d sender reports in 20 s, want 3 or more", name, ssrc, len(at))
+		}
+	}
 }
 
 // errorAfterEOS: gst-launch's first error came after the pipeline's EOS.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -83,7 +84,7 @@ func TestLiveRelayDecodesSameFrames(t *testing.T) {
 	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a sealed live segment on A", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a sealed live segment on A", func() bool {
 		m, err := a.Store().Manifest(key)
 		return err == nil && len(m.Segments) > 0
 	})
@@ -196,7 +197,11 @@ func startLivePlayer(t *testing.T, url string, d time.Duration) *livePlayer {
 			}
 		}
 		p.err = cmd.Wait()
-		p.md5s = videoMD5s(out.String())
+		frames, perr := interop.ParseFrameMD5(&out, time.Now)
+		p.md5s = frames.MD5s(interop.Video)
+		if p.err == nil {
+			p.err = perr
+		}
 	}()
 	t.Cleanup(func() {
 		cancel()

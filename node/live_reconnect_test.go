@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -113,7 +114,7 @@ func TestLiveOriginReconnect(t *testing.T) {
 			org, stopOrg := startOriginStoppable(t, liveOrigin)
 			n := startNode(t, liveReconnectConfig(t, org, 10*time.Second))
 			p := startReconnectPlayer(t, n.url("o/live"))
-			eventually(t, 10*time.Second, "a second of packets", func() bool {
+			testkit.Eventually(t, 10*time.Second, "a second of packets", func() bool {
 				pk := p.packets()
 				return len(pk) > 0 && pk[len(pk)-1].at.Sub(pk[0].at) > time.Second
 			})
@@ -129,14 +130,14 @@ func TestLiveOriginReconnect(t *testing.T) {
 				again = startOrigin(t, func(c *origin.Config) { liveOrigin(c); c.Listen = org.Addr() })
 			}
 			wantPlays := map[bool]int{false: 1, true: 2}[stall]
-			eventually(t, 15*time.Second, "a new origin session", func() bool {
+			testkit.Eventually(t, 15*time.Second, "a new origin session", func() bool {
 				_, plays := again.Sessions("live")
 				return plays >= wantPlays
 			})
 			resumed := time.Now()
-			eventually(t, 10*time.Second, "packets after the reconnect", func() bool { return p.receivedSince(resumed) > 50 })
+			testkit.Eventually(t, 10*time.Second, "packets after the reconnect", func() bool { return p.receivedSince(resumed) > 50 })
 			mid := time.Now()
-			eventually(t, 10*time.Second, "packets a second after the reconnect", func() bool {
+			testkit.Eventually(t, 10*time.Second, "packets a second after the reconnect", func() bool {
 				return p.receivedSince(mid.Add(time.Second)) > 0
 			})
 
@@ -210,20 +211,20 @@ func TestLiveOriginGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "node", nn.Run)
+	testkit.Run(t, "node", nn.Run)
 	<-nn.Ready()
 	n := &testNode{Node: nn}
 	p := startReconnectPlayer(t, n.url("o/live"))
-	eventually(t, 10*time.Second, "packets", func() bool { return len(p.packets()) > 50 })
+	testkit.Eventually(t, 10*time.Second, "packets", func() bool { return len(p.packets()) > 50 })
 
 	stopOrg()
 	stopped := time.Now()
-	eventually(t, reconnect+5*time.Second, "an RTCP BYE", func() bool { return !p.bye().IsZero() })
+	testkit.Eventually(t, reconnect+5*time.Second, "an RTCP BYE", func() bool { return !p.bye().IsZero() })
 	took := p.bye().Sub(stopped)
 	if took < reconnect {
 		t.Fatalf("BYE %v after the origin stopped: before live_reconnect %v", took, reconnect)
 	}
-	eventually(t, 5*time.Second, "the recording finished", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the recording finished", func() bool {
 		in, err := n.Stream("o/live")
 		return err == nil && in.State == store.StatePartial
 	})

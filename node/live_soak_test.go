@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -220,7 +220,7 @@ loop:
 	}
 
 	// Every player has left: no session or reader is left over.
-	eventually(t, 10*time.Second, "no player sessions left", func() bool {
+	testkit.Eventually(t, 10*time.Second, "no player sessions left", func() bool {
 		st := getJSON[node.NodeStatus](t, "GET", admin+"/api/v1/node", "", "", 200)
 		in, err := n.Stream("o/live")
 		return st.Players == 0 && err == nil && in.Readers == 0
@@ -234,23 +234,11 @@ loop:
 // playLiveFor plays url over TCP for stay and returns the RTP packets it
 // received.
 func playLiveFor(ctx context.Context, rawURL string, stay time.Duration) (int64, error) {
-	u, err := base.ParseURL(rawURL)
+	c, _, err := interop.SetUp(rawURL)
 	if err != nil {
-		return 0, err
-	}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		return 0, fmt.Errorf("describe %s: %w", rawURL, err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		return 0, fmt.Errorf("setup: %w", err)
-	}
 	var got atomic.Int64
 	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) { got.Add(1) })
 	if _, err := c.Play(nil); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -86,7 +87,7 @@ func TestLiveOneUpstreamThenLinger(t *testing.T) {
 		t.Fatalf("live recording: %+v, %v", in, err)
 	}
 	// Every player has gone: the upstream closes after the linger.
-	eventually(t, 10*time.Second, "live upstream closed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "live upstream closed", func() bool {
 		in, err := n.Stream("o/live")
 		return err == nil && in.State == store.StatePartial
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -23,7 +24,7 @@ func TestLiveMaxHops(t *testing.T) {
 	c1 := meshNode(t, org, hops(1), b)
 	c2 := meshNode(t, org, hops(2), b)
 	a := meshNode(t, org, func(c *node.Config) { c.Mesh.AllowPeers = []string{b.PeerID()} }, b)
-	eventually(t, 10*time.Second, "A joined B", func() bool { return len(a.Peers()) > 0 })
+	testkit.Eventually(t, 10*time.Second, "A joined B", func() bool { return len(a.Peers()) > 0 })
 
 	for _, n := range []*testNode{a, b} {
 		if err := firstPacket(t.Context(), n.url("o/live")); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -27,7 +28,7 @@ func TestLiveRelaySourceDies(t *testing.T) {
 	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a sealed live segment on A", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a sealed live segment on A", func() bool {
 		m, err := a.Store().Manifest(key)
 		return err == nil && len(m.Segments) > 0
 	})
@@ -51,14 +52,14 @@ func TestLiveRelaySourceDies(t *testing.T) {
 	stopped := time.Now()
 	stoppedAt.Store(stopped.UnixNano())
 	var m store.Manifest
-	eventually(t, 2*time.Second, "B relays from the origin", func() bool {
+	testkit.Eventually(t, 2*time.Second, "B relays from the origin", func() bool {
 		var err error
 		m, err = b.Store().Manifest(key)
 		return err == nil && m.Source == "origin"
 	})
 	switched := time.Since(stopped)
 	n := len(m.Segments)
-	eventually(t, 3*time.Second, "B's window grows again", func() bool {
+	testkit.Eventually(t, 3*time.Second, "B's window grows again", func() bool {
 		m, err := b.Store().Manifest(key)
 		return err == nil && len(m.Segments) > n+3
 	})
@@ -227,9 +228,9 @@ func TestLiveOriginEndsStream(t *testing.T) {
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
 	pa := startReconnectPlayer(t, a.url("o/live"))
-	eventually(t, 10*time.Second, "packets on A", func() bool { return len(pa.packets()) > 0 })
+	testkit.Eventually(t, 10*time.Second, "packets on A", func() bool { return len(pa.packets()) > 0 })
 	pb := startReconnectPlayer(t, b.url("o/live"))
-	eventually(t, 10*time.Second, "packets on B", func() bool { return len(pb.packets()) > 0 })
+	testkit.Eventually(t, 10*time.Second, "packets on B", func() bool { return len(pb.packets()) > 0 })
 	if in, _ := b.Stream("o/live"); in.Source != a.PeerID() {
 		t.Fatalf("B's source %q, want A", in.Source)
 	}
@@ -238,7 +239,7 @@ func TestLiveOriginEndsStream(t *testing.T) {
 	}
 	ended := time.Now()
 	for name, p := range map[string]*reconnectPlayer{"A": pa, "B": pb} {
-		eventually(t, 10*time.Second, "an RTCP BYE on "+name, func() bool { return !p.bye().IsZero() })
+		testkit.Eventually(t, 10*time.Second, "an RTCP BYE on "+name, func() bool { return !p.bye().IsZero() })
 		t.Logf("player on %s: BYE %v after the origin ended the stream", name, p.bye().Sub(ended).Round(time.Millisecond))
 	}
 	key, _ := node.CanonicalKey("rtsp://" + org.Addr() + "/live")

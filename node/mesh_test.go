@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -27,7 +28,7 @@ func meshNode(t *testing.T, org *origin.Origin, mod func(*node.Config), bootstra
 	if len(bootstrap) > 0 && cfg.Mesh.PSKFile == "" && len(cfg.Mesh.AllowPeers) == 0 {
 		// A player that arrives before the node has joined the mesh is
 		// rightly served by the origin; the tests ask about a joined node.
-		eventually(t, 10*time.Second, "joined the mesh", func() bool { return len(n.Peers()) > 0 })
+		testkit.Eventually(t, 10*time.Second, "joined the mesh", func() bool { return len(n.Peers()) > 0 })
 	}
 	return n
 }
@@ -111,13 +112,13 @@ func TestProviderDiesMidFill(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := storeKey(t, org)
-	eventually(t, 20*time.Second, "A has sealed segments", func() bool {
+	testkit.Eventually(t, 20*time.Second, "A has sealed segments", func() bool {
 		m, err := a.Store().Manifest(key)
 		return err == nil && len(m.Segments) >= 3
 	})
 	var viaB []string
 	wg.Go(func() { viaB = frameMD5(t, b.url(samplePath), "tcp") })
-	eventually(t, 20*time.Second, "B fills from A", func() bool {
+	testkit.Eventually(t, 20*time.Second, "B fills from A", func() bool {
 		m, err := b.Store().Manifest(key)
 		return err == nil && m.Source == a.PeerID() && len(m.Segments) >= 2
 	})
@@ -169,7 +170,7 @@ func expectOriginFill(t *testing.T, org *origin.Origin, a, b *testNode) {
 	if err := firstPacket(t.Context(), a.url(samplePath)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "A has a sealed segment", func() bool {
+	testkit.Eventually(t, 20*time.Second, "A has a sealed segment", func() bool {
 		m, err := a.Store().Manifest(storeKey(t, org))
 		return err == nil && len(m.Segments) > 0
 	})

@@ -169,7 +169,7 @@ func (n *Node) close() {
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4) // one per component below
 	// Each component names itself in its errors ("rtsp server: …").
 	n.wg.Go(func() { errc <- stopped(n.edge.Run(ctx)) })
 	n.wg.Go(func() { errc <- stopped(n.admin.run(ctx)) })
@@ -177,7 +177,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.wg.Go(func() { errc <- stopped(n.mesh.Run(ctx)) })
 		n.reprovide(ctx)
 	}
-	n.wg.Go(func() { _ = n.fills.Run(ctx) })
+	n.wg.Go(func() { errc <- stopped(n.fills.Run(ctx)) })
 	close(n.ready)
 	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
 

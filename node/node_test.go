@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -36,7 +37,7 @@ func TestMissThenHitMatchesOrigin(t *testing.T) {
 	wg.Wait()
 	sameFrames(t, "miss through the node", miss, direct)
 
-	eventually(t, 30*time.Second, "recording complete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "recording complete", func() bool {
 		in, err := n.Stream(samplePath)
 		return err == nil && in.State == store.StateComplete
 	})
@@ -104,23 +105,11 @@ func firstPackets(ctx context.Context, url string) (map[description.MediaType]*r
 // playUntilPacket plays url until enough says the packets seen so far are
 // enough (nil: the first packet is).
 func playUntilPacket(ctx context.Context, url string, enough func(*description.Media, *rtp.Packet) bool) error {
-	u, err := base.ParseURL(url)
+	c, _, err := interop.SetUp(url)
 	if err != nil {
-		return err
-	}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
 		return err
 	}
 	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		return fmt.Errorf("describe %s: %w", url, err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		return fmt.Errorf("setup: %w", err)
-	}
 	got := make(chan struct{}, 1)
 	c.OnPacketRTPAny(func(m *description.Media, _ format.Format, p *rtp.Packet) {
 		if enough != nil && !enough(m, p) {
@@ -205,12 +194,12 @@ func TestOriginDiesMidStream(t *testing.T) {
 	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a sealed segment", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a sealed segment", func() bool {
 		m, err := n.Store().Manifest(storeKey(t, org))
 		return err == nil && len(m.Segments) > 0
 	})
 	stopOrigin()
-	eventually(t, 20*time.Second, "recording partial", func() bool {
+	testkit.Eventually(t, 20*time.Second, "recording partial", func() bool {
 		in, err := n.Stream(samplePath)
 		return err == nil && in.State == store.StatePartial
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -78,7 +79,7 @@ func startLoggedNode(t *testing.T, cfg node.Config, logs logRecords) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runUntilCleanup(t, "node", n.Run)
+	stop := testkit.Run(t, "node", n.Run)
 	<-n.Ready()
 	return &testNode{Node: n, stop: stop}
 }
@@ -200,7 +201,7 @@ func TestLiveRelayIdleCloseIsQuiet(t *testing.T) {
 	linger(&cfgB)
 	cfgB.Mesh.Bootstrap = a.MeshAddrs()
 	b := startLoggedNode(t, cfgB, logs)
-	eventually(t, 10*time.Second, "joined the mesh", func() bool { return len(b.Peers()) > 0 })
+	testkit.Eventually(t, 10*time.Second, "joined the mesh", func() bool { return len(b.Peers()) > 0 })
 
 	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
 		t.Fatal(err)
@@ -212,7 +213,7 @@ func TestLiveRelayIdleCloseIsQuiet(t *testing.T) {
 		t.Fatalf("B's live recording %+v (%v): want it relayed from A", in, err)
 	}
 	for name, n := range map[string]*testNode{"A": a, "B": b} {
-		eventually(t, 20*time.Second, name+"'s live fill closed", func() bool {
+		testkit.Eventually(t, 20*time.Second, name+"'s live fill closed", func() bool {
 			in, err := n.Stream("o/live")
 			return err == nil && in.State == store.StatePartial && !in.Filling
 		})

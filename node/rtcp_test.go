@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -114,13 +115,13 @@ func TestLiveSenderReportsThroughRelay(t *testing.T) {
 	b := meshNode(t, org, nil, a)
 	direct := playForReports(t, "rtsp://"+org.Addr()+"/live")
 	onA := playForReports(t, a.url("o/live"))
-	eventually(t, 10*time.Second, "a sender report of both tracks on A", func() bool { return len(onA.reports()) == 2 })
+	testkit.Eventually(t, 10*time.Second, "a sender report of both tracks on A", func() bool { return len(onA.reports()) == 2 })
 	onB := playForReports(t, b.url("o/live"))
 	// The first report comes with the first packets, maybe before the
 	// origin's first report reached the node (then it follows the
 	// session's clock); the second 2.5–7.5 s later.
 	for _, p := range []*srPlayer{onA, onB} {
-		eventually(t, 15*time.Second, "two sender reports of both tracks", func() bool {
+		testkit.Eventually(t, 15*time.Second, "two sender reports of both tracks", func() bool {
 			r := p.reports()
 			return len(r) == 2 && len(r[90000]) >= 2 && len(r[48000]) >= 2
 		})

@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -47,23 +47,11 @@ func shortClip(t *testing.T, d time.Duration) []byte {
 // and payload, as the node counts what it sends.
 func playToEnd(t *testing.T, url string) uint64 {
 	t.Helper()
-	u, err := base.ParseURL(url)
+	c, desc, err := interop.SetUp(url)
 	if err != nil {
-		t.Fatal(err)
-	}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		t.Fatalf("describe %s: %v", url, err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatalf("setup %s: %v", url, err)
-	}
 	var (
 		mu    sync.Mutex
 		bytes uint64
@@ -156,7 +144,7 @@ func TestWANSavedExact(t *testing.T) {
 func waitCompleteAt(t *testing.T, n *testNode, path string) store.Info {
 	t.Helper()
 	var in store.Info
-	eventually(t, 60*time.Second, path+" complete", func() bool {
+	testkit.Eventually(t, 60*time.Second, path+" complete", func() bool {
 		var err error
 		in, err = n.Stream(path)
 		return err == nil && in.State == store.StateComplete

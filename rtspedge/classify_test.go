@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -118,7 +119,7 @@ func TestReclassifyAtPlay(t *testing.T) {
 	}
 	c := classify(ssd, "")
 	var told []bool
-	o := &OriginSession{ssd: ssd, log: quietLogger(),
+	o := &OriginSession{ssd: ssd, log: testkit.Logger(),
 		req: OriginRequest{OnClassify: func(live bool) { told = append(told, live) }},
 		m:   store.Manifest{Key: "k", SDP: []byte(describedAs("", "")), Live: c.live, ClassReason: c.reason}}
 	st := newStore(t)
@@ -146,4 +147,25 @@ func TestReclassifyAtPlay(t *testing.T) {
 		t.Fatalf("OnClassify calls %v, want [false]", told)
 	}
 	_ = w.Finish(store.StateComplete)
+}
+
+// FuzzPlayRange: whatever Range a PLAY answer carries, reading its end never
+// panics, and an end read is positive and bounded.
+func FuzzPlayRange(f *testing.F) {
+	for _, s := range []string{"npt=0-20", "npt=now-", "npt=0.000-20.000", "npt=00:00:01.5-0:01:00;time=x", "clock=1-2", "npt=-", "npt=1e9-inf"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := nptEnd(v)
+		if ok && (d <= 0 || d > maxNPT) {
+			t.Fatalf("nptEnd(%q) = %v", v, d)
+		}
+		ssd, _, err := parseSDP([]byte(describedAs("", "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := classify(ssd, v); c.live == ok || c.reason == "" {
+			t.Fatalf("classify with PLAY Range %q: live %v, reason %q (end read: %v)", v, c.live, c.reason, ok)
+		}
+	})
 }

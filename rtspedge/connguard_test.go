@@ -12,6 +12,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 // closedWithin waits for the server to close c and says how long it took;
@@ -110,7 +112,7 @@ func TestConnectionAndSessionCaps(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		held = append(held, c)
 	}
-	waitFor(t, 5*time.Second, "4 connections", func() bool { return s.Stats().Conns == 4 })
+	testkit.Eventually(t, 5*time.Second, "4 connections", func() bool { return s.Stats().Conns == 4 })
 	extra, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func TestConnectionAndSessionCaps(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
-	waitFor(t, 5*time.Second, "the held connections to go", func() bool { return s.Stats().Conns == 0 })
+	testkit.Eventually(t, 5*time.Second, "the held connections to go", func() bool { return s.Stats().Conns == 0 })
 
 	p1 := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
 	newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
@@ -154,7 +156,7 @@ func TestConnectionAndSessionCaps(t *testing.T) {
 		t.Fatalf("refused sessions %d, want 1", st.SessionsRefused)
 	}
 	p1.c.Close()
-	waitFor(t, 5*time.Second, "a session slot", func() bool {
+	testkit.Eventually(t, 5*time.Second, "a session slot", func() bool {
 		_, err := c.Setup(desc.BaseURL, desc.Medias[0], 0, 0)
 		return err == nil
 	})

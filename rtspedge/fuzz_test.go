@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -60,7 +61,7 @@ func FuzzOriginPacket(f *testing.F) {
 		if meta {
 			tr.fields = fields
 		}
-		r := &playRun{o: &OriginSession{log: quietLogger()}, started: time.Now(), speed: 1}
+		r := &playRun{o: &OriginSession{log: testkit.Logger()}, started: time.Now(), speed: 1}
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, Timestamp: ts, Marker: marker}, Payload: payload}
 		p, ok := tr.convert(pkt, time.Now(), r)
 		if !ok {

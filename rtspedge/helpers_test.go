@@ -4,23 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"os/exec"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
 const samplePath = "sample.ts"
-
-func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // startOrigin runs the built-in origin with the sample clip until the test
 // ends (or until the returned stop is called).
@@ -33,30 +29,13 @@ func startOrigin(t testing.TB, cfg origin.Config) (*origin.Origin, func()) {
 		cfg.Media = map[string][]byte{samplePath: origin.SampleClip()}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = testkit.Logger()
 	}
 	o, err := origin.New(cfg)
 	if err != nil {
 		t.Fatalf("origin.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- o.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("origin Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("origin Run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := testkit.Run(t, "origin Run", o.Run)
 	return o, stop
 }
 
@@ -65,7 +44,7 @@ func originURL(o *origin.Origin, path string) string { return "rtsp://" + o.Addr
 // newStore opens an in-memory store closed at the end of the test.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open("", store.Options{InMemory: true, Logger: quietLogger()})
+	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
@@ -246,62 +225,25 @@ func startServer(t testing.TB, cfg ServerConfig) *Server {
 		cfg.Listen = "127.0.0.1:0"
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = testkit.Logger()
 	}
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	if tr, ok := cfg.Recordings.(*testRecordings); ok {
+		t.Cleanup(tr.wg.Wait) // registered first: runs after the server stopped
+	}
 	// The label marks every goroutine of the server in CPU profiles
 	// (go tool pprof -tagfocus side=server).
-	go pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) { done <- s.Run(ctx) })
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("server Run did not return")
-		}
-		if tr, ok := cfg.Recordings.(*testRecordings); ok {
-			tr.wg.Wait()
-		}
+	testkit.Run(t, "server Run", func(ctx context.Context) (err error) {
+		pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) { err = s.Run(ctx) })
+		return err
 	})
 	return s
 }
 
 func serverURL(s *Server, path string) string { return "rtsp://" + s.Addr().String() + "/" + path }
-
-// ffmpegVideoMD5s plays args with ffmpeg and returns the md5 of every
-// decoded video frame, and how long ffmpeg ran. It may run on any goroutine.
-func ffmpegVideoMD5s(ctx context.Context, args ...string) ([]string, time.Duration, error) {
-	full := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)
-	full = append(full, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-")
-	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return nil, 0, fmt.Errorf("ffmpeg %v: %w\n%s", args, err, stderr.String())
-	}
-	took := time.Since(start)
-	var sums []string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		f := strings.Split(line, ",")
-		if len(f) != 6 {
-			return nil, 0, fmt.Errorf("unexpected framemd5 line %q", line)
-		}
-		sums = append(sums, strings.TrimSpace(f[5]))
-	}
-	return sums, took, nil
-}
 
 // ffprobeStreams lists the streams ffprobe sees: codec type, name, and for
 // video the size, for audio the rate and channels.
@@ -316,16 +258,4 @@ func ffprobeStreams(t testing.TB, ctx context.Context, url string) string {
 		t.Fatalf("ffprobe %s: %v\n%s", url, err, stderr.String())
 	}
 	return out.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

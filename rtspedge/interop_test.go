@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -48,7 +49,7 @@ func TestFFmpegInterop(t *testing.T) {
 	var wg sync.WaitGroup
 	for name, args := range plays {
 		wg.Go(func() {
-			sums, took, err := ffmpegVideoMD5s(ctx, args...)
+			sums, took, err := interop.VideoMD5s(ctx, args...)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

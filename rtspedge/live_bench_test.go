@@ -19,6 +19,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -151,7 +152,7 @@ func feedLive(ctx context.Context, w *store.Writer, start time.Time) error {
 // the start, until stdin closes; it prints "ADDR host:port" once listening.
 // The process's CPU is the server's plus the feed's appends (175 a second).
 func runLiveServerProc() error {
-	st, err := store.Open("", store.Options{InMemory: true, Logger: quietLogger(), LiveWindow: liveWindow})
+	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger(), LiveWindow: liveWindow})
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func runLiveServerProc() error {
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
 	// The same deep queue as runServerProc: a starved player must not be
 	// dropped on a loaded machine.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: quietLogger(), WriteQueueSize: 4096})
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096})
 	if err != nil {
 		cancel()
 		<-fed
@@ -358,7 +359,7 @@ func BenchmarkLiveFanOut200(b *testing.B) {
 // and the fraction of key-frame starts.
 func BenchmarkLivePlayToFirstPacket(b *testing.B) {
 	b.ReportAllocs()
-	st, err := store.Open("", store.Options{InMemory: true, Logger: quietLogger(), LiveWindow: liveWindow})
+	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger(), LiveWindow: liveWindow})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -121,7 +122,7 @@ func TestLiveResumeContinuous(t *testing.T) {
 			l := &appendLog{w: w}
 			run1 := make(chan error, 1)
 			go func() { run1 <- s1.Run(t.Context(), l) }()
-			waitFor(t, 10*time.Second, "a second of every track", func() bool { return l.spans(0, len(m.Tracks), time.Second) })
+			testkit.Eventually(t, 10*time.Second, "a second of every track", func() bool { return l.spans(0, len(m.Tracks), time.Second) })
 
 			broken := time.Now()
 			if tc.stall {
@@ -152,7 +153,7 @@ func TestLiveResumeContinuous(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			run2 := make(chan error, 1)
 			go func() { run2 <- s2.Run(ctx, l) }()
-			waitFor(t, 10*time.Second, "a second of every track after the splice", func() bool {
+			testkit.Eventually(t, 10*time.Second, "a second of every track after the splice", func() bool {
 				return l.spans(split, len(m.Tracks), time.Second)
 			})
 			cancel()

@@ -18,6 +18,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -38,7 +40,7 @@ type shiftSource struct {
 // "live" in it holding the first frames of a shiftSource, and a server.
 func shiftSetup(t *testing.T, window time.Duration, gop, frames int) (*store.Store, *shiftSource, *Server) {
 	t.Helper()
-	st, err := store.Open("", store.Options{InMemory: true, LiveWindow: window, Logger: quietLogger()})
+	st, err := store.Open("", store.Options{InMemory: true, LiveWindow: window, Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +354,7 @@ func TestLivePauseResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the live stream to move on 1 s", func() bool {
+		testkit.Eventually(t, 5*time.Second, "the live stream to move on 1 s", func() bool {
 			_, l, err := st.Span("live")
 			return err == nil && l >= last+time.Second
 		})
@@ -392,7 +394,7 @@ func TestLivePausedPastWindow(t *testing.T) {
 	}
 	pns, _, _ := p.log()
 	pausedAt := ttOf(pns[len(pns)-1])
-	waitFor(t, 10*time.Second, "the window to pass the paused position", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the window to pass the paused position", func() bool {
 		f, _, err := st.Span("live")
 		return err == nil && f > pausedAt+200*time.Millisecond
 	})
@@ -423,7 +425,7 @@ func TestLiveOvertakenByWindow(t *testing.T) {
 	p := newShiftPlayer(t, s)
 	p.playRange(t, &headers.RangeNPT{Start: 100 * time.Millisecond})
 	var moved int
-	waitFor(t, 10*time.Second, "the player moved to the live edge", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the player moved to the live edge", func() bool {
 		pns, _, _ := p.log()
 		for i := 1; i < len(pns); i++ {
 			if pns[i] != pns[i-1]+1 {
@@ -526,7 +528,7 @@ func TestFFmpegLiveTimeShift(t *testing.T) {
 		pk = pk[1:]
 	}
 
-	st, err := store.Open("", store.Options{InMemory: true, LiveWindow: time.Minute, Logger: quietLogger()})
+	st, err := store.Open("", store.Options{InMemory: true, LiveWindow: time.Minute, Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +574,7 @@ func TestFFmpegLiveTimeShift(t *testing.T) {
 
 	fctx, fcancel := context.WithTimeout(t.Context(), 60*time.Second)
 	t.Cleanup(fcancel) // after the parallel subtests
-	clipSums, _, err := ffmpegVideoMD5s(fctx, "-i", clip)
+	clipSums, _, err := interop.VideoMD5s(fctx, "-i", clip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +598,7 @@ func TestFFmpegLiveTimeShift(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			args := append(append([]string{"-rtsp_transport", "tcp"}, tc.args...), "-i", serverURL(s, "live"), "-t", "2")
-			sums, took, err := ffmpegVideoMD5s(fctx, args...)
+			sums, took, err := interop.VideoMD5s(fctx, args...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -135,7 +136,7 @@ func TestResumeWithoutDuplicates(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			runErr := make(chan error, 1)
 			go func() { runErr <- os.Run(ctx, w) }()
-			waitFor(t, 10*time.Second, "half the clip stored", func() bool {
+			testkit.Eventually(t, 10*time.Second, "half the clip stored", func() bool {
 				tt, _, ok := w.Last()
 				return ok && tt > 9*time.Second
 			})
@@ -217,7 +218,7 @@ func TestOriginDiesMidStream(t *testing.T) {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- os.Run(t.Context(), w) }()
-	waitFor(t, 10*time.Second, "some packets stored", func() bool {
+	testkit.Eventually(t, 10*time.Second, "some packets stored", func() bool {
 		tt, _, ok := w.Last()
 		return ok && tt > 2*time.Second
 	})

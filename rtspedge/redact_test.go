@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -57,7 +58,7 @@ func TestCredentialsNeverLogged(t *testing.T) {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- os.Run(t.Context(), w) }()
-	waitFor(t, 10*time.Second, "packets", func() bool { _, _, ok := w.Last(); return ok })
+	testkit.Eventually(t, 10*time.Second, "packets", func() bool { _, _, ok := w.Last(); return ok })
 	stop()
 	err = <-runErr
 	_, err2 := OpenOrigin(t.Context(), OriginRequest{URL: url, Timeout: time.Second, Logger: logs.logger()})

@@ -15,6 +15,11 @@ import (
 const (
 	// maxPacketSize is gortsplib's limit for an outgoing RTP packet.
 	maxPacketSize = 1472
+	// byeDelay separates the last RTP packets from the final SR+BYE. Over
+	// UDP they travel on another socket than the RTCP, and a player that
+	// reads the BYE first ends without them (ffmpeg and GStreamer lost the
+	// last frame); gst-rtsp-server, too, sends its BYE after a pause.
+	byeDelay = 200 * time.Millisecond
 )
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
@@ -88,6 +93,13 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			continue // the next round waits at the tail
 		case isEOF(readErr):
 			if p.head >= len(p.queue) {
+				bye := time.NewTimer(byeDelay)
+				select {
+				case <-ctx.Done():
+					bye.Stop()
+					return
+				case <-bye.C:
+				}
 				p.sendBye()
 				p.log.Debug("replay reached the end")
 				return

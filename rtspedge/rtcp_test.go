@@ -22,6 +22,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -426,7 +427,7 @@ func TestSenderReportsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The origin (gortsplib's ServerStream) reports every 10 s.
-	waitFor(t, 20*time.Second, "the origin's clock of every track in the recording", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the origin's clock of every track in the recording", func() bool {
 		m, err := st.Manifest("live")
 		if err != nil {
 			return false
@@ -449,7 +450,7 @@ func TestSenderReportsLive(t *testing.T) {
 	}
 	// The first report may come before the origin's reached the recording
 	// (then it follows the session's clock); the second 2.5–7.5 s later.
-	waitFor(t, 20*time.Second, "two sender reports of both tracks at every player", func() bool {
+	testkit.Eventually(t, 20*time.Second, "two sender reports of both tracks at every player", func() bool {
 		for _, p := range []*rtcpPlayer{direct, players["tcp"], players["udp"]} {
 			r := p.senderReports()
 			if len(r) < 2 || len(r[90000]) < 2 || len(r[48000]) < 2 {

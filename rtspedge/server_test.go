@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -198,8 +199,8 @@ func TestSlowPlayerDroppedAlone(t *testing.T) {
 	good := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
 	rawPlayer(t, s.Addr().String(), "v")
 	good.play(t, nil)
-	waitFor(t, 12*time.Second, "the slow player dropped", func() bool { return s.Stats().SlowDropped == 1 })
-	waitFor(t, 5*time.Second, "the slow player's session closed", func() bool { return s.Stats().Sessions == 1 })
+	testkit.Eventually(t, 12*time.Second, "the slow player dropped", func() bool { return s.Stats().SlowDropped == 1 })
+	testkit.Eventually(t, 5*time.Second, "the slow player's session closed", func() bool { return s.Stats().Sessions == 1 })
 	n := len(good.received())
 	got := good.waitPackets(t, n+1000, 5*time.Second)
 	for i := 1; i < len(got); i++ {
@@ -249,7 +250,7 @@ func TestOriginDiesWhileServing(t *testing.T) {
 	p.play(t, nil)
 	p.waitPackets(t, 50, 10*time.Second)
 	stop()
-	waitFor(t, 10*time.Second, "BYE on both tracks", func() bool {
+	testkit.Eventually(t, 10*time.Second, "BYE on both tracks", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.byes == 2

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(interop.Main(m))
 }
 
 // runServerProc serves the recording until stdin closes; it prints
@@ -39,7 +41,7 @@ func runServerProc(d string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open("", store.Options{InMemory: true, Logger: quietLogger()})
+	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger()})
 	if err != nil {
 		return err
 	}
@@ -53,7 +55,7 @@ func runServerProc(d string) error {
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
 	// A deep queue: on a loaded machine a player goroutine may starve for
 	// seconds, and the benchmarks count a dropped player as a failure.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: quietLogger(), WriteQueueSize: 4096})
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 const crashEnv = "STORE_CRASH_HELPER_DIR"
@@ -61,32 +63,7 @@ func TestHelperProcess(t *testing.T) {
 // complete recording untouched.
 func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	reported := 0
-	for reported < 20 && sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "error") {
-			t.Fatal("child:", line)
-		}
-		fmt.Sscanf(line, "sealed %d", &reported)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	if reported < 20 {
-		t.Fatalf("child reported only %d sealed segments (%v)", reported, sc.Err())
-	}
+	reported := crashChild(t, dir, 20)
 
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -281,5 +258,74 @@ func TestDamagedStore(t *testing.T) {
 	}
 	if _, err := s.Manifest("rtsp://h:554/man"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after deleting the damaged manifest: %v", err)
+	}
+}
+
+// crashChild runs TestHelperProcess on dir and kills it (SIGKILL) once it
+// reported n sealed segments; it returns how many it reported.
+func crashChild(t *testing.T, dir string, n int) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	reported := 0
+	for reported < n && sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "error") {
+			t.Fatal("child:", line)
+		}
+		fmt.Sscanf(line, "sealed %d", &reported)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if reported < n {
+		t.Fatalf("child reported only %d sealed segments (%v)", reported, sc.Err())
+	}
+	return reported
+}
+
+// TestFullDiskAfterCrash: a store killed mid-fill leaves a write-ahead log
+// that Badger cannot replay read-only. Opened with the disk full, the store
+// starts offline (empty, writing nothing) instead of failing; with space
+// back it opens read-write and finds the interrupted fill partial.
+func TestFullDiskAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	crashChild(t, dir, 5)
+	fs := &fakeFree{}
+	s, err := Open(dir, Options{MinFree: MinMinFree, freeSpace: fs.free})
+	if err != nil {
+		t.Fatalf("open after a crash with a full disk: %v", err)
+	}
+	defer s.Close()
+	if st := s.Space(); !st.ReadOnly || st.Storing {
+		t.Fatalf("space state: %+v", st)
+	}
+	s.dbMu.RLock()
+	offline := s.db == nil
+	s.dbMu.RUnlock()
+	if !offline {
+		t.Fatal("Badger opened read-only over a write-ahead log it cannot replay; the test expects it offline")
+	}
+	if _, err := s.Create(Manifest{Key: "new", Tracks: avTracks()}); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("create with a full disk: %v", err)
+	}
+	fs.n.Store(1 << 30)
+	testkit.Eventually(t, 20*time.Second, "the store to open read-write", s.Storing)
+	m, err := s.Manifest("crash")
+	if err != nil || m.State != StatePartial {
+		t.Fatalf("interrupted fill after reopening: %v %v", m.State, err)
+	}
+	if done, err := s.Manifest("done"); err != nil || done.State != StateComplete {
+		t.Fatalf("complete recording after reopening: %v %v", done.State, err)
 	}
 }

@@ -137,15 +137,3 @@ func checkPackets(t testing.TB, got, want []Packet) {
 		}
 	}
 }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling under a deadline, not waiting for an event by sleeping
-	}
-}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 // TestValueLogGCRunsItself: the Store's own goroutine runs value-log GC
@@ -23,7 +25,7 @@ func TestValueLogGCRunsItself(t *testing.T) {
 	if err := s.Delete("k"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "value-log GC passes", func() bool { return s.gcRuns.Load() >= 3 })
+	testkit.Eventually(t, 20*time.Second, "value-log GC passes", func() bool { return s.gcRuns.Load() >= 3 })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestTailWakeupLatency(t *testing.T) {
 	rec := s.recs["t"]
 	var lat []time.Duration
 	for i, p := range synth(defaultSpec, 2*time.Second)[:100] {
-		waitFor(t, "reader blocked", func() bool {
+		testkit.Eventually(t, 20*time.Second, "reader blocked", func() bool {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			return rec.wait != nil
@@ -261,7 +263,7 @@ func TestDeleteReclaimsDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "value log to shrink", func() bool { return vlogBytes(t, dir) < 10<<20 })
+	testkit.Eventually(t, 20*time.Second, "value log to shrink", func() bool { return vlogBytes(t, dir) < 10<<20 })
 	r, err := s.NewReader("c", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -294,7 +296,7 @@ func TestLiveWindowReclaimsDisk(t *testing.T) {
 	if m := w.Manifest(); m.Segments[0].Index < 4<<blockShift {
 		t.Fatalf("test setup: window starts at %d", m.Segments[0].Index)
 	}
-	waitFor(t, "value log to shrink", func() bool { return vlogBytes(t, dir) < 12<<20 })
+	testkit.Eventually(t, 20*time.Second, "value log to shrink", func() bool { return vlogBytes(t, dir) < 12<<20 })
 	r, err := s.NewReader("live", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +324,7 @@ func TestCloseWakesReaders(t *testing.T) {
 	errs := make(chan error, 2)
 	go func() { _, err := r.Next(context.Background()); errs <- err }()
 	go func() { _, err := s.WaitSegment(context.Background(), "k", 0); errs <- err }()
-	waitFor(t, "reader and waiter blocked", func() bool {
+	testkit.Eventually(t, 20*time.Second, "reader and waiter blocked", func() bool {
 		rec := s.recs["k"]
 		rec.mu.Lock()
 		defer rec.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 // fakeFree is a filesystem whose free space the test sets.
@@ -73,7 +75,7 @@ func TestSpaceStopsAndResumesStoring(t *testing.T) {
 	r.Close()
 
 	fs.n.Store(minFree + minFree/8 + 1<<20)
-	waitFor(t, "storing to resume", s.Storing)
+	testkit.Eventually(t, 20*time.Second, "storing to resume", s.Storing)
 	record(t, s, "rtsp://o:554/new", packets, StateComplete)
 }
 
@@ -130,7 +132,7 @@ func TestSpaceOpensReadOnlyWhenFull(t *testing.T) {
 	}
 
 	fs.n.Store(1 << 30)
-	waitFor(t, "the store to reopen read-write", s.Storing)
+	testkit.Eventually(t, 20*time.Second, "the store to reopen read-write", s.Storing)
 	record(t, s, "rtsp://o:554/b", packets, StateComplete)
 	w, err = s.Resume("rtsp://o:554/interrupted")
 	if err != nil {

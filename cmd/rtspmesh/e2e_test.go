@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -183,24 +183,17 @@ func startNodeProcess(t *testing.T, bin, cfgFile, bootstrap string) nodeProcess 
 	return nodeProcess{}
 }
 
-// ffmpegVideoMD5 decodes url's video with ffmpeg and returns each frame's md5.
+// ffmpegVideoMD5 decodes url's video with ffmpeg and returns each frame's
+// md5 (interop.VideoMD5s). It may run on any goroutine: a failure is
+// t.Errorf and no frames.
 func ffmpegVideoMD5(t *testing.T, url string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-rtsp_transport", "tcp", "-i", url, "-map", "0:v:0", "-f", "framemd5", "-")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Errorf("ffmpeg %s: %v\n%s", url, err, errb.String())
+	md5s, _, err := interop.VideoMD5s(ctx, "-rtsp_transport", "tcp", "-i", url)
+	if err != nil {
+		t.Error(err)
 		return nil
-	}
-	var md5s []string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if f := strings.Split(line, ","); !strings.HasPrefix(line, "#") && len(f) >= 6 {
-			md5s = append(md5s, strings.TrimSpace(f[5]))
-		}
 	}
 	return md5s
 }

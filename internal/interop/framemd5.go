@@ -2,8 +2,11 @@ package interop
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -143,4 +146,27 @@ func parseFrame(line string, bases map[int][2]int64) (int, Frame, error) {
 		return time.Duration(float64(v) * float64(tb[0]) / float64(tb[1]) * float64(time.Second))
 	}
 	return idx, Frame{PTS: in(pts), Dur: in(dur), Size: size, MD5: f[5]}, nil
+}
+
+// VideoMD5s plays args with ffmpeg (input options and -i URL or file) and
+// returns the MD5 of every decoded frame of its first video stream, in
+// decoding order, independent of the timestamps a transport may shift; and
+// how long ffmpeg ran. Every frame is kept (-fps_mode passthrough). It may
+// run on any goroutine; ctx bounds ffmpeg.
+func VideoMD5s(ctx context.Context, args ...string) ([]string, time.Duration, error) {
+	full := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, args...)
+	full = append(full, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-")
+	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return nil, 0, fmt.Errorf("ffmpeg %v: %w\n%s", args, err, stderr.String())
+	}
+	took := time.Since(start)
+	frames, err := ParseFrameMD5(&out, time.Now)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ffmpeg %v: %w", args, err)
+	}
+	return frames.MD5s(Video), took, nil
 }

@@ -42,7 +42,18 @@ type Options struct {
 	For time.Duration
 	// Timeout kills the player. Default For + 30 s, or 60 s without For.
 	Timeout time.Duration
+	// Unqueued starts the player at once. By default a player waits until
+	// fewer than MaxPlayers run in the test binary, so that a machine with
+	// few cores paces every stream (a player that waits is not timed);
+	// players that must overlap one that already runs (a live join) skip
+	// the queue.
+	Unqueued bool
 }
+
+// MaxPlayers is how many queued players run at once in a test binary.
+const MaxPlayers = 6
+
+var playerSlots = make(chan struct{}, MaxPlayers)
 
 // Play is the outcome of one player's run.
 type Play struct {
@@ -85,6 +96,15 @@ func Start(t testing.TB, p Player, url string, o Options) *Running {
 		}
 	}
 	name, args := command(p, url, o)
+	release := func() {}
+	if !o.Unqueued {
+		select {
+		case playerSlots <- struct{}{}:
+			release = func() { <-playerSlots }
+		case <-t.Context().Done():
+			t.Fatalf("%s: the test ended while the player waited for a slot", p)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stderr bytes.Buffer
@@ -92,6 +112,7 @@ func Start(t testing.TB, p Player, url string, o Options) *Running {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()
+		release()
 		t.Fatalf("%s: %v", p, err)
 	}
 	r := &Running{
@@ -101,10 +122,12 @@ func Start(t testing.TB, p Player, url string, o Options) *Running {
 	}
 	if err := cmd.Start(); err != nil {
 		cancel()
+		release()
 		t.Fatalf("start %s: %v", p, err)
 	}
 	go func() {
 		defer close(r.done)
+		defer release()
 		defer cancel()
 		var once sync.Once
 		frames, perr := ParseFrameMD5(stdout, func() time.Time {

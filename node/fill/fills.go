@@ -61,7 +61,7 @@ func New(cfg Config) *Fills {
 }
 
 // Run starts the fills Open asks for until ctx ends, then waits for every
-// fill it started to stop.
+// fill it started to stop, and returns nil.
 func (fs *Fills) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -70,7 +70,7 @@ func (fs *Fills) Run(ctx context.Context) error {
 		case f := <-fs.start:
 			wg.Go(func() { fs.run(ctx, f) })
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil
 		}
 	}
 }

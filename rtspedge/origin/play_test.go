@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 )
 
@@ -252,7 +253,7 @@ func TestSessionsAndHeaders(t *testing.T) {
 // Run returns only after the pacers stopped.
 func TestRunStopsEverything(t *testing.T) {
 	t.Parallel()
-	o, err := New(Config{Listen: "127.0.0.1:0", Media: map[string][]byte{"a.ts": SampleClip()}, Logger: testLogger(t)})
+	o, err := New(Config{Listen: "127.0.0.1:0", Media: map[string][]byte{"a.ts": SampleClip()}, Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
