@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -49,11 +50,11 @@ func startHostile(t *testing.T, bootstrap []string) *hostile {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	m, err := mesh.New(mesh.Config{DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: bootstrap,
-		Logger: testLogger(t)}, st)
+		Logger: testkit.Logger()}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "hostile mesh", m.Run)
+	testkit.Run(t, "hostile mesh", m.Run)
 	return &hostile{m: m, st: st}
 }
 
@@ -165,7 +166,7 @@ func victimPlays(t *testing.T, org *origin.Origin, a *testNode, evil *hostile, p
 	cfg.Mesh.TrustedSigners = []string{a.PeerID()}
 	cfg.Mesh.Bootstrap = evil.m.Addrs()
 	b, logs := startNodeLogging(t, cfg)
-	eventually(t, 10*time.Second, "the victim joined the mesh", func() bool { return len(b.Peers()) > 0 })
+	testkit.Eventually(t, 10*time.Second, "the victim joined the mesh", func() bool { return len(b.Peers()) > 0 })
 	sameFrames(t, "the victim (miss)", frameMD5(t, b.url(path), "tcp"), want)
 	in := waitCompleteAt(t, b, path)
 	if in.Source == evil.m.ID() {
@@ -240,7 +241,7 @@ func startNodeLogging(t *testing.T, cfg node.Config) (*testNode, *lockedBuffer) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testNode{Node: n, stop: runUntilCleanup(t, "node", n.Run)}
+	b := &testNode{Node: n, stop: testkit.Run(t, "node", n.Run)}
 	<-n.Ready()
 	return b, logs
 }
@@ -284,7 +285,7 @@ func silentProvider(t *testing.T, bootstrap []string, key string) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "a silent provider announced the key", func() bool {
+	testkit.Eventually(t, 20*time.Second, "a silent provider announced the key", func() bool {
 		pctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		return d.Provide(pctx, mesh.KeyCID(key), true) == nil
