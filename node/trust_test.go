@@ -248,7 +248,7 @@ func startNodeLogging(t *testing.T, cfg node.Config) (*testNode, *lockedBuffer) 
 
 // silentProvider is a raw libp2p host in the mesh's DHT that provides key
 // and never answers a fill request.
-func silentProvider(t *testing.T, bootstrap []string, key string) {
+func silentProvider(t testing.TB, bootstrap []string, key string) {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
 	if err != nil {

@@ -3,26 +3,35 @@ package store
 import (
 	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 )
 
 // Local reads verify (DESIGN §8: a disk can rot). Every segment read from
-// Badger is checked against the SHA-256 its segment info holds before a byte
-// of it is served. SHA-256 rather than a cheaper checksum: the hash is
-// already stored with every segment (it is what peers and seals name), and
-// with the SHA extensions of current CPUs it costs about what reading the
-// value costs (see BenchmarkSegmentVerify), so nothing new is stored.
+// Badger is checked before a byte of it is served: against the CRC-32C its
+// segment info holds, or, for a segment stored before there was one, its
+// SHA-256. CRC-32C rather than SHA-256 for every read: the disk is not an
+// adversary (peers are, and seals cover them), a 32-bit CRC catches any
+// burst of rot, and with the CPU's CRC instruction it runs at several GB/s
+// where SHA-256 runs at about 1.7 and would halve sequential reads
+// (BenchmarkSegmentVerify, BenchmarkReadSequential).
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // verifySegment checks raw, read from disk as segment idx of rec, against
-// its stored hash.
+// its stored checksum.
 func (s *Store) verifySegment(rec *recording, idx uint32, raw []byte) error {
 	rec.mu.Lock()
-	var want Hash
+	var si SegmentInfo
 	ok := idx >= rec.hdr.FirstIndex && int(idx-rec.hdr.FirstIndex) < len(rec.segs)
 	if ok {
-		want = rec.segs[idx-rec.hdr.FirstIndex].Hash
+		si = rec.segs[idx-rec.hdr.FirstIndex]
 	}
 	rec.mu.Unlock()
-	if ok && sha256.Sum256(raw) != want {
+	switch {
+	case !ok:
+	case si.hasCRC && crc32.Checksum(raw, castagnoli) != si.CRC:
+		return corruptf("stored bytes do not match the segment's CRC-32C")
+	case !si.hasCRC && sha256.Sum256(raw) != si.Hash:
 		return corruptf("stored bytes do not match the segment's hash")
 	}
 	return nil

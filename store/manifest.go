@@ -145,14 +145,16 @@ func (h *header) validate(key string) error {
 // first pn, packets, size, hash.
 const segInfoLen = 1 + 4 + 8*3 + 8 + 4 + 4 + 32
 
-// A sealed segment's info is version 2: version 1's fields, then the Seal.
-const segInfoSealedLen = segInfoLen + SealLen
+// Version 2 of a segment info: version 1's fields, then the CRC-32C of
+// the segment bytes (u32) and the Seal (zeros when unsealed). Version 1
+// infos (written before) have neither.
+const segInfoSealedLen = segInfoLen + 4 + SealLen
 
 func encodeSegInfo(si *SegmentInfo) []byte {
 	b := make([]byte, 0, segInfoSealedLen)
-	v := byte(1)
-	if !si.Seal.IsZero() {
-		v = 2
+	v := byte(2)
+	if !si.hasCRC && si.Seal.IsZero() {
+		v = 1 // as it was read
 	}
 	b = append(b, v)
 	b = binary.BigEndian.AppendUint32(b, si.Index)
@@ -163,10 +165,11 @@ func encodeSegInfo(si *SegmentInfo) []byte {
 	b = binary.BigEndian.AppendUint32(b, si.Packets)
 	b = binary.BigEndian.AppendUint32(b, si.Size)
 	b = append(b, si.Hash[:]...)
-	if v == 2 {
-		b = append(b, si.Seal[:]...)
+	if v == 1 {
+		return b
 	}
-	return b
+	b = binary.BigEndian.AppendUint32(b, si.CRC)
+	return append(b, si.Seal[:]...)
 }
 
 func decodeSegInfo(data []byte) (SegmentInfo, error) {
@@ -174,7 +177,8 @@ func decodeSegInfo(data []byte) (SegmentInfo, error) {
 	switch {
 	case len(data) == segInfoLen && data[0] == 1:
 	case len(data) == segInfoSealedLen && data[0] == 2:
-		copy(si.Seal[:], data[segInfoLen:])
+		si.CRC, si.hasCRC = binary.BigEndian.Uint32(data[segInfoLen:]), true
+		copy(si.Seal[:], data[segInfoLen+4:])
 	default:
 		return si, corruptf("segment info of %d bytes", len(data))
 	}

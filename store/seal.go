@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -19,6 +20,7 @@ func (w *Writer) seal() error {
 	w.sealed = len(o.buf)
 	si := o.info
 	si.Index, si.Size, si.Hash = o.index, uint32(len(o.buf)), sha256.Sum256(o.buf)
+	si.CRC, si.hasCRC = crc32.Checksum(o.buf, castagnoli), true
 	if w.sealer != nil {
 		w.rec.mu.Lock()
 		m := w.rec.hdr.M

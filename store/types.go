@@ -124,6 +124,11 @@ type SegmentInfo struct {
 	// defines its bytes; zero when the segment is unsealed). The store keeps
 	// it with the segment and passes it on unchanged.
 	Seal Seal `json:"-"`
+	// CRC is the CRC-32C (Castagnoli) of the segment bytes, which local
+	// reads check (a recording stored before it existed has none: its
+	// reads check Hash).
+	CRC    uint32 `json:"-"`
+	hasCRC bool
 
 	rtpBytes uint64 // RTP bytes in it; 0 when loaded from disk (not persisted)
 }

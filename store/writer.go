@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"sync"
 	"time"
 )
@@ -310,6 +311,7 @@ func (w *Writer) AppendSegmentSealed(data []byte, h Hash, seal Seal) error {
 	}
 	si := segmentInfo(packets)
 	si.Index, si.Size, si.Hash, si.Seal = idx, uint32(len(raw)), h, seal
+	si.CRC, si.hasCRC = crc32.Checksum(raw, castagnoli), true
 	var rtpBytes uint64
 	for i := range packets {
 		rtpBytes += uint64(len(packets[i].RTP))
