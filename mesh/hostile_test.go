@@ -307,3 +307,49 @@ func TestFillRejectsUnsignedSegment(t *testing.T) {
 		t.Fatalf("fill of unsigned segments: %v, %d stored; want ErrBadSeal, none", err, len(m.Segments))
 	}
 }
+
+// TestTrustedOnlyKeys: recordings of an origin with credentials go to
+// trusted signers only, and only they see them in the catalogue.
+func TestTrustedOnlyKeys(t *testing.T) {
+	t.Parallel()
+	secret, open := testKey("secret"), testKey("open")
+	friend := startNode(t, Config{}, nil)
+	stranger := startNode(t, Config{}, nil)
+	holder := startNode(t, Config{
+		TrustedSigners: []string{friend.ID()},
+		TrustedOnly:    func(key string) bool { return key == secret },
+	}, nil)
+	makeRecording(t, holder.st, secret, 2*time.Second)
+	makeRecording(t, holder.st, open, 2*time.Second)
+
+	if _, err := stranger.OpenFill(t.Context(), providerOf(holder), secret, 0); !errors.Is(err, ErrNotProvided) {
+		t.Fatalf("an untrusted peer asked for a credentialed origin's recording: %v, want ErrNotProvided", err)
+	}
+	for _, c := range []struct {
+		who *testNode
+		key string
+	}{{friend, secret}, {stranger, open}} {
+		pf, err := c.who.OpenFill(t.Context(), providerOf(holder), c.key, 0)
+		if err != nil {
+			t.Fatalf("fill of %s: %v", c.key, err)
+		}
+		pf.Close()
+	}
+	listed := func(n *testNode) []string {
+		cat, err := n.Catalogue(t.Context(), holder.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, e := range cat.Entries {
+			keys = append(keys, e.Key)
+		}
+		return keys
+	}
+	if got := listed(stranger); len(got) != 1 || got[0] != open {
+		t.Errorf("a stranger's catalogue lists %v, want only %s", got, open)
+	}
+	if got := listed(friend); len(got) != 2 {
+		t.Errorf("a trusted signer's catalogue lists %v, want both", got)
+	}
+}
