@@ -168,6 +168,11 @@
 // skipped for Config.DistrustFor, as is one that announced a key it does not
 // hold.
 //
+// A server answers status 1 (not found) for a recording whose last segment
+// carries no seal (stored before provenance existed); a client that meets
+// unsigned segments anyway refuses them (ErrUnsigned) without taking the
+// peer for a liar.
+//
 // Trusted signers: the node itself, and Config.TrustedSigners when set;
 // else Config.AllowPeers; else with a PSKFile every signer (only members
 // connect); else, when every Listen address is a loopback one, every signer

@@ -226,7 +226,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		pf.readFrames(ctx, items)
 	})
 	n, bytes, err := pf.store(items, w)
-	if errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment) {
+	if (errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment)) && !errors.Is(err, ErrUnsigned) {
 		pf.m.distrust(pf.s.Conn().RemotePeer(), pf.mf.Key, true, err)
 	}
 	if err != nil {

@@ -120,6 +120,11 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		_ = w.status(statusServerError)
 		return 0, fmt.Errorf("manifest: %w", err)
 	}
+	if len(mf.Segments) > 0 && mf.Segments[len(mf.Segments)-1].Seal.IsZero() {
+		// Stored before provenance (or by a node without a key): no peer
+		// would take it.
+		return 0, w.status(statusNotFound)
+	}
 	from, ok := startAt(mf, req.From)
 	if !ok {
 		return 0, w.status(statusUnavailable)

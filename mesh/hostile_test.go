@@ -303,8 +303,20 @@ func TestFillRejectsUnsignedSegment(t *testing.T) {
 	makeRecording(t, st, key, 2*time.Second)
 	mf, _ := st.Manifest(key)
 	a.host.SetStreamHandler(FillProtocol, serveLies(mf, copyFrames(st, key, nil, endOf)))
-	if m, err := victimFill(t, b, a, key); !errors.Is(err, ErrBadSeal) || len(m.Segments) != 0 {
-		t.Fatalf("fill of unsigned segments: %v, %d stored; want ErrBadSeal, none", err, len(m.Segments))
+	if m, err := victimFill(t, b, a, key); !errors.Is(err, ErrUnsigned) || len(m.Segments) != 0 {
+		t.Fatalf("fill of unsigned segments: %v, %d stored; want ErrUnsigned, none", err, len(m.Segments))
+	}
+	if b.liars.skip(a.host.ID(), key) {
+		t.Error("a peer serving unsigned (old) segments is taken for a liar")
+	}
+
+	// A node does not offer such a recording at all.
+	other := testKey("unsigned-held")
+	unsigned := startNode(t, Config{}, openStore(t))
+	unsigned.st.SetSealer(nil)
+	makeRecording(t, unsigned.st, other, time.Second)
+	if _, err := b.OpenFill(t.Context(), providerOf(unsigned), other, 0); !errors.Is(err, ErrNotProvided) {
+		t.Fatalf("an unsigned recording was offered: %v", err)
 	}
 }
 

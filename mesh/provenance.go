@@ -42,6 +42,9 @@ var (
 	// ErrUntrusted: content signed (or a live stream relayed) by a peer this
 	// node does not trust.
 	ErrUntrusted = errors.New("mesh: signer not trusted")
+	// ErrUnsigned (with ErrBadSeal): a segment with no seal at all, as a
+	// node stored it before provenance existed: refused, but no lie.
+	ErrUnsigned = errors.New("mesh: not signed")
 )
 
 // HeaderDigest is the SHA-256 of what a signature vouches for in a
@@ -224,7 +227,7 @@ func signerID(pub []byte) (peer.ID, error) {
 // window), and its signature. It returns the signer.
 func (t *trust) verifySeal(digest store.Hash, index uint32, h store.Hash, prev *store.Hash, seal *store.Seal) (peer.ID, error) {
 	if seal.IsZero() {
-		return "", fmt.Errorf("%w: segment %d is not signed", ErrBadSeal, index)
+		return "", fmt.Errorf("%w: segment %d: %w", ErrBadSeal, index, ErrUnsigned)
 	}
 	if seal[0] != sealVersion {
 		return "", fmt.Errorf("%w: segment %d: seal version %d", ErrBadSeal, index, seal[0])
