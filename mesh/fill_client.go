@@ -217,13 +217,20 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })
 	defer stop()
 
+	ch := chain{t: pf.m.trust, digest: pf.digest, live: pf.mf.Live}
+	if m := w.Manifest(); len(m.Segments) > 0 {
+		h := m.Segments[len(m.Segments)-1].Hash
+		ch.prev = &h
+	} else if !pf.mf.Live || pf.from == 0 {
+		ch.prev = &store.Hash{} // the first segment follows none
+	}
 	start := time.Now()
 	pf.free = make(chan []byte, pipelineDepth+2)
 	items := make(chan received, pipelineDepth)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(items)
-		pf.readFrames(ctx, items)
+		pf.readFrames(ctx, items, &ch)
 	})
 	n, bytes, err := pf.store(items, w)
 	if (errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment)) && !errors.Is(err, ErrUnsigned) {
@@ -261,13 +268,10 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	next := pf.from
 	skip := pf.from == FromLiveEdge
 	var behind liveLag
-	// The chain: each segment's seal names the hash of the one before.
-	var prev *store.Hash
+	// The hash of the last segment stored, which the end seal names.
+	var last store.Hash
 	if m := w.Manifest(); len(m.Segments) > 0 {
-		h := m.Segments[len(m.Segments)-1].Hash
-		prev = &h
-	} else if !pf.mf.Live || pf.from == 0 {
-		prev = &store.Hash{} // the first segment follows none
+		last = m.Segments[len(m.Segments)-1].Hash
 	}
 	for it := range items {
 		switch {
@@ -280,12 +284,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: segment %d where %d was due", ErrProtocol, it.f.Index, next)
 			}
-			if prev != nil && n == 0 && next > 0 && *prev == (store.Hash{}) {
-				prev = nil // a live window that starts later: its first seal says what it follows
-			}
-			if _, err := pf.m.trust.verifySeal(pf.digest, next, it.f.Hash, prev, &it.f.Seal); err != nil {
-				return n, bytes, err
-			}
+			// The reader verified the seal (chain.check).
 			if err := w.AppendSegmentSealed(it.data, it.f.Hash, it.f.Seal); err != nil {
 				if errors.Is(err, store.ErrHashMismatch) || errors.Is(err, store.ErrCorrupt) {
 					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrBadSegment, next, err)
@@ -293,8 +292,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
 			pf.recycle(it.data) // AppendSegment keeps a copy
-			h := it.f.Hash
-			prev = &h
+			last = it.f.Hash
 			pf.m.bytesIn.Add(uint64(len(it.data)))
 			if pf.onSegment != nil {
 				pf.onSegment(next)
@@ -347,10 +345,6 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: end frame says %d segments, %d received", ErrProtocol, it.f.Index, next)
 			}
-			var last store.Hash
-			if prev != nil {
-				last = *prev
-			}
 			if _, err := pf.m.trust.verifyEnd(pf.digest, next, last, endComplete, uint64(it.f.Duration), it.f.EndSeal); err != nil {
 				return n, bytes, err // a truncated recording passed off as complete
 			}
@@ -368,8 +362,32 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	return n, bytes, fmt.Errorf("%w: stream ended without an end frame", ErrProtocol)
 }
 
+// chain checks the seal of each segment frame as it is read, before its
+// bytes are (doc.go, "Provenance"): on the reader's goroutine, so that the
+// signature checks overlap the store's appends.
+type chain struct {
+	t       *trust
+	digest  store.Hash
+	live    bool
+	prev    *store.Hash // what the next seal must name; nil: as it says
+	started bool
+}
+
+func (c *chain) check(f *frame) error {
+	p := c.prev
+	if !c.started && c.live && f.Index > 0 && p != nil && *p == (store.Hash{}) {
+		p = nil // a live window that starts later: its first seal says what it follows
+	}
+	if _, err := c.t.verifySeal(c.digest, f.Index, f.Hash, p, &f.Seal); err != nil {
+		return err
+	}
+	h := f.Hash
+	c.prev, c.started = &h, true
+	return nil
+}
+
 // readFrames reads frames into out until the end frame or an error.
-func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
+func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *chain) {
 	send := func(r received) bool {
 		select {
 		case out <- r:
@@ -394,6 +412,11 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 		case framePacket:
 			if !pf.mf.Live {
 				send(received{err: fmt.Errorf("%w: a packet frame in a fill that is not live", ErrProtocol)})
+				return
+			}
+		case frameSegment:
+			if err := ch.check(&f); err != nil {
+				send(received{err: err})
 				return
 			}
 		case frameClock:
