@@ -40,13 +40,25 @@ func (s *session) Close() {
 // Open resolves a player's request path to a recording it can read:
 // a complete local recording, else the fill in progress for the key, else a
 // new fill (peers first, then the origin). It implements rtspedge.Recordings.
+//
+// The client in ctx (rtspedge.ClientFrom) is held to the fills.* bounds:
+// requests per second per connection and per address, fills at once in all
+// and per address. Over one, Open returns an rtspedge.LimitError.
 func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error) {
-	originURL, key, err := MapPath(n.cfg.Origins, path)
+	client, _ := rtspedge.ClientFrom(ctx)
+	if err := n.rates.allow(client, time.Now()); err != nil {
+		n.metrics.refused(err)
+		return nil, err // rtspedge logs the refusal
+	}
+	origin, originURL, key, err := mapPath(n.cfg.Origins, path)
 	if err != nil {
 		n.metrics.requestFailed()
 		return nil, err
 	}
-	rec, err := n.fills.Open(ctx, key, originURL)
+	rec, err := n.fills.Open(ctx, n.fillRequest(origin, originURL, key, client.Addr))
+	if n.metrics.refused(err) {
+		return nil, err
+	}
 	if err != nil {
 		n.metrics.requestFailed()
 		n.log.Debug("player request failed", "stream", key, "err", err) // rtspedge logs the refusal
