@@ -46,7 +46,10 @@
 //	     (FromLiveEdge): a live recording's packets from the start of its
 //	     open segment, with no sealed segments
 //
-// Answer head (server → client):
+// Answer head (server → client), which the client waits for at most
+// Config.AnswerTimeout (default 2 s) plus four round trips, connection
+// set-up included; a provider that announced the key and answers "not
+// found" is skipped for that key for Config.DistrustFor:
 //
 //	u8   status: 0 OK, 1 not found (no recording of the key: a stale
 //	     provider), 2 unavailable (that segment left a live window; the
