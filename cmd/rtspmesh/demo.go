@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"text/tabwriter"
@@ -130,6 +131,19 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	}
 
 	path, livePath := "demo/"+origin.SamplePath, "demo/"+origin.SampleLivePath
+	// Each stream's origin session is opened by its designated filler (the
+	// node closest to it): once the nodes know each other, the clip's
+	// filler is named A, so "A pulls from the origin, B and C from A".
+	if err := demoJoined(ctx, nodes); err != nil {
+		return err
+	}
+	nodes = demoFillerFirst(nodes, "rtsp://"+org.Addr()+"/"+origin.SamplePath)
+	for i := range nodes {
+		nodes[i].name = string(rune('A' + i))
+	}
+	// The live stream's filler plays it first (from the origin), another
+	// node next (a relay of it).
+	live := demoFillerFirst(slices.Clone(nodes), "rtsp://"+org.Addr()+"/"+origin.SampleLivePath)
 	fmt.Fprintf(stdout, "origin  rtsp://%s/%s  (live: rtsp://%s/%s)\n", org.Addr(), origin.SamplePath, org.Addr(), origin.SampleLivePath)
 	for _, d := range nodes {
 		printDemoNode(stdout, d, path, livePath)
@@ -139,7 +153,50 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		<-ctx.Done()
 		return nil
 	}
-	return demoCheck(ctx, stdout, nodes, path, livePath)
+	return demoCheck(ctx, stdout, nodes, live, path, livePath)
+}
+
+// demoJoined waits until every node is connected to the two others, so
+// that they agree on each stream's designated filler.
+func demoJoined(ctx context.Context, nodes []demoNode) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		joined := true
+		for _, d := range nodes {
+			joined = joined && len(d.n.Peers()) == len(nodes)-1
+		}
+		if joined {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo nodes did not join each other: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// demoFillerFirst moves the designated filler of the stream at originURL
+// to the front and names the nodes A, B, C in their new order.
+func demoFillerFirst(nodes []demoNode, originURL string) []demoNode {
+	key, err := node.CanonicalKey(originURL)
+	if err != nil {
+		return nodes
+	}
+	id := nodes[0].n.FillerOf(key).ID
+	slices.SortStableFunc(nodes, func(x, y demoNode) int {
+		switch {
+		case x.n.PeerID() == id && y.n.PeerID() != id:
+			return -1
+		case y.n.PeerID() == id && x.n.PeerID() != id:
+			return 1
+		}
+		return 0
+	})
+	return nodes
 }
 
 // printDemoNode prints what a person needs to use node d.
@@ -154,10 +211,11 @@ func printDemoNode(w io.Writer, d demoNode, path, livePath string) {
 	fmt.Fprintf(w, "  admin  http://%s/  (dashboard; rtspmesh status --admin %s)\n", admin, admin)
 }
 
-// demoCheck plays the clip through A, then B and C, then A again (and C
-// over UDP) and the live stream through A and B, and prints where each play
-// came from; then each node's status from its admin API.
-func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, livePath string) error {
+// demoCheck plays the clip through A (its designated filler), then B and
+// C, then A again (and C over UDP) and the live stream through live[0] (its
+// filler) and live[1], and prints where each play came from; then each
+// node's status from its admin API.
+func demoCheck(ctx context.Context, stdout io.Writer, nodes, live []demoNode, path, livePath string) error {
 	type play struct {
 		d         demoNode
 		path      string
@@ -171,13 +229,14 @@ func demoCheck(ctx context.Context, stdout io.Writer, nodes []demoNode, path, li
 		err                             error
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
+	la, lb := live[0], live[1]
 	const liveFor = 4 * time.Second
 	phases := [][]play{
 		{{a, path, "tcp", 0, 0}, {b, path, "tcp", 500 * time.Millisecond, 0}, {c, path, "tcp", time.Second, 0}},
 		// The second plays of A and C come after their recordings are
 		// complete; the live stream's relay on B starts once A has sealed
 		// some of it.
-		{{a, path, "tcp", 0, 0}, {c, path, "udp", 0, 0}, {a, livePath, "tcp", 0, liveFor}, {b, livePath, "tcp", 1500 * time.Millisecond, liveFor}},
+		{{a, path, "tcp", 0, 0}, {c, path, "udp", 0, 0}, {la, livePath, "tcp", 0, liveFor}, {lb, livePath, "tcp", 1500 * time.Millisecond, liveFor}},
 	}
 	var rows []row
 	for _, phase := range phases {
