@@ -65,10 +65,12 @@ type Origin struct {
 	URL      string `yaml:"url"`
 	Username string `yaml:"username,omitempty"`
 	Password string `yaml:"password,omitempty"`
-	// CacheControlOverride is meant to replace the origin's Cache-Control
-	// header. Not yet implemented: it is validated, then ignored with a
-	// warning at start.
-	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
+	// Freshness policy (config_fresh.go, DESIGN.md §10).
+	// CacheControlOverride replaces the origin's Cache-Control header.
+	CacheControlOverride string    `yaml:"cache_control_override,omitempty"`
+	MaxAge               *Duration `yaml:"max_age,omitempty"`            // fresh this long without origin headers; default 10m
+	UseOriginHeaders     *bool     `yaml:"use_origin_headers,omitempty"` // the origin's Cache-Control/Expires decide; default true
+	StaleIfError         *bool     `yaml:"stale_if_error,omitempty"`     // serve stale when the origin is down; default true
 
 	// Players are the rtsp.auth users who may play this origin; empty:
 	// every user (config_edge.go).

@@ -163,9 +163,7 @@ func (c *Config) validateOrigins(bad complain) {
 		if o.Password != "" && o.Username == "" {
 			bad(key+".password", "set without a username; add username")
 		}
-		if o.CacheControlOverride != "" {
-			checkCacheControl(bad, key+".cache_control_override", o.CacheControlOverride)
-		}
+		o.validateFreshness(bad, key)
 	}
 }
 

@@ -44,11 +44,6 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	for i, o := range cfg.Origins {
-		if o.CacheControlOverride != "" {
-			logger.Warn(fmt.Sprintf("origins[%d] (%s).cache_control_override is not yet implemented; ignored", i, o.Name))
-		}
-	}
 	n := &Node{
 		cfg:   cfg,
 		log:   logger.With("component", "node"),

@@ -37,15 +37,22 @@ func (s *session) Close() {
 }
 
 // Open resolves a player's request path to a recording it can read:
-// a complete local recording, else the fill in progress for the key, else a
-// new fill (peers first, then the origin). It implements rtspedge.Recordings.
+// a complete local recording (revalidated with the origin first when its
+// origin's freshness policy says it is stale), else the fill in progress for
+// the key, else a new fill (peers first, then the origin; peers only for a
+// player's only-if-cached). It implements rtspedge.Recordings.
 func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error) {
 	originURL, key, err := MapPath(n.cfg.Origins, path)
 	if err != nil {
 		n.metrics.requestFailed()
 		return nil, err
 	}
-	rec, err := n.fills.Open(ctx, key, originURL)
+	pol := fill.DefaultPolicy()
+	if o := originOf(n.cfg.Origins, path); o != nil {
+		pol = o.Policy()
+	}
+	rec, err := n.fills.OpenFresh(ctx, fill.Request{Key: key, OriginURL: originURL, Policy: pol,
+		OnlyIfCached: rtspedge.OnlyIfCached(ctx)})
 	if err != nil {
 		n.metrics.requestFailed()
 		n.log.Debug("player request failed", "stream", key, "err", err) // rtspedge logs the refusal

@@ -146,15 +146,16 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	if res := s.authorize(ctx.Request, path, h.conn(ctx.Conn).authNonce()); res != nil {
 		return res, nil, nil
 	}
-	d, res := s.open(path)
+	d, res := s.open(path, ctx.Request)
 	if d == nil {
 		return res, nil, nil
 	}
 	h.conn(ctx.Conn).put(path, d)
-	return &base.Response{
-		StatusCode: base.StatusOK,
-		Body:       d.sdp,
-	}, nil, nil
+	res = &base.Response{StatusCode: base.StatusOK, Header: base.Header{}, Body: d.sdp}
+	if w, ok := d.rec.(Warner); ok && w.Warning() != "" {
+		res.Header["Warning"] = base.HeaderValue{w.Warning()}
+	}
+	return res, nil, nil
 }
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
@@ -180,7 +181,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	d := h.conn(ctx.Conn).take(path)
 	if d == nil {
 		var res *base.Response
-		if d, res = s.open(path); d == nil {
+		if d, res = s.open(path, ctx.Request); d == nil {
 			s.releaseSession(ctx.Session)
 			return res, nil, nil
 		}
@@ -259,10 +260,11 @@ func (h *handler) OnPacketsLost(*gortsplib.ServerHandlerOnPacketsLostCtx) {}
 // OnDecodeError implements gortsplib.ServerHandlerOnDecodeError.
 func (h *handler) OnDecodeError(*gortsplib.ServerHandlerOnDecodeErrorCtx) {}
 
-// open resolves path through Recordings and prepares its player description;
+// open resolves path through Recordings (req, the player's request, says
+// whether it asked only-if-cached: OnlyIfCached) and prepares its player description;
 // on failure it returns the answer for the player.
-func (s *Server) open(path string) (*described, *base.Response) {
-	rec, err := s.cfg.Recordings.Open(s.ctx, path)
+func (s *Server) open(path string, req *base.Request) (*described, *base.Response) {
+	rec, err := s.cfg.Recordings.Open(requestContext(s.ctx, req), path)
 	if err != nil {
 		res := refusal(err)
 		lvl := slog.LevelInfo

@@ -3,11 +3,13 @@ package fill
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/mesh"
+	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -50,6 +52,8 @@ type Fills struct {
 
 	mu sync.Mutex
 	m  map[string]*fill
+
+	fresh freshCounters // revalidations (fresh.go)
 }
 
 // New returns the registry of cfg's stores. Nothing runs before Run.
@@ -81,6 +85,7 @@ func (fs *Fills) Run(ctx context.Context) error {
 type fill struct {
 	key       string
 	originURL string // with credentials: for dialing only, never logged
+	opts      openOpts
 
 	ready chan struct{} // closed when the recording exists (st set) or err is set
 	done  chan struct{} // closed when the fill goroutine has returned
@@ -141,6 +146,8 @@ type Recording struct {
 	m      store.Manifest
 	f      *fill
 	served Served
+
+	warning string // the Warning a player's DESCRIBE answer carries
 }
 
 // Manifest is the recording's manifest when it was opened.
@@ -186,6 +193,11 @@ func (r *Recording) Release() {
 // fill in progress for key, else a new fill (peers first, then the origin at
 // originURL). ctx bounds the wait for the fill's first source only.
 func (fs *Fills) Open(ctx context.Context, key, originURL string) (*Recording, error) {
+	return fs.open(ctx, key, originURL, openOpts{pol: DefaultPolicy()})
+}
+
+// open is Open with the options of a freshness check (see OpenFresh).
+func (fs *Fills) open(ctx context.Context, key, originURL string, o openOpts) (*Recording, error) {
 	fs.mu.Lock()
 	f := fs.m[key]
 	served := ServedTail
@@ -193,11 +205,15 @@ func (fs *Fills) Open(ctx context.Context, key, originURL string) (*Recording, e
 		// The flight merges only calls that overlap: check the store again
 		// inside it, under the registry lock.
 		m, err := fs.cfg.Store.Manifest(key)
-		if err == nil && m.State == store.StateComplete {
+		if err == nil && m.State == store.StateComplete && o.accepts(m) {
 			fs.mu.Unlock()
 			return &Recording{fs: fs, st: fs.cfg.Store, key: key, m: m, served: ServedLocal}, nil
 		}
-		f = &fill{key: key, originURL: originURL, ready: make(chan struct{}), done: make(chan struct{})}
+		if o.cachedOnly && fs.cfg.Mesh == nil {
+			fs.mu.Unlock()
+			return nil, fmt.Errorf("%s: %w: not stored here, and no mesh", key, rtspedge.ErrNotCached)
+		}
+		f = &fill{key: key, originURL: originURL, opts: o, ready: make(chan struct{}), done: make(chan struct{})}
 		fs.m[key] = f
 		served = ""
 		select {
@@ -213,6 +229,9 @@ func (fs *Fills) Open(ctx context.Context, key, originURL string) (*Recording, e
 
 	if err := f.wait(ctx); err != nil {
 		fs.release(f)
+		if f.opts.cachedOnly && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s: %w: no peer holds it: %w", key, rtspedge.ErrNotCached, err)
+		}
 		return nil, err
 	}
 	m, err := f.st.Manifest(key)

@@ -101,6 +101,13 @@ func (p *peers) pick(ctx context.Context, w *store.Writer) (_ *mesh.PeerFill, bu
 			continue
 		}
 		m := pf.Manifest()
+		if !m.Live && !p.f.opts.adoptable(m, time.Now()) {
+			log.Info("provider's copy is stale or replaced at the origin", "peer", pv.ID,
+				"fetched_at", m.Freshness.FetchedAt, "last_modified", m.Freshness.LastModified)
+			pf.Close()
+			p.gaveUp[pv.ID] = true
+			continue
+		}
 		if !m.Live {
 			return pf, false // VOD: the nearest provider that answers
 		}

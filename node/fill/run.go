@@ -42,6 +42,9 @@ func (fs *Fills) sources(f *fill) []source {
 	if fs.cfg.Mesh != nil {
 		out = append(out, newPeers(fs, f))
 	}
+	if f.opts.cachedOnly {
+		return out // only-if-cached: never the origin
+	}
 	return append(out, &originSource{fs: fs, f: f})
 }
 
@@ -162,9 +165,10 @@ func (fs *Fills) writerFor(ctx context.Context, f *fill, s source, up Upstream, 
 		_ = w.SetSource(m.Source, m.Via)
 	} else {
 		st := fs.cfg.Store
-		if !up.Cacheable() || !st.Storing() {
+		if !up.Cacheable() || !st.Storing() || f.opts.relay {
 			// Uncacheable, or no space to store (cache.min_free, the
-			// quota): relayed to readers without storing.
+			// quota), or the origin replaced a recording still being
+			// played: relayed to readers without storing.
 			st = fs.cfg.Relay
 			_ = st.Delete(f.key) // a finished relay of the same stream still held by its last reader
 		}

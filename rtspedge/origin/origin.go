@@ -43,6 +43,9 @@ type Config struct {
 	// CacheControl maps a path to the Cache-Control value sent on its
 	// DESCRIBE and SETUP responses (e.g. "no-cache"). None by default.
 	CacheControl map[string]string
+	// Expires maps a path to the Expires time sent on its DESCRIBE
+	// responses. None by default.
+	Expires map[string]time.Time
 	// MaxSpeed caps the Speed header. Default 8.
 	MaxSpeed float64
 	// WriteQueueSize is the per-session packet queue (power of two). Default 4096.
@@ -67,6 +70,7 @@ type Origin struct {
 	pacers   sync.WaitGroup
 	pending  map[*gortsplib.ServerConn]*session // PLAY answered, pacer not yet started
 	sessions map[*gortsplib.ServerSession]*session
+	replaced map[string]*entry // VOD paths whose file Replace replaced
 }
 
 // entry is one served path.
@@ -203,7 +207,10 @@ func (o *Origin) Paths() []string {
 func (o *Origin) Sessions(path string) (describes, plays int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e, ok := o.entries[strings.Trim(path, "/")]
+	e, ok := o.replaced[strings.Trim(path, "/")]
+	if !ok {
+		e, ok = o.entries[strings.Trim(path, "/")]
+	}
 	if !ok {
 		return 0, 0
 	}

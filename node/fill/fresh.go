@@ -1,0 +1,279 @@
+package fill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// Policy is an origin's freshness policy (DESIGN.md §10): how long a
+// recording of it stays fresh, and what to do when it is stale.
+type Policy struct {
+	// MaxAge is how long a recording stays fresh after it was fetched (or
+	// last revalidated) when the origin's headers do not say.
+	MaxAge time.Duration
+	// UseOriginHeaders: the origin's Cache-Control (max-age, no-cache,
+	// no-store, private, must-revalidate) and Expires decide over MaxAge.
+	UseOriginHeaders bool
+	// Override replaces the origin's Cache-Control when not empty.
+	Override string
+	// StaleIfError serves a stale recording, with a warning, when the
+	// origin cannot revalidate it.
+	StaleIfError bool
+}
+
+// DefaultPolicy is the policy of an origin nothing was configured for.
+func DefaultPolicy() Policy {
+	return Policy{MaxAge: 10 * time.Minute, UseOriginHeaders: true, StaleIfError: true}
+}
+
+// directives are the Cache-Control directives the policy goes by.
+type directives struct {
+	noCache, noStore, private, mustRevalidate bool
+	maxAge                                    time.Duration
+	hasMaxAge                                 bool
+}
+
+func parseCacheControl(v string) directives {
+	var d directives
+	for part := range strings.SplitSeq(v, ",") {
+		name, arg, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "no-cache":
+			d.noCache = true
+		case "no-store":
+			d.noStore = true
+		case "private":
+			d.private = true
+		case "must-revalidate":
+			d.mustRevalidate = true
+		case "max-age":
+			if n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(arg), `"`), 10, 64); err == nil && n >= 0 {
+				d.maxAge, d.hasMaxAge = time.Duration(min(n, 1<<32))*time.Second, true
+			}
+		}
+	}
+	return d
+}
+
+// cacheControl is the Cache-Control the policy reads for a recording whose
+// origin said origin.
+func (p Policy) cacheControl(origin string) directives {
+	switch {
+	case p.Override != "":
+		return parseCacheControl(p.Override)
+	case p.UseOriginHeaders:
+		return parseCacheControl(origin)
+	}
+	return directives{}
+}
+
+// storable says whether a stream may be stored: originSays is the origin
+// session's own answer (false for no-cache, no-store or private on DESCRIBE
+// or SETUP). RTSP's no-cache means "do not cache" (RFC 2326 §12.8).
+func (p Policy) storable(originSays func() bool) bool {
+	switch {
+	case p.Override != "":
+		d := parseCacheControl(p.Override)
+		return !d.noCache && !d.noStore && !d.private
+	case p.UseOriginHeaders:
+		return originSays()
+	}
+	return true
+}
+
+// Lifetime is how long a recording with freshness f stays fresh from
+// f.FetchedAt: max-age, else Expires (when the origin's headers count),
+// else MaxAge.
+func (p Policy) Lifetime(f store.Freshness) time.Duration {
+	d := p.cacheControl(f.CacheControl)
+	switch {
+	case d.hasMaxAge:
+		return d.maxAge
+	case p.Override == "" && p.UseOriginHeaders && f.Expires != "":
+		t, err := http.ParseTime(f.Expires)
+		if err != nil {
+			return 0 // an invalid Expires is in the past (RFC 9111 §5.3)
+		}
+		return max(0, t.Sub(f.FetchedAt))
+	}
+	return p.MaxAge
+}
+
+// FreshUntil is when a recording with freshness f becomes stale.
+func (p Policy) FreshUntil(f store.Freshness) time.Time { return f.FetchedAt.Add(p.Lifetime(f)) }
+
+// Fresh reports whether a recording with freshness f is fresh at now.
+func (p Policy) Fresh(f store.Freshness, now time.Time) bool { return now.Before(p.FreshUntil(f)) }
+
+// mayServeStale: the origin did not forbid serving the recording stale
+// (must-revalidate) and the policy allows it when the origin is down.
+func (p Policy) mayServeStale(f store.Freshness) bool {
+	return p.StaleIfError && !p.cacheControl(f.CacheControl).mustRevalidate
+}
+
+// openOpts are what a freshness check asks of a fill.
+type openOpts struct {
+	pol        Policy
+	want       []byte // the description a recording must have (the origin changed it); nil: any
+	relay      bool   // relay without storing: the replaced recording is still played
+	cachedOnly bool   // only-if-cached: peers only, never the origin
+}
+
+// accepts says whether a stored recording m may serve the request.
+func (o openOpts) accepts(m store.Manifest) bool {
+	return o.want == nil || rtspedge.SameDescription(m.SDP, o.want)
+}
+
+// adoptable says whether a peer's VOD copy m may fill this node: fresh by
+// this node's own policy, and the description the origin gave when it is
+// known to have changed.
+func (o openOpts) adoptable(m store.Manifest, now time.Time) bool {
+	return o.accepts(m) && o.pol.Fresh(m.Freshness, now)
+}
+
+// Warning is the Warning header the player's DESCRIBE answer carries ("" if
+// none): a recording served stale says so (rtspedge.Warner).
+func (r *Recording) Warning() string { return r.warning }
+
+// Request is a player's request as OpenFresh takes it.
+type Request struct {
+	Key       string
+	OriginURL string // with credentials: for dialing only
+	Policy    Policy // the origin's
+	// OnlyIfCached: the player said Cache-Control: only-if-cached; answer
+	// from this node or a peer, never the origin (else rtspedge.ErrNotCached).
+	OnlyIfCached bool
+}
+
+// FreshStats counts revalidations.
+type FreshStats struct {
+	Revalidations uint64 // stale recordings revalidated with their origin
+	NotModified   uint64 // answered 304 Not Modified
+	Unchanged     uint64 // answered with the same description
+	Changed       uint64 // answered with a new description: a new recording
+	Stale         uint64 // served stale: the origin could not be reached
+	Failed        uint64 // not served: the origin could not be reached, stale not allowed
+}
+
+type freshCounters struct {
+	revalidations, notModified, unchanged, changed, stale, failed atomic.Uint64
+
+	mu           sync.Mutex
+	revalidating map[string]int // keys being revalidated now
+}
+
+// FreshStats returns the revalidation counts so far.
+func (fs *Fills) FreshStats() FreshStats {
+	c := &fs.fresh
+	return FreshStats{
+		Revalidations: c.revalidations.Load(), NotModified: c.notModified.Load(),
+		Unchanged: c.unchanged.Load(), Changed: c.changed.Load(),
+		Stale: c.stale.Load(), Failed: c.failed.Load(),
+	}
+}
+
+// Revalidating reports whether key is being revalidated with its origin now.
+func (fs *Fills) Revalidating(key string) bool {
+	c := &fs.fresh
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.revalidating[key] > 0
+}
+
+func (fs *Fills) markRevalidating(key string, d int) {
+	c := &fs.fresh
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revalidating == nil {
+		c.revalidating = make(map[string]int)
+	}
+	if c.revalidating[key] += d; c.revalidating[key] <= 0 {
+		delete(c.revalidating, key)
+	}
+}
+
+// OpenFresh is Open under req.Policy: a stored recording that is stale is
+// first revalidated with the origin (DESIGN.md §10). Unchanged, it is
+// served and fresh again; changed, a new recording replaces it (never a
+// splice: while the old one is still played, this player gets the new one
+// relayed without storing); the origin unreachable, it is served stale with
+// a Warning when the policy allows, else the error says so (503).
+func (fs *Fills) OpenFresh(ctx context.Context, req Request) (*Recording, error) {
+	o := openOpts{pol: req.Policy, cachedOnly: req.OnlyIfCached}
+	m, err := fs.cfg.Store.Manifest(req.Key)
+	if err != nil || m.State != store.StateComplete || req.Policy.Fresh(m.Freshness, time.Now()) {
+		return fs.open(ctx, req.Key, req.OriginURL, o)
+	}
+	if req.OnlyIfCached {
+		// Never the origin: what this node holds, said to be stale.
+		return fs.openStale(ctx, req, o)
+	}
+	return fs.revalidate(ctx, req, m, o)
+}
+
+// openStale opens the stored recording with the stale warning.
+func (fs *Fills) openStale(ctx context.Context, req Request, o openOpts) (*Recording, error) {
+	rec, err := fs.open(ctx, req.Key, req.OriginURL, o)
+	if err == nil && rec.served == ServedLocal {
+		rec.warning = rtspedge.StaleWarning
+	}
+	return rec, err
+}
+
+// revalidate asks the origin about the stale recording m, then opens what
+// the answer calls for.
+func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, o openOpts) (*Recording, error) {
+	log := fs.log.With("stream", req.Key)
+	c := &fs.fresh
+	c.revalidations.Add(1)
+	fs.markRevalidating(req.Key, 1)
+	start := time.Now()
+	rv, err := rtspedge.Revalidate(ctx, req.OriginURL, m.Freshness.LastModified, fs.cfg.OriginTimeout)
+	fs.markRevalidating(req.Key, -1)
+	took := time.Since(start).Round(time.Microsecond)
+	switch {
+	case errors.Is(err, rtspedge.ErrOriginUnavailable) && o.pol.mayServeStale(m.Freshness):
+		c.stale.Add(1)
+		log.Warn("origin unreachable; serving the stale recording", "fetched_at", m.Freshness.FetchedAt,
+			"stale_since", o.pol.FreshUntil(m.Freshness), "err", err)
+		return fs.openStale(ctx, req, o)
+	case err != nil:
+		c.failed.Add(1)
+		return nil, fmt.Errorf("revalidate the stale recording of %s: %w", req.Key, err)
+	case rv.NotModified || rtspedge.SameDescription(rv.SDP, m.SDP):
+		if rv.NotModified {
+			c.notModified.Add(1)
+		} else {
+			c.unchanged.Add(1)
+		}
+		f := rv.Freshness
+		if f.LastModified == "" {
+			f.LastModified = m.Freshness.LastModified
+		}
+		if err := fs.cfg.Store.SetFreshness(req.Key, f); err != nil {
+			log.Warn("keep the revalidated freshness", "err", err)
+		}
+		log.Info("revalidated: unchanged", "not_modified", rv.NotModified, "took", took,
+			"fresh_until", o.pol.FreshUntil(f))
+		return fs.open(ctx, req.Key, req.OriginURL, o)
+	}
+	c.changed.Add(1)
+	o.want = rv.SDP
+	if err := fs.cfg.Store.DeleteIdle(req.Key); err != nil {
+		log.Info("origin changed the stream; the old recording is still played, relaying the new one", "took", took, "err", err)
+		o.relay = true
+	} else {
+		log.Info("origin changed the stream; the old recording is dropped, filling the new one", "took", took)
+	}
+	return fs.open(ctx, req.Key, req.OriginURL, o)
+}
