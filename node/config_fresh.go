@@ -52,3 +52,6 @@ func originOf(origins []Origin, path string) *Origin {
 	}
 	return nil
 }
+
+// FreshStats counts the revalidations of stale recordings so far.
+func (n *Node) FreshStats() fill.FreshStats { return n.fills.FreshStats() }

@@ -125,13 +125,17 @@ func (p Policy) mayServeStale(f store.Freshness) bool {
 type openOpts struct {
 	pol        Policy
 	want       []byte // the description a recording must have (the origin changed it); nil: any
+	wantMod    string // and its Last-Modified, when the origin gave one
 	relay      bool   // relay without storing: the replaced recording is still played
 	cachedOnly bool   // only-if-cached: peers only, never the origin
 }
 
 // accepts says whether a stored recording m may serve the request.
 func (o openOpts) accepts(m store.Manifest) bool {
-	return o.want == nil || rtspedge.SameDescription(m.SDP, o.want)
+	if o.want == nil {
+		return true
+	}
+	return rtspedge.SameDescription(m.SDP, o.want) && (o.wantMod == "" || m.Freshness.LastModified == o.wantMod)
 }
 
 // adoptable says whether a peer's VOD copy m may fill this node: fresh by
@@ -250,7 +254,7 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 	case err != nil:
 		c.failed.Add(1)
 		return nil, fmt.Errorf("revalidate the stale recording of %s: %w", req.Key, err)
-	case rv.NotModified || rtspedge.SameDescription(rv.SDP, m.SDP):
+	case unchanged(rv, m):
 		if rv.NotModified {
 			c.notModified.Add(1)
 		} else {
@@ -268,7 +272,7 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 		return fs.open(ctx, req.Key, req.OriginURL, o)
 	}
 	c.changed.Add(1)
-	o.want = rv.SDP
+	o.want, o.wantMod = rv.SDP, rv.Freshness.LastModified
 	if err := fs.cfg.Store.DeleteIdle(req.Key); err != nil {
 		log.Info("origin changed the stream; the old recording is still played, relaying the new one", "took", took, "err", err)
 		o.relay = true
@@ -276,4 +280,19 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 		log.Info("origin changed the stream; the old recording is dropped, filling the new one", "took", took)
 	}
 	return fs.open(ctx, req.Key, req.OriginURL, o)
+}
+
+// unchanged says whether the origin's answer rv describes the stored
+// recording m: a 304, or the same Last-Modified (when both have one; an
+// origin that ignores If-Modified-Since answers 200 with it) and the same
+// description (its o= version, then its body).
+func unchanged(rv rtspedge.Revalidation, m store.Manifest) bool {
+	if rv.NotModified {
+		return true
+	}
+	was, now := m.Freshness.LastModified, rv.Freshness.LastModified
+	if was != "" && now != "" && was != now {
+		return false
+	}
+	return rtspedge.SameDescription(rv.SDP, m.SDP)
 }
