@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,129 @@ func TestFreshReplacedAtOrigin(t *testing.T) {
 	}
 	if m, err := a.Store().Manifest(key); err != nil || !cfg.Origins[0].Policy().Fresh(m.Freshness, time.Now()) {
 		t.Errorf("after a 304 the recording is not fresh again: %+v, %v", m.Freshness, err)
+	}
+}
+
+// TestFreshStaleIfError: with the origin stopped, a stale hit is served with
+// a Warning when stale_if_error (the default), and refused with 503 when
+// it is off.
+func TestFreshStaleIfError(t *testing.T) {
+	t.Parallel()
+	org, stopOrigin := startOriginStoppable(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"sample.ts": shortClip(t, time.Second)}
+	})
+	cfg := nodeConfig(t, org)
+	cfg.Origins[0].MaxAge = maxAge(time.Second)
+	strict := cfg
+	strict.DataDir = t.TempDir()
+	strict.Origins = []node.Origin{cfg.Origins[0]}
+	off := false
+	strict.Origins[0].StaleIfError = &off
+	n, s := startNode(t, cfg), startNode(t, strict)
+	for _, x := range []*testNode{n, s} {
+		if err := firstPacket(t.Context(), x.url(samplePath)); err != nil {
+			t.Fatal(err)
+		}
+		waitComplete(t, x)
+	}
+	stopOrigin()
+	key := storeKey(t, org)
+	waitStale(t, n, cfg, key)
+	waitStale(t, s, strict, key)
+
+	res := describeWith(t, n.url(samplePath), nil)
+	if res.StatusCode != base.StatusOK || len(res.Header["Warning"]) != 1 || !strings.Contains(res.Header["Warning"][0], "Response is stale") {
+		t.Fatalf("stale_if_error: %d %s, Warning %q; want 200 with Warning 110", res.StatusCode, res.StatusMessage, res.Header["Warning"])
+	}
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatalf("stale recording does not play: %v", err)
+	}
+	if st := n.FreshStats(); st.Stale < 1 {
+		t.Errorf("%+v, want stale counted", st)
+	}
+	res = describeWith(t, s.url(samplePath), nil)
+	if res.StatusCode != base.StatusServiceUnavailable || res.StatusMessage != "Origin Unreachable" {
+		t.Fatalf("stale_if_error false: %d %s, want 503 Origin Unreachable", res.StatusCode, res.StatusMessage)
+	}
+}
+
+// TestFreshOnlyIfCached: a player's only-if-cached gets 504 for a stream
+// neither the node nor a peer holds, without the origin hearing of it,
+// and the stored recording once there is one.
+func TestFreshOnlyIfCached(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"sample.ts": shortClip(t, time.Second)}
+	})
+	a := meshNode(t, org, nil)
+	b := meshNode(t, org, nil, a)
+	only := map[string]string{"Cache-Control": "only-if-cached"}
+	res := describeWith(t, a.url(samplePath), only)
+	if res.StatusCode != base.StatusGatewayTimeout {
+		t.Fatalf("only-if-cached miss: %d %s, want 504", res.StatusCode, res.StatusMessage)
+	}
+	if describes, _ := org.Sessions("sample.ts"); describes != 0 {
+		t.Fatalf("only-if-cached miss reached the origin (%d DESCRIBE)", describes)
+	}
+	if err := firstPacket(t.Context(), a.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, a)
+	if res := describeWith(t, a.url(samplePath), only); res.StatusCode != base.StatusOK {
+		t.Fatalf("only-if-cached hit: %d %s, want 200", res.StatusCode, res.StatusMessage)
+	}
+	describes, _ := org.Sessions("sample.ts")
+	// B holds nothing; its neighbour A does.
+	if res := describeWith(t, b.url(samplePath), only); res.StatusCode != base.StatusOK {
+		t.Fatalf("only-if-cached on B (A holds it): %d %s, want 200", res.StatusCode, res.StatusMessage)
+	}
+	if in := waitComplete(t, b); in.Source == store.SourceOrigin {
+		t.Fatal("B filled from the origin for only-if-cached")
+	}
+	if after, _ := org.Sessions("sample.ts"); after != describes {
+		t.Fatalf("only-if-cached on B reached the origin (%d DESCRIBE)", after-describes)
+	}
+}
+
+// TestFreshCacheControlOverride: cache_control_override replaces the
+// origin's Cache-Control both ways: an origin's no-cache stream with
+// "max-age=3600" is stored, a stream the origin says nothing about with
+// "no-store" is relayed and never stored.
+func TestFreshCacheControlOverride(t *testing.T) {
+	t.Parallel()
+	clip := shortClip(t, time.Second)
+	for _, tc := range []struct {
+		origin, override string
+		stored           bool
+	}{
+		{origin: "no-cache", override: "max-age=3600", stored: true},
+		{origin: "", override: "no-store", stored: false},
+		{origin: "no-cache", override: "", stored: false},
+	} {
+		org := startOrigin(t, func(c *origin.Config) {
+			c.Media = map[string][]byte{"sample.ts": clip}
+			if tc.origin != "" {
+				c.CacheControl = map[string]string{"sample.ts": tc.origin}
+			}
+		})
+		cfg := nodeConfig(t, org)
+		cfg.Origins[0].CacheControlOverride = tc.override
+		n := startNode(t, cfg)
+		if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.stored {
+			m, err := n.Store().Manifest(storeKey(t, org))
+			if err != nil {
+				t.Fatalf("origin %q, override %q: not stored: %v", tc.origin, tc.override, err)
+			}
+			if got := cfg.Origins[0].Policy().Lifetime(m.Freshness); got != time.Hour {
+				t.Errorf("origin %q, override %q: lifetime %v, want 1h", tc.origin, tc.override, got)
+			}
+			continue
+		}
+		if infos, err := n.Store().List(); err != nil || len(infos) != 0 {
+			t.Fatalf("origin %q, override %q: store lists %d recordings (%v), want none", tc.origin, tc.override, len(infos), err)
+		}
 	}
 }
