@@ -18,7 +18,7 @@ import (
 
 // describeWith sends one DESCRIBE for url with the extra headers and
 // returns the answer.
-func describeWith(t *testing.T, url string, headers map[string]string) *base.Response {
+func describeWith(t testing.TB, url string, headers map[string]string) *base.Response {
 	t.Helper()
 	u, err := base.ParseURL(url)
 	if err != nil {

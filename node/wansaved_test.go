@@ -149,7 +149,7 @@ func TestWANSavedExact(t *testing.T) {
 }
 
 // waitCompleteAt waits until n's recording of path is complete.
-func waitCompleteAt(t *testing.T, n *testNode, path string) store.Info {
+func waitCompleteAt(t testing.TB, n *testNode, path string) store.Info {
 	t.Helper()
 	var in store.Info
 	testkit.Eventually(t, 60*time.Second, path+" complete", func() bool {
