@@ -37,6 +37,8 @@ type NodeStatus struct {
 	// start a fill from an origin (docs/api.md, "WAN bytes saved").
 	WANSaved uint64        `json:"wan_saved_bytes"`
 	Storage  StorageStatus `json:"storage"`
+
+	Freshness FreshnessCounts `json:"freshness"` // revalidations since start (admin_fresh.go)
 }
 
 // StorageStatus says whether the node stores what it fills (cache.min_free,
@@ -67,6 +69,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		RTSPAddr: n.RTSPAddr().String(), StoreBytes: used, StoreQuota: quota, Recordings: len(infos),
 		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
 		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
+		Freshness: freshnessCounts(n.fills.FreshStats()),
 	}
 	if st.MeshAddrs == nil {
 		st.MeshAddrs = []string{}

@@ -35,6 +35,8 @@ type StreamStatus struct {
 	Pinned               bool      `json:"pinned"`
 	Created              time.Time `json:"created"`
 	LastAccess           time.Time `json:"last_access"`
+
+	Freshness *FreshnessStatus `json:"freshness,omitempty"` // admin_fresh.go
 }
 
 func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
@@ -48,6 +50,7 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 	if in.Live {
 		s.Classification = "live"
 	}
+	s.Freshness = a.freshness(in)
 	if s.Path != "" {
 		if _, port, err := net.SplitHostPort(a.n.RTSPAddr().String()); err == nil {
 			s.RTSPURL = "rtsp://" + net.JoinHostPort(strings.Trim(rtspHost(r), "[]"), port) + "/" + s.Path

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +247,42 @@ func TestFreshCacheControlOverride(t *testing.T) {
 		if infos, err := n.Store().List(); err != nil || len(infos) != 0 {
 			t.Fatalf("origin %q, override %q: store lists %d recordings (%v), want none", tc.origin, tc.override, len(infos), err)
 		}
+	}
+}
+
+// TestFreshVisible: the admin API shows a recording fresh until a time,
+// then stale; after a 304 revalidation, fresh again with the counts in
+// /api/v1/node and in the metrics.
+func TestFreshVisible(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"sample.ts": shortClip(t, time.Second)}
+	})
+	n, api := adminNode(t, org, func(c *node.Config) { c.Origins[0].MaxAge = maxAge(5 * time.Second) })
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	in := waitComplete(t, n)
+	s := waitStream(t, api, in.ID, "fresh", func(s node.StreamStatus) bool {
+		return s.Freshness != nil && s.Freshness.State == "fresh"
+	})
+	if s.Freshness.LastModified == "" || !s.Freshness.FreshUntil.After(s.Freshness.FetchedAt) {
+		t.Fatalf("freshness %+v: want Last-Modified and fresh_until after fetched_at", *s.Freshness)
+	}
+	waitStream(t, api, in.ID, "stale", func(s node.StreamStatus) bool {
+		return s.Freshness != nil && s.Freshness.State == "stale"
+	})
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	waitStream(t, api, in.ID, "fresh again", func(s node.StreamStatus) bool {
+		return s.Freshness != nil && s.Freshness.State == "fresh"
+	})
+	st := getJSON[node.NodeStatus](t, "GET", api+"/api/v1/node", "", "", http.StatusOK)
+	if st.Freshness.Revalidations != 1 || st.Freshness.NotModified != 1 {
+		t.Fatalf("node freshness counts %+v, want one revalidation, one 304", st.Freshness)
+	}
+	if v := metricValue(t, api, "", "rtspmesh_revalidations_not_modified_total"); v != 1 {
+		t.Fatalf("rtspmesh_revalidations_not_modified_total %v, want 1", v)
 	}
 }
