@@ -69,23 +69,28 @@ func (a *adminServer) freshness(in store.Info) *FreshnessStatus {
 
 // freshCollectors are the revalidation counters, read when scraped.
 func freshCollectors(n *Node) []prometheus.Collector {
-	counter := func(name, help string, f func(fill.FreshStats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
-			return float64(f(n.fills.FreshStats()))
-		})
+	counters := []struct {
+		name, help string
+		of         func(fill.FreshStats) uint64
+	}{
+		{"rtspmesh_revalidations_total", "Stale recordings revalidated with their origin on a hit.",
+			func(s fill.FreshStats) uint64 { return s.Revalidations }},
+		{"rtspmesh_revalidations_not_modified_total", "Revalidations the origin answered 304 Not Modified.",
+			func(s fill.FreshStats) uint64 { return s.NotModified }},
+		{"rtspmesh_revalidations_unchanged_total", "Revalidations the origin answered with the same description.",
+			func(s fill.FreshStats) uint64 { return s.Unchanged }},
+		{"rtspmesh_revalidations_changed_total", "Revalidations that found the stream changed at the origin: a new recording.",
+			func(s fill.FreshStats) uint64 { return s.Changed }},
+		{"rtspmesh_stale_served_total", "Stale recordings served because their origin was unreachable (stale_if_error).",
+			func(s fill.FreshStats) uint64 { return s.Stale }},
+		{"rtspmesh_revalidations_failed_total", "Stale recordings not served: the origin was unreachable and stale was not allowed, or it refused.",
+			func(s fill.FreshStats) uint64 { return s.Failed }},
 	}
-	return []prometheus.Collector{
-		counter("rtspmesh_revalidations_total", "Stale recordings revalidated with their origin on a hit.",
-			func(s fill.FreshStats) uint64 { return s.Revalidations }),
-		counter("rtspmesh_revalidations_not_modified_total", "Revalidations the origin answered 304 Not Modified.",
-			func(s fill.FreshStats) uint64 { return s.NotModified }),
-		counter("rtspmesh_revalidations_unchanged_total", "Revalidations the origin answered with the same description.",
-			func(s fill.FreshStats) uint64 { return s.Unchanged }),
-		counter("rtspmesh_revalidations_changed_total", "Revalidations that found the stream changed at the origin: a new recording.",
-			func(s fill.FreshStats) uint64 { return s.Changed }),
-		counter("rtspmesh_stale_served_total", "Stale recordings served because their origin was unreachable (stale_if_error).",
-			func(s fill.FreshStats) uint64 { return s.Stale }),
-		counter("rtspmesh_revalidations_failed_total", "Stale recordings not served: the origin was unreachable and stale was not allowed, or it refused.",
-			func(s fill.FreshStats) uint64 { return s.Failed }),
+	out := make([]prometheus.Collector, 0, len(counters))
+	for _, c := range counters {
+		out = append(out, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 {
+			return float64(c.of(n.fills.FreshStats()))
+		}))
 	}
+	return out
 }
