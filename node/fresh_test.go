@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -284,5 +288,62 @@ func TestFreshVisible(t *testing.T) {
 	}
 	if v := metricValue(t, api, "", "rtspmesh_revalidations_not_modified_total"); v != 1 {
 		t.Fatalf("rtspmesh_revalidations_not_modified_total %v, want 1", v)
+	}
+}
+
+// TestFreshGstReplaced: gst-rtsp-server sends no freshness headers, so the
+// node compares descriptions. The file behind a path is replaced (a longer
+// clip of another picture); after max_age the player decodes the new file;
+// after another max_age the unchanged description keeps the recording.
+func TestFreshGstReplaced(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "clip.mp4")
+	mp4Clip(t, sourceClip(t, "testsrc2", 2*time.Second), file)
+	// From MP4: gst-rtsp-server gives an MPEG-TS file no duration (live).
+	gst := interop.StartGstServer(t, interop.Mount{Path: "vod", Pipeline: interop.H264AACMP4.Pipeline(file)})
+	cfg := nodeConfig(t, nil)
+	cfg.Origins = []node.Origin{{Name: "gst", URL: "rtsp://" + gst.Addr, MaxAge: maxAge(time.Second)}}
+	n := startNode(t, cfg)
+	const path = "gst/vod"
+	key, err := node.CanonicalKey(gst.URL("vod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	old := frameMD5(t, gst.URL("vod"), "tcp")
+	sameFrames(t, "before", frameMD5(t, n.url(path), "tcp"), old)
+	waitCompleteAt(t, n, path)
+
+	next := filepath.Join(dir, "next.mp4")
+	mp4Clip(t, sourceClip(t, "smptebars", 3*time.Second), next)
+	if err := os.Rename(next, file); err != nil {
+		t.Fatal(err)
+	}
+	replaced := frameMD5(t, gst.URL("vod"), "tcp")
+	waitStale(t, n, cfg, key)
+	sameFrames(t, "after the file was replaced", frameMD5(t, n.url(path), "tcp"), replaced)
+	if st := n.FreshStats(); st.Changed != 1 {
+		t.Fatalf("%+v, want one change", st)
+	}
+	waitCompleteAt(t, n, path)
+	waitStale(t, n, cfg, key)
+	sameFrames(t, "revalidated unchanged", frameMD5(t, n.url(path), "tcp"), replaced)
+	if st := n.FreshStats(); st.Unchanged != 1 || st.Changed != 1 {
+		t.Fatalf("%+v, want one unchanged after the change", st)
+	}
+}
+
+// mp4Clip writes the MPEG-TS clip ts to path as MP4, streams copied.
+func mp4Clip(t *testing.T, ts []byte, path string) {
+	t.Helper()
+	in := path + ".ts"
+	if err := os.WriteFile(in, ts, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+		"-i", in, "-c", "copy", "-bsf:a", "aac_adtstoasc", "-f", "mp4", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,23 +146,41 @@ func freshnessOf(res *base.Response) store.Freshness {
 }
 
 // SameDescription reports whether two session descriptions describe the
-// same content: the o= lines (whose version an origin changes with the
-// content) and then the whole bodies, line endings aside.
+// same content: the o= line's version (RFC 4566 §5.2: an origin raises it
+// when the session changes) when both carry the same session id, then the
+// bodies without the lines an origin draws anew for every session (the o=
+// line's session id, a=ssrc: gst-rtsp-server does both), line endings
+// aside.
 func SameDescription(a, b []byte) bool {
-	oa, ob := originLine(a), originLine(b)
-	if oa != ob {
+	ida, va, oka := originVersion(a)
+	idb, vb, okb := originVersion(b)
+	if oka && okb && ida == idb && va != vb {
 		return false
 	}
-	norm := func(x []byte) []byte { return bytes.TrimSpace(bytes.ReplaceAll(x, []byte("\r\n"), []byte("\n"))) }
-	return bytes.Equal(norm(a), norm(b))
+	return slices.Equal(bodyLines(a), bodyLines(b))
 }
 
-// originLine is the o= line of an SDP, "" when it has none.
-func originLine(sdp []byte) string {
+// originVersion is the session id and version of an SDP's o= line.
+func originVersion(sdp []byte) (id, version string, ok bool) {
 	for line := range strings.SplitSeq(string(sdp), "\n") {
 		if l := strings.TrimSpace(line); strings.HasPrefix(l, "o=") {
-			return l
+			f := strings.Fields(l)
+			if len(f) >= 3 {
+				return f[1], f[2], true
+			}
 		}
 	}
-	return ""
+	return "", "", false
+}
+
+// bodyLines are an SDP's lines but its o= and a=ssrc lines, trimmed, empty
+// ones left out.
+func bodyLines(sdp []byte) []string {
+	var out []string
+	for line := range strings.SplitSeq(string(sdp), "\n") {
+		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "o=") && !strings.HasPrefix(l, "a=ssrc") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

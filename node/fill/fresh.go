@@ -272,6 +272,8 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 		return fs.open(ctx, req.Key, req.OriginURL, o)
 	}
 	c.changed.Add(1)
+	log.Debug("changed description", "stored", string(m.SDP), "origin", string(rv.SDP),
+		"stored_last_modified", m.Freshness.LastModified, "origin_last_modified", rv.Freshness.LastModified)
 	o.want, o.wantMod = rv.SDP, rv.Freshness.LastModified
 	if err := fs.cfg.Store.DeleteIdle(req.Key); err != nil {
 		log.Info("origin changed the stream; the old recording is still played, relaying the new one", "took", took, "err", err)
