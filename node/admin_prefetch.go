@@ -40,15 +40,16 @@ func (a *adminServer) prefetchHandler(runCtx context.Context) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, `"path" is required: "<origin-name>/<path>"`)
 			return
 		}
-		originURL, key, err := MapPath(a.n.cfg.Origins, req.Path)
+		origin, originURL, key, err := mapPath(a.n.cfg.Origins, req.Path)
 		if err != nil {
 			writeError(w, resolveStatus(err), "%v", err)
 			return
 		}
 		// The request's context bounds the wait for the first source; the
 		// fill itself belongs to the node.
-		rec, err := a.n.fills.Open(r.Context(), key, originURL)
+		rec, err := a.n.fills.Open(r.Context(), a.n.fillRequest(origin, originURL, key, ""))
 		if err != nil {
+			a.n.metrics.refused(err)
 			a.log.Info("prefetch failed", "stream", key, "err", err)
 			writeError(w, resolveStatus(err), "prefetch %s: %v", req.Path, err)
 			return
@@ -98,6 +99,8 @@ func resolveStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, rtspedge.ErrOverLimit):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadGateway
 }

@@ -36,6 +36,7 @@ type Config struct {
 	Log           LogConfig   `yaml:"log"`
 	Mesh          MeshConfig  `yaml:"mesh"`
 	Admin         AdminConfig `yaml:"admin"`
+	Fills         FillsConfig `yaml:"fills"` // config_limits.go
 }
 
 // RTSPConfig is the player-facing RTSP server.
@@ -75,12 +76,31 @@ type Origin struct {
 	// Players are the rtsp.auth users who may play this origin; empty:
 	// every user (config_edge.go).
 	Players []string `yaml:"players,omitempty"`
+
+	// What the origin may make the node do (config_limits.go).
+
+	// Redirects of DESCRIBE: "same-origin" (default: followed within the
+	// URL's scheme, host and port, never elsewhere) or "refuse".
+	Redirects string `yaml:"redirects,omitempty"`
+	// AllowBasicOverPlain lets Basic credentials go over plain rtsp://
+	// (in clear text). Default false: only Digest is answered over rtsp://.
+	AllowBasicOverPlain bool `yaml:"allow_basic_over_plain,omitempty"`
+	// MaxBitrate bounds what one stream stores: bytes over the SDP's
+	// duration (live: over wall time) at this rate, with slack. Default
+	// 50Mbit/s.
+	MaxBitrate Bitrate `yaml:"max_bitrate,omitempty"`
+	// PassQuery passes a player's query string to the origin (and into the
+	// stream key). Default false: the query is dropped, so "?cb=N" cannot
+	// make a new fill.
+	PassQuery bool `yaml:"pass_query,omitempty"`
+	// CompleteOnAbandon overrides cache.complete_on_abandon for this origin.
+	CompleteOnAbandon *bool `yaml:"complete_on_abandon,omitempty"`
 }
 
 // CacheConfig is the local store.
 type CacheConfig struct {
 	MaxBytes          ByteSize `yaml:"max_bytes"`           // quota over all recordings; 0 = unlimited
-	CompleteOnAbandon bool     `yaml:"complete_on_abandon"` // finish a VOD fill after its last player left
+	CompleteOnAbandon bool     `yaml:"complete_on_abandon"` // finish a VOD fill after its last player left; default true
 	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
 	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
 	LiveReconnect     Duration `yaml:"live_reconnect"`      // reconnect a lost live origin this long; 0 = never
@@ -159,6 +179,7 @@ func Defaults() Config {
 			LiveMaxHops: 3,
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9554"},
+		Fills: defaultFills(),
 	}
 }
 

@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateMesh(bad)
 	c.validateAdmin(bad)
+	c.validateFills(bad)
 	return errors.Join(errs...)
 }
 

@@ -3,7 +3,11 @@
 //   - configuration: Defaults, the YAML file, environment overrides and
 //     Validate (config*.go); defaults of the components are theirs;
 //   - path mapping: a player's path to a configured origin and a canonical
-//     stream key, never an open proxy (paths.go);
+//     stream key, never an open proxy, the query dropped unless the origin
+//     passes it (paths.go);
+//   - bounds on what players can make it fetch: requests per second per
+//     connection and per address (bounds.go), and the fill registry's caps
+//     on fills in all and per client (fills.* in the config);
 //   - wiring and lifetime: New opens the store, the in-memory relay store,
 //     the mesh host and the RTSP server; Run runs them and the fills and
 //     waits for every goroutine (node.go); Open is rtspedge.Recordings

@@ -35,6 +35,7 @@ type metrics struct {
 	evictions     prometheus.Counter
 	dhtLookups    *prometheus.CounterVec // by result: found, none, error
 	dhtLatency    prometheus.Histogram
+	refusals      *prometheus.CounterVec // by limit (bounds.go)
 }
 
 // Served labels as they appear in metrics.
@@ -120,6 +121,7 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(scrapeTime(n)...)
 	m.reg.MustRegister(freshCollectors(n)...)
+	m.refusals = newRefusals(m.reg)
 	return m
 }
 

@@ -31,6 +31,7 @@ type Node struct {
 	metrics *metrics
 
 	fills *fill.Fills    // the fills in progress
+	rates *requestRates  // fills.describes_per_* (bounds.go)
 	wg    sync.WaitGroup // every goroutine Run owns
 	ready chan struct{}
 }
@@ -47,6 +48,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg:   cfg,
 		log:   logger.With("component", "node"),
+		rates: newRequestRates(cfg.Fills),
 		ready: make(chan struct{}),
 	}
 	ok := false
@@ -99,8 +101,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		OriginTimeout:     time.Duration(cfg.OriginTimeout),
 		LiveReconnect:     time.Duration(cfg.Cache.LiveReconnect),
 		LiveLinger:        time.Duration(cfg.Cache.LiveLinger),
-		CompleteOnAbandon: cfg.Cache.CompleteOnAbandon,
 		LiveMaxHops:       cfg.Mesh.LiveMaxHops,
+		MaxFills:          cfg.Fills.MaxConcurrent,
+		MaxFillsPerClient: cfg.Fills.MaxPerClient,
 		Logger:            n.log,
 		Hooks: fill.Hooks{
 			Created: n.provide,

@@ -134,7 +134,9 @@ func RedactURL(s string) string {
 
 // MapPath maps a player's request path "<origin-name>/<path>[?query]" (a
 // leading '/' is allowed) to the origin URL to dial (with the origin's
-// credentials) and the stream key (without). Only configured origins are
+// credentials) and the stream key (without). The query reaches the origin
+// and the key only when the origin's pass_query is set; otherwise it is
+// dropped, so "?cb=N" names the same stream as no query. Only configured origins are
 // reachable: an unknown name wraps rtspedge.ErrUnknownOrigin (404); a path that is
 // empty or could escape the origin (dot segments, encoded or back slashes,
 // control characters, an absolute URL) wraps rtspedge.ErrBadPath (400).
@@ -145,6 +147,12 @@ func RedactURL(s string) string {
 // name with a literal '%' then needs it escaped twice. Pass the escaped
 // path where it is at hand.
 func MapPath(origins []Origin, requestPath string) (originURL, key string, err error) {
+	_, originURL, key, err = mapPath(origins, requestPath)
+	return originURL, key, err
+}
+
+// mapPath is MapPath that also returns the origin.
+func mapPath(origins []Origin, requestPath string) (origin *Origin, originURL, key string, err error) {
 	raw, rawQuery, _ := strings.Cut(strings.TrimPrefix(requestPath, "/"), "?")
 	bad := func(why string) error {
 		return fmt.Errorf("%w %q: %s", rtspedge.ErrBadPath, requestPath, why)
@@ -152,32 +160,31 @@ func MapPath(origins []Origin, requestPath string) (originURL, key string, err e
 	lower := strings.ToLower(raw)
 	switch {
 	case raw == "":
-		return "", "", bad("empty")
+		return nil, "", "", bad("empty")
 	case strings.ContainsAny(raw, "\\#") || strings.Contains(lower, "%5c"):
-		return "", "", bad("backslash or '#'")
+		return nil, "", "", bad("backslash or '#'")
 	case strings.Contains(lower, "%2f"):
-		return "", "", bad("encoded slash")
+		return nil, "", "", bad("encoded slash")
 	}
 	segs := strings.Split(raw, "/")
 	for i, s := range segs {
 		d, err := url.PathUnescape(s)
 		if err != nil {
-			return "", "", bad("malformed %-escape")
+			return nil, "", "", bad("malformed %-escape")
 		}
 		switch {
 		case d == "":
-			return "", "", bad("empty segment")
+			return nil, "", "", bad("empty segment")
 		case d == "." || d == "..":
-			return "", "", bad("dot segment")
+			return nil, "", "", bad("dot segment")
 		case strings.ContainsFunc(d, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-			return "", "", bad("control character")
+			return nil, "", "", bad("control character")
 		}
 		segs[i] = d
 	}
 	if strings.Contains(strings.Join(segs, "/"), "://") {
-		return "", "", bad("absolute URL")
+		return nil, "", "", bad("absolute URL")
 	}
-	var origin *Origin
 	for i := range origins {
 		if origins[i].Name == segs[0] {
 			origin = &origins[i]
@@ -185,25 +192,25 @@ func MapPath(origins []Origin, requestPath string) (originURL, key string, err e
 		}
 	}
 	if origin == nil {
-		return "", "", fmt.Errorf("%w %q", rtspedge.ErrUnknownOrigin, segs[0])
+		return nil, "", "", fmt.Errorf("%w %q", rtspedge.ErrUnknownOrigin, segs[0])
 	}
 	if len(segs) < 2 {
-		return "", "", bad("no stream path after the origin name")
+		return nil, "", "", bad("no stream path after the origin name")
 	}
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil || strings.ContainsAny(rawQuery, "#") {
-		return "", "", bad("malformed query")
+		return nil, "", "", bad("malformed query")
 	}
 	base, err := url.Parse(origin.URL)
 	if err != nil || base.Host == "" {
-		return "", "", fmt.Errorf("origin %q: url %q is not valid", origin.Name, RedactURL(origin.URL))
+		return nil, "", "", fmt.Errorf("origin %q: url %q is not valid", origin.Name, RedactURL(origin.URL))
 	}
 	for i := 1; i < len(segs); i++ {
 		segs[i] = escapeSegment(segs[i])
 	}
 	p := strings.TrimSuffix(base.EscapedPath(), "/") + "/" + strings.Join(segs[1:], "/")
 	q := base.RawQuery
-	if len(query) > 0 {
+	if len(query) > 0 && origin.PassQuery {
 		if q != "" {
 			q += "&"
 		}
@@ -215,7 +222,7 @@ func MapPath(origins []Origin, requestPath string) (originURL, key string, err e
 	}
 	key, err = CanonicalKey(plain)
 	if err != nil {
-		return "", "", fmt.Errorf("origin %q: %w", origin.Name, err)
+		return nil, "", "", fmt.Errorf("origin %q: %w", origin.Name, err)
 	}
 	userinfo := ""
 	switch {
@@ -224,5 +231,5 @@ func MapPath(origins []Origin, requestPath string) (originURL, key string, err e
 	case base.User != nil:
 		userinfo = base.User.String() + "@"
 	}
-	return base.Scheme + "://" + userinfo + base.Host + strings.TrimPrefix(plain, base.Scheme+"://"+base.Host), key, nil
+	return origin, base.Scheme + "://" + userinfo + base.Host + strings.TrimPrefix(plain, base.Scheme+"://"+base.Host), key, nil
 }

@@ -76,7 +76,7 @@ func TestRedactURL(t *testing.T) {
 
 var testOrigins = []Origin{
 	{Name: "vod", URL: "rtsp://media.example.com:8554/library/"},
-	{Name: "cams", URL: "rtsp://viewer:s3cret@cameras.example.com/Streaming?token=abc"},
+	{Name: "cams", URL: "rtsp://viewer:s3cret@cameras.example.com/Streaming?token=abc", PassQuery: true},
 	{Name: "sec", URL: "rtsps://secure.example.com", Username: "alice", Password: "p@ss word"},
 }
 
@@ -85,8 +85,12 @@ func TestMapPath(t *testing.T) {
 	for _, tc := range []struct{ in, url, key string }{
 		{"vod/films/a.ts", "rtsp://media.example.com:8554/library/films/a.ts", "rtsp://media.example.com:8554/library/films/a.ts"},
 		{"/vod/a.ts", "rtsp://media.example.com:8554/library/a.ts", "rtsp://media.example.com:8554/library/a.ts"},
-		{"vod/a b.ts?start=1&b=2", "rtsp://media.example.com:8554/library/a%20b.ts?b=2&start=1",
-			"rtsp://media.example.com:8554/library/a%20b.ts?b=2&start=1"},
+		// Without pass_query the query is dropped: cache-busting ?cb=N is one stream.
+		{"vod/a b.ts?start=1&b=2", "rtsp://media.example.com:8554/library/a%20b.ts",
+			"rtsp://media.example.com:8554/library/a%20b.ts"},
+		{"vod/a.ts?cb=17", "rtsp://media.example.com:8554/library/a.ts", "rtsp://media.example.com:8554/library/a.ts"},
+		{"cams/1?b=2&a=1", "rtsp://viewer:s3cret@cameras.example.com/Streaming/1?token=abc&a=1&b=2",
+			"rtsp://cameras.example.com:554/Streaming/1?a=1&b=2&token=abc"},
 		{"vod/a%20b.ts", "rtsp://media.example.com:8554/library/a%20b.ts", "rtsp://media.example.com:8554/library/a%20b.ts"},
 		{"cams/Channels/101", "rtsp://viewer:s3cret@cameras.example.com/Streaming/Channels/101?token=abc",
 			"rtsp://cameras.example.com:554/Streaming/Channels/101?token=abc"},

@@ -41,18 +41,27 @@ func (s *session) Close() {
 // origin's freshness policy says it is stale), else the fill in progress for
 // the key, else a new fill (peers first, then the origin; peers only for a
 // player's only-if-cached). It implements rtspedge.Recordings.
+//
+// The client in ctx (rtspedge.ClientFrom) is held to the fills.* bounds:
+// requests per second per connection and per address, fills at once in all
+// and per address. Over one, Open returns an rtspedge.LimitError.
 func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error) {
-	originURL, key, err := MapPath(n.cfg.Origins, path)
+	client, _ := rtspedge.ClientFrom(ctx)
+	if err := n.rates.allow(client, time.Now()); err != nil {
+		n.metrics.refused(err)
+		return nil, err // rtspedge logs the refusal
+	}
+	origin, originURL, key, err := mapPath(n.cfg.Origins, path)
 	if err != nil {
 		n.metrics.requestFailed()
 		return nil, err
 	}
-	pol := fill.DefaultPolicy()
-	if o := originOf(n.cfg.Origins, path); o != nil {
-		pol = o.Policy()
+	req := n.fillRequest(origin, originURL, key, client.Addr)
+	req.OnlyIfCached = rtspedge.OnlyIfCached(ctx)
+	rec, err := n.fills.Open(ctx, req)
+	if n.metrics.refused(err) {
+		return nil, err
 	}
-	rec, err := n.fills.OpenFresh(ctx, fill.Request{Key: key, OriginURL: originURL, Policy: pol,
-		OnlyIfCached: rtspedge.OnlyIfCached(ctx)})
 	if err != nil {
 		n.metrics.requestFailed()
 		n.log.Debug("player request failed", "stream", key, "err", err) // rtspedge logs the refusal

@@ -8,7 +8,12 @@
 // to a PacketWriter (a store.Writer) with its tt/ft/pn: the origin's when it
 // sends meta-info, derived otherwise (tt from RTP timestamps through RTP-Info,
 // ft from the payload, pn by counting). A writer that already holds packets
-// is resumed from its last one without duplicates.
+// is resumed from its last one without duplicates. The session is kept to
+// its origin (originpolicy.go): a DESCRIBE redirect is followed only within
+// the URL's scheme, host and port (or never), the client dials no other
+// address, and Basic credentials never go over plain rtsp:// unless allowed
+// (ErrOriginPolicy). Run stores at most MaxBitrate over the SDP's duration
+// (live: wall time), and no packet over MaxPlayerPacket (ErrStreamLimit).
 //
 // Classification (on demand or live) is one function, classify: a finite
 // end in the description's a=range (session level, else the longest media
@@ -26,7 +31,9 @@
 // play start + (tt - tt at the start point), rewriting sequence numbers and
 // timestamps so that they stay continuous across seeks. A player whose
 // queue fills is dropped alone. Errors of Recordings become RTSP status codes
-// here and nowhere else.
+// here and nowhere else (a LimitError: 503 with its reason phrase).
+// Recordings.Open's context carries the Client (address and connection)
+// that asked, so the resolver can bound requests per client.
 //
 // Abuse (connguard.go, auth.go): every connection keeps a read deadline of
 // its own (a request completes within Limits.RequestTimeout of its first
@@ -39,7 +46,9 @@
 // ServerStream writes, so the replay sends its own. Each set-up track gets a
 // compound SR + SDES CNAME (one CNAME per session) with its first packet and
 // then every 5 s randomised into [2.5, 7.5] s, over TCP and UDP, while the
-// replay runs; the end of a stream is SR + SDES + BYE on every track. The
+// replay runs; the end of a stream is SR + SDES + BYE on every track, sent
+// 200 ms after the last packet's time (players stop at the BYE: packets
+// still in flight, sent early or over UDP on the RTP socket, would be lost). The
 // RTP↔NTP line follows the session timeline (NTP = when session time 0 was
 // played + session time), which PAUSE stops and a seek moves on like the
 // timestamps, so one line holds for the whole session. A live track whose

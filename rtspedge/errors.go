@@ -20,7 +20,29 @@ var (
 	ErrOriginUnavailable = errors.New("origin unavailable")
 	// ErrMalformedSDP: the origin's session description cannot be used (502 Bad Gateway).
 	ErrMalformedSDP = errors.New("malformed SDP from origin")
+	// ErrOriginPolicy: the origin asked for what its configuration forbids:
+	// a redirect off its own scheme, host and port, or Basic credentials
+	// over plain rtsp:// (502 Bad Gateway).
+	ErrOriginPolicy = errors.New("origin refused by policy")
+	// ErrStreamLimit: the origin sent more than a stream may store (bytes
+	// beyond the SDP's duration at the maximum bitrate, or an RTP packet
+	// larger than a player can receive). The fill ends there, partial.
+	ErrStreamLimit = errors.New("origin stream over its limits")
+	// ErrOverLimit: a bound on fills or requests was reached (503 Service
+	// Unavailable, the bound named in the reason phrase; see LimitError).
+	ErrOverLimit = errors.New("over limit")
 )
+
+// LimitError names the bound a request ran into. It matches ErrOverLimit.
+type LimitError struct {
+	Limit  string // a short name, e.g. "fills" (a metric label)
+	Reason string // for the player's reason phrase, e.g. "too many fills"
+}
+
+func (e *LimitError) Error() string { return "over limit " + e.Limit + ": " + e.Reason }
+
+// Is makes a LimitError match ErrOverLimit.
+func (e *LimitError) Is(target error) bool { return target == ErrOverLimit }
 
 // OriginStatusError is a non-200 answer of an origin to DESCRIBE, SETUP or PLAY.
 // 4xx answers pass through to the player; 5xx ones count as ErrOriginUnavailable.
@@ -55,8 +77,10 @@ func statusFor(err error) base.StatusCode {
 		return base.StatusGatewayTimeout
 	case errors.Is(err, ErrOriginUnavailable):
 		return base.StatusServiceUnavailable
-	case errors.Is(err, ErrMalformedSDP):
+	case errors.Is(err, ErrMalformedSDP), errors.Is(err, ErrOriginPolicy):
 		return base.StatusBadGateway
+	case errors.Is(err, ErrOverLimit):
+		return base.StatusServiceUnavailable
 	case errors.As(err, &se) && se.Code >= 400 && se.Code < 500:
 		return base.StatusCode(se.Code)
 	}
@@ -65,12 +89,19 @@ func statusFor(err error) base.StatusCode {
 
 // refusal is the answer a player gets for err: statusFor's code with a
 // reason phrase that says what went wrong where the standard one would not
-// ("503 Origin Unreachable", not a bare "503 Service Unavailable"). An
-// origin's own 4xx answer passes through with its reason phrase.
+// ("503 Origin Unreachable", not a bare "503 Service Unavailable"; a bound
+// or an origin policy named in parentheses: "503 Service Unavailable (too
+// many fills)"). An origin's own 4xx answer passes through with its reason
+// phrase.
 func refusal(err error) *base.Response {
 	res := &base.Response{StatusCode: statusFor(err)}
 	var se *OriginStatusError
+	var le *LimitError
 	switch {
+	case errors.As(err, &le):
+		res.StatusMessage = base.StatusMessages[res.StatusCode] + " (" + le.Reason + ")"
+	case errors.Is(err, ErrOriginPolicy):
+		res.StatusMessage = base.StatusMessages[res.StatusCode] + " (origin refused by policy)"
 	case errors.Is(err, ErrUnknownOrigin):
 		res.StatusMessage = "Unknown Origin"
 	case errors.Is(err, ErrNotCached):

@@ -19,6 +19,7 @@ type handler Server
 // by DESCRIBE until a SETUP adopts them, and the RTP-Info a PLAY answer must
 // carry (gortsplib writes its own, which knows nothing of the replay).
 type connState struct {
+	id        uint64 // Client.Conn
 	mu        sync.Mutex
 	described map[string]*described
 	method    base.Method
@@ -91,7 +92,7 @@ func (h *handler) conn(sc *gortsplib.ServerConn) *connState {
 	defer s.mu.Unlock()
 	cs := s.conns[sc]
 	if cs == nil {
-		cs = &connState{}
+		cs = &connState{id: connIDs.Add(1)}
 		s.conns[sc] = cs
 	}
 	return cs
@@ -143,14 +144,15 @@ func (h *handler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	s := h.server()
 	path := recordingPath(ctx.Path, ctx.Query)
-	if res := s.authorize(ctx.Request, path, h.conn(ctx.Conn).authNonce()); res != nil {
+	cs := h.conn(ctx.Conn)
+	if res := s.authorize(ctx.Request, path, cs.authNonce()); res != nil {
 		return res, nil, nil
 	}
-	d, res := s.open(path, ctx.Request)
+	d, res := s.open(clientOf(ctx.Conn, cs.id), path, ctx.Request)
 	if d == nil {
 		return res, nil, nil
 	}
-	h.conn(ctx.Conn).put(path, d)
+	cs.put(path, d)
 	res = &base.Response{StatusCode: base.StatusOK, Header: base.Header{}, Body: d.sdp}
 	if w, ok := d.rec.(Warner); ok && w.Warning() != "" {
 		res.Header["Warning"] = base.HeaderValue{w.Warning()}
@@ -178,10 +180,11 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if !s.reserveSession(ctx.Session, addr) {
 		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, nil
 	}
-	d := h.conn(ctx.Conn).take(path)
+	cs := h.conn(ctx.Conn)
+	d := cs.take(path)
 	if d == nil {
 		var res *base.Response
-		if d, res = s.open(path, ctx.Request); d == nil {
+		if d, res = s.open(clientOf(ctx.Conn, cs.id), path, ctx.Request); d == nil {
 			s.releaseSession(ctx.Session)
 			return res, nil, nil
 		}
@@ -260,11 +263,12 @@ func (h *handler) OnPacketsLost(*gortsplib.ServerHandlerOnPacketsLostCtx) {}
 // OnDecodeError implements gortsplib.ServerHandlerOnDecodeError.
 func (h *handler) OnDecodeError(*gortsplib.ServerHandlerOnDecodeErrorCtx) {}
 
-// open resolves path through Recordings (req, the player's request, says
-// whether it asked only-if-cached: OnlyIfCached) and prepares its player description;
-// on failure it returns the answer for the player.
-func (s *Server) open(path string, req *base.Request) (*described, *base.Response) {
-	rec, err := s.cfg.Recordings.Open(requestContext(s.ctx, req), path)
+// open resolves path through Recordings for client and prepares its player
+// description; on failure it returns the answer for the player. req is the
+// player's request: its Cache-Control only-if-cached reaches Recordings.Open
+// (OnlyIfCached).
+func (s *Server) open(client Client, path string, req *base.Request) (*described, *base.Response) {
+	rec, err := s.cfg.Recordings.Open(requestContext(WithClient(s.ctx, client), req), path)
 	if err != nil {
 		res := refusal(err)
 		lvl := slog.LevelInfo

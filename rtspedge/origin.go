@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -54,6 +53,21 @@ type OriginRequest struct {
 	// PLAY answer has an end is on demand), after the writer of Run was
 	// updated and before its first packet. It runs on Run's goroutine.
 	OnClassify func(live bool)
+
+	// RefuseRedirects refuses every redirect of DESCRIBE. Otherwise a
+	// redirect is followed only within the URL's scheme, host and port (at
+	// most 5 in a row). Either way the client dials no other address, so
+	// credentials go nowhere else; a refusal is ErrOriginPolicy.
+	RefuseRedirects bool
+	// AllowBasicOverPlain lets Basic credentials (the password in clear
+	// text) go over plain rtsp://. Without it an origin that offers only
+	// Basic over rtsp:// is refused (ErrOriginPolicy). Digest always works.
+	AllowBasicOverPlain bool
+	// MaxBitrate bounds what Run stores, in bits per second of RTP (headers
+	// included): for VOD over the SDP's duration, for live over wall time,
+	// each with slack (see streamBudget). Beyond it Run returns
+	// ErrStreamLimit. It defaults to DefaultMaxBitrate.
+	MaxBitrate int64
 }
 
 // OriginSession is an RTSP client session with an origin, set up (DESCRIBE
@@ -70,6 +84,7 @@ type OriginSession struct {
 	ssd     *sdp.SessionDescription // the description as received, for classify
 	m       store.Manifest
 	tracks  []*originTrack
+	policy  *originPolicy
 
 	mu         sync.Mutex
 	lastMethod base.Method
@@ -108,6 +123,7 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 		secrets: secretsOf(pu),
 		log:     log.With("origin", redactURL(req.URL)),
 	}
+	o.policy = newOriginPolicy(o, u)
 	tcp := gortsplib.TransportTCP
 	o.client = &gortsplib.Client{
 		Scheme:    u.Scheme,
@@ -118,7 +134,7 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 		// against req.Timeout, and opening is bounded by openCtx.
 		ReadTimeout:  req.Timeout + time.Second,
 		WriteTimeout: req.Timeout,
-		DialContext:  (&net.Dialer{}).DialContext,
+		DialContext:  o.policy.dial,
 		OnRequest:    o.onRequest,
 		OnResponse:   o.onResponse,
 		OnTransportSwitch: func(err error) {
@@ -241,6 +257,7 @@ func (o *OriginSession) setupDone() error {
 func (o *OriginSession) onRequest(req *base.Request) {
 	o.mu.Lock()
 	o.lastMethod = req.Method
+	o.policy.checkAuthLocked(req)
 	o.mu.Unlock()
 	if req.Method == base.Setup && o.req.AskMetaInfo {
 		req.Header[metainfo.HeaderName] = base.HeaderValue{metaInfoAsk}
@@ -253,6 +270,9 @@ func (o *OriginSession) onRequest(req *base.Request) {
 func (o *OriginSession) onResponse(res *base.Response) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.lastMethod == base.Describe {
+		o.policy.checkRedirectLocked(res)
+	}
 	if o.lastMethod != base.Setup {
 		return
 	}
@@ -301,9 +321,12 @@ func (o *OriginSession) openErr(openCtx, ctx context.Context, method string, err
 	var sdpErr liberrors.ErrClientSDPInvalid
 	var ctMissing liberrors.ErrClientContentTypeMissing
 	var ctBad liberrors.ErrClientContentTypeUnsupported
+	perr := o.policy.refusedErr()
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("origin %s: %s: %w", o.display, method, ctx.Err())
+	case perr != nil:
+		return perr
 	case openCtx.Err() != nil:
 		return fmt.Errorf("origin %s: %w: no answer to %s within %v", o.display, ErrOriginUnavailable, method, o.req.Timeout)
 	case errors.As(err, &bad):

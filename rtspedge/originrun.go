@@ -64,6 +64,7 @@ type playRun struct {
 	appended uint64
 	dropped  uint64 // packets that could not be decoded
 	byes     map[uint8]bool
+	budget   streamBudget
 	end      chan struct{}
 	endOnce  sync.Once
 	buf      []byte
@@ -82,8 +83,10 @@ type playRun struct {
 // Run returns nil at a clean end (RTCP BYE on every track, or a VOD origin
 // stopping once the SDP duration is reached), and an error otherwise: ctx's
 // error when ctx ends, one wrapping ErrOriginUnavailable when the origin
-// fails or sends no RTP for the request's Timeout, the writer's error when an
-// append fails. Run may be called once.
+// fails or sends no RTP for the request's Timeout, one wrapping
+// ErrStreamLimit when the origin sends more than the stream may store or a
+// packet larger than MaxPlayerPacket (nothing of it is stored), the writer's
+// error when an append fails. Run may be called once.
 func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	o.mu.Lock()
 	if o.ran {
@@ -128,6 +131,11 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 // after its last packet.
 func (o *OriginSession) newRun(w PacketWriter) *playRun {
 	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
+	var already int64 // a resumed VOD counts what it holds; a live run counts from its PLAY
+	if mw, ok := w.(interface{ Manifest() store.Manifest }); ok && !o.m.Live {
+		already = int64(mw.Manifest().Bytes)
+	}
+	r.budget = newStreamBudget(o.req, o.m, already)
 	tt, pn, ok := w.Last()
 	switch {
 	case ok && o.m.Live:
@@ -355,6 +363,12 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	}
 	if !originPN {
 		p.PN = r.nextPN
+	}
+	if err := r.budget.admit(len(p.RTP), r.started, now); err != nil {
+		r.err = fmt.Errorf("origin %s: %w", r.o.display, err)
+		r.o.log.Warn("origin stream over its limits; the fill ends here, partial", "err", err)
+		r.finish()
+		return
 	}
 	if err := r.w.Append(p); err != nil {
 		r.err = fmt.Errorf("store packet: %w", err)

@@ -15,11 +15,8 @@ import (
 const (
 	// maxPacketSize is gortsplib's limit for an outgoing RTP packet.
 	maxPacketSize = 1472
-	// byeDelay separates the last RTP packets from the final SR+BYE. Over
-	// UDP they travel on another socket than the RTCP, and a player that
-	// reads the BYE first ends without them (ffmpeg and GStreamer lost the
-	// last frame); gst-rtsp-server, too, sends its BYE after a pause.
-	byeDelay = 200 * time.Millisecond
+	// byeGrace: the end's RTCP BYE follows the last packet's time by this.
+	byeGrace = 200 * time.Millisecond
 )
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
@@ -93,12 +90,15 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			continue // the next round waits at the tail
 		case isEOF(readErr):
 			if p.head >= len(p.queue) {
-				bye := time.NewTimer(byeDelay)
+				// The BYE waits for the last packet's time and byeGrace:
+				// a player stops at it, and packets still in flight
+				// (sent SendAhead early; over UDP on another socket than
+				// RTCP) would be lost.
+				timer.Reset(time.Until(wallStart.Add(p.maxSent - ttStart + byeGrace)))
 				select {
 				case <-ctx.Done():
-					bye.Stop()
 					return
-				case <-bye.C:
+				case <-timer.C:
 				}
 				p.sendBye()
 				p.log.Debug("replay reached the end")

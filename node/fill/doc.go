@@ -4,7 +4,8 @@
 //
 // It owns the registry of fills in progress (Fills), the single flight that
 // makes many concurrent misses of one key one fill (with the store checked
-// again inside it), the readers each fill counts, the linger that keeps a
+// again inside it), the caps on new fills (in all, and per client address:
+// ErrTooManyFills, ErrTooManyFillsForClient), the readers each fill counts, the linger that keeps a
 // live upstream open for a moment after its last reader left, and the run
 // loop: for each source in order (the mesh's providers, nearest first, then
 // the origin), open an upstream, make sure the recording's writer exists,

@@ -22,8 +22,9 @@ type Config struct {
 	OriginTimeout     time.Duration // rtspedge.OriginRequest.Timeout
 	LiveReconnect     time.Duration // cache.live_reconnect; 0: a lost live origin ends the fill
 	LiveLinger        time.Duration // cache.live_linger
-	CompleteOnAbandon bool          // cache.complete_on_abandon
 	LiveMaxHops       int           // mesh.live_max_hops
+	MaxFills          int           // fills.max_concurrent: fills running at once; 0: no bound
+	MaxFillsPerClient int           // fills.max_per_client: fills a client started still running; 0: no bound
 
 	Logger *slog.Logger
 	Hooks  Hooks
@@ -83,9 +84,11 @@ func (fs *Fills) Run(ctx context.Context) error {
 // every reader that asks for the key while the fill runs tails the same
 // recording.
 type fill struct {
-	key       string
-	originURL string // with credentials: for dialing only, never logged
-	opts      openOpts
+	key               string
+	origin            rtspedge.OriginRequest // URL with credentials: for dialing only, never logged
+	client            string                 // Request.Client of the reader that started it
+	completeOnAbandon bool
+	opts              openOpts // the freshness check that opened it (fresh.go)
 
 	ready chan struct{} // closed when the recording exists (st set) or err is set
 	done  chan struct{} // closed when the fill goroutine has returned
@@ -189,15 +192,40 @@ func (r *Recording) Release() {
 	}
 }
 
-// Open resolves key to a recording: a complete one in the store, else the
-// fill in progress for key, else a new fill (peers first, then the origin at
-// originURL). ctx bounds the wait for the fill's first source only.
-func (fs *Fills) Open(ctx context.Context, key, originURL string) (*Recording, error) {
-	return fs.open(ctx, key, originURL, openOpts{pol: DefaultPolicy()})
+// Request is what Open needs to find a recording or start its fill.
+type Request struct {
+	Key string
+	// Origin is how to pull from the origin: URL (with credentials) and
+	// its policy (redirects, Basic, MaxBitrate); the fill sets Timeout,
+	// Logger, AskMetaInfo and OnClassify.
+	Origin rtspedge.OriginRequest
+	// CompleteOnAbandon: a VOD fill goes on to the end after its last
+	// reader left (the origin's complete_on_abandon).
+	CompleteOnAbandon bool
+	// Client is the address of the player that asks; "" (a prefetch)
+	// counts only against MaxFills.
+	Client string
+	// Policy is the origin's freshness policy (fresh.go); nil: DefaultPolicy.
+	Policy *Policy
+	// OnlyIfCached: the player said Cache-Control: only-if-cached; answer
+	// from this node or a peer, never the origin (else rtspedge.ErrNotCached).
+	OnlyIfCached bool
 }
 
-// open is Open with the options of a freshness check (see OpenFresh).
-func (fs *Fills) open(ctx context.Context, key, originURL string, o openOpts) (*Recording, error) {
+// The bounds Open refuses a new fill with (503 to a player, with the
+// reason phrase).
+var (
+	ErrTooManyFills          = &rtspedge.LimitError{Limit: "fills", Reason: "too many fills"}
+	ErrTooManyFillsForClient = &rtspedge.LimitError{Limit: "fills_per_client", Reason: "too many fills for this client"}
+)
+
+// open resolves req.Key to a recording: a complete one in the store that
+// o accepts, else the fill in progress for it, else a new fill (peers
+// first, then the origin unless o.cachedOnly) if MaxFills and
+// MaxFillsPerClient allow one. ctx bounds the wait for the fill's first
+// source only. Open (fresh.go) checks freshness first.
+func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording, error) {
+	key := req.Key
 	fs.mu.Lock()
 	f := fs.m[key]
 	served := ServedTail
@@ -213,7 +241,12 @@ func (fs *Fills) open(ctx context.Context, key, originURL string, o openOpts) (*
 			fs.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w: not stored here, and no mesh", key, rtspedge.ErrNotCached)
 		}
-		f = &fill{key: key, originURL: originURL, opts: o, ready: make(chan struct{}), done: make(chan struct{})}
+		if err := fs.admitLocked(req.Client); err != nil {
+			fs.mu.Unlock()
+			return nil, err
+		}
+		f = &fill{key: key, origin: req.Origin, client: req.Client, completeOnAbandon: req.CompleteOnAbandon, opts: o,
+			ready: make(chan struct{}), done: make(chan struct{})}
 		fs.m[key] = f
 		served = ""
 		select {
@@ -248,6 +281,27 @@ func (fs *Fills) open(ctx context.Context, key, originURL string, o openOpts) (*
 	return &Recording{fs: fs, st: f.st, key: key, m: m, f: f, served: served}, nil
 }
 
+// admitLocked says whether one more fill may start for client. fs.mu must
+// be held.
+func (fs *Fills) admitLocked(client string) error {
+	if fs.cfg.MaxFills > 0 && len(fs.m) >= fs.cfg.MaxFills {
+		return ErrTooManyFills
+	}
+	if client == "" || fs.cfg.MaxFillsPerClient <= 0 {
+		return nil
+	}
+	mine := 0
+	for _, f := range fs.m {
+		if f.client == client {
+			mine++
+		}
+	}
+	if mine >= fs.cfg.MaxFillsPerClient {
+		return ErrTooManyFillsForClient
+	}
+	return nil
+}
+
 // joinLocked counts one more reader of f (a player, or a neighbour relaying
 // a live stream) and cancels a pending linger. fs.mu must be held.
 func (fs *Fills) joinLocked(f *fill) {
@@ -258,15 +312,17 @@ func (fs *Fills) joinLocked(f *fill) {
 	}
 }
 
-// release drops a reader from a fill. A live fill, or a VOD fill when
-// CompleteOnAbandon is off, stops (after LiveLinger for live) once its last
-// reader left; a finished relay is dropped with its last reader.
+// release drops a reader from a fill. A live fill, or a VOD fill whose
+// Request.CompleteOnAbandon was off, stops (after LiveLinger for live) once
+// its last reader left: it stays partial and the next reader resumes it. A
+// fill that goes on still counts against its client's MaxFillsPerClient.
+// A finished relay is dropped with its last reader.
 func (fs *Fills) release(f *fill) {
 	fs.mu.Lock()
 	f.readers--
 	idle := f.readers == 0
 	dropRelay := idle && f.ended && f.st == fs.cfg.Relay
-	if idle && !f.ended && f.cancel != nil && (f.live || !fs.cfg.CompleteOnAbandon) {
+	if idle && !f.ended && f.cancel != nil && (f.live || !f.completeOnAbandon) {
 		var linger time.Duration
 		if f.live {
 			linger = fs.cfg.LiveLinger
@@ -287,7 +343,7 @@ func (fs *Fills) release(f *fill) {
 }
 
 // errNoReaders is why a fill stops LiveLinger after its last reader left
-// (or at once, for a VOD fill with CompleteOnAbandon off).
+// (or at once, for a VOD fill without CompleteOnAbandon).
 var errNoReaders = errors.New("no players left")
 
 // JoinLive counts a neighbour that relays key from this node as a reader of

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
+	"github.com/rtspmesh/rtspmesh/rtspedge"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -71,7 +72,7 @@ func TestSingleFlight(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range recs {
 		wg.Go(func() {
-			r, err := h.Open(t.Context(), url, url)
+			r, err := h.Open(t.Context(), Request{Key: url, Origin: rtspedge.OriginRequest{URL: url}})
 			if err != nil {
 				t.Errorf("open %d: %v", i, err)
 				return
@@ -134,7 +135,7 @@ func TestCompleteIsLocal(t *testing.T) {
 	if err := w.Finish(store.StateComplete); err != nil {
 		t.Fatal(err)
 	}
-	r, err := h.Open(t.Context(), key, key)
+	r, err := h.Open(t.Context(), Request{Key: key, Origin: rtspedge.OriginRequest{URL: key}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestLiveLinger(t *testing.T) {
 	o := startOrigin(t, origin.Config{Live: map[string][]byte{"live": origin.SampleClip()}})
 	h := newHarness(t, nil)
 	url := "rtsp://" + o.Addr() + "/live"
-	r, err := h.Open(t.Context(), url, url)
+	r, err := h.Open(t.Context(), Request{Key: url, Origin: rtspedge.OriginRequest{URL: url}})
 	if err != nil {
 		t.Fatal(err)
 	}

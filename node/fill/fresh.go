@@ -149,16 +149,6 @@ func (o openOpts) adoptable(m store.Manifest, now time.Time) bool {
 // none): a recording served stale says so (rtspedge.Warner).
 func (r *Recording) Warning() string { return r.warning }
 
-// Request is a player's request as OpenFresh takes it.
-type Request struct {
-	Key       string
-	OriginURL string // with credentials: for dialing only
-	Policy    Policy // the origin's
-	// OnlyIfCached: the player said Cache-Control: only-if-cached; answer
-	// from this node or a peer, never the origin (else rtspedge.ErrNotCached).
-	OnlyIfCached bool
-}
-
 // FreshStats counts revalidations.
 type FreshStats struct {
 	Revalidations uint64 // stale recordings revalidated with their origin
@@ -206,17 +196,21 @@ func (fs *Fills) markRevalidating(key string, d int) {
 	}
 }
 
-// OpenFresh is Open under req.Policy: a stored recording that is stale is
-// first revalidated with the origin (DESIGN.md §10). Unchanged, it is
+// Open resolves req.Key to a recording (see open) under req.Policy: a
+// stored recording that is stale is first revalidated with the origin
+// (DESIGN.md §10). Unchanged, it is
 // served and fresh again; changed, a new recording replaces it (never a
 // splice: while the old one is still played, this player gets the new one
 // relayed without storing); the origin unreachable, it is served stale with
 // a Warning when the policy allows, else the error says so (503).
-func (fs *Fills) OpenFresh(ctx context.Context, req Request) (*Recording, error) {
-	o := openOpts{pol: req.Policy, cachedOnly: req.OnlyIfCached}
+func (fs *Fills) Open(ctx context.Context, req Request) (*Recording, error) {
+	o := openOpts{pol: DefaultPolicy(), cachedOnly: req.OnlyIfCached}
+	if req.Policy != nil {
+		o.pol = *req.Policy
+	}
 	m, err := fs.cfg.Store.Manifest(req.Key)
-	if err != nil || m.State != store.StateComplete || req.Policy.Fresh(m.Freshness, time.Now()) {
-		return fs.open(ctx, req.Key, req.OriginURL, o)
+	if err != nil || m.State != store.StateComplete || o.pol.Fresh(m.Freshness, time.Now()) {
+		return fs.open(ctx, req, o)
 	}
 	if req.OnlyIfCached {
 		// Never the origin: what this node holds, said to be stale.
@@ -227,7 +221,7 @@ func (fs *Fills) OpenFresh(ctx context.Context, req Request) (*Recording, error)
 
 // openStale opens the stored recording with the stale warning.
 func (fs *Fills) openStale(ctx context.Context, req Request, o openOpts) (*Recording, error) {
-	rec, err := fs.open(ctx, req.Key, req.OriginURL, o)
+	rec, err := fs.open(ctx, req, o)
 	if err == nil && rec.served == ServedLocal {
 		rec.warning = rtspedge.StaleWarning
 	}
@@ -242,7 +236,7 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 	c.revalidations.Add(1)
 	fs.markRevalidating(req.Key, 1)
 	start := time.Now()
-	rv, err := rtspedge.Revalidate(ctx, req.OriginURL, m.Freshness.LastModified, fs.cfg.OriginTimeout)
+	rv, err := rtspedge.Revalidate(ctx, req.Origin.URL, m.Freshness.LastModified, fs.cfg.OriginTimeout)
 	fs.markRevalidating(req.Key, -1)
 	took := time.Since(start).Round(time.Microsecond)
 	switch {
@@ -269,7 +263,7 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 		}
 		log.Info("revalidated: unchanged", "not_modified", rv.NotModified, "took", took,
 			"fresh_until", o.pol.FreshUntil(f))
-		return fs.open(ctx, req.Key, req.OriginURL, o)
+		return fs.open(ctx, req, o)
 	}
 	c.changed.Add(1)
 	log.Debug("changed description", "stored", string(m.SDP), "origin", string(rv.SDP),
@@ -281,7 +275,7 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 	} else {
 		log.Info("origin changed the stream; the old recording is dropped, filling the new one", "took", took)
 	}
-	return fs.open(ctx, req.Key, req.OriginURL, o)
+	return fs.open(ctx, req, o)
 }
 
 // unchanged says whether the origin's answer rv describes the stored

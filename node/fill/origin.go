@@ -35,17 +35,16 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		return nil, nil
 	}
 	s.opened = true
-	o, err := rtspedge.OpenOrigin(ctx, rtspedge.OriginRequest{
-		URL:         s.f.originURL,
-		Timeout:     s.fs.cfg.OriginTimeout,
-		Logger:      s.fs.log,
-		AskMetaInfo: true,
-		OnClassify: func(live bool) {
-			s.fs.mu.Lock()
-			s.f.live = live
-			s.fs.mu.Unlock()
-		},
-	})
+	req := s.f.origin // its URL and policy
+	req.Timeout = s.fs.cfg.OriginTimeout
+	req.Logger = s.fs.log
+	req.AskMetaInfo = true
+	req.OnClassify = func(live bool) {
+		s.fs.mu.Lock()
+		s.f.live = live
+		s.fs.mu.Unlock()
+	}
+	o, err := rtspedge.OpenOrigin(ctx, req)
 	if err != nil {
 		return nil, err
 	}
