@@ -52,7 +52,7 @@ func (a *adminServer) freshness(in store.Info) *FreshnessStatus {
 		return st
 	}
 	pol := fill.DefaultPolicy()
-	if o := originOf(a.n.cfg.Origins, a.pathOf(in.Key)); o != nil {
+	if o, _ := originForKey(a.n.cfg.Origins, in.Key); o != nil {
 		pol = o.Policy()
 	}
 	st.FreshUntil = pol.FreshUntil(f)

@@ -72,15 +72,8 @@ func sourceKind(source string) string {
 // pathOf maps a stream key back to the request path players use on this
 // node: the configured origin whose canonical URL prefixes the key.
 func (a *adminServer) pathOf(key string) string {
-	for _, o := range a.n.cfg.Origins {
-		base, err := CanonicalKey(o.URL)
-		if err != nil {
-			continue
-		}
-		base = strings.TrimSuffix(base, "/")
-		if rest, ok := strings.CutPrefix(key, base+"/"); ok {
-			return o.Name + "/" + rest
-		}
+	if o, rest := originForKey(a.n.cfg.Origins, key); o != nil {
+		return o.Name + "/" + rest
 	}
 	return ""
 }

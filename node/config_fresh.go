@@ -1,7 +1,6 @@
 package node
 
 import (
-	"net/url"
 	"strings"
 	"time"
 
@@ -33,25 +32,44 @@ func (o Origin) validateFreshness(bad complain, key string) {
 	if o.CacheControlOverride != "" {
 		checkCacheControl(bad, key+".cache_control_override", o.CacheControlOverride)
 	}
+	if o.MaxUnplayed != nil && o.MaxUnplayed.Std() < 0 {
+		bad(key+".max_unplayed", "%s is negative; write e.g. \"720h\" (30 days), or \"0s\" to keep recordings however long they go unplayed", *o.MaxUnplayed)
+	}
 	if o.MaxAge != nil && (o.MaxAge.Std() < 0 || o.MaxAge.Std() > 100*365*24*time.Hour) {
 		bad(key+".max_age", "%s is out of range; write e.g. \"10m\", or \"0s\" to revalidate on every play", *o.MaxAge)
 	}
 }
 
-// originOf is the configured origin a player's request path names (nil
-// when none: MapPath has refused the path then).
-func originOf(origins []Origin, path string) *Origin {
-	name, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	if d, err := url.PathUnescape(name); err == nil {
-		name = d
+// maxUnplayed is how long a recording of o may go unplayed before
+// retention evicts it; 0: forever.
+func (o Origin) maxUnplayed() time.Duration {
+	if o.MaxUnplayed == nil {
+		return defaultMaxUnplayed
 	}
-	for i := range origins {
-		if origins[i].Name == name {
-			return &origins[i]
-		}
-	}
-	return nil
+	return o.MaxUnplayed.Std()
 }
+
+// Retention defaults.
+const (
+	defaultMaxUnplayed       = 30 * 24 * time.Hour
+	defaultRetentionInterval = 5 * time.Minute
+)
 
 // FreshStats counts the revalidations of stale recordings so far.
 func (n *Node) FreshStats() fill.FreshStats { return n.fills.FreshStats() }
+
+// originForKey is the configured origin whose canonical URL prefixes the
+// stream key, and the rest of the key after it; nil when none does.
+func originForKey(origins []Origin, key string) (*Origin, string) {
+	for i := range origins {
+		base, err := CanonicalKey(origins[i].URL)
+		if err != nil {
+			continue
+		}
+		base = strings.TrimSuffix(base, "/")
+		if rest, ok := strings.CutPrefix(key, base+"/"); ok {
+			return &origins[i], rest
+		}
+	}
+	return nil, ""
+}

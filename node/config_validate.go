@@ -56,6 +56,10 @@ func (c *Config) Validate() error {
 		bad("cache.live_reconnect", "%s is negative; write e.g. \"30s\", or \"0s\" to end live streams at once when their origin is lost", c.Cache.LiveReconnect)
 	}
 	positive(bad, "origin_timeout", c.OriginTimeout, "10s")
+	positive(bad, "cache.retention_interval", c.Cache.RetentionInterval, "5m")
+	if c.Cache.FreeTarget < 0 {
+		bad("cache.free_target", "%d is negative; write a size such as \"20GiB\", or 0 for none", c.Cache.FreeTarget)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

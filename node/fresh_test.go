@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -345,5 +346,52 @@ func mp4Clip(t *testing.T, ts []byte, path string) {
 		"-i", in, "-c", "copy", "-bsf:a", "aac_adtstoasc", "-f", "mp4", path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+}
+
+// TestRetention: recordings not played for their origin's max_unplayed are
+// evicted, and so are the least recently played while the free disk space
+// is below cache.free_target; pinned recordings stay either way.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	clip := shortClip(t, time.Second)
+	org := startOrigin(t, func(c *origin.Config) { c.Media = map[string][]byte{"a.ts": clip, "b.ts": clip} })
+	off := node.Duration(0)
+	for _, tc := range []struct {
+		name string
+		mod  func(*node.Config)
+	}{
+		{"max_unplayed", func(c *node.Config) { c.Origins[0].MaxUnplayed = maxAge(3 * time.Second) }},
+		// Far more free space than any disk has: every idle recording goes.
+		{"free_target", func(c *node.Config) { c.Origins[0].MaxUnplayed = &off; c.Cache.FreeTarget = 1 << 60 }},
+	} {
+		cfg := nodeConfig(t, org)
+		cfg.Cache.RetentionInterval = node.Duration(100 * time.Millisecond)
+		tc.mod(&cfg)
+		n := startNode(t, cfg)
+		keys := map[string]string{}
+		for _, p := range []string{"a.ts", "b.ts"} {
+			if err := firstPacket(t.Context(), n.url("o/"+p)); err != nil {
+				t.Fatal(err)
+			}
+			waitCompleteAt(t, n, "o/"+p)
+			k, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[p] = k
+			if p == "a.ts" {
+				if err := n.Store().SetPinned(k, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		testkit.Eventually(t, 30*time.Second, tc.name+": the unpinned recording evicted", func() bool {
+			_, err := n.Store().Manifest(keys["b.ts"])
+			return errors.Is(err, store.ErrNotFound)
+		})
+		if _, err := n.Store().Manifest(keys["a.ts"]); err != nil {
+			t.Fatalf("%s: the pinned recording: %v", tc.name, err)
+		}
 	}
 }

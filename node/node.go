@@ -164,6 +164,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.reprovide(ctx)
 	}
 	n.wg.Go(func() { errc <- stopped(n.fills.Run(ctx)) })
+	n.wg.Go(func() { n.retain(ctx) })
 	close(n.ready)
 	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
 
