@@ -13,12 +13,11 @@ import (
 func (n *Node) retain(ctx context.Context) {
 	t := time.NewTicker(n.cfg.Cache.RetentionInterval.Std())
 	defer t.Stop()
-	for {
+	for ctx.Err() == nil {
 		select {
+		case now := <-t.C:
+			n.retentionPass(now)
 		case <-ctx.Done():
-			return
-		case <-t.C:
-			n.retentionPass(time.Now())
 		}
 	}
 }
