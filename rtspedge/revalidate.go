@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
@@ -78,59 +74,33 @@ type Revalidation struct {
 	Freshness store.Freshness
 }
 
-// Revalidate sends one DESCRIBE for url to its origin, with
+// Revalidate sends one DESCRIBE for req.URL to its origin, with
 // If-Modified-Since: lastModified when that is not empty, and returns the
-// answer. It opens no session. An origin that cannot be reached within
-// timeout gives an error wrapping ErrOriginUnavailable.
-func Revalidate(ctx context.Context, rawURL, lastModified string, timeout time.Duration) (Revalidation, error) {
-	if timeout <= 0 {
-		timeout = DefaultOriginTimeout
-	}
-	display := redactURL(rawURL)
-	pu, err := url.Parse(rawURL)
+// answer. It opens no session; req's policy (redirects, Basic) holds as
+// for OpenOrigin. An origin that cannot be reached within req.Timeout gives
+// an error wrapping ErrOriginUnavailable.
+func Revalidate(ctx context.Context, req OriginRequest, lastModified string) (Revalidation, error) {
+	o, err := newOriginSession(req)
 	if err != nil {
-		return Revalidation{}, fmt.Errorf("origin URL %s: %w", display, ErrBadPath)
+		return Revalidation{}, err
 	}
-	secrets := secretsOf(pu)
-	u, err := base.ParseURL(rawURL)
-	if err != nil {
-		return Revalidation{}, fmt.Errorf("origin URL %s: %w", display, ErrBadPath)
+	o.ifModifiedSince = lastModified
+	if err := o.client.Start2(); err != nil {
+		return Revalidation{}, o.fail("start client", err)
 	}
-	tcp := gortsplib.TransportTCP
-	c := &gortsplib.Client{
-		Scheme:       u.Scheme,
-		Host:         u.Host,
-		Transport:    &tcp,
-		ReadTimeout:  timeout,
-		WriteTimeout: timeout,
-		DialContext:  (&net.Dialer{}).DialContext,
-		OnRequest: func(req *base.Request) {
-			if req.Method == base.Describe && lastModified != "" {
-				req.Header["If-Modified-Since"] = base.HeaderValue{lastModified}
-			}
-		},
-	}
-	if err := c.Start2(); err != nil {
-		return Revalidation{}, fmt.Errorf("origin %s: %w: revalidate: %w", display, ErrOriginUnavailable, redact(err, secrets))
-	}
-	defer c.Close()
-	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer o.Close()
+	rctx, cancel := context.WithTimeout(ctx, o.req.Timeout)
 	defer cancel()
-	stop := context.AfterFunc(rctx, c.Close)
+	stop := context.AfterFunc(rctx, o.client.Close)
 	defer stop()
 
-	_, res, err := c.Describe(u)
+	_, res, err := o.client.Describe(o.u)
 	var bad liberrors.ErrClientBadStatusCode
 	switch {
-	case errors.As(err, &bad) && bad.Code == base.StatusNotModified && res != nil:
+	case errors.As(err, &bad) && bad.Code == base.StatusNotModified && res != nil && o.policy.refusedErr() == nil:
 		return Revalidation{NotModified: true, Freshness: freshnessOf(res)}, nil
-	case errors.As(err, &bad):
-		return Revalidation{}, fmt.Errorf("origin %s: revalidate: %w", display,
-			&OriginStatusError{Method: string(base.Describe), Code: int(bad.Code), Message: bad.Message})
-	case err != nil && ctx.Err() != nil:
-		return Revalidation{}, fmt.Errorf("origin %s: revalidate: %w", display, ctx.Err())
 	case err != nil:
-		return Revalidation{}, fmt.Errorf("origin %s: %w: revalidate: %w", display, ErrOriginUnavailable, redact(err, secrets))
+		return Revalidation{}, o.openErr(rctx, ctx, "DESCRIBE", err)
 	}
 	return Revalidation{SDP: bytes.Clone(res.Body), Freshness: freshnessOf(res)}, nil
 }

@@ -236,7 +236,9 @@ func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, 
 	c.revalidations.Add(1)
 	fs.markRevalidating(req.Key, 1)
 	start := time.Now()
-	rv, err := rtspedge.Revalidate(ctx, req.Origin.URL, m.Freshness.LastModified, fs.cfg.OriginTimeout)
+	oreq := req.Origin
+	oreq.Timeout, oreq.Logger = fs.cfg.OriginTimeout, fs.log
+	rv, err := rtspedge.Revalidate(ctx, oreq, m.Freshness.LastModified)
 	fs.markRevalidating(req.Key, -1)
 	took := time.Since(start).Round(time.Microsecond)
 	switch {
