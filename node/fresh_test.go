@@ -395,3 +395,47 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshStalePeerCopyRevalidated: B's policy calls A's copy stale; B
+// revalidates it with the origin (304) and fills from A, fresh by its own
+// policy, without an origin session.
+func TestFreshStalePeerCopyRevalidated(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"sample.ts": shortClip(t, time.Second)}
+	})
+	a := meshNode(t, org, nil)
+	b := meshNode(t, org, func(c *node.Config) { c.Origins[0].MaxAge = maxAge(2 * time.Second) }, a)
+	if err := firstPacket(t.Context(), a.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, a)
+	key := storeKey(t, org)
+	bPolicy := node.Origin{MaxAge: maxAge(2 * time.Second)}.Policy()
+	testkit.Eventually(t, 20*time.Second, "A's copy stale by B's policy", func() bool {
+		m, err := a.Store().Manifest(key)
+		return err == nil && !bPolicy.Fresh(m.Freshness, time.Now())
+	})
+	_, plays := org.Sessions("sample.ts")
+	if err := firstPacket(t.Context(), b.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	in := waitComplete(t, b)
+	if in.Source == store.SourceOrigin {
+		t.Fatal("B filled from the origin, want A's copy revalidated")
+	}
+	if _, after := org.Sessions("sample.ts"); after != plays {
+		t.Fatalf("the origin played %d sessions for B, want 0", after-plays)
+	}
+	if st := b.FreshStats(); st.NotModified != 1 {
+		t.Fatalf("B: %+v, want one 304", st)
+	}
+	ma, err := a.Store().Manifest(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := b.Store().Manifest(key)
+	if err != nil || !mb.Freshness.FetchedAt.After(ma.Freshness.FetchedAt) {
+		t.Fatalf("B's copy fetched at %v (%v), want the revalidation's, after A's %v", mb.Freshness.FetchedAt, err, ma.Freshness.FetchedAt)
+	}
+}

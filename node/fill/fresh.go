@@ -138,13 +138,6 @@ func (o openOpts) accepts(m store.Manifest) bool {
 	return rtspedge.SameDescription(m.SDP, o.want) && (o.wantMod == "" || m.Freshness.LastModified == o.wantMod)
 }
 
-// adoptable says whether a peer's VOD copy m may fill this node: fresh by
-// this node's own policy, and the description the origin gave when it is
-// known to have changed.
-func (o openOpts) adoptable(m store.Manifest, now time.Time) bool {
-	return o.accepts(m) && o.pol.Fresh(m.Freshness, now)
-}
-
 // Warning is the Warning header the player's DESCRIBE answer carries ("" if
 // none): a recording served stale says so (rtspedge.Warner).
 func (r *Recording) Warning() string { return r.warning }
@@ -228,56 +221,113 @@ func (fs *Fills) openStale(ctx context.Context, req Request, o openOpts) (*Recor
 	return rec, err
 }
 
-// revalidate asks the origin about the stale recording m, then opens what
-// the answer calls for.
-func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, o openOpts) (*Recording, error) {
-	log := fs.log.With("stream", req.Key)
+// verdict is what a revalidation found.
+type verdict int
+
+const (
+	verdictUnchanged   verdict = iota // 304, or the same description: fresh again
+	verdictChanged                    // a new description: a new recording
+	verdictUnreachable                // the origin could not be reached
+	verdictFailed                     // the origin refused (4xx, policy)
+)
+
+// ask revalidates the stale recording m of key with its origin, and counts
+// what it found. For verdictUnchanged, rv.Freshness is m's new freshness
+// (Last-Modified kept when the answer had none).
+func (fs *Fills) ask(ctx context.Context, key string, origin rtspedge.OriginRequest, m store.Manifest) (verdict, rtspedge.Revalidation, error) {
+	log := fs.log.With("stream", key)
 	c := &fs.fresh
 	c.revalidations.Add(1)
-	fs.markRevalidating(req.Key, 1)
+	fs.markRevalidating(key, 1)
 	start := time.Now()
-	oreq := req.Origin
-	oreq.Timeout, oreq.Logger = fs.cfg.OriginTimeout, fs.log
-	rv, err := rtspedge.Revalidate(ctx, oreq, m.Freshness.LastModified)
-	fs.markRevalidating(req.Key, -1)
+	origin.Timeout, origin.Logger = fs.cfg.OriginTimeout, fs.log
+	rv, err := rtspedge.Revalidate(ctx, origin, m.Freshness.LastModified)
+	fs.markRevalidating(key, -1)
 	took := time.Since(start).Round(time.Microsecond)
 	switch {
-	case errors.Is(err, rtspedge.ErrOriginUnavailable) && o.pol.mayServeStale(m.Freshness):
-		c.stale.Add(1)
-		log.Warn("origin unreachable; serving the stale recording", "fetched_at", m.Freshness.FetchedAt,
-			"stale_since", o.pol.FreshUntil(m.Freshness), "err", err)
-		return fs.openStale(ctx, req, o)
+	case errors.Is(err, rtspedge.ErrOriginUnavailable):
+		return verdictUnreachable, rv, err
 	case err != nil:
-		c.failed.Add(1)
-		return nil, fmt.Errorf("revalidate the stale recording of %s: %w", req.Key, err)
+		return verdictFailed, rv, err
 	case unchanged(rv, m):
 		if rv.NotModified {
 			c.notModified.Add(1)
 		} else {
 			c.unchanged.Add(1)
 		}
-		f := rv.Freshness
-		if f.LastModified == "" {
-			f.LastModified = m.Freshness.LastModified
+		if rv.Freshness.LastModified == "" {
+			rv.Freshness.LastModified = m.Freshness.LastModified
 		}
-		if err := fs.cfg.Store.SetFreshness(req.Key, f); err != nil {
-			log.Warn("keep the revalidated freshness", "err", err)
-		}
-		log.Info("revalidated: unchanged", "not_modified", rv.NotModified, "took", took,
-			"fresh_until", o.pol.FreshUntil(f))
-		return fs.open(ctx, req, o)
+		log.Info("revalidated: unchanged", "not_modified", rv.NotModified, "took", took, "source", m.Source)
+		return verdictUnchanged, rv, nil
 	}
 	c.changed.Add(1)
+	log.Info("revalidated: the origin changed the stream", "took", took, "source", m.Source)
 	log.Debug("changed description", "stored", string(m.SDP), "origin", string(rv.SDP),
 		"stored_last_modified", m.Freshness.LastModified, "origin_last_modified", rv.Freshness.LastModified)
+	return verdictChanged, rv, nil
+}
+
+// revalidate asks the origin about the stale recording m, then opens what
+// the answer calls for.
+func (fs *Fills) revalidate(ctx context.Context, req Request, m store.Manifest, o openOpts) (*Recording, error) {
+	log := fs.log.With("stream", req.Key)
+	c := &fs.fresh
+	v, rv, err := fs.ask(ctx, req.Key, req.Origin, m)
+	switch v {
+	case verdictUnreachable, verdictFailed:
+		if v == verdictUnreachable && o.pol.mayServeStale(m.Freshness) {
+			c.stale.Add(1)
+			log.Warn("origin unreachable; serving the stale recording", "fetched_at", m.Freshness.FetchedAt,
+				"stale_since", o.pol.FreshUntil(m.Freshness), "err", err)
+			return fs.openStale(ctx, req, o)
+		}
+		c.failed.Add(1)
+		return nil, fmt.Errorf("revalidate the stale recording of %s: %w", req.Key, err)
+	case verdictUnchanged:
+		if err := fs.cfg.Store.SetFreshness(req.Key, rv.Freshness); err != nil {
+			log.Warn("keep the revalidated freshness", "err", err)
+		}
+		return fs.open(ctx, req, o)
+	}
 	o.want, o.wantMod = rv.SDP, rv.Freshness.LastModified
 	if err := fs.cfg.Store.DeleteIdle(req.Key); err != nil {
-		log.Info("origin changed the stream; the old recording is still played, relaying the new one", "took", took, "err", err)
+		log.Info("the old recording is still played; relaying the new one", "err", err)
 		o.relay = true
 	} else {
-		log.Info("origin changed the stream; the old recording is dropped, filling the new one", "took", took)
+		log.Info("the old recording is dropped; filling the new one")
 	}
 	return fs.open(ctx, req, o)
+}
+
+// adopt says whether a peer's VOD copy m may fill f: fresh by f's policy,
+// or stale and found unchanged by the origin (renewed is then its new
+// freshness), or stale with the origin unreachable and stale allowed. A
+// copy the origin has changed since is refused, and so is every copy
+// without the origin's new description from then on.
+func (p *peers) adopt(ctx context.Context, m store.Manifest) (ok bool, renewed *store.Freshness) {
+	o := p.f.opts
+	if p.want != nil {
+		o.want, o.wantMod = p.want, p.wantMod
+	}
+	switch {
+	case !o.accepts(m):
+		return false, nil
+	case o.pol.Fresh(m.Freshness, time.Now()), o.cachedOnly:
+		return true, nil // only-if-cached: never the origin
+	}
+	v, rv, err := p.fs.ask(ctx, p.f.key, p.f.origin, m)
+	switch v {
+	case verdictUnchanged:
+		return true, &rv.Freshness
+	case verdictChanged:
+		p.want, p.wantMod = rv.SDP, rv.Freshness.LastModified
+	case verdictUnreachable:
+		return o.pol.mayServeStale(m.Freshness), nil
+	default:
+		p.fs.log.Info("provider's stale copy not revalidated", "stream", p.f.key, "peer", m.Source, "err", err)
+	}
+	return false, nil
 }
 
 // unchanged says whether the origin's answer rv describes the stored

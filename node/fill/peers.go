@@ -28,6 +28,12 @@ type peers struct {
 	f      *fill
 	gaveUp map[string]bool
 	waited bool
+
+	// The origin's description and Last-Modified once a revalidation of a
+	// provider's stale copy found it changed (fresh.go, adopt).
+	want    []byte
+	wantMod string
+	renewed *store.Freshness // the picked provider's copy, revalidated: its new freshness
 }
 
 func newPeers(fs *Fills, f *fill) *peers {
@@ -53,7 +59,9 @@ func (p *peers) next(ctx context.Context, w *store.Writer) (Upstream, error) {
 			return nil, nil
 		}
 		p.gaveUp[pf.Peer()] = true
-		return peerUpstream{pf}, nil
+		up := peerUpstream{PeerFill: pf, renewed: p.renewed}
+		p.renewed = nil
+		return up, nil
 	}
 	return nil, ctx.Err()
 }
@@ -101,15 +109,19 @@ func (p *peers) pick(ctx context.Context, w *store.Writer) (_ *mesh.PeerFill, bu
 			continue
 		}
 		m := pf.Manifest()
-		if !m.Live && !p.f.opts.adoptable(m, time.Now()) {
-			log.Info("provider's copy is stale or replaced at the origin", "peer", pv.ID,
-				"fetched_at", m.Freshness.FetchedAt, "last_modified", m.Freshness.LastModified)
-			pf.Close()
-			p.gaveUp[pv.ID] = true
-			continue
-		}
 		if !m.Live {
-			return pf, false // VOD: the nearest provider that answers
+			// VOD: the nearest provider that answers, with a copy this
+			// node's freshness policy accepts.
+			if ok, renewed := p.adopt(ctx, m); !ok {
+				log.Info("provider's copy is stale or replaced at the origin", "peer", pv.ID,
+					"fetched_at", m.Freshness.FetchedAt, "last_modified", m.Freshness.LastModified)
+				pf.Close()
+				p.gaveUp[pv.ID] = true
+				continue
+			} else if renewed != nil {
+				p.renewed = renewed
+			}
+			return pf, false
 		}
 		hops := len(m.Via) + 1
 		switch {
@@ -139,12 +151,18 @@ func (p *peers) pick(ctx context.Context, w *store.Writer) (_ *mesh.PeerFill, bu
 }
 
 // peerUpstream is a fill from one peer.
-type peerUpstream struct{ *mesh.PeerFill }
+type peerUpstream struct {
+	*mesh.PeerFill
+	renewed *store.Freshness // the copy's freshness after a revalidation with the origin; nil: the peer's
+}
 
 // Manifest is the peer's, with the peer as Source; a live stream's relay
 // chain is the peer's chain and the peer.
 func (u peerUpstream) Manifest() store.Manifest {
 	m := u.PeerFill.Manifest()
+	if u.renewed != nil {
+		m.Freshness = *u.renewed
+	}
 	if m.Live {
 		m.Via = append(slices.Clone(m.Via), u.Peer())
 	} else {
