@@ -439,3 +439,60 @@ func TestFreshStalePeerCopyRevalidated(t *testing.T) {
 		t.Fatalf("B's copy fetched at %v (%v), want the revalidation's, after A's %v", mb.Freshness.FetchedAt, err, ma.Freshness.FetchedAt)
 	}
 }
+
+// TestFreshChangedWhilePlayed: the origin replaces a file while a player
+// plays the old recording. A new player gets the new file (relayed), the
+// old player the whole old one (never a splice), and once the old player
+// has gone the new recording replaces the old one in the store.
+func TestFreshChangedWhilePlayed(t *testing.T) {
+	t.Parallel()
+	// Long enough that the first player still plays when the second asks.
+	oldClip, newClip := sourceClip(t, "testsrc2", 6*time.Second), sourceClip(t, "smptebars", 6*time.Second)
+	org := startOrigin(t, func(c *origin.Config) { c.Media = map[string][]byte{"sample.ts": oldClip} })
+	cfg := nodeConfig(t, org)
+	cfg.Origins[0].MaxAge = maxAge(time.Second)
+	n := startNode(t, cfg)
+	key := storeKey(t, org)
+
+	old := frameMD5(t, "rtsp://"+org.Addr()+"/sample.ts", "tcp")
+	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+		t.Fatal(err)
+	}
+	waitComplete(t, n)
+	waitStale(t, n, cfg, key)
+	// A stale hit that finds it unchanged: the recording is fresh again for
+	// the first player.
+	playing := make(chan decoded, 1)
+	go func() { playing <- decode(n.url(samplePath), "tcp") }()
+	testkit.Eventually(t, 20*time.Second, "the first player reads the recording", func() bool {
+		in, err := n.Stream(samplePath)
+		return err == nil && in.Readers > 0
+	})
+	mod := time.Now().Add(2 * time.Second)
+	if err := org.Replace("sample.ts", newClip, mod); err != nil {
+		t.Fatal(err)
+	}
+	waitStale(t, n, cfg, key)
+	if in, err := n.Stream(samplePath); err != nil || in.Readers == 0 {
+		t.Fatalf("the first player is done already (%v); the test needs a longer clip", err)
+	}
+	during := frameMD5(t, n.url(samplePath), "tcp")
+	first := <-playing
+	replaced := frameMD5(t, "rtsp://"+org.Addr()+"/sample.ts", "tcp")
+	sameFrames(t, "the player of the old recording", first.frames(t), old)
+	sameFrames(t, "a player while the old recording is played", during, replaced)
+	if st := n.FreshStats(); st.Changed < 1 {
+		t.Fatalf("%+v, want the change counted", st)
+	}
+	// The old player is gone: the next stale hit drops the old recording
+	// and stores the new one.
+	testkit.Eventually(t, 20*time.Second, "the new recording stored", func() bool {
+		if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := n.Store().Manifest(key)
+		return err == nil && m.Freshness.LastModified == mod.Truncate(time.Second).UTC().Format(http.TimeFormat)
+	})
+	waitComplete(t, n)
+	sameFrames(t, "after the old player left", frameMD5(t, n.url(samplePath), "tcp"), replaced)
+}
