@@ -496,3 +496,61 @@ func TestFreshChangedWhilePlayed(t *testing.T) {
 	waitComplete(t, n)
 	sameFrames(t, "after the old player left", frameMD5(t, n.url(samplePath), "tcp"), replaced)
 }
+
+// TestFreshOriginHeaders: the built-in origin's Expires and Cache-Control
+// max-age decide how long a recording stays fresh over max_age, unless
+// use_origin_headers is false; a stale recording with must-revalidate is
+// never served stale.
+func TestFreshOriginHeaders(t *testing.T) {
+	t.Parallel()
+	clip := shortClip(t, time.Second)
+	expires := time.Now().Add(time.Hour)
+	org, stopOrigin := startOriginStoppable(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"expires.ts": clip, "maxage.ts": clip, "strict.ts": clip}
+		c.Expires = map[string]time.Time{"expires.ts": expires}
+		c.CacheControl = map[string]string{"maxage.ts": "max-age=1", "strict.ts": "max-age=1, must-revalidate"}
+	})
+	off := false
+	for _, tc := range []struct {
+		path    string
+		headers *bool
+		want    time.Duration // lifetime, to the second
+	}{
+		{"expires.ts", nil, time.Hour},
+		{"maxage.ts", nil, time.Second},
+		{"expires.ts", &off, 30 * time.Minute},
+		{"maxage.ts", &off, 30 * time.Minute},
+	} {
+		cfg := nodeConfig(t, org)
+		cfg.Origins[0].MaxAge = maxAge(30 * time.Minute)
+		cfg.Origins[0].UseOriginHeaders = tc.headers
+		n := startNode(t, cfg)
+		if err := firstPacket(t.Context(), n.url("o/"+tc.path)); err != nil {
+			t.Fatal(err)
+		}
+		in := waitCompleteAt(t, n, "o/"+tc.path)
+		m, err := n.Store().Manifest(in.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Origins[0].Policy().Lifetime(m.Freshness); (got - tc.want).Abs() > time.Second {
+			t.Errorf("%s (use_origin_headers %v): lifetime %v, want %v (freshness %+v)", tc.path, tc.headers == nil, got, tc.want, m.Freshness)
+		}
+	}
+
+	cfg := nodeConfig(t, org)
+	n := startNode(t, cfg)
+	if err := firstPacket(t.Context(), n.url("o/strict.ts")); err != nil {
+		t.Fatal(err)
+	}
+	in := waitCompleteAt(t, n, "o/strict.ts")
+	stopOrigin()
+	pol := cfg.Origins[0].Policy()
+	testkit.Eventually(t, 20*time.Second, "stale", func() bool {
+		m, err := n.Store().Manifest(in.Key)
+		return err == nil && !pol.Fresh(m.Freshness, time.Now())
+	})
+	if res := describeWith(t, n.url("o/strict.ts"), nil); res.StatusCode != base.StatusServiceUnavailable {
+		t.Fatalf("must-revalidate, origin down: %d %s, want 503", res.StatusCode, res.StatusMessage)
+	}
+}
