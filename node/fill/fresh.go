@@ -112,8 +112,17 @@ func (p Policy) Lifetime(f store.Freshness) time.Duration {
 // FreshUntil is when a recording with freshness f becomes stale.
 func (p Policy) FreshUntil(f store.Freshness) time.Time { return f.FetchedAt.Add(p.Lifetime(f)) }
 
-// Fresh reports whether a recording with freshness f is fresh at now.
-func (p Policy) Fresh(f store.Freshness, now time.Time) bool { return now.Before(p.FreshUntil(f)) }
+// maxSkew is how far in the future a fetch time may lie (a neighbour's
+// clock ahead of this node's) and still count; beyond it the recording is
+// stale.
+const maxSkew = time.Minute
+
+// Fresh reports whether a recording with freshness f is fresh at now. A
+// fetch time from the future beyond maxSkew (a wrong clock, or a peer that
+// lies) is stale.
+func (p Policy) Fresh(f store.Freshness, now time.Time) bool {
+	return now.Before(p.FreshUntil(f)) && !f.FetchedAt.After(now.Add(maxSkew))
+}
 
 // mayServeStale: the origin did not forbid serving the recording stale
 // (must-revalidate) and the policy allows it when the origin is down.

@@ -52,3 +52,14 @@ func TestPolicyLifetime(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyFetchedInTheFuture(t *testing.T) {
+	now := time.Now()
+	pol := DefaultPolicy()
+	if !pol.Fresh(store.Freshness{FetchedAt: now.Add(30 * time.Second)}, now) {
+		t.Error("a fetch time within the clock skew allowed is stale")
+	}
+	if pol.Fresh(store.Freshness{FetchedAt: now.Add(time.Hour)}, now) {
+		t.Error("a fetch time an hour ahead is fresh")
+	}
+}
