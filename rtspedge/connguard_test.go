@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
@@ -133,13 +134,8 @@ func TestConnectionAndSessionCaps(t *testing.T) {
 
 	p1 := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
 	newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
-	u, err := base.ParseURL(serverURL(s, "v"))
+	c, u, err := interop.Dial(serverURL(s, "v"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	tr := gortsplib.TransportTCP
-	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tr}
-	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
@@ -49,23 +47,11 @@ func TestGstVODIsOnDemand(t *testing.T) {
 
 	// From the store: a play at 3 s starts at the key frame there.
 	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
-	u, err := base.ParseURL(serverURL(s, "gst-vod"))
+	c, _, err := interop.SetUp(serverURL(s, "gst-vod"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatal(err)
-	}
 	res, err := c.Play(&headers.Range{Value: &headers.RangeNPT{Start: 3 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

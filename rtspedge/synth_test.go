@@ -17,6 +17,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 	"github.com/rtspmesh/rtspmesh/store"
 )
@@ -220,13 +221,8 @@ func rtpInfo(t testing.TB, res *base.Response) (uint16, uint32) {
 
 func describeStatus(t testing.TB, url string) int {
 	t.Helper()
-	u, err := base.ParseURL(url)
+	c, u, err := interop.Dial(url)
 	if err != nil {
-		t.Fatal(err)
-	}
-	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
-	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()

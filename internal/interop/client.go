@@ -8,10 +8,9 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 )
 
-// SetUp is a gortsplib player of url over TCP: started, DESCRIBE answered
-// and every track set up, ready for its packet callbacks and PLAY. The
+// Dial is a started gortsplib client of url over TCP, and url parsed. The
 // caller closes it.
-func SetUp(url string) (*gortsplib.Client, *description.Session, error) {
+func Dial(url string) (*gortsplib.Client, *base.URL, error) {
 	u, err := base.ParseURL(url)
 	if err != nil {
 		return nil, nil, err
@@ -19,6 +18,17 @@ func SetUp(url string) (*gortsplib.Client, *description.Session, error) {
 	tcp := gortsplib.TransportTCP
 	c := &gortsplib.Client{Scheme: u.Scheme, Host: u.Host, Transport: &tcp}
 	if err := c.Start2(); err != nil {
+		return nil, nil, err
+	}
+	return c, u, nil
+}
+
+// SetUp is a gortsplib player of url over TCP: started, DESCRIBE answered
+// and every track set up, ready for its packet callbacks and PLAY. The
+// caller closes it.
+func SetUp(url string) (*gortsplib.Client, *description.Session, error) {
+	c, u, err := Dial(url)
+	if err != nil {
 		return nil, nil, err
 	}
 	desc, _, err := c.Describe(u)

@@ -5,11 +5,12 @@
 // It owns the registry of fills in progress (Fills), the single flight that
 // makes many concurrent misses of one key one fill (with the store checked
 // again inside it), the caps on new fills (in all, and per client address:
-// ErrTooManyFills, ErrTooManyFillsForClient), the readers each fill counts, the linger that keeps a
-// live upstream open for a moment after its last reader left, and the run
-// loop: for each source in order (the mesh's providers, nearest first, then
-// the origin), open an upstream, make sure the recording's writer exists,
-// run the upstream into it, and on failure move on. An Upstream is a peer
+// ErrTooManyFills, ErrTooManyFillsForClient), the readers each fill counts,
+// the linger that keeps a live upstream open for a moment after its last
+// reader left, and the run loop: for each source in order (the mesh's
+// providers, nearest first, then the origin), open an upstream, make sure
+// the recording's writer exists, run the upstream into it, and on failure
+// move on. An Upstream is a peer
 // (mesh.PeerFill) or the origin (rtspedge.OriginSession, reopened with
 // backoff while a live origin is lost); it closes its session when its Run
 // ends.
