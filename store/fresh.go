@@ -27,28 +27,4 @@ func (s *Store) SetFreshness(key string, f Freshness) error {
 // reader has it open either: ErrBusy otherwise. A recording its origin
 // replaced is dropped this way once its players have finished, never under
 // them.
-func (s *Store) DeleteIdle(key string) error {
-	if s.space.state().ReadOnly {
-		return fmt.Errorf("delete %s: %w: the store is read-only", key, ErrNoSpace)
-	}
-	s.mu.Lock()
-	rec, ok := s.recs[key]
-	if !ok {
-		s.mu.Unlock()
-		return fmt.Errorf("delete %s: %w", key, ErrNotFound)
-	}
-	rec.mu.Lock()
-	if rec.writer != nil || rec.readers > 0 {
-		rec.mu.Unlock()
-		s.mu.Unlock()
-		return fmt.Errorf("delete %s: %w: open readers or writer", key, ErrBusy)
-	}
-	s.unlinkLocked(rec)
-	rec.mu.Unlock()
-	s.mu.Unlock()
-	if err := s.purge(rec); err != nil {
-		return err
-	}
-	s.evicted(key)
-	return nil
-}
+func (s *Store) DeleteIdle(key string) error { return s.remove(key, true) }

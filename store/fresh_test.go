@@ -19,14 +19,7 @@ func TestSetFreshnessPersists(t *testing.T) {
 	if err := s.SetFreshness("k", f); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopened(t, s, dir)
 	m, err := s.Manifest("k")
 	if err != nil {
 		t.Fatal(err)
@@ -65,4 +58,19 @@ func TestDeleteIdle(t *testing.T) {
 	if err := s.DeleteIdle("k"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("DeleteIdle of nothing: %v, want ErrNotFound", err)
 	}
+}
+
+// reopened closes s and opens the store in dir again, closed when the test
+// ends.
+func reopened(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
