@@ -147,15 +147,11 @@ func New(cfg Config) (*Origin, error) {
 		if _, dup := o.entries[p]; dup {
 			return fmt.Errorf("origin: path %q given twice", p)
 		}
-		c, err := Packetize(ts)
+		e, err := newEntry(p, ts, live, cfg.CacheControl[p], mod)
 		if err != nil {
-			return fmt.Errorf("origin: %s: %w", p, err)
+			return err
 		}
-		sdp, err := describe(c, live)
-		if err != nil {
-			return fmt.Errorf("origin: %s: %w", p, err)
-		}
-		o.entries[p] = &entry{path: p, clip: c, live: live, sdp: sdp, cacheControl: cfg.CacheControl[p], modified: mod}
+		o.entries[p] = e
 		return nil
 	}
 	for _, p := range sortedKeys(media) {

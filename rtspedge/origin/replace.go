@@ -20,15 +20,10 @@ func (o *Origin) Replace(path string, ts []byte, modified time.Time) error {
 	if !ok || old.live {
 		return fmt.Errorf("origin: replace %q: no such VOD path", path)
 	}
-	c, err := Packetize(ts)
+	e, err := newEntry(path, ts, false, old.cacheControl, modified.Truncate(time.Second))
 	if err != nil {
-		return fmt.Errorf("origin: replace %s: %w", path, err)
+		return err
 	}
-	sdp, err := describe(c, false)
-	if err != nil {
-		return fmt.Errorf("origin: replace %s: %w", path, err)
-	}
-	e := &entry{path: path, clip: c, sdp: sdp, cacheControl: old.cacheControl, modified: modified.Truncate(time.Second)}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.replaced == nil {
@@ -41,6 +36,19 @@ func (o *Origin) Replace(path string, ts []byte, modified time.Time) error {
 	}
 	o.replaced[path] = e
 	return nil
+}
+
+// newEntry packetizes the MPEG-TS file ts to serve at path.
+func newEntry(path string, ts []byte, live bool, cacheControl string, modified time.Time) (*entry, error) {
+	c, err := Packetize(ts)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %s: %w", path, err)
+	}
+	sdp, err := describe(c, live)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %s: %w", path, err)
+	}
+	return &entry{path: path, clip: c, live: live, sdp: sdp, cacheControl: cacheControl, modified: modified}, nil
 }
 
 // current is the entry path serves now: its replacement, if any.
