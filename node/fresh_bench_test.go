@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"github.com/rtspmesh/rtspmesh/node"
 )
 
 // BenchmarkRevalidationOnHit: what a revalidation adds to a player's
@@ -17,12 +19,14 @@ import (
 // extra ≤ round trip + 5 ms on loopback).
 func BenchmarkRevalidationOnHit(b *testing.B) {
 	org := startOrigin(b, nil)
-	cfg := nodeConfig(b, org)
-	cfg.Origins[0].MaxAge = maxAge(0)
-	stale := startNode(b, cfg)
-	cfg = nodeConfig(b, org)
-	cfg.Origins[0].MaxAge = maxAge(time.Hour)
-	fresh := startNode(b, cfg)
+	conf := func(age time.Duration) node.Config {
+		cfg := nodeConfig(b, org)
+		cfg.Origins[0].MaxAge = maxAge(age)
+		// One loopback client asks many times a second.
+		cfg.Fills.DescribesPerAddress, cfg.Fills.DescribesPerConnection = 1_000_000, 1_000_000
+		return cfg
+	}
+	stale, fresh := startNode(b, conf(0)), startNode(b, conf(time.Hour))
 	for _, n := range []*testNode{stale, fresh} {
 		if err := firstPacket(b.Context(), n.url(samplePath)); err != nil {
 			b.Fatal(err)
