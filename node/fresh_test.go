@@ -263,7 +263,7 @@ func TestFreshVisible(t *testing.T) {
 	org := startOrigin(t, func(c *origin.Config) {
 		c.Media = map[string][]byte{"sample.ts": shortClip(t, time.Second)}
 	})
-	n, api := adminNode(t, org, func(c *node.Config) { c.Origins[0].MaxAge = maxAge(5 * time.Second) })
+	n, api := adminNode(t, org, func(c *node.Config) { c.Origins[0].MaxAge = maxAge(8 * time.Second) })
 	if err := firstPacket(t.Context(), n.url(samplePath)); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestRetention(t *testing.T) {
 		name string
 		mod  func(*node.Config)
 	}{
-		{"max_unplayed", func(c *node.Config) { c.Origins[0].MaxUnplayed = maxAge(3 * time.Second) }},
+		{"max_unplayed", func(c *node.Config) { c.Origins[0].MaxUnplayed = maxAge(10 * time.Second) }},
 		// Far more free space than any disk has: every idle recording goes.
 		{"free_target", func(c *node.Config) { c.Origins[0].MaxUnplayed = &off; c.Cache.FreeTarget = 1 << 60 }},
 	} {
