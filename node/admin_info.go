@@ -37,6 +37,9 @@ type NodeStatus struct {
 	// start a fill from an origin (docs/api.md, "WAN bytes saved").
 	WANSaved uint64        `json:"wan_saved_bytes"`
 	Storage  StorageStatus `json:"storage"`
+	// OpenMesh: the mesh listens beyond this host with no psk_file and no
+	// allow_peers, on purpose (mesh.open); anyone may join and copy.
+	OpenMesh bool `json:"open_mesh"`
 
 	Freshness FreshnessCounts `json:"freshness"` // revalidations since start (admin_fresh.go)
 }
@@ -71,6 +74,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
 		Freshness: freshnessCounts(n.fills.FreshStats()),
 	}
+	st.OpenMesh, _ = n.cfg.Mesh.Posture()
 	if st.MeshAddrs == nil {
 		st.MeshAddrs = []string{}
 	}

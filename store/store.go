@@ -88,6 +88,7 @@ type Store struct {
 	recs        map[string]*recording
 	broken      map[string]error // stream id → why its header could not be decoded
 	nextSeq     uint64
+	sealer      Sealer // given to every writer (SetSealer)
 	used        int64
 	quotaWarned bool // "nothing evictable" logged since the last eviction
 
