@@ -172,6 +172,16 @@ func TestFreshStaleIfError(t *testing.T) {
 	if res.StatusCode != base.StatusServiceUnavailable || res.StatusMessage != "Origin Unreachable" {
 		t.Fatalf("stale_if_error false: %d %s, want 503 Origin Unreachable", res.StatusCode, res.StatusMessage)
 	}
+	// A player that asks only-if-cached gets what the node holds, said to
+	// be stale, without a revalidation.
+	before := s.FreshStats().Revalidations
+	res = describeWith(t, s.url(samplePath), map[string]string{"Cache-Control": "only-if-cached"})
+	if res.StatusCode != base.StatusOK || len(res.Header["Warning"]) != 1 {
+		t.Fatalf("only-if-cached, stale: %d %s, Warning %q; want 200 with the warning", res.StatusCode, res.StatusMessage, res.Header["Warning"])
+	}
+	if after := s.FreshStats().Revalidations; after != before {
+		t.Fatalf("only-if-cached revalidated with the origin (%d)", after-before)
+	}
 }
 
 // TestFreshOnlyIfCached: a player's only-if-cached gets 504 for a stream
