@@ -40,6 +40,8 @@ type NodeStatus struct {
 	// OpenMesh: the mesh listens beyond this host with no psk_file and no
 	// allow_peers, on purpose (mesh.open); anyone may join and copy.
 	OpenMesh bool `json:"open_mesh"`
+
+	Freshness FreshnessCounts `json:"freshness"` // revalidations since start (admin_fresh.go)
 }
 
 // StorageStatus says whether the node stores what it fills (cache.min_free,
@@ -70,6 +72,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		RTSPAddr: n.RTSPAddr().String(), StoreBytes: used, StoreQuota: quota, Recordings: len(infos),
 		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
 		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
+		Freshness: freshnessCounts(n.fills.FreshStats()),
 	}
 	st.OpenMesh, _ = n.cfg.Mesh.Posture()
 	if st.MeshAddrs == nil {

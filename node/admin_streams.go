@@ -41,6 +41,8 @@ type StreamStatus struct {
 	// Empty without a mesh.
 	Filler    string `json:"filler,omitempty"`
 	FillerWhy string `json:"filler_why,omitempty"`
+
+	Freshness *FreshnessStatus `json:"freshness,omitempty"` // admin_fresh.go
 }
 
 func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
@@ -56,6 +58,7 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 	}
 	fi := a.n.FillerOf(in.Key)
 	s.Filler, s.FillerWhy = fi.ID, fi.Why
+	s.Freshness = a.freshness(in)
 	if s.Path != "" {
 		if _, port, err := net.SplitHostPort(a.n.RTSPAddr().String()); err == nil {
 			s.RTSPURL = "rtsp://" + net.JoinHostPort(strings.Trim(rtspHost(r), "[]"), port) + "/" + s.Path
@@ -77,15 +80,8 @@ func sourceKind(source string) string {
 // pathOf maps a stream key back to the request path players use on this
 // node: the configured origin whose canonical URL prefixes the key.
 func (a *adminServer) pathOf(key string) string {
-	for _, o := range a.n.cfg.Origins {
-		base, err := CanonicalKey(o.URL)
-		if err != nil {
-			continue
-		}
-		base = strings.TrimSuffix(base, "/")
-		if rest, ok := strings.CutPrefix(key, base+"/"); ok {
-			return o.Name + "/" + rest
-		}
+	if o, rest := originForKey(a.n.cfg.Origins, key); o != nil {
+		return o.Name + "/" + rest
 	}
 	return ""
 }

@@ -68,10 +68,13 @@ type Origin struct {
 	URL      string `yaml:"url"`
 	Username string `yaml:"username,omitempty"`
 	Password string `yaml:"password,omitempty"`
-	// CacheControlOverride is meant to replace the origin's Cache-Control
-	// header. Not yet implemented: it is validated, then ignored with a
-	// warning at start.
-	CacheControlOverride string `yaml:"cache_control_override,omitempty"`
+	// Freshness policy (config_fresh.go, DESIGN.md §10).
+	// CacheControlOverride replaces the origin's Cache-Control header.
+	CacheControlOverride string    `yaml:"cache_control_override,omitempty"`
+	MaxAge               *Duration `yaml:"max_age,omitempty"`            // fresh this long without origin headers; default 10m
+	UseOriginHeaders     *bool     `yaml:"use_origin_headers,omitempty"` // the origin's Cache-Control/Expires decide; default true
+	StaleIfError         *bool     `yaml:"stale_if_error,omitempty"`     // serve stale when the origin is down; default true
+	MaxUnplayed          *Duration `yaml:"max_unplayed,omitempty"`       // evict recordings not played this long; default 720h, 0 off
 
 	// Players are the rtsp.auth users who may play this origin; empty:
 	// every user (config_edge.go).
@@ -136,6 +139,12 @@ type CacheConfig struct {
 	// Disk headroom (issue 13): free space kept on data_dir's filesystem;
 	// below it the node stops storing and relays. Default 512MiB, at least 8MiB.
 	MinFree ByteSize `yaml:"min_free"`
+
+	// Retention (issue 14, retention.go): evict the least recently played
+	// recordings while data_dir's free space is below FreeTarget (0: off),
+	// checked every RetentionInterval (with origins[].max_unplayed).
+	FreeTarget        ByteSize `yaml:"free_target"`
+	RetentionInterval Duration `yaml:"retention_interval"`
 }
 
 // LogConfig is the process log.
@@ -213,6 +222,7 @@ func Defaults() Config {
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
 			MinFree:           store.DefaultMinFree,
+			RetentionInterval: Duration(defaultRetentionInterval),
 		},
 		OriginTimeout: Duration(rtspedge.DefaultOriginTimeout),
 		Log:           LogConfig{Level: "info", Format: "text"},

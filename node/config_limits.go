@@ -61,6 +61,8 @@ func (n *Node) fillRequest(o *Origin, originURL, key, client string) fill.Reques
 		req.Origin.RefuseRedirects = o.Redirects == redirectsRefuse
 		req.Origin.AllowBasicOverPlain = o.AllowBasicOverPlain
 		req.Origin.MaxBitrate = int64(o.MaxBitrate)
+		pol := o.Policy() // config_fresh.go
+		req.Policy = &pol
 	}
 	return req
 }

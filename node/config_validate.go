@@ -56,6 +56,10 @@ func (c *Config) Validate() error {
 		bad("cache.live_reconnect", "%s is negative; write e.g. \"30s\", or \"0s\" to end live streams at once when their origin is lost", c.Cache.LiveReconnect)
 	}
 	positive(bad, "origin_timeout", c.OriginTimeout, "10s")
+	positive(bad, "cache.retention_interval", c.Cache.RetentionInterval, "5m")
+	if c.Cache.FreeTarget < 0 {
+		bad("cache.free_target", "%d is negative; write a size such as \"20GiB\", or 0 for none", c.Cache.FreeTarget)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -164,9 +168,7 @@ func (c *Config) validateOrigins(bad complain) {
 		if o.Password != "" && o.Username == "" {
 			bad(key+".password", "set without a username; add username")
 		}
-		if o.CacheControlOverride != "" {
-			checkCacheControl(bad, key+".cache_control_override", o.CacheControlOverride)
-		}
+		o.validateFreshness(bad, key)
 		validateMaxSessions(bad, key, o)
 	}
 }

@@ -32,12 +32,12 @@ func validateMaxSessions(bad complain, key string, o Origin) {
 	}
 }
 
-// originForKey maps a stream key back to the configured origin that makes
+// dialableOrigin maps a stream key back to the configured origin that makes
 // it and the URL to dial (with credentials): the origin whose URL the key
 // extends, when mapping the same path gives the same key. ok is false for
 // a key no configured origin serves: a neighbour cannot make this node
 // dial it.
-func originForKey(origins []Origin, key string) (o *Origin, originURL string, ok bool) {
+func dialableOrigin(origins []Origin, key string) (o *Origin, originURL string, ok bool) {
 	for i := range origins {
 		base, err := CanonicalKey(origins[i].URL)
 		if err != nil {
@@ -71,7 +71,7 @@ func newBudgets(origins []Origin) map[string]*fill.Budget {
 
 // budget is the max_sessions budget of key's origin (fill.Config.Budget).
 func (n *Node) budget(key string) *fill.Budget {
-	if o, _, ok := originForKey(n.cfg.Origins, key); ok {
+	if o, _, ok := dialableOrigin(n.cfg.Origins, key); ok {
 		return n.budgets[o.Name]
 	}
 	return nil
@@ -80,7 +80,7 @@ func (n *Node) budget(key string) *fill.Budget {
 // configured says whether key's origin is configured here
 // (mesh.Config.Configured).
 func (n *Node) configured(key string) bool {
-	_, _, ok := originForKey(n.cfg.Origins, key)
+	_, _, ok := dialableOrigin(n.cfg.Origins, key)
 	return ok
 }
 
@@ -88,7 +88,7 @@ func (n *Node) configured(key string) bool {
 // chose it as the stream's filler (mesh.Config.StartFill), and holds it
 // until release.
 func (n *Node) fillFor(ctx context.Context, key string) (release func(), err error) {
-	o, originURL, ok := originForKey(n.cfg.Origins, key)
+	o, originURL, ok := dialableOrigin(n.cfg.Origins, key)
 	if !ok {
 		return nil, errNotConfigured
 	}

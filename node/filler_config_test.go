@@ -32,9 +32,9 @@ func TestFillerKeysValidate(t *testing.T) {
 	}
 }
 
-// TestOriginForKey: a key maps back to the configured origin that makes
+// TestDialableOrigin: a key maps back to the configured origin that makes
 // it, with its credentials; a key of no configured origin maps to none.
-func TestOriginForKey(t *testing.T) {
+func TestDialableOrigin(t *testing.T) {
 	t.Parallel()
 	origins := []Origin{
 		{Name: "cams", URL: "rtsp://cam.example:554/Streaming", Username: "u", Password: "secret"},
@@ -45,13 +45,13 @@ func TestOriginForKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, got, ok := originForKey(origins, key)
+		o, got, ok := dialableOrigin(origins, key)
 		if !ok || got != url || o.Name != strings.Split(path, "/")[0] {
 			t.Fatalf("%s (key %s): %q %+v %v, want %q", path, key, got, o, ok, url)
 		}
 	}
 	for _, key := range []string{"rtsp://other.example/x", "rtsp://cam.example/Streaming/101", "rtsp://cam.example:554/Streamingx/1", "rtsp://cam.example:554/Streaming/../x"} {
-		if _, _, ok := originForKey(origins, key); ok {
+		if _, _, ok := dialableOrigin(origins, key); ok {
 			t.Fatalf("%s mapped to a configured origin", key)
 		}
 	}

@@ -160,3 +160,17 @@ func setUpPlayer(t *testing.T, url string) (*gortsplib.Client, *description.Sess
 	t.Cleanup(c.Close)
 	return c, desc
 }
+
+// pullLive has n (called name) play the live stream at path until its first
+// packet, and waits up to within for n to seal a segment of it (key): n's
+// upstream then lingers, and neighbours find n as a provider.
+func pullLive(t *testing.T, n *testNode, name, path, key string, within time.Duration) {
+	t.Helper()
+	if err := firstPacket(t.Context(), n.url(path)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, within, "a sealed live segment on "+name, func() bool {
+		m, err := n.Store().Manifest(key)
+		return err == nil && len(m.Segments) > 0
+	})
+}

@@ -373,13 +373,7 @@ func TestInteropLive(t *testing.T) {
 	}
 	// A pulls first (its upstream lingers after this player), so that B
 	// finds A as a provider instead of going to the origin itself.
-	if err := firstPacket(t.Context(), a.url("gst/live")); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, 15*time.Second, "a sealed live segment on A", func() bool {
-		m, err := a.Store().Manifest(key)
-		return err == nil && len(m.Segments) > 0
-	})
+	pullLive(t, a, "A", "gst/live", key, 15*time.Second)
 	// B starts relaying before the players arrive, as A pulled first: the
 	// players of the subtests join a relay that runs (it lingers).
 	if err := firstPacket(t.Context(), b.url("gst/live")); err != nil {

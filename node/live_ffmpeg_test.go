@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
-	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -81,13 +80,7 @@ func TestLiveRelayDecodesSameFrames(t *testing.T) {
 	}
 	// A pulls first (its upstream lingers after this player), so that B
 	// finds A as a provider instead of going to the origin itself.
-	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, 10*time.Second, "a sealed live segment on A", func() bool {
-		m, err := a.Store().Manifest(key)
-		return err == nil && len(m.Segments) > 0
-	})
+	pullLive(t, a, "A", "o/live", key, 10*time.Second)
 
 	const run = 10 * time.Second // under the clip's 20 s loop: no frame repeats in one player
 	onA := startLivePlayer(t, a.url("o/live"), run)

@@ -120,6 +120,7 @@ func newMetrics(n *Node) *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(scrapeTime(n)...)
+	m.reg.MustRegister(freshCollectors(n)...)
 	m.refusals = newRefusals(m.reg)
 	return m
 }

@@ -58,11 +58,6 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		logger.Warn("OPEN MESH: mesh.open is true and the mesh listens beyond this host with no psk_file and no allow_peers; anyone who reaches mesh.listen may join and copy recordings (see docs/operations.md, \"Trust\")",
 			"listen", cfg.Mesh.Listen)
 	}
-	for i, o := range cfg.Origins {
-		if o.CacheControlOverride != "" {
-			logger.Warn(fmt.Sprintf("origins[%d] (%s).cache_control_override is not yet implemented; ignored", i, o.Name))
-		}
-	}
 	n := &Node{
 		cfg:   cfg,
 		log:   logger.With("component", "node"),
@@ -198,11 +193,11 @@ func (n *Node) Run(ctx context.Context) error {
 		n.wg.Go(func() { errc <- stopped(n.mesh.Run(meshCtx)) })
 		n.reprovide(ctx)
 	}
-	n.wg.Go(func() { errc <- stopped(n.fills.Run(ctx)) })
 	n.wg.Go(func() {
-		_ = n.fills.Run(ctx)
+		errc <- stopped(n.fills.Run(ctx))
 		meshCancel()
 	})
+	n.wg.Go(func() { n.retain(ctx) })
 	close(n.ready)
 	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
 

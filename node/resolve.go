@@ -38,8 +38,10 @@ func (s *session) Close() {
 }
 
 // Open resolves a player's request path to a recording it can read:
-// a complete local recording, else the fill in progress for the key, else a
-// new fill (peers first, then the origin). It implements rtspedge.Recordings.
+// a complete local recording (revalidated with the origin first when its
+// origin's freshness policy says it is stale), else the fill in progress for
+// the key, else a new fill (peers first, then the origin; peers only for a
+// player's only-if-cached). It implements rtspedge.Recordings.
 //
 // The client in ctx (rtspedge.ClientFrom) is held to the fills.* bounds:
 // requests per second per connection and per address, fills at once in all
@@ -55,7 +57,9 @@ func (n *Node) Open(ctx context.Context, path string) (rtspedge.Recording, error
 		n.metrics.requestFailed()
 		return nil, err
 	}
-	rec, err := n.fills.Open(ctx, n.fillRequest(origin, originURL, key, client.Addr))
+	req := n.fillRequest(origin, originURL, key, client.Addr)
+	req.OnlyIfCached = rtspedge.OnlyIfCached(ctx)
+	rec, err := n.fills.Open(ctx, req)
 	if n.metrics.refused(err) {
 		return nil, err
 	}

@@ -25,9 +25,17 @@ import (
 // frame every second) that lasts d, so a test can play it to the end.
 func shortClip(t *testing.T, d time.Duration) []byte {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "short.ts")
+	return sourceClip(t, "testsrc2", d)
+}
+
+// sourceClip is shortClip with the picture of the lavfi video source src
+// (e.g. "testsrc2", "smptebars"): two sources give two clips whose frames
+// differ but whose descriptions are the same.
+func sourceClip(t *testing.T, src string, d time.Duration) []byte {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), src+".ts")
 	cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+		"-f", "lavfi", "-i", src+"=size=320x180:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", d.String(), "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
 		"-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
@@ -141,7 +149,7 @@ func TestWANSavedExact(t *testing.T) {
 }
 
 // waitCompleteAt waits until n's recording of path is complete.
-func waitCompleteAt(t *testing.T, n *testNode, path string) store.Info {
+func waitCompleteAt(t testing.TB, n *testNode, path string) store.Info {
 	t.Helper()
 	var in store.Info
 	testkit.Eventually(t, 60*time.Second, path+" complete", func() bool {

@@ -33,7 +33,12 @@
 // queue fills is dropped alone. Errors of Recordings become RTSP status codes
 // here and nowhere else (a LimitError: 503 with its reason phrase).
 // Recordings.Open's context carries the Client (address and connection)
-// that asked, so the resolver can bound requests per client.
+// that asked, so the resolver can bound requests per client, and whether
+// the player asked Cache-Control: only-if-cached (OnlyIfCached;
+// ErrNotCached is 504). A Recording that is a Warner (served stale) has its
+// Warning on the DESCRIBE answer. Revalidate (revalidate.go) is one
+// DESCRIBE with If-Modified-Since under the origin policy; SameDescription
+// compares two descriptions without their per-session lines.
 //
 // Abuse (connguard.go, auth.go): every connection keeps a read deadline of
 // its own (a request completes within Limits.RequestTimeout of its first

@@ -73,6 +73,8 @@ func statusFor(err error) base.StatusCode {
 		return base.StatusNotFound
 	case errors.Is(err, ErrBadPath):
 		return base.StatusBadRequest
+	case errors.Is(err, ErrNotCached):
+		return base.StatusGatewayTimeout
 	case errors.Is(err, ErrOriginUnavailable):
 		return base.StatusServiceUnavailable
 	case errors.Is(err, ErrMalformedSDP), errors.Is(err, ErrOriginPolicy):
@@ -102,6 +104,8 @@ func refusal(err error) *base.Response {
 		res.StatusMessage = base.StatusMessages[res.StatusCode] + " (origin refused by policy)"
 	case errors.Is(err, ErrUnknownOrigin):
 		res.StatusMessage = "Unknown Origin"
+	case errors.Is(err, ErrNotCached):
+		res.StatusMessage = "Not Cached"
 	case errors.Is(err, ErrOriginUnavailable):
 		res.StatusMessage = "Origin Unreachable"
 	case errors.Is(err, ErrMalformedSDP):

@@ -148,15 +148,16 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	if res := s.authorize(ctx.Request, path, cs.authNonce()); res != nil {
 		return res, nil, nil
 	}
-	d, res := s.open(clientOf(ctx.Conn, cs.id), path)
+	d, res := s.open(clientOf(ctx.Conn, cs.id), path, ctx.Request)
 	if d == nil {
 		return res, nil, nil
 	}
 	cs.put(path, d)
-	return &base.Response{
-		StatusCode: base.StatusOK,
-		Body:       d.sdp,
-	}, nil, nil
+	res = &base.Response{StatusCode: base.StatusOK, Header: base.Header{}, Body: d.sdp}
+	if w, ok := d.rec.(Warner); ok && w.Warning() != "" {
+		res.Header["Warning"] = base.HeaderValue{w.Warning()}
+	}
+	return res, nil, nil
 }
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
@@ -183,7 +184,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	d := cs.take(path)
 	if d == nil {
 		var res *base.Response
-		if d, res = s.open(clientOf(ctx.Conn, cs.id), path); d == nil {
+		if d, res = s.open(clientOf(ctx.Conn, cs.id), path, ctx.Request); d == nil {
 			s.releaseSession(ctx.Session)
 			return res, nil, nil
 		}
@@ -263,9 +264,11 @@ func (h *handler) OnPacketsLost(*gortsplib.ServerHandlerOnPacketsLostCtx) {}
 func (h *handler) OnDecodeError(*gortsplib.ServerHandlerOnDecodeErrorCtx) {}
 
 // open resolves path through Recordings for client and prepares its player
-// description; on failure it returns the answer for the player.
-func (s *Server) open(client Client, path string) (*described, *base.Response) {
-	rec, err := s.cfg.Recordings.Open(WithClient(s.ctx, client), path)
+// description; on failure it returns the answer for the player. req is the
+// player's request: its Cache-Control only-if-cached reaches Recordings.Open
+// (OnlyIfCached).
+func (s *Server) open(client Client, path string, req *base.Request) (*described, *base.Response) {
+	rec, err := s.cfg.Recordings.Open(requestContext(WithClient(s.ctx, client), req), path)
 	if err != nil {
 		res := refusal(err)
 		lvl := slog.LevelInfo

@@ -93,6 +93,8 @@ type OriginSession struct {
 	ran        bool
 
 	closeOnce sync.Once
+
+	ifModifiedSince string // Revalidate's DESCRIBE: the stored Last-Modified
 }
 
 // OpenOrigin connects to the origin, sends DESCRIBE and SETUP for every track
@@ -101,6 +103,53 @@ type OriginSession struct {
 // answer within req.Timeout gives an error wrapping ErrOriginUnavailable; a
 // description that cannot be used gives one wrapping ErrMalformedSDP.
 func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) {
+	o, err := newOriginSession(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.client.Start2(); err != nil {
+		return nil, o.fail("start client", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			o.Close()
+		}
+	}()
+
+	openCtx, cancel := context.WithTimeout(ctx, o.req.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(openCtx, o.client.Close)
+	defer stop()
+
+	desc, res, err := o.client.Describe(o.u)
+	if err != nil {
+		return nil, o.openErr(openCtx, ctx, "DESCRIBE", err)
+	}
+	if err := o.describe(desc, res); err != nil {
+		return nil, err
+	}
+	for _, medi := range desc.Medias {
+		if _, err := o.client.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+			return nil, o.openErr(openCtx, ctx, "SETUP", err)
+		}
+	}
+	if !stop() {
+		return nil, o.openErr(openCtx, ctx, "SETUP", liberrors.ErrClientTerminated{})
+	}
+	if err := o.setupDone(); err != nil {
+		return nil, err
+	}
+	ok = true
+	o.log.Debug("origin session open", "tracks", len(o.tracks), "live", o.m.Live,
+		"duration", o.m.Duration, "meta_info", o.m.MetaInfo)
+	return o, nil
+}
+
+// newOriginSession is the session of req with its client configured (the
+// origin policy's guards on every request, response and dial) but not
+// started.
+func newOriginSession(req OriginRequest) (*OriginSession, error) {
 	if req.Timeout <= 0 {
 		req.Timeout = DefaultOriginTimeout
 	}
@@ -147,42 +196,6 @@ func OpenOrigin(ctx context.Context, req OriginRequest) (*OriginSession, error) 
 			o.log.Debug("origin decode error", "err", o.clean(err))
 		},
 	}
-	if err := o.client.Start2(); err != nil {
-		return nil, o.fail("start client", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			o.Close()
-		}
-	}()
-
-	openCtx, cancel := context.WithTimeout(ctx, req.Timeout)
-	defer cancel()
-	stop := context.AfterFunc(openCtx, o.client.Close)
-	defer stop()
-
-	desc, res, err := o.client.Describe(u)
-	if err != nil {
-		return nil, o.openErr(openCtx, ctx, "DESCRIBE", err)
-	}
-	if err := o.describe(desc, res); err != nil {
-		return nil, err
-	}
-	for _, medi := range desc.Medias {
-		if _, err := o.client.Setup(desc.BaseURL, medi, 0, 0); err != nil {
-			return nil, o.openErr(openCtx, ctx, "SETUP", err)
-		}
-	}
-	if !stop() {
-		return nil, o.openErr(openCtx, ctx, "SETUP", liberrors.ErrClientTerminated{})
-	}
-	if err := o.setupDone(); err != nil {
-		return nil, err
-	}
-	ok = true
-	o.log.Debug("origin session open", "tracks", len(o.tracks), "live", o.m.Live,
-		"duration", o.m.Duration, "meta_info", o.m.MetaInfo)
 	return o, nil
 }
 
@@ -259,6 +272,9 @@ func (o *OriginSession) onRequest(req *base.Request) {
 	o.lastMethod = req.Method
 	o.policy.checkAuthLocked(req)
 	o.mu.Unlock()
+	if req.Method == base.Describe && o.ifModifiedSince != "" {
+		req.Header["If-Modified-Since"] = base.HeaderValue{o.ifModifiedSince} // Revalidate
+	}
 	if req.Method == base.Setup && o.req.AskMetaInfo {
 		req.Header[metainfo.HeaderName] = base.HeaderValue{metaInfoAsk}
 	}

@@ -72,7 +72,11 @@ func (s *Store) Info(key string) (Info, error) {
 // Delete removes the recording of key; ErrBusy while a writer is open. Open
 // readers get ErrNotFound when they need a segment they do not hold.
 // Options.OnEvict is called afterwards.
-func (s *Store) Delete(key string) error {
+func (s *Store) Delete(key string) error { return s.remove(key, false) }
+
+// remove is Delete, and with idleOnly DeleteIdle (ErrBusy while a reader
+// has the recording open too).
+func (s *Store) remove(key string, idleOnly bool) error {
 	if s.space.state().ReadOnly {
 		return fmt.Errorf("delete %s: %w: the store is read-only", key, ErrNoSpace)
 	}
@@ -86,10 +90,14 @@ func (s *Store) Delete(key string) error {
 		return fmt.Errorf("delete %s: %w", key, ErrNotFound)
 	}
 	rec.mu.Lock()
-	if rec.writer != nil {
+	if busy := rec.writer != nil || (idleOnly && rec.readers > 0); busy {
+		open := "a writer"
+		if rec.writer == nil {
+			open = "a reader"
+		}
 		rec.mu.Unlock()
 		s.mu.Unlock()
-		return fmt.Errorf("delete %s: %w: a writer is open", key, ErrBusy)
+		return fmt.Errorf("delete %s: %w: %s is open", key, ErrBusy, open)
 	}
 	s.unlinkLocked(rec)
 	rec.mu.Unlock()

@@ -18,6 +18,15 @@
 // ends. The origin source holds a slot of the origin's max_sessions Budget
 // for as long as its upstream is open.
 //
+// Freshness (fresh.go, DESIGN.md §10): Open takes the origin's Policy. A
+// stored recording that is stale is revalidated with the origin first (one
+// DESCRIBE: If-Modified-Since, else the description compared); unchanged,
+// it is served and fresh again; changed, a new recording replaces it once
+// its players are gone (they are relayed the new one meanwhile); the origin
+// down, it is served stale with a Warning when the policy allows. A peer's
+// VOD copy is adopted only if fresh by the policy, or revalidated the same
+// way. only-if-cached fills from peers only.
+//
 // It does not own where a request path maps to (node), the recordings
 // themselves (store), the fill protocol (mesh), the RTSP client (rtspedge),
 // or metrics and the admin API: those read a Snapshot and get Hooks.

@@ -145,7 +145,7 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 				return nil, fmt.Errorf("%w: live relay %d hops from the origin (live_max_hops %d) or through this node",
 					mesh.ErrFillerFailed, len(m.Via)+1, s.fs.cfg.LiveMaxHops)
 			}
-			return &fillerUpstream{peerUpstream: peerUpstream{pf}, hold: hold}, nil
+			return &fillerUpstream{peerUpstream: peerUpstream{PeerFill: pf}, hold: hold}, nil
 		}
 		if !errors.Is(err, mesh.ErrUnavailable) || sleepCtx(wctx, fillerRetry) != nil {
 			hold.Close()

@@ -3,6 +3,7 @@ package fill
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -60,6 +61,8 @@ type Fills struct {
 	mu      sync.Mutex
 	m       map[string]*fill
 	fillers map[string]FillerInfo // last filler chosen per key (filler.go)
+
+	fresh freshCounters // revalidations (fresh.go)
 }
 
 // New returns the registry of cfg's stores. Nothing runs before Run.
@@ -93,6 +96,7 @@ type fill struct {
 	origin            rtspedge.OriginRequest // URL with credentials: for dialing only, never logged
 	client            string                 // Request.Client of the reader that started it
 	completeOnAbandon bool
+	opts              openOpts // the freshness check that opened it (fresh.go)
 
 	ready chan struct{} // closed when the recording exists (st set) or err is set
 	done  chan struct{} // closed when the fill goroutine has returned
@@ -154,6 +158,8 @@ type Recording struct {
 	m      store.Manifest
 	f      *fill
 	served Served
+
+	warning string // the Warning a player's DESCRIBE answer carries
 }
 
 // Manifest is the recording's manifest when it was opened.
@@ -208,6 +214,11 @@ type Request struct {
 	// Client is the address of the player that asks; "" (a prefetch)
 	// counts only against MaxFills.
 	Client string
+	// Policy is the origin's freshness policy (fresh.go); nil: DefaultPolicy.
+	Policy *Policy
+	// OnlyIfCached: the player said Cache-Control: only-if-cached; answer
+	// from this node or a peer, never the origin (else rtspedge.ErrNotCached).
+	OnlyIfCached bool
 }
 
 // The bounds Open refuses a new fill with (503 to a player, with the
@@ -217,11 +228,12 @@ var (
 	ErrTooManyFillsForClient = &rtspedge.LimitError{Limit: "fills_per_client", Reason: "too many fills for this client"}
 )
 
-// Open resolves req.Key to a recording: a complete one in the store, else
-// the fill in progress for it, else a new fill (peers first, then the
-// origin) if MaxFills and MaxFillsPerClient allow one. ctx bounds the wait
-// for the fill's first source only.
-func (fs *Fills) Open(ctx context.Context, req Request) (*Recording, error) {
+// open resolves req.Key to a recording: a complete one in the store that
+// o accepts, else the fill in progress for it, else a new fill (peers
+// first, then the origin unless o.cachedOnly) if MaxFills and
+// MaxFillsPerClient allow one. ctx bounds the wait for the fill's first
+// source only. Open (fresh.go) checks freshness first.
+func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording, error) {
 	key := req.Key
 	fs.mu.Lock()
 	f := fs.m[key]
@@ -230,15 +242,19 @@ func (fs *Fills) Open(ctx context.Context, req Request) (*Recording, error) {
 		// The flight merges only calls that overlap: check the store again
 		// inside it, under the registry lock.
 		m, err := fs.cfg.Store.Manifest(key)
-		if err == nil && m.State == store.StateComplete {
+		if err == nil && m.State == store.StateComplete && o.accepts(m) {
 			fs.mu.Unlock()
 			return &Recording{fs: fs, st: fs.cfg.Store, key: key, m: m, served: ServedLocal}, nil
+		}
+		if o.cachedOnly && fs.cfg.Mesh == nil {
+			fs.mu.Unlock()
+			return nil, fmt.Errorf("%s: %w: not stored here, and no mesh", key, rtspedge.ErrNotCached)
 		}
 		if err := fs.admitLocked(req.Client); err != nil {
 			fs.mu.Unlock()
 			return nil, err
 		}
-		f = &fill{key: key, origin: req.Origin, client: req.Client, completeOnAbandon: req.CompleteOnAbandon,
+		f = &fill{key: key, origin: req.Origin, client: req.Client, completeOnAbandon: req.CompleteOnAbandon, opts: o,
 			ready: make(chan struct{}), done: make(chan struct{})}
 		fs.m[key] = f
 		served = ""
@@ -255,6 +271,9 @@ func (fs *Fills) Open(ctx context.Context, req Request) (*Recording, error) {
 
 	if err := f.wait(ctx); err != nil {
 		fs.release(f)
+		if f.opts.cachedOnly && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s: %w: no peer holds it: %w", key, rtspedge.ErrNotCached, err)
+		}
 		return nil, err
 	}
 	m, err := f.st.Manifest(key)

@@ -57,13 +57,14 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		release()
 		return nil, err
 	}
-	return &originUpstream{o: o, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key), release: release}, nil
+	return &originUpstream{o: o, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key), release: release}, nil
 }
 
 // originUpstream is a session with the origin; a live one that is lost is
 // reopened with backoff.
 type originUpstream struct {
 	o      *rtspedge.OriginSession // the current session; Run swaps in a reopened one
+	pol    Policy                  // the origin's freshness policy: whether to store
 	window time.Duration           // cache.live_reconnect
 	log    *slog.Logger
 	// release frees the origin's max_sessions slot, which the upstream
@@ -78,7 +79,7 @@ func (u *originUpstream) Manifest() store.Manifest {
 	return m
 }
 
-func (u *originUpstream) Cacheable() bool { return u.o.Cacheable() }
+func (u *originUpstream) Cacheable() bool { return u.pol.storable(u.o.Cacheable) }
 
 // Close closes the current session (Run closes the ones before it).
 func (u *originUpstream) Close() {

@@ -30,6 +30,12 @@ type peers struct {
 	gaveUp map[string]bool
 	waited bool
 	after  *fillerSource // nil, or the filler source before: after its takeover, peers are skipped
+
+	// The origin's description and Last-Modified once a revalidation of a
+	// provider's stale copy found it changed (fresh.go, adopt).
+	want    []byte
+	wantMod string
+	renewed *store.Freshness // the picked provider's copy, revalidated: its new freshness
 }
 
 func newPeers(fs *Fills, f *fill) *peers {
@@ -58,7 +64,9 @@ func (p *peers) next(ctx context.Context, w *store.Writer) (Upstream, error) {
 			return nil, nil
 		}
 		p.gaveUp[pf.Peer()] = true
-		return peerUpstream{pf}, nil
+		up := peerUpstream{PeerFill: pf, renewed: p.renewed}
+		p.renewed = nil
+		return up, nil
 	}
 	return nil, ctx.Err()
 }
@@ -152,7 +160,18 @@ func (p *peers) ask(ctx context.Context, provs []mesh.Provider, from uint32, liv
 		}
 		m := a.pf.Manifest()
 		if !m.Live {
-			best, done = a.pf, true // VOD: the first provider that answers
+			// VOD: the first provider that answers with a copy this
+			// node's freshness policy accepts (fresh.go, adopt).
+			ok, renewed := p.adopt(ctx, m)
+			if !ok {
+				log.Info("provider's copy is stale or replaced at the origin", "peer", a.id,
+					"fetched_at", m.Freshness.FetchedAt, "last_modified", m.Freshness.LastModified)
+				a.pf.Close()
+				p.gaveUp[a.id] = true
+				continue
+			}
+			p.renewed = renewed
+			best, done = a.pf, true
 			cancel()
 			next = len(provs)
 			continue
@@ -188,12 +207,18 @@ func (p *peers) ask(ctx context.Context, provs []mesh.Provider, from uint32, liv
 }
 
 // peerUpstream is a fill from one peer.
-type peerUpstream struct{ *mesh.PeerFill }
+type peerUpstream struct {
+	*mesh.PeerFill
+	renewed *store.Freshness // the copy's freshness after a revalidation with the origin; nil: the peer's
+}
 
 // Manifest is the peer's, with the peer as Source; a live stream's relay
 // chain is the peer's chain and the peer.
 func (u peerUpstream) Manifest() store.Manifest {
 	m := u.PeerFill.Manifest()
+	if u.renewed != nil {
+		m.Freshness = *u.renewed
+	}
 	if m.Live {
 		m.Via = append(slices.Clone(m.Via), u.Peer())
 	} else {

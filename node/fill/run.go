@@ -46,6 +46,9 @@ func (fs *Fills) sources(f *fill) []source {
 		p.after = fl
 		out = append(out, fl, p)
 	}
+	if f.opts.cachedOnly {
+		return out // only-if-cached: never the origin
+	}
 	return append(out, &originSource{fs: fs, f: f})
 }
 
@@ -166,9 +169,10 @@ func (fs *Fills) writerFor(ctx context.Context, f *fill, s source, up Upstream, 
 		_ = w.SetSource(m.Source, m.Via)
 	} else {
 		st := fs.cfg.Store
-		if !up.Cacheable() || !st.Storing() {
+		if !up.Cacheable() || !st.Storing() || f.opts.relay {
 			// Uncacheable, or no space to store (cache.min_free, the
-			// quota): relayed to readers without storing.
+			// quota), or the origin replaced a recording still being
+			// played: relayed to readers without storing.
 			st = fs.cfg.Relay
 			_ = st.Delete(f.key) // a finished relay of the same stream still held by its last reader
 		}

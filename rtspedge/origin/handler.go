@@ -27,7 +27,7 @@ type handler Origin
 const rtpInfoKey = "X-Rtspmesh-Rtp-Info"
 
 func (h *handler) entry(path string) (*entry, bool) {
-	e, ok := h.entries[strings.Trim(path, "/")]
+	e, ok := (*Origin)(h).current(strings.Trim(path, "/"))
 	if ok && e.live {
 		h.mu.Lock()
 		ended := e.ended
@@ -82,6 +82,7 @@ func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.R
 	e.describes++
 	h.mu.Unlock()
 	res := &base.Response{StatusCode: base.StatusOK, Header: base.Header{}, Body: e.sdp}
+	(*Origin)(h).freshnessHeaders(e, res)
 	if e.cacheControl != "" {
 		res.Header["Cache-Control"] = base.HeaderValue{e.cacheControl}
 	}

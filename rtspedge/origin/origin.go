@@ -43,6 +43,9 @@ type Config struct {
 	// CacheControl maps a path to the Cache-Control value sent on its
 	// DESCRIBE and SETUP responses (e.g. "no-cache"). None by default.
 	CacheControl map[string]string
+	// Expires maps a path to the Expires time sent on its DESCRIBE
+	// responses. None by default.
+	Expires map[string]time.Time
 	// MaxSpeed caps the Speed header. Default 8.
 	MaxSpeed float64
 	// WriteQueueSize is the per-session packet queue (power of two). Default 4096.
@@ -72,6 +75,7 @@ type Origin struct {
 	pacers   sync.WaitGroup
 	pending  map[*gortsplib.ServerConn]*session // PLAY answered, pacer not yet started
 	sessions map[*gortsplib.ServerSession]*session
+	replaced map[string]*entry // VOD paths whose file Replace replaced
 }
 
 // entry is one served path.
@@ -149,15 +153,11 @@ func New(cfg Config) (*Origin, error) {
 		if _, dup := o.entries[p]; dup {
 			return fmt.Errorf("origin: path %q given twice", p)
 		}
-		c, err := Packetize(ts)
+		e, err := newEntry(p, ts, live, cfg.CacheControl[p], mod)
 		if err != nil {
-			return fmt.Errorf("origin: %s: %w", p, err)
+			return err
 		}
-		sdp, err := describe(c, live)
-		if err != nil {
-			return fmt.Errorf("origin: %s: %w", p, err)
-		}
-		o.entries[p] = &entry{path: p, clip: c, live: live, sdp: sdp, cacheControl: cfg.CacheControl[p], modified: mod}
+		o.entries[p] = e
 		return nil
 	}
 	for _, p := range sortedKeys(media) {
@@ -222,7 +222,11 @@ func (o *Origin) Refused(path string) (refused, open int) {
 func (o *Origin) withEntry(path string, f func(*entry)) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if e, ok := o.entries[strings.Trim(path, "/")]; ok {
+	e, ok := o.replaced[strings.Trim(path, "/")]
+	if !ok {
+		e, ok = o.entries[strings.Trim(path, "/")]
+	}
+	if ok {
 		f(e)
 	}
 }

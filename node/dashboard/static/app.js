@@ -110,7 +110,7 @@ function streamRow(s) {
   const source = origin(s.source_kind, s.source, s.via);
   return el("tr", { "data-id": s.id, "data-path": s.path, "data-state": s.state },
     el("td", {}, el("div", {}, s.path || s.key), el("div", { class: "small mono", title: s.key }, short(s.id)), s.pinned ? el("span", { class: "small" }, "pinned") : ""),
-    el("td", {}, el("span", { class: "state " + s.state }, s.state)),
+    el("td", {}, el("span", { class: "state " + s.state }, s.state), freshness(s.freshness)),
     el("td", {}, source, filler(s)),
     el("td", {}, seconds(s.duration_seconds)),
     el("td", {}, bytes(s.bytes), el("div", { class: "small" }, s.segments + (s.segments === 1 ? " segment" : " segments"))),
@@ -118,6 +118,18 @@ function streamRow(s) {
     el("td", {}, String(s.players)),
     el("td", {}, url),
     el("td", {}, pin, evict, prefetch));
+}
+
+// freshness says whether a stored recording is fresh by its origin's policy
+// (fresh until a time, stale: revalidated at the next play, revalidating),
+// with its validators in the tooltip.
+function freshness(f) {
+  if (!f || f.state === "live") return "";
+  const text = f.state === "fresh" ? "fresh until " + new Date(f.fresh_until).toLocaleTimeString() : f.state;
+  const title = ["fetched " + (f.fetched_at || "?"), f.last_modified ? "Last-Modified: " + f.last_modified : "",
+    f.cache_control ? "Cache-Control: " + f.cache_control : "", f.expires ? "Expires: " + f.expires : ""]
+    .filter(Boolean).join("\n");
+  return el("div", { class: "small freshness", "data-freshness": f.state, title: title }, text);
 }
 
 // origin says where a recording came from: "origin", or the peer it was
