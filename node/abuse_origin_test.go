@@ -244,6 +244,7 @@ func rssBytes(t *testing.T) int64 {
 // burst. With pass_query the fills are capped (per client, in all) and
 // the rest refused with 503 and the bound; the counter equals the refusals.
 func TestCacheBusting(t *testing.T) {
+	t.Parallel()
 	org := startOrigin(t, nil)
 	for _, tc := range []struct {
 		name        string

@@ -20,6 +20,7 @@ func send(t *testing.T, method, url, host string, hdr map[string]string, body st
 // the API's own address, localhost, configured names and same-origin
 // requests work (issue 13).
 func TestAdminRefusesRebindingAndCrossOrigin(t *testing.T) {
+	t.Parallel()
 	org := startOrigin(t, nil)
 	cfg := nodeConfig(t, org)
 	cfg.Mesh.Enabled = false
@@ -97,6 +98,7 @@ func TestAdminRefusesRebindingAndCrossOrigin(t *testing.T) {
 // TestAdminTokenStillRequiredSameOrigin: same-origin does not replace the
 // token when one is set.
 func TestAdminTokenStillRequiredSameOrigin(t *testing.T) {
+	t.Parallel()
 	cfg := nodeConfig(t, nil)
 	cfg.Mesh.Enabled = false
 	cfg.Admin.Listen = "127.0.0.1:0"

@@ -61,6 +61,7 @@ func rawDescribe(t *testing.T, addr, path, authorization string) *base.Response 
 // credentials play every frame; a wrong password, a user outside the
 // origin's players and Basic (not enabled) are refused (issue 13).
 func TestPlayerDigestAuth(t *testing.T) {
+	t.Parallel()
 	org := startOrigin(t, nil)
 	cfg := nodeConfig(t, org)
 	cfg.Mesh.Enabled = false
