@@ -89,7 +89,8 @@ type Store struct {
 	broken      map[string]error // stream id → why its header could not be decoded
 	nextSeq     uint64
 	used        int64
-	quotaWarned bool // "nothing evictable" logged since the last eviction
+	written     int64 // encoded bytes of the segments sealed since Open
+	quotaWarned bool  // "nothing evictable" logged since the last eviction
 
 	evictCh  chan struct{}
 	dropCh   chan struct{}  // blocks of live-window segments queued in drops
