@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -93,6 +94,10 @@ func (m *Mesh) handleCatalogue(s network.Stream) {
 		m.log.Debug("catalogue: list recordings", "err", err)
 		_ = s.Reset()
 		return
+	}
+	if f := m.cfg.TrustedOnly; f != nil && !m.trust.trusts(s.Conn().RemotePeer()) {
+		// What only trusted signers may fill, they alone see listed.
+		infos = slices.DeleteFunc(infos, func(in store.Info) bool { return f(in.Key) })
 	}
 	if _, err := s.Write(appendCatalogue(nil, infos)); err != nil {
 		_ = s.Reset()

@@ -12,9 +12,11 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultProviderTTL  = time.Hour
-	DefaultFindTimeout  = 300 * time.Millisecond
-	DefaultStallTimeout = 15 * time.Second
+	DefaultProviderTTL   = time.Hour
+	DefaultFindTimeout   = 300 * time.Millisecond
+	DefaultStallTimeout  = 15 * time.Second
+	DefaultAnswerTimeout = 2 * time.Second
+	DefaultDistrustFor   = 10 * time.Minute
 
 	minStallTimeout = 3 * time.Second
 )
@@ -41,6 +43,21 @@ type Config struct {
 	PSKFile string
 	// AllowPeers, when not empty, admits connections only from these peer ids.
 	AllowPeers []string
+	// TrustedSigners, when not empty, is the peer ids whose signed content
+	// this node accepts (besides its own); else AllowPeers; else, with a
+	// PSKFile, every member; else, on loopback-only Listen addresses, every
+	// signer; else none (doc.go, "Provenance").
+	TrustedSigners []string
+	// AnswerTimeout bounds how long a provider may take to answer a fill
+	// request, on top of its round-trip time (default 2s).
+	AnswerTimeout time.Duration
+	// DistrustFor is how long a provider that lied (announced a key it
+	// could not serve, or served a bad signature) is skipped (default 10m).
+	DistrustFor time.Duration
+	// TrustedOnly, when set, names the keys whose recordings this node
+	// serves only to trusted signers (an origin that needs credentials);
+	// other peers get "not found".
+	TrustedOnly func(key string) bool
 	// ProviderTTL is how long a provider record lives in the DHT (default 1h).
 	// Every node of a mesh must set the same value: the node that stores a
 	// record is the one that expires it.
@@ -81,6 +98,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
+	if cfg.AnswerTimeout == 0 {
+		cfg.AnswerTimeout = DefaultAnswerTimeout
+	}
+	if cfg.DistrustFor == 0 {
+		cfg.DistrustFor = DefaultDistrustFor
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,6 +134,14 @@ func (cfg Config) validate() error {
 		if _, err := peer.Decode(s); err != nil {
 			bad("AllowPeers %q: not a peer id: %w", s, err)
 		}
+	}
+	for _, s := range cfg.TrustedSigners {
+		if _, err := peer.Decode(s); err != nil {
+			bad("TrustedSigners %q: not a peer id: %w", s, err)
+		}
+	}
+	if cfg.AnswerTimeout < 0 || cfg.DistrustFor < 0 {
+		bad("AnswerTimeout %v, DistrustFor %v: must be positive", cfg.AnswerTimeout, cfg.DistrustFor)
 	}
 	if cfg.ProviderTTL < 0 {
 		bad("ProviderTTL %v: must be positive", cfg.ProviderTTL)

@@ -30,7 +30,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.2.0
+// # Fill protocol /rtspmesh/fill/1.3.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -46,7 +46,10 @@
 //	     (FromLiveEdge): a live recording's packets from the start of its
 //	     open segment, with no sealed segments
 //
-// Answer head (server → client):
+// Answer head (server → client), which the client waits for at most
+// Config.AnswerTimeout (default 2 s) plus four round trips, connection
+// set-up included; a provider that announced the key and answers "not
+// found" is skipped for that key for Config.DistrustFor:
 //
 //	u8   status: 0 OK, 1 not found (no recording of the key: a stale
 //	     provider), 2 unavailable (that segment left a live window; the
@@ -61,11 +64,13 @@
 // Then frames, each starting with a type byte:
 //
 //	segment   u8 1, u32 index, 32-byte SHA-256 of the segment bytes,
-//	          u32 length N (1 ≤ N ≤ 16 MiB, MaxSegmentLen), N bytes: the
-//	          sealed segment exactly as store.Segment returns it
+//	          129-byte seal (Provenance, below), u32 length N
+//	          (1 ≤ N ≤ 16 MiB, MaxSegmentLen), N bytes: the sealed segment
+//	          exactly as store.Segment returns it
 //	end       u8 2, u8 state (1 complete, 2 partial, 3 a live stream its
 //	          origin ended), u32 next index (one past the recording's last
-//	          segment), u64 duration in ns
+//	          segment), u64 duration in ns, u8 seal length S (0 or 97),
+//	          S bytes: the end seal (Provenance, below)
 //	keepalive u8 3 (no body)
 //	packet    u8 4, u32 length N (1 ≤ N ≤ store.MaxRecordBytes), N bytes:
 //	          one packet record of the segment encoding (store.AppendRecord)
@@ -73,6 +78,8 @@
 //	          nanoseconds (1 ≤ value < 2^63): the track's RTP↔NTP mapping
 //	          (store.Track.Clock, from the origin's RTCP sender reports),
 //	          live relays only (new in 1.2.0; 1.1.0 had no clock frame)
+//
+// 1.3.0 added the seals to the segment and end frames; nothing else changed.
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
@@ -101,8 +108,8 @@
 // Each write has a 30 s deadline; segments are written whole through a
 // 64 KiB buffer.
 //
-// The client verifies every segment with store.Writer.AppendSegment (hash and
-// decode) before it is stored, and expects consecutive indexes; a bad segment
+// The client verifies every segment's seal (Provenance, below), then its hash
+// and decoding with store.Writer.AppendSegmentSealed, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
 // Packet frames are decoded (store.DecodeRecord) and appended with
 // store.Writer.Append, clock frames kept with store.Writer.SetClock (a track
@@ -116,6 +123,67 @@
 // four segments in flight). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.
+//
+// # Provenance
+//
+// A segment hash sent by the peer that sends the segment proves nothing.
+// The node that pulls a recording from its origin signs, with its identity
+// key (Ed25519), every segment it seals and the recording's end; relays
+// store the seals with the segments (store.SegmentInfo.Seal,
+// store.Manifest.EndSeal) and pass them on unchanged. All integers are
+// big-endian; H(x) is SHA-256.
+//
+// The header digest D binds a signature to one description of one key:
+//
+//	D = H("rtspmesh/header/1" 0x00
+//	      | u32 len, key | u32 len, SDP | u8 live (0/1)
+//	      | u32 len, classification reason
+//	      | u32 track count, per track: u32 len, control | u32 len, media
+//	        | u8 payload type | u32 clock rate | u32 len, codec
+//	      | u32 len, Cache-Control | u32 len, Expires | u32 len, Last-Modified
+//	      | u64 fetched-at, Unix ns (0 when unset))
+//
+// (a track's RTP↔NTP clock is not signed: it follows sender reports). The
+// segment seal, 129 bytes:
+//
+//	u8   version, 1
+//	32   signer: the Ed25519 public key (the peer id derives from it)
+//	32   P: the hash of the previous segment (zeros before segment 0)
+//	64   signature over "rtspmesh/segment/1" 0x00 | D | u32 index | 32-byte
+//	     segment hash | P
+//
+// The end seal, 97 bytes: u8 version 1, 32-byte signer key, 64-byte
+// signature over "rtspmesh/end/1" 0x00 | D | u32 next index | 32-byte hash
+// of the last segment (zeros for none) | u8 end state (1 complete, 3 live
+// ended) | u64 duration ns.
+//
+// A client computes D from the answer's manifest and, for every segment
+// frame, before it stores a byte: the seal is version 1 and not all zeros;
+// the signer is trusted; P equals the hash of the segment it holds before
+// this one (for the first segment of a live window that starts past 0, P is
+// taken as signed); the signature verifies. An end frame that says complete
+// must carry an end seal that verifies against the next index, the last
+// hash and the duration, or the recording stays partial. A forged (untrusted
+// signer: ErrUntrusted), re-keyed (another D), altered (another hash),
+// reordered or truncated recording (the chain or the end seal) fails the
+// fill with ErrBadSeal, after which the writer holds only verified
+// segments; the provider is logged ("peer content rejected", bad_peer) and
+// skipped for Config.DistrustFor, as is one that announced a key it does not
+// hold.
+//
+// A server answers status 1 (not found) for a recording whose last segment
+// carries no seal (stored before provenance existed); a client that meets
+// unsigned segments anyway refuses them (ErrUnsigned) without taking the
+// peer for a liar.
+//
+// Trusted signers: the node itself, and Config.TrustedSigners when set;
+// else Config.AllowPeers; else with a PSKFile every signer (only members
+// connect); else, when every Listen address is a loopback one, every signer
+// (a test or single-host mesh: signatures are still checked, only the
+// signer set is open); else none. A live recording's packets past its
+// sealed segments are not signed by the origin's puller: a client takes
+// a live fill only from a provider that is itself a trusted signer, and
+// signs the segments it seals from those packets itself.
 //
 // # Catalogue protocol /rtspmesh/catalogue/1.0.0
 //

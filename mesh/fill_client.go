@@ -33,14 +33,15 @@ const (
 // PeerFill is one fill from one peer: the stream after the answer, until
 // Run has copied the peer's segments into a writer.
 type PeerFill struct {
-	m     *Mesh
-	s     network.Stream
-	br    *bufio.Reader
-	peer  string
-	from  uint32
-	mf    store.Manifest
-	stall time.Duration
-	log   *slog.Logger
+	m      *Mesh
+	s      network.Stream
+	br     *bufio.Reader
+	peer   string
+	from   uint32
+	mf     store.Manifest
+	digest store.Hash // of mf: what every seal signs
+	stall  time.Duration
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	ran    bool
@@ -51,6 +52,15 @@ type PeerFill struct {
 
 	onSegment func(index uint32) // tests and benchmarks: a segment was stored
 }
+
+// AnswerBound is how long the peer phase of a miss may take after the
+// lookup: providers are asked in parallel, each within AnswerTimeout on top
+// of its round trip; this bounds them all together.
+func (m *Mesh) AnswerBound() time.Duration { return m.cfg.AnswerTimeout + answerSlack }
+
+// answerSlack is what AnswerBound allows beyond AnswerTimeout for round
+// trips and connection set-up.
+const answerSlack = 500 * time.Millisecond
 
 // OpenFill asks provider p for key from segment index from, and reads the
 // answer: the peer's manifest. ErrNotProvided when the peer does not hold the
@@ -75,7 +85,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 			m.host.Peerstore().AddAddr(id, a, peerstore.TempAddrTTL)
 		}
 	}
-	octx, cancel := context.WithTimeout(ctx, m.cfg.StallTimeout)
+	// A provider answers within AnswerTimeout on top of its round trip,
+	// connection set-up included (a few round trips).
+	answer := m.cfg.AnswerTimeout + 4*p.RTT
+	octx, cancel := context.WithTimeout(ctx, answer)
 	defer cancel()
 	if len(m.host.Network().ConnsToPeer(id)) == 0 && len(m.host.Peerstore().Addrs(id)) == 0 {
 		if ai, err := m.dht.FindPeer(octx, id); err == nil {
@@ -97,7 +110,7 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		return fail(err)
 	}
 	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
-	_ = s.SetDeadline(time.Now().Add(m.cfg.StallTimeout))
+	_ = s.SetDeadline(time.Now().Add(answer))
 	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from})); err != nil {
 		stop()
 		return fail(err)
@@ -108,10 +121,19 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		return fail(context.DeadlineExceeded)
 	}
 	if err != nil {
+		if errors.Is(err, ErrNotProvided) {
+			m.distrust(id, key, false, err) // it announced a key it does not hold
+		}
 		return fail(err)
 	}
 	if mf.Key != key {
+		m.distrust(id, key, true, ErrProtocol)
 		return fail(fmt.Errorf("%w: answered for another key", ErrProtocol))
+	}
+	if mf.Live && !m.trust.trusts(id) {
+		// Live packets past the sealed segments carry no origin signature:
+		// only a trusted relay may send them.
+		return fail(fmt.Errorf("%w: live relay %s", ErrUntrusted, id))
 	}
 	_ = s.SetDeadline(time.Time{})
 	mf.Source = id.String()
@@ -120,14 +142,15 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		stall = min(stall, LiveStallTimeout)
 	}
 	return &PeerFill{
-		m:     m,
-		s:     s,
-		br:    br,
-		peer:  id.String(),
-		from:  from,
-		mf:    mf,
-		stall: stall,
-		log:   m.log.With("fill_from", id.String(), "stream", key),
+		m:      m,
+		s:      s,
+		br:     br,
+		peer:   id.String(),
+		from:   from,
+		mf:     mf,
+		digest: HeaderDigest(&mf),
+		stall:  stall,
+		log:    m.log.With("fill_from", id.String(), "stream", key),
 	}, nil
 }
 
@@ -194,15 +217,25 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })
 	defer stop()
 
+	ch := chain{t: pf.m.trust, digest: pf.digest, live: pf.mf.Live}
+	if m := w.Manifest(); len(m.Segments) > 0 {
+		h := m.Segments[len(m.Segments)-1].Hash
+		ch.prev = &h
+	} else if !pf.mf.Live || pf.from == 0 {
+		ch.prev = &store.Hash{} // the first segment follows none
+	}
 	start := time.Now()
 	pf.free = make(chan []byte, pipelineDepth+2)
 	items := make(chan received, pipelineDepth)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(items)
-		pf.readFrames(ctx, items)
+		pf.readFrames(ctx, items, &ch)
 	})
 	n, bytes, err := pf.store(items, w)
+	if (errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment)) && !errors.Is(err, ErrUnsigned) {
+		pf.m.distrust(pf.s.Conn().RemotePeer(), pf.mf.Key, true, err)
+	}
 	if err != nil {
 		_ = pf.s.Reset() // unblocks the reader
 	}
@@ -235,6 +268,11 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	next := pf.from
 	skip := pf.from == FromLiveEdge
 	var behind liveLag
+	// The hash of the last segment stored, which the end seal names.
+	var last store.Hash
+	if m := w.Manifest(); len(m.Segments) > 0 {
+		last = m.Segments[len(m.Segments)-1].Hash
+	}
 	for it := range items {
 		switch {
 		case it.err != nil:
@@ -246,13 +284,15 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: segment %d where %d was due", ErrProtocol, it.f.Index, next)
 			}
-			if err := w.AppendSegment(it.data, it.f.Hash); err != nil {
+			// The reader verified the seal (chain.check).
+			if err := w.AppendSegmentSealed(it.data, it.f.Hash, it.f.Seal); err != nil {
 				if errors.Is(err, store.ErrHashMismatch) || errors.Is(err, store.ErrCorrupt) {
 					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrBadSegment, next, err)
 				}
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
 			pf.recycle(it.data) // AppendSegment keeps a copy
+			last = it.f.Hash
 			pf.m.bytesIn.Add(uint64(len(it.data)))
 			if pf.onSegment != nil {
 				pf.onSegment(next)
@@ -305,6 +345,12 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: end frame says %d segments, %d received", ErrProtocol, it.f.Index, next)
 			}
+			if _, err := pf.m.trust.verifyEnd(pf.digest, next, last, endComplete, uint64(it.f.Duration), it.f.EndSeal); err != nil {
+				return n, bytes, err // a truncated recording passed off as complete
+			}
+			if err := w.Update(func(m *store.Manifest) { m.EndSeal = it.f.EndSeal }); err != nil {
+				return n, bytes, fmt.Errorf("keep the end seal: %w", err)
+			}
 			if d := it.f.Duration; d > 0 && d != w.Manifest().Duration {
 				if err := w.Update(func(m *store.Manifest) { m.Duration = d }); err != nil {
 					return n, bytes, fmt.Errorf("update duration: %w", err)
@@ -316,8 +362,32 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	return n, bytes, fmt.Errorf("%w: stream ended without an end frame", ErrProtocol)
 }
 
+// chain checks the seal of each segment frame as it is read, before its
+// bytes are (doc.go, "Provenance"): on the reader's goroutine, so that the
+// signature checks overlap the store's appends.
+type chain struct {
+	t       *trust
+	digest  store.Hash
+	live    bool
+	prev    *store.Hash // what the next seal must name; nil: as it says
+	started bool
+}
+
+func (c *chain) check(f *frame) error {
+	p := c.prev
+	if !c.started && c.live && f.Index > 0 && p != nil && *p == (store.Hash{}) {
+		p = nil // a live window that starts later: its first seal says what it follows
+	}
+	if _, err := c.t.verifySeal(c.digest, f.Index, f.Hash, p, &f.Seal); err != nil {
+		return err
+	}
+	h := f.Hash
+	c.prev, c.started = &h, true
+	return nil
+}
+
 // readFrames reads frames into out until the end frame or an error.
-func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
+func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *chain) {
 	send := func(r received) bool {
 		select {
 		case out <- r:
@@ -344,6 +414,11 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 				send(received{err: fmt.Errorf("%w: a packet frame in a fill that is not live", ErrProtocol)})
 				return
 			}
+		case frameSegment:
+			if err := ch.check(&f); err != nil {
+				send(received{err: err})
+				return
+			}
 		case frameClock:
 			if !pf.mf.Live {
 				send(received{err: fmt.Errorf("%w: a clock frame in a fill that is not live", ErrProtocol)})
@@ -367,6 +442,24 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received) {
 		if !send(received{f: f, data: data}) {
 			return
 		}
+	}
+}
+
+// distrust skips peer id for Config.DistrustFor, for every key when all,
+// else for key: it lied about key (err says how). The log line names the
+// peer.
+func (m *Mesh) distrust(id peer.ID, key string, all bool, err error) {
+	k := key
+	if all {
+		k = ""
+	}
+	if m.liars.mark(id, k) {
+		lvl := slog.LevelWarn
+		if !all {
+			lvl = slog.LevelInfo // a stale provider record also does this
+		}
+		m.log.Log(context.Background(), lvl, "peer content rejected; skipping the peer for a while", "bad_peer", id.String(),
+			"stream", key, "for", m.cfg.DistrustFor, "err", err)
 	}
 }
 

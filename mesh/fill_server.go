@@ -59,6 +59,13 @@ func (m *Mesh) handleFill(s network.Stream) {
 	}
 	_ = s.SetReadDeadline(time.Time{})
 	log = log.With("stream", req.Key)
+	if f := m.cfg.TrustedOnly; f != nil && f(req.Key) && !m.trust.trusts(s.Conn().RemotePeer()) {
+		log.Info("fill refused: the origin's recordings go to trusted signers only", "peer", remote)
+		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, _ = s.Write([]byte{statusNotFound})
+		_ = s.Close()
+		return
+	}
 
 	m.serving.Add(1)
 	defer m.serving.Add(-1)
@@ -113,6 +120,11 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		_ = w.status(statusServerError)
 		return 0, fmt.Errorf("manifest: %w", err)
 	}
+	if len(mf.Segments) > 0 && mf.Segments[len(mf.Segments)-1].Seal.IsZero() {
+		// Stored before provenance (or by a node without a key): no peer
+		// would take it.
+		return 0, w.status(statusNotFound)
+	}
 	from, ok := startAt(mf, req.From)
 	if !ok {
 		return 0, w.status(statusUnavailable)
@@ -162,9 +174,9 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 	var hdr []byte
 	sent := 0
 	for {
-		data, h, err := m.st.Segment(key, i)
+		data, si, err := m.st.SegmentSealed(key, i)
 		if err == nil {
-			hdr = appendSegmentHeader(hdr[:0], i, h, len(data))
+			hdr = appendSegmentHeader(hdr[:0], i, si.Hash, &si.Seal, len(data))
 			if err := w.write(hdr, data); err != nil {
 				return sent, err
 			}

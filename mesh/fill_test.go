@@ -87,11 +87,11 @@ func TestFillResumesFromSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range uint32(3) {
-		data, h, err := a.st.Segment(key, i)
+		data, si, err := a.st.SegmentSealed(key, i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.AppendSegment(data, h); err != nil {
+		if err := w.AppendSegmentSealed(data, si.Hash, si.Seal); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,7 +251,7 @@ func serveCorrupt(a *testNode, bad uint32) network.StreamHandler {
 		head, _ := appendOK(nil, m)
 		_, _ = bw.Write(head)
 		for i := req.From; i < m.NextSegment(); i++ {
-			data, h, err := a.st.Segment(req.Key, i)
+			data, si, err := a.st.SegmentSealed(req.Key, i)
 			if err != nil {
 				_ = s.Reset()
 				return
@@ -259,7 +259,7 @@ func serveCorrupt(a *testNode, bad uint32) network.StreamHandler {
 			if i == bad {
 				data[len(data)/2] ^= 0xff
 			}
-			_, _ = bw.Write(appendSegmentHeader(nil, i, h, len(data)))
+			_, _ = bw.Write(appendSegmentHeader(nil, i, si.Hash, &si.Seal, len(data)))
 			_, _ = bw.Write(data)
 		}
 		_, _ = bw.Write(appendEnd(nil, endOf(m)))
@@ -306,8 +306,8 @@ func serveThenStall(a *testNode, n uint32, release <-chan struct{}) network.Stre
 		head, _ := appendOK(nil, m)
 		_, _ = s.Write(head)
 		for i := req.From; i < req.From+n; i++ {
-			data, h, _ := a.st.Segment(req.Key, i)
-			_, _ = s.Write(append(appendSegmentHeader(nil, i, h, len(data)), data...))
+			data, si, _ := a.st.SegmentSealed(req.Key, i)
+			_, _ = s.Write(append(appendSegmentHeader(nil, i, si.Hash, &si.Seal, len(data)), data...))
 		}
 		<-release
 		_ = s.Reset()

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -26,7 +27,7 @@ func seedAnswer() []byte {
 }
 
 func seedSegmentHeader() []byte {
-	return appendSegmentHeader(nil, 3, store.Hash{1, 2, 3}, 262144)
+	return appendSegmentHeader(nil, 3, store.Hash{1, 2, 3}, &store.Seal{sealVersion, 9}, 262144)
 }
 
 func seedEnd() []byte {
@@ -76,8 +77,8 @@ func FuzzAnswer(f *testing.F) {
 
 func FuzzSegmentHeader(f *testing.F) {
 	f.Add(seedSegmentHeader())
-	f.Add(appendSegmentHeader(nil, 0, store.Hash{}, 0))
-	f.Add(appendSegmentHeader(nil, 1, store.Hash{}, MaxSegmentLen+1))
+	f.Add(appendSegmentHeader(nil, 0, store.Hash{}, &store.Seal{}, 0))
+	f.Add(appendSegmentHeader(nil, 1, store.Hash{}, &store.Seal{}, MaxSegmentLen+1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := decodeSegmentHeader(b)
 		if err != nil {
@@ -86,7 +87,7 @@ func FuzzSegmentHeader(f *testing.F) {
 		if fr.Len == 0 || fr.Len > MaxSegmentLen {
 			t.Fatalf("accepted segment length %d", fr.Len)
 		}
-		if enc := appendSegmentHeader(nil, fr.Index, fr.Hash, int(fr.Len)); !bytes.Equal(enc, b) {
+		if enc := appendSegmentHeader(nil, fr.Index, fr.Hash, &fr.Seal, int(fr.Len)); !bytes.Equal(enc, b) {
 			t.Fatalf("round trip %x != %x", enc, b)
 		}
 	})
@@ -96,10 +97,12 @@ func FuzzEndFrame(f *testing.F) {
 	f.Add(seedEnd())
 	f.Add(appendEnd(nil, frame{State: store.StatePartial}))
 	f.Add(appendEnd(nil, frame{State: store.StatePartial, Ended: true, Index: 9}))
-	f.Add([]byte{frameEnd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{frameEnd, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(appendEnd(nil, frame{State: store.StateComplete, Index: 3, EndSeal: make([]byte, endSealLen)}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, err := decodeEnd(b)
-		if err != nil {
+		r := bytes.NewReader(b)
+		fr, err := readFrame(r)
+		if err != nil || fr.Type != frameEnd || r.Len() != 0 {
 			return
 		}
 		if fr.Duration < 0 || (fr.State != store.StateComplete && fr.State != store.StatePartial) {
@@ -115,7 +118,7 @@ func FuzzEndFrame(f *testing.F) {
 func FuzzFrames(f *testing.F) {
 	var s []byte
 	s = append(s, frameKeepalive)
-	s = appendSegmentHeader(s, 0, store.Hash{}, 4)
+	s = appendSegmentHeader(s, 0, store.Hash{}, &store.Seal{}, 4)
 	s = append(s, 1, 2, 3, 4)
 	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
 	s = appendClock(s, 0, store.Clock{RTP: 90000, NTP: time.Unix(1764600000, 5)})
@@ -159,6 +162,58 @@ func FuzzFrames(f *testing.F) {
 			default:
 				t.Fatalf("frame type %d", fr.Type)
 			}
+		}
+	})
+}
+
+// seedSealInput is a valid input of FuzzSeal: header digest, index, hash,
+// seal, signed by a fixed key.
+func seedSealInput() []byte {
+	k := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	s := &signer{priv: k}
+	copy(s.pub[:], k.Public().(ed25519.PublicKey))
+	m := testManifest("rtsp://origin.test:554/a.mp4")
+	si := store.SegmentInfo{Index: 5, Hash: store.Hash{7}}
+	seal, _ := s.SealSegment(&m, &si, store.Hash{6})
+	d := HeaderDigest(&m)
+	b := append([]byte(nil), d[:]...)
+	b = binary.BigEndian.AppendUint32(b, si.Index)
+	b = append(b, si.Hash[:]...)
+	b = append(b, seal[:]...)
+	end, _ := s.SealEnd(&m, 6, si.Hash)
+	return append(b, end...)
+}
+
+// FuzzSeal decodes and verifies segment and end seals: any bytes from a
+// peer give an answer, never a panic, and an accepted seal verifies.
+func FuzzSeal(f *testing.F) {
+	f.Add(seedSealInput())
+	f.Add(make([]byte, 32+4+32+store.SealLen))
+	f.Add([]byte{1})
+	tr := &trust{any: true}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const n = 32 + 4 + 32 + store.SealLen
+		if len(b) < n {
+			return
+		}
+		var digest, h, prev store.Hash
+		var seal store.Seal
+		copy(digest[:], b)
+		index := binary.BigEndian.Uint32(b[32:])
+		copy(h[:], b[36:68])
+		copy(seal[:], b[68:n])
+		copy(prev[:], seal[33:65])
+		if _, err := tr.verifySeal(digest, index, h, nil, &seal); err == nil {
+			if !ed25519.Verify(seal[1:33], segMessage(digest, index, h, prev), seal[65:]) {
+				t.Fatal("accepted a seal whose signature does not verify")
+			}
+			if _, err := tr.verifySeal(digest, index+1, h, nil, &seal); err == nil {
+				t.Fatal("a seal verified for another index")
+			}
+		}
+		end := b[n:]
+		if _, err := tr.verifyEnd(digest, index+1, h, endComplete, 0, end); err == nil && len(end) != endSealLen {
+			t.Fatalf("accepted an end seal of %d bytes", len(end))
 		}
 	})
 }

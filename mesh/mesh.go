@@ -57,6 +57,10 @@ type Mesh struct {
 
 	found chan peer.AddrInfo // mDNS discoveries, drained by Run
 
+	signer *signer   // signs what this node pulls from origins
+	trust  *trust    // whose signatures it accepts
+	liars  *distrust // providers that lied, skipped for a while
+
 	catalogueSlots chan struct{} // catalogue answers being written
 
 	mu       sync.Mutex
@@ -76,6 +80,10 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 	}
 	log := cfg.Logger.With("component", "mesh")
 	key, err := loadIdentity(cfg.DataDir, log)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	sg, err := newSigner(key)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
@@ -142,8 +150,18 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 		_ = h.Close()
 		return nil, fmt.Errorf("mesh: dht: %w", err)
 	}
+	tr, err := newTrust(cfg, h.ID())
+	if err != nil {
+		_ = d.Close()
+		_ = h.Close()
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	log.Info("mesh trust", "accept_content_signed_by", tr.why)
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mesh{
+		signer:  sg,
+		trust:   tr,
+		liars:   newDistrust(cfg.DistrustFor),
 		cfg:     cfg,
 		log:     log.With("peer", h.ID().String()),
 		st:      st,
@@ -158,6 +176,7 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 		provided:       make(map[string]*provided),
 		wake:           make(chan struct{}, 1),
 	}
+	st.SetSealer(sg) // what this node stores from an origin, it signs
 	h.SetStreamHandler(FillProtocol, m.handleFill)
 	h.SetStreamHandler(CatalogueProtocol, m.handleCatalogue)
 	return m, nil

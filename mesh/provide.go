@@ -216,7 +216,7 @@ func (m *Mesh) FindProviders(parent context.Context, key string) ([]Provider, er
 			grace, graced = nil, true
 			continue
 		}
-		if ai.ID == m.host.ID() || len(provs) >= maxProviders {
+		if ai.ID == m.host.ID() || len(provs) >= maxProviders || m.liars.skip(ai.ID, key) {
 			continue
 		}
 		if len(provs) == 0 {

@@ -17,7 +17,7 @@ import (
 )
 
 // FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
-const FillProtocol = "/rtspmesh/fill/1.2.0"
+const FillProtocol = "/rtspmesh/fill/1.3.0"
 
 // Bounds of the fill protocol; a peer that exceeds one is cut off.
 const (
@@ -125,6 +125,7 @@ func wireManifest(m store.Manifest) store.Manifest {
 	m.Packets = 0
 	m.Bytes = 0
 	m.Received = 0
+	m.EndSeal = nil // the end frame carries it
 	return m
 }
 
@@ -199,6 +200,8 @@ type frame struct {
 	Type     byte
 	Index    uint32        // segment: its index; end: one past the last segment
 	Hash     store.Hash    // segment
+	Seal     store.Seal    // segment: its provenance seal
+	EndSeal  []byte        // end: the end's provenance seal, if any
 	Len      uint32        // segment, packet: bytes that follow
 	State    store.State   // end: StateComplete or StatePartial
 	Ended    bool          // end: a live stream its origin ended (state partial)
@@ -208,8 +211,8 @@ type frame struct {
 }
 
 const (
-	segmentHeaderLen = 1 + 4 + 32 + 4
-	endFrameLen      = 1 + 1 + 4 + 8
+	segmentHeaderLen = 1 + 4 + 32 + store.SealLen + 4
+	endFrameLen      = 1 + 1 + 4 + 8 + 1 // then the end seal's bytes
 	packetHeaderLen  = 1 + 4
 	clockFrameLen    = 1 + 1 + 4 + 8
 )
@@ -257,20 +260,21 @@ func decodePacketHeader(b []byte) (frame, error) {
 	return f, nil
 }
 
-func appendSegmentHeader(b []byte, index uint32, h store.Hash, n int) []byte {
+func appendSegmentHeader(b []byte, index uint32, h store.Hash, seal *store.Seal, n int) []byte {
 	b = append(b, frameSegment)
 	b = binary.BigEndian.AppendUint32(b, index)
 	b = append(b, h[:]...)
+	b = append(b, seal[:]...)
 	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
 // endOf is the end frame of a recording whose manifest is m.
 func endOf(m store.Manifest) frame {
-	return frame{Type: frameEnd, State: m.State, Ended: m.Live && m.Ended, Index: m.NextSegment(), Duration: m.Duration}
+	return frame{Type: frameEnd, State: m.State, Ended: m.Live && m.Ended, Index: m.NextSegment(), Duration: m.Duration, EndSeal: m.EndSeal}
 }
 
 // appendEnd appends end frame f: type 2, u8 state, u32 next index, u64
-// duration (ns).
+// duration (ns), u8 seal length (0 or endSealLen), the end seal.
 func appendEnd(b []byte, f frame) []byte {
 	s := endPartial
 	switch {
@@ -281,7 +285,12 @@ func appendEnd(b []byte, f frame) []byte {
 	}
 	b = append(b, frameEnd, s)
 	b = binary.BigEndian.AppendUint32(b, f.Index)
-	return binary.BigEndian.AppendUint64(b, uint64(max(f.Duration, 0)))
+	b = binary.BigEndian.AppendUint64(b, uint64(max(f.Duration, 0)))
+	if len(f.EndSeal) != endSealLen {
+		return append(b, 0)
+	}
+	b = append(b, endSealLen)
+	return append(b, f.EndSeal...)
 }
 
 // readFrame decodes one frame header (not a segment's bytes).
@@ -302,7 +311,14 @@ func readFrame(r io.Reader) (frame, error) {
 		if _, err := io.ReadFull(r, b[1:endFrameLen]); err != nil {
 			return frame{}, noEOF(err)
 		}
-		return decodeEnd(b[:endFrameLen])
+		f, err := decodeEnd(b[:endFrameLen])
+		if err != nil || len(f.EndSeal) == 0 {
+			return f, err
+		}
+		if _, err := io.ReadFull(r, f.EndSeal); err != nil {
+			return frame{}, noEOF(err)
+		}
+		return f, nil
 	case framePacket:
 		if _, err := io.ReadFull(r, b[1:packetHeaderLen]); err != nil {
 			return frame{}, noEOF(err)
@@ -317,20 +333,23 @@ func readFrame(r io.Reader) (frame, error) {
 	return frame{}, fmt.Errorf("%w: frame type %d", ErrProtocol, b[0])
 }
 
-// decodeSegmentHeader decodes type 1, u32 index, 32-byte hash, u32 length.
+// decodeSegmentHeader decodes type 1, u32 index, 32-byte hash, seal, u32
+// length.
 func decodeSegmentHeader(b []byte) (frame, error) {
 	if len(b) != segmentHeaderLen || b[0] != frameSegment {
 		return frame{}, fmt.Errorf("%w: segment header", ErrProtocol)
 	}
-	f := frame{Type: frameSegment, Index: binary.BigEndian.Uint32(b[1:5]), Len: binary.BigEndian.Uint32(b[37:41])}
+	f := frame{Type: frameSegment, Index: binary.BigEndian.Uint32(b[1:5]), Len: binary.BigEndian.Uint32(b[segmentHeaderLen-4:])}
 	copy(f.Hash[:], b[5:37])
+	copy(f.Seal[:], b[37:37+store.SealLen])
 	if f.Len == 0 || f.Len > MaxSegmentLen {
 		return frame{}, fmt.Errorf("%w: segment length %d", ErrProtocol, f.Len)
 	}
 	return f, nil
 }
 
-// decodeEnd decodes type 2, u8 state, u32 next index, u64 duration (ns).
+// decodeEnd decodes type 2, u8 state, u32 next index, u64 duration (ns),
+// u8 seal length; EndSeal is sized for the seal bytes that follow.
 func decodeEnd(b []byte) (frame, error) {
 	if len(b) != endFrameLen || b[0] != frameEnd {
 		return frame{}, fmt.Errorf("%w: end frame", ErrProtocol)
@@ -351,6 +370,13 @@ func decodeEnd(b []byte) (frame, error) {
 		return frame{}, fmt.Errorf("%w: end duration", ErrProtocol)
 	}
 	f.Duration = time.Duration(d)
+	switch b[14] {
+	case 0:
+	case endSealLen:
+		f.EndSeal = make([]byte, endSealLen)
+	default:
+		return frame{}, fmt.Errorf("%w: end seal length %d", ErrProtocol, b[14])
+	}
 	return f, nil
 }
 

@@ -37,6 +37,9 @@ type NodeStatus struct {
 	// start a fill from an origin (docs/api.md, "WAN bytes saved").
 	WANSaved uint64        `json:"wan_saved_bytes"`
 	Storage  StorageStatus `json:"storage"`
+	// OpenMesh: the mesh listens beyond this host with no psk_file and no
+	// allow_peers, on purpose (mesh.open); anyone may join and copy.
+	OpenMesh bool `json:"open_mesh"`
 }
 
 // StorageStatus says whether the node stores what it fills (cache.min_free,
@@ -68,6 +71,7 @@ func (a *adminServer) nodeInfo(w http.ResponseWriter, r *http.Request) {
 		Players: n.edge.Stats().Sessions, Fills: fills, Peers: len(a.peers()),
 		Requests: make(map[Served]uint64), Storage: storageStatus(n.store.Space()),
 	}
+	st.OpenMesh, _ = n.cfg.Mesh.Posture()
 	if st.MeshAddrs == nil {
 		st.MeshAddrs = []string{}
 	}

@@ -135,3 +135,39 @@ func liveHopDelays(b *testing.B) []time.Duration {
 	}
 	return delays
 }
+
+// BenchmarkMissFiveSilentProviders: a miss on a node whose mesh has five
+// providers of the stream that never answer a fill request: the time from
+// the player's DESCRIBE to its first packet, which comes from the origin
+// (target ≤ find_timeout + 2.5 s, with find_timeout as shipped).
+func BenchmarkMissFiveSilentProviders(b *testing.B) {
+	var took []float64
+	for b.Loop() {
+		b.StopTimer()
+		org := startOrigin(b, nil)
+		cfg := nodeConfig(b, org)
+		cfg.Mesh.FindTimeout = node.Defaults().Mesh.FindTimeout // as shipped
+		a := startNode(b, cfg)
+		for range 5 {
+			silentProvider(b, a.MeshAddrs(), storeKey(b, org))
+		}
+		cfg = nodeConfig(b, org)
+		cfg.Mesh.FindTimeout = node.Defaults().Mesh.FindTimeout
+		cfg.Mesh.Bootstrap = a.MeshAddrs()
+		nb := startNode(b, cfg)
+		testkit.Eventually(b, 10*time.Second, "joined", func() bool { return len(nb.Peers()) > 0 })
+		b.StartTimer()
+		start := time.Now()
+		if err := firstPacket(b.Context(), nb.url(samplePath)); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start).Seconds())
+		b.StopTimer()
+		nb.stop()
+		a.stop()
+		b.StartTimer()
+	}
+	slices.Sort(took)
+	b.ReportMetric(took[len(took)/2], "first-packet-s")
+	b.ReportMetric((time.Duration(node.Defaults().Mesh.FindTimeout) + 2500*time.Millisecond).Seconds(), "target-s")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -75,6 +76,11 @@ type Origin struct {
 	// every user (config_edge.go).
 	Players []string `yaml:"players,omitempty"`
 
+	// PeerAccess says which peers this node serves the origin's recordings
+	// to: "trusted" (trusted signers only: the default for an origin with
+	// credentials) or "all" (every peer that connects: the default for one
+	// without).
+	PeerAccess string `yaml:"peer_access,omitempty"`
 	// What the origin may make the node do (config_limits.go).
 
 	// Redirects of DESCRIBE: "same-origin" (default: followed within the
@@ -93,6 +99,25 @@ type Origin struct {
 	PassQuery bool `yaml:"pass_query,omitempty"`
 	// CompleteOnAbandon overrides cache.complete_on_abandon for this origin.
 	CompleteOnAbandon *bool `yaml:"complete_on_abandon,omitempty"`
+}
+
+// Peer access values (Origin.PeerAccess).
+const (
+	PeerAccessTrusted = "trusted"
+	PeerAccessAll     = "all"
+)
+
+// peersTrustedOnly reports whether o's recordings go only to trusted
+// signers.
+func (o Origin) peersTrustedOnly() bool {
+	switch o.PeerAccess {
+	case PeerAccessTrusted:
+		return true
+	case PeerAccessAll:
+		return false
+	}
+	u, err := url.Parse(o.URL)
+	return o.Username != "" || o.Password != "" || (err == nil && u.User != nil)
 }
 
 // CacheConfig is the local store.
@@ -125,6 +150,20 @@ type MeshConfig struct {
 	FindTimeout Duration `yaml:"find_timeout"`
 	ProviderTTL Duration `yaml:"provider_ttl"`
 	LiveMaxHops int      `yaml:"live_max_hops"`
+
+	// Trust (issue 12, DESIGN §8; mesh/doc.go "Provenance").
+	// Open says on purpose that a mesh listening beyond loopback with no
+	// psk_file and no allow_peers may start (anyone may connect and copy).
+	Open bool `yaml:"open"`
+	// TrustedSigners narrows whose signed content this node accepts
+	// (default: allow_peers; else with psk_file every member; else, on
+	// loopback-only listen addresses, every peer; else none).
+	TrustedSigners []string `yaml:"trusted_signers"`
+	// AnswerTimeout bounds a provider's answer to a fill request, on top
+	// of its round trip; DistrustFor is how long a provider that lied is
+	// skipped.
+	AnswerTimeout Duration `yaml:"answer_timeout"`
+	DistrustFor   Duration `yaml:"distrust_for"`
 }
 
 // AdminConfig is the admin HTTP API.
@@ -175,6 +214,9 @@ func Defaults() Config {
 			FindTimeout: Duration(mesh.DefaultFindTimeout),
 			ProviderTTL: Duration(mesh.DefaultProviderTTL),
 			LiveMaxHops: 3,
+
+			AnswerTimeout: Duration(mesh.DefaultAnswerTimeout),
+			DistrustFor:   Duration(mesh.DefaultDistrustFor),
 		},
 		Admin: AdminConfig{Listen: "127.0.0.1:9554"},
 		Fills: defaultFills(),

@@ -229,6 +229,36 @@ func (c *Config) validateMesh(bad complain) {
 	if m.LiveMaxHops < 1 || m.LiveMaxHops > 16 {
 		bad("mesh.live_max_hops", "%d is out of range; write a number from 1 to 16 (default 3)", m.LiveMaxHops)
 	}
+	for _, id := range m.TrustedSigners {
+		if _, err := peer.Decode(id); err != nil {
+			bad("mesh.trusted_signers", "%q is not a peer id; copy the id that `rtspmesh node` printed (12D3KooW…)", id)
+		}
+	}
+	positive(bad, "mesh.answer_timeout", m.AnswerTimeout, "2s")
+	positive(bad, "mesh.distrust_for", m.DistrustFor, "10m")
+	for i, o := range c.Origins {
+		switch o.PeerAccess {
+		case "", PeerAccessTrusted, PeerAccessAll:
+		default:
+			bad(fmt.Sprintf("origins[%d].peer_access", i), "%q is not a peer access; write %q or %q", o.PeerAccess, PeerAccessTrusted, PeerAccessAll)
+		}
+	}
+}
+
+// Posture says why a mesh that anyone may join would start, or refuses it
+// (DESIGN §8): listening on a non-loopback address with no psk_file and no
+// allow_peers needs mesh.open: true. It returns open when the node starts
+// as an open mesh on purpose (then it warns).
+func (m MeshConfig) Posture() (open bool, err error) {
+	if !m.Enabled || m.PSKFile != "" || len(m.AllowPeers) > 0 || mesh.LoopbackOnly(m.Listen) {
+		return false, nil
+	}
+	if m.Open {
+		return true, nil
+	}
+	return false, fmt.Errorf("mesh.listen %v reaches beyond this host, and with no mesh.psk_file and no mesh.allow_peers anyone could join the mesh and copy what this node holds: "+
+		"make the mesh private (run `rtspmesh keygen /var/lib/rtspmesh/mesh.psk`, copy the file to every node and set mesh.psk_file to it), "+
+		"or list the nodes in mesh.allow_peers, or listen on loopback only, or set mesh.open: true to run an open mesh on purpose", m.Listen)
 }
 
 // effectiveListen is the listen list the mesh will use: all of Listen, or

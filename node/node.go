@@ -45,6 +45,14 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	open, err := cfg.Mesh.Posture()
+	if err != nil {
+		return nil, err
+	}
+	if open {
+		logger.Warn("OPEN MESH: mesh.open is true and the mesh listens beyond this host with no psk_file and no allow_peers; anyone who reaches mesh.listen may join and copy recordings (see docs/operations.md, \"Trust\")",
+			"listen", cfg.Mesh.Listen)
+	}
 	for i, o := range cfg.Origins {
 		if o.CacheControlOverride != "" {
 			logger.Warn(fmt.Sprintf("origins[%d] (%s).cache_control_override is not yet implemented; ignored", i, o.Name))
@@ -63,7 +71,6 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		}
 	}()
 
-	var err error
 	n.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{
 		MaxBytes:   int64(cfg.Cache.MaxBytes),
 		MinFree:    int64(cfg.Cache.MinFree),
@@ -92,8 +99,13 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			AllowPeers:  cfg.Mesh.AllowPeers,
 			ProviderTTL: time.Duration(cfg.Mesh.ProviderTTL),
 			FindTimeout: time.Duration(cfg.Mesh.FindTimeout),
-			ServingLive: func(key string) func() { return n.fills.JoinLive(key) },
-			Logger:      logger.With("component", "mesh"),
+
+			TrustedSigners: cfg.Mesh.TrustedSigners,
+			AnswerTimeout:  time.Duration(cfg.Mesh.AnswerTimeout),
+			DistrustFor:    time.Duration(cfg.Mesh.DistrustFor),
+			TrustedOnly:    n.peersTrustedOnly,
+			ServingLive:    func(key string) func() { return n.fills.JoinLive(key) },
+			Logger:         logger.With("component", "mesh"),
 		}, n.store)
 		if err != nil {
 			return nil, fmt.Errorf("start mesh host: %w", err)

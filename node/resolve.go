@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/node/fill"
@@ -84,3 +85,22 @@ var (
 	_ rtspedge.Recordings      = (*Node)(nil)
 	_ rtspedge.DeliveryCounter = (*session)(nil)
 )
+
+// peersTrustedOnly reports whether key's recording goes only to peers that
+// are trusted signers: key belongs to an origin whose peer_access is
+// "trusted" (by default, one with credentials).
+func (n *Node) peersTrustedOnly(key string) bool {
+	for _, o := range n.cfg.Origins {
+		if !o.peersTrustedOnly() {
+			continue
+		}
+		base, err := CanonicalKey(o.URL)
+		if err != nil {
+			continue
+		}
+		if base = strings.TrimSuffix(base, "/"); key == base || strings.HasPrefix(key, base+"/") {
+			return true
+		}
+	}
+	return false
+}

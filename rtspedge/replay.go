@@ -113,6 +113,14 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			wallStart, ttStart = time.Now(), p.sNPT
 			p.wallStart = wallStart
 			continue
+		case errors.Is(readErr, store.ErrCorrupt):
+			// A stored segment is damaged (the store logged which and cut
+			// the recording there for the next fill to repair): end the
+			// play as a stream end, not a crash.
+			p.log.Warn("stored segment damaged; ending the play", "err", readErr)
+			p.sendBye()
+			p.ss.Close()
+			return
 		default:
 			p.log.Warn("replay read failed; closing the session", "err", readErr)
 			p.ss.Close()

@@ -119,3 +119,16 @@ func (c *segmentCache) drop(seq uint64, below uint32) {
 		e = next
 	}
 }
+
+// dropFrom forgets segments of recording seq with index >= from.
+func (c *segmentCache) dropFrom(seq uint64, from uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.ll.Front(); e != nil; {
+		next := e.Next()
+		if r := e.Value.(*cacheEntry).ref; r.seq == seq && r.idx >= from {
+			c.removeLocked(e)
+		}
+		e = next
+	}
+}

@@ -145,9 +145,18 @@ func (h *header) validate(key string) error {
 // first pn, packets, size, hash.
 const segInfoLen = 1 + 4 + 8*3 + 8 + 4 + 4 + 32
 
+// Version 2 of a segment info: version 1's fields, then the CRC-32C of
+// the segment bytes (u32) and the Seal (zeros when unsealed). Version 1
+// infos (written before) have neither.
+const segInfoSealedLen = segInfoLen + 4 + SealLen
+
 func encodeSegInfo(si *SegmentInfo) []byte {
-	b := make([]byte, 0, segInfoLen)
-	b = append(b, 1)
+	b := make([]byte, 0, segInfoSealedLen)
+	v := byte(2)
+	if !si.hasCRC && si.Seal.IsZero() {
+		v = 1 // as it was read
+	}
+	b = append(b, v)
 	b = binary.BigEndian.AppendUint32(b, si.Index)
 	b = binary.BigEndian.AppendUint64(b, uint64(si.FirstTT))
 	b = binary.BigEndian.AppendUint64(b, uint64(si.LastTT))
@@ -155,12 +164,22 @@ func encodeSegInfo(si *SegmentInfo) []byte {
 	b = binary.BigEndian.AppendUint64(b, si.FirstPN)
 	b = binary.BigEndian.AppendUint32(b, si.Packets)
 	b = binary.BigEndian.AppendUint32(b, si.Size)
-	return append(b, si.Hash[:]...)
+	b = append(b, si.Hash[:]...)
+	if v == 1 {
+		return b
+	}
+	b = binary.BigEndian.AppendUint32(b, si.CRC)
+	return append(b, si.Seal[:]...)
 }
 
 func decodeSegInfo(data []byte) (SegmentInfo, error) {
 	var si SegmentInfo
-	if len(data) != segInfoLen || data[0] != 1 {
+	switch {
+	case len(data) == segInfoLen && data[0] == 1:
+	case len(data) == segInfoSealedLen && data[0] == 2:
+		si.CRC, si.hasCRC = binary.BigEndian.Uint32(data[segInfoLen:]), true
+		copy(si.Seal[:], data[segInfoLen+4:])
+	default:
 		return si, corruptf("segment info of %d bytes", len(data))
 	}
 	d := data[1:]
@@ -171,7 +190,7 @@ func decodeSegInfo(data []byte) (SegmentInfo, error) {
 	si.FirstPN = binary.BigEndian.Uint64(d[28:])
 	si.Packets = binary.BigEndian.Uint32(d[36:])
 	si.Size = binary.BigEndian.Uint32(d[40:])
-	copy(si.Hash[:], d[44:])
+	copy(si.Hash[:], d[44:76])
 	switch {
 	case si.Packets == 0:
 		return si, corruptf("segment info: no packets")

@@ -11,25 +11,32 @@ import (
 
 // Segment returns the raw bytes of sealed segment index of key and its hash.
 func (s *Store) Segment(key string, index uint32) ([]byte, Hash, error) {
+	data, si, err := s.SegmentSealed(key, index)
+	return data, si.Hash, err
+}
+
+// SegmentSealed returns the raw bytes of sealed segment index of key and
+// its info (hash and seal).
+func (s *Store) SegmentSealed(key string, index uint32) ([]byte, SegmentInfo, error) {
 	rec, err := s.lookup(key)
 	if err != nil {
-		return nil, Hash{}, err
+		return nil, SegmentInfo{}, err
 	}
 	rec.mu.Lock()
 	first, next := rec.hdr.FirstIndex, rec.hdr.NextIndex
-	var h Hash
+	var si SegmentInfo
 	if index >= first && index < next {
-		h = rec.segs[index-first].Hash
+		si = rec.segs[index-first]
 	}
 	rec.mu.Unlock()
 	if index < first || index >= next {
-		return nil, Hash{}, fmt.Errorf("segment %d of %s (have %d..%d): %w", index, key, first, next, ErrNotFound)
+		return nil, SegmentInfo{}, fmt.Errorf("segment %d of %s (have %d..%d): %w", index, key, first, next, ErrNotFound)
 	}
 	sg, err := s.segment(rec, index)
 	if err != nil {
-		return nil, Hash{}, err
+		return nil, SegmentInfo{}, err
 	}
-	return bytes.Clone(sg.raw), h, nil
+	return bytes.Clone(sg.raw), si, nil
 }
 
 // segment returns sealed segment idx of rec from the cache or Badger.
@@ -75,11 +82,19 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 		}
-		got, packets, err := decodeSegment(raw)
+		err = s.verifySegment(rec, idx, raw)
+		var got uint32
+		var packets []Packet
+		if err == nil {
+			got, packets, err = decodeSegment(raw)
+		}
 		if err == nil && got != idx {
 			err = corruptf("holds index %d", got)
 		}
 		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				s.damaged(rec, idx, err)
+			}
 			return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 		}
 		return &segment{raw: raw, packets: packets}, nil

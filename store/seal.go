@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -19,8 +20,22 @@ func (w *Writer) seal() error {
 	w.sealed = len(o.buf)
 	si := o.info
 	si.Index, si.Size, si.Hash = o.index, uint32(len(o.buf)), sha256.Sum256(o.buf)
-	_, err := w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes)
-	return err
+	si.CRC, si.hasCRC = crc32.Checksum(o.buf, castagnoli), true
+	if w.sealer != nil {
+		w.rec.mu.Lock()
+		m := w.rec.hdr.M
+		w.rec.mu.Unlock()
+		seal, err := w.sealer.SealSegment(&m, &si, w.prev)
+		if err != nil {
+			return fmt.Errorf("sign segment %d of %s: %w", si.Index, w.rec.key, err)
+		}
+		si.Seal = seal
+	}
+	if _, err := w.commit(si, &segment{raw: o.buf, packets: o.packets}, o.rtpBytes); err != nil {
+		return err
+	}
+	w.prev = si.Hash
+	return nil
 }
 
 // commit stores a sealed segment, its info and the updated header in one

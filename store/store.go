@@ -88,6 +88,7 @@ type Store struct {
 	recs        map[string]*recording
 	broken      map[string]error // stream id → why its header could not be decoded
 	nextSeq     uint64
+	sealer      Sealer // given to every writer (SetSealer)
 	used        int64
 	written     int64 // encoded bytes of the segments sealed since Open
 	quotaWarned bool  // "nothing evictable" logged since the last eviction

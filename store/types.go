@@ -87,6 +87,29 @@ type Freshness struct {
 // Hash is the SHA-256 of a segment's encoded bytes.
 type Hash [32]byte
 
+// SealLen is the size of a Seal: a version byte, the signer's 32-byte
+// Ed25519 public key, the previous segment's hash and a 64-byte signature
+// (see package mesh, "Provenance").
+const SealLen = 1 + 32 + 32 + 64
+
+// Seal is one segment's provenance signature, opaque to the store.
+type Seal [SealLen]byte
+
+// IsZero reports whether s holds no signature.
+func (s *Seal) IsZero() bool { return *s == Seal{} }
+
+// Sealer signs what a writer stores from its origin (the node that pulls a
+// recording from the origin vouches for it); package mesh implements it.
+type Sealer interface {
+	// SealSegment signs segment si (its Index and Hash) of the recording
+	// described by m, after the segment whose hash is prev (zero for none).
+	SealSegment(m *Manifest, si *SegmentInfo, prev Hash) (Seal, error)
+	// SealEnd signs the end of the recording m: complete (on demand) or
+	// ended by its origin (live), next being one past its last segment,
+	// last that segment's hash.
+	SealEnd(m *Manifest, next uint32, last Hash) ([]byte, error)
+}
+
 // SegmentInfo describes one sealed segment in a manifest.
 type SegmentInfo struct {
 	Index      uint32        `json:"index"`        // position in the packet log, from 0
@@ -97,6 +120,15 @@ type SegmentInfo struct {
 	Packets    uint32        `json:"packets"`
 	Size       uint32        `json:"size"` // encoded bytes
 	Hash       Hash          `json:"hash"`
+	// Seal is the provenance signature of the segment (package mesh
+	// defines its bytes; zero when the segment is unsealed). The store keeps
+	// it with the segment and passes it on unchanged.
+	Seal Seal `json:"-"`
+	// CRC is the CRC-32C (Castagnoli) of the segment bytes, which local
+	// reads check (a recording stored before it existed has none: its
+	// reads check Hash).
+	CRC    uint32 `json:"-"`
+	hasCRC bool
 
 	rtpBytes uint64 // RTP bytes in it; 0 when loaded from disk (not persisted)
 }
@@ -121,7 +153,10 @@ type Manifest struct {
 	Via         []string      `json:"via,omitempty"`   // live relays: the peer ids the packets came through, the origin-facing node first, Source last
 	MetaInfo    bool          `json:"meta_info"`       // the origin sent x-RTP-Meta-Info
 	Ended       bool          `json:"ended,omitempty"` // live: its origin ended the stream (RTCP BYE), not a failure
-	Created     time.Time     `json:"created"`
+	// EndSeal is the provenance signature of the recording's end (complete,
+	// or a live stream its origin ended); see Sealer.SealEnd.
+	EndSeal []byte    `json:"end_seal,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // StreamID is the stream id of a key: the hex SHA-256 of the canonical URL.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"sync"
 	"time"
 )
@@ -32,6 +33,25 @@ type Writer struct {
 	live    bool   // Manifest.Live
 	sealed  int    // bytes of the last segment sealed
 	tails   []tail // by track: the last packet appended
+	sealer  Sealer // signs the segments this writer seals itself; nil: none
+	prev    Hash   // hash of the last segment sealed or appended (zero: none)
+}
+
+// SetSealer makes every writer created or resumed from now on sign with sl
+// (Writer.SetSealer): a node's mesh sets its identity here.
+func (s *Store) SetSealer(sl Sealer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sealer = sl
+}
+
+// SetSealer makes w sign, with s, every segment it seals from appended
+// packets and the recording's end (see Sealer). Segments appended whole
+// (AppendSegmentSealed) keep the seal they came with.
+func (w *Writer) SetSealer(s Sealer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sealer = s
 }
 
 // tail is the last packet appended on a track and when. Its RTP aliases a
@@ -75,6 +95,7 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	m.Tracks = append([]Track(nil), m.Tracks...)
 	m.Via = append([]string(nil), m.Via...)
 	m.Segments, m.Packets, m.Bytes, m.Received, m.Created = nil, 0, 0, 0, now
+	m.EndSeal = nil
 	m.State = StateFilling
 	if m.Live {
 		m.State = StateLive
@@ -91,10 +112,11 @@ func (s *Store) Create(m Manifest) (*Writer, error) {
 	id := StreamID(m.Key)
 	delete(s.broken, id)
 	rec := &recording{key: m.Key, id: id, seq: s.nextSeq, segsLoaded: true}
+	sealer := s.sealer
 	s.nextSeq++
 	rec.hdr = header{Seq: rec.seq, M: m, AutoDur: m.Duration == 0 || m.Live, LastAccess: now}
 	h := rec.hdr
-	w := &Writer{s: s, rec: rec, open: newOpenSegment(0), ntracks: len(m.Tracks), live: m.Live}
+	w := &Writer{s: s, rec: rec, open: newOpenSegment(0), ntracks: len(m.Tracks), live: m.Live, sealer: sealer}
 	rec.writer, rec.open = w, w.open
 	s.recs[m.Key] = rec
 	s.mu.Unlock()
@@ -138,6 +160,11 @@ func (s *Store) Resume(key string) (*Writer, error) {
 	}
 	h := rec.hdr
 	h.M.State = StateFilling
+	h.M.EndSeal = nil
+	var prev Hash
+	if n := len(rec.segs); n > 0 {
+		prev = rec.segs[n-1].Hash
+	}
 	if h.M.Live {
 		h.M.State = StateLive
 	}
@@ -145,9 +172,12 @@ func (s *Store) Resume(key string) (*Writer, error) {
 	if err := s.writeHeader(rec, &h); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", key, err)
 	}
-	w := &Writer{s: s, rec: rec, open: newOpenSegment(h.NextIndex), ntracks: len(h.M.Tracks), live: h.M.Live}
+	s.mu.Lock()
+	sealer := s.sealer
+	s.mu.Unlock()
+	w := &Writer{s: s, rec: rec, open: newOpenSegment(h.NextIndex), ntracks: len(h.M.Tracks), live: h.M.Live, prev: prev, sealer: sealer}
 	rec.mu.Lock()
-	rec.hdr.M.State = h.M.State
+	rec.hdr.M.State, rec.hdr.M.EndSeal = h.M.State, nil
 	rec.writer, rec.open = w, w.open
 	rec.notifyLocked()
 	rec.mu.Unlock()
@@ -233,6 +263,12 @@ func (w *Writer) Append(p Packet) error {
 // ErrHashMismatch, ErrCorrupt, ErrOutOfOrder. The first segment of an empty
 // live recording may start at any index (a peer's window).
 func (w *Writer) AppendSegment(data []byte, h Hash) error {
+	return w.AppendSegmentSealed(data, h, Seal{})
+}
+
+// AppendSegmentSealed is AppendSegment for a segment that carries its
+// provenance seal, kept with it (the caller has verified it).
+func (w *Writer) AppendSegmentSealed(data []byte, h Hash, seal Seal) error {
 	rec := w.rec
 	if len(data) > w.s.maxSegment() {
 		return fmt.Errorf("segment for %s: %w: %d bytes (at most %d)", rec.key, ErrCorrupt, len(data), w.s.maxSegment())
@@ -274,7 +310,8 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 		return fmt.Errorf("segment %d for %s: %w: starts at packet %d, want %d", idx, rec.key, ErrOutOfOrder, packets[0].PN, lastPN+1)
 	}
 	si := segmentInfo(packets)
-	si.Index, si.Size, si.Hash = idx, uint32(len(raw)), h
+	si.Index, si.Size, si.Hash, si.Seal = idx, uint32(len(raw)), h, seal
+	si.CRC, si.hasCRC = crc32.Checksum(raw, castagnoli), true
 	var rtpBytes uint64
 	for i := range packets {
 		rtpBytes += uint64(len(packets[i].RTP))
@@ -287,6 +324,7 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 	if err != nil {
 		return err
 	}
+	w.prev = h
 	if w.live {
 		now := time.Now()
 		for i := range packets {
@@ -364,6 +402,7 @@ func (w *Writer) Update(fn func(m *Manifest)) error {
 	h.M.Duration, h.M.Source, h.M.MetaInfo, h.M.Live = m.Duration, m.Source, m.MetaInfo, m.Live
 	h.M.Via = append([]string(nil), m.Via...)
 	h.M.Ended, h.M.ClassReason = m.Ended, m.ClassReason
+	h.M.EndSeal = bytes.Clone(m.EndSeal)
 	if h.M.Live != w.live {
 		h.M.State, h.AutoDur = StateFilling, h.M.Duration == 0
 		if h.M.Live {
@@ -423,12 +462,19 @@ func (w *Writer) Finish(st State) error {
 		st = StatePartial
 	}
 	h.M.State = st
+	if (st == StateComplete || h.M.Ended) && h.M.EndSeal == nil && w.sealer != nil {
+		seal, err := w.sealer.SealEnd(&h.M, h.NextIndex, w.prev)
+		if err != nil {
+			w.s.log.Warn("cannot sign the end of the recording", "stream", rec.id, "err", err)
+		}
+		h.M.EndSeal = seal
+	}
 	if err := w.s.writeHeader(rec, &h); err != nil && failed == nil {
 		return fmt.Errorf("finish %s: %w", rec.key, err)
 	}
 	w.done = true
 	rec.mu.Lock()
-	rec.hdr.M.State = st
+	rec.hdr.M.State, rec.hdr.M.EndSeal = st, h.M.EndSeal
 	rec.writer, rec.open, rec.pending = nil, nil, nil
 	rec.touchLocked(false)
 	rec.notifyLocked()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/mesh"
@@ -59,11 +60,11 @@ func (p *peers) next(ctx context.Context, w *store.Writer) (Upstream, error) {
 }
 
 // pick looks the key up and opens a fill from the first provider that
-// answers, except those given up on. For a live stream it skips providers
-// that relay from this node (a loop) or sit mesh.live_max_hops deep
-// already, and among the first liveProbes that qualify (nearest first)
-// takes the one with the fewest hops. Nil when no provider will do; busy
-// when a provider of a live stream was between sources itself.
+// answers, except those given up on (ask). For a live stream it skips
+// providers that relay from this node (a loop) or sit mesh.live_max_hops
+// deep already, and among the first liveProbes that qualify takes the one
+// with the fewest hops. Nil when no provider will do; busy when a provider
+// of a live stream was between sources itself.
 func (p *peers) pick(ctx context.Context, w *store.Writer) (_ *mesh.PeerFill, busy bool) {
 	msh, key, log := p.fs.cfg.Mesh, p.f.key, p.fs.log.With("stream", p.f.key)
 	lookup := time.Now()
@@ -83,36 +84,84 @@ func (p *peers) pick(ctx context.Context, w *store.Writer) (_ *mesh.PeerFill, bu
 			from = mesh.FromLiveEdge // its segments number differently
 		}
 	}
-	self := msh.ID()
-	var best *mesh.PeerFill
-	probes := 0
-	for _, pv := range provs {
-		if p.gaveUp[pv.ID] || probes >= liveProbes {
-			continue
+	return p.ask(ctx, provs, from, live)
+}
+
+// parallelAsks is how many providers a miss asks at once, nearest first;
+// another is asked each time one fails.
+const parallelAsks = 3
+
+// opened is one provider's answer.
+type opened struct {
+	id  string
+	pf  *mesh.PeerFill
+	err error
+}
+
+// ask opens fills from provs (nearest first) parallelAsks at a time, all
+// within mesh.AnswerBound, and keeps the first on-demand answer, or for a
+// live stream the one with the fewest relay hops among the first
+// liveProbes that qualify. The others are closed before it returns.
+func (p *peers) ask(ctx context.Context, provs []mesh.Provider, from uint32, live bool) (best *mesh.PeerFill, busy bool) {
+	msh, key, log := p.fs.cfg.Mesh, p.f.key, p.fs.log.With("stream", p.f.key)
+	phase, cancel := context.WithTimeout(ctx, msh.AnswerBound())
+	defer cancel()
+	answers := make(chan opened, len(provs))
+	var wg sync.WaitGroup
+	next, inflight := 0, 0
+	launch := func() {
+		for ; next < len(provs) && inflight < parallelAsks; next++ {
+			pv := provs[next]
+			if p.gaveUp[pv.ID] {
+				continue
+			}
+			inflight++
+			wg.Go(func() {
+				pf, err := msh.OpenFill(phase, pv, key, from)
+				answers <- opened{pv.ID, pf, err}
+			})
 		}
-		pf, err := msh.OpenFill(ctx, pv, key, from)
-		if err != nil {
-			log.Info("provider refused", "peer", pv.ID, "err", err)
-			if live && errors.Is(err, mesh.ErrUnavailable) {
+	}
+	self := msh.ID()
+	probes, done := 0, false
+	for launch(); inflight > 0; launch() {
+		a := <-answers
+		inflight--
+		switch {
+		case done:
+			if a.pf != nil {
+				a.pf.Close()
+			}
+			continue
+		case a.err != nil:
+			if phase.Err() != nil && ctx.Err() == nil {
+				log.Info("provider did not answer in time", "peer", a.id, "bound", msh.AnswerBound())
+			} else {
+				log.Info("provider refused", "peer", a.id, "err", a.err)
+			}
+			if live && errors.Is(a.err, mesh.ErrUnavailable) {
 				busy = true // may be back in a moment
 			} else {
-				p.gaveUp[pv.ID] = true
+				p.gaveUp[a.id] = true
 			}
 			continue
 		}
-		m := pf.Manifest()
+		m := a.pf.Manifest()
 		if !m.Live {
-			return pf, false // VOD: the nearest provider that answers
+			best, done = a.pf, true // VOD: the first provider that answers
+			cancel()
+			next = len(provs)
+			continue
 		}
 		hops := len(m.Via) + 1
 		switch {
 		case slices.Contains(m.Via, self):
-			log.Debug("provider relays from this node", "peer", pv.ID)
-			pf.Close()
+			log.Debug("provider relays from this node", "peer", a.id)
+			a.pf.Close()
 			continue
 		case hops > p.fs.cfg.LiveMaxHops:
-			log.Info("provider is too many relay hops from the origin", "peer", pv.ID, "hops", hops, "live_max_hops", p.fs.cfg.LiveMaxHops)
-			pf.Close()
+			log.Info("provider is too many relay hops from the origin", "peer", a.id, "hops", hops, "live_max_hops", p.fs.cfg.LiveMaxHops)
+			a.pf.Close()
 			continue
 		}
 		probes++
@@ -120,14 +169,17 @@ func (p *peers) pick(ctx context.Context, w *store.Writer) (_ *mesh.PeerFill, bu
 			if best != nil {
 				best.Close()
 			}
-			best = pf
+			best = a.pf
 		} else {
-			pf.Close()
+			a.pf.Close()
 		}
-		if hops == 1 {
-			break // it pulls from the origin: none is nearer
+		if hops == 1 || probes >= liveProbes {
+			done = true // it pulls from the origin: none is nearer
+			cancel()
+			next = len(provs)
 		}
 	}
+	wg.Wait()
 	return best, busy
 }
 

@@ -187,7 +187,10 @@ function render() {
       (sp.free_bytes >= 0 ? "; " + bytes(sp.free_bytes) + " free" : "") + storing;
     detail.classList.toggle("warn", storing !== "");
     document.getElementById("now").textContent = node.players + " players";
-    document.getElementById("now-detail").textContent = node.fills + " fills running, " + node.peers + " peers, RTSP " + node.rtsp_addr;
+    const nowDetail = document.getElementById("now-detail");
+    nowDetail.textContent = node.fills + " fills running, " + node.peers + " peers, RTSP " + node.rtsp_addr +
+      (node.open_mesh ? " · OPEN MESH: anyone who reaches mesh.listen may join and copy (mesh.open)" : "");
+    nowDetail.classList.toggle("warn", !!node.open_mesh);
   }
   const tb = document.querySelector("#streams tbody");
   tb.replaceChildren(...streams.map(streamRow));
