@@ -6,16 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
 )
 
@@ -103,89 +100,43 @@ func childNodeConfig(dir, originAddr string) node.Config {
 
 // childNode is a node running in a child process.
 type childNode struct {
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	lines     chan string // the child's stdout
-	rtsp, api string      // RTSP host:port; admin base URL
-	stderr    *lockedBuffer
-	exited    chan struct{}
-	exitErr   error
-	stopOnce  sync.Once
+	*testkit.Child
+	rtsp, api string // RTSP host:port; admin base URL
 }
 
 // startChildNode starts a node with cfg in a child process and waits until
-// it serves. The child is stopped when the test ends, failed or not
-// (stop), and killed if it does not stop within 30 s.
+// it serves. The child is stopped when the test ends, failed or not, and
+// killed if it does not stop within testkit.StopWithin.
 func startChildNode(t *testing.T, cfg node.Config) *childNode {
 	t.Helper()
 	conf, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childNodeConfigEnv+"="+string(conf))
-	c := &childNode{cmd: cmd, lines: make(chan string, 16), stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	if c.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
+	c := &childNode{Child: testkit.StartChild(t, "^TestNodeProcess$", childNodeConfigEnv+"="+string(conf))}
+	line, err := c.Line(60 * time.Second)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("child node not ready: %v\n%s", err, testkit.CrashReport(c.Stderr()))
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if _, err := fmt.Sscanf(line, "ready %s %s", &c.rtsp, &c.api); err != nil {
+		t.Fatalf("child node: %q\n%s", line, testkit.CrashReport(c.Stderr()))
 	}
-	go func() { // owned by stop, which waits for exited
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case c.lines <- sc.Text():
-			default: // nobody asked: the test framework's PASS
-			}
-		}
-		c.exitErr = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() { c.stop(t) })
-	line, err := c.line(60 * time.Second)
-	if err != nil {
-		t.Fatalf("child node not ready: %v\n%s", err, crashReport(c.stderr.String()))
-	}
-	var rtsp, api string
-	if _, err := fmt.Sscanf(line, "ready %s %s", &rtsp, &api); err != nil {
-		t.Fatalf("child node: %q\n%s", line, crashReport(c.stderr.String()))
-	}
-	c.rtsp, c.api = rtsp, "http://"+api
+	c.api = "http://" + c.api
 	return c
-}
-
-// line is the child's next stdout line.
-func (c *childNode) line(within time.Duration) (string, error) {
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	select {
-	case line := <-c.lines:
-		return line, nil
-	case <-c.exited:
-		return "", fmt.Errorf("exited: %v", c.exitErr)
-	case <-timer.C:
-		return "", fmt.Errorf("no answer within %v", within)
-	}
 }
 
 // gc has the child collect garbage, so that its heap figures on /metrics
 // are what is live.
 func (c *childNode) gc(t *testing.T) {
 	t.Helper()
-	if _, err := io.WriteString(c.stdin, "gc\n"); err != nil {
+	if err := c.Send("gc"); err != nil {
 		c.alive(t, "asked to collect garbage")
 		t.Fatalf("child node stdin: %v", err)
 	}
 	for {
-		line, err := c.line(30 * time.Second)
+		line, err := c.Line(30 * time.Second)
 		if err != nil {
-			t.Fatalf("child node gc: %v\n%s", err, crashReport(c.stderr.String()))
+			t.Fatalf("child node gc: %v\n%s", err, testkit.CrashReport(c.Stderr()))
 		}
 		if line == "gc" {
 			return
@@ -197,73 +148,14 @@ func (c *childNode) gc(t *testing.T) {
 func (c *childNode) alive(t *testing.T, when string) {
 	t.Helper()
 	select {
-	case <-c.exited:
-		t.Fatalf("node process died %s: %v\n%s", when, c.exitErr, crashReport(c.stderr.String()))
+	case <-c.Exited():
+		t.Fatalf("node process died %s: %v\n%s", when, c.Err(), testkit.CrashReport(c.Stderr()))
 	default:
 	}
-}
-
-// stop closes the child's stdin and checks a clean exit; a child that has
-// not exited 30 s later is killed.
-func (c *childNode) stop(t *testing.T) {
-	t.Helper()
-	c.stopOnce.Do(func() {
-		_ = c.stdin.Close()
-		timer := time.NewTimer(30 * time.Second)
-		defer timer.Stop()
-		select {
-		case <-c.exited:
-		case <-timer.C:
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-			t.Errorf("node process did not stop within 30s of its stdin closing")
-		}
-		if c.exitErr != nil {
-			t.Errorf("node process: %v\n%s", c.exitErr, crashReport(c.stderr.String()))
-		}
-		if s := c.stderr.String(); strings.Contains(s, "SIGBUS") || strings.Contains(s, "fatal error") {
-			t.Errorf("node process crashed:\n%s", crashReport(s))
-		}
-	})
-}
-
-// crashReport is the head of a Go crash in s (the fatal error and the
-// faulting goroutine), or the end of the log.
-func crashReport(s string) string {
-	for _, mark := range []string{"fatal error", "unexpected fault", "SIGBUS", "panic:"} {
-		if i := strings.Index(s, mark); i >= 0 {
-			return s[max(i-200, 0):min(i+1500, len(s))]
-		}
-	}
-	return tail(s, 40)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 func (c *childNode) status(t *testing.T) node.NodeStatus {
 	t.Helper()
 	c.alive(t, "while serving")
 	return getJSON[node.NodeStatus](t, "GET", c.api+"/api/v1/node", "", "", 200)
-}
-
-// TestChildNodeStoppedAtTestEnd: a child node started in a test is gone
-// once that test has ended, and its stdin closing is enough to stop it.
-func TestChildNodeStoppedAtTestEnd(t *testing.T) {
-	t.Parallel()
-	var c *childNode
-	t.Run("child", func(t *testing.T) {
-		c = startChildNode(t, childNodeConfig(t.TempDir(), "127.0.0.1:1")) // no player: the origin is never asked
-		c.status(t)
-	})
-	select {
-	case <-c.exited:
-	default:
-		t.Fatalf("child node %d still running after its test ended", c.cmd.Process.Pid)
-	}
-	if c.exitErr != nil {
-		t.Errorf("child node: %v", c.exitErr)
-	}
 }

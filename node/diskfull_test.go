@@ -141,7 +141,7 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 		t.Errorf("free space fell to %d bytes, below half of cache.min_free", minFree)
 	}
 	c.alive(t, "after the fills")
-	c.stop(t)
+	c.Stop(t)
 	mark("node stopped (stdin closed, clean exit)")
 
 	filler := fillDisk(t, dir)
