@@ -120,22 +120,39 @@ func waitStream(t *testing.T, base, id string, what string, cond func(node.Strea
 // written as in the exposition format: `name{label="v"}`.
 func metricValue(t *testing.T, base, token, series string) float64 {
 	t.Helper()
+	return metricValues(t, base, token, series)[0]
+}
+
+// metricValues is metricValue of several series from one scrape.
+func metricValues(t *testing.T, base, token string, series ...string) []float64 {
+	t.Helper()
 	code, b := call(t, "GET", base+"/metrics", token, "")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d", code)
 	}
+	exposed := make(map[string]float64)
 	sc := bufio.NewScanner(strings.NewReader(string(b)))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if ok && name == series {
-			v, err := strconv.ParseFloat(val, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return v
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ') // label values may hold spaces
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
 		}
+		name, val := line[:i], line[i+1:]
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			t.Fatalf("metric %s: %v", name, err)
+		}
+		exposed[name] = v
 	}
-	t.Fatalf("metric %s not exposed", series)
-	return 0
+	vals := make([]float64, len(series))
+	for i, name := range series {
+		v, ok := exposed[name]
+		if !ok {
+			t.Fatalf("metric %s not exposed", name)
+		}
+		vals[i] = v
+	}
+	return vals
 }

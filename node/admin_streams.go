@@ -26,6 +26,7 @@ type StreamStatus struct {
 	Bytes                uint64    `json:"bytes"`
 	Packets              uint64    `json:"packets"`
 	Segments             int       `json:"segments"`
+	StoredBytes          int64     `json:"stored_bytes"`  // encoded bytes of the segments: what it takes in the store
 	Source               string    `json:"source"`        // "origin" or the peer id it was filled from
 	SourceKind           string    `json:"source_kind"`   // "origin" or "peer"
 	Via                  []string  `json:"via,omitempty"` // live relay: peers the packets came through, origin-facing first
@@ -48,7 +49,7 @@ type StreamStatus struct {
 func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 	s := StreamStatus{
 		ID: in.ID, Key: in.Key, Path: a.pathOf(in.Key), State: string(in.State), Live: in.Live,
-		Duration: in.Duration.Seconds(), Bytes: in.Bytes, Packets: in.Packets, Segments: in.Segments,
+		Duration: in.Duration.Seconds(), Bytes: in.Bytes, Packets: in.Packets, Segments: in.Segments, StoredBytes: in.StoredBytes,
 		Source: in.Source, SourceKind: sourceKind(in.Source), Via: in.Via, Hits: in.Hits, Players: in.Readers,
 		Filling: in.Filling, Pinned: in.Pinned, Created: in.Created, LastAccess: in.LastAccess,
 		Classification: "on-demand", ClassificationReason: in.ClassReason,

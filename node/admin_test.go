@@ -260,6 +260,12 @@ func TestMetricsMissThenHit(t *testing.T) {
 	if v := series("rtspmesh_store_bytes"); v <= 0 {
 		t.Errorf("rtspmesh_store_bytes = %v, want > 0", v)
 	}
+	// One complete recording, nothing dropped: what the store wrote, what
+	// it holds and what the stream takes are the same bytes.
+	st := getJSON[node.StreamStatus](t, "GET", base+"/api/v1/streams/"+in.ID, "", "", 200)
+	if wrote, held := series("rtspmesh_store_written_bytes_total"), series("rtspmesh_store_bytes"); wrote != held || float64(st.StoredBytes) != held {
+		t.Errorf("rtspmesh_store_written_bytes_total = %v, rtspmesh_store_bytes = %v, stored_bytes = %d: want the same", wrote, held, st.StoredBytes)
+	}
 	if v := series("rtspmesh_uptime_seconds"); v <= 0 {
 		t.Errorf("rtspmesh_uptime_seconds = %v", v)
 	}

@@ -1,14 +1,10 @@
 package node_test
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,162 +17,16 @@ import (
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
-// The disk-full node runs in a child process (this test binary again), so
-// that a SIGBUS from Badger shows as the child's crash and fails the test
-// instead of killing the test binary.
-const (
-	diskFullDataEnv   = "DISKFULL_TEST_DATA_DIR"
-	diskFullOriginEnv = "DISKFULL_TEST_ORIGIN"
-	diskFullMinFree   = 8 << 20
-)
+// The disk-full node runs in a child process (startChildNode), so that a
+// SIGBUS from Badger shows as the child's crash and fails the test instead
+// of killing the test binary.
+const diskFullMinFree = 8 << 20
 
-// TestDiskFullNodeProcess is the child's entry point; it does nothing in a
-// normal test run.
-func TestDiskFullNodeProcess(t *testing.T) {
-	dir := os.Getenv(diskFullDataEnv)
-	if dir == "" {
-		return
-	}
-	cfg := node.Defaults()
-	cfg.DataDir = dir
-	cfg.RTSP.Listen = "127.0.0.1:0"
-	cfg.RTSP.UDPRTPListen, cfg.RTSP.UDPRTCPListen = "", ""
-	cfg.RTSP.Transports = []string{"tcp"}
-	cfg.Admin.Listen = "127.0.0.1:0"
-	cfg.Mesh.Enabled = false
+// diskFullConfig is the disk-full node's config: cache.min_free 8 MiB.
+func diskFullConfig(dir, originAddr string) node.Config {
+	cfg := childNodeConfig(dir, originAddr)
 	cfg.Cache.MinFree = diskFullMinFree
-	cfg.Origins = []node.Origin{{Name: "o", URL: "rtsp://" + os.Getenv(diskFullOriginEnv)}}
-	n, err := node.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- n.Run(ctx) }()
-	select {
-	case <-n.Ready():
-		fmt.Printf("ready %s %s\n", n.RTSPAddr(), n.AdminAddr())
-	case err := <-errc:
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	if err := <-errc; err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	os.Exit(0)
-}
-
-// childNode is a node running in a child process.
-type childNode struct {
-	cmd        *exec.Cmd
-	rtsp, api  string
-	stderr     *lockedBuffer
-	exited     chan struct{}
-	exitErr    error
-	stopOnce   sync.Once
-	stoppedErr error
-}
-
-func startChildNode(t *testing.T, dataDir, originAddr string) *childNode {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullNodeProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), diskFullDataEnv+"="+dataDir, diskFullOriginEnv+"="+originAddr)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &childNode{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		c.exitErr = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() { c.stop(t) })
-	select {
-	case line := <-lines:
-		var rtsp, api string
-		if _, err := fmt.Sscanf(line, "ready %s %s", &rtsp, &api); err != nil {
-			t.Fatalf("child node: %q\n%s", line, c.stderr)
-		}
-		c.rtsp, c.api = rtsp, "http://"+api
-	case <-c.exited:
-		t.Fatalf("child node exited before it was ready: %v\n%s", c.exitErr, c.stderr)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("child node not ready within 60s\n%s", c.stderr)
-	}
-	return c
-}
-
-// alive fails the test if the child exited (a crash).
-func (c *childNode) alive(t *testing.T, when string) {
-	t.Helper()
-	select {
-	case <-c.exited:
-		t.Fatalf("node process died %s: %v\n%s", when, c.exitErr, crashReport(c.stderr.String()))
-	default:
-	}
-}
-
-// stop sends SIGTERM and checks a clean exit.
-func (c *childNode) stop(t *testing.T) {
-	t.Helper()
-	c.stopOnce.Do(func() {
-		select {
-		case <-c.exited:
-		default:
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-c.exited:
-			case <-time.After(30 * time.Second):
-				_ = c.cmd.Process.Kill()
-				<-c.exited
-				t.Errorf("node process did not stop within 30s of SIGTERM")
-			}
-		}
-		c.stoppedErr = c.exitErr
-		if c.exitErr != nil {
-			t.Errorf("node process: %v\n%s", c.exitErr, crashReport(c.stderr.String()))
-		}
-		if s := c.stderr.String(); strings.Contains(s, "SIGBUS") || strings.Contains(s, "fatal error") {
-			t.Errorf("node process crashed:\n%s", crashReport(s))
-		}
-	})
-}
-
-// crashReport is the head of a Go crash in s (the fatal error and the
-// faulting goroutine), or the end of the log.
-func crashReport(s string) string {
-	for _, mark := range []string{"fatal error", "unexpected fault", "SIGBUS", "panic:"} {
-		if i := strings.Index(s, mark); i >= 0 {
-			return s[max(i-200, 0):min(i+1500, len(s))]
-		}
-	}
-	return tail(s, 40)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
-}
-
-func (c *childNode) status(t *testing.T) node.NodeStatus {
-	t.Helper()
-	c.alive(t, "while serving")
-	return getJSON[node.NodeStatus](t, "GET", c.api+"/api/v1/node", "", "", 200)
+	return cfg
 }
 
 // mountTmpfs mounts a tmpfs of size bytes at a new directory until the test ends.
@@ -246,7 +96,7 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 		t.Logf("timeline %6.1fs  free %5.1f MiB  %s", time.Since(t0).Seconds(), float64(freeBytes(t, dir))/(1<<20), fmt.Sprintf(format, a...))
 	}
 
-	c := startChildNode(t, dir, org.Addr())
+	c := startChildNode(t, diskFullConfig(dir, org.Addr()))
 	mark("node started on an empty 20 MiB tmpfs (cache.min_free 8 MiB)")
 	ref := frameMD5(t, "rtsp://"+c.rtsp+"/o/kept.ts", "tcp")
 	testkit.Eventually(t, 30*time.Second, "kept.ts complete", func() bool {
@@ -291,12 +141,12 @@ func TestDiskFullNeverCrashes(t *testing.T) {
 		t.Errorf("free space fell to %d bytes, below half of cache.min_free", minFree)
 	}
 	c.alive(t, "after the fills")
-	c.stop(t)
-	mark("node stopped (SIGTERM, clean exit)")
+	c.Stop(t)
+	mark("node stopped (stdin closed, clean exit)")
 
 	filler := fillDisk(t, dir)
 	mark("filler file written until ENOSPC")
-	c = startChildNode(t, dir, org.Addr())
+	c = startChildNode(t, diskFullConfig(dir, org.Addr()))
 	st := c.status(t)
 	mark("node restarted on the full disk: storing=%v read_only=%v", st.Storage.Storing, st.Storage.ReadOnly)
 	if st.Storage.Storing || !st.Storage.ReadOnly {

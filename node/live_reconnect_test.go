@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -206,7 +205,7 @@ func TestLiveOriginGone(t *testing.T) {
 	org, stopOrg := startOriginStoppable(t, liveOrigin)
 	cfg := liveReconnectConfig(t, org, reconnect)
 	cfg.Origins[0].URL = "rtsp://viewer:s3cretpw@" + org.Addr()
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	nn, err := node.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -236,22 +235,4 @@ func TestLiveOriginGone(t *testing.T) {
 	if strings.Contains(out, "s3cretpw") || strings.Contains(out, "viewer") {
 		t.Errorf("the origin's credentials are in the log:\n%s", out)
 	}
-}
-
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

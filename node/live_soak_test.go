@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,12 +36,12 @@ type soakSample struct {
 	segments   int           // sealed segments in the live window
 	window     int64         // their encoded bytes
 	used       int64         // the store's accounted bytes (Usage)
-	sealed     int64         // encoded bytes of every segment sealed so far (the test's count)
+	sealed     int64         // encoded bytes of every segment sealed so far (rtspmesh_store_written_bytes_total)
 	rtpBytes   uint64        // the manifest's Bytes: RTP bytes in the window
 	span       time.Duration // the manifest's Duration: the window's span
 	disk       int64         // bytes allocated on disk under the store dir
-	heap       uint64        // HeapInuse after a GC (the whole test process)
-	goroutines int           // the whole test process
+	heap       uint64        // the node process's HeapInuse after a GC
+	goroutines int           // the node process's
 	players    int           // readers of the recording open now
 }
 
@@ -60,6 +59,11 @@ func mb(n int64) float64 { return float64(n) / 1e6 }
 // within 25% of their size then, the store's disk use stays bounded, the
 // heap does not grow with the run, every player receives packets, and no
 // player session is left over at the end.
+//
+// The node runs in a child process (startChildNode) and is measured
+// through its admin API and /metrics, as an operator would: its heap and
+// goroutines are its own, not those of the other tests this one runs
+// beside. The origin and the players stay in this process.
 func TestLiveMemoryFlat5Min(t *testing.T) {
 	if testing.Short() {
 		t.Skip("5 minutes of real time; make test runs it")
@@ -68,40 +72,34 @@ func TestLiveMemoryFlat5Min(t *testing.T) {
 	org := startOrigin(t, func(c *origin.Config) {
 		c.Live = map[string][]byte{"live": origin.SampleClip()}
 	})
-	var storeDir string
-	n, admin := adminNode(t, org, func(c *node.Config) {
-		c.Cache.LiveWindow = node.Duration(soakWindow)
-		storeDir = filepath.Join(c.DataDir, "store")
-	})
-	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A segment stays in the window for soakWindow, longer than a sample
-	// step: every sealed segment is seen by some sample.
-	var sealed int64
-	next := uint32(0)
-	sample := func(at time.Duration) soakSample {
-		s := soakSample{at: at, disk: diskUsage(t, storeDir), goroutines: runtime.NumGoroutine()}
-		if m, err := n.Store().Manifest(key); err == nil {
-			s.segments, s.rtpBytes, s.span = len(m.Segments), m.Bytes, m.Duration
-			for _, sg := range m.Segments {
-				s.window += int64(sg.Size)
-				if sg.Index >= next {
-					sealed += int64(sg.Size)
-					next = sg.Index + 1
-				}
+	cfg := nodeConfig(t, org)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Cache.LiveWindow = node.Duration(soakWindow)
+	storeDir := filepath.Join(cfg.DataDir, "store")
+	n := startChildNode(t, cfg)
+	liveURL := "rtsp://" + n.rtsp + "/o/live"
+	live := func() (node.StreamStatus, bool) {
+		for _, s := range getJSON[[]node.StreamStatus](t, "GET", n.api+"/api/v1/streams", "", "", 200) {
+			if s.Path == "o/live" {
+				return s, true
 			}
 		}
-		s.sealed = sealed
-		s.used, _ = n.Store().Usage()
-		if in, err := n.Stream("o/live"); err == nil {
-			s.players = in.Readers
+		return node.StreamStatus{}, false
+	}
+	// The store holds this one recording: what it has written is what
+	// this one sealed.
+	sample := func(at time.Duration) soakSample {
+		n.alive(t, "during the soak")
+		n.gc(t)
+		s := soakSample{at: at, disk: diskUsage(t, storeDir)}
+		if in, ok := live(); ok {
+			s.segments, s.window, s.rtpBytes = in.Segments, in.StoredBytes, in.Bytes
+			s.span = time.Duration(in.Duration * float64(time.Second))
+			s.players = in.Players
 		}
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		s.heap = ms.HeapInuse
+		m := metricValues(t, n.api, "", "rtspmesh_store_bytes", "rtspmesh_store_written_bytes_total",
+			"go_memstats_heap_inuse_bytes", "go_goroutines")
+		s.used, s.sealed, s.heap, s.goroutines = int64(m[0]), int64(m[1]), uint64(m[2]), int(m[3])
 		return s
 	}
 
@@ -117,7 +115,7 @@ func TestLiveMemoryFlat5Min(t *testing.T) {
 	join := func(i int) {
 		stay := time.Duration(3+i*5%8) * time.Second // 3..10 s, all of them
 		players.Go(func() {
-			got, err := playLiveFor(ctx, n.url("o/live"), stay)
+			got, err := playLiveFor(ctx, liveURL, stay)
 			received.Add(got)
 			if err == nil && got == 0 {
 				err = fmt.Errorf("no packet in %s", stay)
@@ -203,10 +201,10 @@ loop:
 		t.Errorf("the store dir grew %.1f MB from %v to %v while %.1f MB of segments were sealed: more than 1.5 times",
 			mb(wrote), r.at, last.at, mb(sealed))
 	}
-	// The heap is the whole test process's, and other tests run beside
-	// this one: compare its floor over the last minute with its floor
-	// before, so that another test's nodes do not count but a leak in
-	// this one (which raises the floor) does.
+	// The heap is the node process's, after a GC: compare its floor over
+	// the last minute with its floor before, so that a leak (which raises
+	// the floor) counts but a busy moment (more players at once, a
+	// compaction) does not.
 	floor := func(ss []soakSample) uint64 {
 		m := ss[0].heap
 		for _, s := range ss {
@@ -221,9 +219,8 @@ loop:
 
 	// Every player has left: no session or reader is left over.
 	testkit.Eventually(t, 10*time.Second, "no player sessions left", func() bool {
-		st := getJSON[node.NodeStatus](t, "GET", admin+"/api/v1/node", "", "", 200)
-		in, err := n.Stream("o/live")
-		return st.Players == 0 && err == nil && in.Readers == 0
+		in, ok := live()
+		return n.status(t).Players == 0 && ok && in.Players == 0
 	})
 	if _, plays := org.Sessions("live"); plays != 1 {
 		t.Errorf("origin sessions: %d, want 1 for the whole run", plays)

@@ -177,6 +177,9 @@ func scrapeTime(n *Node) []prometheus.Collector {
 			used, _ := n.store.Usage()
 			return float64(used)
 		}),
+		counter("rtspmesh_store_written_bytes_total", "Encoded segment bytes the store has written since the node started (before Badger's overhead), dropped live-window segments included.", func() float64 {
+			return float64(n.store.Written())
+		}),
 		gauge("rtspmesh_store_quota_bytes", "The store's quota (cache.max_bytes); 0 means none.", func() float64 {
 			_, max := n.store.Usage()
 			return float64(max)

@@ -234,9 +234,9 @@ func TestHostilePeerTruncatesRecording(t *testing.T) {
 }
 
 // startNodeLogging is startNode with the node's info log kept for the test.
-func startNodeLogging(t *testing.T, cfg node.Config) (*testNode, *lockedBuffer) {
+func startNodeLogging(t *testing.T, cfg node.Config) (*testNode, *testkit.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)

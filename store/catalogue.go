@@ -17,6 +17,7 @@ type Info struct {
 	Duration            time.Duration
 	Bytes, Packets      uint64 // RTP bytes and packets stored
 	Segments            int    // sealed segments stored
+	StoredBytes         int64  // their encoded bytes: what the recording takes in the store
 	Created, LastAccess time.Time
 	Hits                uint64 // readers opened
 	Source              string
@@ -30,7 +31,7 @@ func (r *recording) infoLocked() Info {
 	h := &r.hdr
 	return Info{
 		Key: r.key, ID: r.id, State: h.M.State, Live: h.M.Live, ClassReason: h.M.ClassReason, Duration: h.M.Duration,
-		Bytes: h.M.Bytes, Packets: h.M.Packets, Segments: int(h.NextIndex - h.FirstIndex),
+		Bytes: h.M.Bytes, Packets: h.M.Packets, Segments: int(h.NextIndex - h.FirstIndex), StoredBytes: h.StoredBytes,
 		Created: h.M.Created, LastAccess: h.LastAccess, Hits: h.Hits, Source: h.M.Source,
 		Via: append([]string(nil), h.M.Via...), Pinned: h.Pinned, Readers: r.readers, Filling: r.writer != nil,
 	}
@@ -160,6 +161,15 @@ func (s *Store) Usage() (used, max int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.used, s.opts.MaxBytes
+}
+
+// Written is the encoded bytes of every segment sealed since Open,
+// including those a live window has dropped since: what the store has
+// written, before Badger's own overhead.
+func (s *Store) Written() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written
 }
 
 // evictableLocked returns the least recently used recording that may be

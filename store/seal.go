@@ -169,6 +169,9 @@ func (c *sealCommit) completed(err error) {
 			s.cache.drop(rec.seq, h.FirstIndex)
 			s.queueBlockDrops(rec.seq, h.FirstIndex-uint32(c.drop), h.FirstIndex)
 		}
+		s.mu.Lock()
+		s.written += int64(si.Size)
+		s.mu.Unlock()
 		s.addUsed(int64(si.Size) - c.freed)
 	}
 	close(c.done)

@@ -90,7 +90,8 @@ type Store struct {
 	nextSeq     uint64
 	sealer      Sealer // given to every writer (SetSealer)
 	used        int64
-	quotaWarned bool // "nothing evictable" logged since the last eviction
+	written     int64 // encoded bytes of the segments sealed since Open
+	quotaWarned bool  // "nothing evictable" logged since the last eviction
 
 	evictCh  chan struct{}
 	dropCh   chan struct{}  // blocks of live-window segments queued in drops

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -25,7 +26,7 @@ import (
 // over UDP; then every node's admin API answers for its node.
 func TestDemoCheck(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out testkit.Buffer
 	err := runDemo(t.Context(), []string{"--check", "--port", "0"}, &out, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("demo --check: %v\n%s", err, out.String())
@@ -146,7 +147,7 @@ func startNodeProcess(t *testing.T, bin, cfgFile, bootstrap string) nodeProcess 
 		args = append(args, "--bootstrap", bootstrap)
 	}
 	cmd := exec.Command(bin, args...)
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,30 +13,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/gologshim"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
-// syncBuffer is a bytes.Buffer safe for the loggers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	code = run(t.Context(), args, &out, &errb)
 	return code, out.String(), errb.String()
 }
@@ -190,7 +172,7 @@ origins:
 func TestNodeRuns(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"node", "--data-dir", t.TempDir(), "--rtsp-listen", "127.0.0.1:0",
@@ -229,7 +211,7 @@ func TestNodeRuns(t *testing.T) {
 func TestOriginRuns(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"origin", "--listen", "127.0.0.1:0", "--log-level", "warn"}, &out, &errb)
@@ -260,7 +242,7 @@ func TestOriginRuns(t *testing.T) {
 // (zap, used by kad-dht) write through the one handler, held to warn.
 // Not parallel: it sets the process-wide loggers.
 func TestLoggerRoutesLibraries(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.Buffer
 	logger, err := newLogger(&buf, "info", "json")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,161 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
+	"github.com/rtspmesh/rtspmesh/node"
+)
+
+// A child node is a node running in a child process: this test binary
+// again, running only TestNodeProcess. A crash of the node (a SIGBUS from
+// Badger) is then the child's and fails the test instead of killing the
+// test binary, and the child's heap and goroutines are the node's alone,
+// whatever else the test binary runs meanwhile.
+//
+// The parent passes the node's config as JSON in childNodeConfigEnv. The
+// child prints "ready <rtsp addr> <admin addr>" once it serves, answers a
+// "gc" line on its stdin with a garbage collection and a "gc" line, and
+// stops the node and exits when its stdin closes: when the parent closes it
+// or dies.
+const childNodeConfigEnv = "RTSPMESH_TEST_CHILD_NODE_CONFIG"
+
+// TestNodeProcess is the child's entry point; it does nothing in a normal
+// test run.
+func TestNodeProcess(*testing.T) {
+	if conf, ok := os.LookupEnv(childNodeConfigEnv); ok {
+		if err := serveChildNode(conf); err != nil {
+			fmt.Println("error", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+}
+
+// serveChildNode runs the node of the JSON config conf until stdin closes.
+func serveChildNode(conf string) error {
+	var cfg node.Config
+	if err := json.Unmarshal([]byte(conf), &cfg); err != nil {
+		return fmt.Errorf("%s: %w", childNodeConfigEnv, err)
+	}
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+		fmt.Printf("ready %s %s\n", n.RTSPAddr(), n.AdminAddr())
+	case err := <-errc:
+		return err
+	}
+	stdin := make(chan struct{})
+	go func() { // ends at EOF, or with the process
+		defer close(stdin)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if sc.Text() == "gc" {
+				runtime.GC()
+				fmt.Println("gc")
+			}
+		}
+	}()
+	select {
+	case <-stdin:
+		cancel()
+		return <-errc
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("node stopped by itself")
+		}
+		return err
+	}
+}
+
+// childNodeConfig is a node for a child process: its store in dir, TCP
+// only, no mesh, the origin at originAddr under the name "o".
+func childNodeConfig(dir, originAddr string) node.Config {
+	cfg := node.Defaults()
+	cfg.DataDir = dir
+	cfg.RTSP.Listen = "127.0.0.1:0"
+	cfg.RTSP.UDPRTPListen, cfg.RTSP.UDPRTCPListen = "", ""
+	cfg.RTSP.Transports = []string{"tcp"}
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Mesh.Enabled = false
+	cfg.Origins = []node.Origin{{Name: "o", URL: "rtsp://" + originAddr}}
+	return cfg
+}
+
+// childNode is a node running in a child process.
+type childNode struct {
+	*testkit.Child
+	rtsp, api string // RTSP host:port; admin base URL
+}
+
+// startChildNode starts a node with cfg in a child process and waits until
+// it serves. The child is stopped when the test ends, failed or not, and
+// killed if it does not stop within testkit.StopWithin.
+func startChildNode(t *testing.T, cfg node.Config) *childNode {
+	t.Helper()
+	conf, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &childNode{Child: testkit.StartChild(t, "^TestNodeProcess$", childNodeConfigEnv+"="+string(conf))}
+	line, err := c.Line(60 * time.Second)
+	if err != nil {
+		t.Fatalf("child node not ready: %v\n%s", err, testkit.CrashReport(c.Stderr()))
+	}
+	if _, err := fmt.Sscanf(line, "ready %s %s", &c.rtsp, &c.api); err != nil {
+		t.Fatalf("child node: %q\n%s", line, testkit.CrashReport(c.Stderr()))
+	}
+	c.api = "http://" + c.api
+	return c
+}
+
+// gc has the child collect garbage, so that its heap figures on /metrics
+// are what is live.
+func (c *childNode) gc(t *testing.T) {
+	t.Helper()
+	if err := c.Send("gc"); err != nil {
+		c.alive(t, "asked to collect garbage")
+		t.Fatalf("child node stdin: %v", err)
+	}
+	for {
+		line, err := c.Line(30 * time.Second)
+		if err != nil {
+			t.Fatalf("child node gc: %v\n%s", err, testkit.CrashReport(c.Stderr()))
+		}
+		if line == "gc" {
+			return
+		}
+	}
+}
+
+// alive fails the test if the child exited (a crash).
+func (c *childNode) alive(t *testing.T, when string) {
+	t.Helper()
+	select {
+	case <-c.Exited():
+		t.Fatalf("node process died %s: %v\n%s", when, c.Err(), testkit.CrashReport(c.Stderr()))
+	default:
+	}
+}
+
+func (c *childNode) status(t *testing.T) node.NodeStatus {
+	t.Helper()
+	c.alive(t, "while serving")
+	return getJSON[node.NodeStatus](t, "GET", c.api+"/api/v1/node", "", "", 200)
+}
