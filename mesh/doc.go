@@ -203,13 +203,15 @@
 //
 //	D = H("rtspmesh/header/1" 0x00
 //	      | u32 len, key | u32 len, SDP | u8 live (0/1)
-//	      | u32 len, classification reason
 //	      | u32 track count, per track: u32 len, control | u32 len, media
 //	        | u8 payload type | u32 clock rate | u32 len, codec
 //	      | u32 len, Cache-Control | u32 len, Expires | u32 len, Last-Modified
 //	      | u64 fetched-at, Unix ns (0 when unset))
 //
-// (a track's RTP↔NTP clock is not signed: it follows sender reports). The
+// (a track's RTP↔NTP clock is not signed: it follows sender reports; nor is
+// the classification's reason, which the origin session rewrites when its
+// PLAY answer arrives, possibly after a neighbour tailing the fill was sent
+// the manifest). The
 // segment seal, 129 bytes:
 //
 //	u8   version, 1

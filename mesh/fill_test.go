@@ -444,3 +444,48 @@ func TestFillServerRefusesBadRequest(t *testing.T) {
 		_ = s.Close()
 	}
 }
+
+// TestFillFromStartSurvivesPlayReclassify: a neighbour that tails a fill
+// from before its origin's PLAY answer (which rewrites the manifest's
+// classification reason) still verifies every seal. The reason was once in
+// the signed header digest, so such a tail failed at segment 0 and
+// distrusted an honest filler.
+func TestFillFromStartSurvivesPlayReclassify(t *testing.T) {
+	t.Parallel()
+	a, b := startPair(t, Config{})
+	key := testKey("reclassify")
+	mf := testManifest(key)
+	mf.ClassReason = "SDP a=range:npt=0-8 has an end"
+	wa, err := a.st.Create(mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := b.OpenFill(t.Context(), providerOf(a), key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pf.Close)
+	wb, err := b.st.Create(pf.Manifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pf.Run(t.Context(), wb) }()
+	if err := wa.Update(func(m *store.Manifest) { m.ClassReason = "PLAY Range npt=0-8 has an end" }); err != nil {
+		t.Fatal(err)
+	}
+	record(t, wa, &packetSource{size: 1200, rate: 250_000}, 3*time.Second)
+	if err := wa.Finish(store.StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s")
+	}
+	_ = wb.Finish(store.StateComplete)
+	sameSegments(t, a.st, b.st, key)
+}

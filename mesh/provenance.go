@@ -48,8 +48,11 @@ var (
 )
 
 // HeaderDigest is the SHA-256 of what a signature vouches for in a
-// manifest: key, SDP, tracks (without their clocks), live, classification
-// reason and freshness. Every seal of the recording signs it.
+// manifest: key, SDP, tracks (without their clocks), live and freshness.
+// Every seal of the recording signs it. The classification's reason is left
+// out: it is only said in the admin API, and the origin session rewrites it
+// when its PLAY answer arrives, after a neighbour tailing the fill from its
+// start may have been sent the manifest.
 func HeaderDigest(m *store.Manifest) store.Hash {
 	b := make([]byte, 0, 256+len(m.SDP)+len(m.Key))
 	str := func(s []byte) {
@@ -64,7 +67,6 @@ func HeaderDigest(m *store.Manifest) store.Hash {
 		live = 1
 	}
 	b = append(b, live)
-	str([]byte(m.ClassReason))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Tracks)))
 	for _, t := range m.Tracks {
 		str([]byte(t.Control))
