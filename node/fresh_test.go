@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -81,6 +82,10 @@ func TestFreshReplacedAtOrigin(t *testing.T) {
 	fresh := func(c *node.Config) { c.Origins[0].MaxAge = maxAge(6 * time.Second) }
 	a := meshNode(t, org, fresh)
 	b := meshNode(t, org, fresh, a)
+	// Both nodes have the same config: the one that pulls from the origin
+	// (the stream's designated filler) is called A.
+	nodes := fillerFirst(t, org, samplePath, a, b)
+	a, b = nodes[0], nodes[1]
 	cfg := nodeConfig(t, org)
 	fresh(&cfg)
 	key := storeKey(t, org)
@@ -194,6 +199,10 @@ func TestFreshOnlyIfCached(t *testing.T) {
 	})
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
+	// A pulls from the origin (it is the stream's designated filler), so
+	// that B holds nothing until it asks.
+	nodes := fillerFirst(t, org, samplePath, a, b)
+	a, b = nodes[0], nodes[1]
 	only := map[string]string{"Cache-Control": "only-if-cached"}
 	res := describeWith(t, a.url(samplePath), only)
 	if res.StatusCode != base.StatusGatewayTimeout {
@@ -411,30 +420,47 @@ func TestRetention(t *testing.T) {
 // policy, without an origin session.
 func TestFreshStalePeerCopyRevalidated(t *testing.T) {
 	t.Parallel()
+	clip := shortClip(t, time.Second)
 	org := startOrigin(t, func(c *origin.Config) {
-		c.Media = map[string][]byte{"sample.ts": shortClip(t, time.Second)}
+		c.Media = map[string][]byte{"sample.ts": clip}
+		for i := range 16 {
+			c.Media[fmt.Sprintf("s%d.ts", i)] = clip
+		}
 	})
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, func(c *node.Config) { c.Origins[0].MaxAge = maxAge(2 * time.Second) }, a)
-	if err := firstPacket(t.Context(), a.url(samplePath)); err != nil {
+	// A must pull from the origin: a stream whose designated filler is A.
+	waitMembers(t, []*testNode{a, b}, 2)
+	path := filledBy(t, org, []*testNode{a, b}, a, samplePath, "o/s%d.ts")
+	file := strings.TrimPrefix(path, "o/")
+	if err := firstPacket(t.Context(), a.url(path)); err != nil {
 		t.Fatal(err)
 	}
-	waitComplete(t, a)
-	key := storeKey(t, org)
+	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, "A's recording complete", func() bool {
+		m, err := a.Store().Manifest(key)
+		return err == nil && m.State == store.StateComplete
+	})
 	bPolicy := node.Origin{MaxAge: maxAge(2 * time.Second)}.Policy()
 	testkit.Eventually(t, 20*time.Second, "A's copy stale by B's policy", func() bool {
 		m, err := a.Store().Manifest(key)
 		return err == nil && !bPolicy.Fresh(m.Freshness, time.Now())
 	})
-	_, plays := org.Sessions("sample.ts")
-	if err := firstPacket(t.Context(), b.url(samplePath)); err != nil {
+	_, plays := org.Sessions(file)
+	if err := firstPacket(t.Context(), b.url(path)); err != nil {
 		t.Fatal(err)
 	}
-	in := waitComplete(t, b)
-	if in.Source == store.SourceOrigin {
+	testkit.Eventually(t, 30*time.Second, "B's recording complete", func() bool {
+		m, err := b.Store().Manifest(key)
+		return err == nil && m.State == store.StateComplete
+	})
+	if m, _ := b.Store().Manifest(key); m.Source == store.SourceOrigin {
 		t.Fatal("B filled from the origin, want A's copy revalidated")
 	}
-	if _, after := org.Sessions("sample.ts"); after != plays {
+	if _, after := org.Sessions(file); after != plays {
 		t.Fatalf("the origin played %d sessions for B, want 0", after-plays)
 	}
 	if st := b.FreshStats(); st.NotModified != 1 {

@@ -304,6 +304,9 @@ func TestFiveSilentProviders(t *testing.T) {
 		silentProvider(t, a.MeshAddrs(), key)
 	}
 	b := meshNode(t, org, nil, a)
+	// The node asked is the stream's designated filler: it looks up the
+	// providers, then goes to the origin itself.
+	b = fillerFirst(t, org, samplePath, a, b)[0]
 	start := time.Now()
 	if err := firstPacket(t.Context(), b.url(samplePath)); err != nil {
 		t.Fatal(err)

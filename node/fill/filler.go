@@ -50,6 +50,10 @@ type fillerSource struct {
 	tookOver bool            // … after another member failed
 	current  string          // the filler the last upstream came from
 	reasks   int             // times a filler still connected was asked again
+	// copies judges a VOD copy by this node's freshness policy, as it
+	// does a provider's (fresh.go, adopt): the filler's own policy may
+	// call fresh what this node's calls stale.
+	copies *peers
 }
 
 func newFillerSource(fs *Fills, f *fill) *fillerSource {
@@ -145,7 +149,17 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 				return nil, fmt.Errorf("%w: live relay %d hops from the origin (live_max_hops %d) or through this node",
 					mesh.ErrFillerFailed, len(m.Via)+1, s.fs.cfg.LiveMaxHops)
 			}
-			return &fillerUpstream{peerUpstream: peerUpstream{PeerFill: pf}, hold: hold}, nil
+			var renewed *store.Freshness
+			if m := pf.Manifest(); !m.Live && s.copies != nil {
+				ok, r := s.copies.adopt(ctx, m)
+				if !ok {
+					pf.Close()
+					hold.Close()
+					return nil, fmt.Errorf("%w: its copy is stale by this node's policy or replaced at the origin", mesh.ErrFillerFailed)
+				}
+				renewed = r
+			}
+			return &fillerUpstream{peerUpstream: peerUpstream{PeerFill: pf, renewed: renewed}, hold: hold}, nil
 		}
 		if !errors.Is(err, mesh.ErrUnavailable) || sleepCtx(wctx, fillerRetry) != nil {
 			hold.Close()

@@ -44,6 +44,7 @@ func (fs *Fills) sources(f *fill) []source {
 		fl := newFillerSource(fs, f)
 		p := newPeers(fs, f)
 		p.after = fl
+		fl.copies = p
 		out = append(out, fl, p)
 	}
 	if f.opts.cachedOnly {
