@@ -49,6 +49,11 @@ type Config struct {
 	// PSKFile, every member; else, on loopback-only Listen addresses, every
 	// signer; else none (doc.go, "Provenance").
 	TrustedSigners []string
+	// NotFiller keeps this node out of the designated-filler rule: it does
+	// not offer the filler protocol, so no member counts it (doc.go,
+	// "Fillers"). For a node that should never pull for others, such as
+	// one behind a thin link.
+	NotFiller bool
 	// AnswerTimeout bounds how long a provider may take to answer a fill
 	// request, on top of its round-trip time (default 2s).
 	AnswerTimeout time.Duration

@@ -182,7 +182,9 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 	st.SetSealer(sg) // what this node stores from an origin, it signs
 	h.SetStreamHandler(FillProtocol, m.handleFill)
 	h.SetStreamHandler(CatalogueProtocol, m.handleCatalogue)
-	h.SetStreamHandler(FillerProtocol, m.handleFiller)
+	if !cfg.NotFiller {
+		h.SetStreamHandler(FillerProtocol, m.handleFiller)
+	}
 	return m, nil
 }
 

@@ -105,6 +105,9 @@ func TestProviderDiesMidFill(t *testing.T) {
 	org := startOrigin(t, nil)
 	a := meshNode(t, org, nil)
 	b := meshNode(t, org, nil, a)
+	// A, which pulls from the origin, is the stream's designated filler.
+	nodes := fillerFirst(t, org, samplePath, a, b)
+	a, b = nodes[0], nodes[1]
 
 	var direct []string
 	var wg sync.WaitGroup

@@ -202,6 +202,9 @@ func TestLiveRelayIdleCloseIsQuiet(t *testing.T) {
 	cfgB.Mesh.Bootstrap = a.MeshAddrs()
 	b := startLoggedNode(t, cfgB, logs)
 	testkit.Eventually(t, 10*time.Second, "joined the mesh", func() bool { return len(b.Peers()) > 0 })
+	// A, which pulls from the origin, is the stream's designated filler.
+	nodes := fillerFirst(t, org, "o/live", a, b)
+	a, b = nodes[0], nodes[1]
 
 	if err := firstPacket(t.Context(), a.url("o/live")); err != nil {
 		t.Fatal(err)

@@ -50,7 +50,10 @@ func startHostile(t *testing.T, bootstrap []string) *hostile {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	m, err := mesh.New(mesh.Config{DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: bootstrap,
-		Logger: testkit.Logger()}, st)
+		Logger: testkit.Logger(),
+		// A provider, not a member the victim would ask to fill: the
+		// victim meets it in the DHT, where its lies are told.
+		NotFiller: true}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
