@@ -181,7 +181,9 @@ func checkTimestampsGoOn(t *testing.T, p *reconnectPlayer, broken time.Time) tim
 			t.Fatalf("%s timestamps jump by %.3f s", pk.media.Type, step)
 		}
 		pause := pk.at.Sub(prev.at)
-		if pk.at.Before(broken) || pause < 500*time.Millisecond {
+		// A pause of 200 ms is an outage (packets come every 40 ms or
+		// less); a dropped origin is back within 250 ms-1 s.
+		if pk.at.Before(broken) || pause < 200*time.Millisecond {
 			continue
 		}
 		longest = max(longest, pause)
