@@ -72,8 +72,9 @@ func TestLiveRelayDecodesSameFrames(t *testing.T) {
 	org := startOrigin(t, func(c *origin.Config) {
 		c.Live = map[string][]byte{"live": origin.SampleClip()}
 	})
-	a := meshNode(t, org, nil)
-	b := meshNode(t, org, nil, a)
+	first := meshNode(t, org, nil)
+	nodes := fillerFirst(t, org, "o/live", first, meshNode(t, org, nil, first))
+	a, b := nodes[0], nodes[1] // A is the stream's designated filler: it pulls from the origin
 	key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/live")
 	if err != nil {
 		t.Fatal(err)
