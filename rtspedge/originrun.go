@@ -137,6 +137,10 @@ func (o *OriginSession) newRun(w PacketWriter) *playRun {
 	}
 	r.budget = newStreamBudget(o.req, o.m, already)
 	tt, pn, ok := w.Last()
+	speed := o.playSpeed(uint64(already), tt)
+	o.mu.Lock()
+	o.speed = speed
+	o.mu.Unlock()
 	switch {
 	case ok && o.m.Live:
 		// The writer knows where each track stopped, whoever appended it.

@@ -1,0 +1,123 @@
+package node_test
+
+import (
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// speedClip is long enough that a fill's speed shows beside its set-up.
+var speedClip = interop.Clip{Name: "h264-aac-12s.ts", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+
+// startClipOrigin runs the built-in origin serving clip at clip.ts.
+func startClipOrigin(t testing.TB, clip interop.Clip) *origin.Origin {
+	t.Helper()
+	ts, err := os.ReadFile(clip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOrigin(t, func(c *origin.Config) { c.Media = map[string][]byte{"clip.ts": ts} })
+}
+
+// sdpBitrate is the bitrate (bit/s) the origin declares for path (b=AS).
+func sdpBitrate(t testing.TB, org *origin.Origin, path string) int64 {
+	t.Helper()
+	c := gortsplib.Client{}
+	u, err := base.ParseURL("rtsp://" + org.Addr() + "/" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, res, err := c.Describe(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`b=AS:(\d+)`).FindSubmatch(res.Body)
+	if m == nil {
+		t.Fatalf("the origin declares no b=AS:\n%s", res.Body)
+	}
+	kbit, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kbit * 1000
+}
+
+// timedFill plays path on n with ffmpeg while it fills from the origin, and
+// the origin's own stream beside it: the frames of each, how long the
+// fill took (from the recording's creation to complete), and how long
+// the player through n ran.
+func timedFill(t *testing.T, org *origin.Origin, n *testNode, path string) (viaNode, direct []string, fill, played time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var dn, dd decoded
+	start := time.Now()
+	wg.Go(func() { dd = decode("rtsp://"+org.Addr()+"/"+path[len("o/"):], "tcp") })
+	wg.Go(func() { dn = decode(n.url(path), "tcp"); played = time.Since(start) })
+	var in store.Info
+	testkit.Eventually(t, time.Minute, "the recording is complete", func() bool {
+		var err error
+		in, err = n.Stream(path)
+		return err == nil && in.State == store.StateComplete
+	})
+	fill = time.Since(in.Created)
+	wg.Wait()
+	return dn.frames(t), dd.frames(t), fill, played
+}
+
+// TestFillAtSpeed: a node asks the built-in origin for Speed 8 (the
+// default): the recording is complete in a fraction of its duration, the
+// player that started the fill is still paced at real time, and its frames
+// are the origin's.
+func TestFillAtSpeed(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	cfg := nodeConfig(t, org)
+	cfg.Mesh.Enabled = false
+	n := startNode(t, cfg)
+
+	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts")
+	sameFrames(t, "a player of a fill at Speed 8", viaNode, direct)
+	d := speedClip.Length
+	t.Logf("fill of %v took %v (%.1fx real time); the player ran %v", d, fill.Round(time.Millisecond), d.Seconds()/fill.Seconds(), played.Round(time.Millisecond))
+	if fill > d/3 {
+		t.Fatalf("the fill took %v, more than a third of the %v clip: the origin's Speed was not used", fill, d)
+	}
+	if played < d*8/10 {
+		t.Fatalf("the player ran %v for a %v clip: not paced at real time", played, d)
+	}
+}
+
+// TestFillRateLimit: origins[].rate_limit at twice the stream's bitrate
+// holds a fill asked at Speed 8 to about twice real time, and the player of
+// the fill still gets every frame at real time.
+func TestFillRateLimit(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	bitrate := sdpBitrate(t, org, "clip.ts")
+	cfg := nodeConfig(t, org)
+	cfg.Mesh.Enabled = false
+	cfg.Origins[0].RateLimit = node.Bitrate(2 * bitrate)
+	n := startNode(t, cfg)
+
+	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts")
+	sameFrames(t, "a player of a capped fill", viaNode, direct)
+	d := speedClip.Length
+	t.Logf("capped at %v: fill of %v took %v (%.2fx real time); the player ran %v", cfg.Origins[0].RateLimit, d,
+		fill.Round(time.Millisecond), d.Seconds()/fill.Seconds(), played.Round(time.Millisecond))
+	if fill < d*4/10 || fill > d*8/10 {
+		t.Fatalf("the fill took %v; at twice the bitrate it should take about %v", fill, d/2)
+	}
+}

@@ -1,0 +1,72 @@
+package rtspedge
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+)
+
+// TestPlaySpeedWithinRateLimit: the built-in origin declares its clip's
+// bitrate (b=AS); a session asks for Speed only for on-demand streams, and
+// with a rate limit for no more than the limit over that bitrate.
+func TestPlaySpeedWithinRateLimit(t *testing.T) {
+	t.Parallel()
+	o, _ := startOrigin(t, origin.Config{Live: map[string][]byte{"live": origin.SampleClip()}})
+	open := func(path string, req OriginRequest) *OriginSession {
+		t.Helper()
+		req.URL = originURL(o, path)
+		s, err := OpenOrigin(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	vod := open(samplePath, OriginRequest{})
+	bitrate := sdpBitrate(vod.ssd)
+	clip, err := origin.Packetize(origin.SampleClip())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rtpBytes int
+	for _, p := range clip.Packets {
+		rtpBytes += len(p.RTP)
+	}
+	actual := float64(rtpBytes) * 8 / clip.Duration.Seconds()
+	if bitrate < actual || bitrate > actual*1.2 {
+		t.Fatalf("SDP declares %.0f bit/s; the clip's RTP is %.0f bit/s", bitrate, actual)
+	}
+	for _, tc := range []struct {
+		name  string
+		path  string
+		req   OriginRequest
+		bytes uint64
+		tt    time.Duration
+		want  float64
+	}{
+		{"no speed asked", samplePath, OriginRequest{}, 0, 0, 0},
+		{"speed 8", samplePath, OriginRequest{Speed: 8}, 0, 0, 8},
+		{"live: none", "live", OriginRequest{Speed: 8}, 0, 0, 0},
+		{"capped at 2x the SDP bitrate", samplePath, OriginRequest{Speed: 8, RateLimit: int64(2 * bitrate)}, 0, 0, 2},
+		{"cap above 8x: 8", samplePath, OriginRequest{Speed: 8, RateLimit: int64(20 * bitrate)}, 0, 0, 8},
+		{"cap below the bitrate: none", samplePath, OriginRequest{Speed: 8, RateLimit: int64(bitrate / 2)}, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(tc.path, tc.req)
+			if got := s.playSpeed(tc.bytes, tc.tt); got < tc.want*0.999 || got > tc.want*1.001 {
+				t.Fatalf("playSpeed = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// Without a declared bitrate a resumed fill estimates it from what it
+	// holds; a new one asks for none.
+	vod.ssd.Bandwidth = nil
+	vod.req.Speed, vod.req.RateLimit = 8, 3_000_000
+	if got := vod.playSpeed(0, 0); got != 0 {
+		t.Fatalf("capped, no bitrate known: playSpeed = %v, want 0", got)
+	}
+	if got := vod.playSpeed(1_000_000/8*10, 10*time.Second); got < 2.999 || got > 3.001 {
+		t.Fatalf("capped at 3 Mbit/s, 1 Mbit/s held: playSpeed = %v, want 3", got)
+	}
+}
