@@ -58,14 +58,17 @@ func sdpBitrate(t testing.TB, org *origin.Origin, path string) int64 {
 // timedFill plays path on n with ffmpeg while it fills from the origin, and
 // the origin's own stream beside it: the frames of each, how long the
 // fill took (from the recording's creation to complete), and how long
-// the player through n ran.
-func timedFill(t *testing.T, org *origin.Origin, n *testNode, path string) (viaNode, direct []string, fill, played time.Duration) {
+// the player through n ran. during, when not nil, runs while the fill does.
+func timedFill(t *testing.T, org *origin.Origin, n *testNode, path string, during func()) (viaNode, direct []string, fill, played time.Duration) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var dn, dd decoded
 	start := time.Now()
 	wg.Go(func() { dd = decode("rtsp://"+org.Addr()+"/"+path[len("o/"):], "tcp") })
 	wg.Go(func() { dn = decode(n.url(path), "tcp"); played = time.Since(start) })
+	if during != nil {
+		during()
+	}
 	var in store.Info
 	testkit.Eventually(t, time.Minute, "the recording is complete", func() bool {
 		var err error
@@ -88,7 +91,7 @@ func TestFillAtSpeed(t *testing.T) {
 	cfg.Mesh.Enabled = false
 	n := startNode(t, cfg)
 
-	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts")
+	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts", nil)
 	sameFrames(t, "a player of a fill at Speed 8", viaNode, direct)
 	d := speedClip.Length
 	t.Logf("fill of %v took %v (%.1fx real time); the player ran %v", d, fill.Round(time.Millisecond), d.Seconds()/fill.Seconds(), played.Round(time.Millisecond))
@@ -102,7 +105,8 @@ func TestFillAtSpeed(t *testing.T) {
 
 // TestFillRateLimit: origins[].rate_limit at twice the stream's bitrate
 // holds a fill asked at Speed 8 to about twice real time, and the player of
-// the fill still gets every frame at real time.
+// the fill still gets every frame at real time. The admin API shows the
+// fill's progress meanwhile.
 func TestFillRateLimit(t *testing.T) {
 	t.Parallel()
 	org := startClipOrigin(t, speedClip)
@@ -110,9 +114,24 @@ func TestFillRateLimit(t *testing.T) {
 	cfg := nodeConfig(t, org)
 	cfg.Mesh.Enabled = false
 	cfg.Origins[0].RateLimit = node.Bitrate(2 * bitrate)
+	cfg.Admin.Listen = "127.0.0.1:0"
 	n := startNode(t, cfg)
+	base := "http://" + n.AdminAddr().String()
 
-	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts")
+	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts", func() {
+		key, err := node.KeyOf(n.Node, "o/clip.ts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := waitStream(t, base, store.StreamID(key), "the fill shows its progress", func(s node.StreamStatus) bool {
+			return s.Fill != nil && s.Fill.MediaDone >= 2
+		})
+		p := s.Fill
+		if p.MediaTotal < 11 || p.MediaTotal > 13 || p.MediaDone > p.MediaTotal || p.Speed < 1 || p.Speed > 4 ||
+			p.ETA <= 0 || p.RateBits <= 0 || p.RateBits > 3*float64(bitrate) || p.RateLimitBit != 2*bitrate || p.Bytes == 0 {
+			t.Fatalf("progress of a fill capped at twice the bitrate (%d bit/s): %+v", bitrate, *p)
+		}
+	})
 	sameFrames(t, "a player of a capped fill", viaNode, direct)
 	d := speedClip.Length
 	t.Logf("capped at %v: fill of %v took %v (%.2fx real time); the player ran %v", cfg.Origins[0].RateLimit, d,
