@@ -140,3 +140,33 @@ func TestFillRateLimit(t *testing.T) {
 		t.Fatalf("the fill took %v; at twice the bitrate it should take about %v", fill, d/2)
 	}
 }
+
+// TestPeerRateLimit: mesh.rate_limit at twice the stream's bitrate holds a
+// fill from a neighbour (otherwise as fast as the link) to about twice real
+// time, and the player of the fill gets the origin's frames.
+func TestPeerRateLimit(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	bitrate := sdpBitrate(t, org, "clip.ts")
+	capped := func(c *node.Config) { c.Mesh.RateLimit = node.Bitrate(2 * bitrate) }
+	a := meshNode(t, org, capped)
+	b := meshNode(t, org, capped, a)
+	ab := fillerFirst(t, org, "o/clip.ts", a, b) // the filler pulls from the origin, uncapped
+	a, b = ab[0], ab[1]
+	if err := firstPacket(t.Context(), a.url("o/clip.ts")); err != nil {
+		t.Fatal(err)
+	}
+	waitCompleteAt(t, a, "o/clip.ts")
+
+	viaB, direct, fill, played := timedFill(t, org, b, "o/clip.ts", nil)
+	sameFrames(t, "a player of a capped fill from a peer", viaB, direct)
+	if in, err := b.Stream("o/clip.ts"); err != nil || in.Source != a.PeerID() {
+		t.Fatalf("B filled from %q (%v), want A %s", in.Source, err, a.PeerID())
+	}
+	d := speedClip.Length
+	t.Logf("capped at %v per peer: fill of %v from A took %v (%.2fx real time); the player ran %v", node.Bitrate(2*bitrate), d,
+		fill.Round(time.Millisecond), d.Seconds()/fill.Seconds(), played.Round(time.Millisecond))
+	if fill < d*4/10 || fill > d*8/10 {
+		t.Fatalf("the fill from A took %v; at twice the bitrate it should take about %v", fill, d/2)
+	}
+}
