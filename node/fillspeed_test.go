@@ -170,3 +170,58 @@ func TestPeerRateLimit(t *testing.T) {
 		t.Fatalf("the fill from A took %v; at twice the bitrate it should take about %v", fill, d/2)
 	}
 }
+
+// TestGstSpeedScalesClock: gst-rtsp-server grants Speed 8 but slows its RTP
+// clock by as much, which would store the clip to play eight times too
+// fast (decoded frames alike: framemd5 does not see it). The node notices
+// before it stores a packet, fills at real time instead, and asks that
+// origin for no Speed again: the recording spans the clip's duration, and
+// its player ran at real time with the origin's frames.
+func TestGstSpeedScalesClock(t *testing.T) {
+	t.Parallel()
+	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
+	cfg := nodeConfig(t, nil)
+	cfg.Mesh.Enabled = false
+	cfg.Origins = []node.Origin{{Name: "gst", URL: "rtsp://" + gst.Addr}}
+	n := startNode(t, cfg)
+
+	var wg sync.WaitGroup
+	var viaNode, direct []string
+	var played time.Duration
+	wg.Go(func() { direct = frameMD5(t, gst.URL("clip"), "tcp") })
+	wg.Go(func() {
+		start := time.Now()
+		viaNode = frameMD5(t, n.url("gst/clip"), "tcp")
+		played = time.Since(start)
+	})
+	wg.Wait()
+	sameFrames(t, "through the node", viaNode, direct)
+	in := waitCompleteAt(t, n, "gst/clip")
+	_, last, err := n.Store().Span(in.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := clip.Length
+	t.Logf("recording spans %v of the %v clip; the player ran %v; %d PLAYs at the origin", last, d, played.Round(time.Millisecond), gst.Requests("PLAY", "clip"))
+	if last < d-time.Second || played < d*8/10 {
+		t.Fatalf("recording spans %v of a %v clip, player ran %v: stored at the speed it was sent", last, d, played)
+	}
+	// Direct, the fill with Speed, the fill again without.
+	if plays := gst.Requests("PLAY", "clip"); plays != 3 {
+		t.Fatalf("%d PLAYs at the origin, want 3", plays)
+	}
+	// The next fill of that origin asks for no Speed at once.
+	if err := n.Store().Delete(in.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := firstPacket(t.Context(), n.url("gst/clip")); err != nil {
+		t.Fatal(err)
+	}
+	// A PLAY with Speed would have been dropped before its first packet:
+	// once the fourth is counted there is no fifth.
+	testkit.Eventually(t, 5*time.Second, "the second fill's PLAY counted", func() bool { return gst.Requests("PLAY", "clip") >= 4 })
+	if plays := gst.Requests("PLAY", "clip"); plays != 4 {
+		t.Fatalf("%d PLAYs at the origin after a second fill, want 4", plays)
+	}
+}

@@ -101,6 +101,9 @@ type OriginSession struct {
 	cacheCtl   []string
 	ran        bool
 	speed      float64 // the Speed Run's PLAY asks for (playSpeed); 0: none
+	// speedRefused: the origin scaled its RTP clock with the Speed it
+	// granted (ErrSpeedScalesClock); Reopen asks for none.
+	speedRefused bool
 
 	closeOnce sync.Once
 
@@ -214,8 +217,17 @@ func newOriginSession(req OriginRequest) (*OriginSession, error) {
 // has returned. For a live stream the new session's Run then continues the
 // recording without a jump: it re-bases its packets from where o's stopped,
 // counting the time in between (see Run).
+//
+// After a Run that ended with ErrSpeedScalesClock the new session asks
+// for no Speed.
 func (o *OriginSession) Reopen(ctx context.Context) (*OriginSession, error) {
-	return OpenOrigin(ctx, o.req)
+	req := o.req
+	o.mu.Lock()
+	if o.speedRefused {
+		req.Speed = 0
+	}
+	o.mu.Unlock()
+	return OpenOrigin(ctx, req)
 }
 
 // describe keeps what DESCRIBE said: the SDP bytes as received, tracks,

@@ -6,6 +6,8 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
 	psdp "github.com/pion/sdp/v3"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // playSpeed is the Speed a PLAY of o into a writer that holds bytes up to
@@ -78,3 +80,104 @@ func declared(bws []psdp.Bandwidth) float64 {
 
 // speedHeader is the Speed header value of speed.
 func speedHeader(speed float64) string { return strconv.FormatFloat(speed, 'f', 3, 64) }
+
+// A speed check (speedCheck) decides within these bounds: an origin that
+// sends meta-info once its transmit times advanced speedCheckMeta on a
+// track; one that does not by wall-clock time, after speedCheckWindow, or
+// earlier once speedCheckMedia of media arrived fast enough.
+const (
+	speedCheckMeta   = 200 * time.Millisecond
+	speedCheckWindow = 500 * time.Millisecond
+	speedCheckMedia  = 2 * time.Second
+)
+
+// speedCheck holds back the first packets of a session the origin granted
+// a Speed above 1 until their RTP timestamps show that they are in media
+// time, as RFC 2326 §12.35 wants them ("the timestamps remain in media
+// time"), not slowed by the speed: gst-rtsp-server 1.22 implements Speed
+// as a rate seek and slows its RTP clock, which would leave a recording
+// that plays that many times too fast. Such a session is dropped before
+// anything of it is stored (ErrSpeedScalesClock), and Reopen asks for no
+// Speed. The witness is the origin's transmit times when it sends
+// meta-info (no wait beyond a few packets), else wall-clock time: media
+// must arrive at least halfway between real time and the granted speed.
+type speedCheck struct {
+	speed   float64
+	firstAt time.Time // arrival of the first packet
+	tracks  map[uint8]*trackClock
+	held    []store.Packet // their RTP copied
+}
+
+// trackClock is what a speed check saw of one track: RTP timestamps, and
+// the origin's transmit times when it sends them.
+type trackClock struct {
+	clock           uint32
+	firstTS, lastTS uint32
+	firstTT, lastTT time.Duration
+	meta            bool
+}
+
+func newSpeedCheck(speed float64) *speedCheck {
+	return &speedCheck{speed: speed, tracks: map[uint8]*trackClock{}}
+}
+
+// hold keeps p (its RTP copied), whose RTP timestamp is ts on a clock of
+// clock Hz, arrived at now.
+func (c *speedCheck) hold(p store.Packet, ts, clock uint32, now time.Time) {
+	if c.firstAt.IsZero() {
+		c.firstAt = now
+	}
+	tc := c.tracks[p.Track]
+	if tc == nil {
+		tc = &trackClock{clock: clock, firstTS: ts, firstTT: p.TT, meta: p.Flags&store.FlagMetaInfo != 0}
+		c.tracks[p.Track] = tc
+	}
+	tc.lastTS, tc.lastTT = ts, p.TT
+	p.RTP = append([]byte(nil), p.RTP...)
+	c.held = append(c.held, p)
+}
+
+// verdict says whether the check can decide with the packets up to the
+// one that arrived at last (or must, at the end of the stream), and
+// whether the origin kept its RTP clock in media time.
+func (c *speedCheck) verdict(last time.Time, end bool) (decided, honoured bool) {
+	var rtp, tt, rtpMeta time.Duration // the most any track advanced
+	for _, tc := range c.tracks {
+		if tc.clock == 0 {
+			continue
+		}
+		adv := ticksToDuration(int64(tc.lastTS-tc.firstTS), tc.clock)
+		rtp = max(rtp, adv)
+		if tc.meta && tc.lastTT-tc.firstTT > tt {
+			tt, rtpMeta = tc.lastTT-tc.firstTT, adv
+		}
+	}
+	if tt > 0 && (tt >= speedCheckMeta || end) {
+		// Media time by RTP against media time by the origin's word.
+		return true, rtpMeta.Seconds()/tt.Seconds() >= (1+1/c.speed)/2
+	}
+	wall := last.Sub(c.firstAt)
+	fast := wall > 0 && rtp.Seconds()/wall.Seconds() >= (1+c.speed)/2
+	switch {
+	case end, wall >= speedCheckWindow:
+		return true, fast || wall <= 0
+	case rtp >= speedCheckMedia && fast:
+		return true, true
+	}
+	return false, false
+}
+
+// ratio is the media seconds by RTP clock that arrived per wall-clock
+// second up to last, for the log.
+func (c *speedCheck) ratio(last time.Time) float64 {
+	var rtp time.Duration
+	for _, tc := range c.tracks {
+		if tc.clock > 0 {
+			rtp = max(rtp, ticksToDuration(int64(tc.lastTS-tc.firstTS), tc.clock))
+		}
+	}
+	if wall := last.Sub(c.firstAt); wall > 0 {
+		return rtp.Seconds() / wall.Seconds()
+	}
+	return 0
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // TestPlaySpeedWithinRateLimit: the built-in origin declares its clip's
@@ -68,5 +69,58 @@ func TestPlaySpeedWithinRateLimit(t *testing.T) {
 	}
 	if got := vod.playSpeed(1_000_000/8*10, 10*time.Second); got < 2.999 || got > 3.001 {
 		t.Fatalf("capped at 3 Mbit/s, 1 Mbit/s held: playSpeed = %v, want 3", got)
+	}
+}
+
+// TestSpeedCheckVerdict: a session granted Speed 8 is checked against the
+// origin's transmit times when it sends them, else against wall-clock
+// time; an RTP clock slowed by the speed is refused, one in media time is
+// accepted as soon as it shows.
+func TestSpeedCheckVerdict(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	const clock = 90000
+	// feed holds n video packets 40 ms of media apart (RTP advancing
+	// rtpPerFrame of that), arriving wallPerFrame apart.
+	feed := func(c *speedCheck, n int, meta bool, rtpPerFrame float64, wallPerFrame time.Duration) time.Time {
+		var at time.Time
+		for i := range n {
+			p := store.Packet{Track: 0, TT: time.Duration(i) * 40 * time.Millisecond, RTP: []byte{0x80}}
+			if meta {
+				p.Flags |= store.FlagMetaInfo
+			}
+			at = t0.Add(time.Duration(i) * wallPerFrame)
+			c.hold(p, 1000+uint32(float64(i)*rtpPerFrame*0.04*clock), clock, at)
+		}
+		return at
+	}
+	for _, tc := range []struct {
+		name              string
+		n                 int
+		meta, end         bool
+		rtp               float64 // RTP advance per media second
+		wall              time.Duration
+		decided, honoured bool
+	}{
+		{"meta-info, media time", 6, true, false, 1, 5 * time.Millisecond, true, true},
+		{"meta-info, clock slowed 8x", 6, true, false, 0.125, 5 * time.Millisecond, true, false},
+		{"meta-info, too early", 3, true, false, 1, 5 * time.Millisecond, false, false},
+		{"meta-info, too early but the stream ended", 3, true, true, 1, 5 * time.Millisecond, true, true},
+		{"derived, 8x in media time: decided at 2 s of media", 51, false, false, 1, 5 * time.Millisecond, true, true},
+		{"derived, 8x, 1 s of media: wait", 26, false, false, 1, 5 * time.Millisecond, false, false},
+		{"derived, clock slowed: refused after the window", 20, false, false, 0.125, 40 * time.Millisecond, true, false},
+		{"derived, clock slowed, within the window: wait", 10, false, false, 0.125, 40 * time.Millisecond, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newSpeedCheck(8)
+			last := feed(c, tc.n, tc.meta, tc.rtp, tc.wall)
+			decided, honoured := c.verdict(last, tc.end)
+			if decided != tc.decided || honoured != tc.honoured {
+				t.Fatalf("verdict (decided %v, honoured %v), want (%v, %v); ratio %.2f", decided, honoured, tc.decided, tc.honoured, c.ratio(last))
+			}
+			if len(c.held) != tc.n {
+				t.Fatalf("held %d packets of %d", len(c.held), tc.n)
+			}
+		})
 	}
 }

@@ -61,6 +61,9 @@ type Fills struct {
 	mu      sync.Mutex
 	m       map[string]*fill
 	fillers map[string]FillerInfo // last filler chosen per key (filler.go)
+	// speedless are the origins (host:port) found to slow their RTP clock
+	// with Speed: their fills ask for none (origin.go).
+	speedless map[string]bool
 
 	fresh freshCounters // revalidations (fresh.go)
 }
