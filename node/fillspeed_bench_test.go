@@ -22,9 +22,11 @@ var prefetchClip = interop.Clip{Name: "h264-aac-90s.ts", Video: "h264", Audio: "
 // BenchmarkPrefetch90s: `rtspmesh prefetch` of a 90 s recording from the
 // built-in origin (POST /api/v1/prefetch, then until the recording is
 // complete), on a fresh node each time. It reports the fill's time and how
-// many times faster than real time it was: at origins[].speed 1 (what every
-// fill did before Speed), 8 (the default) and 16 (the origin allowing it),
-// and at 8 with origins[].rate_limit at twice the clip's bitrate.
+// many times faster than real time it was: at origins[].speed 8 (the
+// default) and 16 (the origin allowing it), and at 8 with
+// origins[].rate_limit at twice the clip's bitrate. (At speed 1, what every
+// fill did before, it takes the clip's 90 s: 90.02 s measured; left out to
+// keep make bench short.)
 func BenchmarkPrefetch90s(b *testing.B) {
 	ts, err := os.ReadFile(prefetchClip.Path(b))
 	if err != nil {
@@ -40,7 +42,6 @@ func BenchmarkPrefetch90s(b *testing.B) {
 		speed     float64
 		rateLimit int64
 	}{
-		{"speed=1", 1, 0},
 		{"speed=8", 8, 0},
 		{"speed=16", 16, 0},
 		{"speed=8/rate_limit=2x", 8, 2 * bitrate},

@@ -83,12 +83,15 @@ func speedHeader(speed float64) string { return strconv.FormatFloat(speed, 'f', 
 
 // A speed check (speedCheck) decides within these bounds: an origin that
 // sends meta-info once its transmit times advanced speedCheckMeta on a
-// track; one that does not by wall-clock time, after speedCheckWindow, or
-// earlier once speedCheckMedia of media arrived fast enough.
+// track (as soon as speedCheckMetaEarly when RTP time and transmit time
+// agree within a quarter); one that does not by wall-clock time, after
+// speedCheckWindow, or earlier once speedCheckMedia of media arrived fast
+// enough.
 const (
-	speedCheckMeta   = 200 * time.Millisecond
-	speedCheckWindow = 500 * time.Millisecond
-	speedCheckMedia  = 2 * time.Second
+	speedCheckMetaEarly = 80 * time.Millisecond
+	speedCheckMeta      = 200 * time.Millisecond
+	speedCheckWindow    = 500 * time.Millisecond
+	speedCheckMedia     = 2 * time.Second
 )
 
 // speedCheck holds back the first packets of a session the origin granted
@@ -111,10 +114,14 @@ type speedCheck struct {
 // trackClock is what a speed check saw of one track: RTP timestamps, and
 // the origin's transmit times when it sends them.
 type trackClock struct {
-	clock           uint32
-	firstTS, lastTS uint32
-	firstTT, lastTT time.Duration
-	meta            bool
+	clock   uint32
+	firstTS uint32
+	firstTT time.Duration
+	// The most RTP time and transmit time advanced past the first packet:
+	// the most, so that frames sent out of presentation order (B-frames)
+	// do not count as going back.
+	rtpAdv, ttAdv time.Duration
+	meta          bool
 }
 
 func newSpeedCheck(speed float64) *speedCheck {
@@ -132,7 +139,10 @@ func (c *speedCheck) hold(p store.Packet, ts, clock uint32, now time.Time) {
 		tc = &trackClock{clock: clock, firstTS: ts, firstTT: p.TT, meta: p.Flags&store.FlagMetaInfo != 0}
 		c.tracks[p.Track] = tc
 	}
-	tc.lastTS, tc.lastTT = ts, p.TT
+	if tc.clock > 0 {
+		tc.rtpAdv = max(tc.rtpAdv, ticksToDuration(int64(int32(ts-tc.firstTS)), tc.clock))
+	}
+	tc.ttAdv = max(tc.ttAdv, p.TT-tc.firstTT)
 	p.RTP = append([]byte(nil), p.RTP...)
 	c.held = append(c.held, p)
 }
@@ -146,15 +156,21 @@ func (c *speedCheck) verdict(last time.Time, end bool) (decided, honoured bool) 
 		if tc.clock == 0 {
 			continue
 		}
-		adv := ticksToDuration(int64(tc.lastTS-tc.firstTS), tc.clock)
-		rtp = max(rtp, adv)
-		if tc.meta && tc.lastTT-tc.firstTT > tt {
-			tt, rtpMeta = tc.lastTT-tc.firstTT, adv
+		rtp = max(rtp, tc.rtpAdv)
+		if tc.meta && tc.ttAdv > tt {
+			tt, rtpMeta = tc.ttAdv, tc.rtpAdv
 		}
 	}
-	if tt > 0 && (tt >= speedCheckMeta || end) {
+	if tt > 0 {
 		// Media time by RTP against media time by the origin's word.
-		return true, rtpMeta.Seconds()/tt.Seconds() >= (1+1/c.speed)/2
+		r := rtpMeta.Seconds() / tt.Seconds()
+		switch {
+		case tt >= speedCheckMetaEarly && r >= 0.75 && r <= 4.0/3:
+			return true, true
+		case tt >= speedCheckMeta || end:
+			return true, r >= (1+1/c.speed)/2
+		}
+		return false, false
 	}
 	wall := last.Sub(c.firstAt)
 	fast := wall > 0 && rtp.Seconds()/wall.Seconds() >= (1+c.speed)/2
@@ -172,9 +188,7 @@ func (c *speedCheck) verdict(last time.Time, end bool) (decided, honoured bool) 
 func (c *speedCheck) ratio(last time.Time) float64 {
 	var rtp time.Duration
 	for _, tc := range c.tracks {
-		if tc.clock > 0 {
-			rtp = max(rtp, ticksToDuration(int64(tc.lastTS-tc.firstTS), tc.clock))
-		}
+		rtp = max(rtp, tc.rtpAdv)
 	}
 	if wall := last.Sub(c.firstAt); wall > 0 {
 		return rtp.Seconds() / wall.Seconds()

@@ -104,8 +104,10 @@ func TestSpeedCheckVerdict(t *testing.T) {
 	}{
 		{"meta-info, media time", 6, true, false, 1, 5 * time.Millisecond, true, true},
 		{"meta-info, clock slowed 8x", 6, true, false, 0.125, 5 * time.Millisecond, true, false},
-		{"meta-info, too early", 3, true, false, 1, 5 * time.Millisecond, false, false},
-		{"meta-info, too early but the stream ended", 3, true, true, 1, 5 * time.Millisecond, true, true},
+		{"meta-info, agreeing at 80 ms: early", 3, true, false, 1, 5 * time.Millisecond, true, true},
+		{"meta-info, slowed at 80 ms: wait", 3, true, false, 0.125, 5 * time.Millisecond, false, false},
+		{"meta-info, too early", 2, true, false, 1, 5 * time.Millisecond, false, false},
+		{"meta-info, too early but the stream ended", 2, true, true, 1, 5 * time.Millisecond, true, true},
 		{"derived, 8x in media time: decided at 2 s of media", 51, false, false, 1, 5 * time.Millisecond, true, true},
 		{"derived, 8x, 1 s of media: wait", 26, false, false, 1, 5 * time.Millisecond, false, false},
 		{"derived, clock slowed: refused after the window", 20, false, false, 0.125, 40 * time.Millisecond, true, false},
