@@ -10,8 +10,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -314,23 +312,7 @@ func liveFanOut(b *testing.B, n int, span time.Duration) {
 }
 
 // rssMiB is the server process's resident memory.
-func (p *serverProc) rssMiB(b *testing.B) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				b.Fatalf("VmRSS %q: %v", v, err)
-			}
-			return kb / 1024
-		}
-	}
-	b.Fatalf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
-	return 0
-}
+func (p *serverProc) rssMiB(b *testing.B) float64 { return testkit.ReadProc(b, p.cmd.Process.Pid).RSS }
 
 // BenchmarkLiveFanOut500: one 2 Mbit/s live stream, written into the store
 // in real time, played by 500 players over TCP; server CPU per delivered

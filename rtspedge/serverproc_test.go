@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,17 +114,5 @@ func startServerProc(b *testing.B, dur time.Duration) *serverProc {
 
 // cpu is the CPU time (user + system) the server process used so far.
 func (p *serverProc) cpu(b *testing.B) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the parenthesised command: state is field 3, utime 14, stime 15.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parse /proc stat: %q", raw)
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+stime) * time.Second / ticks
+	return testkit.ReadProc(b, p.cmd.Process.Pid).CPU
 }
