@@ -174,7 +174,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		if p.path != path {
 			return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
 		}
-		return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
+		return p.setupOK(), p.stream, nil
 	}
 	addr := addrKey(ctx.Conn.NetConn().RemoteAddr())
 	if !s.reserveSession(ctx.Session, addr) {
@@ -199,7 +199,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	s.mu.Lock()
 	s.players[ctx.Session] = p
 	s.mu.Unlock()
-	return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
+	return p.setupOK(), p.stream, nil
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
