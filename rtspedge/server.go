@@ -70,8 +70,12 @@ type ServerConfig struct {
 	// Logger receives session-level events, never one line per packet.
 	// It defaults to discarding.
 	Logger *slog.Logger
-	// WriteQueueSize is the number of packets queued per player before the
-	// player counts as too slow and is dropped. A power of two; default 512.
+	// WriteQueueSize is the number of packets queued per UDP player before
+	// the player counts as too slow and is dropped (a TCP player's packets
+	// are written to its connection by the replay, and a TCP player is too
+	// slow when its connection takes nothing for 2 s). A replay batch is at
+	// most half of it. A power of two; default 256 (gortsplib keeps a queue
+	// of this many slots per session, TCP or UDP).
 	WriteQueueSize int
 	// ReadTimeout and WriteTimeout bound RTSP reads and writes of a
 	// connection. They default to 10s.
@@ -87,7 +91,7 @@ type ServerConfig struct {
 }
 
 const (
-	defaultWriteQueueSize = 512
+	defaultWriteQueueSize = 256
 	defaultSendAhead      = 40 * time.Millisecond
 )
 

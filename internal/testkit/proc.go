@@ -10,11 +10,12 @@ import (
 )
 
 // Proc is what Linux's /proc says of a process: its resident memory now and
-// at its peak (VmRSS, VmHWM, in MiB) and the CPU time (user + system) it
-// used so far.
+// at its peak (VmRSS, VmHWM, in MiB), the part of RSS that is mapped files
+// (RssFile: the executable, Badger's memory-mapped tables and value log),
+// and the CPU time (user + system) it used so far.
 type Proc struct {
-	RSS, PeakRSS float64
-	CPU          time.Duration
+	RSS, PeakRSS, FileRSS float64
+	CPU                   time.Duration
 }
 
 // ReadProc reads /proc/<pid>/status and /proc/<pid>/stat.
@@ -26,7 +27,7 @@ func ReadProc(tb testing.TB, pid int) Proc {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		for name, dst := range map[string]*float64{"VmRSS:": &p.RSS, "VmHWM:": &p.PeakRSS} {
+		for name, dst := range map[string]*float64{"VmRSS:": &p.RSS, "VmHWM:": &p.PeakRSS, "RssFile:": &p.FileRSS} {
 			if v, ok := strings.CutPrefix(line, name); ok {
 				kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 				if err != nil {
