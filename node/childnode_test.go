@@ -90,18 +90,21 @@ func serveChildNode(conf string) error {
 }
 
 // childMem collects garbage and answers where the node process's memory is,
-// as JSON (childMemStats); with RTSPMESH_BENCH_HEAPPROFILE set it also
-// writes a heap profile of the node to that file.
+// as JSON (childMemStats); with RTSPMESH_BENCH_HEAPPROFILE or
+// RTSPMESH_BENCH_GOROUTINES set it also writes the node's heap or goroutine
+// profile to that file.
 func childMem() string {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	out := childMemStats{HeapInuse: ms.HeapInuse, HeapIdle: ms.HeapIdle, HeapReleased: ms.HeapReleased,
 		StackInuse: ms.StackInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}
-	if f := os.Getenv("RTSPMESH_BENCH_HEAPPROFILE"); f != "" {
-		if w, err := os.Create(f); err == nil {
-			_ = pprof.WriteHeapProfile(w)
-			_ = w.Close()
+	for env, profile := range map[string]string{"RTSPMESH_BENCH_HEAPPROFILE": "heap", "RTSPMESH_BENCH_GOROUTINES": "goroutine"} {
+		if f := os.Getenv(env); f != "" {
+			if w, err := os.Create(f); err == nil {
+				_ = pprof.Lookup(profile).WriteTo(w, 0)
+				_ = w.Close()
+			}
 		}
 	}
 	b, _ := json.Marshal(out)
