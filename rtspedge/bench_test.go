@@ -10,6 +10,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -35,6 +36,7 @@ func cpuTime(b *testing.B) time.Duration {
 // packets, sequence gaps and lost packets.
 func playersRun(b *testing.B, n int, dur time.Duration) {
 	b.ReportAllocs()
+	writev := testkit.WritevPacketCost(b)
 	srv := startServerProc(b, dur)
 	total := len(synthPackets(dur))
 	players := joinPlayers(b, "rtsp://"+srv.addr+"/v", n)
@@ -71,7 +73,11 @@ func playersRun(b *testing.B, n int, dur time.Duration) {
 	if delivered != n*total || gaps != 0 || lost != 0 {
 		b.Fatalf("delivered %d of %d packets, %d sequence gaps, %d lost", delivered, n*total, gaps, lost)
 	}
-	b.ReportMetric(float64(srvCPU.Nanoseconds())/1e3/float64(delivered), "server-µs/packet")
+	perPacket := float64(srvCPU.Nanoseconds()) / 1e3 / float64(delivered)
+	b.ReportMetric(perPacket, "server-µs/packet")
+	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
+	b.ReportMetric(writev.Seconds()*1e6, "writev-µs/pkt")
+	b.ReportMetric(srv.rssMiB(b), "server-MiB")
 	b.ReportMetric(float64(selfCPU.Nanoseconds())/1e3/float64(delivered), "players-µs/packet")
 	b.ReportMetric(float64(delivered), "packets")
 	b.ReportMetric(float64(gaps), "gaps")

@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,7 +168,8 @@ func runLiveServerProc() error {
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
 	// The same deep queue as runServerProc: a starved player must not be
 	// dropped on a loaded machine.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096})
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096,
+		Limits: benchLimits})
 	if err != nil {
 		cancel()
 		<-fed
@@ -217,6 +219,7 @@ func startProcProfile() (stop func(), err error) {
 // a time.
 func joinPlayers(b *testing.B, url string, n int) []*testPlayer {
 	players := make([]*testPlayer, n)
+	var failed atomic.Int64
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range players {
@@ -225,10 +228,18 @@ func joinPlayers(b *testing.B, url string, n int) []*testPlayer {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer func() {
+				if players[i] == nil {
+					failed.Add(1) // newTestPlayer failed the benchmark and ended this goroutine
+				}
+			}()
 			players[i] = newTestPlayer(b, url, gortsplib.TransportTCP)
 		}()
 	}
 	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d players could not connect", n)
+	}
 	return players
 }
 
@@ -246,6 +257,7 @@ func (p *testPlayer) count() int {
 // CPU per packet delivered in the span, the players' process's, and the
 // sequence gaps of every player over everything it received.
 func liveFanOut(b *testing.B, n int, span time.Duration) {
+	writev := testkit.WritevPacketCost(b)
 	b.Setenv(liveServerProcEnv, "1")
 	srv := startServerProc(b, 0)
 	url := "rtsp://" + srv.addr + "/live"
@@ -303,7 +315,10 @@ func liveFanOut(b *testing.B, n int, span time.Duration) {
 	if gaps != 0 || lost != 0 {
 		b.Errorf("%d sequence gaps, %d lost packets", gaps, lost)
 	}
-	b.ReportMetric(float64(srvCPU.Nanoseconds())/1e3/float64(max(delivered, 1)), "us/pkt")
+	perPacket := float64(srvCPU.Nanoseconds()) / 1e3 / float64(max(delivered, 1))
+	b.ReportMetric(perPacket, "us/pkt")
+	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
+	b.ReportMetric(writev.Seconds()*1e6, "writev-µs/pkt")
 	b.ReportMetric(float64(selfCPU.Nanoseconds())/1e3/float64(max(delivered, 1)), "players-us/pkt")
 	b.ReportMetric(float64(live), "players")
 	b.ReportMetric(float64(delivered), "pkts")

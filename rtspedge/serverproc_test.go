@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	os.Exit(interop.Main(m))
 }
 
+// benchLimits let every benchmark player connect from 127.0.0.1.
+var benchLimits = Limits{MaxConns: 2000, MaxConnsPerAddr: 2000, MaxSessions: 2000, MaxSessionsPerAddr: 2000}
+
 // runServerProc serves the recording until stdin closes; it prints
 // "ADDR host:port" once listening.
 func runServerProc(d string) error {
@@ -54,7 +57,8 @@ func runServerProc(d string) error {
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
 	// A deep queue: on a loaded machine a player goroutine may starve for
 	// seconds, and the benchmarks count a dropped player as a failure.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096})
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096,
+		Limits: benchLimits})
 	if err != nil {
 		return err
 	}
