@@ -53,6 +53,18 @@ func serveChildNode(conf string) error {
 	if err != nil {
 		return err
 	}
+	// RTSPMESH_BENCH_CPUPROFILE=file profiles the node process alone.
+	if f := os.Getenv("RTSPMESH_BENCH_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
