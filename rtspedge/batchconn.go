@@ -8,8 +8,8 @@ import (
 
 const (
 	// batchMaxBytes: the replay writes a batch of interleaved frames in
-	// writes of at most this much. A steady 2 Mbit/s batch (40 ms) is about
-	// 10 KiB; a join's burst (a GOP at once) takes a few writes.
+	// writes of at most this much. A steady 2 Mbit/s batch (80 ms) is about
+	// 20 KiB; a join's burst (a GOP at once) takes a few writes.
 	batchMaxBytes = 64 << 10
 	// slowWrite: a player whose connection takes no byte of a batch for this
 	// long (its socket buffers, megabytes on a fast link, already full) is

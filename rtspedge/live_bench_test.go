@@ -166,10 +166,8 @@ func runLiveServerProc() error {
 	go func() { fed <- feedLive(ctx, w, time.Now()) }()
 	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
-	// The same deep queue as runServerProc: a starved player must not be
-	// dropped on a loaded machine.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096,
-		Limits: benchLimits})
+	// The server's defaults, as runServerProc.
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), Limits: benchLimits})
 	if err != nil {
 		cancel()
 		<-fed

@@ -55,10 +55,10 @@ func runServerProc(d string) error {
 	defer cancel()
 	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
-	// A deep queue: on a loaded machine a player goroutine may starve for
-	// seconds, and the benchmarks count a dropped player as a failure.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096,
-		Limits: benchLimits})
+	// The server's defaults, as a node has them: a TCP player is written to
+	// directly (its socket buffers absorb a starved player for seconds), the
+	// write queue serves UDP only.
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), Limits: benchLimits})
 	if err != nil {
 		return err
 	}
