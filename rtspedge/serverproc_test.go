@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -21,6 +22,10 @@ import (
 // that measure the server's CPU apart from the players'): the value is the
 // media duration of the synthetic 2 Mbit/s recording "v" it serves.
 const serverProcEnv = "RTSPEDGE_BENCH_SERVER"
+
+// serverStoreDirEnv puts the server process's store on disk in that
+// directory (default: in memory).
+const serverStoreDirEnv = "RTSPEDGE_BENCH_STORE_DIR"
 
 func TestMain(m *testing.M) {
 	if d := os.Getenv(serverProcEnv); d != "" {
@@ -43,7 +48,11 @@ func runServerProc(d string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger()})
+	dir, opts := "", store.Options{InMemory: true, Logger: testkit.Logger()}
+	if d := os.Getenv(serverStoreDirEnv); d != "" {
+		dir, opts.InMemory = d, false // on disk, as a node's
+	}
+	st, err := store.Open(dir, opts)
 	if err != nil {
 		return err
 	}
@@ -51,6 +60,10 @@ func runServerProc(d string) error {
 	if _, err := writeSynth(st, "v", spec2Mbps(dur)); err != nil {
 		return err
 	}
+	// The recording was written at hundreds of MB/s, where a node fills in
+	// real time: give what that burst left to the OS, so that the RSS
+	// measured is the serving's.
+	debug.FreeOSMemory()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
