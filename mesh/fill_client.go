@@ -38,6 +38,7 @@ type PeerFill struct {
 	br     *bufio.Reader
 	peer   string
 	from   uint32
+	open   bool // asked for an on-demand recording's open segment (flagOpen)
 	mf     store.Manifest
 	digest store.Hash // of mf: what every seal signs
 	stall  time.Duration
@@ -111,7 +112,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
 	_ = s.SetDeadline(time.Now().Add(answer))
-	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from})); err != nil {
+	// An on-demand recording's open segment is trusted by relay until its
+	// seal comes (doc.go, "Provenance"): asked of trusted signers only.
+	open := m.trust.trusts(id)
+	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from, Open: open})); err != nil {
 		stop()
 		return fail(err)
 	}
@@ -147,6 +151,7 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		br:     br,
 		peer:   id.String(),
 		from:   from,
+		open:   open && !mf.Live,
 		mf:     mf,
 		digest: HeaderDigest(&mf),
 		stall:  stall,
@@ -273,6 +278,10 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	if m := w.Manifest(); len(m.Segments) > 0 {
 		last = m.Segments[len(m.Segments)-1].Hash
 	}
+	var open openSegment
+	if pf.open {
+		open.have = w.Relayed() // a previous source's, which this one continues
+	}
 	for it := range items {
 		switch {
 		case it.err != nil:
@@ -292,6 +301,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
 			pf.recycle(it.data) // AppendSegment keeps a copy
+			open = openSegment{}
 			last = it.f.Hash
 			pf.m.bytesIn.Add(uint64(len(it.data)))
 			if pf.onSegment != nil {
@@ -299,6 +309,35 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			}
 			n++
 			bytes += int64(len(it.data))
+			next++
+		case it.f.Type == framePacket && !pf.mf.Live:
+			p, err := store.DecodeRecord(it.data)
+			if err != nil {
+				return n, bytes, fmt.Errorf("%w: packet of open segment %d: %w", ErrBadSegment, next, err)
+			}
+			if err := open.append(w, p); err != nil {
+				return n, bytes, fmt.Errorf("store relayed packet: %w", err)
+			}
+			pf.recycle(it.data) // AppendRelayed keeps a copy
+			pf.m.bytesIn.Add(uint64(len(p.RTP)))
+			bytes += int64(len(p.RTP))
+		case it.f.Type == frameSeal:
+			if it.f.Index != next {
+				return n, bytes, fmt.Errorf("%w: seal of segment %d where %d was due", ErrProtocol, it.f.Index, next)
+			}
+			// The reader verified the seal (chain.check); the packets must
+			// be what it signed.
+			if err := open.seal(w, next, it.f.Hash, it.f.Seal); err != nil {
+				if errors.Is(err, store.ErrHashMismatch) {
+					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrRelayedSeal, next, err)
+				}
+				return n, bytes, fmt.Errorf("store relayed segment %d: %w", next, err)
+			}
+			last = it.f.Hash
+			if pf.onSegment != nil {
+				pf.onSegment(next)
+			}
+			n++
 			next++
 		case it.f.Type == framePacket:
 			p, err := store.DecodeRecord(it.data)
@@ -362,6 +401,45 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	return n, bytes, fmt.Errorf("%w: stream ended without an end frame", ErrProtocol)
 }
 
+// openSegment follows the packets of the open segment a fill of an on-demand
+// recording relays, between two seals.
+type openSegment struct {
+	have []store.Packet // relayed packets the writer held at the start: a previous source's
+	pos  int            // packets of the segment received so far
+}
+
+// append stores the next relayed packet p of the segment. A packet the
+// writer already holds from a previous source at the same position is
+// skipped; at the first one that differs, the writer keeps only those
+// before it (its readers read on at their position).
+func (o *openSegment) append(w *store.Writer, p store.Packet) error {
+	i := o.pos
+	o.pos++
+	if i < len(o.have) {
+		if store.SamePacket(&o.have[i], &p) {
+			return nil
+		}
+		o.have = nil
+		if err := w.KeepUnsealed(i); err != nil {
+			return err
+		}
+	}
+	return w.AppendRelayed(p)
+}
+
+// seal seals the segment's relayed packets with the hash and seal their
+// signer made, and starts the next segment.
+func (o *openSegment) seal(w *store.Writer, index uint32, h store.Hash, seal store.Seal) error {
+	if o.pos < len(o.have) {
+		// The segment ended before what a previous source relayed of it.
+		if err := w.KeepUnsealed(o.pos); err != nil {
+			return err
+		}
+	}
+	*o = openSegment{}
+	return w.SealRelayed(index, h, seal)
+}
+
 // chain checks the seal of each segment frame as it is read, before its
 // bytes are (doc.go, "Provenance"): on the reader's goroutine, so that the
 // signature checks overlap the store's appends.
@@ -396,8 +474,15 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			return false
 		}
 	}
+	var armed time.Time // when the read deadline was last set
 	for {
-		_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+		if now := time.Now(); pf.br.Buffered() == 0 || now.Sub(armed) > pf.stall/4 {
+			// Nothing for the stall timeout from now is a stall. Set only
+			// when the next frame is read from the stream, or now and then:
+			// per frame it costs more than relaying the packet.
+			_ = pf.s.SetReadDeadline(now.Add(pf.stall))
+			armed = now
+		}
 		f, err := readFrame(pf.br)
 		if err != nil {
 			send(received{err: pf.readErr(err)})
@@ -410,10 +495,23 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			send(received{f: f})
 			return
 		case framePacket:
-			if !pf.mf.Live {
+			if !pf.mf.Live && !pf.open {
 				send(received{err: fmt.Errorf("%w: a packet frame in a fill that is not live", ErrProtocol)})
 				return
 			}
+		case frameSeal:
+			if !pf.open {
+				send(received{err: fmt.Errorf("%w: a seal frame in a fill that did not ask for the open segment", ErrProtocol)})
+				return
+			}
+			if err := ch.check(&f); err != nil {
+				send(received{err: err})
+				return
+			}
+			if !send(received{f: f}) {
+				return
+			}
+			continue
 		case frameSegment:
 			if err := ch.check(&f); err != nil {
 				send(received{err: err})
@@ -431,7 +529,9 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 		}
 		data := pf.buffer(int(f.Len))
 		for off := 0; off < len(data); {
-			_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+			if pf.br.Buffered() < len(data)-off {
+				_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+			}
 			k, err := io.ReadFull(pf.br, data[off:min(off+readChunk, len(data))])
 			off += k
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -80,15 +81,31 @@ func (fs *Fills) run(ctx context.Context, f *fill) {
 	srcs := fs.sources(f)
 	for i, s := range srcs {
 		label = s.name()
-		if w, err = fs.fillFrom(ctx, f, s, w, i == len(srcs)-1, log); err == nil || ctx.Err() != nil {
+		if w, err = fs.fillFrom(ctx, f, s, w, i == len(srcs)-1, log); err == nil || ctx.Err() != nil || errors.Is(err, mesh.ErrRelayedSeal) {
 			break
 		}
+	}
+	if errors.Is(err, mesh.ErrRelayedSeal) {
+		fs.dropForged(f, w, err, log)
 	}
 	result = fs.finish(ctx, f, w, label, err, start, log)
 	fs.mu.Lock()
 	f.ended = true
 	fs.mu.Unlock()
 	fs.dropRelayWhenIdle(f)
+}
+
+// dropForged deletes f's recording after packets a peer relayed of a
+// segment did not match the segment's seal: its players, who were served
+// them, are ended (their reads fail), and nothing of it stays.
+func (fs *Fills) dropForged(f *fill, w *store.Writer, err error, log *slog.Logger) {
+	log.Warn("relayed packets do not match their seal; dropping the recording and ending its players", "err", err)
+	if ferr := w.Finish(store.StatePartial); ferr != nil {
+		log.Warn("finish the dropped recording", "err", ferr)
+	}
+	if derr := f.st.Delete(f.key); derr != nil {
+		log.Warn("drop the recording", "err", derr)
+	}
 }
 
 // resume opens the writer of a partial recording (a crash, a dead origin)
@@ -142,6 +159,9 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			return w, nil
 		}
 		failed = err
+		if errors.Is(err, mesh.ErrRelayedSeal) {
+			return w, err // its players played what the seal disowns: no next source
+		}
 		if ctx.Err() != nil {
 			// Stopped on purpose (no readers left, the node stops): there
 			// is no next source to try.
