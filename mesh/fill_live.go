@@ -80,8 +80,10 @@ func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.D
 		if hold := t.batch - time.Since(t.last); hold > 0 && t.bw.Buffered() > 0 {
 			// Let packets gather, without a wake-up for each, then take
 			// all that came.
-			if err := sleepCtx(ctx, hold); err != nil {
-				return store.Packet{}, err
+			select {
+			case <-ctx.Done():
+				return store.Packet{}, ctx.Err()
+			case <-time.After(hold):
 			}
 			t.last = time.Time{}
 			continue
@@ -97,18 +99,6 @@ func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.D
 			return p, err
 		}
 		_ = t.bw.WriteByte(frameKeepalive)
-	}
-}
-
-// sleepCtx waits d or until ctx ends, and returns ctx's error.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
