@@ -65,7 +65,10 @@ type tailFlusher struct {
 	// batch: after a flush, more frames are gathered for up to this long
 	// before the next (0: a flush whenever nothing more is there at once).
 	batch time.Duration
-	last  time.Time // the last flush
+	last  time.Time // the last flush that carried a packet
+	// packets: the caller buffered a packet since the last flush (a flush
+	// of the answer alone does not start a batch).
+	packets bool
 }
 
 // next returns r's next packet. When none is there at once it flushes what
@@ -91,7 +94,9 @@ func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.D
 		if err := t.flush(); err != nil {
 			return store.Packet{}, err
 		}
-		t.last = time.Now()
+		if t.packets {
+			t.last, t.packets = time.Now(), false
+		}
 		wctx, cancel := context.WithTimeout(ctx, interval)
 		p, err = r.Next(wctx)
 		cancel()

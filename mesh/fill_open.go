@@ -63,7 +63,7 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, in
 		if err := w.buffer(frame); err != nil {
 			return err
 		}
-		relayed = true
+		relayed, tail.packets = true, true
 		m.bytesOut.Add(uint64(len(p.RTP)))
 	}
 }
