@@ -22,8 +22,19 @@ run: build
 test-deps:
 	@./.ci/install-test-deps
 
+# test runs the suite, with the 5-minute live soak (SOAK) in a second
+# go test beside the rest so that it does not hold one of the node package's
+# parallel slots for its whole run; its output follows the rest's. Both must
+# pass.
+SOAK      ?= ^TestLiveMemoryFlat5Min$$
 test: test-deps
-	$(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -run '^$$' $(PKGS) >/dev/null
+	@soaklog=$$(mktemp); \
+	$(GO) test -race -count=1 -timeout 20m -run '$(SOAK)' ./node/ >$$soaklog 2>&1 & soak=$$!; \
+	$(GO) test -race -shuffle=on -timeout 20m -skip '$(SOAK)' $(PKGS); rest=$$?; \
+	wait $$soak; soakrc=$$?; \
+	echo "== the live soak ($(SOAK)), run beside the rest:"; cat $$soaklog; rm -f $$soaklog; \
+	test $$rest -eq 0 && test $$soakrc -eq 0
 
 # interop runs the third-party interop matrix (gst-rtsp-server and the
 # built-in origin x ffmpeg and GStreamer x TCP and UDP x miss, hit, seek,
