@@ -52,6 +52,26 @@ type PeerFill struct {
 	free chan []byte // segment buffers the store is done with
 
 	onSegment func(index uint32) // tests and benchmarks: a segment was stored
+	splice    Splice             // nil: live packets are stored as they come
+}
+
+// A Splice re-bases the packets of a live relay whose recording came from
+// another origin session until now (a healed partition: its own numbers,
+// times and RTP timestamps start elsewhere). Its methods run on Run's
+// goroutine.
+type Splice interface {
+	// Packet re-bases p in place (its RTP may be changed); false drops it.
+	Packet(p *store.Packet) bool
+	// Clock re-bases a track's RTP↔NTP mapping; false drops it.
+	Clock(track uint8, c store.Clock) (store.Clock, bool)
+}
+
+// SetSplice makes Run pass every live packet and clock through s instead
+// of skipping what the writer already holds. Call it before Run.
+func (pf *PeerFill) SetSplice(s Splice) {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	pf.splice = s
 }
 
 // AnswerBound is how long the peer phase of a miss may take after the
@@ -344,7 +364,12 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if err != nil {
 				return n, bytes, fmt.Errorf("%w: packet after segment %d: %w", ErrBadSegment, int64(next)-1, err)
 			}
-			if skip {
+			if pf.splice != nil {
+				if !pf.splice.Packet(&p) {
+					pf.recycle(it.data)
+					continue
+				}
+			} else if skip {
 				// From a new source's live edge: drop what the writer already
 				// has (the same upstream numbers packets alike), within a
 				// second, in case this source numbers them differently.
@@ -367,7 +392,14 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if int(it.f.Track) >= len(pf.mf.Tracks) {
 				return n, bytes, fmt.Errorf("%w: clock of track %d, the recording has %d", ErrProtocol, it.f.Track, len(pf.mf.Tracks))
 			}
-			if err := w.SetClock(it.f.Track, it.f.Clock); err != nil {
+			c := it.f.Clock
+			if pf.splice != nil {
+				var ok bool
+				if c, ok = pf.splice.Clock(it.f.Track, c); !ok {
+					continue
+				}
+			}
+			if err := w.SetClock(it.f.Track, c); err != nil {
 				return n, bytes, fmt.Errorf("store the clock of track %d: %w", it.f.Track, err)
 			}
 		case it.f.Type == frameEnd:

@@ -57,7 +57,8 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		release()
 		return nil, err
 	}
-	return &originUpstream{o: o, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key), release: release}, nil
+	return &originUpstream{o: o, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key),
+		release: release, budget: budget, fs: s.fs, key: s.f.key}, nil
 }
 
 // originUpstream is a session with the origin; a live one that is lost is
@@ -70,6 +71,9 @@ type originUpstream struct {
 	// release frees the origin's max_sessions slot, which the upstream
 	// holds through its reconnections (each closes the session before it).
 	release func()
+	budget  *Budget
+	fs      *Fills // for a live stream's handover (converge.go)
+	key     string
 }
 
 // Manifest is the origin's, with the origin as Source.
@@ -87,7 +91,56 @@ func (u *originUpstream) Close() {
 	u.release()
 }
 
-// Run plays the origin into w until the stream ends. The origin session of
+// Run plays the origin into w until the stream ends (runOrigin). A live
+// stream in a mesh is handed over to its designated filler when this node
+// is not it any more (a healed partition, converge.go): the origin session
+// closes and the filler's relay continues the recording; should the relay
+// fail, a new origin session continues it.
+func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
+	for {
+		if u.fs.cfg.Mesh == nil || !w.Manifest().Live {
+			return u.runOrigin(ctx, w)
+		}
+		octx, stopOrigin := context.WithCancel(ctx)
+		wctx, stopWatch := context.WithCancel(ctx)
+		h := u.fs.watchHandover(wctx, u.key, w, stopOrigin)
+		err := u.runOrigin(octx, w)
+		if !h.isHanding() {
+			stopWatch()
+			<-h.done
+			stopOrigin()
+			return err
+		}
+		// Stopped for the handover: the session closes before the relay
+		// appends, and its max_sessions slot is free.
+		u.o.Close()
+		u.release()
+		h.originStopped()
+		<-h.done
+		stopWatch()
+		stopOrigin()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if h.result == nil {
+			return nil // the origin ended the stream
+		}
+		u.log.Warn("the designated filler's relay failed; back to the origin", "err", h.result)
+		_ = w.SetSource(store.SourceOrigin, nil)
+		release, err := u.budget.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		o, err := u.o.Reopen(ctx)
+		if err != nil {
+			release()
+			return err
+		}
+		u.o, u.release = o, release
+	}
+}
+
+// runOrigin plays the origin into w until the stream ends. The origin session of
 // a live stream that is lost (the connection drops, or the origin sends no
 // media for origin_timeout) is reopened with backoff for up to
 // cache.live_reconnect; readers meanwhile wait at the tail of the
@@ -96,7 +149,7 @@ func (u *originUpstream) Close() {
 // stream's end), ctx's error, or the error of the last session when the
 // origin did not come back in time: the fill then ends the recording and
 // its readers get a clean end.
-func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
+func (u *originUpstream) runOrigin(ctx context.Context, w *store.Writer) error {
 	var (
 		lostAt   time.Time // when the current outage began; zero while playing
 		attempts int       // reconnection attempts in this outage
