@@ -192,8 +192,10 @@
 // out the same member, so they agree on the next closest, which takes over
 // with one more origin session. (3) A partition: each side knows only its
 // own members and has its own filler; after healing, new fills agree on one
-// filler again and the second side's upstream ends when its players leave
-// (a live one after cache.live_linger). A node that stops closes its origin
+// filler again, a live fill from the origin on a node that is no longer
+// the filler hands over to the filler's relay at a key frame and closes its
+// origin session (node/fill: the relay re-based onto its recording with
+// PeerFill.SetSplice), and a VOD fill runs to its end. A node that stops closes its origin
 // sessions before it leaves the mesh, so its successor's session does not
 // overlap it.
 //
