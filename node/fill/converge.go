@@ -107,7 +107,9 @@ func (h *handover) watch(ctx context.Context) {
 			return
 		}
 		if err != nil && ctx.Err() == nil {
-			h.log.Info("not handing the live stream over to its designated filler yet", "filler", fl.ID, "err", err)
+			// Debug: a filler without this origin, or one that relays from
+			// this node, says so again every handoverRetry.
+			h.log.Debug("not handing the live stream over to its designated filler", "filler", fl.ID, "err", err)
 			if sleepCtx(ctx, handoverRetry) != nil {
 				return
 			}
@@ -230,6 +232,14 @@ func (s *relaySplice) Packet(p *store.Packet) bool {
 	if !s.tsSet[p.Track] {
 		s.tsSet[p.Track] = true
 		s.ts[p.Track] = s.trackOffset(p.Track, p.TT, ts)
+		if c := s.clocks[p.Track]; !c.IsZero() {
+			// The filler's capture-time line, in the re-based timestamps
+			// (it sends it again only when it changes).
+			c.RTP += s.ts[p.Track]
+			if err := s.h.w.SetClock(p.Track, c); err != nil {
+				s.h.log.Debug("keep the filler's clock", "track", p.Track, "err", err)
+			}
+		}
 	}
 	binary.BigEndian.PutUint32(p.RTP[4:8], ts+s.ts[p.Track])
 	return true
