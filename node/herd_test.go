@@ -345,23 +345,7 @@ func TestHerdPartition(t *testing.T) {
 		c.Live = map[string][]byte{"p00": origin.SampleClip(), "p01": origin.SampleClip()}
 		c.RandomRTPBase = true
 	})
-	nodes := herdMesh(t, org, herdNodes, nil)
-	halves := [][]*testNode{nodes[:herdNodes/2], nodes[herdNodes/2:]}
-	cut := func(blocked bool) {
-		for _, a := range halves[0] {
-			for _, b := range halves[1] {
-				for _, pair := range [][2]*testNode{{a, b}, {b, a}} {
-					if err := node.MeshOf(pair[0].Node).Block(pair[1].PeerID(), blocked); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-	}
-	cut(true)
-	for _, h := range halves {
-		waitMembers(t, h, len(h))
-	}
+	nodes, heal := partitioned(t, org)
 
 	var convergedAt atomic.Int64
 	results := make(chan error, len(nodes))
@@ -388,16 +372,8 @@ func TestHerdPartition(t *testing.T) {
 		t.Errorf("partitioned: %d origin sessions, want 2 (one per half)", plays)
 	}
 
-	cut(false)
 	healed := time.Now()
-	for _, a := range halves[0] {
-		for _, b := range halves[1] {
-			if err := node.MeshOf(a.Node).Connect(t.Context(), b.MeshAddrs()[0]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	waitMembers(t, nodes, len(nodes))
+	heal()
 	testkit.Eventually(t, 20*time.Second, "one origin session of the stream played across the partition", func() bool {
 		_, open := org.Refused("p00")
 		return open == 1
@@ -422,6 +398,69 @@ func TestHerdPartition(t *testing.T) {
 	}
 	herdRound(t, nodes, "p01")
 	if _, plays := org.Sessions("p01"); plays != 1 {
+		t.Errorf("healed: a fresh stream took %d origin sessions, want 1", plays)
+	}
+}
+
+// partitioned starts a herd mesh of org cut in two halves that cannot
+// reach each other (connections closed, reconnects refused), each knowing
+// its own members; heal joins them again and waits until every node knows
+// every other.
+func partitioned(t *testing.T, org *origin.Origin) (nodes []*testNode, heal func()) {
+	t.Helper()
+	nodes = herdMesh(t, org, herdNodes, nil)
+	halves := [][]*testNode{nodes[:herdNodes/2], nodes[herdNodes/2:]}
+	cut := func(blocked bool) {
+		for _, a := range halves[0] {
+			for _, b := range halves[1] {
+				for _, pair := range [][2]*testNode{{a, b}, {b, a}} {
+					if err := node.MeshOf(pair[0].Node).Block(pair[1].PeerID(), blocked); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	cut(true)
+	for _, h := range halves {
+		waitMembers(t, h, len(h))
+	}
+	return nodes, func() {
+		cut(false)
+		for _, a := range halves[0] {
+			for _, b := range halves[1] {
+				if err := node.MeshOf(a.Node).Connect(t.Context(), b.MeshAddrs()[0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		waitMembers(t, nodes, len(nodes))
+	}
+}
+
+// TestHerdPartitionVOD: a VOD stream played on every node of a cut mesh
+// takes one origin session per half; the fills running when the halves
+// heal run to their end (no third session, nothing switched), players on
+// every node play it again without a new session, and a fresh stream
+// takes one.
+func TestHerdPartitionVOD(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Media["q00"], c.Media["q01"] = origin.SampleClip(), origin.SampleClip()
+		c.RandomRTPBase = true
+	})
+	nodes, heal := partitioned(t, org)
+	herdRound(t, nodes, "q00")
+	if _, plays := org.Sessions("q00"); plays != 2 {
+		t.Errorf("partitioned: %d origin sessions, want 2 (one per half)", plays)
+	}
+	heal()
+	herdRound(t, nodes, "q00")
+	if _, plays := org.Sessions("q00"); plays != 2 {
+		t.Errorf("healed while both halves fill it: %d origin sessions in all, want still 2", plays)
+	}
+	herdRound(t, nodes, "q01")
+	if _, plays := org.Sessions("q01"); plays != 1 {
 		t.Errorf("healed: a fresh stream took %d origin sessions, want 1", plays)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,13 +23,17 @@ import (
 //
 //  1. Every convergeEvery it checks the rule. When another member is the
 //     filler, it asks it to fill (the filler protocol: it joins its own
-//     fill) and opens a relay of it from its live edge, which it takes only
-//     if the filler pulls from the origin itself (no relay chain: never a
-//     loop back to this node).
+//     fill, or starts one) and opens a relay of it from its live edge,
+//     which it takes unless the relay comes through this node (then the
+//     filler's stream is already this node's session: one session, as
+//     wanted) or is more than mesh.live_max_hops from the origin. The
+//     filler may itself relay the other half's origin-facing node, which
+//     then keeps its session and this node closes its own.
 //  2. It drops the relay's packets until a key frame whose capture time
 //     (the origin's RTP↔NTP line, from sender reports) is at or after that
-//     of the last packet its own session stored, or any key frame once
-//     keyWaitMax passed or when either capture time is unknown.
+//     of the last packet its own session stored (within aheadSlack: the
+//     relay is a hop behind), or any key frame once keyWaitMax passed or
+//     when either capture time is unknown.
 //  3. At that key frame it stops its origin session (its max_sessions slot
 //     is free once the session is closed), and from that packet on stores
 //     the relay's packets re-based to continue its own recording: tt,
@@ -47,6 +52,14 @@ const convergeEvery = time.Second
 // keyWaitMax bounds how long a handover waits for a key frame that is at
 // or ahead of this node's stream before it takes the next key frame.
 const keyWaitMax = 10 * time.Second
+
+// aheadSlack is how far a key frame of the filler's relay may have been
+// captured before the last packet this node's own session stored and still
+// count as "at" it: the relay is a mesh hop behind the origin, so the same
+// key frame reaches this node's session a little earlier, and insisting on
+// strictly ahead would wait a whole GOP or more. Players see at most this
+// much of the stream again at the cut, from a key frame.
+const aheadSlack = 250 * time.Millisecond
 
 // handoverRetry is the wait before a handover is tried again after the
 // filler relayed from elsewhere or its relay failed.
@@ -138,8 +151,11 @@ func (h *handover) try(ctx context.Context, filler string) (handed bool, err err
 		return false, err
 	}
 	defer pf.Close()
-	if m := pf.Manifest(); !m.Live || len(m.Via) > 0 {
-		return false, fmt.Errorf("the filler relays the stream (%d hops) rather than pulling it from the origin", len(m.Via))
+	if m := pf.Manifest(); !m.Live || slices.Contains(m.Via, msh.ID()) || len(m.Via)+1 > h.fs.cfg.LiveMaxHops {
+		// It relays from this node (its own upstream: keep it), or sits too
+		// deep.
+		return false, fmt.Errorf("the filler's relay is %d hops from the origin (live_max_hops %d) or comes through this node",
+			len(m.Via)+1, h.fs.cfg.LiveMaxHops)
 	}
 	sp := newRelaySplice(ctx, h, filler, pf.Manifest())
 	pf.SetSplice(sp)
@@ -194,7 +210,8 @@ type relaySplice struct {
 	clocks  []store.Clock // the filler's mapping per track, in its timestamps
 	started time.Time
 
-	cutDone bool // the origin session stopped: packets are kept from here
+	cutDone bool          // the origin session stopped: packets are kept from here
+	behind  time.Duration // how far the last key frame looked at was captured before this node's stream
 	ttOff   time.Duration
 	pnOff   uint64
 	ts      []uint32 // per track: added to RTP timestamps
@@ -218,7 +235,11 @@ func (s *relaySplice) Packet(p *store.Packet) bool {
 		return false
 	}
 	if !s.cutDone {
-		if p.Flags&store.FlagKeyStart == 0 || !s.aheadOrLate(p) {
+		if p.Flags&store.FlagKeyStart == 0 {
+			return false
+		}
+		if !s.aheadOrLate(p) {
+			s.h.log.Debug("the filler's key frame is behind this node's stream", "behind", s.behind.Round(time.Millisecond))
 			return false
 		}
 		if !s.h.cutover(s.quit) {
@@ -279,7 +300,11 @@ func (s *relaySplice) aheadOrLate(p *store.Packet) bool {
 		return true
 	}
 	ours, ok := captureTime(m.Tracks[p.Track].Clock, m.Tracks[p.Track].ClockRate, binary.BigEndian.Uint32(last.RTP[4:8]))
-	return !ok || !theirs.Before(ours)
+	if !ok {
+		return true
+	}
+	s.behind = ours.Sub(theirs)
+	return s.behind <= aheadSlack
 }
 
 // captureTime is when the packet of RTP timestamp ts was captured, by the
@@ -316,7 +341,8 @@ func (s *relaySplice) base(p *store.Packet) {
 	if err := w.SetSource(s.filler, []string{s.filler}); err != nil {
 		s.h.log.Warn("name the designated filler as the live stream's source", "err", err)
 	}
-	s.h.log.Info("live stream handed over to its designated filler", "filler", s.filler, "gap", gap.Round(time.Millisecond))
+	s.h.log.Info("live stream handed over to its designated filler", "filler", s.filler, "gap", gap.Round(time.Millisecond),
+		"key_frame_behind", s.behind.Round(time.Millisecond), "waited", time.Since(s.started).Round(time.Millisecond))
 }
 
 // trackOffset is what a track's RTP timestamps get added: its first kept
