@@ -74,7 +74,12 @@ type originUpstream struct {
 	budget  *Budget
 	fs      *Fills // for a live stream's handover (converge.go)
 	key     string
+	relayed uint64 // bytes the designated filler's relay stored after handovers
 }
+
+// relayedBytes is what the recording got from the designated filler's
+// relay after a handover, not from the origin.
+func (u *originUpstream) relayedBytes() uint64 { return u.relayed }
 
 // Manifest is the origin's, with the origin as Source.
 func (u *originUpstream) Manifest() store.Manifest {
@@ -116,7 +121,9 @@ func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
 		u.o.Close()
 		u.release()
 		h.originStopped()
+		cutAt := w.Manifest().Received
 		<-h.done
+		u.relayed += w.Manifest().Received - cutAt
 		stopWatch()
 		stopOrigin()
 		if ctx.Err() != nil {

@@ -151,9 +151,18 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			up.Close()
 			return w, err
 		}
-		before := w.Manifest().Received
+		before, source := w.Manifest().Received, s.name()
 		err = up.Run(ctx, w)
-		fs.filled(f, s.name(), before, w)
+		after := w.Manifest().Received
+		if h, ok := up.(interface{ relayedBytes() uint64 }); ok {
+			// A live origin upstream that handed over to the designated
+			// filler's relay (converge.go): those bytes are a peer's.
+			relayed := min(h.relayedBytes(), after-before)
+			fs.filled(f, s.name(), before, after-relayed)
+			before = after - relayed
+			source = "peer"
+		}
+		fs.filled(f, source, before, after)
 		up.Close()
 		if err == nil {
 			return w, nil
@@ -297,14 +306,15 @@ type tally struct {
 	started        bool
 }
 
-// filled counts the bytes source added to f's recording since before.
-func (fs *Fills) filled(f *fill, source string, before uint64, w *store.Writer) {
+// filled counts the bytes source added to f's recording: its Received
+// went from before to after.
+func (fs *Fills) filled(f *fill, source string, before, after uint64) {
 	t := &f.tally
 	if !t.started {
 		t.start, t.started = before, true
 	}
 	t.last = source
-	if after := w.Manifest().Received; after > before {
+	if after > before {
 		t.counted += after - before
 		fs.count(source, after-before)
 	}
