@@ -154,7 +154,7 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 		before, source := w.Manifest().Received, s.name()
 		err = up.Run(ctx, w)
 		after := w.Manifest().Received
-		if h, ok := up.(interface{ relayedBytes() uint64 }); ok {
+		if h, ok := up.(interface{ relayedBytes() uint64 }); ok && h.relayedBytes() > 0 {
 			// A live origin upstream that handed over to the designated
 			// filler's relay (converge.go): those bytes are a peer's.
 			relayed := min(h.relayedBytes(), after-before)
