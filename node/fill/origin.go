@@ -58,7 +58,7 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		return nil, err
 	}
 	return &originUpstream{o: o, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key),
-		release: release, budget: budget, fs: s.fs, key: s.f.key}, nil
+		release: release, budget: budget, fs: s.fs, f: s.f}, nil
 }
 
 // originUpstream is a session with the origin; a live one that is lost is
@@ -73,7 +73,7 @@ type originUpstream struct {
 	release func()
 	budget  *Budget
 	fs      *Fills // for a live stream's handover (converge.go)
-	key     string
+	f       *fill
 	relayed uint64 // bytes the designated filler's relay stored after handovers
 }
 
@@ -103,12 +103,14 @@ func (u *originUpstream) Close() {
 // fail, a new origin session continues it.
 func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
 	for {
-		if u.fs.cfg.Mesh == nil || !w.Manifest().Live {
+		if u.fs.cfg.Mesh == nil || !w.Manifest().Live || u.f.st != u.fs.cfg.Store {
+			// No mesh, on demand, or relayed unstored (no-cache: peers
+			// never hold it): nothing to hand over.
 			return u.runOrigin(ctx, w)
 		}
 		octx, stopOrigin := context.WithCancel(ctx)
 		wctx, stopWatch := context.WithCancel(ctx)
-		h := u.fs.watchHandover(wctx, u.key, w, stopOrigin)
+		h := u.fs.watchHandover(wctx, u.f.key, w, stopOrigin)
 		err := u.runOrigin(octx, w)
 		if !h.isHanding() {
 			stopWatch()
