@@ -78,6 +78,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		MaxBytes:   int64(cfg.Cache.MaxBytes),
 		MinFree:    int64(cfg.Cache.MinFree),
 		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
+		CacheBytes: cfg.Cache.segmentCache(1),
 		OnEvict:    n.evicted,
 		Logger:     logger.With("component", "store"),
 	})
@@ -87,6 +88,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	n.relay, err = store.Open("", store.Options{
 		InMemory:   true,
 		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
+		CacheBytes: cfg.Cache.segmentCache(4),
 		Logger:     logger.With("component", "relay"),
 	})
 	if err != nil {
