@@ -103,8 +103,12 @@
 // server reaches it: packet frames as the packets are stored, and after the
 // last packet of each segment, once the segment is sealed and stored, a
 // seal frame with its index, hash and seal; never another segment frame.
-// When the fill ends the server sends the seal of the last segment (if it
-// was stored) and the end frame. The first packet is written at once; after
+// When the fill ends complete the server sends the seal of the last
+// segment and the end frame; when it ends partial (its origin failed, the
+// node stops), only the end frame: every client then goes on from its next
+// source with what it was relayed of that segment, as it would had the
+// server died, rather than some clients holding that segment and others
+// another cut of it from the node that takes over. The first packet is written at once; after
 // each write the server gathers packets for up to 50 ms (OpenBatch) before
 // the next, since one write per video frame costs both nodes more than the
 // packets. A tailing node's players so get their first packet about one

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // OpenBatch is how long a server relaying an on-demand open segment
@@ -36,13 +38,21 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, in
 		case err == nil:
 		case errors.Is(err, io.EOF):
 			// The fill ended: its last segment is sealed (or failed to be).
-			if err := m.sendSeal(ctx, w, key, cur, relayed); err != nil {
-				return err
-			}
 			mf, err := m.st.Manifest(key)
 			if err != nil {
 				return fmt.Errorf("open tail end: %w", err)
 			}
+			if mf.State == store.StateComplete {
+				if err := m.sendSeal(ctx, w, key, cur, relayed); err != nil {
+					return err
+				}
+			}
+			// A recording that ended partial (its origin failed, or this
+			// node stops) keeps the seal of its last segment to itself:
+			// every client goes on from its next source with what was
+			// relayed of it, as it would had this node died, rather than
+			// some clients holding that segment and others another cut of
+			// it from the node that takes over.
 			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
 				return err
 			}
