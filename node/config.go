@@ -107,6 +107,16 @@ type Origin struct {
 	// MaxSessions bounds the concurrent sessions the mesh opens with this
 	// origin (issue 16, node/filler.go); 0: unlimited.
 	MaxSessions int `yaml:"max_sessions,omitempty"`
+
+	// Fill speed and bandwidth (throttle.go). Speed is the most an
+	// on-demand fill asks the origin to deliver faster than real time
+	// (RTSP Speed; the origin's answer says what it applied); 1 asks for
+	// none. Default 8.
+	Speed *float64 `yaml:"speed,omitempty"`
+	// RateLimit caps the bandwidth of all fills from this origin together
+	// (bit/s); a fill then asks for no more Speed than the cap allows.
+	// Default 0: no cap.
+	RateLimit Bitrate `yaml:"rate_limit,omitempty"`
 }
 
 // Peer access values (Origin.PeerAccess).
@@ -200,6 +210,10 @@ type MeshConfig struct {
 	// FillerReach bounds the wait for a stream's designated filler to
 	// accept before this node takes over (issue 16, node/filler.go).
 	FillerReach Duration `yaml:"filler_reach"`
+
+	// RateLimit caps the bandwidth of fills from each peer (bit/s), live
+	// relays included (throttle.go). Default 0: no cap.
+	RateLimit Bitrate `yaml:"rate_limit"`
 }
 
 // AdminConfig is the admin HTTP API.

@@ -173,6 +173,7 @@ func (c *Config) validateOrigins(bad complain) {
 		}
 		o.validateFreshness(bad, key)
 		validateMaxSessions(bad, key, o)
+		validateSpeed(bad, key, o)
 	}
 }
 
@@ -195,6 +196,9 @@ func checkCacheControl(bad complain, key, v string) {
 
 func (c *Config) validateMesh(bad complain) {
 	m := c.Mesh
+	if m.RateLimit < 0 {
+		bad("mesh.rate_limit", "%s is negative; write e.g. \"20Mbit/s\", or 0 (the default) for no cap", m.RateLimit)
+	}
 	if !m.Enabled {
 		return
 	}

@@ -14,6 +14,11 @@
 // address, and Basic credentials never go over plain rtsp:// unless allowed
 // (ErrOriginPolicy). Run stores at most MaxBitrate over the SDP's duration
 // (live: wall time), and no packet over MaxPlayerPacket (ErrStreamLimit).
+// An on-demand stream is asked for OriginRequest.Speed on PLAY (never a
+// live one), lowered to what RateLimit allows for the bitrate the SDP
+// declares (originspeed.go); tt stays the media's own, so replay paces at
+// real time whatever speed the fill ran at. WrapConn lets the caller
+// throttle the connection (the node's rate_limit).
 //
 // Classification (on demand or live) is one function, classify: a finite
 // end in the description's a=range (session level, else the longest media

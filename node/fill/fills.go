@@ -61,6 +61,9 @@ type Fills struct {
 	mu      sync.Mutex
 	m       map[string]*fill
 	fillers map[string]FillerInfo // last filler chosen per key (filler.go)
+	// speedless are the origins (host:port) found to slow their RTP clock
+	// with Speed: their fills ask for none (origin.go).
+	speedless map[string]bool
 
 	fresh freshCounters // revalidations (fresh.go)
 }
@@ -113,6 +116,8 @@ type fill struct {
 	live    bool
 	ended   bool       // the fill goroutine is done with the recording
 	filler  FillerInfo // who fills the stream from its origin, and why
+	// progress is where the fill began writing (progress.go).
+	progress progressStart
 
 	// Owned by the fill goroutine.
 	tally tally
@@ -382,15 +387,25 @@ type Info struct {
 	Live    bool
 	Readers int
 	Filler  FillerInfo
+	// Progress is how far it is; zero before it writes (Writing false).
+	Progress Progress
+	Writing  bool
 }
 
 // Snapshot lists the fills in progress.
 func (fs *Fills) Snapshot() []Info {
 	fs.mu.Lock()
-	defer fs.mu.Unlock()
 	out := make([]Info, 0, len(fs.m))
+	starts := make([]progressStart, 0, len(fs.m))
 	for _, f := range fs.m {
 		out = append(out, Info{Key: f.key, Live: f.live, Readers: f.readers, Filler: f.filler})
+		starts = append(starts, f.progress)
+	}
+	fs.mu.Unlock()
+	// The recordings' own locks are taken outside the registry's.
+	now := time.Now()
+	for i := range out {
+		out[i].Progress, out[i].Writing = starts[i].progress(now)
 	}
 	return out
 }

@@ -151,6 +151,7 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			up.Close()
 			return w, err
 		}
+		fs.watch(f, w)
 		before, source := w.Manifest().Received, s.name()
 		err = up.Run(ctx, w)
 		after := w.Manifest().Received
