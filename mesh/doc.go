@@ -31,7 +31,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.3.0
+// # Fill protocol /rtspmesh/fill/1.4.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -46,6 +46,9 @@
 //	u32  from: index of the first segment wanted, or 0xFFFFFFFF
 //	     (FromLiveEdge): a live recording's packets from the start of its
 //	     open segment, with no sealed segments
+//	u8   flags: bit 0 (open) relay an on-demand recording's open segment
+//	     packet by packet (below); the client sets it only when the server
+//	     is a trusted signer. Other bits 0, else bad request.
 //
 // Answer head (server → client), which the client waits for at most
 // Config.AnswerTimeout (default 2 s) plus four round trips, connection
@@ -79,15 +82,38 @@
 //	          nanoseconds (1 ≤ value < 2^63): the track's RTP↔NTP mapping
 //	          (store.Track.Clock, from the origin's RTCP sender reports),
 //	          live relays only (new in 1.2.0; 1.1.0 had no clock frame)
+//	seal      u8 6, u32 index, 32-byte SHA-256, 129-byte seal: segment
+//	          index, whose packets were relayed as packet frames, is
+//	          sealed with this hash and seal (open relays only)
 //
-// 1.3.0 added the seals to the segment and end frames; nothing else changed.
+// 1.3.0 added the seals to the segment and end frames; 1.4.0 the request's
+// flags byte and the seal frame (an on-demand recording's open segment
+// relayed packet by packet).
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
 // recording that is still filling it waits (store.WaitSegment) and follows new
 // segments, sending a keepalive every 2 s (KeepaliveInterval) while it waits;
 // when the recording is no longer filling it sends the end frame and closes
-// the stream. The open (unsealed) segment of a VOD recording is never sent.
+// the stream. The open (unsealed) segment of an on-demand recording is sent
+// only to a client that set the open flag:
+//
+// An on-demand recording still filling, asked with the open flag, is relayed
+// packet by packet from its first segment that is not sealed when the
+// server reaches it: packet frames as the packets are stored, and after the
+// last packet of each segment, once the segment is sealed and stored, a
+// seal frame with its index, hash and seal; never another segment frame.
+// When the fill ends complete the server sends the seal of the last
+// segment and the end frame; when it ends partial (its origin failed, the
+// node stops), only the end frame: every client then goes on from its next
+// source with what it was relayed of that segment, as it would had the
+// server died, rather than some clients holding that segment and others
+// another cut of it from the node that takes over. The first packet is written at once; after
+// each write the server gathers packets for up to 50 ms (OpenBatch) before
+// the next, since one write per video frame costs both nodes more than the
+// packets. A tailing node's players so get their first packet about one
+// mesh round trip after the node that pulls from the origin stores it, and
+// the others within 50 ms, not a segment (about a second) later.
 //
 // A live recording is relayed packet by packet past its sealed segments: at
 // the first segment that is not sealed (or at once for FromLiveEdge) the
@@ -112,6 +138,20 @@
 // The client verifies every segment's seal (Provenance, below), then its hash
 // and decoding with store.Writer.Check, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
+// Packets of an on-demand open segment are appended as they come
+// (store.Writer.AppendRelayed: readers see them at once, trusted by
+// relay); its seal frame's seal is verified as a segment's, then the
+// packets must encode to exactly the hash it names
+// (store.Writer.SealRelayed), else the fill ends with ErrRelayedSeal (an
+// ErrBadSeal: the peer is skipped) and the node drops the whole recording
+// and ends its players. Relayed packets whose seal never comes (the peer
+// went away) are continued by the next source: a fill from segment index
+// skips those it already holds at the same position and, at the first that
+// differs, keeps only those before it (a player past that point reads on
+// at its position), and a whole segment frame of that index replaces them;
+// a recording never stores them (store.Writer.Finish drops them), unless
+// the node takes the fill over from the origin, which then signs them with
+// the segment as its own.
 // Packet frames are decoded (store.DecodeRecord) and appended with
 // store.Writer.Append, clock frames kept with store.Writer.SetClock (a track
 // the manifest lacks is a protocol violation); from FromLiveEdge, packets the writer already holds
@@ -156,8 +196,10 @@
 // out the same member, so they agree on the next closest, which takes over
 // with one more origin session. (3) A partition: each side knows only its
 // own members and has its own filler; after healing, new fills agree on one
-// filler again and the second side's upstream ends when its players leave
-// (a live one after cache.live_linger). A node that stops closes its origin
+// filler again, a live fill from the origin on a node that is no longer
+// the filler hands over to the filler's relay at a key frame and closes its
+// origin session (node/fill: the relay re-based onto its recording with
+// PeerFill.SetSplice), and a VOD fill runs to its end. A node that stops closes its origin
 // sessions before it leaves the mesh, so its successor's session does not
 // overlap it.
 //
@@ -251,7 +293,14 @@
 // signer set is open); else none. A live recording's packets past its
 // sealed segments are not signed by the origin's puller: a client takes
 // a live fill only from a provider that is itself a trusted signer, and
-// signs the segments it seals from those packets itself.
+// signs the segments it seals from those packets itself. An on-demand
+// recording's open segment is asked (the open flag) only of a provider that
+// is itself a trusted signer too; its packets are trusted by relay until
+// the segment's seal verifies and names their bytes, and the tailing
+// node's players are served them as they come, before that: a seal that
+// does not match drops the recording and ends them, so at most one
+// segment (about a second) of unverified media reaches a player, and none
+// is ever stored as part of a complete recording.
 //
 // # Catalogue protocol /rtspmesh/catalogue/1.0.0
 //

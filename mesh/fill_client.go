@@ -38,6 +38,7 @@ type PeerFill struct {
 	br     *bufio.Reader
 	peer   string
 	from   uint32
+	open   bool // asked for an on-demand recording's open segment (flagOpen)
 	mf     store.Manifest
 	digest store.Hash // of mf: what every seal signs
 	stall  time.Duration
@@ -51,6 +52,26 @@ type PeerFill struct {
 	free chan []byte // segment buffers the store is done with
 
 	onSegment func(index uint32) // tests and benchmarks: a segment was stored
+	splice    Splice             // nil: live packets are stored as they come
+}
+
+// A Splice re-bases the packets of a live relay whose recording came from
+// another origin session until now (a healed partition: its own numbers,
+// times and RTP timestamps start elsewhere). Its methods run on Run's
+// goroutine.
+type Splice interface {
+	// Packet re-bases p in place (its RTP may be changed); false drops it.
+	Packet(p *store.Packet) bool
+	// Clock re-bases a track's RTP↔NTP mapping; false drops it.
+	Clock(track uint8, c store.Clock) (store.Clock, bool)
+}
+
+// SetSplice makes Run pass every live packet and clock through s instead
+// of skipping what the writer already holds. Call it before Run.
+func (pf *PeerFill) SetSplice(s Splice) {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	pf.splice = s
 }
 
 // AnswerBound is how long the peer phase of a miss may take after the
@@ -111,7 +132,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
 	_ = s.SetDeadline(time.Now().Add(answer))
-	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from})); err != nil {
+	// An on-demand recording's open segment is trusted by relay until its
+	// seal comes (doc.go, "Provenance"): asked of trusted signers only.
+	open := m.trust.trusts(id)
+	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from, Open: open})); err != nil {
 		stop()
 		return fail(err)
 	}
@@ -151,6 +175,7 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		br:     br,
 		peer:   id.String(),
 		from:   from,
+		open:   open && !mf.Live,
 		mf:     mf,
 		digest: HeaderDigest(&mf),
 		stall:  stall,
@@ -278,6 +303,10 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 	if m := w.Manifest(); len(m.Segments) > 0 {
 		last = m.Segments[len(m.Segments)-1].Hash
 	}
+	var open openSegment
+	if pf.open {
+		open.have = w.Relayed() // a previous source's, which this one continues
+	}
 	for it := range items {
 		switch {
 		case it.err != nil:
@@ -296,6 +325,7 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 				}
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
+			open = openSegment{}
 			last = it.f.Hash
 			pf.m.bytesIn.Add(uint64(it.f.Len))
 			if pf.onSegment != nil {
@@ -304,12 +334,46 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			n++
 			bytes += int64(it.f.Len)
 			next++
+		case it.f.Type == framePacket && !pf.mf.Live:
+			p, err := store.DecodeRecord(it.data)
+			if err != nil {
+				return n, bytes, fmt.Errorf("%w: packet of open segment %d: %w", ErrBadSegment, next, err)
+			}
+			if err := open.append(w, p); err != nil {
+				return n, bytes, fmt.Errorf("store relayed packet: %w", err)
+			}
+			pf.recycle(it.data) // AppendRelayed keeps a copy
+			pf.m.bytesIn.Add(uint64(len(p.RTP)))
+			bytes += int64(len(p.RTP))
+		case it.f.Type == frameSeal:
+			if it.f.Index != next {
+				return n, bytes, fmt.Errorf("%w: seal of segment %d where %d was due", ErrProtocol, it.f.Index, next)
+			}
+			// The reader verified the seal (chain.check); the packets must
+			// be what it signed.
+			if err := open.seal(w, next, it.f.Hash, it.f.Seal); err != nil {
+				if errors.Is(err, store.ErrHashMismatch) {
+					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrRelayedSeal, next, err)
+				}
+				return n, bytes, fmt.Errorf("store relayed segment %d: %w", next, err)
+			}
+			last = it.f.Hash
+			if pf.onSegment != nil {
+				pf.onSegment(next)
+			}
+			n++
+			next++
 		case it.f.Type == framePacket:
 			p, err := store.DecodeRecord(it.data)
 			if err != nil {
 				return n, bytes, fmt.Errorf("%w: packet after segment %d: %w", ErrBadSegment, int64(next)-1, err)
 			}
-			if skip {
+			if pf.splice != nil {
+				if !pf.splice.Packet(&p) {
+					pf.recycle(it.data)
+					continue
+				}
+			} else if skip {
 				// From a new source's live edge: drop what the writer already
 				// has (the same upstream numbers packets alike), within a
 				// second, in case this source numbers them differently.
@@ -332,7 +396,14 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if int(it.f.Track) >= len(pf.mf.Tracks) {
 				return n, bytes, fmt.Errorf("%w: clock of track %d, the recording has %d", ErrProtocol, it.f.Track, len(pf.mf.Tracks))
 			}
-			if err := w.SetClock(it.f.Track, it.f.Clock); err != nil {
+			c := it.f.Clock
+			if pf.splice != nil {
+				var ok bool
+				if c, ok = pf.splice.Clock(it.f.Track, c); !ok {
+					continue
+				}
+			}
+			if err := w.SetClock(it.f.Track, c); err != nil {
 				return n, bytes, fmt.Errorf("store the clock of track %d: %w", it.f.Track, err)
 			}
 		case it.f.Type == frameEnd:
@@ -364,6 +435,45 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 		}
 	}
 	return n, bytes, fmt.Errorf("%w: stream ended without an end frame", ErrProtocol)
+}
+
+// openSegment follows the packets of the open segment a fill of an on-demand
+// recording relays, between two seals.
+type openSegment struct {
+	have []store.Packet // relayed packets the writer held at the start: a previous source's
+	pos  int            // packets of the segment received so far
+}
+
+// append stores the next relayed packet p of the segment. A packet the
+// writer already holds from a previous source at the same position is
+// skipped; at the first one that differs, the writer keeps only those
+// before it (its readers read on at their position).
+func (o *openSegment) append(w *store.Writer, p store.Packet) error {
+	i := o.pos
+	o.pos++
+	if i < len(o.have) {
+		if store.SamePacket(&o.have[i], &p) {
+			return nil
+		}
+		o.have = nil
+		if err := w.KeepUnsealed(i); err != nil {
+			return err
+		}
+	}
+	return w.AppendRelayed(p)
+}
+
+// seal seals the segment's relayed packets with the hash and seal their
+// signer made, and starts the next segment.
+func (o *openSegment) seal(w *store.Writer, index uint32, h store.Hash, seal store.Seal) error {
+	if o.pos < len(o.have) {
+		// The segment ended before what a previous source relayed of it.
+		if err := w.KeepUnsealed(o.pos); err != nil {
+			return err
+		}
+	}
+	*o = openSegment{}
+	return w.SealRelayed(index, h, seal)
 }
 
 // chain checks the seal of each segment frame as it is read, before its
@@ -402,8 +512,15 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			return false
 		}
 	}
+	var armed time.Time // when the read deadline was last set
 	for {
-		_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+		if now := time.Now(); pf.br.Buffered() == 0 || now.Sub(armed) > pf.stall/4 {
+			// Nothing for the stall timeout from now is a stall. Set only
+			// when the next frame is read from the stream, or now and then:
+			// per frame it costs more than relaying the packet.
+			_ = pf.s.SetReadDeadline(now.Add(pf.stall))
+			armed = now
+		}
 		f, err := readFrame(pf.br)
 		if err != nil {
 			send(received{err: pf.readErr(err)})
@@ -416,10 +533,23 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			send(received{f: f})
 			return
 		case framePacket:
-			if !pf.mf.Live {
+			if !pf.mf.Live && !pf.open {
 				send(received{err: fmt.Errorf("%w: a packet frame in a fill that is not live", ErrProtocol)})
 				return
 			}
+		case frameSeal:
+			if !pf.open {
+				send(received{err: fmt.Errorf("%w: a seal frame in a fill that did not ask for the open segment", ErrProtocol)})
+				return
+			}
+			if err := ch.check(&f); err != nil {
+				send(received{err: err})
+				return
+			}
+			if !send(received{f: f}) {
+				return
+			}
+			continue
 		case frameSegment:
 			if err := ch.check(&f); err != nil {
 				send(received{err: err})
@@ -437,7 +567,9 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 		}
 		data := pf.buffer(int(f.Len))
 		for off := 0; off < len(data); {
-			_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+			if pf.br.Buffered() < len(data)-off {
+				_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
+			}
 			k, err := io.ReadFull(pf.br, data[off:min(off+readChunk, len(data))])
 			off += k
 			if err != nil {

@@ -57,6 +57,56 @@ func (l *liveLag) check(tt time.Duration, now time.Time) error {
 	return nil
 }
 
+// tailFlusher flushes what a tail (live or open segment) has buffered for
+// its client.
+type tailFlusher struct {
+	bw    *bufio.Writer
+	flush func() error
+	// batch: after a flush, more frames are gathered for up to this long
+	// before the next (0: a flush whenever nothing more is there at once).
+	batch time.Duration
+	last  time.Time // the last flush that carried a packet
+	// packets: the caller buffered a packet since the last flush (a flush
+	// of the answer alone does not start a batch).
+	packets bool
+}
+
+// next returns r's next packet. When none is there at once it flushes what
+// is buffered (after gathering for up to batch), then waits, writing a
+// keepalive frame every interval while nothing comes.
+func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.Duration) (store.Packet, error) {
+	for {
+		p, err := r.TryNext()
+		if !errors.Is(err, store.ErrWouldBlock) {
+			return p, err
+		}
+		if hold := t.batch - time.Since(t.last); hold > 0 && t.bw.Buffered() > 0 {
+			// Let packets gather, without a wake-up for each, then take
+			// all that came.
+			select {
+			case <-ctx.Done():
+				return store.Packet{}, ctx.Err()
+			case <-time.After(hold):
+			}
+			t.last = time.Time{}
+			continue
+		}
+		if err := t.flush(); err != nil {
+			return store.Packet{}, err
+		}
+		if t.packets {
+			t.last, t.packets = time.Now(), false
+		}
+		wctx, cancel := context.WithTimeout(ctx, interval)
+		p, err = r.Next(wctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return p, err
+		}
+		_ = t.bw.WriteByte(frameKeepalive)
+	}
+}
+
 // serveLiveTail sends a live recording packet by packet from the first
 // packet of segment index on, until the recording ends (then the end frame)
 // or the client or ctx does. A relay that reads the open segment's packets
@@ -71,29 +121,11 @@ func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Wr
 		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return bw.Flush()
 	}
-	// A cancelled context makes Next return at once where it would wait:
-	// then what is buffered goes out.
-	probe, cancel := context.WithCancel(ctx)
-	cancel()
+	tail := &tailFlusher{bw: bw, flush: flush}
 	var frame []byte
 	clocks := make([]store.Clock, 0, 2) // per track: the mapping last sent
 	for {
-		p, err := r.Next(probe)
-		if err != nil && probe.Err() != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			if err := flush(); err != nil {
-				return err
-			}
-			wctx, cancel := context.WithTimeout(ctx, LiveKeepaliveInterval)
-			p, err = r.Next(wctx)
-			cancel()
-			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				_ = bw.WriteByte(frameKeepalive)
-				if err := flush(); err != nil {
-					return err
-				}
-				continue
-			}
-		}
+		p, err := tail.next(ctx, r, LiveKeepaliveInterval)
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF):

@@ -144,7 +144,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 	if from == FromLiveEdge {
 		return 0, m.serveLiveTail(ctx, s, w.bw, req.Key, mf.NextSegment())
 	}
-	return m.sendSegments(ctx, w, req.Key, from, mf)
+	return m.sendSegments(ctx, w, req.Key, from, mf, req.Open)
 }
 
 // startAt is the segment an answer to a request from `from` starts at;
@@ -168,9 +168,11 @@ func startAt(mf store.Manifest, from uint32) (uint32, bool) {
 
 // sendSegments sends key's sealed segments from index i on, waiting for
 // those its fill has not sealed yet, then the end frame; a live recording
-// goes on packet by packet after its sealed past instead. mf is the
-// manifest the answer was made from. It returns the number of segments sent.
-func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i uint32, mf store.Manifest) (int, error) {
+// goes on packet by packet after its sealed past instead, and so does an
+// on-demand one when the client asked for its open segment (open). mf is
+// the manifest the answer was made from. It returns the number of segments
+// sent whole.
+func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i uint32, mf store.Manifest, open bool) (int, error) {
 	var hdr []byte
 	sent := 0
 	for {
@@ -191,6 +193,9 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 		if mf.Live {
 			// The sealed past is sent: the rest goes packet by packet.
 			return sent, m.serveLiveTail(ctx, w.s, w.bw, key, i)
+		}
+		if open && mf.State == store.StateFilling {
+			return sent, m.serveOpenTail(ctx, w, key, i)
 		}
 		var ended bool
 		if mf, ended, err = m.awaitSegment(ctx, w, key, i); err != nil {
@@ -249,6 +254,16 @@ func (w answerWriter) write(bs ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// buffer is write for many small frames: the deadline is set only when
+// the frame does not fit what is buffered (flush sets it otherwise).
+func (w answerWriter) buffer(b []byte) error {
+	if len(b) > w.bw.Available() {
+		_ = w.s.SetWriteDeadline(time.Now().Add(writeTimeout))
+	}
+	_, err := w.bw.Write(b)
+	return err
 }
 
 func (w answerWriter) flush() error {

@@ -39,6 +39,7 @@ func FuzzRequest(f *testing.F) {
 	f.Add([]byte{0, 0})
 	f.Add([]byte{0xff, 0xff, 'a'})
 	f.Add(appendRequest(nil, fillRequest{Key: "rtsp://u:p@h:554/x", From: 1}))
+	f.Add(appendRequest(nil, fillRequest{Key: "rtsp://h:554/v.ts", From: 3, Open: true}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := readRequest(bytes.NewReader(b))
 		if err != nil {
@@ -122,6 +123,7 @@ func FuzzFrames(f *testing.F) {
 	s = append(s, 1, 2, 3, 4)
 	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
 	s = appendClock(s, 0, store.Clock{RTP: 90000, NTP: time.Unix(1764600000, 5)})
+	s = appendSealFrame(s, 0, store.Hash{1}, &store.Seal{1})
 	s = appendEnd(s, frame{State: store.StateComplete, Index: 1, Duration: time.Second})
 	f.Add(s)
 	f.Add(seedSegmentHeader())
@@ -158,7 +160,7 @@ func FuzzFrames(f *testing.F) {
 				if fr.Clock.NTP.UnixNano() <= 0 {
 					t.Fatalf("clock frame time %v", fr.Clock.NTP)
 				}
-			case frameKeepalive:
+			case frameKeepalive, frameSeal:
 			default:
 				t.Fatalf("frame type %d", fr.Type)
 			}

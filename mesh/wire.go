@@ -17,7 +17,7 @@ import (
 )
 
 // FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
-const FillProtocol = "/rtspmesh/fill/1.3.0"
+const FillProtocol = "/rtspmesh/fill/1.4.0"
 
 // Bounds of the fill protocol; a peer that exceeds one is cut off.
 const (
@@ -43,6 +43,14 @@ const (
 	frameKeepalive byte = 3
 	framePacket    byte = 4 // one packet of a live recording's open segment
 	frameClock     byte = 5 // a live track's RTP↔NTP mapping (store.Track.Clock)
+	frameSeal      byte = 6 // the seal of an on-demand segment relayed packet by packet
+)
+
+// Request flags.
+const (
+	// flagOpen asks for an on-demand recording's open segment packet by
+	// packet, each segment's seal after its last packet (new in 1.4.0).
+	flagOpen byte = 1 << 0
 )
 
 // FromLiveEdge, as the first segment wanted, asks for a live recording's
@@ -67,12 +75,16 @@ var (
 	ErrStalled     = errors.New("mesh: peer stalled")
 	ErrPeerPartial = errors.New("mesh: peer's recording ended partial")
 	ErrClosed      = errors.New("mesh: closed")
+	// ErrRelayedSeal: the packets a peer relayed of an on-demand segment
+	// are not what the segment's seal names. The node drops the recording.
+	ErrRelayedSeal = fmt.Errorf("%w: relayed packets do not match their segment's seal", ErrBadSeal)
 )
 
 // fillRequest is what a client asks for.
 type fillRequest struct {
 	Key  string
 	From uint32 // first segment index wanted
+	Open bool   // flagOpen: relay an on-demand recording's open segment
 }
 
 // checkKey refuses keys the protocol never carries: empty, too long, not
@@ -94,10 +106,15 @@ func checkKey(key string) error {
 func appendRequest(b []byte, r fillRequest) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Key)))
 	b = append(b, r.Key...)
-	return binary.BigEndian.AppendUint32(b, r.From)
+	b = binary.BigEndian.AppendUint32(b, r.From)
+	var flags byte
+	if r.Open {
+		flags |= flagOpen
+	}
+	return append(b, flags)
 }
 
-// readRequest decodes a request: u16 key length, key, u32 from.
+// readRequest decodes a request: u16 key length, key, u32 from, u8 flags.
 func readRequest(r io.Reader) (fillRequest, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -107,11 +124,15 @@ func readRequest(r io.Reader) (fillRequest, error) {
 	if n == 0 || n > MaxKeyLen {
 		return fillRequest{}, fmt.Errorf("%w: key length %d", ErrProtocol, n)
 	}
-	b := make([]byte, n+4)
+	b := make([]byte, n+4+1)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return fillRequest{}, fmt.Errorf("read request: %w", err)
 	}
-	req := fillRequest{Key: string(b[:n]), From: binary.BigEndian.Uint32(b[n:])}
+	flags := b[n+4]
+	if flags&^flagOpen != 0 {
+		return fillRequest{}, fmt.Errorf("%w: request flags %#x", ErrProtocol, flags)
+	}
+	req := fillRequest{Key: string(b[:n]), From: binary.BigEndian.Uint32(b[n:]), Open: flags&flagOpen != 0}
 	if err := checkKey(req.Key); err != nil {
 		return fillRequest{}, err
 	}
@@ -198,9 +219,9 @@ func readAnswer(r io.Reader) (store.Manifest, error) {
 // bytes follow on the stream.
 type frame struct {
 	Type     byte
-	Index    uint32        // segment: its index; end: one past the last segment
-	Hash     store.Hash    // segment
-	Seal     store.Seal    // segment: its provenance seal
+	Index    uint32        // segment, seal: its index; end: one past the last segment
+	Hash     store.Hash    // segment, seal
+	Seal     store.Seal    // segment, seal: its provenance seal
 	EndSeal  []byte        // end: the end's provenance seal, if any
 	Len      uint32        // segment, packet: bytes that follow
 	State    store.State   // end: StateComplete or StatePartial
@@ -215,7 +236,28 @@ const (
 	endFrameLen      = 1 + 1 + 4 + 8 + 1 // then the end seal's bytes
 	packetHeaderLen  = 1 + 4
 	clockFrameLen    = 1 + 1 + 4 + 8
+	sealFrameLen     = 1 + 4 + 32 + store.SealLen
 )
+
+// appendSealFrame appends a seal frame: type 6, u32 index, 32-byte hash,
+// the segment's seal.
+func appendSealFrame(b []byte, index uint32, h store.Hash, seal *store.Seal) []byte {
+	b = append(b, frameSeal)
+	b = binary.BigEndian.AppendUint32(b, index)
+	b = append(b, h[:]...)
+	return append(b, seal[:]...)
+}
+
+// decodeSealFrame decodes type 6, u32 index, 32-byte hash, seal.
+func decodeSealFrame(b []byte) (frame, error) {
+	if len(b) != sealFrameLen || b[0] != frameSeal {
+		return frame{}, fmt.Errorf("%w: seal frame", ErrProtocol)
+	}
+	f := frame{Type: frameSeal, Index: binary.BigEndian.Uint32(b[1:5])}
+	copy(f.Hash[:], b[5:37])
+	copy(f.Seal[:], b[37:])
+	return f, nil
+}
 
 // appendClock appends a clock frame: type 5, u8 track, u32 RTP timestamp,
 // u64 NTP time as Unix nanoseconds.
@@ -329,6 +371,11 @@ func readFrame(r io.Reader) (frame, error) {
 			return frame{}, noEOF(err)
 		}
 		return decodeClock(b[:clockFrameLen])
+	case frameSeal:
+		if _, err := io.ReadFull(r, b[1:sealFrameLen]); err != nil {
+			return frame{}, noEOF(err)
+		}
+		return decodeSealFrame(b[:sealFrameLen])
 	}
 	return frame{}, fmt.Errorf("%w: frame type %d", ErrProtocol, b[0])
 }

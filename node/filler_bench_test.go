@@ -16,9 +16,9 @@ import (
 // A over the filler protocol, A opens the origin, B tails A). It reports
 // both medians over 10 rounds of fresh streams per iteration, the extra
 // latency (target: at most one mesh round trip + 5 ms) and the mesh RTT,
-// for live streams (relayed packet by packet) and VOD (relayed by sealed
-// segment: the first arrives once the filler has sealed it, about a
-// segment's duration after its origin session started).
+// for live streams and VOD, both relayed packet by packet from the filler's
+// open segment (fill protocol 1.4.0; before it a VOD's first packet waited
+// for the filler's first sealed segment, about a second).
 func BenchmarkFillerHop(b *testing.B) {
 	b.Run("live", func(b *testing.B) { fillerHop(b, true) })
 	b.Run("vod", func(b *testing.B) { fillerHop(b, false) })

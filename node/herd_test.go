@@ -331,12 +331,86 @@ func TestHerdFillerKilled(t *testing.T) {
 
 // TestHerdPartition: a mesh cut in two halves that cannot reach each other
 // (connections closed, reconnects refused) has one filler per half: two
-// origin sessions for a live stream played on every node. Healed, the
-// players go on without a reconnect, and a fresh stream takes one session.
+// origin sessions for a live stream played on every node. Healed, the half
+// whose filler is no longer the stream's designated filler hands its
+// recording over to the designated one at a key frame and closes its origin
+// session: one session within a bound, and every player goes on without a
+// reconnect, an RTP sequence gap or a pause; a fresh stream takes one
+// session.
 func TestHerdPartition(t *testing.T) {
 	t.Parallel()
-	org := herdOrigin(t, "p", 2, true, 0)
-	nodes := herdMesh(t, org, herdNodes, nil)
+	// Each session of the origin starts its RTP sequence numbers and
+	// timestamps at random, as cameras do: the two halves' recordings then
+	// number and time the stream differently, and a handover that did not
+	// re-base one onto the other would show.
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Live = map[string][]byte{"p00": origin.SampleClip(), "p01": origin.SampleClip()}
+		c.RandomRTPBase = true
+	})
+	nodes, heal := partitioned(t, org)
+
+	var convergedAt atomic.Int64
+	results := make(chan error, len(nodes))
+	var started sync.WaitGroup
+	for _, n := range nodes {
+		started.Add(1)
+		var once sync.Once
+		c := newContinuity()
+		go func() {
+			err := playUntilPacket(t.Context(), n.url("o/p00"), func(m *description.Media, p *rtp.Packet) bool {
+				once.Do(started.Done)
+				c.packet(m, p)
+				at := convergedAt.Load()
+				return at != 0 && time.Since(time.Unix(0, at)) > 2*time.Second
+			})
+			if err == nil {
+				err = c.err(time.Second)
+			}
+			results <- err
+		}()
+	}
+	started.Wait()
+	if _, plays := org.Sessions("p00"); plays != 2 {
+		t.Errorf("partitioned: %d origin sessions, want 2 (one per half)", plays)
+	}
+
+	healed := time.Now()
+	heal()
+	testkit.Eventually(t, 20*time.Second, "one origin session of the stream played across the partition", func() bool {
+		_, open := org.Refused("p00")
+		return open == 1
+	})
+	convergedAt.Store(time.Now().UnixNano())
+	t.Logf("healed: one origin session again after %v", time.Since(healed).Round(10*time.Millisecond))
+	for range nodes {
+		select {
+		case err := <-results:
+			if err != nil {
+				t.Errorf("player across the healing: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("a player received nothing 2 s after the mesh converged")
+		}
+	}
+	if _, open := org.Refused("p00"); open != 1 {
+		t.Errorf("after converging: %d origin sessions open, want 1", open)
+	}
+	if _, plays := org.Sessions("p00"); plays != 2 {
+		t.Errorf("after healing: %d sessions of the stream played across it in all, want 2 (none opened anew)", plays)
+	}
+	herdRound(t, nodes, "p01")
+	if _, plays := org.Sessions("p01"); plays != 1 {
+		t.Errorf("healed: a fresh stream took %d origin sessions, want 1", plays)
+	}
+}
+
+// partitioned starts a herd mesh of org cut in two halves that cannot
+// reach each other (connections closed, reconnects refused), each knowing
+// its own members; heal joins them again and waits until every node knows
+// every other.
+func partitioned(t *testing.T, org *origin.Origin) (nodes []*testNode, heal func()) {
+	t.Helper()
+	nodes = herdMesh(t, org, herdNodes, nil)
 	halves := [][]*testNode{nodes[:herdNodes/2], nodes[herdNodes/2:]}
 	cut := func(blocked bool) {
 		for _, a := range halves[0] {
@@ -353,51 +427,91 @@ func TestHerdPartition(t *testing.T) {
 	for _, h := range halves {
 		waitMembers(t, h, len(h))
 	}
-
-	var healedAt atomic.Int64
-	results := make(chan error, len(nodes))
-	var started sync.WaitGroup
-	for _, n := range nodes {
-		started.Add(1)
-		var once sync.Once
-		go func() {
-			results <- playUntilPacket(t.Context(), n.url("o/p00"), func(*description.Media, *rtp.Packet) bool {
-				once.Do(started.Done)
-				at := healedAt.Load()
-				return at != 0 && time.Since(time.Unix(0, at)) > 1500*time.Millisecond
-			})
-		}()
+	return nodes, func() {
+		cut(false)
+		for _, a := range halves[0] {
+			for _, b := range halves[1] {
+				if err := node.MeshOf(a.Node).Connect(t.Context(), b.MeshAddrs()[0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		waitMembers(t, nodes, len(nodes))
 	}
-	started.Wait()
-	if _, plays := org.Sessions("p00"); plays != 2 {
+}
+
+// TestHerdPartitionVOD: a VOD stream played on every node of a cut mesh
+// takes one origin session per half; the fills running when the halves
+// heal run to their end (no third session, nothing switched), players on
+// every node play it again without a new session, and a fresh stream
+// takes one.
+func TestHerdPartitionVOD(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Media["q00"], c.Media["q01"] = origin.SampleClip(), origin.SampleClip()
+		c.RandomRTPBase = true
+	})
+	nodes, heal := partitioned(t, org)
+	herdRound(t, nodes, "q00")
+	if _, plays := org.Sessions("q00"); plays != 2 {
 		t.Errorf("partitioned: %d origin sessions, want 2 (one per half)", plays)
 	}
-
-	cut(false)
-	for _, a := range halves[0] {
-		for _, b := range halves[1] {
-			if err := node.MeshOf(a.Node).Connect(t.Context(), b.MeshAddrs()[0]); err != nil {
-				t.Fatal(err)
-			}
-		}
+	heal()
+	herdRound(t, nodes, "q00")
+	if _, plays := org.Sessions("q00"); plays != 2 {
+		t.Errorf("healed while both halves fill it: %d origin sessions in all, want still 2", plays)
 	}
-	waitMembers(t, nodes, len(nodes))
-	healedAt.Store(time.Now().UnixNano())
-	for range nodes {
-		select {
-		case err := <-results:
-			if err != nil {
-				t.Errorf("player after healing: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatal("a player received nothing 1.5 s after healing")
-		}
-	}
-	if _, plays := org.Sessions("p00"); plays != 2 {
-		t.Errorf("after healing: %d sessions of the stream played across it, want still 2", plays)
-	}
-	herdRound(t, nodes, "p01")
-	if _, plays := org.Sessions("p01"); plays != 1 {
+	herdRound(t, nodes, "q01")
+	if _, plays := org.Sessions("q01"); plays != 1 {
 		t.Errorf("healed: a fresh stream took %d origin sessions, want 1", plays)
 	}
+}
+
+// continuity follows one player's packets: each track's RTP sequence
+// numbers must follow one another, its timestamps move by less than a
+// second from one packet to the next, and the longest wait between two
+// packets is kept.
+type continuity struct {
+	mu      sync.Mutex
+	prev    map[*description.Media]*rtp.Header
+	last    time.Time
+	longest time.Duration
+	gap     error
+}
+
+func newContinuity() *continuity { return &continuity{prev: make(map[*description.Media]*rtp.Header)} }
+
+func (c *continuity) packet(m *description.Media, p *rtp.Packet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !c.last.IsZero() {
+		c.longest = max(c.longest, now.Sub(c.last))
+	}
+	c.last = now
+	if prev, ok := c.prev[m]; ok && c.gap == nil {
+		step := float64(int32(p.Timestamp-prev.Timestamp)) / float64(m.Formats[0].ClockRate())
+		switch {
+		case p.SequenceNumber != prev.SequenceNumber+1:
+			c.gap = fmt.Errorf("%s RTP sequence number %d after %d", m.Type, p.SequenceNumber, prev.SequenceNumber)
+		case step < -0.5 || step > 1:
+			c.gap = fmt.Errorf("%s RTP timestamp moved %.3f s from one packet to the next", m.Type, step)
+		}
+	}
+	h := p.Header
+	c.prev[m] = &h
+}
+
+// err is the first sequence gap, or a wait between packets longer than
+// pause.
+func (c *continuity) err(pause time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gap != nil {
+		return c.gap
+	}
+	if c.longest > pause {
+		return fmt.Errorf("packets paused for %v (at most %v)", c.longest.Round(time.Millisecond), pause)
+	}
+	return nil
 }

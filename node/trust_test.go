@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,15 +12,20 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pion/rtp"
 
+	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
@@ -264,6 +270,17 @@ func startNodeLogging(t *testing.T, cfg node.Config) (*testNode, *testkit.Buffer
 // and never answers a fill request.
 func silentProvider(t testing.TB, bootstrap []string, key string) {
 	t.Helper()
+	rawProvider(t, bootstrap, key, func(ctx context.Context, s network.Stream) {
+		<-ctx.Done() // reads nothing, answers nothing
+		_ = s.Reset()
+	})
+}
+
+// rawProvider is a raw libp2p host in the mesh's DHT that provides key and
+// answers fill requests with serve (ctx ends with the test). It returns the
+// host's address.
+func rawProvider(t testing.TB, bootstrap []string, key string, serve func(ctx context.Context, s network.Stream)) string {
+	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
 	if err != nil {
 		t.Fatal(err)
@@ -291,19 +308,134 @@ func silentProvider(t testing.TB, bootstrap []string, key string) {
 	h.SetStreamHandler(mesh.FillProtocol, func(s network.Stream) {
 		held.Add(1)
 		defer held.Done()
-		<-ctx.Done() // reads nothing, answers nothing
-		_ = s.Reset()
+		serve(ctx, s)
 	})
 	for _, ai := range boot {
 		if err := h.Connect(t.Context(), ai); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testkit.Eventually(t, 20*time.Second, "a silent provider announced the key", func() bool {
+	testkit.Eventually(t, 20*time.Second, "a raw provider announced the key", func() bool {
 		pctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		return d.Provide(pctx, mesh.KeyCID(key), true) == nil
 	})
+	return h.Addrs()[0].String() + "/p2p/" + h.ID().String()
+}
+
+// TestHostileRelayBreaksSeal: a trusted peer relays a VOD segment packet
+// by packet (as a filler's open segment) with one payload byte changed,
+// then the honest signer's seal of that segment. The victim's player gets
+// the first packets, then its session ends; the victim logs why and keeps
+// nothing of the stream.
+func TestHostileRelayBreaksSeal(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 4*time.Second) })
+	a := meshNode(t, org, nil)
+	playToEnd(t, a.url(samplePath)) // the honest recording: signed by A
+	waitCompleteAt(t, a, samplePath)
+	key := storeKey(t, org)
+	mf, err := a.Store().Manifest(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, si, err := a.Store().SegmentSealed(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packets, err := store.DecodeSegment(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf.State, mf.Segments, mf.Packets, mf.Bytes, mf.Received, mf.EndSeal = store.StateFilling, nil, 0, 0, 0, nil
+	head, err := json.Marshal(mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	played := make(chan struct{}) // the victim's player got a packet: the rest may go
+	var playedOnce sync.Once
+	evil := rawProvider(t, a.MeshAddrs(), key, func(ctx context.Context, s network.Stream) {
+		defer s.Reset()
+		var req [2]byte
+		if _, err := io.ReadFull(s, req[:]); err != nil {
+			return
+		}
+		rest := make([]byte, int(binary.BigEndian.Uint16(req[:]))+4+1)
+		if _, err := io.ReadFull(s, rest); err != nil || rest[len(rest)-1]&1 == 0 {
+			return // not asked for the open segment: nothing to lie about
+		}
+		out := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(head)))
+		out = append(out, head...)
+		for i, p := range packets {
+			if i == len(packets)/2 {
+				if _, err := s.Write(out); err != nil {
+					return
+				}
+				out = out[:0]
+				select { // the bad packet comes after the player has good ones
+				case <-played:
+				case <-ctx.Done():
+					return
+				}
+				p.RTP = slices.Clone(p.RTP)
+				p.RTP[len(p.RTP)-1] ^= 0x5a
+			}
+			rec := store.AppendRecord(nil, &p)
+			out = append(binary.BigEndian.AppendUint32(append(out, 4), uint32(len(rec))), rec...)
+		}
+		out = binary.BigEndian.AppendUint32(append(out, 6), 0)
+		out = append(append(out, si.Hash[:]...), si.Seal[:]...)
+		if _, err := s.Write(out); err != nil {
+			return
+		}
+		<-ctx.Done()
+	})
+	evilID := evil[strings.LastIndex(evil, "/")+1:]
+	a.stop() // the hostile relay is the only provider left
+
+	cfg := nodeConfig(t, org)
+	cfg.Mesh.TrustedSigners = []string{a.PeerID(), evilID} // a member gone bad: trusted, yet checked
+	cfg.Mesh.Bootstrap = []string{evil}
+	b, logs := startNodeLogging(t, cfg)
+	testkit.Eventually(t, 20*time.Second, "the victim finds the hostile relay in the DHT", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		provs, err := node.MeshOf(b.Node).FindProviders(ctx, key)
+		return err == nil && len(provs) > 0
+	})
+	c, _, err := interop.SetUp(b.url(samplePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got atomic.Int64
+	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) {
+		got.Add(1)
+		playedOnce.Do(func() { close(played) })
+	})
+	if _, err := c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- c.Wait() }()
+	select {
+	case err = <-ended:
+	case <-time.After(15 * time.Second): // the clip lasts 4 s: an end well before this is the drop
+		t.Fatal("the victim's player was not ended")
+	}
+	if got.Load() == 0 {
+		t.Fatalf("the victim's player got no packet before its session ended (%v)", err)
+	}
+	if !testkit.Until(10*time.Second, func() bool {
+		_, err := b.Store().Manifest(key)
+		return errors.Is(err, store.ErrNotFound)
+	}) {
+		t.Fatalf("the victim kept the recording:\n%s", logs.String())
+	}
+	if l := logs.String(); !strings.Contains(l, "relayed packets do not match their seal") || !strings.Contains(l, "bad_peer="+evilID) {
+		t.Fatalf("the victim logged no seal mismatch naming %s:\n%s", evilID, l)
+	}
+	t.Logf("the victim's player got %d packets before its session ended: %v", got.Load(), err)
 }
 
 // TestFiveSilentProviders: five providers that never answer cost the miss

@@ -15,6 +15,15 @@
 // peers (Writer.AppendSegment) are verified (hash, then decoding, then index)
 // before anything is stored.
 //
+// Relayed packets (relayed.go). A node tailing a peer's on-demand fill
+// appends the peer's open segment packet by packet (Writer.AppendRelayed):
+// readers see them at once, the writer never seals them itself, and they
+// become a segment only when the seal their signer made names exactly their
+// bytes (Writer.SealRelayed); a whole segment of that index replaces them,
+// KeepUnsealed keeps a prefix of them for a new source, and Finish drops
+// them. An own packet appended after them (Writer.Append) makes them the
+// writer's, sealed and signed with its own.
+//
 // Reading. A Reader is positioned by a binary search over segment infos and a
 // scan of one segment; it reads sealed segments through a store-wide LRU of
 // decoded segments (concurrent misses make one read), then the segment whose

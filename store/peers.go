@@ -104,28 +104,49 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 // WaitSegment returns when segment index of key is sealed or the recording is
 // no longer being written (the returned manifest tells which), or ctx ends.
 func (s *Store) WaitSegment(ctx context.Context, key string, index uint32) (Manifest, error) {
+	var m Manifest
+	err := s.awaitSegment(ctx, key, index, func(rec *recording) { m = rec.manifestLocked() })
+	return m, err
+}
+
+// WaitSealed is WaitSegment for one segment: its info (hash, seal) once it
+// is sealed and stored; stored is false when the recording stopped being
+// written without it (or it left a live window).
+func (s *Store) WaitSealed(ctx context.Context, key string, index uint32) (si SegmentInfo, stored bool, err error) {
+	err = s.awaitSegment(ctx, key, index, func(rec *recording) {
+		if first := rec.hdr.FirstIndex; index >= first && index < rec.hdr.NextIndex {
+			si, stored = rec.segs[index-first], true
+		}
+	})
+	return si, stored, err
+}
+
+// awaitSegment waits until segment index of key is sealed or the recording
+// is no longer being written, or ctx ends; then it calls got with rec.mu
+// held.
+func (s *Store) awaitSegment(ctx context.Context, key string, index uint32, got func(rec *recording)) error {
 	rec, err := s.lookup(key)
 	if err != nil {
-		return Manifest{}, err
+		return err
 	}
 	for {
 		rec.mu.Lock()
 		if rec.deleted {
 			rec.mu.Unlock()
-			return Manifest{}, fmt.Errorf("%s: %w", key, ErrNotFound)
+			return fmt.Errorf("%s: %w", key, ErrNotFound)
 		}
 		if index < rec.hdr.NextIndex || rec.writer == nil {
-			m := rec.manifestLocked()
+			got(rec)
 			rec.mu.Unlock()
-			return m, nil
+			return nil
 		}
 		ch := rec.waitChanLocked()
 		rec.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Manifest{}, ctx.Err()
+			return ctx.Err()
 		case <-s.done:
-			return Manifest{}, ErrClosed
+			return ErrClosed
 		case <-ch:
 		}
 	}

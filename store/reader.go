@@ -392,6 +392,9 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 	}
 }
 
+// Segment is the index of the segment the packet Next last returned is in.
+func (r *Reader) Segment() uint32 { return r.idx }
+
 // Clock is the recording's RTP↔NTP mapping of track now (Track.Clock): a
 // writer may learn or update it while the reader reads.
 func (r *Reader) Clock(track uint8) (Clock, bool) {

@@ -72,6 +72,7 @@ type openSegment struct {
 	packets  []Packet
 	info     SegmentInfo
 	rtpBytes uint64
+	relayed  bool // its packets are a peer's, waiting for their seal (relayed.go)
 }
 
 func newOpenSegment(index uint32) *openSegment {
@@ -198,22 +199,14 @@ func (s *Store) isClosed() bool {
 // the microsecond.
 func (w *Writer) Append(p Packet) error {
 	rec := w.rec
-	if len(p.RTP) == 0 || len(p.RTP) > MaxPacketBytes {
-		return fmt.Errorf("append to %s: packet of %d bytes", rec.key, len(p.RTP))
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := w.ntracks; n > 0 && int(p.Track) >= n {
-		return fmt.Errorf("append to %s: track %d of %d", rec.key, p.Track, n)
-	}
-	if w.done {
-		return fmt.Errorf("append to %s: %w", rec.key, errFinished)
-	}
-	if w.s.isClosed() {
-		return ErrClosed
+	if err := w.admitLocked(&p, "append"); err != nil {
+		return err
 	}
 	p.TT = p.TT.Truncate(time.Microsecond)
 	o := w.open
+	o.relayed = false // relayed packets before it are this writer's now: it signs them
 	need := maxRecordHeader + len(p.RTP)
 	span := w.s.opts.SegmentSpan
 	if w.live {
@@ -254,6 +247,24 @@ func (w *Writer) Append(p Packet) error {
 	}
 	if len(o.buf) >= w.s.opts.SegmentBytes {
 		return w.seal()
+	}
+	return nil
+}
+
+// admitLocked refuses packet p, which what (a verb) would add: too small
+// or too large, on a track the recording lacks, or the writer finished or
+// its store closed. w.mu is held.
+func (w *Writer) admitLocked(p *Packet, what string) error {
+	key := w.rec.key
+	switch {
+	case len(p.RTP) == 0 || len(p.RTP) > MaxPacketBytes:
+		return fmt.Errorf("%s to %s: packet of %d bytes", what, key, len(p.RTP))
+	case w.ntracks > 0 && int(p.Track) >= w.ntracks:
+		return fmt.Errorf("%s to %s: track %d of %d", what, key, p.Track, w.ntracks)
+	case w.done:
+		return fmt.Errorf("%s to %s: %w", what, key, errFinished)
+	case w.s.isClosed():
+		return ErrClosed
 	}
 	return nil
 }
@@ -328,7 +339,10 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 		return fmt.Errorf("append to %s: %w", rec.key, errFinished)
 	}
 	if len(w.open.packets) > 0 {
-		return fmt.Errorf("segment %d for %s: writer has unsealed packets", idx, rec.key)
+		// Relayed packets of the same segment, which it replaces.
+		if err := w.replaceRelayedLocked(idx, packets); err != nil {
+			return err
+		}
 	}
 	rec.mu.Lock()
 	want, empty := w.open.index, len(rec.segs) == 0 && rec.pending == nil && !rec.hasLast
@@ -482,6 +496,10 @@ func (w *Writer) Finish(st State) error {
 	defer w.mu.Unlock()
 	if w.done {
 		return nil
+	}
+	if w.open.relayed {
+		// Their seal never came: they are not stored (relayed.go).
+		_ = w.keepRelayedLocked(0)
 	}
 	sealErr := w.seal()
 	rec.wmu.Lock() // waits for the last commit

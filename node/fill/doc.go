@@ -16,7 +16,10 @@
 // (mesh.PeerFill) or the origin (rtspedge.OriginSession, reopened with
 // backoff while a live origin is lost); it closes its session when its Run
 // ends. The origin source holds a slot of the origin's max_sessions Budget
-// for as long as its upstream is open.
+// for as long as its upstream is open. A live origin upstream in a mesh
+// hands the recording over to the stream's designated filler when this
+// node is not it any more (a healed partition: converge.go) and closes its
+// session.
 //
 // Freshness (fresh.go, DESIGN.md §10): Open takes the origin's Policy. A
 // stored recording that is stale is revalidated with the origin first (one

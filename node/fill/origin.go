@@ -62,8 +62,8 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		release()
 		return nil, err
 	}
-	return &originUpstream{o: o, fs: s.fs, url: req.URL, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect,
-		log: s.fs.log.With("stream", s.f.key), release: release}, nil
+	return &originUpstream{o: o, fs: s.fs, f: s.f, url: req.URL, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect,
+		log: s.fs.log.With("stream", s.f.key), release: release, budget: budget}, nil
 }
 
 // originUpstream is a session with the origin; a live one that is lost is
@@ -78,7 +78,14 @@ type originUpstream struct {
 	// release frees the origin's max_sessions slot, which the upstream
 	// holds through its reconnections (each closes the session before it).
 	release func()
+	budget  *Budget
+	f       *fill  // for a live stream's handover (converge.go)
+	relayed uint64 // bytes the designated filler's relay stored after handovers
 }
+
+// relayedBytes is what the recording got from the designated filler's
+// relay after a handover, not from the origin.
+func (u *originUpstream) relayedBytes() uint64 { return u.relayed }
 
 // Manifest is the origin's, with the origin as Source.
 func (u *originUpstream) Manifest() store.Manifest {
@@ -95,7 +102,60 @@ func (u *originUpstream) Close() {
 	u.release()
 }
 
-// Run plays the origin into w until the stream ends. The origin session of
+// Run plays the origin into w until the stream ends (runOrigin). A live
+// stream in a mesh is handed over to its designated filler when this node
+// is not it any more (a healed partition, converge.go): the origin session
+// closes and the filler's relay continues the recording; should the relay
+// fail, a new origin session continues it.
+func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
+	for {
+		if u.fs.cfg.Mesh == nil || !w.Manifest().Live || u.f.st != u.fs.cfg.Store {
+			// No mesh, on demand, or relayed unstored (no-cache: peers
+			// never hold it): nothing to hand over.
+			return u.runOrigin(ctx, w)
+		}
+		octx, stopOrigin := context.WithCancel(ctx)
+		wctx, stopWatch := context.WithCancel(ctx)
+		h := u.fs.watchHandover(wctx, u.f.key, w, stopOrigin)
+		err := u.runOrigin(octx, w)
+		if !h.isHanding() {
+			stopWatch()
+			<-h.done
+			stopOrigin()
+			return err
+		}
+		// Stopped for the handover: the session closes before the relay
+		// appends, and its max_sessions slot is free.
+		u.o.Close()
+		u.release()
+		h.originStopped()
+		cutAt := w.Manifest().Received
+		<-h.done
+		u.relayed += w.Manifest().Received - cutAt
+		stopWatch()
+		stopOrigin()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if h.result == nil {
+			return nil // the origin ended the stream
+		}
+		u.log.Warn("the designated filler's relay failed; back to the origin", "err", h.result)
+		_ = w.SetSource(store.SourceOrigin, nil)
+		release, err := u.budget.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		o, err := u.o.Reopen(ctx)
+		if err != nil {
+			release()
+			return err
+		}
+		u.o, u.release = o, release
+	}
+}
+
+// runOrigin plays the origin into w until the stream ends. The origin session of
 // a live stream that is lost (the connection drops, or the origin sends no
 // media for origin_timeout) is reopened with backoff for up to
 // cache.live_reconnect; readers meanwhile wait at the tail of the
@@ -104,7 +164,7 @@ func (u *originUpstream) Close() {
 // stream's end), ctx's error, or the error of the last session when the
 // origin did not come back in time: the fill then ends the recording and
 // its readers get a clean end.
-func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
+func (u *originUpstream) runOrigin(ctx context.Context, w *store.Writer) error {
 	var (
 		lostAt   time.Time // when the current outage began; zero while playing
 		attempts int       // reconnection attempts in this outage

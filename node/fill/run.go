@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -80,15 +81,31 @@ func (fs *Fills) run(ctx context.Context, f *fill) {
 	srcs := fs.sources(f)
 	for i, s := range srcs {
 		label = s.name()
-		if w, err = fs.fillFrom(ctx, f, s, w, i == len(srcs)-1, log); err == nil || ctx.Err() != nil {
+		if w, err = fs.fillFrom(ctx, f, s, w, i == len(srcs)-1, log); err == nil || ctx.Err() != nil || errors.Is(err, mesh.ErrRelayedSeal) {
 			break
 		}
+	}
+	if errors.Is(err, mesh.ErrRelayedSeal) {
+		fs.dropForged(f, w, err, log)
 	}
 	result = fs.finish(ctx, f, w, label, err, start, log)
 	fs.mu.Lock()
 	f.ended = true
 	fs.mu.Unlock()
 	fs.dropRelayWhenIdle(f)
+}
+
+// dropForged deletes f's recording after packets a peer relayed of a
+// segment did not match the segment's seal: its players, who were served
+// them, are ended (their reads fail), and nothing of it stays.
+func (fs *Fills) dropForged(f *fill, w *store.Writer, err error, log *slog.Logger) {
+	log.Warn("relayed packets do not match their seal; dropping the recording and ending its players", "err", err)
+	if ferr := w.Finish(store.StatePartial); ferr != nil {
+		log.Warn("finish the dropped recording", "err", ferr)
+	}
+	if derr := f.st.Delete(f.key); derr != nil {
+		log.Warn("drop the recording", "err", derr)
+	}
 }
 
 // resume opens the writer of a partial recording (a crash, a dead origin)
@@ -135,14 +152,26 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			return w, err
 		}
 		fs.watch(f, w)
-		before := w.Manifest().Received
+		before, source := w.Manifest().Received, s.name()
 		err = up.Run(ctx, w)
-		fs.filled(f, s.name(), before, w)
+		after := w.Manifest().Received
+		if h, ok := up.(interface{ relayedBytes() uint64 }); ok && h.relayedBytes() > 0 {
+			// A live origin upstream that handed over to the designated
+			// filler's relay (converge.go): those bytes are a peer's.
+			relayed := min(h.relayedBytes(), after-before)
+			fs.filled(f, s.name(), before, after-relayed)
+			before = after - relayed
+			source = "peer"
+		}
+		fs.filled(f, source, before, after)
 		up.Close()
 		if err == nil {
 			return w, nil
 		}
 		failed = err
+		if errors.Is(err, mesh.ErrRelayedSeal) {
+			return w, err // its players played what the seal disowns: no next source
+		}
 		if ctx.Err() != nil {
 			// Stopped on purpose (no readers left, the node stops): there
 			// is no next source to try.
@@ -278,14 +307,15 @@ type tally struct {
 	started        bool
 }
 
-// filled counts the bytes source added to f's recording since before.
-func (fs *Fills) filled(f *fill, source string, before uint64, w *store.Writer) {
+// filled counts the bytes source added to f's recording: its Received
+// went from before to after.
+func (fs *Fills) filled(f *fill, source string, before, after uint64) {
 	t := &f.tally
 	if !t.started {
 		t.start, t.started = before, true
 	}
 	t.last = source
-	if after := w.Manifest().Received; after > before {
+	if after > before {
 		t.counted += after - before
 		fs.count(source, after-before)
 	}
