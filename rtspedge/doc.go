@@ -61,11 +61,7 @@
 // each report's mapping with the recording (store.Writer.SetClock, in the
 // timestamps stored, re-based for a spliced session), the mesh relays it,
 // and the replay maps the session's timestamp back to the stored one
-// (store.Reader.Clock). A live session keeps the line of its first report
-// (the origin's only if every set-up track had it then): players align
-// tracks and derive timestamps from the reports, so a track switching lines
-// mid-session, by how far the play is behind the origin's capture, would
-// jump against the others. RTCP from players is counted
+// (store.Reader.Clock). RTCP from players is counted
 // (ServerStats.RTCPReceived), never an error.
 //
 // Live streams: the store keeps a rolling window of a live recording, and

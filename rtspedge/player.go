@@ -77,7 +77,6 @@ type player struct {
 	conn      *batchConn    // TCP only
 	wallStart time.Time     // when session time sStart is (replay pacing)
 	ntpZero   time.Time     // NTP of session time 0 in sender reports
-	clockLine clockLine     // the RTP↔NTP line of the session's reports
 	cname     string        // RTCP CNAME of the session
 	pushed    uint64        // frames announced to conn
 

@@ -41,14 +41,6 @@ func newCNAME() string {
 //     session time 0 plus s(now). PAUSE stops both clocks and a seek moves
 //     both by the same step, so one line maps RTP to NTP for the whole
 //     session.
-//
-// A live session keeps the line of its first report (clockLine): the
-// origin's when every set-up track had the origin's mapping then, else its
-// own. A session that mixed the two, or switched when the origin's reports
-// arrived, would move the NTP time of a track by how far the play is behind
-// the origin's capture (a second or two): players align tracks and derive
-// their timestamps from the reports, so one track would jump against the
-// other (ffmpeg then holds one back until its timestamps catch up).
 
 // report sends each track's sender report that is due, as a compound SR +
 // SDES CNAME; false when the session is gone or too slow. It runs on the
@@ -71,7 +63,7 @@ func (p *player) senderReport(i uint8, t *playTrack, now time.Time) *rtcp.Sender
 	s := p.sStart + now.Sub(p.wallStart)
 	ts := t.init + uint32(durationToTicks(s, t.clock))
 	ntp := p.ntpZero.Add(s)
-	if t.haveOff && p.originLine() {
+	if p.m.Live && t.haveOff && p.reader != nil {
 		if c, ok := p.reader.Clock(i); ok {
 			stored := ts - t.off
 			ntp = c.NTP.Add(ticksToDuration(int64(int32(stored-c.RTP)), t.clock))
@@ -84,38 +76,6 @@ func (p *player) senderReport(i uint8, t *playTrack, now time.Time) *rtcp.Sender
 		PacketCount: t.packets,
 		OctetCount:  t.octets,
 	}
-}
-
-// clockLine is how a session's sender reports map RTP to NTP.
-type clockLine uint8
-
-const (
-	lineUndecided clockLine = iota // no report sent yet
-	lineSession                    // the session timeline (VOD; live without the origin's)
-	lineOrigin                     // the origin's capture time (live)
-)
-
-// originLine says whether the session's reports carry the origin's NTP
-// time; the first report of the session decides, for the whole session.
-func (p *player) originLine() bool {
-	if p.clockLine == lineUndecided {
-		p.clockLine = lineSession
-		if p.m.Live && p.reader != nil && p.originClocks() {
-			p.clockLine = lineOrigin
-		}
-	}
-	return p.clockLine == lineOrigin && p.reader != nil
-}
-
-// originClocks: the recording has the origin's RTP↔NTP mapping of every
-// set-up track.
-func (p *player) originClocks() bool {
-	for i, t := range p.tracks {
-		if _, ok := p.reader.Clock(uint8(i)); t.setup && !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *player) sdes(t *playTrack) *rtcp.SourceDescription {
