@@ -46,6 +46,32 @@ const (
 // transports are the player transports of the matrix.
 var transports = []string{"tcp", "udp"}
 
+// cellGroups is how many groups of cells of one matrix test run at once.
+// A test's groups run beside each other without taking more than the one
+// -parallel slot its test holds (the node package's other tests keep the
+// rest); the players they start wait for a slot of interop.MaxPlayers, so
+// that streams stay paced on 2 cores.
+const cellGroups = 4
+
+// liveGroups is how many live groups run at once: each has three players
+// that must overlap (they skip the queue of interop.MaxPlayers).
+const liveGroups = 2
+
+// runGroups runs group(t, i) for each name as a subtest, at most limit at
+// once, and returns when all have ended.
+func runGroups(t *testing.T, limit int, names []string, group func(t *testing.T, i int)) {
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t.Run(name, func(t *testing.T) { group(t, i) })
+		})
+	}
+	wg.Wait()
+}
+
 // cellLog collects one line per matrix cell, logged sorted when the test ends.
 type cellLog struct {
 	mu    sync.Mutex
@@ -225,17 +251,25 @@ func TestInteropVOD(t *testing.T) {
 		})
 	}
 
+	type cell struct {
+		o  vodOrigin
+		p  interop.Player
+		tr string
+	}
+	var cells []cell
+	var names []string
 	for _, o := range origins {
 		for _, p := range interop.Players {
 			for _, tr := range transports {
-				group := fmt.Sprintf("%s-%s", p, tr)
-				t.Run(o.name+"/"+group, func(t *testing.T) {
-					t.Parallel()
-					vodGroup(t, log, o, p, tr, a, b)
-				})
+				cells = append(cells, cell{o, p, tr})
+				names = append(names, fmt.Sprintf("%s/%s-%s", o.name, p, tr))
 			}
 		}
 	}
+	runGroups(t, cellGroups, names, func(t *testing.T, i int) {
+		c := cells[i]
+		vodGroup(t, log, c.o, c.p, c.tr, a, b)
+	})
 }
 
 // vodGroup runs one origin × player × transport of the VOD matrix.
@@ -384,49 +418,56 @@ func TestInteropLive(t *testing.T) {
 	if in, err := b.Stream("gst/live"); err != nil || in.Source != a.PeerID() {
 		t.Fatalf("B's live recording comes from %q (%v), want one relayed from A %s", in.Source, err, a.PeerID())
 	}
-	players := 0
+	type group struct {
+		p  interop.Player
+		tr string
+	}
+	var groups []group
+	var names []string
 	for _, p := range interop.Players {
 		for _, tr := range transports {
-			players++
-			t.Run(fmt.Sprintf("%s-%s", p, tr), func(t *testing.T) {
-				t.Parallel()
-				cell := func(path string) string { return fmt.Sprintf("gst-live %s/%s %s", p, tr, path) }
-				direct := interop.Start(t, p, gst.URL("live"), interop.Options{Transport: tr, For: liveFor + 5*time.Second, Unqueued: true})
-				select {
-				case <-direct.Decoded():
-				case <-direct.Done():
-					t.Fatalf("the player on the origin ended before decoding a frame: %v", direct.Wait().Check())
-				case <-time.After(30 * time.Second):
-					t.Fatal("the player on the origin decoded nothing within 30 s")
-				}
-				// Past the origin player's first key frame, so that the
-				// node's latest key frame is one it decodes too.
-				settle := time.NewTimer(1500 * time.Millisecond)
-				<-settle.C
-				onA := interop.Start(t, p, a.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
-				onB := interop.Start(t, p, b.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
-				bCell := "join on B (relay of A)"
-				select {
-				case <-onB.Decoded():
-					// B relays from A as its player starts, unless the relay
-					// fell 2 s behind (mesh.LiveBehindLimit: it happens on a
-					// machine loaded by the race detector and the rest of
-					// the suite) and B went to the origin, as designed.
-					if in, err := b.Stream("gst/live"); err != nil || in.Source != a.PeerID() {
-						bCell = "join on B (from the origin)"
-						t.Logf("B's live recording comes from %q (%v) as its player starts, not from A %s: the relay fell behind", in.Source, err, a.PeerID())
-					}
-				case <-onB.Done():
-				}
-				ref := direct.Wait()
-				if err := ref.Check(); err != nil {
-					t.Fatalf("the player on the origin: %v", err)
-				}
-				checkCell(t, log, cell("join on A (origin-facing)"), onA.Wait(), ref, false, withinRef(ref.Frames))
-				checkCell(t, log, cell(bCell), onB.Wait(), ref, false, withinRef(ref.Frames))
-			})
+			groups = append(groups, group{p, tr})
+			names = append(names, fmt.Sprintf("%s-%s", p, tr))
 		}
 	}
+	players := len(groups)
+	runGroups(t, liveGroups, names, func(t *testing.T, i int) {
+		p, tr := groups[i].p, groups[i].tr
+		cell := func(path string) string { return fmt.Sprintf("gst-live %s/%s %s", p, tr, path) }
+		direct := interop.Start(t, p, gst.URL("live"), interop.Options{Transport: tr, For: liveFor + 5*time.Second, Unqueued: true})
+		select {
+		case <-direct.Decoded():
+		case <-direct.Done():
+			t.Fatalf("the player on the origin ended before decoding a frame: %v", direct.Wait().Check())
+		case <-time.After(30 * time.Second):
+			t.Fatal("the player on the origin decoded nothing within 30 s")
+		}
+		// Past the origin player's first key frame, so that the
+		// node's latest key frame is one it decodes too.
+		settle := time.NewTimer(1500 * time.Millisecond)
+		<-settle.C
+		onA := interop.Start(t, p, a.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
+		onB := interop.Start(t, p, b.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
+		bCell := "join on B (relay of A)"
+		select {
+		case <-onB.Decoded():
+			// B relays from A as its player starts, unless the relay
+			// fell 2 s behind (mesh.LiveBehindLimit: it happens on a
+			// machine loaded by the race detector and the rest of
+			// the suite) and B went to the origin, as designed.
+			if in, err := b.Stream("gst/live"); err != nil || in.Source != a.PeerID() {
+				bCell = "join on B (from the origin)"
+				t.Logf("B's live recording comes from %q (%v) as its player starts, not from A %s: the relay fell behind", in.Source, err, a.PeerID())
+			}
+		case <-onB.Done():
+		}
+		ref := direct.Wait()
+		if err := ref.Check(); err != nil {
+			t.Fatalf("the player on the origin: %v", err)
+		}
+		checkCell(t, log, cell("join on A (origin-facing)"), onA.Wait(), ref, false, withinRef(ref.Frames))
+		checkCell(t, log, cell(bCell), onB.Wait(), ref, false, withinRef(ref.Frames))
+	})
 	t.Cleanup(func() {
 		t.Logf("the origin received %d PLAYs for the live stream: %d from players on it, the rest from the mesh (1 unless a relay fell behind)",
 			gst.Requests("PLAY", "live"), players)
@@ -452,6 +493,12 @@ func TestInteropCodecs(t *testing.T) {
 	}
 	gst := interop.StartGstServer(t, mounts...)
 	a := meshNode(t, nil, func(c *node.Config) { c.Origins = append(c.Origins, nodeOrigin("gst", "rtsp://"+gst.Addr)) })
+	type group struct {
+		c interop.Clip
+		p interop.Player
+	}
+	var groups []group
+	var names []string
 	for _, c := range clips {
 		for _, p := range interop.Players {
 			if c == interop.MJPEGPCMU && p == interop.FFmpeg {
@@ -460,33 +507,35 @@ func TestInteropCodecs(t *testing.T) {
 				// the next: it cannot be the reference.
 				continue
 			}
-			t.Run(c.Name+"/"+string(p), func(t *testing.T) {
-				t.Parallel()
-				cell := func(path string) string { return fmt.Sprintf("%s %s/tcp %s", c.Name, p, path) }
-				nodePath := "gst/" + codecPath(c, string(p))
-				refRun := interop.Start(t, p, gst.URL(codecPath(c, "ref")), interop.Options{})
-				miss := interop.Run(t, p, a.url(nodePath), interop.Options{})
-				ref := refRun.Wait()
-				if err := ref.Check(); err != nil {
-					t.Fatalf("the origin played directly: %v", err)
-				}
-				for k, want := range map[interop.Kind]bool{interop.Video: c.Video != "", interop.Audio: c.Audio != ""} {
-					if got := len(ref.Frames[k]) > 0; got != want {
-						t.Fatalf("the origin played directly: %d %s frames (%s)", len(ref.Frames[k]), k, ref.Summary())
-					}
-				}
-				checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
-				testkit.Eventually(t, 30*time.Second, "the node's recording complete", func() bool {
-					in, err := a.Stream(nodePath)
-					return err == nil && in.State == store.StateComplete
-				})
-				checkCell(t, log, cell("hit"), interop.Run(t, p, a.url(nodePath), interop.Options{}), ref, true, sameAs(ref.Frames))
-				if n := gst.Requests("PLAY", codecPath(c, string(p))); n != 1 {
-					t.Errorf("%s: the origin received %d PLAYs, want 1 (the miss's fill)", cell("hit"), n)
-				}
-			})
+			groups = append(groups, group{c, p})
+			names = append(names, c.Name+"/"+string(p))
 		}
 	}
+	runGroups(t, cellGroups, names, func(t *testing.T, i int) {
+		c, p := groups[i].c, groups[i].p
+		cell := func(path string) string { return fmt.Sprintf("%s %s/tcp %s", c.Name, p, path) }
+		nodePath := "gst/" + codecPath(c, string(p))
+		refRun := interop.Start(t, p, gst.URL(codecPath(c, "ref")), interop.Options{})
+		miss := interop.Run(t, p, a.url(nodePath), interop.Options{})
+		ref := refRun.Wait()
+		if err := ref.Check(); err != nil {
+			t.Fatalf("the origin played directly: %v", err)
+		}
+		for k, want := range map[interop.Kind]bool{interop.Video: c.Video != "", interop.Audio: c.Audio != ""} {
+			if got := len(ref.Frames[k]) > 0; got != want {
+				t.Fatalf("the origin played directly: %d %s frames (%s)", len(ref.Frames[k]), k, ref.Summary())
+			}
+		}
+		checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
+		testkit.Eventually(t, 30*time.Second, "the node's recording complete", func() bool {
+			in, err := a.Stream(nodePath)
+			return err == nil && in.State == store.StateComplete
+		})
+		checkCell(t, log, cell("hit"), interop.Run(t, p, a.url(nodePath), interop.Options{}), ref, true, sameAs(ref.Frames))
+		if n := gst.Requests("PLAY", codecPath(c, string(p))); n != 1 {
+			t.Errorf("%s: the origin received %d PLAYs, want 1 (the miss's fill)", cell("hit"), n)
+		}
+	})
 }
 
 // codecPath is the origin's path of a codec clip for a group of plays.
