@@ -1,5 +1,3 @@
-//go:build interop
-
 package node_test
 
 import (
