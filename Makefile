@@ -22,8 +22,22 @@ run: build
 test-deps:
 	@./.ci/install-test-deps
 
+# test runs the suite, with the 5-minute live soak (SOAK) in a second
+# go test beside the rest so that it does not hold one of the node package's
+# parallel slots for its whole run; its output follows the rest's. Both must
+# pass. PARALLEL tests of a package run at once: the node package's tests
+# mostly wait on real-time plays (a third of a core each), so 4 at once
+# keep 2 cores busy without starving the timing-sensitive ones.
+SOAK      ?= ^TestLiveMemoryFlat5Min$$
+PARALLEL  ?= 4
 test: test-deps
-	$(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -run '^$$' $(PKGS) >/dev/null
+	@soaklog=$$(mktemp); \
+	$(GO) test -race -count=1 -timeout 20m -run '$(SOAK)' ./node/ >$$soaklog 2>&1 & soak=$$!; \
+	$(GO) test -race -shuffle=on -parallel $(PARALLEL) -timeout 20m -skip '$(SOAK)' $(PKGS); rest=$$?; \
+	wait $$soak; soakrc=$$?; \
+	echo "== the live soak ($(SOAK)), run beside the rest:"; cat $$soaklog; rm -f $$soaklog; \
+	test $$rest -eq 0 && test $$soakrc -eq 0
 
 # interop runs only the third-party interop matrix, which `make test` runs
 # too (gst-rtsp-server and the built-in origin x ffmpeg and GStreamer x TCP

@@ -110,7 +110,7 @@
 // 64 KiB buffer.
 //
 // The client verifies every segment's seal (Provenance, below), then its hash
-// and decoding with store.Writer.AppendSegmentSealed, before it is stored, and expects consecutive indexes; a bad segment
+// and decoding with store.Writer.Check, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
 // Packet frames are decoded (store.DecodeRecord) and appended with
 // store.Writer.Append, clock frames kept with store.Writer.SetClock (a track

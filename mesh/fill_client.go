@@ -180,13 +180,14 @@ func (pf *PeerFill) Close() {
 // received is one frame handed from the network reader to the store.
 type received struct {
 	f    frame
-	data []byte
+	data []byte               // a packet or clock frame's payload
+	seg  store.CheckedSegment // a segment frame's, verified by the reader
 	err  error
 }
 
 // Run copies the peer's segments into w, which must be at the segment the
-// fill was opened at. Each segment is verified by w.AppendSegment (hash and
-// decode) before it is stored; for a recording the peer is still filling, Run
+// fill was opened at. Each segment is verified (its seal, then its hash and
+// encoding by w.Check) on the reading goroutine before it is stored; for a recording the peer is still filling, Run
 // follows it until it ends. It returns nil when the peer's recording ended
 // complete and every segment is stored, or when the origin ended the live
 // stream the peer relayed (w's manifest then says Ended); otherwise an error
@@ -230,7 +231,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(items)
-		pf.readFrames(ctx, items, &ch)
+		pf.readFrames(ctx, items, &ch, w)
 	})
 	n, bytes, err := pf.store(items, w)
 	if (errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment)) && !errors.Is(err, ErrUnsigned) {
@@ -284,21 +285,20 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: segment %d where %d was due", ErrProtocol, it.f.Index, next)
 			}
-			// The reader verified the seal (chain.check).
-			if err := w.AppendSegmentSealed(it.data, it.f.Hash, it.f.Seal); err != nil {
-				if errors.Is(err, store.ErrHashMismatch) || errors.Is(err, store.ErrCorrupt) {
+			// The reader verified the seal (chain.check) and the bytes (w.Check).
+			if err := w.AppendChecked(it.seg, it.f.Seal); err != nil {
+				if errors.Is(err, store.ErrCorrupt) {
 					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrBadSegment, next, err)
 				}
 				return n, bytes, fmt.Errorf("store segment %d: %w", next, err)
 			}
-			pf.recycle(it.data) // AppendSegment keeps a copy
 			last = it.f.Hash
-			pf.m.bytesIn.Add(uint64(len(it.data)))
+			pf.m.bytesIn.Add(uint64(it.f.Len))
 			if pf.onSegment != nil {
 				pf.onSegment(next)
 			}
 			n++
-			bytes += int64(len(it.data))
+			bytes += int64(it.f.Len)
 			next++
 		case it.f.Type == framePacket:
 			p, err := store.DecodeRecord(it.data)
@@ -386,8 +386,10 @@ func (c *chain) check(f *frame) error {
 	return nil
 }
 
-// readFrames reads frames into out until the end frame or an error.
-func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *chain) {
+// readFrames reads frames into out until the end frame or an error. It
+// verifies each segment (seal, hash, encoding) here, so that the checks of
+// one segment overlap the store's append of the previous one.
+func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *chain, w *store.Writer) {
 	send := func(r received) bool {
 		select {
 		case out <- r:
@@ -439,7 +441,17 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 				return
 			}
 		}
-		if !send(received{f: f, data: data}) {
+		r := received{f: f, data: data}
+		if f.Type == frameSegment {
+			seg, err := w.Check(data, f.Hash)
+			pf.recycle(data) // Check keeps a copy
+			if err != nil {
+				send(received{err: fmt.Errorf("%w: segment %d: %w", ErrBadSegment, f.Index, err)})
+				return
+			}
+			r = received{f: f, seg: seg}
+		}
+		if !send(r) {
 			return
 		}
 	}

@@ -220,13 +220,7 @@ func TestHostileReordersSegments(t *testing.T) {
 	honest, victim, evil := hostileSetup(t, key)
 	mf, _ := honest.st.Manifest(key)
 	// Segment 3 is left out and 4 sent in its place under index 3.
-	shift := func(i uint32, _ []byte, si *store.SegmentInfo) bool {
-		if i > 3 {
-			si.Index--
-		}
-		return i != 3
-	}
-	evil.host.SetStreamHandler(FillProtocol, serveLies(mf, copyFrames(honest.st, key, shift, endOf)))
+	evil.host.SetStreamHandler(FillProtocol, serveLies(mf, copyFrames(honest.st, key, leaveOut(3), endOf)))
 	m, err := victimFill(t, victim, evil, key)
 	if !errors.Is(err, ErrBadSeal) {
 		t.Fatalf("fill with a segment left out: %v, want ErrBadSeal", err)
@@ -235,6 +229,17 @@ func TestHostileReordersSegments(t *testing.T) {
 		t.Fatalf("victim stored %d segments, want 3", len(m.Segments))
 	}
 	onlyHonest(t, honest, victim, key, m)
+}
+
+// leaveOut is a copyFrames edit that leaves segment n out and sends the
+// ones after it one index earlier, as if n had never been.
+func leaveOut(n uint32) func(i uint32, _ []byte, si *store.SegmentInfo) bool {
+	return func(i uint32, _ []byte, si *store.SegmentInfo) bool {
+		if i > n {
+			si.Index--
+		}
+		return i != n
+	}
 }
 
 func TestHostileLiveChain(t *testing.T) {
@@ -252,14 +257,8 @@ func TestHostileLiveChain(t *testing.T) {
 	// the rest renumbered) is caught by the seals.
 	victim := startNode(t, Config{TrustedSigners: []string{honest.ID(), evil.ID()}}, nil)
 	mf.Segments = nil
-	shift := func(i uint32, _ []byte, si *store.SegmentInfo) bool {
-		if i > 2 {
-			si.Index--
-		}
-		return i != 2
-	}
 	end := func(m store.Manifest) frame { return frame{Type: frameEnd, State: store.StatePartial} }
-	evil.host.SetStreamHandler(FillProtocol, serveLies(mf, copyFrames(honest.st, key, shift, end)))
+	evil.host.SetStreamHandler(FillProtocol, serveLies(mf, copyFrames(honest.st, key, leaveOut(2), end)))
 	m, err := victimFill(t, victim, evil, key)
 	if !errors.Is(err, ErrBadSeal) {
 		t.Fatalf("live fill with a broken chain: %v, want ErrBadSeal", err)

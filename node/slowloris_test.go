@@ -145,16 +145,10 @@ func TestSlowlorisClosedWhilePlayerPlays(t *testing.T) {
 		t.Errorf("rtspmesh_rtsp_connections_refused_total %v, want %d", v, refused)
 	}
 	var now int
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		if now = runtime.NumGoroutine(); now <= baseline+5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var after bytes.Buffer
-			_ = pprof.Lookup("goroutine").WriteTo(&after, 1)
-			t.Fatalf("goroutines: %d before the attack, %d 15s after it\nbefore:\n%s\nafter:\n%s", baseline, now, before.String(), after.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling under a deadline
+	if !testkit.Until(15*time.Second, func() bool { now = runtime.NumGoroutine(); return now <= baseline+5 }) {
+		var after bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&after, 1)
+		t.Fatalf("goroutines: %d before the attack, %d 15s after it\nbefore:\n%s\nafter:\n%s", baseline, now, before.String(), after.String())
 	}
 	t.Logf("goroutines: %d before the attack, %d after", baseline, now)
 	got := (<-played).frames(t)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,10 +185,23 @@ func victimPlays(t *testing.T, org *origin.Origin, a *testNode, evil *hostile, p
 // peer doctor a recording of it (of key, as stored at the honest node) and
 // announce asKey, the honest node stop (the hostile peer is the only
 // provider left), and a victim play path.
-func hostileCase(t *testing.T, media map[string][]byte, path string, doctor func(evil *hostile, honest *store.Store, key string) (asKey string)) {
-	org := startOrigin(t, func(c *origin.Config) { maps.Copy(c.Media, media) })
+//
+// The origin serves a 6 s clip (about 6 segments, so that the doctored
+// segment 2 and a truncation after 3 are inside it) as sample.ts and as
+// each of also.
+func hostileCase(t *testing.T, also []string, path string, doctor func(evil *hostile, honest *store.Store, key string) (asKey string)) {
+	clip := shortClip(t, 6*time.Second)
+	org := startOrigin(t, func(c *origin.Config) {
+		c.Media["sample.ts"] = clip
+		for _, name := range also {
+			c.Media[name] = clip
+		}
+	})
 	a := meshNode(t, org, nil)
 	key, direct := honestRecording(t, org, a)
+	if m, err := a.Store().Manifest(key); err != nil || len(m.Segments) < 5 {
+		t.Fatalf("the honest recording has %d segments (%v), want at least 5 for the doctored ones", len(m.Segments), err)
+	}
 	evil := startHostile(t, a.MeshAddrs())
 	asKey := doctor(evil, a.Store(), key)
 	a.stop()
@@ -207,8 +219,7 @@ func TestHostilePeerForgesRecording(t *testing.T) {
 
 func TestHostilePeerReplaysSignatureForAnotherKey(t *testing.T) {
 	t.Parallel()
-	media := map[string][]byte{"other.ts": origin.SampleClip()}
-	hostileCase(t, media, "o/other.ts", func(evil *hostile, honest *store.Store, key string) string {
+	hostileCase(t, []string{"other.ts"}, "o/other.ts", func(evil *hostile, honest *store.Store, key string) string {
 		other := strings.TrimSuffix(key, "sample.ts") + "other.ts"
 		evil.copyFrom(t, honest, key, other, 0, nil) // valid seals, for sample.ts
 		return other

@@ -269,18 +269,54 @@ func (w *Writer) AppendSegment(data []byte, h Hash) error {
 // AppendSegmentSealed is AppendSegment for a segment that carries its
 // provenance seal, kept with it (the caller has verified it).
 func (w *Writer) AppendSegmentSealed(data []byte, h Hash, seal Seal) error {
-	rec := w.rec
+	c, err := w.Check(data, h)
+	if err != nil {
+		return err
+	}
+	return w.AppendChecked(c, seal)
+}
+
+// CheckedSegment is a segment received from a peer whose size, hash and
+// encoding Writer.Check verified: a copy of its bytes, decoded. Only Check
+// makes one, so AppendChecked stores nothing unverified.
+type CheckedSegment struct {
+	raw     []byte
+	hash    Hash
+	index   uint32
+	packets []Packet
+}
+
+// Check verifies a segment received from a peer — its size, its hash
+// (ErrHashMismatch) and its encoding (ErrCorrupt) — and copies it, so that
+// the caller may reuse data. It takes no lock and changes nothing: a fill
+// checks the next segment on its reading goroutine while the previous one
+// is stored.
+func (w *Writer) Check(data []byte, h Hash) (CheckedSegment, error) {
+	key := w.rec.key
 	if len(data) > w.s.maxSegment() {
-		return fmt.Errorf("segment for %s: %w: %d bytes (at most %d)", rec.key, ErrCorrupt, len(data), w.s.maxSegment())
+		return CheckedSegment{}, fmt.Errorf("segment for %s: %w: %d bytes (at most %d)", key, ErrCorrupt, len(data), w.s.maxSegment())
 	}
 	if sha256.Sum256(data) != h {
-		return fmt.Errorf("segment for %s: %w", rec.key, ErrHashMismatch)
+		return CheckedSegment{}, fmt.Errorf("segment for %s: %w", key, ErrHashMismatch)
 	}
 	raw := bytes.Clone(data)
 	idx, packets, err := decodeSegment(raw)
 	if err != nil {
-		return fmt.Errorf("segment for %s: %w", rec.key, err)
+		return CheckedSegment{}, fmt.Errorf("segment for %s: %w", key, err)
 	}
+	return CheckedSegment{raw: raw, hash: h, index: idx, packets: packets}, nil
+}
+
+// AppendChecked stores a segment that Check verified at the next index,
+// with its provenance seal (the caller has verified it): ErrCorrupt for a
+// packet on a track the recording does not have, ErrOutOfOrder for a
+// segment that does not continue the recording.
+func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
+	rec := w.rec
+	if c.raw == nil {
+		return fmt.Errorf("segment for %s: %w: not checked", rec.key, ErrCorrupt)
+	}
+	raw, h, idx, packets := c.raw, c.hash, c.index, c.packets
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := range packets {

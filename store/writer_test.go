@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -84,7 +85,23 @@ func TestAppendSegment(t *testing.T) {
 	if got := w.Manifest(); len(got.Segments) != 0 || got.Packets != 0 {
 		t.Fatalf("rejected segments were stored: %+v", got.Segments)
 	}
-	for i := range m.Segments {
+	if err := w.AppendChecked(CheckedSegment{}, Seal{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a segment Check did not make: %v", err)
+	}
+	// Check copies: the caller's buffer may change once it returns.
+	scratch := bytes.Clone(d0)
+	c0, err := w.Check(scratch, h0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(scratch)
+	if err := w.AppendChecked(c0, Seal{}); err != nil {
+		t.Fatalf("checked segment 0 after its buffer was reused: %v", err)
+	}
+	if got := w.Manifest(); len(got.Segments) != 1 || got.Segments[0].Hash != h0 {
+		t.Fatalf("after the checked segment 0: %+v", got.Segments)
+	}
+	for i := 1; i < len(m.Segments); i++ {
 		d, h := seg(uint32(i))
 		if err := w.AppendSegment(d, h); err != nil {
 			t.Fatalf("segment %d: %v", i, err)

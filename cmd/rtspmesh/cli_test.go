@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -52,7 +54,11 @@ func cliNode(t *testing.T, org *origin.Origin, token string, bootstrap []string)
 // (with a token) fills from the origin, B fills from A.
 func TestOperatorCommands(t *testing.T) {
 	t.Parallel()
-	org, err := origin.New(origin.Config{Listen: "127.0.0.1:0", Media: map[string][]byte{"sample.ts": origin.SampleClip()}})
+	media := map[string][]byte{}
+	for i := range 16 {
+		media[fmt.Sprintf("s%d.ts", i)] = origin.SampleClip()
+	}
+	org, err := origin.New(origin.Config{Listen: "127.0.0.1:0", Media: media})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +70,23 @@ func TestOperatorCommands(t *testing.T) {
 	const token = "s3cret-token-for-tests"
 	a := cliNode(t, org, token, nil)
 	b := cliNode(t, org, "", a.MeshAddrs())
+	// A stream whose designated filler is A (mesh.ClosestMember), so that
+	// A's prefetch goes to the origin and B's to A.
+	path := ""
+	for i := range 16 {
+		name := fmt.Sprintf("s%d.ts", i)
+		key, err := node.CanonicalKey("rtsp://" + org.Addr() + "/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mesh.ClosestMember(key, []string{a.PeerID(), b.PeerID()}, nil) == a.PeerID() {
+			path = "o/" + name
+			break
+		}
+	}
+	if path == "" {
+		t.Fatal("A is the designated filler of none of 16 streams")
+	}
 	onA := func(args ...string) (int, string, string) {
 		return runCmd(t, append(args, "--admin", a.AdminAddr().String(), "--token", token)...)
 	}
@@ -116,18 +139,18 @@ func TestOperatorCommands(t *testing.T) {
 	code, out, errs = onA("streams")
 	ok("streams of an empty node", code, out, errs, "no recordings")
 
-	code, out, errs = onA("prefetch", "o/sample.ts", "--interval", "300ms")
-	out = ok("prefetch", code, out, errs, "filling o/sample.ts from the origin", "segments, ", "/s\n", "complete: ", "from the origin")
+	code, out, errs = onA("prefetch", path, "--interval", "300ms")
+	out = ok("prefetch", code, out, errs, "filling "+path+" from the origin", "segments, ", "/s\n", "complete: ", "from the origin")
 	if !strings.Contains(out, "KiB") && !strings.Contains(out, "MiB") {
 		t.Fatalf("prefetch shows no byte progress:\n%s", out)
 	}
-	code, out, errs = onA("prefetch", "o/sample.ts")
+	code, out, errs = onA("prefetch", path)
 	ok("prefetch again", code, out, errs, "already stored")
 	code, _, errs = onA("prefetch", "nosuch/x")
 	fails("prefetch of an unknown origin", code, errs, "unknown origin")
 
 	code, out, errs = onA("streams")
-	ok("streams", code, out, errs, "ID", "o/sample.ts", "complete", "origin")
+	ok("streams", code, out, errs, "ID", path, "complete", "origin")
 	code, out, errs = onA("streams", "--json")
 	var list []node.StreamStatus
 	if err := json.Unmarshal([]byte(ok("streams --json", code, out, errs)), &list); err != nil || len(list) != 1 {
@@ -136,10 +159,10 @@ func TestOperatorCommands(t *testing.T) {
 	id := list[0].ID
 
 	code, out, errs = onA("pin", id[:8])
-	ok("pin by id prefix", code, out, errs, "pinned o/sample.ts")
+	ok("pin by id prefix", code, out, errs, "pinned "+path)
 	code, out, errs = onA("streams")
 	ok("streams after pin", code, out, errs, "yes")
-	code, out, errs = onA("unpin", "o/sample.ts", "--json")
+	code, out, errs = onA("unpin", path, "--json")
 	var s node.StreamStatus
 	if err := json.Unmarshal([]byte(ok("unpin --json", code, out, errs)), &s); err != nil || s.Pinned {
 		t.Fatalf("unpin --json: %v %+v", err, s)
@@ -147,7 +170,7 @@ func TestOperatorCommands(t *testing.T) {
 
 	code, out, errs = onB("peers")
 	ok("peers", code, out, errs, "PEER", a.PeerID())
-	code, out, errs = onB("prefetch", "o/sample.ts", "--interval", "100ms")
+	code, out, errs = onB("prefetch", path, "--interval", "100ms")
 	ok("prefetch on B", code, out, errs, "from peer "+a.PeerID(), "complete: ")
 	code, out, errs = onB("peers", "--json")
 	var peers []node.PeerStatus
@@ -155,15 +178,15 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("peers --json: %v %s", err, out)
 	}
 	for _, p := range peers {
-		if p.ID == a.PeerID() && (len(p.Holds) != 1 || p.Holds[0].Path != "o/sample.ts") {
-			t.Fatalf("peers --json on B: A holds %+v (%s), want o/sample.ts", p.Holds, p.CatalogueError)
+		if p.ID == a.PeerID() && (len(p.Holds) != 1 || p.Holds[0].Path != path) {
+			t.Fatalf("peers --json on B: A holds %+v (%s), want %s", p.Holds, p.CatalogueError, path)
 		}
 	}
 	code, out, errs = onB("status")
 	ok("status of B", code, out, errs, "WAN saved", "from peers")
 
 	code, out, errs = onA("evict", id)
-	ok("evict", code, out, errs, "evicted o/sample.ts")
+	ok("evict", code, out, errs, "evicted "+path)
 	code, out, errs = onA("streams")
 	ok("streams after evict", code, out, errs, "no recordings")
 	code, _, errs = onA("evict", id)

@@ -47,6 +47,14 @@ func Run(t testing.TB, what string, fn func(context.Context) error) (stop func()
 // (t.Fatalf, so from the test's goroutine only) if it does not within.
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Until(within, cond) {
+		t.Fatalf("%s: not true within %v", what, within)
+	}
+}
+
+// Until polls cond every 5 ms until it holds (true) or within has passed
+// (false), for a caller that reports the failure itself.
+func Until(within time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -54,10 +62,11 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	for !cond() {
 		select {
 		case <-deadline.C:
-			t.Fatalf("%s: not true within %v", what, within)
+			return cond()
 		case <-tick.C:
 		}
 	}
+	return true
 }
 
 // LogEnv names the environment variable that turns test logs on: set, the

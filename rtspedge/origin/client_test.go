@@ -12,6 +12,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 // player is a gortsplib client that records what it receives.
@@ -127,12 +129,8 @@ func (p *player) packets() []received {
 // waitFor polls cond until it holds or the deadline passes.
 func (p *player) waitFor(what string, d time.Duration, cond func() bool) {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out after %v waiting for %s (%d packets)", d, what, p.count())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testkit.Until(d, cond) {
+		p.t.Fatalf("timed out after %v waiting for %s (%d packets)", d, what, p.count())
 	}
 }
 
