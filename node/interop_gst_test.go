@@ -129,15 +129,17 @@ func checkCell(t *testing.T, log *cellLog, cell string, got, ref *interop.Play, 
 }
 
 // refShort is how much media a complete reference play may lack at its end
-// per kind: less than two audio frames.
-const refShort = 50 * time.Millisecond
+// per kind: less than a video frame (40 ms) or two audio frames.
+const refShort = 30 * time.Millisecond
 
 // wholeRef waits for r, a play of the origin directly that is the reference
 // of some cells, and plays it again once if it failed or decoded less than
-// want of media of a kind: a GStreamer VOD play now and then ends short of
-// the clip or not at all on an overloaded machine, from an origin as
-// through a node (README, Testing), and a short reference would fail every
-// cell compared with it. The plays under test get no second chance.
+// want of media of a kind: a GStreamer VOD play of an origin now and then
+// ends short of the clip (gst-rtsp-server sends its BYE with the last
+// packet, over UDP on another socket, and rtspsrc ends at the BYE) or not
+// at all on a loaded machine (README, Testing), and a short reference would
+// fail every cell compared with it. The plays under test get no second
+// chance.
 func wholeRef(t *testing.T, r *interop.Running, p interop.Player, url string, o interop.Options, want time.Duration) *interop.Play {
 	t.Helper()
 	play := r.Wait()
