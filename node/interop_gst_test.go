@@ -99,7 +99,7 @@ func checkCell(t *testing.T, log *cellLog, cell string, got, ref *interop.Play, 
 	var problems []string
 	if err := got.Check(); err != nil {
 		problems = append(problems, err.Error())
-	} else if err := checkFrames(got.Frames); err != nil {
+	} else if err := checkFrames(untilEnd(got, ended)); err != nil {
 		problems = append(problems, "frames: "+err.Error())
 	}
 	pacing, perr := got.Pacing()
@@ -158,6 +158,26 @@ func wholeRef(t *testing.T, r *interop.Running, p interop.Player, url string, o 
 	}
 	t.Logf("the reference %s was short or failed, played again: %v", play, short)
 	return interop.Run(t, p, url, o)
+}
+
+// untilEnd is the frames of a play that are compared: all of them, except
+// the last audio frame of a GStreamer VOD play (ended). rtspsrc stamps that
+// frame by when it learns that the stream ended, and its decoders cut it
+// to that: two plays of the same origin decode it differently (1024 samples
+// of AAC in one, 410 in the next, both from the built-in origin over UDP;
+// a PCMU frame 5 samples short), and through a node as often. The frame
+// count is still compared.
+func untilEnd(p *interop.Play, ended bool) interop.Frames {
+	audio := p.Frames[interop.Audio]
+	if !ended || p.Player != interop.GStreamer || len(audio) == 0 {
+		return p.Frames
+	}
+	out := interop.Frames{}
+	for k, f := range p.Frames {
+		out[k] = f
+	}
+	out[interop.Audio] = audio[:len(audio)-1]
+	return out
 }
 
 // sameAs is a frame check: exactly want's frames.
@@ -325,7 +345,7 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 		t.Fatalf("the origin played directly: %v", err)
 	}
 	t.Logf("%s direct: %s", cell("origin"), ref.Summary())
-	checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
+	checkCell(t, log, cell("miss"), miss, ref, true, sameAs(untilEnd(ref, true)))
 
 	testkit.Eventually(t, 30*time.Second, "A's recording complete", func() bool {
 		in, err := a.Stream(o.nodePath(group))
@@ -340,8 +360,8 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 	seekRun := interop.Start(t, p, a.url(o.nodePath(group)), seek)
 	meshRun := interop.Start(t, p, b.url(o.nodePath(group)), play)
 
-	checkCell(t, log, cell("hit"), hitRun.Wait(), ref, true, sameAs(ref.Frames))
-	checkCell(t, log, cell("mesh (second node)"), meshRun.Wait(), ref, true, sameAs(ref.Frames))
+	checkCell(t, log, cell("hit"), hitRun.Wait(), ref, true, sameAs(untilEnd(ref, true)))
+	checkCell(t, log, cell("mesh (second node)"), meshRun.Wait(), ref, true, sameAs(untilEnd(ref, true)))
 
 	// The seek is paced like the origin's own seek; its frames are the full
 	// play's from the key frame, which is where the origin's own seek
@@ -358,7 +378,7 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 			t.Logf("%s: the origin's own seek does not start at the key frame before %s (%v)", cell("seek"), seekTo, err)
 		}
 	}
-	checkCell(t, log, cell("seek"), seekRun.Wait(), refSeek, true, fromKeyFrame(ref.Frames))
+	checkCell(t, log, cell("seek"), seekRun.Wait(), refSeek, true, fromKeyFrame(untilEnd(ref, true)))
 
 	if n := o.plays(o.path(group)); n != 1 {
 		t.Errorf("%s: the origin received %d PLAYs for the group's stream, want 1 (A's fill; hits and B's fill never reach it)", cell("hit"), n)
@@ -558,12 +578,12 @@ func TestInteropCodecs(t *testing.T) {
 				t.Fatalf("the origin played directly: %d %s frames (%s)", len(ref.Frames[k]), k, ref.Summary())
 			}
 		}
-		checkCell(t, log, cell("miss"), miss, ref, true, sameAs(ref.Frames))
+		checkCell(t, log, cell("miss"), miss, ref, true, sameAs(untilEnd(ref, true)))
 		testkit.Eventually(t, 30*time.Second, "the node's recording complete", func() bool {
 			in, err := a.Stream(nodePath)
 			return err == nil && in.State == store.StateComplete
 		})
-		checkCell(t, log, cell("hit"), interop.Run(t, p, a.url(nodePath), interop.Options{}), ref, true, sameAs(ref.Frames))
+		checkCell(t, log, cell("hit"), interop.Run(t, p, a.url(nodePath), interop.Options{}), ref, true, sameAs(untilEnd(ref, true)))
 		if n := gst.Requests("PLAY", codecPath(c, string(p))); n != 1 {
 			t.Errorf("%s: the origin received %d PLAYs, want 1 (the miss's fill)", cell("hit"), n)
 		}
