@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -54,6 +55,9 @@ type Config struct {
 	// "Fillers"). For a node that should never pull for others, such as
 	// one behind a thin link.
 	NotFiller bool
+	// WrapFill, when set, wraps what a fill reads from peer (its stream),
+	// e.g. to cap the bandwidth fills from each peer take.
+	WrapFill func(peer string, r io.Reader) io.Reader
 	// AnswerTimeout bounds how long a provider may take to answer a fill
 	// request, on top of its round-trip time (default 2s).
 	AnswerTimeout time.Duration

@@ -115,7 +115,11 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 		stop()
 		return fail(err)
 	}
-	br := bufio.NewReaderSize(s, readBuffer)
+	var r io.Reader = s
+	if m.cfg.WrapFill != nil {
+		r = m.cfg.WrapFill(id.String(), s)
+	}
+	br := bufio.NewReaderSize(r, readBuffer)
 	mf, err := readAnswer(br)
 	if !stop() {
 		return fail(context.DeadlineExceeded)

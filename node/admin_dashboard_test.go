@@ -30,7 +30,8 @@ func TestDashboardInChromium(t *testing.T) {
 	org := startOrigin(t, func(c *origin.Config) { c.Media["allhands.ts"] = origin.SampleClip() })
 	// The fill stops with its last player, so the stream soon becomes
 	// evictable (partial) without waiting for the whole clip.
-	n, base := adminNode(t, org, func(c *node.Config) { c.Cache.CompleteOnAbandon = false })
+	// Speed 1: the prefetch below stays in progress long enough to be seen.
+	n, base := adminNode(t, org, func(c *node.Config) { c.Cache.CompleteOnAbandon, c.Origins[0].Speed = false, new(1.0) })
 	b := startBrowser(t)
 
 	b.call(t, "Page.navigate", map[string]any{"url": base + "/?refresh=0.5"}, nil)
@@ -70,8 +71,9 @@ func TestDashboardInChromium(t *testing.T) {
 	eval[bool](t, b, `(() => { document.getElementById("prefetch-path").value = "o/allhands.ts"; return true })()`)
 	b.click(t, `#prefetch-form button`)
 	const other = `tr[data-path="o/allhands.ts"]`
-	waitPage(t, b, "the page shows the prefetched stream filling", fmt.Sprintf(
-		`document.querySelector(%q)?.dataset.state === "filling" && parseInt(document.querySelector(%q).cells[4].textContent) > 0`, other, other))
+	waitPage(t, b, "the page shows the prefetched stream filling, with its progress", fmt.Sprintf(
+		`document.querySelector(%q)?.dataset.state === "filling" && parseInt(document.querySelector(%q).cells[4].textContent) > 0 &&
+		/ of 20s · .* · \d+\.\dx · ETA /.test(document.querySelector(%q)?.textContent ?? "")`, other, other, other+" .fill-progress"))
 	shot(t, b, false)
 
 	b.click(t, evict)

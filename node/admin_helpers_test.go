@@ -33,7 +33,7 @@ func adminNode(t *testing.T, org *origin.Origin, mod func(*node.Config), bootstr
 
 // call sends one request and returns the status and the body; a non-JSON
 // answer from an /api path fails the test.
-func call(t *testing.T, method, url, token, body string) (int, []byte) {
+func call(t testing.TB, method, url, token, body string) (int, []byte) {
 	t.Helper()
 	var hdr map[string]string
 	if token != "" {
@@ -43,7 +43,7 @@ func call(t *testing.T, method, url, token, body string) (int, []byte) {
 }
 
 // callAs is call with a Host (when not "") and request headers.
-func callAs(t *testing.T, method, url, host string, hdr map[string]string, body string) (int, []byte) {
+func callAs(t testing.TB, method, url, host string, hdr map[string]string, body string) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -76,7 +76,7 @@ func callAs(t *testing.T, method, url, host string, hdr map[string]string, body 
 }
 
 // getJSON calls and decodes, failing unless the status is want.
-func getJSON[T any](t *testing.T, method, url, token, body string, want int) T {
+func getJSON[T any](t testing.TB, method, url, token, body string, want int) T {
 	t.Helper()
 	code, b := call(t, method, url, token, body)
 	if code != want {

@@ -44,6 +44,37 @@ type StreamStatus struct {
 	FillerWhy string `json:"filler_why,omitempty"`
 
 	Freshness *FreshnessStatus `json:"freshness,omitempty"` // admin_fresh.go
+
+	// Fill is how far the fill in progress is; absent when none writes.
+	Fill *FillProgress `json:"fill,omitempty"`
+}
+
+// FillProgress is a fill in progress as the admin API shows it
+// (fill.Progress): what it stored, the media time done of the total, its
+// rate and speed since it began, and when it should end.
+type FillProgress struct {
+	Bytes        uint64    `json:"bytes"`
+	MediaDone    float64   `json:"media_done_seconds"`
+	MediaTotal   float64   `json:"media_total_seconds"` // 0: live or unknown
+	RateBits     float64   `json:"rate_bps"`            // bits per second since started
+	Speed        float64   `json:"speed"`               // media seconds per second: 8 is 8x real time
+	ETA          float64   `json:"eta_seconds"`         // 0: unknown
+	Started      time.Time `json:"started"`
+	RateLimitBit int64     `json:"rate_limit_bps,omitempty"` // the origin's rate_limit, when it has one
+}
+
+// fillProgress is key's fill in progress, nil when none writes.
+func (a *adminServer) fillProgress(key string) *FillProgress {
+	p, ok := a.n.fills.Progress(key)
+	if !ok {
+		return nil
+	}
+	fp := &FillProgress{Bytes: p.Bytes, MediaDone: p.Done.Seconds(), MediaTotal: p.Total.Seconds(),
+		RateBits: p.Rate * 8, Speed: p.Speed, ETA: p.ETA.Seconds(), Started: p.Started}
+	if o, _ := originForKey(a.n.cfg.Origins, key); o != nil {
+		fp.RateLimitBit = int64(o.RateLimit)
+	}
+	return fp
 }
 
 func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
@@ -60,6 +91,9 @@ func (a *adminServer) status(in store.Info, r *http.Request) StreamStatus {
 	fi := a.n.FillerOf(in.Key)
 	s.Filler, s.FillerWhy = fi.ID, fi.Why
 	s.Freshness = a.freshness(in)
+	if in.Filling {
+		s.Fill = a.fillProgress(in.Key)
+	}
 	if s.Path != "" {
 		if _, port, err := net.SplitHostPort(a.n.RTSPAddr().String()); err == nil {
 			s.RTSPURL = "rtsp://" + net.JoinHostPort(strings.Trim(rtspHost(r), "[]"), port) + "/" + s.Path

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +53,18 @@ func serveChildNode(conf string) error {
 	if err != nil {
 		return err
 	}
+	// RTSPMESH_BENCH_CPUPROFILE=file profiles the node process alone.
+	if f := os.Getenv("RTSPMESH_BENCH_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
@@ -66,9 +80,12 @@ func serveChildNode(conf string) error {
 		defer close(stdin)
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
-			if sc.Text() == "gc" {
+			switch sc.Text() {
+			case "gc":
 				runtime.GC()
 				fmt.Println("gc")
+			case "mem":
+				fmt.Println("mem " + childMem())
 			}
 		}
 	}()
@@ -82,6 +99,34 @@ func serveChildNode(conf string) error {
 		}
 		return err
 	}
+}
+
+// childMem collects garbage and answers where the node process's memory is,
+// as JSON (childMemStats); with RTSPMESH_BENCH_HEAPPROFILE or
+// RTSPMESH_BENCH_GOROUTINES set it also writes the node's heap or goroutine
+// profile to that file.
+func childMem() string {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out := childMemStats{HeapInuse: ms.HeapInuse, HeapIdle: ms.HeapIdle, HeapReleased: ms.HeapReleased,
+		StackInuse: ms.StackInuse, Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}
+	for env, profile := range map[string]string{"RTSPMESH_BENCH_HEAPPROFILE": "heap", "RTSPMESH_BENCH_GOROUTINES": "goroutine"} {
+		if f := os.Getenv(env); f != "" {
+			if w, err := os.Create(f); err == nil {
+				_ = pprof.Lookup(profile).WriteTo(w, 0)
+				_ = w.Close()
+			}
+		}
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+// childMemStats is the node process's Go memory after a GC, in bytes.
+type childMemStats struct {
+	HeapInuse, HeapIdle, HeapReleased, StackInuse, Sys uint64
+	Goroutines                                         int
 }
 
 // childNodeConfig is a node for a child process: its store in dir, TCP
@@ -107,7 +152,7 @@ type childNode struct {
 // startChildNode starts a node with cfg in a child process and waits until
 // it serves. The child is stopped when the test ends, failed or not, and
 // killed if it does not stop within testkit.StopWithin.
-func startChildNode(t *testing.T, cfg node.Config) *childNode {
+func startChildNode(t testing.TB, cfg node.Config) *childNode {
 	t.Helper()
 	conf, err := json.Marshal(cfg)
 	if err != nil {
@@ -127,7 +172,7 @@ func startChildNode(t *testing.T, cfg node.Config) *childNode {
 
 // gc has the child collect garbage, so that its heap figures on /metrics
 // are what is live.
-func (c *childNode) gc(t *testing.T) {
+func (c *childNode) gc(t testing.TB) {
 	t.Helper()
 	if err := c.Send("gc"); err != nil {
 		c.alive(t, "asked to collect garbage")
@@ -144,8 +189,30 @@ func (c *childNode) gc(t *testing.T) {
 	}
 }
 
+// mem is where the child's memory is, after a GC.
+func (c *childNode) mem(t testing.TB) childMemStats {
+	t.Helper()
+	if err := c.Send("mem"); err != nil {
+		c.alive(t, "asked for its memory")
+		t.Fatalf("child node stdin: %v", err)
+	}
+	for {
+		line, err := c.Line(30 * time.Second)
+		if err != nil {
+			t.Fatalf("child node mem: %v\n%s", err, testkit.CrashReport(c.Stderr()))
+		}
+		if v, ok := strings.CutPrefix(line, "mem "); ok {
+			var m childMemStats
+			if err := json.Unmarshal([]byte(v), &m); err != nil {
+				t.Fatalf("child node mem %q: %v", v, err)
+			}
+			return m
+		}
+	}
+}
+
 // alive fails the test if the child exited (a crash).
-func (c *childNode) alive(t *testing.T, when string) {
+func (c *childNode) alive(t testing.TB, when string) {
 	t.Helper()
 	select {
 	case <-c.Exited():
@@ -154,7 +221,7 @@ func (c *childNode) alive(t *testing.T, when string) {
 	}
 }
 
-func (c *childNode) status(t *testing.T) node.NodeStatus {
+func (c *childNode) status(t testing.TB) node.NodeStatus {
 	t.Helper()
 	c.alive(t, "while serving")
 	return getJSON[node.NodeStatus](t, "GET", c.api+"/api/v1/node", "", "", 200)

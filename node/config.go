@@ -107,6 +107,16 @@ type Origin struct {
 	// MaxSessions bounds the concurrent sessions the mesh opens with this
 	// origin (issue 16, node/filler.go); 0: unlimited.
 	MaxSessions int `yaml:"max_sessions,omitempty"`
+
+	// Fill speed and bandwidth (throttle.go). Speed is the most an
+	// on-demand fill asks the origin to deliver faster than real time
+	// (RTSP Speed; the origin's answer says what it applied); 1 asks for
+	// none. Default 8.
+	Speed *float64 `yaml:"speed,omitempty"`
+	// RateLimit caps the bandwidth of all fills from this origin together
+	// (bit/s); a fill then asks for no more Speed than the cap allows.
+	// Default 0: no cap.
+	RateLimit Bitrate `yaml:"rate_limit,omitempty"`
 }
 
 // Peer access values (Origin.PeerAccess).
@@ -135,6 +145,10 @@ type CacheConfig struct {
 	LiveWindow        Duration `yaml:"live_window"`         // rolling window kept for live streams
 	LiveLinger        Duration `yaml:"live_linger"`         // keep a live upstream this long after its last player
 	LiveReconnect     Duration `yaml:"live_reconnect"`      // reconnect a lost live origin this long; 0 = never
+	// Memory bounds the decoded segments kept in memory for players (the
+	// store's segment cache; the relay store of live streams from peers
+	// gets a quarter of it). Default 32MiB; 0 turns the cache off.
+	Memory ByteSize `yaml:"memory"`
 
 	// Disk headroom (issue 13): free space kept on data_dir's filesystem;
 	// below it the node stops storing and relays. Default 512MiB, at least 8MiB.
@@ -145,6 +159,20 @@ type CacheConfig struct {
 	// checked every RetentionInterval (with origins[].max_unplayed).
 	FreeTarget        ByteSize `yaml:"free_target"`
 	RetentionInterval Duration `yaml:"retention_interval"`
+}
+
+// defaultCacheMemory is cache.memory's default: with 500 players of one
+// 2 Mbit/s stream a node stays under 100 MiB of RSS (rtspedge/README.md,
+// "Memory").
+const defaultCacheMemory = 32 << 20
+
+// segmentCache is the store option (Options.CacheBytes) for a store given
+// 1/share of cache.memory: negative (off) when it is 0.
+func (c CacheConfig) segmentCache(share int64) int64 {
+	if c.Memory == 0 {
+		return -1
+	}
+	return max(int64(c.Memory)/share, 1)
 }
 
 // LogConfig is the process log.
@@ -182,6 +210,10 @@ type MeshConfig struct {
 	// FillerReach bounds the wait for a stream's designated filler to
 	// accept before this node takes over (issue 16, node/filler.go).
 	FillerReach Duration `yaml:"filler_reach"`
+
+	// RateLimit caps the bandwidth of fills from each peer (bit/s), live
+	// relays included (throttle.go). Default 0: no cap.
+	RateLimit Bitrate `yaml:"rate_limit"`
 }
 
 // AdminConfig is the admin HTTP API.
@@ -221,6 +253,7 @@ func Defaults() Config {
 			LiveWindow:        Duration(store.DefaultLiveWindow),
 			LiveLinger:        Duration(10 * time.Second),
 			LiveReconnect:     Duration(30 * time.Second),
+			Memory:            defaultCacheMemory,
 			MinFree:           store.DefaultMinFree,
 			RetentionInterval: Duration(defaultRetentionInterval),
 		},

@@ -97,6 +97,12 @@ func (c *Config) Set(key, value string) error {
 			return fmt.Errorf("%s: %w", key, err)
 		}
 		*p = b
+	case *Bitrate:
+		b, err := ParseBitrate(value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		*p = b
 	case *string:
 		*p = value
 	case *bool:

@@ -41,6 +41,10 @@ func TestValidateLimits(t *testing.T) {
 		{"origins[0] (o).allow_basic_over_plain", func(c *Config) {
 			c.Origins[0].URL, c.Origins[0].AllowBasicOverPlain = "rtsps://h/x", true
 		}},
+		{"origins[0] (o).speed", func(c *Config) { c.Origins[0].Speed = new(0.5) }},
+		{"origins[0] (o).speed", func(c *Config) { c.Origins[0].Speed = new(float64(maxSpeed + 1)) }},
+		{"origins[0] (o).rate_limit", func(c *Config) { c.Origins[0].RateLimit = -1 }},
+		{"mesh.rate_limit", func(c *Config) { c.Mesh.RateLimit = -1 }},
 	} {
 		c := Defaults()
 		c.Origins = []Origin{{Name: "o", URL: "rtsp://h/x"}}
@@ -51,7 +55,9 @@ func TestValidateLimits(t *testing.T) {
 		}
 	}
 	c := Defaults()
-	c.Origins = []Origin{{Name: "o", URL: "rtsp://h/x", Redirects: "refuse", MaxBitrate: 8e6, PassQuery: true}}
+	c.Origins = []Origin{{Name: "o", URL: "rtsp://h/x", Redirects: "refuse", MaxBitrate: 8e6, PassQuery: true,
+		Speed: new(1.0), RateLimit: 4e6}}
+	c.Mesh.RateLimit = 20e6
 	if err := c.Validate(); err != nil {
 		t.Fatalf("valid limits refused: %v", err)
 	}
@@ -70,6 +76,8 @@ origins:
     max_bitrate: 8Mbit/s
     pass_query: true
     complete_on_abandon: true
+    speed: 4
+    rate_limit: 6Mbit/s
 fills:
   max_concurrent: 10
   max_per_client: 2
@@ -80,8 +88,11 @@ fills:
 	o := c.Origins[0]
 	if o.Redirects != "refuse" || !o.AllowBasicOverPlain || o.MaxBitrate != 8e6 || !o.PassQuery ||
 		!c.completeOnAbandon(&o) || c.Fills.MaxConcurrent != 10 || c.Fills.MaxPerClient != 2 ||
-		c.Fills.DescribesPerConnection != 5 {
+		c.Fills.DescribesPerConnection != 5 || o.speed() != 4 || o.RateLimit != 6e6 {
 		t.Fatalf("loaded %+v %+v", o, c.Fills)
+	}
+	if s := (Origin{}).speed(); s != DefaultSpeed {
+		t.Fatalf("an origin without speed asks for %v, want %v", s, DefaultSpeed)
 	}
 	if !c.completeOnAbandon(&Origin{}) {
 		t.Fatal("an origin without complete_on_abandon does not follow cache's default (true)")

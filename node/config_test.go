@@ -193,6 +193,7 @@ func TestValidateNamesKey(t *testing.T) {
 		{"admin.token", func(c *Config) { c.Admin.Token = "short" }},
 		{"admin.hosts", func(c *Config) { c.Admin.Hosts = []string{"http://x/"} }},
 		{"cache.min_free", func(c *Config) { c.Cache.MinFree = 1 << 20 }},
+		{"cache.memory", func(c *Config) { c.Cache.Memory = -1 }},
 		{"rtsp.request_timeout", func(c *Config) { c.RTSP.RequestTimeout = 0 }},
 		{"rtsp.idle_timeout", func(c *Config) { c.RTSP.IdleTimeout = -1 }},
 		{"rtsp.max_connections", func(c *Config) { c.RTSP.MaxConnections = 0 }},
@@ -425,4 +426,20 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCacheMemory: cache.memory sizes the store's segment cache, a quarter
+// of it the relay store's, and 0 turns both off.
+func TestCacheMemory(t *testing.T) {
+	c := Defaults().Cache
+	if got := c.segmentCache(1); got != 32<<20 {
+		t.Errorf("default: store cache %d, want 32 MiB", got)
+	}
+	if got := c.segmentCache(4); got != 8<<20 {
+		t.Errorf("default: relay cache %d, want 8 MiB", got)
+	}
+	c.Memory = 0
+	if a, b := c.segmentCache(1), c.segmentCache(4); a >= 0 || b >= 0 {
+		t.Errorf("memory 0: caches %d and %d, want both off (negative)", a, b)
+	}
 }

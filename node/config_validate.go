@@ -46,6 +46,9 @@ func (c *Config) Validate() error {
 		bad("cache.max_bytes", "%d is negative; write a size such as \"50GiB\", or 0 for no limit", c.Cache.MaxBytes)
 	}
 	positive(bad, "cache.live_window", c.Cache.LiveWindow, "2m")
+	if c.Cache.Memory < 0 {
+		bad("cache.memory", "%d is negative; write a size such as \"32MiB\", or 0 to keep no segment in memory", c.Cache.Memory)
+	}
 	if c.Cache.MinFree < store.MinMinFree {
 		bad("cache.min_free", "%d is below the least headroom the store can keep (8MiB); write a size such as \"512MiB\"", c.Cache.MinFree)
 	}
@@ -170,6 +173,7 @@ func (c *Config) validateOrigins(bad complain) {
 		}
 		o.validateFreshness(bad, key)
 		validateMaxSessions(bad, key, o)
+		validateSpeed(bad, key, o)
 	}
 }
 
@@ -192,6 +196,9 @@ func checkCacheControl(bad complain, key, v string) {
 
 func (c *Config) validateMesh(bad complain) {
 	m := c.Mesh
+	if m.RateLimit < 0 {
+		bad("mesh.rate_limit", "%s is negative; write e.g. \"20Mbit/s\", or 0 (the default) for no cap", m.RateLimit)
+	}
 	if !m.Enabled {
 		return
 	}

@@ -275,7 +275,9 @@ func TestHerdFillerKilled(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			org := herdOrigin(t, "k", 1, live, 1)
-			nodes := herdMesh(t, org, herdNodes, func(c *node.Config) { c.Origins[0].MaxSessions = 1 })
+			// Speed 1: the filler is killed mid-fill, which at the
+			// default Speed 8 would last only 2.5 s.
+			nodes := herdMesh(t, org, herdNodes, func(c *node.Config) { c.Origins[0].MaxSessions, c.Origins[0].Speed = 1, new(1.0) })
 			path := "k00"
 			filler := fillerOf(t, org, nodes, path)
 			var killedAt atomic.Int64

@@ -33,6 +33,8 @@ type Node struct {
 	fills   *fill.Fills             // the fills in progress
 	rates   *requestRates           // fills.describes_per_* (bounds.go)
 	budgets map[string]*fill.Budget // origins' max_sessions, by origin name
+	// throttles are the fills' bandwidth caps (throttle.go).
+	throttles *throttles
 	// fillersCtx ends when Run stops: a fill a neighbour asks for
 	// (fillFor) waits no longer (the mesh outlives the fills, filler.go).
 	fillersCtx  context.Context
@@ -64,7 +66,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		rates: newRequestRates(cfg.Fills),
 		ready: make(chan struct{}),
 
-		budgets: newBudgets(cfg.Origins),
+		budgets:   newBudgets(cfg.Origins),
+		throttles: newThrottles(cfg),
 	}
 	n.fillersCtx, n.stopFillers = context.WithCancel(context.Background())
 	ok := false
@@ -78,6 +81,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		MaxBytes:   int64(cfg.Cache.MaxBytes),
 		MinFree:    int64(cfg.Cache.MinFree),
 		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
+		CacheBytes: cfg.Cache.segmentCache(1),
 		OnEvict:    n.evicted,
 		Logger:     logger.With("component", "store"),
 	})
@@ -87,6 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	n.relay, err = store.Open("", store.Options{
 		InMemory:   true,
 		LiveWindow: time.Duration(cfg.Cache.LiveWindow),
+		CacheBytes: cfg.Cache.segmentCache(4),
 		Logger:     logger.With("component", "relay"),
 	})
 	if err != nil {
@@ -110,6 +115,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			ServingLive:    func(key string) func() { return n.fills.JoinLive(key) },
 			Configured:     n.configured,
 			StartFill:      n.fillFor,
+			WrapFill:       n.throttles.peer,
 			Logger:         logger.With("component", "mesh"),
 		}, n.store)
 		if err != nil {

@@ -3,77 +3,57 @@ package rtspedge
 import (
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 const (
-	// batchMaxBytes: a batch larger than this goes out in several writes.
-	batchMaxBytes = 256 << 10
-	// batchLinger bounds how long a frame may wait in the buffer if the
-	// expected count is never reached (a push that failed, a PAUSE that
-	// discarded queued frames).
-	batchLinger = 20 * time.Millisecond
+	// batchMaxBytes: the replay writes a batch of interleaved frames in
+	// writes of at most this much. A steady 2 Mbit/s batch (80 ms) is about
+	// 20 KiB; a join's burst (a GOP at once) takes a few writes.
+	batchMaxBytes = 64 << 10
+	// slowWrite: a player whose connection takes no byte of a batch for this
+	// long (its socket buffers, megabytes on a fast link, already full) is
+	// too slow, and its session is closed.
+	slowWrite = 2 * time.Second
 )
 
-// batchConn coalesces the interleaved frames of one replayer batch into one
-// write() system call. gortsplib writes each RTP packet of a session with
-// its own Write; the replayer says beforehand how many frames its batch has
-// (expect), and the frames are buffered until the last of them arrives.
-// Anything that is not an interleaved frame (an RTSP response) flushes at
-// once, in order. Writes from gortsplib's session writer and its connection
-// goroutine may be concurrent; mu orders them.
+// batchBufs holds the buffers batches are gathered in: a replay takes one
+// for a batch and gives it back once the batch is written, so memory follows
+// the batches being written, not the players.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchMaxBytes); return &b }}
+
+// batchConn is a player's RTSP connection. The replay of a TCP session
+// writes its RTP and RTCP as interleaved frames straight to it (writeBatch),
+// a batch at a time, instead of one gortsplib write per packet through the
+// session's queue and writer goroutine; gortsplib writes its RTSP responses
+// (and any frames of its own) through Write. mu keeps each write whole and
+// its deadline its own.
 type batchConn struct {
 	net.Conn
 
-	target atomic.Uint64 // flush when frames reaches this
-
 	mu       sync.Mutex
-	written  *sync.Cond // on mu: signalled when frames grows
-	frames   uint64     // interleaved frames accepted by Write
-	buf      []byte
-	deadline time.Time
-	timer    *time.Timer
-	err      error // sticky error of a deferred flush
+	deadline time.Time  // gortsplib's write deadline, for its next Write
+	err      error      // sticky: a failed write fails everything after it
+	held     bool       // the replay waits for gortsplib's next Write (a PLAY answer)
+	released *sync.Cond // on mu: held was cleared
 }
 
 func newBatchConn(c net.Conn) *batchConn {
 	bc := &batchConn{Conn: c}
-	bc.written = sync.NewCond(&bc.mu)
+	bc.released = sync.NewCond(&bc.mu)
 	return bc
 }
 
-// drain waits until n frames were accepted (and so written: the n-th
-// flushes when n was announced) or d passed; false on timeout or error.
-func (c *batchConn) drain(n uint64, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	t := time.AfterFunc(d, func() {
-		c.mu.Lock()
-		c.written.Broadcast()
-		c.mu.Unlock()
-	})
-	defer t.Stop()
+// holdForAnswer makes the replay's writes wait for gortsplib's next Write:
+// the answer to the PLAY being handled, which a player must get before the
+// stream's first packet (FFmpeg drops what comes before it).
+func (c *batchConn) holdForAnswer() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.frames < n && c.err == nil && time.Now().Before(deadline) {
-		c.written.Wait()
-	}
-	return c.frames >= n && c.err == nil
+	c.held = true
+	c.mu.Unlock()
 }
 
-// expect announces that the next n frames (after the frames already
-// announced, counted by the caller as total) belong to one batch: they are
-// written together once the last one arrives.
-func (c *batchConn) expect(total uint64) { c.target.Store(total) }
-
-// framesWritten is how many frames Write accepted so far.
-func (c *batchConn) framesWritten() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.frames
-}
-
-// SetWriteDeadline is applied to the next real write.
+// SetWriteDeadline is applied to gortsplib's next Write.
 func (c *batchConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadline = t
@@ -81,88 +61,60 @@ func (c *batchConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// SetDeadline sets the read deadline now and the write deadline for the next
-// real write.
+// SetDeadline sets the read deadline now and the write deadline for
+// gortsplib's next Write.
 func (c *batchConn) SetDeadline(t time.Time) error {
 	_ = c.SetWriteDeadline(t)
 	return c.Conn.SetReadDeadline(t)
 }
 
+// Write is gortsplib's: an RTSP response, or a frame it writes itself.
 func (c *batchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.held {
+		c.held = false
+		c.released.Broadcast()
+	}
+	return c.writeLocked(p, c.deadline)
+}
+
+// writeBatch writes interleaved frames of the replay, after the PLAY answer
+// (holdForAnswer); a connection that does not take them within slowWrite
+// fails with os.ErrDeadlineExceeded.
+func (c *batchConn) writeBatch(p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held {
+		// gortsplib answers as soon as the PLAY handler returns; the wait is
+		// bounded all the same (an answer never written: the write fails).
+		t := time.AfterFunc(slowWrite, func() {
+			c.mu.Lock()
+			c.held = false
+			c.released.Broadcast()
+			c.mu.Unlock()
+		})
+		for c.held {
+			c.released.Wait()
+		}
+		t.Stop()
+	}
+	_, err := c.writeLocked(p, time.Now().Add(slowWrite))
+	return err
+}
+
+func (c *batchConn) writeLocked(p []byte, deadline time.Time) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	frame := len(p) > 0 && p[0] == '$'
-	if frame {
-		c.frames++
-		c.written.Broadcast()
-		if c.frames < c.target.Load() && len(c.buf)+len(p) <= batchMaxBytes {
-			if len(c.buf) == 0 {
-				c.armLocked()
-			}
-			c.buf = append(c.buf, p...)
-			return len(p), nil
-		}
-	}
-	if len(c.buf) == 0 {
-		return c.writeLocked(p)
-	}
-	c.buf = append(c.buf, p...)
-	if _, err := c.flushLocked(); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// armLocked starts the linger timer for a buffer that just became non-empty.
-func (c *batchConn) armLocked() {
-	if c.timer == nil {
-		c.timer = time.AfterFunc(batchLinger, c.lingerFlush)
-		return
-	}
-	c.timer.Reset(batchLinger)
-}
-
-func (c *batchConn) lingerFlush() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.buf) > 0 && c.err == nil {
-		_, _ = c.flushLocked()
-	}
-}
-
-func (c *batchConn) flushLocked() (int, error) {
-	n, err := c.writeLocked(c.buf)
-	c.buf = c.buf[:0]
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	return n, err
-}
-
-func (c *batchConn) writeLocked(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
 		c.err = err
 		return 0, err
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.err = err
-		_ = c.Conn.Close() // a failed deferred write must fail everything after it
+		_ = c.Conn.Close() // a frame cut short breaks the interleaved stream
 	}
 	return n, err
-}
-
-// Close closes the connection first: that unblocks a Write stuck on a full
-// socket, which holds mu.
-func (c *batchConn) Close() error {
-	err := c.Conn.Close()
-	c.mu.Lock()
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	c.mu.Unlock()
-	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -35,6 +36,7 @@ func cpuTime(b *testing.B) time.Duration {
 // packets, sequence gaps and lost packets.
 func playersRun(b *testing.B, n int, dur time.Duration) {
 	b.ReportAllocs()
+	writev := testkit.WritevPacketCost(b)
 	srv := startServerProc(b, dur)
 	total := len(synthPackets(dur))
 	players := joinPlayers(b, "rtsp://"+srv.addr+"/v", n)
@@ -71,7 +73,11 @@ func playersRun(b *testing.B, n int, dur time.Duration) {
 	if delivered != n*total || gaps != 0 || lost != 0 {
 		b.Fatalf("delivered %d of %d packets, %d sequence gaps, %d lost", delivered, n*total, gaps, lost)
 	}
-	b.ReportMetric(float64(srvCPU.Nanoseconds())/1e3/float64(delivered), "server-µs/packet")
+	perPacket := float64(srvCPU.Nanoseconds()) / 1e3 / float64(delivered)
+	b.ReportMetric(perPacket, "server-µs/packet")
+	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
+	b.ReportMetric(writev.Seconds()*1e6, "writev-µs/pkt")
+	b.ReportMetric(srv.rssMiB(b), "server-MiB")
 	b.ReportMetric(float64(selfCPU.Nanoseconds())/1e3/float64(delivered), "players-µs/packet")
 	b.ReportMetric(float64(delivered), "packets")
 	b.ReportMetric(float64(gaps), "gaps")
@@ -99,6 +105,53 @@ func BenchmarkServe500Players(b *testing.B) {
 	for b.Loop() {
 		playersRun(b, 500, 3*time.Second)
 	}
+}
+
+// BenchmarkServe500Spread: 500 players of a 10-minute 2 Mbit/s recording,
+// each from its own random position, from a server whose store is on disk
+// (as a node's); the server's RSS (and its file-backed part: the store's
+// memory-mapped files, which writing the recording touched), and its CPU
+// per packet, over 5 s once every player plays. Players at different places
+// of a long recording each hold the decoded segment they are in.
+func BenchmarkServe500Spread(b *testing.B) {
+	for b.Loop() {
+		spreadRun(b, 500, 10*time.Minute)
+	}
+}
+
+func spreadRun(b *testing.B, n int, dur time.Duration) {
+	b.ReportAllocs()
+	writev := testkit.WritevPacketCost(b)
+	b.Setenv(serverStoreDirEnv, b.TempDir())
+	srv := startServerProc(b, dur)
+	players := joinPlayers(b, "rtsp://"+srv.addr+"/v", n)
+	for _, p := range players {
+		from := rand.N(dur - 20*time.Second)
+		p.play(b, &from)
+	}
+	for _, p := range players {
+		p.waitPackets(b, 1, 10*time.Second)
+	}
+	settle := time.NewTimer(2 * time.Second)
+	<-settle.C
+	before := make([]int, n)
+	for i, p := range players {
+		before[i] = p.count()
+	}
+	p0 := testkit.ReadProc(b, srv.cmd.Process.Pid)
+	window := time.NewTimer(5 * time.Second)
+	<-window.C
+	p1 := testkit.ReadProc(b, srv.cmd.Process.Pid)
+	delivered := 0
+	for i, p := range players {
+		delivered += p.count() - before[i]
+	}
+	perPacket := (p1.CPU - p0.CPU).Seconds() * 1e6 / float64(max(delivered, 1))
+	b.ReportMetric(perPacket, "server-µs/packet")
+	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
+	b.ReportMetric(p1.RSS, "server-MiB")
+	b.ReportMetric(p1.FileRSS, "server-file-MiB")
+	b.ReportMetric(float64(delivered), "packets")
 }
 
 // BenchmarkPlayToFirstPacket: PLAY → first RTP packet on a hit, for 50

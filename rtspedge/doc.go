@@ -14,6 +14,11 @@
 // address, and Basic credentials never go over plain rtsp:// unless allowed
 // (ErrOriginPolicy). Run stores at most MaxBitrate over the SDP's duration
 // (live: wall time), and no packet over MaxPlayerPacket (ErrStreamLimit).
+// An on-demand stream is asked for OriginRequest.Speed on PLAY (never a
+// live one), lowered to what RateLimit allows for the bitrate the SDP
+// declares (originspeed.go); tt stays the media's own, so replay paces at
+// real time whatever speed the fill ran at. WrapConn lets the caller
+// throttle the connection (the node's rate_limit).
 //
 // Classification (on demand or live) is one function, classify: a finite
 // end in the description's a=range (session level, else the longest media
@@ -29,8 +34,13 @@
 // rewritten, a=range for VOD), SETUP over TCP or UDP, and PLAY/PAUSE with a
 // per-session replay goroutine that sends each packet at
 // play start + (tt - tt at the start point), rewriting sequence numbers and
-// timestamps so that they stay continuous across seeks. A player whose
-// queue fills is dropped alone. Errors of Recordings become RTSP status codes
+// timestamps so that they stay continuous across seeks. Over TCP the replay
+// writes the session's RTP and RTCP itself, as interleaved frames gathered a
+// batch at a time in a pooled buffer, on the connection gortsplib keeps for
+// RTSP (batchconn.go; the channels are those of gortsplib's SETUP answers);
+// over UDP packets go through gortsplib's session queue. A player whose
+// connection takes nothing for 2 s, or whose UDP queue fills, is dropped
+// alone. Errors of Recordings become RTSP status codes
 // here and nowhere else (a LimitError: 503 with its reason phrase).
 // Recordings.Open's context carries the Client (address and connection)
 // that asked, so the resolver can bound requests per client, and whether

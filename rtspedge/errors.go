@@ -28,6 +28,11 @@ var (
 	// beyond the SDP's duration at the maximum bitrate, or an RTP packet
 	// larger than a player can receive). The fill ends there, partial.
 	ErrStreamLimit = errors.New("origin stream over its limits")
+	// ErrSpeedScalesClock: the origin granted Speed but slowed its RTP
+	// clock by as much (gst-rtsp-server 1.22 does), so the media would be
+	// stored too fast. Nothing of the session was stored; Reopen asks for
+	// no Speed.
+	ErrSpeedScalesClock = errors.New("origin scales its RTP clock with Speed")
 	// ErrOverLimit: a bound on fills or requests was reached (503 Service
 	// Unavailable, the bound named in the reason phrase; see LimitError).
 	ErrOverLimit = errors.New("over limit")

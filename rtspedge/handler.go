@@ -174,7 +174,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		if p.path != path {
 			return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
 		}
-		return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
+		return p.setupOK(), p.stream, nil
 	}
 	addr := addrKey(ctx.Conn.NetConn().RemoteAddr())
 	if !s.reserveSession(ctx.Session, addr) {
@@ -199,7 +199,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	s.mu.Lock()
 	s.players[ctx.Session] = p
 	s.mu.Unlock()
-	return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
+	return p.setupOK(), p.stream, nil
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
@@ -280,6 +280,10 @@ func (s *Server) open(client Client, path string, req *base.Request) (*described
 		return nil, res
 	}
 	m := rec.Manifest()
+	// A player needs the description, not the segment list: each kept a
+	// copy of it, 232 bytes a segment (a 2 min live window of 100 ms
+	// segments: 280 KB a player; an hour of VOD: 830 KB).
+	m.Segments = nil
 	sdp, desc, err := playerDescription(m)
 	if err != nil {
 		rec.Close()

@@ -186,6 +186,7 @@ func (r *testRecordings) Open(ctx context.Context, path string) (Recording, erro
 	if err != nil {
 		return nil, err
 	}
+	m.Segments = nil // as a node's Recording: a player needs no segment list
 	return &testRecording{r: r, key: key, m: m}, nil
 }
 

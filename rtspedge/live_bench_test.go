@@ -10,9 +10,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,9 +166,8 @@ func runLiveServerProc() error {
 	go func() { fed <- feedLive(ctx, w, time.Now()) }()
 	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
 		filling: map[string]chan struct{}{}, fillErr: map[string]error{}}
-	// The same deep queue as runServerProc: a starved player must not be
-	// dropped on a loaded machine.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), WriteQueueSize: 4096})
+	// The server's defaults, as runServerProc.
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), Limits: benchLimits})
 	if err != nil {
 		cancel()
 		<-fed
@@ -219,6 +217,7 @@ func startProcProfile() (stop func(), err error) {
 // a time.
 func joinPlayers(b *testing.B, url string, n int) []*testPlayer {
 	players := make([]*testPlayer, n)
+	var failed atomic.Int64
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range players {
@@ -227,10 +226,18 @@ func joinPlayers(b *testing.B, url string, n int) []*testPlayer {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer func() {
+				if players[i] == nil {
+					failed.Add(1) // newTestPlayer failed the benchmark and ended this goroutine
+				}
+			}()
 			players[i] = newTestPlayer(b, url, gortsplib.TransportTCP)
 		}()
 	}
 	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d players could not connect", n)
+	}
 	return players
 }
 
@@ -248,6 +255,7 @@ func (p *testPlayer) count() int {
 // CPU per packet delivered in the span, the players' process's, and the
 // sequence gaps of every player over everything it received.
 func liveFanOut(b *testing.B, n int, span time.Duration) {
+	writev := testkit.WritevPacketCost(b)
 	b.Setenv(liveServerProcEnv, "1")
 	srv := startServerProc(b, 0)
 	url := "rtsp://" + srv.addr + "/live"
@@ -305,7 +313,10 @@ func liveFanOut(b *testing.B, n int, span time.Duration) {
 	if gaps != 0 || lost != 0 {
 		b.Errorf("%d sequence gaps, %d lost packets", gaps, lost)
 	}
-	b.ReportMetric(float64(srvCPU.Nanoseconds())/1e3/float64(max(delivered, 1)), "us/pkt")
+	perPacket := float64(srvCPU.Nanoseconds()) / 1e3 / float64(max(delivered, 1))
+	b.ReportMetric(perPacket, "us/pkt")
+	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
+	b.ReportMetric(writev.Seconds()*1e6, "writev-µs/pkt")
 	b.ReportMetric(float64(selfCPU.Nanoseconds())/1e3/float64(max(delivered, 1)), "players-us/pkt")
 	b.ReportMetric(float64(live), "players")
 	b.ReportMetric(float64(delivered), "pkts")
@@ -314,23 +325,7 @@ func liveFanOut(b *testing.B, n int, span time.Duration) {
 }
 
 // rssMiB is the server process's resident memory.
-func (p *serverProc) rssMiB(b *testing.B) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				b.Fatalf("VmRSS %q: %v", v, err)
-			}
-			return kb / 1024
-		}
-	}
-	b.Fatalf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
-	return 0
-}
+func (p *serverProc) rssMiB(b *testing.B) float64 { return testkit.ReadProc(b, p.cmd.Process.Pid).RSS }
 
 // BenchmarkLiveFanOut500: one 2 Mbit/s live stream, written into the store
 // in real time, played by 500 players over TCP; server CPU per delivered

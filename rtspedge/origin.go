@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,10 +44,19 @@ type OriginRequest struct {
 	// AskMetaInfo asks the origin for x-RTP-Meta-Info (tt;ft;pn;md) on SETUP.
 	// Callers normally set it; false pulls plain RTP and derives the fields.
 	AskMetaInfo bool
-	// Speed, when above 1, asks the origin on PLAY to deliver faster than
-	// real time (the Speed header) so the recording fills sooner. Zero
-	// plays at real time.
+	// Speed, when above 1, asks the origin on PLAY of an on-demand stream
+	// to deliver faster than real time (the Speed header) so the recording
+	// fills sooner; the origin's answer says what it applied. The stored
+	// transmit times stay the media's own, so players are still paced at
+	// real time. Zero plays at real time.
 	Speed float64
+	// RateLimit, when above zero, is the bandwidth cap (bit/s) the caller
+	// holds this session to through WrapConn: Speed is lowered so that the
+	// stream's bitrate times the speed stays within it (see playSpeed).
+	RateLimit int64
+	// WrapConn, when set, wraps the connection to the origin, e.g. to
+	// throttle its reads to RateLimit.
+	WrapConn func(net.Conn) net.Conn
 	// OnClassify, when set, is called with the new classification when the
 	// PLAY answer's Range changes what DESCRIBE said (a live stream whose
 	// PLAY answer has an end is on demand), after the writer of Run was
@@ -91,6 +100,10 @@ type OriginSession struct {
 	echoes     []string // x-RTP-Meta-Info of each SETUP response, "" when absent
 	cacheCtl   []string
 	ran        bool
+	speed      float64 // the Speed Run's PLAY asks for (playSpeed); 0: none
+	// speedRefused: the origin scaled its RTP clock with the Speed it
+	// granted (ErrSpeedScalesClock); Reopen asks for none.
+	speedRefused bool
 
 	closeOnce sync.Once
 
@@ -204,8 +217,17 @@ func newOriginSession(req OriginRequest) (*OriginSession, error) {
 // has returned. For a live stream the new session's Run then continues the
 // recording without a jump: it re-bases its packets from where o's stopped,
 // counting the time in between (see Run).
+//
+// After a Run that ended with ErrSpeedScalesClock the new session asks
+// for no Speed.
 func (o *OriginSession) Reopen(ctx context.Context) (*OriginSession, error) {
-	return OpenOrigin(ctx, o.req)
+	req := o.req
+	o.mu.Lock()
+	if o.speedRefused {
+		req.Speed = 0
+	}
+	o.mu.Unlock()
+	return OpenOrigin(ctx, req)
 }
 
 // describe keeps what DESCRIBE said: the SDP bytes as received, tracks,
@@ -271,6 +293,7 @@ func (o *OriginSession) onRequest(req *base.Request) {
 	o.mu.Lock()
 	o.lastMethod = req.Method
 	o.policy.checkAuthLocked(req)
+	speed := o.speed
 	o.mu.Unlock()
 	if req.Method == base.Describe && o.ifModifiedSince != "" {
 		req.Header["If-Modified-Since"] = base.HeaderValue{o.ifModifiedSince} // Revalidate
@@ -278,8 +301,8 @@ func (o *OriginSession) onRequest(req *base.Request) {
 	if req.Method == base.Setup && o.req.AskMetaInfo {
 		req.Header[metainfo.HeaderName] = base.HeaderValue{metaInfoAsk}
 	}
-	if req.Method == base.Play && o.req.Speed > 1 {
-		req.Header["Speed"] = base.HeaderValue{strconv.FormatFloat(o.req.Speed, 'f', 3, 64)}
+	if req.Method == base.Play && speed > 1 {
+		req.Header["Speed"] = base.HeaderValue{speedHeader(speed)}
 	}
 }
 

@@ -93,7 +93,11 @@ func (p *originPolicy) dial(ctx context.Context, network, addr string) (net.Conn
 	if refused != nil {
 		return nil, refused
 	}
-	return (&net.Dialer{}).DialContext(ctx, network, addr)
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil && p.o.req.WrapConn != nil {
+		c = p.o.req.WrapConn(c)
+	}
+	return c, err
 }
 
 // checkRedirect runs on every response to DESCRIBE before gortsplib acts on

@@ -65,6 +65,7 @@ type playRun struct {
 	dropped  uint64 // packets that could not be decoded
 	byes     map[uint8]bool
 	budget   streamBudget
+	check    *speedCheck // a granted Speed not yet seen in the media's clock: packets held
 	end      chan struct{}
 	endOnce  sync.Once
 	buf      []byte
@@ -113,6 +114,9 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	result, waited := r.watch(ctx, waitErr)
 	r.mu.Lock()
 	r.stopped = true
+	if r.check != nil && result == nil && r.err == nil {
+		r.settleSpeed(true) // the stream ended before the check decided
+	}
 	if r.err != nil {
 		result = r.err
 	}
@@ -137,6 +141,10 @@ func (o *OriginSession) newRun(w PacketWriter) *playRun {
 	}
 	r.budget = newStreamBudget(o.req, o.m, already)
 	tt, pn, ok := w.Last()
+	speed := o.playSpeed(uint64(already), tt)
+	o.mu.Lock()
+	o.speed = speed
+	o.mu.Unlock()
 	switch {
 	case ok && o.m.Live:
 		// The writer knows where each track stopped, whoever appended it.
@@ -250,6 +258,9 @@ func (r *playRun) playAnswer(res *base.Response, requested time.Duration) {
 	r.speed = 1
 	if v, err := strconv.ParseFloat(strings.TrimSpace(first(res.Header["Speed"])), 64); err == nil && v > 0 {
 		r.speed = v
+	}
+	if r.speed > 1 {
+		r.check = newSpeedCheck(r.speed)
 	}
 	r.reclassify(strings.TrimSpace(first(res.Header["Range"])))
 	var rng headers.Range
@@ -370,14 +381,48 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 		r.finish()
 		return
 	}
+	r.lastTT = max(r.lastTT, p.TT)
+	r.nextPN = max(r.nextPN, p.PN+1)
+	if r.check != nil {
+		r.check.hold(p, pkt.Timestamp, t.clock, now)
+		r.settleSpeed(false)
+		return
+	}
 	if err := r.w.Append(p); err != nil {
 		r.err = fmt.Errorf("store packet: %w", err)
 		r.finish()
 		return
 	}
 	r.appended++
-	r.lastTT = max(r.lastTT, p.TT)
-	r.nextPN = max(r.nextPN, p.PN+1)
+}
+
+// settleSpeed ends the speed check (speedCheck) once it can decide (end:
+// it must, the stream ended): the held packets are stored, or, when the
+// origin slowed its RTP clock by the speed it granted, none are and the
+// run ends with ErrSpeedScalesClock. r.mu must be held.
+func (r *playRun) settleSpeed(end bool) {
+	c := r.check
+	decided, honoured := c.verdict(r.lastAt, end)
+	if !decided {
+		return
+	}
+	r.check = nil
+	if ratio := c.ratio(r.lastAt); !honoured {
+		r.o.mu.Lock()
+		r.o.speedRefused = true
+		r.o.mu.Unlock()
+		r.err = fmt.Errorf("origin %s: %w: Speed %.3g granted, media arrived at %.2f times real time", r.o.display, ErrSpeedScalesClock, c.speed, ratio)
+		r.finish()
+		return
+	}
+	for _, p := range c.held {
+		if err := r.w.Append(p); err != nil {
+			r.err = fmt.Errorf("store packet: %w", err)
+			r.finish()
+			return
+		}
+		r.appended++
+	}
 }
 
 // clockSetter is a PacketWriter that keeps each track's RTP↔NTP mapping

@@ -40,6 +40,8 @@ type playTrack struct {
 	pts     [128]bool // payload types of the media's formats
 	setup   bool
 	ssrc    uint32
+	ssrcs   [128]uint32 // gortsplib's SSRC of each payload type's format
+	channel int         // TCP: the interleaved channel of RTP (RTCP: the next)
 	nextSeq uint16
 	init    uint32 // RTP time of session time 0
 	off     uint32 // added to stored timestamps in this PLAY
@@ -78,7 +80,9 @@ type player struct {
 	wallStart time.Time     // when session time sStart is (replay pacing)
 	ntpZero   time.Time     // NTP of session time 0 in sender reports
 	cname     string        // RTCP CNAME of the session
-	pushed    uint64        // frames announced to conn
+	// setups are the SETUP answers given, in order; gortsplib writes the
+	// Transport header (the interleaved channels it chose) into them.
+	setups []*base.Response
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -113,8 +117,9 @@ func newPlayer(s *Server, ss *gortsplib.ServerSession, path string, d *described
 			t.pts[f.PayloadType()&0x7f] = true
 		}
 		if ms, ok := stats.Medias[medi]; ok {
-			for _, fs := range ms.Formats {
+			for f, fs := range ms.Formats {
 				t.ssrc = fs.LocalSSRC
+				t.ssrcs[f.PayloadType()&0x7f] = fs.LocalSSRC
 			}
 		}
 		p.tracks = append(p.tracks, t)
@@ -146,12 +151,12 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 		p.byMed[medi].setup = true
 	}
 	if tr := ctx.Session.SetuppedTransport(); tr != nil && *tr == gortsplib.TransportTCP {
-		if bc, ok := ctx.Conn.NetConn().(*batchConn); ok {
-			p.conn = bc
-			if wasPaused {
-				p.pushed = bc.framesWritten() // queued frames of a PAUSE were discarded
-			}
+		bc, ok := ctx.Conn.NetConn().(*batchConn)
+		if !ok || !p.setChannels(ctx.Session.SetuppedMedias()) {
+			p.log.Error("TCP session without its interleaved channels; refusing PLAY")
+			return &base.Response{StatusCode: base.StatusInternalServerError}
 		}
+		p.conn = bc
 	}
 
 	var rng string
@@ -186,6 +191,9 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 		})
 	}
 	res.Header["RTP-Info"] = info.Marshal()
+	if p.conn != nil {
+		p.conn.holdForAnswer()
+	}
 	p.startReplay()
 	return res
 }
@@ -344,18 +352,41 @@ func (p *player) trackURL(ctx *gortsplib.ServerHandlerOnPlayCtx, t *playTrack) s
 	return ""
 }
 
-// pauseDrain bounds how long PAUSE waits for the packets already handed to
-// gortsplib to be written (it discards its queue on PAUSE).
-const pauseDrain = 500 * time.Millisecond
-
-// pause stops the replay where it is; PLAY resumes there. Over TCP it first
-// lets the session's queue drain, so no packet is lost across the pause.
-func (p *player) pause() {
-	p.stopReplay()
-	if p.conn != nil && !p.conn.drain(p.pushed, pauseDrain) {
-		p.log.Debug("queue not drained at PAUSE; the player may miss some packets")
+// setChannels reads the interleaved channel of each set-up media from the
+// SETUP answers (gortsplib's choice: the player's, or the first free pair),
+// which come in the order of medias; false when they do not match.
+func (p *player) setChannels(medias []*description.Media) bool {
+	var chans []int
+	for _, res := range p.setups {
+		var th headers.Transport
+		if res.Header["Transport"] == nil || th.Unmarshal(res.Header["Transport"]) != nil {
+			continue // a SETUP gortsplib refused after us
+		}
+		if th.InterleavedIDs == nil {
+			return false
+		}
+		chans = append(chans, th.InterleavedIDs[0])
 	}
+	if len(chans) != len(medias) {
+		return false
+	}
+	for i, medi := range medias {
+		p.byMed[medi].channel = chans[i]
+	}
+	return true
 }
+
+// setupOK is the answer to an accepted SETUP, kept for setChannels.
+func (p *player) setupOK() *base.Response {
+	res := &base.Response{StatusCode: base.StatusOK}
+	p.setups = append(p.setups, res)
+	return res
+}
+
+// pause stops the replay where it is; PLAY resumes there. Over TCP every
+// packet sent was written to the connection by then: none is lost across
+// the pause.
+func (p *player) pause() { p.stopReplay() }
 
 func (p *player) startReplay() {
 	ctx, cancel := context.WithCancel(p.s.ctx)

@@ -2,8 +2,10 @@ package rtspedge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
@@ -151,21 +153,97 @@ func (p *player) toLiveEdge(ctx context.Context) bool {
 	return true
 }
 
-// send hands the n packets at the queue head to the session, rewriting
-// sequence numbers and timestamps; false when the session is gone or too
-// slow.
+// send sends the n packets at the queue head, rewriting sequence numbers,
+// timestamps and SSRCs; false when the session is gone or too slow. Over
+// TCP the batch is written to the connection here (sendTCP); over UDP each
+// packet goes through gortsplib's session queue.
 func (p *player) send(n int, pkt *rtp.Packet) bool {
 	batch := p.queue[p.head : p.head+n]
-	count, sent := uint64(0), uint64(0)
+	var count, sent uint64
+	var ok bool
+	if p.conn != nil {
+		count, sent, ok = p.sendTCP(batch)
+	} else {
+		count, sent, ok = p.sendUDP(batch, pkt)
+	}
+	p.s.packetsSent.Add(count)
+	p.s.bytesSent.Add(sent)
+	if p.count != nil && count > 0 {
+		p.count.Delivered(count, sent)
+	}
+	if !ok {
+		return false
+	}
+	p.head += n
+	p.compact()
+	return true
+}
+
+// sendTCP writes the batch as interleaved frames, gathered in a pooled
+// buffer, in as few writes as batchMaxBytes allows. The stored packet is
+// copied as it is, its sequence number, timestamp and SSRC rewritten in
+// place: no decoding, no allocation, no other goroutine.
+func (p *player) sendTCP(batch []qpacket) (count, sent uint64, ok bool) {
+	bp := batchBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		*bp = buf[:0]
+		batchBufs.Put(bp)
+	}()
 	for i := range batch {
-		if p.sendable(&batch[i]) {
-			count++
+		q := &batch[i]
+		if !p.sendable(q) {
+			continue
 		}
+		payload, valid := rtpPayloadLen(q.data)
+		if !valid {
+			continue // the store holds what the origin sent; sendable checked the size
+		}
+		if len(buf)+4+len(q.data) > cap(buf) {
+			if !p.writeFrames(buf) {
+				return count, sent, false
+			}
+			buf = buf[:0]
+		}
+		t := p.tracks[q.track]
+		at := len(buf) + 4
+		buf = append(buf, '$', byte(t.channel), byte(len(q.data)>>8), byte(len(q.data)))
+		buf = append(buf, q.data...)
+		h := buf[at : at+12]
+		binary.BigEndian.PutUint16(h[2:4], t.nextSeq)
+		binary.BigEndian.PutUint32(h[4:8], p.sessionTS(t, q.tt, binary.BigEndian.Uint32(h[4:8])))
+		binary.BigEndian.PutUint32(h[8:12], t.ssrcs[h[1]&0x7f])
+		t.nextSeq++
+		t.packets++
+		t.octets += uint32(payload)
+		p.maxSent = max(p.maxSent, q.tt)
+		count++
+		sent += uint64(len(q.data))
 	}
-	if p.conn != nil && count > 0 {
-		p.pushed += count
-		p.conn.expect(p.pushed)
+	return count, sent, len(buf) == 0 || p.writeFrames(buf)
+}
+
+// writeFrames writes interleaved frames of the replay; false (the session
+// closed) when the connection failed or did not take them within
+// slowWrite: the player is too slow, and is dropped alone.
+func (p *player) writeFrames(b []byte) bool {
+	err := p.conn.writeBatch(b)
+	if err == nil {
+		return true
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		n := p.s.slowDropped.Add(1)
+		p.log.Warn("player too slow, its connection took nothing for "+slowWrite.String()+": closing its session",
+			"slow_players_dropped", n)
+	} else {
+		p.log.Debug("write to player failed; closing its session", "err", err)
+	}
+	p.ss.Close()
+	return false
+}
+
+// sendUDP hands the batch to gortsplib's session queue, a packet at a time.
+func (p *player) sendUDP(batch []qpacket, pkt *rtp.Packet) (count, sent uint64, ok bool) {
 	for i := range batch {
 		q := &batch[i]
 		if !p.sendable(q) {
@@ -175,30 +253,54 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 			continue // the store holds what the origin sent; sendable checked the size
 		}
 		t := p.tracks[q.track]
-		if !t.haveOff {
-			want := t.init + uint32(durationToTicks(p.sStart+q.tt-p.sNPT, t.clock))
-			t.off, t.haveOff = want-pkt.Timestamp, true
-		}
-		pkt.Timestamp += t.off
+		pkt.Timestamp = p.sessionTS(t, q.tt, pkt.Timestamp)
 		pkt.SequenceNumber = t.nextSeq
 		t.nextSeq++
 		if err := p.ss.WritePacketRTP(t.media, pkt); err != nil {
 			p.writeFailed(err)
-			return false
+			return count, sent, false
 		}
 		t.packets++
 		t.octets += uint32(len(pkt.Payload))
 		p.maxSent = max(p.maxSent, q.tt)
+		count++
 		sent += uint64(len(q.data))
 	}
-	p.s.packetsSent.Add(count)
-	p.s.bytesSent.Add(sent)
-	if p.count != nil && count > 0 {
-		p.count.Delivered(count, sent)
+	return count, sent, true
+}
+
+// sessionTS is the session's timestamp for a stored one of track t at tt:
+// the first packet of a PLAY fixes the offset.
+func (p *player) sessionTS(t *playTrack, tt time.Duration, stored uint32) uint32 {
+	if !t.haveOff {
+		want := t.init + uint32(durationToTicks(p.sStart+tt-p.sNPT, t.clock))
+		t.off, t.haveOff = want-stored, true
 	}
-	p.head += n
-	p.compact()
-	return true
+	return stored + t.off
+}
+
+// rtpPayloadLen is the payload size of an RTP packet (what a sender report
+// counts: without header, CSRCs, extension and padding); false when b is
+// not a whole RTP packet.
+func rtpPayloadLen(b []byte) (int, bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return 0, false
+	}
+	n := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 { // extension
+		if len(b) < n+4 {
+			return 0, false
+		}
+		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:n+4]))
+	}
+	pad := 0
+	if b[0]&0x20 != 0 && len(b) > n {
+		pad = int(b[len(b)-1])
+	}
+	if n+pad > len(b) {
+		return 0, false
+	}
+	return len(b) - n - pad, true
 }
 
 // compact moves the packets still queued to the front, keeping every

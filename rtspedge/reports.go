@@ -85,12 +85,21 @@ func (p *player) sdes(t *playTrack) *rtcp.SourceDescription {
 	}}}
 }
 
-// writeRTCP hands one compound RTCP packet of t to the session; false when
-// the session is gone or too slow.
+// writeRTCP sends one compound RTCP packet of t: over TCP written to the
+// connection after the RTP already written (on the channel after t's), over
+// UDP handed to the session; false when the session is gone or too slow.
 func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket) bool {
 	if p.conn != nil {
-		p.pushed++
-		p.conn.expect(p.pushed)
+		b, err := pkt.Marshal()
+		if err != nil || len(b) > 0xffff {
+			p.log.Warn("RTCP packet not sent", "err", err, "bytes", len(b))
+			return true
+		}
+		if !p.writeFrames(append([]byte{'$', byte(t.channel + 1), byte(len(b) >> 8), byte(len(b))}, b...)) {
+			return false
+		}
+		p.s.reportsSent.Add(1)
+		return true
 	}
 	if err := p.ss.WritePacketRTCP(t.media, &pkt); err != nil {
 		p.writeFailed(err)

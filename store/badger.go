@@ -29,18 +29,30 @@ import (
 //   - ValueLogFileSize 64 MiB: value-log GC rewrites whole files (and writes
 //     wait meanwhile, see runGC), so smaller files give back space after
 //     evictions sooner and in shorter pauses; rotation every 64 MiB is cheap.
-//     MemTableSize 16 MiB (Badger's default is 64): the memtable holds keys,
-//     headers and segment infos only, and a smaller one bounds what a flush
-//     writes on its own. Both shrink with a small Options.MinFree so that
-//     Badger's own reserve fits in it (space.go: badgerFileSizes); the
-//     default MinFree gives these sizes.
+//     MemTableSize 4 MiB (Badger's default is 64): the memtable holds keys,
+//     headers and segment infos only (about 1 KB per segment of a VOD, 100 B
+//     per live segment: an hour of a live stream), and a smaller one bounds
+//     what a flush writes on its own. Both shrink with a small
+//     Options.MinFree so that Badger's own reserve fits in it (space.go:
+//     badgerFileSizes); the default MinFree gives these sizes.
+//   - Memory (issue 15): Badger allocates each memtable's arena whole on
+//     the Go heap (the memtable size plus a batch, ~20 MiB for 16 MiB), and
+//     every arena raises the heap size at which the garbage collector runs,
+//     so the arenas count about twice against a node's RSS. NumMemtables 2
+//     (Badger's default 5): one being written, one being flushed; a flush of
+//     a few MiB of keys takes milliseconds. Measured with 500 live players
+//     (node BenchmarkNodeLive500): memtable arenas were 42 MiB of a 166 MiB
+//     heap with 16 MiB memtables in both of a node's stores.
 //   - Space comes back only because deletions drop keys by prefix (purgeKeys,
 //     dropBlocks): Badger learns that a value is garbage only when compaction
 //     drops its key, and this LSM is too small to compact on its own
 //     (measured: per-key deletes left a 1 MiB-file value log at 62 MiB for
 //     10 MiB of live data; DropPrefix brought it to 12 MiB).
-//   - Small block cache (16 MiB): values are not read through it (the store
-//     keeps its own cache of decoded segments) and the LSM holds only small keys.
+//   - Small block cache (16 MiB; Badger's default is 256): values are not
+//     read through it (the store keeps its own cache of decoded segments,
+//     Options.CacheBytes) and the LSM holds only small keys, so it holds at
+//     most the LSM's few MiB. Without it (issue 15) seeks allocated more and
+//     their p99 was no better on the shared machine; it stays.
 //   - NumCompactors 2: the machine has 2 cores; the LSM is small.
 //   - SyncWrites off: a committed seal reaches the kernel before Commit
 //     returns, which survives a killed process (the crash test kills with
@@ -56,6 +68,7 @@ func badgerOptions(dir string, o Options) badger.Options {
 		WithValueLogFileSize(vlog).
 		WithMemTableSize(mem).
 		WithBlockCacheSize(16 << 20).
+		WithNumMemtables(2).
 		WithNumCompactors(2).
 		WithSyncWrites(false).
 		WithCompression(options.None).
@@ -65,9 +78,10 @@ func badgerOptions(dir string, o Options) badger.Options {
 		// Everything lives in memtables, and Badger then requires every value
 		// to be under ValueThreshold (at most 1 MiB): segments are limited to
 		// memSegmentLimit. Memtables stay modest so that many in-memory stores
-		// (tests) do not reserve much memory each.
+		// (tests, a node's relay store) do not reserve much memory each; 8 MiB
+		// is the smallest power of two whose batch (15 %) holds a 1 MiB value.
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true).
-			WithMemTableSize(16 << 20).WithValueThreshold(1 << 20)
+			WithMemTableSize(8 << 20).WithValueThreshold(1 << 20)
 	}
 	if o.tune != nil {
 		o.tune(&bo)

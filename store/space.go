@@ -60,7 +60,7 @@ const (
 
 // badgerFileSizes picks Badger's value-log file and memtable sizes for a
 // headroom of minFree: the largest powers of two up to an eighth (value log,
-// at most 64 MiB) and a sixteenth (memtable, at most 16 MiB) of it, at least
+// at most 64 MiB) and a sixteenth (memtable, at most 4 MiB) of it, at least
 // 1 MiB each (Badger's minimum value-log file).
 func badgerFileSizes(minFree int64) (vlog, mem int64) {
 	pow2 := func(n, lo, hi int64) int64 {
@@ -69,7 +69,7 @@ func badgerFileSizes(minFree int64) (vlog, mem int64) {
 		}
 		return min(int64(1)<<(63-bits.LeadingZeros64(uint64(n))), hi)
 	}
-	return pow2(minFree/8, 1<<20, 64<<20), pow2(minFree/16, 1<<20, 16<<20)
+	return pow2(minFree/8, 1<<20, 64<<20), pow2(minFree/16, 1<<20, 4<<20)
 }
 
 // badgerReserve is what Badger may write without the store asking: a value-log

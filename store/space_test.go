@@ -21,8 +21,8 @@ func TestBadgerReserveFitsMinFree(t *testing.T) {
 			t.Errorf("min free %d: Badger reserve %d (value log %d, memtable %d) exceeds it", mf, r, vlog, mem)
 		}
 	}
-	if vlog, mem := badgerFileSizes(DefaultMinFree); vlog != 64<<20 || mem != 16<<20 {
-		t.Errorf("default sizes: value log %d, memtable %d; want 64 MiB and 16 MiB", vlog, mem)
+	if vlog, mem := badgerFileSizes(DefaultMinFree); vlog != 64<<20 || mem != 4<<20 {
+		t.Errorf("default sizes: value log %d, memtable %d; want 64 MiB and 4 MiB", vlog, mem)
 	}
 }
 

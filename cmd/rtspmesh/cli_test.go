@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +141,10 @@ func TestOperatorCommands(t *testing.T) {
 	ok("streams of an empty node", code, out, errs, "no recordings")
 
 	code, out, errs = onA("prefetch", path, "--interval", "300ms")
-	out = ok("prefetch", code, out, errs, "filling "+path+" from the origin", "segments, ", "/s\n", "complete: ", "from the origin")
+	out = ok("prefetch", code, out, errs, "filling "+path+" from the origin", "complete: ", "segments, ", "x real time, ", "bit/s), from the origin\n")
+	if strings.Count(out, "\n") != 2 {
+		t.Fatalf("prefetch into a pipe writes its first and final lines only:\n%s", out)
+	}
 	if !strings.Contains(out, "KiB") && !strings.Contains(out, "MiB") {
 		t.Fatalf("prefetch shows no byte progress:\n%s", out)
 	}
@@ -193,5 +197,28 @@ func TestOperatorCommands(t *testing.T) {
 	fails("evict of an evicted stream", code, errs, "no stream")
 	if code, _, _ := onA("evict"); code != exitUsage {
 		t.Fatalf("evict without an id: exit %d", code)
+	}
+}
+
+// TestPrefetchProgressLine: the progress line shows bytes, media time done
+// of the total, rate, speed and ETA; output that is not a terminal gets no
+// progress lines.
+func TestPrefetchProgressLine(t *testing.T) {
+	t.Parallel()
+	got := progressLine(node.FillProgress{Bytes: 3 << 20, MediaDone: 41.2, MediaTotal: 90, RateBits: 7.2e6, Speed: 7.9, ETA: 6.2})
+	if want := "3.0 MiB, 41s of 1m30s, 7.2 Mbit/s, 7.9x, ETA 6.2s"; got != want {
+		t.Fatalf("progress line %q, want %q", got, want)
+	}
+	if got := progressLine(node.FillProgress{Bytes: 512, MediaDone: 3, RateBits: 9e5, Speed: 1}); got != "512 B, 3.0s, 900 kbit/s, 1.0x" {
+		t.Fatalf("progress line of a fill of unknown length %q", got)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) || isTerminal(&strings.Builder{}) {
+		t.Fatal("a pipe or a buffer taken for a terminal")
 	}
 }

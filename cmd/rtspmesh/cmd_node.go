@@ -161,8 +161,8 @@ func printBanner(w io.Writer, cfg node.Config, n *node.Node) {
 	} else {
 		fmt.Fprintf(w, "  mesh:    disabled\n")
 	}
-	if cfg.Admin.Listen != "" {
-		fmt.Fprintf(w, "  admin:   http://%s/\n", cfg.Admin.Listen)
+	if a := n.AdminAddr(); a != nil {
+		fmt.Fprintf(w, "  admin:   http://%s/\n", a) // the port bound, for admin.listen port 0
 	}
 }
 

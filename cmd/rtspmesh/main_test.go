@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,11 +178,11 @@ func TestNodeRuns(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"node", "--data-dir", t.TempDir(), "--rtsp-listen", "127.0.0.1:0",
 			"--set", "rtsp.transports=tcp", "--set", "rtsp.udp_rtp_listen=", "--set", "rtsp.udp_rtcp_listen=",
-			"--mesh-listen", "/ip4/127.0.0.1/tcp/0", "--set", "mesh.mdns=false", "--admin-listen", "",
+			"--mesh-listen", "/ip4/127.0.0.1/tcp/0", "--set", "mesh.mdns=false", "--admin-listen", "127.0.0.1:0",
 			"--set", "log.level=warn"}, &out, &errb)
 	}()
 	deadline := time.After(30 * time.Second)
-	for !strings.Contains(out.String(), "/p2p/") {
+	for !strings.Contains(out.String(), "admin:") { // the banner's last line
 		select {
 		case code := <-done:
 			t.Fatalf("node exited early with %d: %s", code, errb.String())
@@ -196,6 +197,9 @@ func TestNodeRuns(t *testing.T) {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
+	}
+	if !regexp.MustCompile(`admin:   http://127\.0\.0\.1:[1-9][0-9]*/\n`).MatchString(banner) {
+		t.Errorf("banner lacks the admin API's bound address:\n%s", banner)
 	}
 	cancel()
 	select {

@@ -20,6 +20,9 @@ type Clip struct {
 	Name  string // file name; its extension is the container
 	Video string // "h264", "h265", "mjpeg", or "" for none
 	Audio string // "aac", "pcmu", "opus", or "" for none
+	// Length is how long the clip lasts; zero is ClipDuration. Clips of
+	// another length need a name of their own.
+	Length time.Duration
 }
 
 // The clips the interop tests use.
@@ -32,7 +35,7 @@ var (
 	AACOnly    = Clip{Name: "aac.mp4", Audio: "aac"}
 )
 
-// Every clip lasts ClipDuration, at ClipFPS with a key frame every
+// Every clip lasts ClipDuration unless its Length says otherwise, at ClipFPS with a key frame every
 // ClipGOP frames.
 const (
 	ClipDuration = 6 * time.Second
@@ -94,7 +97,11 @@ var encoders = map[string][]string{
 }
 
 func (c Clip) make() (string, error) {
-	secs := fmt.Sprint(ClipDuration.Seconds())
+	length := c.Length
+	if length == 0 {
+		length = ClipDuration
+	}
+	secs := fmt.Sprint(length.Seconds())
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}
 	if c.Video != "" {
 		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x240:rate=%d:duration=%s", ClipFPS, secs))

@@ -61,6 +61,9 @@ type Fills struct {
 	mu      sync.Mutex
 	m       map[string]*fill
 	fillers map[string]FillerInfo // last filler chosen per key (filler.go)
+	// speedless are the origins (host:port) found to slow their RTP clock
+	// with Speed: their fills ask for none (origin.go).
+	speedless map[string]bool
 
 	fresh freshCounters // revalidations (fresh.go)
 }
@@ -113,6 +116,8 @@ type fill struct {
 	live    bool
 	ended   bool       // the fill goroutine is done with the recording
 	filler  FillerInfo // who fills the stream from its origin, and why
+	// progress is where the fill began writing (progress.go).
+	progress progressStart
 
 	// Owned by the fill goroutine.
 	tally tally
@@ -152,9 +157,12 @@ const (
 // Recording is what a reader of one stream holds: a store and a key, plus
 // the fill it tails, if any. Release it when done.
 type Recording struct {
-	fs     *Fills
-	st     *store.Store
-	key    string
+	fs  *Fills
+	st  *store.Store
+	key string
+	// m is the manifest without its segment list: a Recording lives as long
+	// as its player, and the list is 232 bytes a segment (500 players of a
+	// 10-minute recording held 60 MB of copies; issue 15).
 	m      store.Manifest
 	f      *fill
 	served Served
@@ -162,7 +170,8 @@ type Recording struct {
 	warning string // the Warning a player's DESCRIBE answer carries
 }
 
-// Manifest is the recording's manifest when it was opened.
+// Manifest is the recording's manifest when it was opened, without its
+// segment list (Segments is nil).
 func (r *Recording) Manifest() store.Manifest { return r.m }
 
 // Store holds the recording: the node's store, or its relay store.
@@ -244,6 +253,7 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 		m, err := fs.cfg.Store.Manifest(key)
 		if err == nil && m.State == store.StateComplete && o.accepts(m) {
 			fs.mu.Unlock()
+			m.Segments = nil // see Recording.m
 			return &Recording{fs: fs, st: fs.cfg.Store, key: key, m: m, served: ServedLocal}, nil
 		}
 		if o.cachedOnly && fs.cfg.Mesh == nil {
@@ -287,6 +297,7 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 			served = ServedPeer
 		}
 	}
+	m.Segments = nil // see Recording.m
 	return &Recording{fs: fs, st: f.st, key: key, m: m, f: f, served: served}, nil
 }
 
@@ -376,15 +387,25 @@ type Info struct {
 	Live    bool
 	Readers int
 	Filler  FillerInfo
+	// Progress is how far it is; zero before it writes (Writing false).
+	Progress Progress
+	Writing  bool
 }
 
 // Snapshot lists the fills in progress.
 func (fs *Fills) Snapshot() []Info {
 	fs.mu.Lock()
-	defer fs.mu.Unlock()
 	out := make([]Info, 0, len(fs.m))
+	starts := make([]progressStart, 0, len(fs.m))
 	for _, f := range fs.m {
 		out = append(out, Info{Key: f.key, Live: f.live, Readers: f.readers, Filler: f.filler})
+		starts = append(starts, f.progress)
+	}
+	fs.mu.Unlock()
+	// The recordings' own locks are taken outside the registry's.
+	now := time.Now()
+	for i := range out {
+		out[i].Progress, out[i].Writing = starts[i].progress(now)
 	}
 	return out
 }

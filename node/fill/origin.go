@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge"
@@ -44,6 +46,9 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		return nil, err
 	}
 	req := s.f.origin // its URL and policy
+	if s.fs.scalesClock(req.URL) {
+		req.Speed = 0
+	}
 	req.Timeout = s.fs.cfg.OriginTimeout
 	req.Logger = s.fs.log
 	req.AskMetaInfo = true
@@ -57,15 +62,18 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		release()
 		return nil, err
 	}
-	return &originUpstream{o: o, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect, log: s.fs.log.With("stream", s.f.key), release: release}, nil
+	return &originUpstream{o: o, fs: s.fs, url: req.URL, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect,
+		log: s.fs.log.With("stream", s.f.key), release: release}, nil
 }
 
 // originUpstream is a session with the origin; a live one that is lost is
 // reopened with backoff.
 type originUpstream struct {
 	o      *rtspedge.OriginSession // the current session; Run swaps in a reopened one
-	pol    Policy                  // the origin's freshness policy: whether to store
-	window time.Duration           // cache.live_reconnect
+	fs     *Fills
+	url    string        // the origin URL (credentials included: never logged)
+	pol    Policy        // the origin's freshness policy: whether to store
+	window time.Duration // cache.live_reconnect
 	log    *slog.Logger
 	// release frees the origin's max_sessions slot, which the upstream
 	// holds through its reconnections (each closes the session before it).
@@ -104,6 +112,18 @@ func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
 	for {
 		_, pnBefore, hadBefore := w.Last()
 		err := u.o.Run(ctx, w)
+		if errors.Is(err, rtspedge.ErrSpeedScalesClock) && ctx.Err() == nil {
+			// Nothing of that session was stored: the next asks for no
+			// Speed, and so will this origin's next fills.
+			u.log.Warn("origin granted Speed but slowed its RTP clock as much; filling at real time", "err", err)
+			u.fs.noteScalesClock(u.url)
+			next, rerr := u.o.Reopen(ctx)
+			if rerr != nil {
+				return rerr
+			}
+			u.o = next // Run closes it
+			continue
+		}
 		if _, pn, ok := w.Last(); ok && (!hadBefore || pn != pnBefore) {
 			lostAt, attempts = time.Time{}, 0 // it played: a new outage starts now
 		}
@@ -190,4 +210,34 @@ func sameTracks(a, b []store.Track) bool {
 	return slices.EqualFunc(a, b, func(x, y store.Track) bool {
 		return x.Media == y.Media && x.PayloadType == y.PayloadType && x.ClockRate == y.ClockRate && x.Codec == y.Codec
 	})
+}
+
+// originHost is what scalesClock remembers an origin by: its URL's host
+// and port, without credentials.
+func originHost(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
+}
+
+// noteScalesClock remembers that the origin of rawURL slows its RTP clock
+// with the Speed it grants (rtspedge.ErrSpeedScalesClock), for as long as
+// the node runs.
+func (fs *Fills) noteScalesClock(rawURL string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.speedless == nil {
+		fs.speedless = map[string]bool{}
+	}
+	fs.speedless[originHost(rawURL)] = true
+}
+
+// scalesClock says whether a fill from rawURL's origin found that it slows
+// its RTP clock with Speed: its fills then ask for none.
+func (fs *Fills) scalesClock(rawURL string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.speedless[originHost(rawURL)]
 }

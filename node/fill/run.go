@@ -134,6 +134,7 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			up.Close()
 			return w, err
 		}
+		fs.watch(f, w)
 		before := w.Manifest().Received
 		err = up.Run(ctx, w)
 		fs.filled(f, s.name(), before, w)

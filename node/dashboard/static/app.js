@@ -110,7 +110,7 @@ function streamRow(s) {
   const source = origin(s.source_kind, s.source, s.via);
   return el("tr", { "data-id": s.id, "data-path": s.path, "data-state": s.state },
     el("td", {}, el("div", {}, s.path || s.key), el("div", { class: "small mono", title: s.key }, short(s.id)), s.pinned ? el("span", { class: "small" }, "pinned") : ""),
-    el("td", {}, el("span", { class: "state " + s.state }, s.state), freshness(s.freshness)),
+    el("td", {}, el("span", { class: "state " + s.state }, s.state), freshness(s.freshness), fillProgress(s.fill)),
     el("td", {}, source, filler(s)),
     el("td", {}, seconds(s.duration_seconds)),
     el("td", {}, bytes(s.bytes), el("div", { class: "small" }, s.segments + (s.segments === 1 ? " segment" : " segments"))),
@@ -118,6 +118,18 @@ function streamRow(s) {
     el("td", {}, String(s.players)),
     el("td", {}, url),
     el("td", {}, pin, evict, prefetch));
+}
+
+// fillProgress shows a fill in progress: media time done of the total,
+// bytes, rate, speed (8x: eight times real time) and ETA, as prefetch does.
+function fillProgress(f) {
+  if (!f) return "";
+  const media = seconds(f.media_done_seconds) + (f.media_total_seconds ? " of " + seconds(f.media_total_seconds) : "");
+  const rate = f.rate_bps >= 1e6 ? (f.rate_bps / 1e6).toFixed(1) + " Mbit/s" : Math.round(f.rate_bps / 1e3) + " kbit/s";
+  let text = media + " · " + bytes(f.bytes) + " · " + rate + " · " + f.speed.toFixed(1) + "x";
+  if (f.eta_seconds) text += " · ETA " + seconds(f.eta_seconds);
+  const title = f.rate_limit_bps ? "the origin's rate_limit: " + (f.rate_limit_bps / 1e6).toFixed(1) + " Mbit/s" : "";
+  return el("div", { class: "small fill-progress", "data-fill": "1", title: title }, text);
 }
 
 // freshness says whether a stored recording is fresh by its origin's policy
