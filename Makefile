@@ -39,13 +39,11 @@ test: test-deps
 	echo "== the live soak ($(SOAK)), run beside the rest:"; cat $$soaklog; rm -f $$soaklog; \
 	test $$rest -eq 0 && test $$soakrc -eq 0
 
-# interop runs the third-party interop matrix (gst-rtsp-server and the
-# built-in origin x ffmpeg and GStreamer x TCP and UDP x miss, hit, seek,
-# mesh; live joins; codecs). It is not in `make test` yet: some UDP, seek
-# pacing and live-relay cells fail intermittently when the rest of the
-# suite runs beside them (README, Testing).
+# interop runs only the third-party interop matrix, which `make test` runs
+# too (gst-rtsp-server and the built-in origin x ffmpeg and GStreamer x TCP
+# and UDP x miss, hit, seek, mesh; live joins; codecs): README, Testing.
 interop: test-deps
-	$(GO) test -race -count=1 -tags interop -timeout 20m -run 'TestInterop' ./node/
+	$(GO) test -race -count=1 -timeout 20m -run 'TestInterop' ./node/
 
 # bench prints each benchmark's figures; compare runs with benchstat.
 bench: test-deps

@@ -19,8 +19,10 @@ given (a live stream), and non-zero on an error. Nothing else goes to stdout.
 """
 
 import argparse
+import functools
 import hashlib
 import sys
+import threading
 
 import gi
 
@@ -33,6 +35,26 @@ RAW = {
     "audio": "audio/x-raw,format=S16LE,layout=interleaved",
 }
 CONVERT = {"video": "videoconvert", "audio": "audioconvert"}
+
+
+# PyGObject resolves a GStreamer type's attributes lazily, on first use, and
+# that is not thread-safe: two streaming threads meeting an attribute for the
+# first time at once fail ("'Caps' object has no attribute 'get_structure'",
+# "type object 'PadProbeType' has no attribute 'BUFFER'"), and a stream goes
+# unlinked. The callbacks of streaming threads and of the main loop hold one
+# lock; what play and seek use on the main thread is resolved before the
+# pipeline plays (they change the pipeline's state: under the lock they could
+# wait for a streaming thread that waits for it).
+gi_lock = threading.Lock()
+
+
+def serialized(f):
+    @functools.wraps(f)
+    def locked(*args):
+        with gi_lock:
+            return f(*args)
+
+    return locked
 
 
 def out(line):
@@ -59,6 +81,7 @@ def main():
     loop = GLib.MainLoop()
     state = {"streams": 0, "code": 0}
 
+    @serialized
     def on_sample(sink, index):
         sample = sink.emit("pull-sample")
         if args.seek is not None and not state.get("seeked"):
@@ -82,6 +105,7 @@ def main():
         out("%d, %10d, %10d, %8d, %8d, %s" % (index, pts, pts, dur, size, digest))
         return Gst.FlowReturn.OK
 
+    @serialized
     def on_decoded_pad(_dbin, pad):
         caps = pad.get_current_caps() or pad.query_caps(None)
         kind = caps.get_structure(0).get_name().split("/")[0]
@@ -107,6 +131,7 @@ def main():
         conv.link(sink)
         pad.link(conv.get_static_pad("sink"))
 
+    @serialized
     def on_rtsp_pad(_src, pad):
         dbin = Gst.ElementFactory.make("decodebin")
         dbin.connect("pad-added", on_decoded_pad)
@@ -116,6 +141,7 @@ def main():
 
     src.connect("pad-added", on_rtsp_pad)
 
+    @serialized
     def on_message(_bus, msg):
         if msg.type == Gst.MessageType.EOS:
             loop.quit()
@@ -149,6 +175,9 @@ def main():
         state["seeked"] = True
         return False
 
+    # Resolved now, on this thread (see gi_lock).
+    _ = (pipeline.set_state, pipeline.seek_simple, Gst.State.PLAYING, Gst.StateChangeReturn.FAILURE,
+         Gst.Format.TIME, Gst.SeekFlags.FLUSH, Gst.SECOND)
     GLib.idle_add(play)
     if args.duration is not None:
         GLib.timeout_add(int(args.duration * 1000), loop.quit)

@@ -6,7 +6,7 @@
 Each --vod mounts a gst-launch pipeline (ending in payloaders named pay0,
 pay1, ...) at /PATH as an on-demand stream: every client gets its own
 pipeline, so every play starts at 0 and seeks on its own. Each --live mounts
-one shared pipeline that all clients join. The server listens on 127.0.0.1
+one shared pipeline that all clients join, never seeked (a camera). The server listens on 127.0.0.1
 on a port the system picks; when it is ready it prints one line
 
     READY <port>
@@ -75,6 +75,16 @@ def main():
         f = GstRtspServer.RTSPMediaFactory()
         f.set_launch("( " + pipeline + " )")
         f.set_shared(shared)
+        if shared:
+            # A live mount cannot be seeked, as a camera cannot. The server
+            # seeks a media to the Range of every PLAY that has one (ffmpeg
+            # sends npt=0.000-) when its pipeline says it can seek;
+            # videotestsrc and audiotestsrc can, so such a seek would restart
+            # the shared pipeline at running time 0 under every client (its
+            # timestamps jump back, its first frames repeat). A media that
+            # publishes its clock (RFC 7273: a=ts-refclk, a=mediaclk) is
+            # never seeked.
+            f.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
         f.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
         mounts.add_factory(path, f)
         names.append(path)

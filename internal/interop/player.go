@@ -252,28 +252,61 @@ func (p *Play) MediaTime() time.Duration {
 // probe the streams. Pacing is measured after it.
 const startup = 1500 * time.Millisecond
 
-// Pacing is the wall time over the media time of the frames decoded after
-// the first startup of media: 1 for a stream delivered in real time, less
-// for one delivered faster. It is an error when the play decoded too little
-// to measure (less than startup and another half second).
+// endFlush is the media at the end of a play that a player may decode at
+// once when it learns that the stream ended (a BYE, the end of its range,
+// its -t): its decoder holds a few frames back (frame threads, B-frame
+// reordering) and lets them out at the end, when the end comes, not when
+// they arrived. Pacing is measured before it.
+const endFlush = 500 * time.Millisecond
+
+// minPaced is the least media Pacing measures over.
+const minPaced = time.Second
+
+// Pacing is how long the play took per second of media while it played at
+// the pace of the stream: the slope of the wall time at which each frame was
+// decoded over its position in the media (least squares), for the frames
+// after the first startup of media and before the last endFlush. It is 1
+// for a stream delivered in real time, less for one delivered faster. The
+// window leaves out the player's start-up and end, which are the player's,
+// not the delivery's; the slope weighs every frame of the window alike, so
+// one frame held back by a loaded machine does not make or break it. It is
+// an error when the window holds less than minPaced of media.
 func (p *Play) Pacing() (float64, error) {
 	f := p.paced()
-	var media time.Duration
-	k := -1
-	for i := 0; i+1 < len(f); i++ {
-		if k < 0 && media >= startup {
-			k = i
+	var total time.Duration
+	for _, fr := range f {
+		total += fr.Dur
+	}
+	var pos time.Duration // media before frame i
+	var xs, ys []float64
+	for _, fr := range f {
+		if pos >= startup && pos+fr.Dur <= total-endFlush {
+			xs = append(xs, pos.Seconds())
+			ys = append(ys, fr.At.Sub(f[0].At).Seconds())
 		}
-		media += f[i].Dur
+		pos += fr.Dur
 	}
-	if k < 0 || media-startup < 500*time.Millisecond {
-		return 0, fmt.Errorf("too little media to pace: %s decoded, want more than %s", media, startup+500*time.Millisecond)
+	if len(xs) < 2 || xs[len(xs)-1]-xs[0] < minPaced.Seconds() {
+		return 0, fmt.Errorf("too little media to pace: %s decoded, want more than %s", total, startup+minPaced+endFlush)
 	}
-	var paced time.Duration
-	for i := k; i+1 < len(f); i++ {
-		paced += f[i].Dur
+	return slope(xs, ys), nil
+}
+
+// slope is the least-squares slope of ys over xs (xs not all equal).
+func slope(xs, ys []float64) float64 {
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i]
+		my += ys[i]
 	}
-	return f[len(f)-1].At.Sub(f[k].At).Seconds() / paced.Seconds(), nil
+	mx /= float64(len(xs))
+	my /= float64(len(ys))
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	return sxy / sxx
 }
 
 // EndLag is how long the player ran after its last decoded frame (of any
