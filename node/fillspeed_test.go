@@ -34,12 +34,12 @@ func startClipOrigin(t testing.TB, clip interop.Clip) *origin.Origin {
 // sdpBitrate is the bitrate (bit/s) the origin declares for path (b=AS).
 func sdpBitrate(t testing.TB, org *origin.Origin, path string) int64 {
 	t.Helper()
-	c := gortsplib.Client{}
 	u, err := base.ParseURL("rtsp://" + org.Addr() + "/" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host}
+	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
