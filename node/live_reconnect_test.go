@@ -88,11 +88,13 @@ func (p *reconnectPlayer) receivedSince(since time.Time) int {
 }
 
 // liveReconnectConfig is a node config for these tests: the origin counts
-// as lost after 1 s of silence.
+// as lost after 2 s of silence (origin_timeout also bounds each request of
+// the first session: 1 s was too short for a loaded machine's first
+// DESCRIBE).
 func liveReconnectConfig(t *testing.T, org *origin.Origin, reconnect time.Duration) node.Config {
 	cfg := nodeConfig(t, org)
 	cfg.Mesh.Enabled = false
-	cfg.OriginTimeout = node.Duration(time.Second)
+	cfg.OriginTimeout = node.Duration(2 * time.Second)
 	cfg.Cache.LiveReconnect = node.Duration(reconnect)
 	return cfg
 }
