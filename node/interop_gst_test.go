@@ -486,44 +486,62 @@ func TestInteropLive(t *testing.T) {
 	runGroups(t, liveGroups, names, func(t *testing.T, i int) {
 		p, tr := groups[i].p, groups[i].tr
 		cell := func(path string) string { return fmt.Sprintf("gst-live %s/%s %s", p, tr, path) }
-		direct := interop.Start(t, p, gst.URL("live"), interop.Options{Transport: tr, For: liveFor + 5*time.Second, Unqueued: true})
-		select {
-		case <-direct.Decoded():
-		case <-direct.Done():
-			t.Fatalf("the player on the origin ended before decoding a frame: %v", direct.Wait().Check())
-		case <-time.After(30 * time.Second):
-			t.Fatal("the player on the origin decoded nothing within 30 s")
+		ref, onA, onB, bCell := liveGroup(t, p, tr, gst, a, b)
+		if len(ref.Frames[interop.Video]) == 0 {
+			// ffmpeg on the origin itself, over UDP, now and then decodes
+			// no video at all (seen once in a clean-clone run): the cells
+			// have nothing to be compared with, so the group is played
+			// again, once; the cells of the first play are not judged.
+			t.Logf("the player on the origin decoded no video (%s): the group is played again", ref)
+			ref, onA, onB, bCell = liveGroup(t, p, tr, gst, a, b)
 		}
-		// Past the origin player's first key frame, so that the
-		// node's latest key frame is one it decodes too.
-		settle := time.NewTimer(1500 * time.Millisecond)
-		<-settle.C
-		onA := interop.Start(t, p, a.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
-		onB := interop.Start(t, p, b.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
-		bCell := "join on B (relay of A)"
-		select {
-		case <-onB.Decoded():
-			// B relays from A as its player starts, unless the relay
-			// fell 2 s behind (mesh.LiveBehindLimit: it happens on a
-			// machine loaded by the race detector and the rest of
-			// the suite) and B went to the origin, as designed.
-			if in, err := b.Stream("gst/live"); err != nil || in.Source != a.PeerID() {
-				bCell = "join on B (from the origin)"
-				t.Logf("B's live recording comes from %q (%v) as its player starts, not from A %s: the relay fell behind", in.Source, err, a.PeerID())
-			}
-		case <-onB.Done():
-		}
-		ref := direct.Wait()
-		if err := ref.Check(); err != nil {
-			t.Fatalf("the player on the origin: %v", err)
-		}
-		checkCell(t, log, cell("join on A (origin-facing)"), onA.Wait(), ref, false, withinRef(ref.Frames))
-		checkCell(t, log, cell(bCell), onB.Wait(), ref, false, withinRef(ref.Frames))
+		checkCell(t, log, cell("join on A (origin-facing)"), onA, ref, false, withinRef(ref.Frames))
+		checkCell(t, log, cell(bCell), onB, ref, false, withinRef(ref.Frames))
 	})
 	t.Cleanup(func() {
 		t.Logf("the origin received %d PLAYs for the live stream: %d from players on it, the rest from the mesh (1 unless a relay fell behind)",
 			gst.Requests("PLAY", "live"), players)
 	})
+}
+
+// liveGroup plays the live stream with player p over tr on the origin
+// itself, then, once that player has decoded, on A and on B at once; it
+// returns the three plays and the name of B's cell (B may have gone to the
+// origin if its relay fell behind).
+func liveGroup(t *testing.T, p interop.Player, tr string, gst *interop.GstServer, a, b *testNode) (ref, onA, onB *interop.Play, bCell string) {
+	t.Helper()
+	direct := interop.Start(t, p, gst.URL("live"), interop.Options{Transport: tr, For: liveFor + 5*time.Second, Unqueued: true})
+	select {
+	case <-direct.Decoded():
+	case <-direct.Done():
+		t.Fatalf("the player on the origin ended before decoding a frame: %v", direct.Wait().Check())
+	case <-time.After(30 * time.Second):
+		t.Fatal("the player on the origin decoded nothing within 30 s")
+	}
+	// Past the origin player's first key frame, so that the
+	// node's latest key frame is one it decodes too.
+	settle := time.NewTimer(1500 * time.Millisecond)
+	<-settle.C
+	runA := interop.Start(t, p, a.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
+	runB := interop.Start(t, p, b.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
+	bCell = "join on B (relay of A)"
+	select {
+	case <-runB.Decoded():
+		// B relays from A as its player starts, unless the relay
+		// fell 2 s behind (mesh.LiveBehindLimit: it happens on a
+		// machine loaded by the race detector and the rest of
+		// the suite) and B went to the origin, as designed.
+		if in, err := b.Stream("gst/live"); err != nil || in.Source != a.PeerID() {
+			bCell = "join on B (from the origin)"
+			t.Logf("B's live recording comes from %q (%v) as its player starts, not from A %s: the relay fell behind", in.Source, err, a.PeerID())
+		}
+	case <-runB.Done():
+	}
+	ref = direct.Wait()
+	if err := ref.Check(); err != nil {
+		t.Fatalf("the player on the origin: %v", err)
+	}
+	return ref, runA.Wait(), runB.Wait(), bCell
 }
 
 // TestInteropCodecs plays, through a node, gst-rtsp-server's VOD of each
