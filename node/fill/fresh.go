@@ -165,7 +165,44 @@ type freshCounters struct {
 	revalidations, notModified, unchanged, changed, stale, failed atomic.Uint64
 
 	mu           sync.Mutex
-	revalidating map[string]int // keys being revalidated now
+	revalidating map[string]int      // keys being revalidated now
+	turns        map[string]*keyTurn // Open's revalidations, one key at a time
+}
+
+// keyTurn serializes the revalidations of one key; n counts its holders
+// and waiters.
+type keyTurn struct {
+	mu sync.Mutex
+	n  int
+}
+
+// revalidationTurn waits until no other Open revalidates key, and returns
+// the function that ends this one's turn. Two players (or a player and a
+// neighbour's filler request) that find the same stale recording at once
+// would otherwise both ask the origin, both find it changed, and the second
+// would drop the new recording the first had just started to fill.
+func (fs *Fills) revalidationTurn(key string) (done func()) {
+	c := &fs.fresh
+	c.mu.Lock()
+	if c.turns == nil {
+		c.turns = map[string]*keyTurn{}
+	}
+	kt := c.turns[key]
+	if kt == nil {
+		kt = &keyTurn{}
+		c.turns[key] = kt
+	}
+	kt.n++
+	c.mu.Unlock()
+	kt.mu.Lock()
+	return func() {
+		kt.mu.Unlock()
+		c.mu.Lock()
+		if kt.n--; kt.n == 0 {
+			delete(c.turns, key)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // FreshStats returns the revalidation counts so far.
@@ -217,6 +254,14 @@ func (fs *Fills) Open(ctx context.Context, req Request) (*Recording, error) {
 	if req.OnlyIfCached {
 		// Never the origin: what this node holds, said to be stale.
 		return fs.openStale(ctx, req, o)
+	}
+	done := fs.revalidationTurn(req.Key)
+	defer done()
+	// Another Open may have revalidated the recording while this one
+	// waited its turn: it is fresh again, or replaced by one being filled.
+	m, err = fs.cfg.Store.Manifest(req.Key)
+	if err != nil || m.State != store.StateComplete || o.pol.Fresh(m.Freshness, time.Now()) {
+		return fs.open(ctx, req, o)
 	}
 	return fs.revalidate(ctx, req, m, o)
 }
