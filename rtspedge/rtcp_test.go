@@ -55,6 +55,7 @@ type rtcpPlayer struct {
 	mu       sync.Mutex
 	phase    int
 	compound []rtcpCompound
+	open     map[*description.Media]int // UDP: index in compound of each media's compound being read
 	rtp      []rxRTP
 }
 
@@ -94,15 +95,21 @@ func newRTCPPlayer(t testing.TB, url string, tr gortsplib.Transport) *rtcpPlayer
 	if tr == gortsplib.TransportUDP {
 		// gortsplib needs its own *net.UDPConn, so datagrams cannot be
 		// seen whole: a compound is taken to start at each SR (gortsplib
-		// hands a datagram's packets over in order, on one goroutine).
-		p.c.OnPacketRTCPAny(func(_ *description.Media, pkt rtcp.Packet) {
+		// hands a datagram's packets over in order, on the goroutine of
+		// its media's socket). Each media has its own RTCP socket, so two
+		// tracks' compounds sent at once (the BYEs) arrive interleaved:
+		// a packet joins the compound open for its media.
+		p.open = map[*description.Media]int{}
+		p.c.OnPacketRTCPAny(func(medi *description.Media, pkt rtcp.Packet) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if _, sr := pkt.(*rtcp.SenderReport); sr || len(p.compound) == 0 {
+			i, ok := p.open[medi]
+			if _, sr := pkt.(*rtcp.SenderReport); sr || !ok {
 				p.compound = append(p.compound, rtcpCompound{at: time.Now(), phase: p.phase})
+				i = len(p.compound) - 1
+				p.open[medi] = i
 			}
-			c := &p.compound[len(p.compound)-1]
-			c.pkts = append(c.pkts, pkt)
+			p.compound[i].pkts = append(p.compound[i].pkts, pkt)
 		})
 	}
 	p.c.OnPacketRTPAny(func(medi *description.Media, f format.Format, pkt *rtp.Packet) {
