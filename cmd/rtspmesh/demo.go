@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -156,8 +157,9 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	return demoCheck(ctx, stdout, nodes, live, path, livePath)
 }
 
-// demoJoined waits until every node is connected to the two others, so
-// that they agree on each stream's designated filler.
+// demoJoined waits until every node is connected to the two others and
+// counts all three as mesh members (the filler rule's view, which follows
+// the connection), so that they agree on each stream's designated filler.
 func demoJoined(ctx context.Context, nodes []demoNode) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -166,7 +168,7 @@ func demoJoined(ctx context.Context, nodes []demoNode) error {
 	for {
 		joined := true
 		for _, d := range nodes {
-			joined = joined && len(d.n.Peers()) == len(nodes)-1
+			joined = joined && len(d.n.Peers()) == len(nodes)-1 && d.n.FillerOf("demo").Why == fill.ClosestWhy(len(nodes))
 		}
 		if joined {
 			return nil
