@@ -54,17 +54,11 @@ func serveChildNode(conf string) error {
 		return err
 	}
 	// RTSPMESH_BENCH_CPUPROFILE=file profiles the node process alone.
-	if f := os.Getenv("RTSPMESH_BENCH_CPUPROFILE"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := testkit.ProfileCPU("RTSPMESH_BENCH_CPUPROFILE")
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)

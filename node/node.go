@@ -291,6 +291,15 @@ func (n *Node) Stream(path string) (store.Info, error) {
 	return n.store.Info(key)
 }
 
+// Members are the mesh members the designated-filler rule counts now,
+// this node included (none without a mesh).
+func (n *Node) Members() []string {
+	if n.mesh == nil {
+		return nil
+	}
+	return n.mesh.Members()
+}
+
 // Peers are the mesh peers the node is connected to now (none without a mesh).
 func (n *Node) Peers() []mesh.PeerInfo {
 	if n.mesh == nil {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
-	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -78,17 +77,11 @@ func runServerProc(d string) error {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	// RTSPEDGE_BENCH_CPUPROFILE=file profiles the server process alone.
-	if f := os.Getenv("RTSPEDGE_BENCH_CPUPROFILE"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := testkit.ProfileCPU("RTSPEDGE_BENCH_CPUPROFILE")
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	fmt.Printf("ADDR %s\n", s.Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	cancel()

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rtspmesh/rtspmesh/node"
-	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
 
@@ -168,7 +167,7 @@ func demoJoined(ctx context.Context, nodes []demoNode) error {
 	for {
 		joined := true
 		for _, d := range nodes {
-			joined = joined && len(d.n.Peers()) == len(nodes)-1 && d.n.FillerOf("demo").Why == fill.ClosestWhy(len(nodes))
+			joined = joined && len(d.n.Peers()) == len(nodes)-1 && len(d.n.Members()) == len(nodes)
 		}
 		if joined {
 			return nil
