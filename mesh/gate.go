@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -62,6 +63,11 @@ func (m *Mesh) Block(id string, blocked bool) error {
 	m.gate.mu.Unlock()
 	if blocked {
 		_ = m.host.Network().ClosePeer(p)
+	} else if sw, ok := m.host.Network().(*swarm.Swarm); ok {
+		// Dials refused while blocked left the peer in the swarm's dial
+		// backoff (5 s and growing): without clearing it, the first dial
+		// after unblocking fails with "dial backoff".
+		sw.Backoff().Clear(p)
 	}
 	return nil
 }
