@@ -4,21 +4,33 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // BenchmarkPeerFill copies a complete 10-minute 2 Mbit/s recording (~150 MB)
-// from node A to node B over loopback (TCP, Noise, yamux), both stores on
-// disk, and compares it with B's store appending the same segments directly.
+// from node A to node B over loopback (TCP, TLS 1.3 with AES-GCM as
+// negotiated, yamux), both stores on disk, and compares it with B's store
+// appending the same segments directly, in the same run.
 //
-//	fill-MB/s        the peer fill, OpenFill to the end of Run
-//	store-MB/s       B's Writer.AppendSegment of the same segments, no network
-//	fill/store       the ratio of the two (target ≥ 0.8)
-//	append-MB/s      A's Writer.Append of the packets (the origin-fill path)
+//	fill-MB/s    the peer fill, OpenFill to the end of Run: A reads each
+//	             segment from its store and sends it; B verifies its seal
+//	             (Ed25519), its hash (SHA-256) and its encoding, and stores it
+//	store-MB/s   B's store alone: Writer.CheckOwned (SHA-256, decoding) and
+//	             AppendChecked of the same segments held in memory, each in
+//	             a buffer of its own as a fill's are; no network, no seals
+//	fill/store   the ratio of the two (target ≥ 0.8)
+//	append-MB/s  A's Writer.Append of the packets (the origin-fill path)
+//
+// Sender and receiver share this process (and the machine's cores);
+// BenchmarkPeerFillChild puts the sender in a child process.
 func BenchmarkPeerFill(b *testing.B) {
 	b.ReportAllocs()
 	stA, err := store.Open(b.TempDir(), store.Options{})
@@ -26,27 +38,12 @@ func BenchmarkPeerFill(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer stA.Close()
-	stB, err := store.Open(b.TempDir(), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stB.Close()
 	a := startNode(b, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, stA)
-	nb := startNode(b, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, stB)
-
 	key := testKey("bench")
-	w, err := stA.Create(testManifest(key))
-	if err != nil {
-		b.Fatal(err)
-	}
 	start := time.Now()
-	record(b, w, &packetSource{size: 1200, rate: 2_000_000 / 8}, 10*time.Minute)
-	if err := w.Finish(store.StateComplete); err != nil {
-		b.Fatal(err)
-	}
+	recordBench(b, stA, key)
 	appendTook := time.Since(start)
 	src, _ := stA.Manifest(key)
-	var size int64
 	segs := make([][]byte, len(src.Segments))
 	hashes := make([]store.Hash, len(src.Segments))
 	for i, si := range src.Segments {
@@ -54,7 +51,113 @@ func BenchmarkPeerFill(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		size += int64(len(segs[i]))
+	}
+	mb := benchPeerFill(b, providerOf(a), key, segs, hashes, src.Bytes)
+	b.ReportMetric(mb/appendTook.Seconds(), "append-MB/s")
+}
+
+// recordBench stores BenchmarkPeerFill's recording of key in st.
+func recordBench(t testing.TB, st *store.Store, key string) {
+	w, err := st.Create(testManifest(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, w, &packetSource{size: 1200, rate: 2_000_000 / 8}, 10*time.Minute)
+	if err := w.Finish(store.StateComplete); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fillSenderEnv names the key that TestPeerFillSender, run as a child
+// process, records and serves.
+const fillSenderEnv = "RTSPMESH_BENCH_FILL_SENDER"
+
+// TestPeerFillSender is BenchmarkPeerFillChild's sender: with
+// fillSenderEnv set it stores the benchmark's recording on disk, serves it
+// on a loopback mesh node, prints "ready <peer id> <address>" and runs
+// until its stdin closes. It does nothing in a normal test run.
+func TestPeerFillSender(t *testing.T) {
+	key := os.Getenv(fillSenderEnv)
+	if key == "" {
+		return
+	}
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := startNode(t, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, st)
+	recordBench(t, st, key)
+	stop, err := testkit.ProfileCPU("RTSPMESH_BENCH_SENDER_CPUPROFILE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	fmt.Println("ready", a.ID(), a.Addrs()[0])
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// BenchmarkPeerFillChild is BenchmarkPeerFill with node A, the sender, in
+// a child process (this test binary again): the receiver's side alone is
+// measured in this process, its heap and its scheduler apart from the
+// sender's (both still share the machine's cores). The segments for the
+// store's side come from a first, untimed fill. No append-MB/s.
+func BenchmarkPeerFillChild(b *testing.B) {
+	b.ReportAllocs()
+	key := testKey("bench-child")
+	c := testkit.StartChild(b, "^TestPeerFillSender$", fillSenderEnv+"="+key)
+	line, err := c.Line(5 * time.Minute)
+	if err != nil {
+		b.Fatalf("sender not ready: %v\n%s", err, testkit.CrashReport(c.Stderr()))
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "ready" {
+		b.Fatalf("sender: %q", line)
+	}
+	p := Provider{ID: f[1], Addrs: f[2:]}
+
+	stW, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stW.Close()
+	nw := startNode(b, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, stW)
+	pf, err := nw.OpenFill(b.Context(), p, key, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := stW.Create(pf.Manifest())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pf.Run(b.Context(), w); err != nil {
+		b.Fatal(err)
+	}
+	pf.Close()
+	m := w.Manifest()
+	segs := make([][]byte, len(m.Segments))
+	hashes := make([]store.Hash, len(m.Segments))
+	for i, si := range m.Segments {
+		if segs[i], hashes[i], err = stW.Segment(key, si.Index); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchPeerFill(b, p, key, segs, hashes, m.Bytes)
+}
+
+// benchPeerFill measures fills of key from p into a new on-disk store
+// against that store's own appends of segs (rtpBytes of RTP in all), and
+// reports both; it returns the segments' size in MB.
+func benchPeerFill(b *testing.B, p Provider, key string, segs [][]byte, hashes []store.Hash, rtpBytes uint64) float64 {
+	stB, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stB.Close()
+	nb := startNode(b, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, stB)
+	var size int64
+	for _, seg := range segs {
+		size += int64(len(seg))
 	}
 
 	// Rounds alternate the two measurements so that load from elsewhere on
@@ -69,9 +172,19 @@ func BenchmarkPeerFill(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t0 := time.Now()
+		b.StopTimer()
+		owned := make([][]byte, len(segs)) // CheckOwned keeps them, as a fill's
 		for j := range segs {
-			if err := wd.AppendSegment(segs[j], hashes[j]); err != nil {
+			owned[j] = slices.Clone(segs[j])
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		for j := range owned {
+			c, err := wd.CheckOwned(owned[j], hashes[j])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := wd.AppendChecked(c, store.Seal{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -83,7 +196,7 @@ func BenchmarkPeerFill(b *testing.B) {
 		// The peer fill.
 		t0 = time.Now()
 		ctx := context.Background()
-		pf, err := nb.OpenFill(ctx, providerOf(a), key, 0)
+		pf, err := nb.OpenFill(ctx, p, key, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -101,8 +214,8 @@ func BenchmarkPeerFill(b *testing.B) {
 			b.Fatal(err)
 		}
 		fillMBps = append(fillMBps, mb/time.Since(t0).Seconds())
-		if got := wf.Manifest(); len(got.Segments) != len(segs) || got.Bytes != src.Bytes {
-			b.Fatalf("copy has %d segments %d bytes, source %d, %d", len(got.Segments), got.Bytes, len(segs), src.Bytes)
+		if got := wf.Manifest(); len(got.Segments) != len(segs) || got.Bytes != rtpBytes {
+			b.Fatalf("copy has %d segments %d bytes, source %d, %d", len(got.Segments), got.Bytes, len(segs), rtpBytes)
 		}
 		// Both copies go: the next round starts from the same store size.
 		b.StopTimer()
@@ -118,8 +231,8 @@ func BenchmarkPeerFill(b *testing.B) {
 	b.ReportMetric(fill, "fill-MB/s")
 	b.ReportMetric(direct, "store-MB/s")
 	b.ReportMetric(fill/direct, "fill/store")
-	b.ReportMetric(mb/appendTook.Seconds(), "append-MB/s")
 	b.ReportMetric(mb, "MB")
+	return mb
 }
 
 func median(xs []float64) float64 {

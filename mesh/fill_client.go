@@ -49,7 +49,7 @@ type PeerFill struct {
 	closed bool
 	clean  bool // the end frame was read: Close may close rather than reset
 
-	free chan []byte // segment buffers the store is done with
+	free chan []byte // packet buffers the store is done with
 
 	onSegment func(index uint32) // tests and benchmarks: a segment was stored
 	splice    Splice             // nil: live packets are stored as they come
@@ -565,7 +565,12 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			}
 			continue
 		}
-		data := pf.buffer(int(f.Len))
+		var data []byte
+		if f.Type == frameSegment {
+			data = make([]byte, f.Len) // CheckOwned keeps it: the store owns it from there
+		} else {
+			data = pf.buffer(int(f.Len))
+		}
 		for off := 0; off < len(data); {
 			if pf.br.Buffered() < len(data)-off {
 				_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
@@ -579,8 +584,7 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 		}
 		r := received{f: f, data: data}
 		if f.Type == frameSegment {
-			seg, err := w.Check(data, f.Hash)
-			pf.recycle(data) // Check keeps a copy
+			seg, err := w.CheckOwned(data, f.Hash)
 			if err != nil {
 				send(received{err: fmt.Errorf("%w: segment %d: %w", ErrBadSegment, f.Index, err)})
 				return

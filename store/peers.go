@@ -18,6 +18,14 @@ func (s *Store) Segment(key string, index uint32) ([]byte, Hash, error) {
 // SegmentSealed returns the raw bytes of sealed segment index of key and
 // its info (hash and seal).
 func (s *Store) SegmentSealed(key string, index uint32) ([]byte, SegmentInfo, error) {
+	data, si, err := s.SegmentShared(key, index)
+	return bytes.Clone(data), si, err
+}
+
+// SegmentShared is SegmentSealed without the copy: the bytes are shared
+// with the segment cache and the store's readers, and the caller must not
+// change them (a fill server writes them to a stream as they are).
+func (s *Store) SegmentShared(key string, index uint32) ([]byte, SegmentInfo, error) {
 	rec, err := s.lookup(key)
 	if err != nil {
 		return nil, SegmentInfo{}, err
@@ -36,7 +44,7 @@ func (s *Store) SegmentSealed(key string, index uint32) ([]byte, SegmentInfo, er
 	if err != nil {
 		return nil, SegmentInfo{}, err
 	}
-	return bytes.Clone(sg.raw), si, nil
+	return sg.raw, si, nil
 }
 
 // segment returns sealed segment idx of rec from the cache or Badger.

@@ -288,7 +288,7 @@ func (w *Writer) AppendSegmentSealed(data []byte, h Hash, seal Seal) error {
 }
 
 // CheckedSegment is a segment received from a peer whose size, hash and
-// encoding Writer.Check verified: a copy of its bytes, decoded. Only Check
+// encoding Writer.Check (or CheckOwned) verified: its bytes, decoded. Only Check
 // makes one, so AppendChecked stores nothing unverified.
 type CheckedSegment struct {
 	raw     []byte
@@ -303,19 +303,37 @@ type CheckedSegment struct {
 // checks the next segment on its reading goroutine while the previous one
 // is stored.
 func (w *Writer) Check(data []byte, h Hash) (CheckedSegment, error) {
+	if err := w.checkSize(data); err != nil {
+		return CheckedSegment{}, err
+	}
+	return w.CheckOwned(bytes.Clone(data), h)
+}
+
+// CheckOwned is Check without the copy: the segment keeps data, which the
+// caller must not change afterwards (a fill reads each segment into a
+// buffer of its own, and the store takes it: one copy of every byte
+// fewer).
+func (w *Writer) CheckOwned(data []byte, h Hash) (CheckedSegment, error) {
 	key := w.rec.key
-	if len(data) > w.s.maxSegment() {
-		return CheckedSegment{}, fmt.Errorf("segment for %s: %w: %d bytes (at most %d)", key, ErrCorrupt, len(data), w.s.maxSegment())
+	if err := w.checkSize(data); err != nil {
+		return CheckedSegment{}, err
 	}
 	if sha256.Sum256(data) != h {
 		return CheckedSegment{}, fmt.Errorf("segment for %s: %w", key, ErrHashMismatch)
 	}
-	raw := bytes.Clone(data)
-	idx, packets, err := decodeSegment(raw)
+	idx, packets, err := decodeSegment(data)
 	if err != nil {
 		return CheckedSegment{}, fmt.Errorf("segment for %s: %w", key, err)
 	}
-	return CheckedSegment{raw: raw, hash: h, index: idx, packets: packets}, nil
+	return CheckedSegment{raw: data, hash: h, index: idx, packets: packets}, nil
+}
+
+// checkSize refuses a segment larger than the store takes (ErrCorrupt).
+func (w *Writer) checkSize(data []byte) error {
+	if limit := w.s.maxSegment(); len(data) > limit {
+		return fmt.Errorf("segment for %s: %w: %d bytes (at most %d)", w.rec.key, ErrCorrupt, len(data), limit)
+	}
+	return nil
 }
 
 // AppendChecked stores a segment that Check verified at the next index,
