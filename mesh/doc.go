@@ -31,7 +31,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.4.0
+// # Fill protocol /rtspmesh/fill/1.5.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -85,10 +85,18 @@
 //	seal      u8 6, u32 index, 32-byte SHA-256, 129-byte seal: segment
 //	          index, whose packets were relayed as packet frames, is
 //	          sealed with this hash and seal (open relays only)
+//	checkpoint u8 7, u8 version 1, 32-byte signer (an Ed25519 public
+//	          key), 64-byte signature, u16 count N (1 ≤ N ≤ 1024,
+//	          MaxCheckpointPackets), then N times: u64 packet number,
+//	          32-byte SHA-256 of the packet's record (a packet frame's N
+//	          bytes): live packets signed (Provenance, below), live relays
+//	          only
 //
 // 1.3.0 added the seals to the segment and end frames; 1.4.0 the request's
 // flags byte and the seal frame (an on-demand recording's open segment
-// relayed packet by packet).
+// relayed packet by packet); 1.5.0 the checkpoint frame (a live
+// recording's packets past its sealed segments signed, where 1.4.0 trusted
+// the relay).
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
@@ -124,7 +132,14 @@
 // (store.Track.Clock) differs from the one last sent on the stream (none at
 // first) it sends a clock frame, so a relay's players get the origin's
 // capture time in their sender reports; the answer's manifest carries the
-// mapping known when the fill began. The server sends a keepalive every 500 ms
+// mapping known when the fill began. Every packet frame is named by a
+// checkpoint frame: one the server received for that packet (same number,
+// same record hash, signed over the answer's header digest D) goes out
+// before the packet, once; a packet it holds none for (this node pulls the
+// stream from its origin, or it got the packet inside a sealed segment) is
+// named by the server's own checkpoint, signed with its identity key and
+// written before each flush (so at most one per write, and at most 1024
+// packets before one). The server sends a keepalive every 500 ms
 // (LiveKeepaliveInterval) while no packet comes (its own upstream may be
 // reconnecting), and sends the end frame when its recording stops being
 // written: state 3 when its origin ended the stream (the client then ends
@@ -152,9 +167,15 @@
 // a recording never stores them (store.Writer.Finish drops them), unless
 // the node takes the fill over from the origin, which then signs them with
 // the segment as its own.
-// Packet frames are decoded (store.DecodeRecord) and appended with
-// store.Writer.Append, clock frames kept with store.Writer.SetClock (a track
-// the manifest lacks is a protocol violation); from FromLiveEdge, packets the writer already holds
+// A live fill's packet frames are held, with the clock frames behind them,
+// until a verified checkpoint (Provenance, below) names the packet's number
+// and the SHA-256 of its record, then decoded (store.DecodeRecord) and
+// appended with store.Writer.Append, in their order, clock frames kept
+// with store.Writer.SetClock (a track the manifest lacks is a protocol
+// violation). A packet that a checkpoint names with another hash, more
+// than 4096 frames held, or a packet held for 1 s (CheckpointWait) ends
+// the fill with ErrBadSeal: the relay is skipped and nothing it sent
+// unverified was stored. From FromLiveEdge, packets the writer already holds
 // (by packet number, within a second of its last transmit time) are skipped.
 // Nothing arriving for Config.StallTimeout (default 15 s; for a live
 // recording at most 2 s, LiveStallTimeout) ends it with ErrStalled; live
@@ -290,10 +311,28 @@
 // else Config.AllowPeers; else with a PSKFile every signer (only members
 // connect); else, when every Listen address is a loopback one, every signer
 // (a test or single-host mesh: signatures are still checked, only the
-// signer set is open); else none. A live recording's packets past its
-// sealed segments are not signed by the origin's puller: a client takes
-// a live fill only from a provider that is itself a trusted signer, and
-// signs the segments it seals from those packets itself. An on-demand
+// signer set is open); else none.
+//
+// A live recording's packets past its sealed segments are signed in
+// checkpoints. A checkpoint's signature is over
+//
+//	"rtspmesh/live/1" 0x00 | D | u16 N | N times: u64 packet number,
+//	32-byte SHA-256 of the packet's record
+//
+// (the frame's bytes from the count on). The node that pulls the stream
+// from its origin signs the packets it sends, a checkpoint per write (a
+// video frame's packets, about 25 µs each); a relay keeps the checkpoints
+// it verified (the last 16384 packets' of up to 64 streams) and passes
+// them on unchanged, before the packets they name, so only the first hop
+// holds a packet for its checkpoint and later hops verify each packet as
+// it comes. A client verifies each checkpoint when it comes (version 1,
+// signer trusted, signature over its own D) and stores a packet only once
+// one names it (above): a forged, altered or re-keyed packet never
+// reaches the store, from which alone players read. A client still takes
+// a live fill only from a provider that is itself a trusted signer (that
+// provider's sealed segments and the packets it got inside sealed
+// segments carry its own signature), and signs the segments it seals from
+// the packets itself. An on-demand
 // recording's open segment is asked (the open flag) only of a provider that
 // is itself a trusted signer too; its packets are trusted by relay until
 // the segment's seal verifies and names their bytes, and the tailing

@@ -512,6 +512,23 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			return false
 		}
 	}
+	var hold *liveHold // a live fill's packets until a checkpoint names them
+	if pf.mf.Live {
+		hold = &liveHold{t: pf.m.trust, digest: pf.digest, key: pf.mf.Key, log: &pf.m.checkpoints}
+	}
+	// release hands on what hold no longer holds; false when the fill is over.
+	release := func(err error) bool {
+		if err != nil {
+			send(received{err: err})
+			return false
+		}
+		for _, r := range hold.ready() {
+			if !send(r) {
+				return false
+			}
+		}
+		return true
+	}
 	var armed time.Time // when the read deadline was last set
 	for {
 		if now := time.Now(); pf.br.Buffered() == 0 || now.Sub(armed) > pf.stall/4 {
@@ -525,6 +542,12 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 		if err != nil {
 			send(received{err: pf.readErr(err)})
 			return
+		}
+		if hold != nil {
+			if err := hold.overdue(time.Now()); err != nil {
+				send(received{err: err})
+				return
+			}
 		}
 		switch f.Type {
 		case frameKeepalive:
@@ -560,7 +583,19 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 				send(received{err: fmt.Errorf("%w: a clock frame in a fill that is not live", ErrProtocol)})
 				return
 			}
+			if hold.other(received{f: f}) {
+				continue // behind a packet held
+			}
 			if !send(received{f: f}) {
+				return
+			}
+			continue
+		case frameCheckpoint:
+			if hold == nil {
+				send(received{err: fmt.Errorf("%w: a checkpoint in a fill that is not live", ErrProtocol)})
+				return
+			}
+			if !release(hold.checkpoint(f.Raw)) {
 				return
 			}
 			continue
@@ -590,6 +625,12 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 				return
 			}
 			r = received{f: f, seg: seg}
+		}
+		if f.Type == framePacket && hold != nil {
+			if !release(hold.packet(r, time.Now())) {
+				return
+			}
+			continue
 		}
 		if !send(r) {
 			return

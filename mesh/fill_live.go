@@ -8,8 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -110,19 +108,29 @@ func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.D
 // serveLiveTail sends a live recording packet by packet from the first
 // packet of segment index on, until the recording ends (then the end frame)
 // or the client or ctx does. A relay that reads the open segment's packets
-// is one packet behind its source, not one segment.
-func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Writer, key string, index uint32) error {
+// is one packet behind its source, not one segment. Every packet is named
+// by a checkpoint: the one this node received for it, sent before it, else
+// this node's own, signed when the tail flushes. mf is the manifest the
+// answer was made from.
+func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manifest, index uint32) error {
+	key := mf.Key
 	r, err := m.st.NewReaderAt(key, index)
 	if err != nil {
 		return fmt.Errorf("live tail at segment %d: %w", index, err)
 	}
 	defer r.Close()
+	sg := &liveSigner{m: m, key: key, digest: HeaderDigest(&mf)}
+	var cp []byte
 	flush := func() error {
-		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-		return bw.Flush()
+		if cp = sg.sign(cp[:0]); len(cp) > 0 {
+			if err := w.buffer(cp); err != nil {
+				return err
+			}
+		}
+		return w.flush()
 	}
-	tail := &tailFlusher{bw: bw, flush: flush}
-	var frame []byte
+	tail := &tailFlusher{bw: w.bw, flush: flush}
+	var frame, pkt []byte
 	clocks := make([]store.Clock, 0, 2) // per track: the mapping last sent
 	for {
 		p, err := tail.next(ctx, r, LiveKeepaliveInterval)
@@ -134,11 +142,13 @@ func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Wr
 			if merr != nil {
 				return fmt.Errorf("live tail end: %w", merr)
 			}
-			_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := bw.Write(appendEnd(nil, endOf(mf))); err != nil {
+			if err := flush(); err != nil { // the last packets' checkpoint
 				return err
 			}
-			return flush()
+			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
+				return err
+			}
+			return w.flush()
 		case ctx.Err() != nil:
 			return ctx.Err()
 		default:
@@ -154,10 +164,16 @@ func (m *Mesh) serveLiveTail(ctx context.Context, s network.Stream, bw *bufio.Wr
 				frame = appendClock(frame, p.Track, c)
 			}
 		}
-		frame = appendPacket(frame, &p)
-		_ = s.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := bw.Write(frame); err != nil {
+		pkt = appendPacket(pkt[:0], &p)
+		frame = sg.packet(frame, &p, pkt[packetHeaderLen:]) // a received checkpoint goes first
+		frame = append(frame, pkt...)
+		if err := w.buffer(frame); err != nil {
 			return err
+		}
+		if sg.full() {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		m.bytesOut.Add(uint64(len(p.RTP)))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -366,4 +367,62 @@ func TestLiveRelayStoppedByClient(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
+}
+
+// TestLiveCheckpointsPassedOn: a live stream relayed over two hops (A, the
+// node that pulls it from its origin, to B to C): every packet C stores
+// past the sealed segments is named by a checkpoint that A signed, which B
+// passed on unchanged (what B sealed before C reached it comes to C as
+// segments, sealed by B), and the packets are A's.
+func TestLiveCheckpointsPassedOn(t *testing.T) {
+	t.Parallel()
+	a, b, c := startNode(t, Config{}, nil), startNode(t, Config{}, nil), startNode(t, Config{}, nil)
+	key := testKey("live-hops")
+	ps := &packetSource{size: 1200, rate: 250_000}
+	wa := liveRecording(t, a, key, ps, 1500*time.Millisecond)
+	pfb, wb := openRelay(t, a, b, key)
+	t.Cleanup(func() { _ = wb.Finish(store.StatePartial) })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var runs sync.WaitGroup
+	defer runs.Wait()
+	defer cancel()
+	runs.Go(func() { _ = pfb.Run(ctx, wb) })
+	// B has stored A's sealed segments as segments (B vouches for their
+	// packets itself when it relays them as packets) and A's open one as
+	// packets, with A's checkpoints.
+	_, lastPN, _ := wa.Last()
+	caughtUp(t, wb, lastPN)
+	pfc, wc := openRelay(t, b, c, key)
+	t.Cleanup(func() { _ = wc.Finish(store.StatePartial) })
+	runs.Go(func() { _ = pfc.Run(ctx, wc) })
+	for range 300 { // a little more than a second of packets, after both joined
+		if err := wa.Append(ps.next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, lastPN, _ = wa.Last()
+	caughtUp(t, wc, lastPN)
+
+	c.checkpoints.mu.Lock()
+	k := c.checkpoints.keys[key]
+	named, signers := 0, map[string]int{}
+	if k != nil {
+		named = len(k.byPN)
+		for _, cp := range k.byPN {
+			signers[cp.signer.String()]++
+		}
+	}
+	c.checkpoints.mu.Unlock()
+	if named == 0 || len(signers) != 1 || signers[a.ID()] == 0 {
+		t.Fatalf("C holds checkpoints naming %d packets, by %v; want some, all by A (%s)", named, signers, a.ID())
+	}
+	cancel()
+	runs.Wait()
+	for _, w := range []*store.Writer{wa, wc} {
+		if err := w.Finish(store.StatePartial); err != nil {
+			t.Fatal(err)
+		}
+	}
+	samePackets(t, a.st, c.st, key)
 }

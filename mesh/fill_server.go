@@ -142,7 +142,7 @@ func (m *Mesh) serveFill(ctx context.Context, s network.Stream, req fillRequest)
 		defer m.cfg.ServingLive(req.Key)()
 	}
 	if from == FromLiveEdge {
-		return 0, m.serveLiveTail(ctx, s, w.bw, req.Key, mf.NextSegment())
+		return 0, m.serveLiveTail(ctx, w, mf, mf.NextSegment())
 	}
 	return m.sendSegments(ctx, w, req.Key, from, mf, req.Open)
 }
@@ -192,7 +192,7 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 		}
 		if mf.Live {
 			// The sealed past is sent: the rest goes packet by packet.
-			return sent, m.serveLiveTail(ctx, w.s, w.bw, key, i)
+			return sent, m.serveLiveTail(ctx, w, mf, i)
 		}
 		if open && mf.State == store.StateFilling {
 			return sent, m.serveOpenTail(ctx, w, key, i)

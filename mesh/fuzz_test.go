@@ -124,6 +124,7 @@ func FuzzFrames(f *testing.F) {
 	s = appendPacket(s, &store.Packet{Track: 0, TT: time.Second, PN: 9, RTP: []byte{0x80, 96, 0, 1}})
 	s = appendClock(s, 0, store.Clock{RTP: 90000, NTP: time.Unix(1764600000, 5)})
 	s = appendSealFrame(s, 0, store.Hash{1}, &store.Seal{1})
+	s = append(s, seedCheckpoint()...)
 	s = appendEnd(s, frame{State: store.StateComplete, Index: 1, Duration: time.Second})
 	f.Add(s)
 	f.Add(seedSegmentHeader())
@@ -159,6 +160,11 @@ func FuzzFrames(f *testing.F) {
 			case frameClock:
 				if fr.Clock.NTP.UnixNano() <= 0 {
 					t.Fatalf("clock frame time %v", fr.Clock.NTP)
+				}
+			case frameCheckpoint:
+				n := int(binary.BigEndian.Uint16(fr.Raw[checkpointHeaderLen-2:]))
+				if n == 0 || n > MaxCheckpointPackets || len(fr.Raw) != checkpointHeaderLen+n*checkpointEntryLen {
+					t.Fatalf("checkpoint of %d bytes names %d packets", len(fr.Raw), n)
 				}
 			case frameKeepalive, frameSeal:
 			default:
@@ -216,6 +222,49 @@ func FuzzSeal(f *testing.F) {
 		end := b[n:]
 		if _, err := tr.verifyEnd(digest, index+1, h, endComplete, 0, end); err == nil && len(end) != endSealLen {
 			t.Fatalf("accepted an end seal of %d bytes", len(end))
+		}
+	})
+}
+
+// seedCheckpoint is a checkpoint frame naming two packets, signed by a
+// fixed key over the header digest of seedCheckpointManifest.
+func seedCheckpoint() []byte {
+	k := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	s := &signer{priv: k}
+	copy(s.pub[:], k.Public().(ed25519.PublicKey))
+	m := testManifest("rtsp://origin.test:554/live")
+	return appendCheckpoint(nil, s, HeaderDigest(&m), []checkpointEntry{{PN: 7, Hash: store.Hash{7}}, {PN: 8, Hash: store.Hash{8}}})
+}
+
+// FuzzCheckpoint reads and verifies checkpoint frames: any bytes from a
+// peer give an answer, never a panic; an accepted checkpoint's signature
+// verifies over what it names, and not over another stream's digest.
+func FuzzCheckpoint(f *testing.F) {
+	f.Add(seedCheckpoint())
+	f.Add([]byte{frameCheckpoint, 1})
+	tr := &trust{any: true}
+	m := testManifest("rtsp://origin.test:554/live")
+	digest := HeaderDigest(&m)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 || b[0] != frameCheckpoint {
+			return
+		}
+		raw, err := readCheckpoint(bytes.NewReader(b[1:]))
+		if err != nil {
+			return
+		}
+		cp, err := tr.verifyCheckpoint(digest, raw)
+		if err != nil {
+			return
+		}
+		if len(cp.entries) == 0 || len(cp.entries) > MaxCheckpointPackets {
+			t.Fatalf("accepted a checkpoint naming %d packets", len(cp.entries))
+		}
+		if !ed25519.Verify(raw[2:34], checkpointMessage(digest, raw[checkpointHeaderLen-2:]), raw[34:98]) {
+			t.Fatal("accepted a checkpoint whose signature does not verify")
+		}
+		if _, err := tr.verifyCheckpoint(store.Hash{1}, raw); err == nil {
+			t.Fatal("a checkpoint verified for another stream")
 		}
 	})
 }

@@ -364,3 +364,131 @@ func TestTrustedOnlyKeys(t *testing.T) {
 		t.Errorf("a trusted signer's catalogue lists %v, want both", got)
 	}
 }
+
+// TestHostileLiveRelayForgesPackets: a relay (trusted as a relay, as a
+// private mesh's members are) that serves a live stream's open segment
+// with a forged packet, with no checkpoint, with its source's checkpoint
+// of another stream, or with a checkpoint signed by a stranger. The
+// victim stores no packet (its players read only from the store), fails
+// the fill with a provenance error, and skips the relay.
+func TestHostileLiveRelayForgesPackets(t *testing.T) {
+	t.Parallel()
+	key := testKey("live-forged")
+	honest := startNode(t, Config{}, nil)
+	evil := startNode(t, Config{}, nil)
+	stranger := startNode(t, Config{}, nil)
+	wa := liveRecording(t, honest, key, &packetSource{size: 1200, rate: 250_000}, 1500*time.Millisecond)
+	mf := wireManifest(wa.Manifest())
+	open := mf.NextSegment()
+	if len(wa.Manifest().Segments) == 0 || len(openPackets(t, honest.st, key, open)) < 3 {
+		t.Fatal("the honest live recording has no sealed segment or no open one: the test proves nothing")
+	}
+	digest := HeaderDigest(&mf)
+	other := mf
+	other.Key = testKey("live-other")
+	otherDigest := HeaderDigest(&other)
+
+	cases := []struct {
+		name string
+		want error
+		// frames writes the open segment's packets (forged or not) and the
+		// checkpoints the relay sends.
+		frames func(bw *bufio.Writer, packets []store.Packet)
+	}{
+		{"forged packet, honest checkpoint", ErrBadSeal, func(bw *bufio.Writer, packets []store.Packet) {
+			cp := appendCheckpoint(nil, honest.signer, digest, checkpointOf(packets))
+			packets[1].RTP = bytes.Clone(packets[1].RTP)
+			packets[1].RTP[len(packets[1].RTP)-1] ^= 0x5a
+			writePackets(bw, packets)
+			_, _ = bw.Write(cp)
+		}},
+		{"forged packet, checkpoint first", ErrBadSeal, func(bw *bufio.Writer, packets []store.Packet) {
+			_, _ = bw.Write(appendCheckpoint(nil, honest.signer, digest, checkpointOf(packets)))
+			packets[0].RTP = bytes.Clone(packets[0].RTP)
+			packets[0].RTP[12] ^= 0x5a
+			writePackets(bw, packets)
+		}},
+		{"no checkpoint", ErrBadSeal, func(bw *bufio.Writer, packets []store.Packet) {
+			writePackets(bw, packets)
+			tick := time.NewTicker(200 * time.Millisecond) // a relay's keepalive pace
+			defer tick.Stop()
+			for range 2 * CheckpointWait / (200 * time.Millisecond) {
+				<-tick.C
+				_ = bw.WriteByte(frameKeepalive)
+				_ = bw.Flush()
+			}
+		}},
+		{"checkpoint of another stream", ErrBadSeal, func(bw *bufio.Writer, packets []store.Packet) {
+			writePackets(bw, packets)
+			_, _ = bw.Write(appendCheckpoint(nil, honest.signer, otherDigest, checkpointOf(packets)))
+		}},
+		{"checkpoint by a stranger", ErrUntrusted, func(bw *bufio.Writer, packets []store.Packet) {
+			writePackets(bw, packets)
+			_, _ = bw.Write(appendCheckpoint(nil, stranger.signer, digest, checkpointOf(packets)))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			victim := startNode(t, Config{TrustedSigners: []string{honest.ID(), evil.ID()}}, nil)
+			evil.host.SetStreamHandler(FillProtocol, serveLies(mf, func(bw *bufio.Writer) {
+				tc.frames(bw, openPackets(t, honest.st, key, open))
+				_, _ = bw.Write(appendEnd(nil, frame{Type: frameEnd, State: store.StatePartial}))
+			}))
+			pf, err := victim.OpenFill(t.Context(), providerOf(evil), key, FromLiveEdge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pf.Close()
+			w, err := victim.st.Create(pf.Manifest())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = pf.Run(t.Context(), w)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Run: %v, want %v", err, tc.want)
+			}
+			if _, pn, ok := w.Last(); ok {
+				t.Fatalf("the victim stored live packets up to %d from a lying relay", pn)
+			}
+			_ = w.Finish(store.StatePartial)
+			if !victim.liars.skip(evil.host.ID(), key) {
+				t.Fatal("the lying relay is not skipped")
+			}
+		})
+	}
+}
+
+// openPackets is what st holds of key from segment index on.
+func openPackets(t *testing.T, st *store.Store, key string, index uint32) []store.Packet {
+	t.Helper()
+	r, err := st.NewReaderAt(key, index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []store.Packet
+	for {
+		p, err := r.TryNext()
+		if err != nil {
+			return out
+		}
+		p.RTP = bytes.Clone(p.RTP)
+		out = append(out, p)
+	}
+}
+
+// checkpointOf names packets as a checkpoint does.
+func checkpointOf(packets []store.Packet) []checkpointEntry {
+	var es []checkpointEntry
+	for i := range packets {
+		es = append(es, checkpointEntry{PN: packets[i].PN, Hash: sha256Of(store.AppendRecord(nil, &packets[i]))})
+	}
+	return es
+}
+
+func writePackets(bw *bufio.Writer, packets []store.Packet) {
+	for i := range packets {
+		_, _ = bw.Write(appendPacket(nil, &packets[i]))
+	}
+	_ = bw.Flush()
+}

@@ -57,9 +57,10 @@ type Mesh struct {
 
 	found chan peer.AddrInfo // mDNS discoveries, drained by Run
 
-	signer *signer   // signs what this node pulls from origins
-	trust  *trust    // whose signatures it accepts
-	liars  *distrust // providers that lied, skipped for a while
+	signer      *signer       // signs what this node pulls from origins
+	trust       *trust        // whose signatures it accepts
+	liars       *distrust     // providers that lied, skipped for a while
+	checkpoints checkpointLog // live checkpoints received, passed on by the live tails
 
 	catalogueSlots chan struct{} // catalogue answers being written
 	gate           *gate         // the host's connection gater (Block)

@@ -17,7 +17,7 @@ import (
 )
 
 // FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
-const FillProtocol = "/rtspmesh/fill/1.4.0"
+const FillProtocol = "/rtspmesh/fill/1.5.0"
 
 // Bounds of the fill protocol; a peer that exceeds one is cut off.
 const (
@@ -38,12 +38,13 @@ const (
 
 // Frame types.
 const (
-	frameSegment   byte = 1
-	frameEnd       byte = 2
-	frameKeepalive byte = 3
-	framePacket    byte = 4 // one packet of a live recording's open segment
-	frameClock     byte = 5 // a live track's RTP↔NTP mapping (store.Track.Clock)
-	frameSeal      byte = 6 // the seal of an on-demand segment relayed packet by packet
+	frameSegment    byte = 1
+	frameEnd        byte = 2
+	frameKeepalive  byte = 3
+	framePacket     byte = 4 // one packet of a live recording's open segment
+	frameClock      byte = 5 // a live track's RTP↔NTP mapping (store.Track.Clock)
+	frameSeal       byte = 6 // the seal of an on-demand segment relayed packet by packet
+	frameCheckpoint byte = 7 // signed packet hashes of a live recording (checkpoint.go)
 )
 
 // Request flags.
@@ -229,6 +230,7 @@ type frame struct {
 	Duration time.Duration // end: the recording's duration
 	Track    uint8         // clock: the track
 	Clock    store.Clock   // clock: its mapping
+	Raw      []byte        // checkpoint: the whole frame
 }
 
 const (
@@ -376,6 +378,12 @@ func readFrame(r io.Reader) (frame, error) {
 			return frame{}, noEOF(err)
 		}
 		return decodeSealFrame(b[:sealFrameLen])
+	case frameCheckpoint:
+		raw, err := readCheckpoint(r)
+		if err != nil {
+			return frame{}, err
+		}
+		return frame{Type: frameCheckpoint, Raw: raw}, nil
 	}
 	return frame{}, fmt.Errorf("%w: frame type %d", ErrProtocol, b[0])
 }
