@@ -21,6 +21,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/rtp"
@@ -281,6 +282,13 @@ func silentProvider(t testing.TB, bootstrap []string, key string) {
 // host's address.
 func rawProvider(t testing.TB, bootstrap []string, key string, serve func(ctx context.Context, s network.Stream)) string {
 	t.Helper()
+	return rawProviderHost(t, bootstrap, key, func(ctx context.Context, _ host.Host, s network.Stream) { serve(ctx, s) })
+}
+
+// rawProviderHost is rawProvider whose serve is also given the host (to
+// open streams of its own).
+func rawProviderHost(t testing.TB, bootstrap []string, key string, serve func(ctx context.Context, h host.Host, s network.Stream)) string {
+	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +316,7 @@ func rawProvider(t testing.TB, bootstrap []string, key string, serve func(ctx co
 	h.SetStreamHandler(mesh.FillProtocol, func(s network.Stream) {
 		held.Add(1)
 		defer held.Done()
-		serve(ctx, s)
+		serve(ctx, h, s)
 	})
 	for _, ai := range boot {
 		if err := h.Connect(t.Context(), ai); err != nil {
