@@ -27,11 +27,19 @@ const (
 	// CheckpointWait is how long a client holds a live packet that no
 	// checkpoint names before it takes the peer for a liar.
 	CheckpointWait = time.Second
+	// CheckpointEvery is the least time between two checkpoints a server
+	// signs on one stream: a checkpoint per write (a video frame's
+	// packets), but no more than 200 a second when packets come one by
+	// one (a high bit rate paced by its origin). A packet so waits at most
+	// this long for its checkpoint on the first hop.
+	CheckpointEvery = 5 * time.Millisecond
 	// maxHeld is the most live frames a client holds unverified.
 	maxHeld = 4096
 	// relayedCheckpoints is how many packets' checkpoints a node keeps per
-	// live key to pass on to its own clients; checkpointKeys how many keys.
-	relayedCheckpoints = 16384
+	// live key to pass on to its own clients (an open segment has at most
+	// 256 KiB of packets: a few hundred), checkpointKeys how many keys:
+	// about 0.4 MiB a key, 26 MiB at most.
+	relayedCheckpoints = 4096
 	checkpointKeys     = 64
 )
 
@@ -223,6 +231,7 @@ type liveSigner struct {
 	digest  store.Hash
 	pending []checkpointEntry // sent, named by no checkpoint yet
 	last    *checkpoint       // the received checkpoint sent last
+	signed  time.Time         // when this node last signed one
 }
 
 // packet returns what must go before packet p's frame, whose record is
@@ -244,13 +253,26 @@ func (s *liveSigner) packet(b []byte, p *store.Packet, rec []byte) []byte {
 // full reports whether the packets pending fill a checkpoint.
 func (s *liveSigner) full() bool { return len(s.pending) >= MaxCheckpointPackets }
 
-// sign appends this node's checkpoint of the packets pending, if any.
-func (s *liveSigner) sign(b []byte) []byte {
+// due is how long from now until the packets pending are to be signed;
+// 0 when none are pending, negative when they are due.
+func (s *liveSigner) due(now time.Time) time.Duration {
 	if len(s.pending) == 0 {
+		return 0
+	}
+	if d := CheckpointEvery - now.Sub(s.signed); d > 0 {
+		return d
+	}
+	return -1
+}
+
+// sign appends this node's checkpoint of the packets pending, if any, and
+// CheckpointEvery has passed since the last one, or all is true.
+func (s *liveSigner) sign(b []byte, now time.Time, all bool) []byte {
+	if len(s.pending) == 0 || (!all && now.Sub(s.signed) < CheckpointEvery) {
 		return b
 	}
 	b = appendCheckpoint(b, s.m.signer, s.digest, s.pending)
-	s.pending = s.pending[:0]
+	s.pending, s.signed = s.pending[:0], now
 	return b
 }
 

@@ -67,6 +67,9 @@ type tailFlusher struct {
 	// packets: the caller buffered a packet since the last flush (a flush
 	// of the answer alone does not start a batch).
 	packets bool
+	// due, when set, says in how long the next flush has work to do
+	// although no packet came (a live checkpoint to sign; ≤ 0: none).
+	due func() time.Duration
 }
 
 // next returns r's next packet. When none is there at once it flushes what
@@ -95,13 +98,21 @@ func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.D
 		if t.packets {
 			t.last, t.packets = time.Now(), false
 		}
-		wctx, cancel := context.WithTimeout(ctx, interval)
+		wait, early := interval, false
+		if t.due != nil {
+			if d := t.due(); d > 0 && d < wait {
+				wait, early = d, true
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		p, err = r.Next(wctx)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return p, err
 		}
-		_ = t.bw.WriteByte(frameKeepalive)
+		if !early {
+			_ = t.bw.WriteByte(frameKeepalive)
+		}
 	}
 }
 
@@ -121,15 +132,17 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 	defer r.Close()
 	sg := &liveSigner{m: m, key: key, digest: HeaderDigest(&mf)}
 	var cp []byte
-	flush := func() error {
-		if cp = sg.sign(cp[:0]); len(cp) > 0 {
+	// flush writes out what is buffered, after this node's checkpoint of
+	// the packets it sent when one is due (or all is true).
+	flush := func(all bool) error {
+		if cp = sg.sign(cp[:0], time.Now(), all); len(cp) > 0 {
 			if err := w.buffer(cp); err != nil {
 				return err
 			}
 		}
 		return w.flush()
 	}
-	tail := &tailFlusher{bw: w.bw, flush: flush}
+	tail := &tailFlusher{bw: w.bw, flush: func() error { return flush(false) }, due: func() time.Duration { return sg.due(time.Now()) }}
 	var frame, pkt []byte
 	clocks := make([]store.Clock, 0, 2) // per track: the mapping last sent
 	for {
@@ -142,7 +155,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 			if merr != nil {
 				return fmt.Errorf("live tail end: %w", merr)
 			}
-			if err := flush(); err != nil { // the last packets' checkpoint
+			if err := flush(true); err != nil { // the last packets' checkpoint
 				return err
 			}
 			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
@@ -171,7 +184,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 			return err
 		}
 		if sg.full() {
-			if err := flush(); err != nil {
+			if err := flush(true); err != nil {
 				return err
 			}
 		}

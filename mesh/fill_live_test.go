@@ -426,3 +426,34 @@ func TestLiveCheckpointsPassedOn(t *testing.T) {
 	}
 	samePackets(t, a.st, c.st, key)
 }
+
+// TestCheckpointPace: a server signs the packets it sent at a flush, but
+// not twice within CheckpointEvery, and says when the next is due; the end
+// of the stream (all) signs at once.
+func TestCheckpointPace(t *testing.T) {
+	a := startNode(t, Config{}, nil)
+	s := &liveSigner{m: a.Mesh, key: testKey("pace")}
+	t0 := time.Unix(1000, 0)
+	if d := s.due(t0); d != 0 {
+		t.Fatalf("due with nothing pending: %v", d)
+	}
+	s.pending = append(s.pending, checkpointEntry{PN: 1})
+	if b := s.sign(nil, t0, false); len(b) == 0 || len(s.pending) != 0 {
+		t.Fatalf("the first checkpoint: %d bytes, %d pending", len(b), len(s.pending))
+	}
+	s.pending = append(s.pending, checkpointEntry{PN: 2})
+	at := t0.Add(CheckpointEvery / 5)
+	if b := s.sign(nil, at, false); len(b) != 0 {
+		t.Fatal("a second checkpoint within CheckpointEvery")
+	}
+	if d := s.due(at); d != CheckpointEvery*4/5 {
+		t.Fatalf("the next due in %v, want %v", d, CheckpointEvery*4/5)
+	}
+	if b := s.sign(nil, t0.Add(CheckpointEvery), false); len(b) != checkpointHeaderLen+checkpointEntryLen {
+		t.Fatalf("the checkpoint due: %d bytes", len(b))
+	}
+	s.pending = append(s.pending, checkpointEntry{PN: 3})
+	if b := s.sign(nil, t0.Add(CheckpointEvery), true); len(b) == 0 {
+		t.Fatal("the end's checkpoint waited")
+	}
+}
