@@ -138,7 +138,7 @@
 // before the packet, once; a packet it holds none for (this node pulls the
 // stream from its origin, or it got the packet inside a sealed segment) is
 // named by the server's own checkpoint, signed with its identity key and
-// written before a flush: one per write, but at most one every 5 ms
+// written before a flush: one per write, but at most one a millisecond
 // (CheckpointEvery; a packet then waits at most that long for its
 // checkpoint, which comes without waiting for another packet), and at most
 // 1024 packets apart. The server sends a keepalive every 500 ms
@@ -323,7 +323,7 @@
 //
 // (the frame's bytes from the count on). The node that pulls the stream
 // from its origin signs the packets it sends, a checkpoint per write (a
-// video frame's packets; 34 µs to sign, 58 µs to verify), at most 200 a
+// video frame's packets; 34 µs to sign, 58 µs to verify), at most 1000 a
 // second; a relay keeps the checkpoints
 // it verified (the last 4096 packets' of up to 64 streams) and passes
 // them on unchanged, before the packets they name, so only the first hop
