@@ -2,13 +2,10 @@ package rtspedge
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
@@ -55,67 +52,39 @@ func pullRanged(t *testing.T, st *store.Store, key, url string, n int) (time.Dur
 	return time.Since(start), sessions
 }
 
-// samePulls fails unless got holds, per track, the packets of want in
-// order: payload, marker, payload type, and sequence numbers and
-// timestamps that step alike; tt within a millisecond.
+// samePulls fails unless got holds, per track, the packets of want
+// (testkit.SameRTP), with tt within a millisecond, frame types and flags
+// alike.
 func samePulls(t *testing.T, got, want []store.Packet, tracks int) {
 	t.Helper()
 	for tr := range tracks {
-		g, w := ofTrack(t, got, tr), ofTrack(t, want, tr)
-		if len(g) != len(w) {
-			t.Errorf("track %d: %d packets, a single pull %d", tr, len(g), len(w))
+		g, w := ofTrack(got, tr), ofTrack(want, tr)
+		var graw, wraw [][]byte
+		for i := range g {
+			graw = append(graw, g[i].RTP)
 		}
-		for i := range min(len(g), len(w)) {
-			if d := diffPacket(g[i], w[i], g[0], w[0]); d != "" {
-				t.Fatalf("track %d packet %d of %d: %s", tr, i, len(w), d)
+		for i := range w {
+			wraw = append(wraw, w[i].RTP)
+		}
+		if err := testkit.SameRTP(graw, wraw); err != nil {
+			t.Fatalf("track %d: %v", tr, err)
+		}
+		for i := range g {
+			if absDur(g[i].TT-w[i].TT) > time.Millisecond || g[i].FT != w[i].FT || g[i].Flags != w[i].Flags {
+				t.Fatalf("track %d packet %d: tt %v ft %d flags %d, want %v %d %d", tr, i, g[i].TT, g[i].FT, g[i].Flags, w[i].TT, w[i].FT, w[i].Flags)
 			}
 		}
 	}
 }
 
-type headerPacket struct {
-	h  rtp.Header
-	pl string
-	tt time.Duration
-	ft store.FrameType
-	fl uint8
-}
-
-func ofTrack(t *testing.T, pkts []store.Packet, track int) []headerPacket {
-	var out []headerPacket
+func ofTrack(pkts []store.Packet, track int) []store.Packet {
+	var out []store.Packet
 	for _, p := range pkts {
-		if int(p.Track) != track {
-			continue
+		if int(p.Track) == track {
+			out = append(out, p)
 		}
-		var hp headerPacket
-		n, err := hp.h.Unmarshal(p.RTP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hp.pl, hp.tt, hp.ft, hp.fl = string(p.RTP[n:]), p.TT, p.FT, p.Flags
-		out = append(out, hp)
 	}
 	return out
-}
-
-func diffPacket(g, w, g0, w0 headerPacket) string {
-	switch {
-	case g.pl != w.pl:
-		return fmt.Sprintf("payload of %d bytes, want %d bytes", len(g.pl), len(w.pl))
-	case g.h.Marker != w.h.Marker || g.h.PayloadType != w.h.PayloadType:
-		return "marker or payload type differ"
-	case g.h.SequenceNumber-g0.h.SequenceNumber != w.h.SequenceNumber-w0.h.SequenceNumber:
-		return fmt.Sprintf("sequence number step %d, want %d", g.h.SequenceNumber-g0.h.SequenceNumber, w.h.SequenceNumber-w0.h.SequenceNumber)
-	case g.h.Timestamp-g0.h.Timestamp != w.h.Timestamp-w0.h.Timestamp:
-		return fmt.Sprintf("timestamp step %d, want %d", g.h.Timestamp-g0.h.Timestamp, w.h.Timestamp-w0.h.Timestamp)
-	case g.h.SSRC != g0.h.SSRC:
-		return "SSRC changed"
-	case absDur(g.tt-w.tt) > time.Millisecond:
-		return fmt.Sprintf("tt %v, want %v", g.tt, w.tt)
-	case g.ft != w.ft || g.fl != w.fl:
-		return fmt.Sprintf("frame type %d flags %d, want %d %d", g.ft, g.fl, w.ft, w.fl)
-	}
-	return ""
 }
 
 // TestPullRangesGst: gst-rtsp-server grants no usable Speed; a 12 s clip
