@@ -305,7 +305,9 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 	if !ok || speed > 1 || (j.cfg.Unwatched != nil && !j.cfg.Unwatched()) {
 		return
 	}
+	j.mu.Lock()
 	n, _ := j.plan(j.cfg.Parallelism)
+	j.mu.Unlock()
 	if n < 2 {
 		return
 	}
@@ -361,7 +363,7 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 // plan is how many ranges the rest of the stream is split into, at most
 // n, and the step between their starts: equal parts of the rest, none
 // shorter than rangeMin, and short enough that the ranges after the head
-// hold at most MaxBuffer.
+// hold at most MaxBuffer. j.mu is held.
 func (j *rangeJoin) plan(n int) (int, time.Duration) {
 	rest := j.o.Manifest().Duration - j.lastTT
 	n = min(n, int(rest/rangeMin))
