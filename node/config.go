@@ -116,7 +116,7 @@ type Origin struct {
 	// RangeParallelism is the most sessions an on-demand fill that nobody
 	// watches (a prefetch, or a fill its players left) pulls at once,
 	// each a range of the stream, when the origin grants no Speed; each
-	// counts against MaxSessions. 1 pulls one. Default 4.
+	// counts against MaxSessions. 1 pulls one. Default 5.
 	RangeParallelism *int `yaml:"range_parallelism,omitempty"`
 	// RateLimit caps the bandwidth of all fills from this origin together
 	// (bit/s); a fill then asks for no more Speed than the cap allows.
