@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+
 	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
@@ -147,5 +150,49 @@ func TestRangePrefetchMaxSessions(t *testing.T) {
 	t.Logf("max_sessions 1: %v for a %v clip, %d PLAYs", took.Round(time.Millisecond), speedClip.Length, plays)
 	if plays != 1 || took < speedClip.Length*9/10 {
 		t.Fatalf("max_sessions 1: %d PLAYs at the origin, the prefetch took %v of a %v clip; want 1, at real time", plays, took, speedClip.Length)
+	}
+}
+
+// TestRangesAfterPlayerLeft: a player starts a fill from an origin that
+// grants no Speed and leaves after 2 s; the fill, which complete_on_abandon
+// carries on and nobody watches now, pulls the rest as ranges at once and
+// stores what one pull stores. While the player watched, one session.
+func TestRangesAfterPlayerLeft(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	n, single := rangesNode(t, "rtsp://"+org.Addr(), 4, 0), rangesNode(t, "rtsp://"+org.Addr(), 1, 0)
+	var wg sync.WaitGroup
+	wg.Go(func() { prefetch(t, single, "o/clip.ts") })
+	start := time.Now()
+	var plays int
+	err := playUntilPacket(t.Context(), n.url("o/clip.ts"), func(*description.Media, *rtp.Packet) bool {
+		if time.Since(start) < 2*time.Second {
+			_, plays = org.Sessions("clip.ts")
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitCompleteAt(t, n, "o/clip.ts")
+	took := time.Since(start)
+	wg.Wait()
+	t.Logf("the player left after 2 s; the fill of the %v clip was complete after %v; %d PLAYs at the origin while it watched (the single pull's included)",
+		speedClip.Length, took.Round(time.Millisecond), plays)
+	if in.Source != store.SourceOrigin {
+		t.Fatalf("filled from %q", in.Source)
+	}
+	if plays > 2 {
+		t.Fatalf("%d PLAYs at the origin while the player watched, want 2: one per node", plays)
+	}
+	got, want := trackRTP(t, n, "o/clip.ts"), trackRTP(t, single, "o/clip.ts")
+	for tr, w := range want {
+		if err := testkit.SameRTP(got[tr], w); err != nil {
+			t.Fatalf("track %d, ranges after the player left against one pull: %v", tr, err)
+		}
+	}
+	if took > speedClip.Length*6/10 {
+		t.Fatalf("the fill took %v of a %v clip after its player left at 2 s: no ranges", took, speedClip.Length)
 	}
 }

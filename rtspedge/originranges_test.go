@@ -14,8 +14,8 @@ import (
 )
 
 // pullRanged pulls url into st under key with PullRanges at parallelism
-// n, and says how long it took and how many sessions it opened.
-func pullRanged(t *testing.T, st *store.Store, key, url string, n int) (time.Duration, int) {
+// n holding at most maxBuffer (0: the default), and says how long it took and how many sessions it opened.
+func pullRanged(t *testing.T, st *store.Store, key, url string, n int, maxBuffer int64) (time.Duration, int) {
 	t.Helper()
 	req := OriginRequest{URL: url, AskMetaInfo: true, Timeout: 5 * time.Second, Logger: testkit.Logger()}
 	start := time.Now()
@@ -32,7 +32,7 @@ func pullRanged(t *testing.T, st *store.Store, key, url string, n int) (time.Dur
 	}
 	var mu sync.Mutex
 	sessions := 1
-	err = PullRanges(t.Context(), o, w, RangePull{Parallelism: n, Logger: testkit.Logger(),
+	err = PullRanges(t.Context(), o, w, RangePull{Parallelism: n, Logger: testkit.Logger(), MaxBuffer: maxBuffer,
 		Open: func(ctx context.Context) (*OriginSession, func(), error) {
 			o, err := OpenOrigin(ctx, req)
 			if err == nil {
@@ -99,13 +99,47 @@ func TestPullRangesGst(t *testing.T) {
 	var took time.Duration
 	var sessions int
 	wg.Go(func() { fill(t, st, "single", gst.URL("clip"), OriginRequest{AskMetaInfo: true}) })
-	wg.Go(func() { took, sessions = pullRanged(t, st, "ranged", gst.URL("clip"), 4) })
+	wg.Go(func() { took, sessions = pullRanged(t, st, "ranged", gst.URL("clip"), 4, 0) })
 	wg.Wait()
 	t.Logf("4 ranges: %v, %d sessions", took, sessions)
 	m, _ := st.Manifest("ranged")
 	samePulls(t, readAll(t, st, "ranged"), readAll(t, st, "single"), len(m.Tracks))
 	if sessions != 4 || took > clip.Length/2 {
 		t.Fatalf("%d sessions took %v for a %v clip", sessions, took, clip.Length)
+	}
+}
+
+// TestPullRangesBounded: 2 ranges at once held to a MaxBuffer of about 2 s
+// of the stream: the second, running on from 2 s after the first, is split
+// again once it is stored, and so on: still what a single pull stores.
+func TestPullRangesBounded(t *testing.T) {
+	t.Parallel()
+	clip := interop.Clip{Name: "h264-aac-12s.ts", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+	ts, err := os.ReadFile(clip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, _ := startOrigin(t, origin.Config{Media: map[string][]byte{"clip.ts": ts}})
+	o, err := OpenOrigin(t.Context(), OriginRequest{URL: originURL(org, "clip.ts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bitrate := sdpBitrate(o.ssd)
+	o.Close()
+	if bitrate <= 0 {
+		t.Fatal("the built-in origin declares no bitrate")
+	}
+	st := newStore(t)
+	var wg sync.WaitGroup
+	var sessions int
+	wg.Go(func() { fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true}) })
+	wg.Go(func() { _, sessions = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), 2, int64(2*bitrate/8)) })
+	wg.Wait()
+	m, _ := st.Manifest("ranged")
+	samePulls(t, readAll(t, st, "ranged"), readAll(t, st, "single"), len(m.Tracks))
+	t.Logf("%d sessions", sessions)
+	if sessions < 3 {
+		t.Fatalf("%d sessions: the rest was not split again", sessions)
 	}
 }
 
@@ -125,7 +159,7 @@ func TestPullRangesOrigin(t *testing.T) {
 	var took time.Duration
 	var sessions int
 	wg.Go(func() { fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true}) })
-	wg.Go(func() { took, sessions = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), 4) })
+	wg.Go(func() { took, sessions = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), 4, 0) })
 	wg.Wait()
 	t.Logf("4 ranges: %v, %d sessions", took, sessions)
 	got, want := readAll(t, st, "ranged"), readAll(t, st, "single")
