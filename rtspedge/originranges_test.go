@@ -109,17 +109,24 @@ func TestPullRangesGst(t *testing.T) {
 	}
 }
 
+// rangesClip is the clip the built-in origin serves to range pulls.
+var rangesClip = interop.Clip{Name: "h264-aac-12s.ts", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+
+// startClipOrigin runs the built-in origin serving clip at clip.ts.
+func startClipOrigin(t *testing.T, clip interop.Clip) (*origin.Origin, func()) {
+	ts, err := os.ReadFile(clip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOrigin(t, origin.Config{Media: map[string][]byte{"clip.ts": ts}})
+}
+
 // TestPullRangesBounded: 2 ranges at once held to a MaxBuffer of about 2 s
 // of the stream: the second, running on from 2 s after the first, is split
 // again once it is stored, and so on: still what a single pull stores.
 func TestPullRangesBounded(t *testing.T) {
 	t.Parallel()
-	clip := interop.Clip{Name: "h264-aac-12s.ts", Video: "h264", Audio: "aac", Length: 12 * time.Second}
-	ts, err := os.ReadFile(clip.Path(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, _ := startOrigin(t, origin.Config{Media: map[string][]byte{"clip.ts": ts}})
+	org, _ := startClipOrigin(t, rangesClip)
 	o, err := OpenOrigin(t.Context(), OriginRequest{URL: originURL(org, "clip.ts")})
 	if err != nil {
 		t.Fatal(err)
@@ -148,12 +155,8 @@ func TestPullRangesBounded(t *testing.T) {
 // single pull stores.
 func TestPullRangesOrigin(t *testing.T) {
 	t.Parallel()
-	clip := interop.Clip{Name: "h264-aac-12s.ts", Video: "h264", Audio: "aac", Length: 12 * time.Second}
-	ts, err := os.ReadFile(clip.Path(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, _ := startOrigin(t, origin.Config{Media: map[string][]byte{"clip.ts": ts}})
+	clip := rangesClip
+	org, _ := startClipOrigin(t, clip)
 	st := newStore(t)
 	var wg sync.WaitGroup
 	var took time.Duration
