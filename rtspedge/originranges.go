@@ -399,8 +399,6 @@ func (j *rangeJoin) add(r *rangeRun, p store.Packet) error {
 	}
 	r.begun = true
 	ot := r.o.tracks[p.Track]
-	rp.p.RTP = append([]byte(nil), p.RTP...)
-	rp.payload = rp.p.RTP[n:]
 	rp.metaTT = p.Flags&store.FlagMetaInfo != 0 && ot.fields.Has(metainfo.NameTT)
 	rp.metaPN = p.Flags&store.FlagMetaInfo != 0 && ot.hasPN()
 	rp.arrival = r.arrival
@@ -412,9 +410,31 @@ func (j *rangeJoin) add(r *rangeRun, p store.Packet) error {
 	if t.cutAt >= 0 {
 		return nil // the next range has it
 	}
+	if len(j.ranges) == 1 && r.drained() {
+		// No range follows and none of r waits: stored at once, as Run
+		// would (p.RTP is Run's buffer until Append returns).
+		t.base++
+		t.stored, t.scan = t.end(), t.end()
+		if err := j.storeLocked(&t.rb, &rp); err != nil {
+			j.failLocked(err)
+		}
+		return j.err
+	}
+	rp.p.RTP = append([]byte(nil), p.RTP...)
+	rp.payload = rp.p.RTP[n:]
 	t.pkts = append(t.pkts, rp)
 	j.advanceLocked()
 	return j.err
+}
+
+// drained says whether every packet r received is stored (or dropped).
+func (r *rangeRun) drained() bool {
+	for i := range r.tracks {
+		if t := &r.tracks[i]; t.stored < t.end() {
+			return false
+		}
+	}
+	return true
 }
 
 // advanceLocked finds where ranges begin, closes the sessions of ranges
@@ -560,11 +580,14 @@ func (j *rangeJoin) storeHeadLocked() bool {
 		if next && tr.cutAt < 0 && tr.stored >= tr.scan {
 			break // it may be where the next range begins
 		}
-		if err := j.storeLocked(head, best, tr.stored); err != nil {
+		if err := j.storeLocked(&tr.rb, tr.at(tr.stored)); err != nil {
 			j.failLocked(err)
 			return false
 		}
 		tr.stored++
+		if !next {
+			tr.scan = tr.stored // stored: not where a later split's range begins
+		}
 		tr.compact()
 	}
 	if !next {
@@ -614,16 +637,14 @@ func (b *rebase) rewrite(p *rangePacket) (uint16, uint32, uint32) {
 	return p.hdr.SequenceNumber + b.seqOff, p.hdr.Timestamp + b.tsOff, b.ssrc
 }
 
-// storeLocked appends packet i of r's track t to the writer, rebased.
-func (j *rangeJoin) storeLocked(r *rangeRun, t, i int) error {
-	tr := &r.tracks[t]
-	rp := tr.at(i)
+// storeLocked appends rp to the writer, rebased by rb, and frees its RTP.
+func (j *rangeJoin) storeLocked(rb *rebase, rp *rangePacket) error {
 	p := rp.p
-	seq, ts, ssrc := tr.rb.rewrite(rp)
+	seq, ts, ssrc := rb.rewrite(rp)
 	binary.BigEndian.PutUint16(p.RTP[2:4], seq)
 	binary.BigEndian.PutUint32(p.RTP[4:8], ts)
 	binary.BigEndian.PutUint32(p.RTP[8:12], ssrc)
-	p.TT = tr.rb.tt(rp)
+	p.TT = rb.tt(rp)
 	if !rp.metaPN {
 		p.PN = j.nextPN
 	}
