@@ -32,6 +32,12 @@ const (
 	// where its PLAY answer says it starts (an origin that answers the
 	// position asked for, not its key frame, seeks back at most a GOP).
 	rangeSlack = 10 * time.Second
+	// rangeSlackNamed is rangeSlack for an origin whose PLAY answer
+	// names another start than the one asked for: the key frame it seeks
+	// to (gst-rtsp-server, the built-in origin). The range before holds
+	// back only that much of its packets until the cut is found, so a
+	// player that joins a prefetch seldom waits for it.
+	rangeSlackNamed = time.Second
 	// rangeMin is the shortest range a split makes.
 	rangeMin = 2 * time.Second
 	// rangeAssumedBitrate sizes ranges for MaxBuffer when neither the SDP
@@ -83,7 +89,8 @@ type RangePull struct {
 // order and alike (packet numbers counted as Run counts them).
 //
 // The first range is stored as it arrives, except its last rangeSlack
-// before the next range's start, which waits for the cut; later ranges are
+// (1 s when the origin's answer names the key frame it starts at) before
+// the next range's start, which waits for the cut; later ranges are
 // held in memory until the ones before are stored. MaxBuffer bounds what
 // they hold: the ranges are made shorter, the last of them running on to
 // the end of the stream, and once it is the one stored the rest is split
@@ -489,7 +496,11 @@ func (j *rangeJoin) findCut(a, b *rangeRun, t int) {
 	if !b.begun {
 		return
 	}
-	lower := max(min(b.start, b.from)-rangeSlack, b.after)
+	slack := rangeSlack
+	if b.start != b.from {
+		slack = rangeSlackNamed // the origin named its key frame
+	}
+	lower := max(min(b.start, b.from)-slack, b.after)
 	bound := max(b.start, b.from) + rangeSlack
 	need := rangeAgree
 	if b.ended || b.cut {
