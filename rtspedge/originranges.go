@@ -134,15 +134,16 @@ type rangeJoin struct {
 	log *slog.Logger
 	n   int // tracks
 
-	mu      sync.Mutex
-	ranges  []*rangeRun
-	nextPN  uint64        // the next derived packet number
-	lastTT  time.Duration // tt of the last packet stored
-	err     error         // why the pull ended early
-	done    bool          // the last range was stored to the end of the stream
-	over    chan struct{} // closed when err or done is set
-	overOne sync.Once
-	holdOff time.Time // no split before (a split found no session to open)
+	mu       sync.Mutex
+	ranges   []*rangeRun
+	nextPN   uint64        // the next derived packet number
+	lastTT   time.Duration // tt of the last packet stored
+	err      error         // why the pull ended early
+	flushing bool          // given up: the head is stored up to its cut, or all of it
+	done     bool          // the last range was stored to the end of the stream
+	over     chan struct{} // closed when err or done is set
+	overOne  sync.Once
+	holdOff  time.Time // no split before (a split found no session to open)
 }
 
 func newRangeJoin(o *OriginSession, w PacketWriter, cfg RangePull) *rangeJoin {
@@ -289,12 +290,19 @@ func (j *rangeJoin) ended(ctx context.Context, r *rangeRun, err error) {
 }
 
 func (j *rangeJoin) failLocked(err error) {
-	if j.err == nil && !j.done {
-		j.err = err
+	if j.err != nil || j.done {
+		return
 	}
+	j.err = err
 	j.overOne.Do(func() { close(j.over) })
 	for _, r := range j.ranges {
 		r.cancel()
+	}
+	if errors.Is(err, errRangeFallback) {
+		// What the head holds is what one session would have stored:
+		// keep it, and the session after goes on from there.
+		j.flushing = true
+		j.storeHeadLocked()
 	}
 }
 
@@ -501,7 +509,7 @@ func (j *rangeJoin) findCut(a, b *rangeRun, t int) {
 		slack = rangeSlackNamed // the origin named its key frame
 	}
 	lower := max(min(b.start, b.from)-slack, b.after)
-	bound := max(b.start, b.from) + rangeSlack
+	bound := max(b.start, b.from) + slack
 	need := rangeAgree
 	if b.ended || b.cut {
 		need = min(need, bt.end()-bt.base)
@@ -588,11 +596,13 @@ func (j *rangeJoin) storeHeadLocked() bool {
 			break
 		}
 		tr := &head.tracks[best]
-		if next && tr.cutAt < 0 && tr.stored >= tr.scan {
+		if next && tr.cutAt < 0 && tr.stored >= tr.scan && !j.flushing {
 			break // it may be where the next range begins
 		}
 		if err := j.storeLocked(&tr.rb, tr.at(tr.stored)); err != nil {
-			j.failLocked(err)
+			if !j.flushing {
+				j.failLocked(err)
+			}
 			return false
 		}
 		tr.stored++
@@ -600,6 +610,9 @@ func (j *rangeJoin) storeHeadLocked() bool {
 			tr.scan = tr.stored // stored: not where a later split's range begins
 		}
 		tr.compact()
+	}
+	if j.flushing {
+		return false
 	}
 	if !next {
 		if head.ended && j.headStoredLocked() {

@@ -16,8 +16,16 @@ import (
 // pullRanged pulls url into st under key with PullRanges at parallelism
 // n holding at most maxBuffer (0: the default), and says how long it took and how many sessions it opened.
 func pullRanged(t *testing.T, st *store.Store, key, url string, n int, maxBuffer int64) (time.Duration, int) {
+	return pullRangedFrom(t, st, key, url, url, n, maxBuffer)
+}
+
+// pullRangedFrom is pullRanged whose ranges after the first play
+// rangesURL.
+func pullRangedFrom(t *testing.T, st *store.Store, key, url, rangesURL string, n int, maxBuffer int64) (time.Duration, int) {
 	t.Helper()
 	req := OriginRequest{URL: url, AskMetaInfo: true, Timeout: 5 * time.Second, Logger: testkit.Logger()}
+	other := req
+	other.URL = rangesURL
 	start := time.Now()
 	o, err := OpenOrigin(t.Context(), req)
 	if err != nil {
@@ -34,7 +42,7 @@ func pullRanged(t *testing.T, st *store.Store, key, url string, n int, maxBuffer
 	sessions := 1
 	err = PullRanges(t.Context(), o, w, RangePull{Parallelism: n, Logger: testkit.Logger(), MaxBuffer: maxBuffer,
 		Open: func(ctx context.Context) (*OriginSession, func(), error) {
-			o, err := OpenOrigin(ctx, req)
+			o, err := OpenOrigin(ctx, other)
 			if err == nil {
 				mu.Lock()
 				sessions++
@@ -176,4 +184,44 @@ func TestPullRangesOrigin(t *testing.T) {
 	if sessions != 4 || took > clip.Length/2 {
 		t.Fatalf("%d sessions took %v for a %v clip", sessions, took, clip.Length)
 	}
+}
+
+// TestPullRangesDisagree: ranges whose packets are not the first range's
+// (here another clip, with the same tracks) are given up once the first
+// range is 1 s past where the second said it starts: the pull stores what
+// the first range got, and goes on with one session from there.
+func TestPullRangesDisagree(t *testing.T) {
+	t.Parallel()
+	ts, err := os.ReadFile(rangesClip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, _ := startOrigin(t, origin.Config{Media: map[string][]byte{"clip.ts": ts, "other.ts": origin.SampleClip()}})
+	st := newStore(t)
+	var wg sync.WaitGroup
+	var took time.Duration
+	wg.Go(func() { fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true}) })
+	wg.Go(func() {
+		took, _ = pullRangedFrom(t, st, "ranged", originURL(org, "clip.ts"), originURL(org, "other.ts"), 4, 0)
+	})
+	wg.Wait()
+	// A resumed session keeps its own RTP bases (as any resumed fill):
+	// payloads and tt are the single pull's.
+	got, want := readAll(t, st, "ranged"), readAll(t, st, "single")
+	m, _ := st.Manifest("ranged")
+	for tr := range len(m.Tracks) {
+		g, w := ofTrack(got, tr), ofTrack(want, tr)
+		if len(g) != len(w) {
+			t.Fatalf("track %d: %d packets, want %d", tr, len(g), len(w))
+		}
+		for i := range g {
+			if string(g[i].RTP[12:]) != string(w[i].RTP[12:]) || absDur(g[i].TT-w[i].TT) > time.Millisecond {
+				t.Fatalf("track %d packet %d: tt %v, want %v, payloads alike %v", tr, i, g[i].TT, w[i].TT, string(g[i].RTP[12:]) == string(w[i].RTP[12:]))
+			}
+		}
+	}
+	if _, plays := org.Sessions("clip.ts"); plays != 3 {
+		t.Fatalf("%d PLAYs of clip.ts, want 3: the single pull, the first range, the one session after", plays)
+	}
+	t.Logf("given up: %v for a %v clip", took, rangesClip.Length)
 }
