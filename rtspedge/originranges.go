@@ -247,6 +247,7 @@ func (j *rangeJoin) pull(ctx context.Context) error {
 	}
 }
 
+// newRange is a range of session o from from, not yet started.
 func (j *rangeJoin) newRange(o *OriginSession, release func(), from time.Duration, first bool) *rangeRun {
 	r := &rangeRun{o: o, release: release, first: first, from: from, start: from, tracks: make([]rangeTrack, j.n)}
 	for i := range r.tracks {
@@ -277,7 +278,8 @@ func (j *rangeJoin) ended(ctx context.Context, r *rangeRun, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch {
-	case r.cut || ctx.Err() != nil:
+	case r.cut || ctx.Err() != nil || j.err != nil || j.done:
+		// Closed on purpose.
 	case err != nil && r.first && len(j.ranges) == 1:
 		j.failLocked(err) // as Run would: no range was split off
 	case err != nil:
@@ -289,6 +291,7 @@ func (j *rangeJoin) ended(ctx context.Context, r *rangeRun, err error) {
 	}
 }
 
+// failLocked ends the pull with err and closes every range's session.
 func (j *rangeJoin) failLocked(err error) {
 	if j.err != nil || j.done {
 		return
@@ -326,40 +329,19 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 	if n < 2 {
 		return
 	}
-	type opened struct {
-		o       *OriginSession
-		release func()
-	}
-	var more []opened
-	for len(more) < n-1 {
-		o, release, err := j.cfg.Open(ctx)
-		if err != nil || o == nil {
-			if err != nil && ctx.Err() == nil {
-				j.log.Info("range pull: no more sessions", "opened", len(more)+1, "err", err)
-			}
-			break
-		}
-		if len(o.tracks) != j.n {
-			o.Close()
-			release()
-			break
-		}
-		more = append(more, opened{o, release})
-	}
+	more := j.open(ctx, n-1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	n, step := j.plan(len(more) + 1)
 	if n < 2 || j.err != nil || j.done {
 		for _, m := range more {
-			m.o.Close()
-			m.release()
+			m.close()
 		}
 		j.holdOff = time.Now().Add(5 * time.Second)
 		return
 	}
 	for _, m := range more[n-1:] {
-		m.o.Close()
-		m.release()
+		m.close()
 	}
 	for i := range head.tracks {
 		t := &head.tracks[i]
@@ -373,6 +355,38 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 		j.ranges = append(j.ranges, r)
 		j.start(ctx, wg, r)
 	}
+}
+
+// opened is a session RangePull.Open opened, with its release.
+type opened struct {
+	o       *OriginSession
+	release func()
+}
+
+func (m opened) close() {
+	m.o.Close()
+	m.release()
+}
+
+// open opens up to n more sessions of the stream, as many as
+// RangePull.Open gives with the stream's tracks.
+func (j *rangeJoin) open(ctx context.Context, n int) []opened {
+	var more []opened
+	for len(more) < n {
+		o, release, err := j.cfg.Open(ctx)
+		if err != nil || o == nil {
+			if err != nil && ctx.Err() == nil {
+				j.log.Info("range pull: no more sessions", "opened", len(more)+1, "err", err)
+			}
+			break
+		}
+		if len(o.tracks) != j.n {
+			opened{o, release}.close()
+			break
+		}
+		more = append(more, opened{o, release})
+	}
+	return more
 }
 
 // plan is how many ranges the rest of the stream is split into, at most
