@@ -47,10 +47,6 @@ const (
 	rangeTick = 200 * time.Millisecond
 )
 
-// errRangesDisagree: a range's packets were not found in the range before
-// it, so the two cannot be joined into what a single pull stores.
-var errRangesDisagree = errors.New("ranges disagree")
-
 // RangePull says how PullRanges splits a stream into ranges.
 type RangePull struct {
 	// Parallelism is the most sessions that pull the stream at once, the
@@ -122,7 +118,8 @@ func PullRanges(ctx context.Context, o *OriginSession, w PacketWriter, cfg Range
 	return next.Run(ctx, w)
 }
 
-// errRangeFallback: the ranges were given up; one session goes on.
+// errRangeFallback: the ranges were given up (two could not be joined, or
+// a later range's session failed); one session goes on.
 var errRangeFallback = errors.New("range pull given up")
 
 // rangeJoin is one PullRanges: the ranges not yet stored, in media order,
