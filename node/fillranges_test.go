@@ -67,6 +67,27 @@ func trackRTP(t testing.TB, n *testNode, path string) map[uint8][][]byte {
 	}
 }
 
+// playsAsOrigin plays url (at once) and direct, the origin's URL, with
+// ffmpeg side by side, and fails the test unless both decode the same
+// video and audio frames; it returns the play of url.
+func playsAsOrigin(t *testing.T, what, url, direct string) *interop.Play {
+	t.Helper()
+	var wg sync.WaitGroup
+	var got, want *interop.Play
+	wg.Go(func() { got = interop.Run(t, interop.FFmpeg, url, interop.Options{Unqueued: true}) })
+	wg.Go(func() { want = interop.Run(t, interop.FFmpeg, direct, interop.Options{}) })
+	wg.Wait()
+	for _, p := range []*interop.Play{got, want} {
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := interop.SameFrames(got.Frames, want.Frames); err != nil {
+		t.Fatalf("%s against the origin: %v", what, err)
+	}
+	return got
+}
+
 // rangesNode is a node (no mesh, admin API on) whose origin "o" is url,
 // pulling at most ranges sessions at once and asking for no Speed, with
 // max_sessions.
@@ -101,18 +122,7 @@ func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Durati
 			t.Fatalf("track %d from 4 ranges against one pull: %v", tr, err)
 		}
 	}
-	var viaNode, fromOrigin *interop.Play
-	wg.Go(func() { viaNode = interop.Run(t, interop.FFmpeg, ranged.url("o/"+path), interop.Options{}) })
-	wg.Go(func() { fromOrigin = interop.Run(t, interop.FFmpeg, direct, interop.Options{}) })
-	wg.Wait()
-	for _, p := range []*interop.Play{viaNode, fromOrigin} {
-		if err := p.Check(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := interop.SameFrames(viaNode.Frames, fromOrigin.Frames); err != nil {
-		t.Fatalf("the recording pulled as 4 ranges against the origin: %v", err)
-	}
+	playsAsOrigin(t, "the recording pulled as 4 ranges", ranged.url("o/"+path), direct)
 	if took > clip/2 {
 		t.Fatalf("4 ranges took %v for a %v clip", took, clip)
 	}
@@ -194,5 +204,27 @@ func TestRangesAfterPlayerLeft(t *testing.T) {
 	}
 	if took > speedClip.Length*6/10 {
 		t.Fatalf("the fill took %v of a %v clip after its player left at 2 s: no ranges", took, speedClip.Length)
+	}
+}
+
+// TestRangePrefetchJoinedByPlayer: a player that asks for a stream while
+// its prefetch pulls ranges at once tails the recording: it gets the
+// origin's frames (video and audio), paced at about real time (the range
+// being stored holds back 1 s before each cut).
+func TestRangePrefetchJoinedByPlayer(t *testing.T) {
+	t.Parallel()
+	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
+	n := rangesNode(t, "rtsp://"+gst.Addr, 4, 0)
+	var wg sync.WaitGroup
+	var took time.Duration
+	wg.Go(func() { took = prefetch(t, n, "o/clip") })
+	testkit.Eventually(t, 10*time.Second, "the prefetch pulls 4 ranges", func() bool { return gst.Requests("PLAY", "clip") >= 4 })
+	viaNode := playsAsOrigin(t, "a player of a prefetch pulling ranges", n.url("o/clip"), gst.URL("clip"))
+	wg.Wait()
+	played := viaNode.Exited.Sub(viaNode.Started)
+	t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
+	if took > clip.Length/2 || played > clip.Length+4*time.Second {
+		t.Fatalf("the prefetch took %v, the player ran %v for a %v clip", took, played, clip.Length)
 	}
 }
