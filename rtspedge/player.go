@@ -230,6 +230,7 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 		_ = p.reader.Close()
 		p.reader = nil
 	}
+	clear(p.queue) // their bytes are the old reader's
 	p.queue, p.head, p.eof = p.queue[:0], 0, false
 	r, err := p.rec.NewReader(from)
 	if err != nil {

@@ -174,6 +174,11 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 	if !ok {
 		return false
 	}
+	for i := range batch {
+		// A sent packet's bytes are the store's (a segment or a chunk of
+		// it): the slot must not keep them alive.
+		batch[i].data = nil
+	}
 	p.head += n
 	p.compact()
 	return true
@@ -303,8 +308,8 @@ func rtpPayloadLen(b []byte) (int, bool) {
 	return len(b) - n - pad, true
 }
 
-// compact moves the packets still queued to the front, keeping every
-// slot's buffer, so the queue does not grow while one packet always waits.
+// compact moves the packets still queued to the front, keeping the slots,
+// so the queue does not grow while one packet always waits.
 func (p *player) compact() {
 	rest := len(p.queue) - p.head
 	if p.head == 0 || rest > p.head {

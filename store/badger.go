@@ -63,7 +63,7 @@ import (
 func badgerOptions(dir string, o Options) badger.Options {
 	vlog, mem := badgerFileSizes(o.MinFree)
 	bo := badger.DefaultOptions(dir).
-		WithValueThreshold(1 << 10).
+		WithValueThreshold(valueThreshold).
 		WithDetectConflicts(false).
 		WithValueLogFileSize(vlog).
 		WithMemTableSize(mem).
@@ -88,6 +88,9 @@ func badgerOptions(dir string, o Options) badger.Options {
 	}
 	return bo
 }
+
+// valueThreshold: values this long or longer go to the value log (on disk).
+const valueThreshold = 1 << 10
 
 // memSegmentLimit bounds an encoded segment in an in-memory store (Badger's
 // largest in-memory value is 1 MiB).

@@ -19,10 +19,22 @@ type Reader struct {
 	rec *recording
 
 	idx     uint32   // segment being read
-	pos     int      // next packet in it
-	seg     *segment // idx's packets when idx is sealed
+	pos     int      // next packet in seg, cpk or open
+	seg     *segment // idx's packets when idx is sealed and read decoded
 	open    []Packet // snapshot of the open segment's packets when idx is open
 	started bool
+
+	// idx read by chunks (chunk.go): its index, the next chunk to read,
+	// the packets of the one read (the slice is reused, their bytes never)
+	// and the packets of the next one to skip (a seek's position).
+	cidx  *chunkIndex
+	chunk int
+	cpk   []Packet
+	skip  int
+
+	chunkedMu sync.Mutex // Close may run on another goroutine
+	chunked   *segRef    // counted as reading it by chunks (segmentCache.enterChunked)
+	closed    bool
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: unblocks Next
@@ -83,6 +95,12 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 		return nil, err
 	}
 	r.idx, r.pos, r.seg = p.idx, p.pos, p.seg
+	if p.cidx != nil {
+		r.setChunked(p.idx, true)
+		r.cidx, r.pos = p.cidx, 0
+		r.chunk = p.cidx.chunkOf(p.pos)
+		r.skip = p.pos - int(p.cidx.chunks[r.chunk].first)
+	}
 	return r, nil
 }
 
@@ -113,30 +131,30 @@ func videoTrackSet(tracks []Track) map[uint8]bool {
 // before the access unit of its first key frame is of a track other than
 // video (in the first segment), else seekKey's answer.
 func (s *Store) seekStart(rec *recording, segs []SegmentInfo, next uint32, open []Packet, video map[uint8]bool, from time.Duration) (position, error) {
-	pk, p := open, position{idx: next}
+	pick := func(pk []Packet) int {
+		key := -1
+		for i := range pk {
+			if pk[i].Flags&FlagKeyStart != 0 {
+				key = accessUnitStart(pk, i)
+				break
+			}
+		}
+		for i := 0; i < key; i++ {
+			if len(video) == 0 || video[pk[i].Track] {
+				return -1
+			}
+		}
+		return min(key, 0)
+	}
 	if len(segs) > 0 {
-		sg, err := s.segment(rec, segs[0].Index)
-		if err != nil {
-			return position{}, err
+		p, err := s.seekIn(rec, segs[0].Index, pick)
+		if err != nil || p.pos >= 0 {
+			return p, err
 		}
-		pk, p = sg.packets, position{idx: segs[0].Index, seg: sg}
+	} else if pick(open) >= 0 {
+		return position{idx: next}, nil
 	}
-	key := -1
-	for i := range pk {
-		if pk[i].Flags&FlagKeyStart != 0 {
-			key = accessUnitStart(pk, i)
-			break
-		}
-	}
-	for i := 0; i < key; i++ {
-		if len(video) == 0 || video[pk[i].Track] {
-			key = -1
-		}
-	}
-	if key < 0 {
-		return s.seekKey(rec, segs, next, open, from)
-	}
-	return p, nil
+	return s.seekKey(rec, segs, next, open, from)
 }
 
 func hasVideo(tracks []Track) bool {
@@ -152,9 +170,10 @@ func hasVideo(tracks []Track) bool {
 }
 
 type position struct {
-	idx uint32
-	pos int
-	seg *segment // decoded idx when sealed and already loaded
+	idx  uint32
+	pos  int
+	seg  *segment    // decoded idx when sealed and read decoded
+	cidx *chunkIndex // idx's chunks when sealed and read by chunks
 }
 
 // lastAtOrBefore returns the index into segs of the last segment whose first
@@ -189,27 +208,27 @@ func (s *Store) seekKey(rec *recording, segs []SegmentInfo, next uint32, open []
 		if k := segs[j].FirstKeyTT; k < 0 || k > from {
 			continue
 		}
-		sg, err := s.segment(rec, segs[j].Index)
-		if err != nil {
-			return position{}, err
-		}
-		if i := lastKey(sg.packets); i >= 0 {
-			return position{idx: segs[j].Index, pos: i, seg: sg}, nil
+		p, err := s.seekIn(rec, segs[j].Index, lastKey)
+		if err != nil || p.pos >= 0 {
+			return p, err
 		}
 	}
 	// No key frame at or before from: the first key frame, else the start.
+	firstKey := func(pk []Packet) int {
+		for i := range pk {
+			if pk[i].Flags&FlagKeyStart != 0 {
+				return accessUnitStart(pk, i)
+			}
+		}
+		return -1
+	}
 	for j := range segs {
 		if segs[j].FirstKeyTT < 0 {
 			continue
 		}
-		sg, err := s.segment(rec, segs[j].Index)
-		if err != nil {
-			return position{}, err
-		}
-		for i := range sg.packets {
-			if sg.packets[i].Flags&FlagKeyStart != 0 {
-				return position{idx: segs[j].Index, pos: accessUnitStart(sg.packets, i), seg: sg}, nil
-			}
+		p, err := s.seekIn(rec, segs[j].Index, firstKey)
+		if err != nil || p.pos >= 0 {
+			return p, err
 		}
 	}
 	for i := range open {
@@ -259,42 +278,44 @@ func rtpTimestamp(b []byte) (uint32, bool) {
 func (s *Store) seekNearest(rec *recording, segs []SegmentInfo, next uint32, open []Packet, from time.Duration) (position, error) {
 	// Candidate run of packets: the open segment or the last sealed segment
 	// starting at or before from.
-	var pk []Packet
-	var p position
-	var after time.Duration = -1 // tt of the packet following pk, if any
-	var afterPos position
 	if len(open) > 0 && open[0].TT <= from {
-		pk, p = open, position{idx: next}
-	} else if j := lastAtOrBefore(segs, from); j >= 0 {
-		sg, err := s.segment(rec, segs[j].Index)
-		if err != nil {
-			return position{}, err
-		}
-		pk, p = sg.packets, position{idx: segs[j].Index, seg: sg}
-		if j+1 < len(segs) {
-			after, afterPos = segs[j+1].FirstTT, position{idx: segs[j+1].Index}
-		} else if len(open) > 0 {
-			after, afterPos = open[0].TT, position{idx: next}
-		}
-	} else {
+		return position{idx: next, pos: nearest(open, from, -1)}, nil
+	}
+	j := lastAtOrBefore(segs, from)
+	if j < 0 {
 		if len(segs) > 0 {
 			return position{idx: segs[0].Index}, nil
 		}
 		return position{idx: next}, nil
 	}
+	var after time.Duration = -1 // tt of the packet following segment j, if any
+	afterPos := position{idx: next}
+	if j+1 < len(segs) {
+		after, afterPos = segs[j+1].FirstTT, position{idx: segs[j+1].Index}
+	} else if len(open) > 0 {
+		after = open[0].TT
+	}
+	p, err := s.seekIn(rec, segs[j].Index, func(pk []Packet) int { return nearest(pk, from, after) })
+	if err != nil || p.pos >= 0 {
+		return p, err
+	}
+	return afterPos, nil
+}
+
+// nearest is the index of the packet of pk whose tt is nearest to from, or
+// -1 when the packet after pk, at tt after (-1: none), is nearer.
+func nearest(pk []Packet, from, after time.Duration) int {
 	i := sort.Search(len(pk), func(i int) bool { return pk[i].TT >= from })
 	if i < len(pk) {
 		if i > 0 && from-pk[i-1].TT < pk[i].TT-from {
 			i--
 		}
-		p.pos = i
-		return p, nil
+		return i
 	}
 	if after >= 0 && after-from < from-pk[len(pk)-1].TT {
-		return afterPos, nil
+		return -1
 	}
-	p.pos = len(pk) - 1
-	return p, nil
+	return len(pk) - 1
 }
 
 // Next returns the next packet in log order. At the tail of a recording that
@@ -322,6 +343,17 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 				return r.seg.packets[r.pos-1], nil
 			}
 			r.idx, r.pos, r.seg = r.idx+1, 0, nil
+		}
+		if r.cidx != nil {
+			if r.pos < len(r.cpk) {
+				r.pos++
+				r.started = true
+				return r.cpk[r.pos-1], nil
+			}
+			if err := r.nextChunk(); err != nil {
+				return Packet{}, err
+			}
+			continue
 		}
 		if r.pos < len(r.open) {
 			r.pos++
@@ -352,11 +384,14 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			return Packet{}, fmt.Errorf("read segment %d of %s (window starts at %d): %w", r.idx, rec.key, rec.hdr.FirstIndex, ErrBehindWindow)
 		case r.idx < rec.hdr.NextIndex:
 			rec.mu.Unlock()
-			sg, err := r.s.segment(rec, r.idx)
+			sg, ci, err := r.s.enterSegment(rec, r.idx)
 			if err != nil {
 				return Packet{}, err
 			}
-			r.seg, r.open = sg, nil
+			r.seg, r.cidx, r.chunk, r.cpk, r.open = sg, ci, 0, r.cpk[:0], nil
+			if ci != nil {
+				r.setChunked(r.idx, true)
+			}
 			continue
 		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
 			r.seg, r.open = rec.pending, nil
@@ -392,6 +427,49 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 	}
 }
 
+// nextChunk reads the reader's next chunk of r.idx, or, when another reader
+// made the segment decoded meanwhile, goes on in that; after the last
+// chunk it moves to the next segment.
+func (r *Reader) nextChunk() error {
+	ci := r.cidx
+	if r.chunk >= len(ci.chunks) {
+		r.setChunked(r.idx, false)
+		r.idx, r.pos, r.cidx, r.cpk = r.idx+1, 0, nil, r.cpk[:0]
+		return nil
+	}
+	first := int(ci.chunks[r.chunk].first)
+	if sg := r.s.heldSegment(r.rec, r.idx); sg != nil && len(sg.packets) == int(ci.chunks[len(ci.chunks)-1].first+ci.chunks[len(ci.chunks)-1].count) {
+		r.setChunked(r.idx, false)
+		r.seg, r.pos, r.cidx, r.cpk = sg, first+r.skip, nil, r.cpk[:0]
+		r.skip = 0
+		return nil
+	}
+	pk, err := r.s.readChunk(r.rec, r.idx, ci, r.chunk, r.cpk[:0])
+	if err != nil {
+		return err
+	}
+	r.cpk, r.pos, r.skip = pk, r.skip, 0
+	r.chunk++
+	return nil
+}
+
+// setChunked counts the reader as reading segment idx by chunks, or no
+// longer, in the segment cache (which makes the next reader of it share
+// it decoded); a closed reader is not counted.
+func (r *Reader) setChunked(idx uint32, on bool) {
+	r.chunkedMu.Lock()
+	defer r.chunkedMu.Unlock()
+	if r.chunked != nil {
+		r.s.cache.leaveChunked(*r.chunked)
+		r.chunked = nil
+	}
+	if on && !r.closed {
+		ref := segRef{r.rec.seq, idx}
+		r.s.cache.enterChunked(ref)
+		r.chunked = &ref
+	}
+}
+
 // Segment is the index of the segment the packet Next last returned is in.
 func (r *Reader) Segment() uint32 { return r.idx }
 
@@ -414,6 +492,13 @@ func (r *Reader) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
 		rec := r.rec
+		r.chunkedMu.Lock()
+		if r.chunked != nil {
+			r.s.cache.leaveChunked(*r.chunked)
+			r.chunked = nil
+		}
+		r.closed = true
+		r.chunkedMu.Unlock()
 		rec.mu.Lock()
 		rec.readers--
 		rec.touchLocked(false)

@@ -72,6 +72,9 @@ type Store struct {
 	opts  Options
 	log   *slog.Logger
 	cache *segmentCache
+	// resident takes value-log pages the store read or wrote out of the
+	// process's RSS (resident_linux.go); nil in memory.
+	resident *valueLogMaps
 
 	dbMu sync.RWMutex // held (R) around every Badger call; Close takes it (W)
 	// writeMu is held (R) by every write from before it is sent until its
@@ -106,7 +109,8 @@ type Store struct {
 	diskGoal   int64     // evict down to this many bytes for lack of disk space; -1 none; guarded by mu
 	pressureAt time.Time // last eviction for lack of space (background goroutine only)
 
-	loads  atomic.Int64 // segment reads from Badger (tests)
+	loads  atomic.Int64 // segment reads from Badger, whole or a chunk (tests)
+	shared atomic.Int64 // of them, segments loaded decoded into the cache (tests)
 	gcRuns atomic.Int64 // value-log GC passes (tests)
 }
 
@@ -126,8 +130,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		opts: opts, log: opts.Logger, done: make(chan struct{}), dir: dir,
-		cache: newSegmentCache(opts.CacheBytes),
-		recs:  map[string]*recording{}, broken: map[string]error{},
+		cache: newSegmentCache(opts.CacheBytes), resident: newResident(dir, opts.InMemory),
+		recs: map[string]*recording{}, broken: map[string]error{},
 		evictCh: make(chan struct{}, 1), dropCh: make(chan struct{}, 1),
 		space: newSpaceGuard(dir, &opts), diskGoal: -1,
 	}
@@ -335,6 +339,7 @@ func (s *Store) background() {
 			s.runGC()
 		case <-flush.C:
 			s.flushAll()
+			s.cache.expire()
 		case <-poll:
 			s.pollSpace()
 		}
