@@ -47,23 +47,24 @@ const (
 
 // segmentCache is the store-wide cache of what readers share: decoded
 // segments (bounded by Options.CacheBytes, oldest first, each for
-// segmentTTL at most; concurrent misses on one segment make a single load, so many
-// players of the same content cost one read), the chunk indexes of segments
-// read by chunks (chunk.go), and how many readers read each segment by
-// chunks now (which makes the next reader of it load it decoded, to share).
+// segmentTTL at most unless shared; concurrent misses on one segment make a
+// single load, so many players of the same content cost one read), the
+// chunk indexes of segments read by chunks (chunk.go), and how many readers
+// are in each segment now (which makes the next reader of a segment not
+// held load it decoded, to share, and keeps a shared one).
 type segmentCache struct {
 	mu      sync.Mutex
 	segs    lru[*segment]
 	indexes lru[*chunkIndex]
 	loading map[segRef]*loadCall
-	chunked map[segRef]int // readers reading the segment by chunks
+	readers map[segRef]int // readers in the segment (decoded or by chunks)
 }
 
 func newSegmentCache(max int64) *segmentCache {
 	return &segmentCache{
 		segs:    newLRU(max, segmentTTL, (*segment).cost),
 		indexes: newLRU(indexCacheBytes, 0, (*chunkIndex).cost),
-		loading: map[segRef]*loadCall{}, chunked: map[segRef]int{},
+		loading: map[segRef]*loadCall{}, readers: map[segRef]int{},
 	}
 }
 
@@ -125,28 +126,41 @@ func (c *segmentCache) addIndex(ref segRef, ci *chunkIndex) {
 	c.mu.Unlock()
 }
 
-// enterChunked counts a reader reading ref by chunks.
-func (c *segmentCache) enterChunked(ref segRef) {
+// share returns the cached decoded segment of ref, or nil. A segment that
+// at least shareReaders-1 other readers are in is kept another segmentTTL:
+// it stays while it is shared.
+func (c *segmentCache) share(ref segRef) *segment {
 	c.mu.Lock()
-	c.chunked[ref]++
+	defer c.mu.Unlock()
+	sg, ok := c.segs.get(ref)
+	if ok && c.readers[ref] >= shareReaders-1 {
+		c.segs.keep(ref)
+	}
+	return sg
+}
+
+// enter counts a reader in ref.
+func (c *segmentCache) enter(ref segRef) {
+	c.mu.Lock()
+	c.readers[ref]++
 	c.mu.Unlock()
 }
 
-// chunkedReaders is how many readers read ref by chunks now.
-func (c *segmentCache) chunkedReaders(ref segRef) int {
+// readersIn is how many readers are in ref now.
+func (c *segmentCache) readersIn(ref segRef) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.chunked[ref]
+	return c.readers[ref]
 }
 
-// leaveChunked undoes enterChunked.
-func (c *segmentCache) leaveChunked(ref segRef) {
+// leave undoes enter.
+func (c *segmentCache) leave(ref segRef) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := c.chunked[ref] - 1; n > 0 {
-		c.chunked[ref] = n
+	if n := c.readers[ref] - 1; n > 0 {
+		c.readers[ref] = n
 	} else {
-		delete(c.chunked, ref)
+		delete(c.readers, ref)
 	}
 }
 
@@ -227,6 +241,14 @@ func (l *lru[V]) add(ref segRef, v V) {
 	l.used += l.cost(v)
 	for l.used > l.max && l.ll.Len() > 1 {
 		l.remove(l.ll.Back())
+	}
+}
+
+// keep counts ref as come in now.
+func (l *lru[V]) keep(ref segRef) {
+	if e, ok := l.m[ref]; ok {
+		e.Value.(*lruEntry[V]).added = l.now()
+		l.ll.MoveToFront(e)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
+	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -14,9 +16,13 @@ import (
 // one chunk of its records at a time, at most chunkBytes, out of Badger's
 // mapping of the value log, and decodes that. Players at different places of
 // a long recording then hold a chunk each instead of a whole segment (256
-// KiB); the next reader to enter a segment that shareReaders readers read
-// by chunks loads it decoded into the segment cache, where all share it (a
-// reader by chunks moves to the decoded segment at its next chunk).
+// KiB); the next reader to enter a segment that shareReaders readers are
+// in loads it decoded into the segment cache, where all share it (a reader
+// by chunks moves to the decoded segment at its next chunk). A reader that
+// reads much faster than real time (a peer's fill, a copy: it read its last
+// segment in under 1/bulkRatio of its media time) reads the next segment
+// whole instead, decoded for itself: it holds it briefly, and whole reads
+// cost less than chunks.
 //
 // Checking (damage.go): the first read of a segment checks it whole in
 // place, against its CRC-32C or SHA-256 and then by decoding it, and keeps
@@ -38,7 +44,10 @@ const chunkBytes = 16 << 10
 // decoded for the next (about 265 KiB for a 256 KiB segment, where a reader
 // by chunks holds one or two chunks; sharing also saves each reader its
 // reads).
-const shareReaders = 3
+const shareReaders = 6
+
+// bulkRatio: see "Reading by chunks".
+const bulkRatio = 8
 
 // chunk is a run of whole records of an encoded segment.
 type chunk struct {
@@ -51,6 +60,16 @@ type chunk struct {
 type chunkIndex struct {
 	size   int // the segment's encoded length
 	chunks []chunk
+	// Where the segment's bytes are in a value-log file, when a read
+	// found them there: chunks are read from it without Badger (a lookup
+	// and the entry's header each). A failed read forgets it.
+	loc atomic.Pointer[valueLoc]
+}
+
+// valueLoc is where a value starts in a value-log file.
+type valueLoc struct {
+	f   *os.File
+	off int64
 }
 
 func (ci *chunkIndex) cost() int64 { return 128 + 20*int64(len(ci.chunks)) }
@@ -86,11 +105,12 @@ func indexSegment(data []byte) (uint32, []Packet, *chunkIndex, error) {
 	return index, packets, ci, nil
 }
 
-// storedSegment runs fn on the stored bytes of sealed segment idx of rec in
-// place (Badger's mapping of the value log: v is valid only during fn),
-// then releases the pages of v[off:end], the part fn says it read. An
-// ErrCorrupt from fn marks the segment damaged.
-func (s *Store) storedSegment(rec *recording, idx uint32, fn func(v []byte) (off, end int, err error)) error {
+// storedSegment copies part of stored segment idx of rec: want, given the
+// segment's size, says where to copy from (off) and into (buf). The copy
+// comes from the value-log file, or from Badger's mapping of it
+// (valueLogMaps.copyOut), so the caller checks its own bytes.
+func (s *Store) storedSegment(rec *recording, idx uint32, want func(size int) (buf []byte, off int, err error)) (*valueLoc, error) {
+	var loc *valueLoc
 	err := s.withDB(func(db *badger.DB) error {
 		return db.View(func(txn *badger.Txn) error {
 			item, err := txn.Get(segKey(pfxSeg, rec.seq, idx))
@@ -101,24 +121,83 @@ func (s *Store) storedSegment(rec *recording, idx uint32, fn func(v []byte) (off
 				return corruptf("%d bytes", item.ValueSize())
 			}
 			return item.Value(func(v []byte) error {
-				off, end, err := fn(v)
-				s.resident.release(v, off, end)
+				buf, off, err := want(len(v))
+				if err == nil {
+					loc = s.resident.copyOut(buf, v, off)
+				}
 				return err
 			})
 		})
 	})
 	s.loads.Add(1)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return s.missingSegment(rec, idx)
+		return nil, s.missingSegment(rec, idx)
 	}
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			s.damaged(rec, idx, err)
+		}
+		return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
+	}
+	return loc, nil
+}
+
+// wholeSegment reads stored segment idx of rec into a scratch buffer
+// (fresh when fresh), checks it (checkStored) and runs fn on its packets,
+// which alias the buffer; a scratch buffer is used again after fn.
+func (s *Store) wholeSegment(rec *recording, idx uint32, fresh bool, fn func(raw []byte, pk []Packet, ci *chunkIndex)) error {
+	var scratch []byte
+	if !fresh {
+		scratch = <-segScratch
+		defer func() {
+			if cap(scratch) > maxScratch {
+				scratch = nil
+			}
+			segScratch <- scratch
+		}()
+	}
+	var raw []byte
+	loc, err := s.storedSegment(rec, idx, func(size int) ([]byte, int, error) {
+		switch {
+		case fresh:
+			raw = make([]byte, size)
+		case cap(scratch) < size:
+			scratch = make([]byte, size)
+			raw = scratch
+		default:
+			raw = scratch[:size]
+		}
+		return raw, 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	pk, ci, err := s.checkStored(rec, idx, raw)
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			s.damaged(rec, idx, err)
 		}
 		return fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 	}
+	ci.loc.Store(loc)
+	fn(raw, pk, ci)
 	return nil
 }
+
+// segScratch holds the buffers whole segments are checked in for seeks and
+// chunk indexes: a few, so that 500 players starting at once wait a moment
+// for one instead of each allocating a segment (the heap would grow by
+// that much, and keep it).
+var segScratch = func() chan []byte {
+	c := make(chan []byte, 4)
+	for range cap(c) {
+		c <- nil
+	}
+	return c
+}()
+
+// maxScratch: larger scratch buffers are left to the garbage collector.
+const maxScratch = 1 << 20
 
 // missingSegment is the error for segment idx of rec not in Badger.
 func (s *Store) missingSegment(rec *recording, idx uint32) error {
@@ -161,7 +240,7 @@ func (s *Store) heldSegment(rec *recording, idx uint32) *segment {
 		return sg
 	}
 	rec.mu.Unlock()
-	return s.cache.peek(segRef{rec.seq, idx})
+	return s.cache.share(segRef{rec.seq, idx})
 }
 
 // segmentIndex is the chunk index of sealed segment idx of rec, from the
@@ -172,11 +251,7 @@ func (s *Store) segmentIndex(rec *recording, idx uint32) (*chunkIndex, error) {
 		return ci, nil
 	}
 	var ci *chunkIndex
-	err := s.storedSegment(rec, idx, func(v []byte) (int, int, error) {
-		_, c, err := s.checkStored(rec, idx, v)
-		ci = c
-		return 0, len(v), err
-	})
+	err := s.wholeSegment(rec, idx, false, func(_ []byte, _ []Packet, c *chunkIndex) { ci = c })
 	if err != nil {
 		return nil, err
 	}
@@ -185,14 +260,14 @@ func (s *Store) segmentIndex(rec *recording, idx uint32) (*chunkIndex, error) {
 }
 
 // enterSegment is how a reader reads sealed segment idx of rec: decoded
-// when it is held, or when shareReaders readers read it by chunks (loaded
-// into the segment cache to share), else by chunks (ci).
+// when it is held, or when shareReaders readers are in it (loaded into the
+// segment cache to share), else by chunks (ci).
 func (s *Store) enterSegment(rec *recording, idx uint32) (*segment, *chunkIndex, error) {
 	if sg := s.heldSegment(rec, idx); sg != nil {
 		return sg, nil, nil
 	}
 	ref := segRef{rec.seq, idx}
-	if s.cache.shares() && s.cache.chunkedReaders(ref) >= shareReaders {
+	if s.cache.shares() && s.cache.readersIn(ref) >= shareReaders {
 		sg, err := s.segment(rec, idx)
 		return sg, nil, err
 	}
@@ -206,12 +281,21 @@ func (s *Store) enterSegment(rec *recording, idx uint32) (*segment, *chunkIndex,
 func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet) ([]Packet, error) {
 	c := ci.chunks[k]
 	buf := make([]byte, c.end-c.off)
-	err := s.storedSegment(rec, idx, func(v []byte) (int, int, error) {
-		if len(v) != ci.size {
-			return 0, 0, corruptf("%d bytes, %d when checked", len(v), ci.size)
+	if loc := ci.loc.Load(); loc != nil {
+		n, err := loc.f.ReadAt(buf, loc.off+int64(c.off))
+		if err == nil && n == len(buf) && crc32.Checksum(buf, castagnoli) == c.crc {
+			s.loads.Add(1)
+			return decodeChunk(buf, c, pk)
 		}
-		copy(buf, v[c.off:c.end])
-		return int(c.off), int(c.end), nil
+		// The file is gone (value-log GC moved the segment) or the read
+		// failed: read through Badger, which says where it is now.
+		ci.loc.CompareAndSwap(loc, nil)
+	}
+	loc, err := s.storedSegment(rec, idx, func(size int) ([]byte, int, error) {
+		if size != ci.size {
+			return nil, 0, corruptf("%d bytes, %d when checked", size, ci.size)
+		}
+		return buf, int(c.off), nil
 	})
 	if err != nil {
 		return pk, err
@@ -221,10 +305,16 @@ func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk 
 		s.damaged(rec, idx, err)
 		return pk, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 	}
+	ci.loc.Store(loc)
+	return decodeChunk(buf, c, pk)
+}
+
+// decodeChunk appends the packets of chunk c, its bytes in buf, to pk.
+func decodeChunk(buf []byte, c chunk, pk []Packet) ([]Packet, error) {
 	for range c.count {
 		p, rest, err := decodeRecord(buf)
 		if err != nil { // cannot be: the bytes are those decoded when checked
-			return pk, fmt.Errorf("segment %d of %s: chunk %d: %w", idx, rec.key, k, err)
+			return pk, err
 		}
 		pk, buf = append(pk, p), rest
 	}
@@ -234,11 +324,11 @@ func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk 
 // seekIn runs pick on the packets of sealed segment idx of rec and returns
 // the position of the packet it picked (pos -1: none), with how to read
 // on: the decoded segment when one is held, else by chunks. pick must not
-// keep pk: a segment not held is decoded in place, from the value log.
+// keep pk: a segment not held is decoded in a buffer used again.
 func (s *Store) seekIn(rec *recording, idx uint32, pick func(pk []Packet) int) (position, error) {
 	sg := s.heldSegment(rec, idx)
 	ref := segRef{rec.seq, idx}
-	if sg == nil && s.cache.shares() && s.cache.chunkedReaders(ref) >= shareReaders {
+	if sg == nil && s.cache.shares() && s.cache.readersIn(ref) >= shareReaders {
 		var err error
 		if sg, err = s.segment(rec, idx); err != nil {
 			return position{}, err
@@ -249,19 +339,25 @@ func (s *Store) seekIn(rec *recording, idx uint32, pick func(pk []Packet) int) (
 	}
 	var ci *chunkIndex
 	pos := -1
-	err := s.storedSegment(rec, idx, func(v []byte) (int, int, error) {
-		pk, c, err := s.checkStored(rec, idx, v)
-		if err != nil {
-			return 0, len(v), err
-		}
-		ci, pos = c, pick(pk)
-		return 0, len(v), nil
-	})
+	err := s.wholeSegment(rec, idx, false, func(_ []byte, pk []Packet, c *chunkIndex) { ci, pos = c, pick(pk) })
 	if err != nil {
 		return position{}, err
 	}
 	s.cache.addIndex(ref, ci)
 	return position{idx: idx, pos: pos, cidx: ci}, nil
+}
+
+// privateSegment is sealed segment idx of rec decoded: the held one, else
+// a copy of its own for a bulk reader, not cached.
+func (s *Store) privateSegment(rec *recording, idx uint32) (*segment, error) {
+	if sg := s.heldSegment(rec, idx); sg != nil {
+		return sg, nil
+	}
+	var sg *segment
+	err := s.wholeSegment(rec, idx, true, func(raw []byte, pk []Packet, _ *chunkIndex) {
+		sg = &segment{raw: raw, packets: pk}
+	})
+	return sg, err
 }
 
 // releaseStored takes the pages of stored segment idx of rec out of the

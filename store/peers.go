@@ -48,17 +48,8 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 	rec.mu.Unlock()
 	return s.cache.get(segRef{rec.seq, idx}, func() (*segment, error) {
 		var sg *segment
-		err := s.storedSegment(rec, idx, func(v []byte) (int, int, error) {
-			if err := s.verifySegment(rec, idx, v); err != nil {
-				return 0, len(v), err
-			}
-			raw := append([]byte(nil), v...)
-			got, packets, err := decodeSegment(raw)
-			if err == nil && got != idx {
-				err = corruptf("holds index %d", got)
-			}
-			sg = &segment{raw: raw, packets: packets}
-			return 0, len(v), err
+		err := s.wholeSegment(rec, idx, true, func(raw []byte, pk []Packet, _ *chunkIndex) {
+			sg = &segment{raw: raw, packets: pk}
 		})
 		if err != nil {
 			return nil, err

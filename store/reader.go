@@ -32,9 +32,16 @@ type Reader struct {
 	cpk   []Packet
 	skip  int
 
-	chunkedMu sync.Mutex // Close may run on another goroutine
-	chunked   *segRef    // counted as reading it by chunks (segmentCache.enterChunked)
-	closed    bool
+	inMu   sync.Mutex // Close may run on another goroutine
+	in     *segRef    // the segment the reader is counted in (segmentCache.enter)
+	closed bool
+
+	// Pace: the tt of the last packet returned, and of the last one of
+	// the segment before, and when that segment was left; bulk: the
+	// reader read its last segment faster than bulkRatio × real time.
+	lastTT, markTT time.Duration
+	markAt         time.Time
+	bulk           bool
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: unblocks Next
@@ -95,8 +102,10 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 		return nil, err
 	}
 	r.idx, r.pos, r.seg = p.idx, p.pos, p.seg
+	if p.seg != nil || p.cidx != nil {
+		r.setIn(p.idx, true)
+	}
 	if p.cidx != nil {
-		r.setChunked(p.idx, true)
 		r.cidx, r.pos = p.cidx, 0
 		r.chunk = p.cidx.chunkOf(p.pos)
 		r.skip = p.pos - int(p.cidx.chunks[r.chunk].first)
@@ -340,14 +349,17 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			if r.pos < len(r.seg.packets) {
 				r.pos++
 				r.started = true
+				r.lastTT = r.seg.packets[r.pos-1].TT
 				return r.seg.packets[r.pos-1], nil
 			}
+			r.left()
 			r.idx, r.pos, r.seg = r.idx+1, 0, nil
 		}
 		if r.cidx != nil {
 			if r.pos < len(r.cpk) {
 				r.pos++
 				r.started = true
+				r.lastTT = r.cpk[r.pos-1].TT
 				return r.cpk[r.pos-1], nil
 			}
 			if err := r.nextChunk(); err != nil {
@@ -384,14 +396,19 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			return Packet{}, fmt.Errorf("read segment %d of %s (window starts at %d): %w", r.idx, rec.key, rec.hdr.FirstIndex, ErrBehindWindow)
 		case r.idx < rec.hdr.NextIndex:
 			rec.mu.Unlock()
-			sg, ci, err := r.s.enterSegment(rec, r.idx)
+			var sg *segment
+			var ci *chunkIndex
+			var err error
+			if r.bulk {
+				sg, err = r.s.privateSegment(rec, r.idx)
+			} else {
+				sg, ci, err = r.s.enterSegment(rec, r.idx)
+			}
 			if err != nil {
 				return Packet{}, err
 			}
 			r.seg, r.cidx, r.chunk, r.cpk, r.open = sg, ci, 0, r.cpk[:0], nil
-			if ci != nil {
-				r.setChunked(r.idx, true)
-			}
+			r.setIn(r.idx, !r.bulk)
 			continue
 		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
 			r.seg, r.open = rec.pending, nil
@@ -433,13 +450,12 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 func (r *Reader) nextChunk() error {
 	ci := r.cidx
 	if r.chunk >= len(ci.chunks) {
-		r.setChunked(r.idx, false)
+		r.left()
 		r.idx, r.pos, r.cidx, r.cpk = r.idx+1, 0, nil, r.cpk[:0]
 		return nil
 	}
 	first := int(ci.chunks[r.chunk].first)
 	if sg := r.s.heldSegment(r.rec, r.idx); sg != nil && len(sg.packets) == int(ci.chunks[len(ci.chunks)-1].first+ci.chunks[len(ci.chunks)-1].count) {
-		r.setChunked(r.idx, false)
 		r.seg, r.pos, r.cidx, r.cpk = sg, first+r.skip, nil, r.cpk[:0]
 		r.skip = 0
 		return nil
@@ -453,21 +469,33 @@ func (r *Reader) nextChunk() error {
 	return nil
 }
 
-// setChunked counts the reader as reading segment idx by chunks, or no
-// longer, in the segment cache (which makes the next reader of it share
-// it decoded); a closed reader is not counted.
-func (r *Reader) setChunked(idx uint32, on bool) {
-	r.chunkedMu.Lock()
-	defer r.chunkedMu.Unlock()
-	if r.chunked != nil {
-		r.s.cache.leaveChunked(*r.chunked)
-		r.chunked = nil
+// setIn counts the reader as in segment idx, or no longer, in the segment
+// cache (which shares a segment several readers are in); a closed reader
+// is not counted.
+func (r *Reader) setIn(idx uint32, on bool) {
+	r.inMu.Lock()
+	defer r.inMu.Unlock()
+	if r.in != nil {
+		r.s.cache.leave(*r.in)
+		r.in = nil
 	}
 	if on && !r.closed {
 		ref := segRef{r.rec.seq, idx}
-		r.s.cache.enterChunked(ref)
-		r.chunked = &ref
+		r.s.cache.enter(ref)
+		r.in = &ref
 	}
+}
+
+// left is called as the reader leaves a sealed segment: it is counted in
+// none, and reads the next whole when it read this one in bulk.
+func (r *Reader) left() {
+	r.setIn(0, false)
+	now := time.Now()
+	if !r.markAt.IsZero() {
+		media := r.lastTT - r.markTT
+		r.bulk = media > 0 && now.Sub(r.markAt) < media/bulkRatio && !r.s.opts.paced
+	}
+	r.markTT, r.markAt = r.lastTT, now
 }
 
 // Segment is the index of the segment the packet Next last returned is in.
@@ -492,13 +520,13 @@ func (r *Reader) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
 		rec := r.rec
-		r.chunkedMu.Lock()
-		if r.chunked != nil {
-			r.s.cache.leaveChunked(*r.chunked)
-			r.chunked = nil
+		r.inMu.Lock()
+		if r.in != nil {
+			r.s.cache.leave(*r.in)
+			r.in = nil
 		}
 		r.closed = true
-		r.chunkedMu.Unlock()
+		r.inMu.Unlock()
 		rec.mu.Lock()
 		rec.readers--
 		rec.touchLocked(false)

@@ -324,20 +324,24 @@ func TestManyReaders(t *testing.T) {
 }
 
 // TestSharedSegmentCache: players in the same segment share one decoded
-// copy of it. Eight readers in step: the first three to enter a segment
-// read it by chunks (one whole read to check and index it, then each its
-// first chunk), the fourth loads it decoded into the cache, and every other
-// reads that, the first three too from their next chunk. In the first
-// segment, where every reader was opened before any read, the first three
+// copy of it. Eight readers in step (paced: read fast, but not in bulk, as
+// players would): the first shareReaders to enter a segment read it by
+// chunks (one whole read to check and index it, then each its first
+// chunk), the next loads it decoded into the cache, and every other reads
+// that, the first ones too from their next chunk. In the first segment,
+// where every reader was opened before any read, the first shareReaders
 // each read it whole to seek (the index is not shared yet) and no chunk.
 func TestSharedSegmentCache(t *testing.T) {
-	s := memStore(t, Options{SegmentBytes: 32 << 10})
+	s := memStore(t, Options{SegmentBytes: 32 << 10, paced: true})
 	pk := synth(defaultSpec, 10*time.Second)
 	record(t, s, "c", pk, StateComplete)
 	s.cache.drop(s.recs["c"].seq, ^uint32(0)) // forget what the writer put there
 	m, _ := s.Manifest("c")
 	loads, shared := s.loads.Load(), s.shared.Load()
 	var readers []*Reader
+	if shareReaders >= 8 {
+		t.Fatalf("shareReaders %d: eight readers share nothing", shareReaders)
+	}
 	for i := 0; i < 8; i++ {
 		r, err := s.NewReader("c", 0)
 		if err != nil {
@@ -357,8 +361,8 @@ func TestSharedSegmentCache(t *testing.T) {
 	if got := s.shared.Load() - shared; got != int64(len(m.Segments)) {
 		t.Errorf("%d segments loaded decoded for 8 readers of %d segments", got, len(m.Segments))
 	}
-	if got := s.loads.Load() - loads; got != 5*int64(len(m.Segments))-1 {
-		t.Errorf("%d reads from Badger for 8 readers of %d segments, want 5 a segment (4 the first)", got, len(m.Segments))
+	if want := (shareReaders+2)*int64(len(m.Segments)) - 1; s.loads.Load()-loads != want {
+		t.Errorf("%d reads from Badger for 8 readers of %d segments, want %d", s.loads.Load()-loads, len(m.Segments), want)
 	}
 }
 

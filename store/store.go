@@ -39,7 +39,9 @@ type Options struct {
 	Logger          *slog.Logger     // default: discard; the caller names the component
 
 	// CacheBytes bounds the shared in-memory cache of decoded segments
-	// (default 64 MiB; negative disables it).
+	// (default 64 MiB; negative disables it): segments several readers are
+	// in, and those the writer sealed, each for 5 s unless still shared
+	// (cache.go). Readers alone in a segment read it by chunks (chunk.go).
 	CacheBytes int64
 
 	// MinFree is the free space the store keeps on its filesystem: below
@@ -51,6 +53,7 @@ type Options struct {
 	freeSpace func(dir string) (int64, error) // tests: replaces statfs
 
 	gcEvery time.Duration         // value-log GC period (tests shorten it); default gcInterval
+	paced   bool                  // tests: readers never read in bulk (as players, however fast they read)
 	tune    func(*badger.Options) // tests: adjust Badger options
 }
 
@@ -273,6 +276,7 @@ func (s *Store) Close() error {
 	if s.db == nil {
 		return errors.Join(errs...)
 	}
+	s.resident.close()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
