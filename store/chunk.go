@@ -276,16 +276,22 @@ func (s *Store) enterSegment(rec *recording, idx uint32) (*segment, *chunkIndex,
 }
 
 // readChunk appends the packets of chunk k of segment idx of rec (indexed
-// as ci) to pk. Their RTP bytes are a fresh copy, checked against the
-// chunk's CRC-32C.
-func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet) ([]Packet, error) {
+// as ci) to pk. Their RTP bytes are a copy in buf when it is large enough
+// (a buffer the reader's caller released), else in a new one, checked
+// against the chunk's CRC-32C.
+func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet, buf []byte) ([]Packet, []byte, error) {
 	c := ci.chunks[k]
-	buf := make([]byte, c.end-c.off)
+	if n := int(c.end - c.off); cap(buf) >= n {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n, max(n, chunkBytes))
+	}
 	if loc := ci.loc.Load(); loc != nil {
 		n, err := loc.f.ReadAt(buf, loc.off+int64(c.off))
 		if err == nil && n == len(buf) && crc32.Checksum(buf, castagnoli) == c.crc {
 			s.loads.Add(1)
-			return decodeChunk(buf, c, pk)
+			pk, err := decodeChunk(buf, c, pk)
+			return pk, buf, err
 		}
 		// The file is gone (value-log GC moved the segment) or the read
 		// failed: read through Badger, which says where it is now.
@@ -298,15 +304,16 @@ func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk 
 		return buf, int(c.off), nil
 	})
 	if err != nil {
-		return pk, err
+		return pk, nil, err
 	}
 	if crc32.Checksum(buf, castagnoli) != c.crc {
 		err := corruptf("chunk %d (bytes %d to %d) does not match its CRC-32C", k, c.off, c.end)
 		s.damaged(rec, idx, err)
-		return pk, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
+		return pk, nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 	}
 	ci.loc.Store(loc)
-	return decodeChunk(buf, c, pk)
+	pk, err = decodeChunk(buf, c, pk)
+	return pk, buf, err
 }
 
 // decodeChunk appends the packets of chunk c, its bytes in buf, to pk.

@@ -101,3 +101,59 @@ func TestSegmentCacheBounds(t *testing.T) {
 		t.Fatal("dropFrom left indexes")
 	}
 }
+
+// TestReleaseReusesChunks: a reader whose caller releases packets reads
+// later chunks into the released buffers, never into one holding a packet
+// the caller still holds; without Release nothing is reused.
+func TestReleaseReusesChunks(t *testing.T) {
+	t.Parallel()
+	s := memStore(t, Options{SegmentBytes: 64 << 10, CacheBytes: -1, paced: true})
+	const key = "rtsp://origin.test/release"
+	packets := synth(defaultSpec, 10*time.Second)
+	record(t, s, key, packets, StateComplete)
+	for _, release := range []bool{false, true} {
+		r, err := s.NewReader(key, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const window = 20 // packets the caller holds
+		var held []Packet
+		starts := map[*byte]bool{} // chunk buffers seen, by their first byte
+		reused := 0
+		for i := 0; ; i++ {
+			p, err := r.Next(t.Context())
+			if err != nil {
+				break
+			}
+			if !bytes.Equal(p.RTP, packets[i].RTP) {
+				t.Fatalf("release %v: packet %d differs", release, i)
+			}
+			held = append(held, p)
+			if len(held) > window {
+				held = held[1:]
+			}
+			for j, h := range held {
+				if !bytes.Equal(h.RTP, packets[i-len(held)+1+j].RTP) {
+					t.Fatalf("release %v: a held packet was overwritten at packet %d", release, i)
+				}
+			}
+			if r.pos == 1 && r.cidx != nil { // the first packet of a chunk
+				b := &p.RTP[:1][0]
+				if starts[b] {
+					reused++
+				}
+				starts[b] = true
+			}
+			if release {
+				r.Release(uint64(i+1) - uint64(len(held)))
+			}
+		}
+		r.Close()
+		if release && reused == 0 || !release && reused != 0 {
+			t.Errorf("release %v: %d chunk buffers reused", release, reused)
+		}
+		if len(r.held) > window {
+			t.Errorf("release %v: %d chunks held", release, len(r.held))
+		}
+	}
+}

@@ -43,8 +43,24 @@ type Reader struct {
 	markAt         time.Time
 	bulk           bool
 
+	// Chunk buffers the caller gave back (Release), to read chunks into:
+	// returned counts the packets Next returned; held are the buffers of
+	// chunks read since the first Release, oldest first, each with the
+	// count at its last packet.
+	returned uint64
+	recycle  bool
+	held     []heldChunk
+	free     [][]byte
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: unblocks Next
+}
+
+// heldChunk is a chunk buffer whose packets the caller may still use until
+// it released the first last packets.
+type heldChunk struct {
+	buf  []byte
+	last uint64
 }
 
 // NewReader opens a reader of key positioned at from: on the first packet of
@@ -350,6 +366,7 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 				r.pos++
 				r.started = true
 				r.lastTT = r.seg.packets[r.pos-1].TT
+				r.returned++
 				return r.seg.packets[r.pos-1], nil
 			}
 			r.left()
@@ -360,6 +377,7 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 				r.pos++
 				r.started = true
 				r.lastTT = r.cpk[r.pos-1].TT
+				r.returned++
 				return r.cpk[r.pos-1], nil
 			}
 			if err := r.nextChunk(); err != nil {
@@ -370,6 +388,7 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 		if r.pos < len(r.open) {
 			r.pos++
 			r.started = true
+			r.returned++
 			return r.open[r.pos-1], nil
 		}
 		select {
@@ -460,14 +479,50 @@ func (r *Reader) nextChunk() error {
 		r.skip = 0
 		return nil
 	}
-	pk, err := r.s.readChunk(r.rec, r.idx, ci, r.chunk, r.cpk[:0])
+	var buf []byte
+	if n := len(r.free); n > 0 {
+		buf, r.free = r.free[n-1], r.free[:n-1]
+	}
+	pk, used, err := r.s.readChunk(r.rec, r.idx, ci, r.chunk, r.cpk[:0], buf)
 	if err != nil {
+		if buf != nil {
+			r.free = append(r.free, buf)
+		}
 		return err
+	}
+	if r.recycle {
+		if len(r.held) == maxHeldChunks { // a caller that stopped releasing: forget the oldest
+			r.held = r.held[1:]
+		}
+		r.held = append(r.held, heldChunk{buf: used, last: r.returned + uint64(len(pk)-r.skip)})
 	}
 	r.cpk, r.pos, r.skip = pk, r.skip, 0
 	r.chunk++
 	return nil
 }
+
+// Release tells the reader that the caller no longer uses the bytes of the
+// first n packets Next returned: the reader may read later packets into
+// the chunk buffers (chunk.go) that held only those, instead of allocating
+// new ones. Without Release a packet's bytes are never reused. Release
+// must not be called concurrently with Next.
+func (r *Reader) Release(n uint64) {
+	r.recycle = true
+	for len(r.held) > 0 && r.held[0].last <= n {
+		if len(r.free) < maxFreeChunks {
+			r.free = append(r.free, r.held[0].buf)
+		}
+		r.held[0] = heldChunk{}
+		r.held = r.held[1:]
+	}
+}
+
+// maxFreeChunks bounds the chunk buffers a reader keeps to reuse, and
+// maxHeldChunks the ones it waits for the caller to release.
+const (
+	maxFreeChunks = 1
+	maxHeldChunks = 64
+)
 
 // setIn counts the reader as in segment idx, or no longer, in the segment
 // cache (which shares a segment several readers are in); a closed reader
