@@ -46,43 +46,36 @@ const (
 
 // clip2Mbps makes the benchmarks' 2 Mbit/s MPEG-TS clip with ffmpeg.
 func clip2Mbps(b *testing.B) []byte {
-	b.Helper()
-	out := filepath.Join(b.TempDir(), "clip2m.ts")
-	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+	return ffmpegTS(b, "-f", "lavfi",
 		"-i", "testsrc2=size=640x360:rate=25", "-t", strconv.Itoa(int(benchClipDuration.Seconds())),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-threads", "1",
-		"-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k", "-x264-params", "nal-hrd=cbr",
-		"-f", "mpegts", out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("ffmpeg: %v\n%s", err, msg)
-	}
-	clip, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return clip
+		"-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k", "-x264-params", "nal-hrd=cbr")
 }
 
 // loopClip is clip looped to dur with ffmpeg (stream copy, timestamps
 // continued).
 func loopClip(b *testing.B, clip []byte, dur time.Duration) []byte {
-	b.Helper()
-	dir := b.TempDir()
-	in, out := filepath.Join(dir, "clip.ts"), filepath.Join(dir, "long.ts")
+	in := filepath.Join(b.TempDir(), "clip.ts")
 	if err := os.WriteFile(in, clip, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	loops := int(dur / benchClipDuration)
-	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-stream_loop", strconv.Itoa(loops), "-i", in,
-		"-c", "copy", "-t", strconv.Itoa(int(dur.Seconds())), "-f", "mpegts", out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	return ffmpegTS(b, "-stream_loop", strconv.Itoa(int(dur/benchClipDuration)), "-i", in,
+		"-c", "copy", "-t", strconv.Itoa(int(dur.Seconds())))
+}
+
+// ffmpegTS runs ffmpeg with args and returns the MPEG-TS it wrote.
+func ffmpegTS(b *testing.B, args ...string) []byte {
+	b.Helper()
+	out := filepath.Join(b.TempDir(), "out.ts")
+	args = append(append([]string{"-v", "error", "-y"}, args...), "-f", "mpegts", out)
+	if msg, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		b.Fatalf("ffmpeg: %v\n%s", err, msg)
 	}
-	long, err := os.ReadFile(out)
+	ts, err := os.ReadFile(out)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return long
+	return ts
 }
 
 // benchNode starts the origin with the clip (VOD "v.ts", the clip looped
