@@ -12,11 +12,13 @@ import (
 
 // Reading by chunks (issue 15). A Reader entering a sealed segment that
 // nobody holds decoded (not the writer's pending segment, not in the segment
-// cache) and that no other reader is in does not copy the segment: it copies
-// one chunk of its records at a time, at most chunkBytes, out of Badger's
-// mapping of the value log, and decodes that. Players at different places of
-// a long recording then hold a chunk each instead of a whole segment (256
-// KiB); the next reader to enter a segment that shareReaders readers are
+// cache) and that fewer than shareReaders readers are in does not copy the
+// segment: it copies one chunk of its records at a time, at most chunkBytes,
+// from the value-log file (valueLogMaps.copyOut), and decodes that; a caller
+// that releases packets (Reader.Release: the replay) gets the next chunk in
+// a buffer it released. Players at different places of a long recording
+// then hold a chunk or two each instead of a whole segment (256 KiB); the
+// next reader to enter a segment that shareReaders readers are
 // in loads it decoded into the segment cache, where all share it (a reader
 // by chunks moves to the decoded segment at its next chunk). A reader that
 // reads much faster than real time (a peer's fill, a copy: it read its last
@@ -24,8 +26,8 @@ import (
 // whole instead, decoded for itself: it holds it briefly, and whole reads
 // cost less than chunks.
 //
-// Checking (damage.go): the first read of a segment checks it whole in
-// place, against its CRC-32C or SHA-256 and then by decoding it, and keeps
+// Checking (damage.go): the first read of a segment checks it whole (in a
+// scratch buffer), against its CRC-32C or SHA-256 and then by decoding it, and keeps
 // each chunk's byte range, packets and CRC-32C in a chunk index (the segment
 // cache keeps indexes, indexCacheBytes at most; the reader keeps its own).
 // A chunk's copy is checked against its CRC-32C before any of its bytes is
@@ -37,12 +39,16 @@ import (
 // cache, out of the process's resident memory.
 
 // chunkBytes bounds a chunk: whole records, so one larger record (a packet
-// is at most MaxPacketBytes) is a chunk of its own.
-const chunkBytes = 16 << 10
+// is at most MaxPacketBytes) is a chunk of its own. Measured with 500
+// players spread over a 10-minute 2 Mbit/s recording
+// (BenchmarkServe500Spread): 16 KiB chunks 110–128 MiB RSS at 2.9–3.1 µs a
+// packet, 8 KiB 93–100 MiB at 3.4–3.5 µs (each chunk is a pread; a player
+// holds two or three chunks, and the heap runs at twice what is held).
+const chunkBytes = 8 << 10
 
 // shareReaders: a segment this many readers read by chunks is loaded
 // decoded for the next (about 265 KiB for a 256 KiB segment, where a reader
-// by chunks holds one or two chunks; sharing also saves each reader its
+// by chunks holds two or three chunks; sharing also saves each reader its
 // reads).
 const shareReaders = 6
 
@@ -143,8 +149,10 @@ func (s *Store) storedSegment(rec *recording, idx uint32, want func(size int) (b
 }
 
 // wholeSegment reads stored segment idx of rec into a scratch buffer
-// (fresh when fresh), checks it (checkStored) and runs fn on its packets,
-// which alias the buffer; a scratch buffer is used again after fn.
+// (fresh when fresh), checks it (checkStored; without its chunk index,
+// ci nil, when fresh: a decoded segment is not read by chunks) and runs fn
+// on its packets, which alias the buffer; a scratch buffer is used again
+// after fn.
 func (s *Store) wholeSegment(rec *recording, idx uint32, fresh bool, fn func(raw []byte, pk []Packet, ci *chunkIndex)) error {
 	var scratch []byte
 	if !fresh {
@@ -172,14 +180,16 @@ func (s *Store) wholeSegment(rec *recording, idx uint32, fresh bool, fn func(raw
 	if err != nil {
 		return err
 	}
-	pk, ci, err := s.checkStored(rec, idx, raw)
+	pk, ci, err := s.checkStored(rec, idx, raw, !fresh)
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			s.damaged(rec, idx, err)
 		}
 		return fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 	}
-	ci.loc.Store(loc)
+	if ci != nil {
+		ci.loc.Store(loc)
+	}
 	fn(raw, pk, ci)
 	return nil
 }
@@ -217,13 +227,21 @@ func (s *Store) missingSegment(rec *recording, idx uint32) error {
 }
 
 // checkStored checks v, read from disk as segment idx of rec: its checksum,
-// then its decoding (the packets alias v) and index; it also indexes its
-// chunks.
-func (s *Store) checkStored(rec *recording, idx uint32, v []byte) ([]Packet, *chunkIndex, error) {
+// then its decoding (the packets alias v) and index; with index, it also
+// indexes its chunks.
+func (s *Store) checkStored(rec *recording, idx uint32, v []byte, index bool) ([]Packet, *chunkIndex, error) {
 	if err := s.verifySegment(rec, idx, v); err != nil {
 		return nil, nil, err
 	}
-	got, packets, ci, err := indexSegment(v)
+	var got uint32
+	var packets []Packet
+	var ci *chunkIndex
+	var err error
+	if index {
+		got, packets, ci, err = indexSegment(v)
+	} else {
+		got, packets, err = decodeSegment(v)
+	}
 	if err == nil && got != idx {
 		err = corruptf("holds index %d", got)
 	}

@@ -348,7 +348,9 @@ func nearest(pk []Packet, from, after time.Duration) int {
 // the end of a finished recording it returns io.EOF. A reader that fell out of
 // a live window gets ErrBehindWindow. The returned Packet.RTP must not be
 // modified; the store never changes or reuses those bytes (segments are
-// immutable, the open one only grows), so it stays valid after later calls.
+// immutable, the open one only grows, a chunk's copy is the caller's), so
+// it stays valid after later calls, until the caller releases it
+// (Release).
 func (r *Reader) Next(ctx context.Context) (Packet, error) {
 	return r.next(ctx, true)
 }
