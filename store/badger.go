@@ -15,7 +15,7 @@ import (
 //     wrote ~96 MB/s with a key per 1.3 KB packet and ~260 MB/s with 64 KiB
 //     values, and read ~3 GB/s.
 //   - ValueThreshold 1 KiB: segment bytes go to the value log (written
-//     sequentially, read through mmap), while headers (~1 KB) and segment infos
+//     sequentially; read from the file: chunk.go, resident_linux.go), while headers (~1 KB) and segment infos
 //     (77 B) stay in the LSM tree, which therefore remains tiny and cheap to
 //     compact and to iterate at Open. Measured with this package's benchmarks
 //     (256 KiB segments, two runs each on the shared machine): 1 KiB threshold

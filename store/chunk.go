@@ -41,9 +41,10 @@ import (
 // chunkBytes bounds a chunk: whole records, so one larger record (a packet
 // is at most MaxPacketBytes) is a chunk of its own. Measured with 500
 // players spread over a 10-minute 2 Mbit/s recording
-// (BenchmarkServe500Spread): 16 KiB chunks 110–128 MiB RSS at 2.9–3.1 µs a
-// packet, 8 KiB 93–100 MiB at 3.4–3.5 µs (each chunk is a pread; a player
-// holds two or three chunks, and the heap runs at twice what is held).
+// (BenchmarkServe500Spread, load average 2–6): 16 KiB chunks 107–128 MiB
+// RSS at 2.9–3.4 µs a packet, 8 KiB 93–122 MiB at 2.9–3.5 µs; within the
+// spread of the runs, the smaller holds less per player (two or three
+// chunks each).
 const chunkBytes = 8 << 10
 
 // shareReaders: a segment this many readers read by chunks is loaded
