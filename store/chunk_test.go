@@ -157,3 +157,47 @@ func TestReleaseReusesChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenThenChunks: a reader that read part of the open segment goes on
+// after it, without a repeat or a gap, when the segment is sealed and
+// stored meanwhile and read by chunks (regression: it started the segment
+// over, and a peer relaying the fill sent packets twice).
+func TestOpenThenChunks(t *testing.T) {
+	t.Parallel()
+	s := memStore(t, Options{SegmentBytes: 64 << 10, CacheBytes: -1})
+	pk := synth(defaultSpec, 3*time.Second)
+	w, err := s.Create(Manifest{Key: "open", Tracks: avTracks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const first = 10
+	for _, p := range pk[:first] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := s.NewReader("open", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < first-3; i++ {
+		if p, err := r.Next(t.Context()); err != nil || p.PN != pk[i].PN {
+			t.Fatalf("packet %d: pn %d, %v", i, p.PN, err)
+		}
+	}
+	for _, p := range pk[first:] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	for i := first - 3; i < len(pk); i++ {
+		p, err := r.Next(t.Context())
+		if err != nil || p.PN != pk[i].PN {
+			t.Fatalf("packet %d: pn %d, %v; want pn %d", i, p.PN, err, pk[i].PN)
+		}
+	}
+}

@@ -429,6 +429,12 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 				return Packet{}, err
 			}
 			r.seg, r.cidx, r.chunk, r.cpk, r.open = sg, ci, 0, r.cpk[:0], nil
+			if ci != nil && r.pos > 0 {
+				// The reader read the start of this segment while it was
+				// open (r.pos packets): go on from there.
+				r.chunk = ci.chunkOf(r.pos)
+				r.skip, r.pos = r.pos-int(ci.chunks[r.chunk].first), 0
+			}
 			r.setIn(r.idx, !r.bulk)
 			continue
 		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
