@@ -29,45 +29,72 @@ import (
 // reported are the node's alone. The stream is a 2 Mbit/s H.264 clip
 // (640x360, 25 fps, a key frame a second, constant bit rate) that ffmpeg
 // makes for the run, served by the built-in origin in the benchmark's
-// process as a VOD and looped as a live stream.
+// process as a 10-minute VOD (the clip looped) and looped as a live stream.
 const (
 	benchClipDuration = 40 * time.Second
-	benchPlayers      = 500
-	benchSettle       = 2 * time.Second // after every player's first packet
-	benchWindow       = 5 * time.Second // measured
+	// benchVODDuration: the VOD is the clip looped to this long, so that
+	// 500 players at their own places are each alone in their part of it
+	// (a recording of 600 one-second segments), as on a node serving a
+	// library; a 40 s clip would have a dozen players in every segment.
+	benchVODDuration = 10 * time.Minute
+	// benchFillSpeed: the VOD is prefetched at up to this Speed.
+	benchFillSpeed = 64
+	benchPlayers   = 500
+	benchSettle    = 2 * time.Second // after every player's first packet
+	benchWindow    = 5 * time.Second // measured
 )
 
 // clip2Mbps makes the benchmarks' 2 Mbit/s MPEG-TS clip with ffmpeg.
 func clip2Mbps(b *testing.B) []byte {
-	b.Helper()
-	out := filepath.Join(b.TempDir(), "clip2m.ts")
-	cmd := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+	return ffmpegTS(b, "-f", "lavfi",
 		"-i", "testsrc2=size=640x360:rate=25", "-t", strconv.Itoa(int(benchClipDuration.Seconds())),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-threads", "1",
-		"-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k", "-x264-params", "nal-hrd=cbr",
-		"-f", "mpegts", out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
+		"-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "500k", "-x264-params", "nal-hrd=cbr")
+}
+
+// loopClip is clip looped to dur with ffmpeg (stream copy, timestamps
+// continued).
+func loopClip(b *testing.B, clip []byte, dur time.Duration) []byte {
+	in := filepath.Join(b.TempDir(), "clip.ts")
+	if err := os.WriteFile(in, clip, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return ffmpegTS(b, "-stream_loop", strconv.Itoa(int(dur/benchClipDuration)), "-i", in,
+		"-c", "copy", "-t", strconv.Itoa(int(dur.Seconds())))
+}
+
+// ffmpegTS runs ffmpeg with args and returns the MPEG-TS it wrote.
+func ffmpegTS(b *testing.B, args ...string) []byte {
+	b.Helper()
+	out := filepath.Join(b.TempDir(), "out.ts")
+	args = append(append([]string{"-v", "error", "-y"}, args...), "-f", "mpegts", out)
+	if msg, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
 		b.Fatalf("ffmpeg: %v\n%s", err, msg)
 	}
-	clip, err := os.ReadFile(out)
+	ts, err := os.ReadFile(out)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return clip
+	return ts
 }
 
-// benchNode starts the origin with the clip (VOD "v.ts", live "live") and a
-// node in a child process in front of it, with its mesh on loopback and the
-// per-address limits (connections, sessions, DESCRIBEs a second) raised for
-// benchPlayers players from one address.
+// benchNode starts the origin with the clip (VOD "v.ts", the clip looped
+// to benchVODDuration; live "live") and a node in a child process in front
+// of it, with its mesh on loopback and the per-address limits
+// (connections, sessions, DESCRIBEs a second) raised for benchPlayers
+// players from one address.
 func benchNode(b *testing.B) (*childNode, *origin.Origin) {
 	b.Helper()
 	clip := clip2Mbps(b)
+	long := loopClip(b, clip, benchVODDuration)
 	org := startOrigin(b, func(c *origin.Config) {
-		c.Media = map[string][]byte{"v.ts": clip}
+		c.Media = map[string][]byte{"v.ts": long}
 		c.Live = map[string][]byte{"live": clip}
+		c.MaxSpeed = benchFillSpeed
 	})
 	cfg := childNodeConfig(b.TempDir(), org.Addr())
+	speed := float64(benchFillSpeed)
+	cfg.Origins[0].Speed = &speed
 	cfg.Mesh.Enabled = true
 	cfg.Mesh.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Mesh.MDNS = false
@@ -213,21 +240,21 @@ func BenchmarkNodeIdle(b *testing.B) {
 	}
 }
 
-// BenchmarkNodeVOD500: 500 players of one cached 2 Mbit/s VOD, each from
-// its own random position, on a node in a child process (target ≤ 100 MiB
-// RSS; CPU per delivered packet against the raw writev floor).
+// BenchmarkNodeVOD500: 500 players of one cached 10-minute 2 Mbit/s VOD,
+// each from its own random position, on a node in a child process (target
+// ≤ 100 MiB RSS; CPU per delivered packet against the raw writev floor).
 func BenchmarkNodeVOD500(b *testing.B) {
 	for b.Loop() {
 		n, _ := benchNode(b)
 		writev := testkit.WritevPacketCost(b)
 		ans := getJSON[node.PrefetchAnswer](b, "POST", n.api+"/api/v1/prefetch", "", `{"path":"o/v.ts"}`, 202)
 		var st node.StreamStatus
-		testkit.Eventually(b, benchClipDuration+30*time.Second, "the VOD prefetched", func() bool {
+		testkit.Eventually(b, benchVODDuration/4+time.Minute, "the VOD prefetched", func() bool {
 			st = getJSON[node.StreamStatus](b, "GET", n.api+"/api/v1/streams/"+ans.Stream.ID, "", "", 200)
 			return st.State == "complete"
 		})
 		players := joinBenchPlayers(b, "rtsp://"+n.rtsp+"/o/v.ts", benchPlayers)
-		last := benchClipDuration - benchSettle - benchWindow - 5*time.Second
+		last := benchVODDuration - benchSettle - benchWindow - 5*time.Second
 		for i, p := range players {
 			from := rand.N(last).Seconds()
 			if _, err := p.c.Play(&headers.Range{Value: &headers.RangeNPT{Start: time.Duration(from * float64(time.Second))}}); err != nil {

@@ -142,6 +142,7 @@ func spreadRun(b *testing.B, n int, dur time.Duration) {
 	window := time.NewTimer(5 * time.Second)
 	<-window.C
 	p1 := testkit.ReadProc(b, srv.cmd.Process.Pid)
+	srv.heapProfile(b)
 	delivered := 0
 	for i, p := range players {
 		delivered += p.count() - before[i]

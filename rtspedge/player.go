@@ -69,6 +69,7 @@ type player struct {
 	// Replay state: owned by the session goroutine (OnPlay, OnPause) while
 	// no replay runs, and by the replay goroutine while it runs.
 	reader    *store.Reader
+	read      uint64    // packets read from reader (store.Reader.Release)
 	queue     []qpacket // packets read ahead, head first
 	head      int
 	eof       bool
@@ -230,7 +231,8 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 		_ = p.reader.Close()
 		p.reader = nil
 	}
-	p.queue, p.head, p.eof = p.queue[:0], 0, false
+	clear(p.queue) // their bytes are the old reader's
+	p.queue, p.head, p.eof, p.read = p.queue[:0], 0, false, 0
 	r, err := p.rec.NewReader(from)
 	if err != nil {
 		p.log.Warn("open reader", "from", from, "err", err)

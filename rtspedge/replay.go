@@ -52,9 +52,10 @@ func (p *player) peek(ctx context.Context, i int, mayBlock bool) (*qpacket, erro
 		p.queue = append(p.queue, qpacket{})
 	}
 	q := &p.queue[len(p.queue)-1]
-	// The store never changes or reuses a packet's bytes: keep them, not a
-	// copy (q.data is never written through).
+	// The store does not reuse a packet's bytes until send releases them:
+	// keep them, not a copy (q.data is never written through).
 	q.track, q.tt, q.data = pkt.Track, pkt.TT, pkt.RTP
+	p.read++
 	return q, nil
 }
 
@@ -174,7 +175,17 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 	if !ok {
 		return false
 	}
+	for i := range batch {
+		// A sent packet's bytes are the store's (a segment or a chunk of
+		// it): the slot must not keep them alive, and the reader may read
+		// later packets into them (both copies, TCP's and gortsplib's for
+		// UDP, are made).
+		batch[i].data = nil
+	}
 	p.head += n
+	if p.reader != nil {
+		p.reader.Release(p.read - uint64(len(p.queue)-p.head))
+	}
 	p.compact()
 	return true
 }
@@ -303,8 +314,8 @@ func rtpPayloadLen(b []byte) (int, bool) {
 	return len(b) - n - pad, true
 }
 
-// compact moves the packets still queued to the front, keeping every
-// slot's buffer, so the queue does not grow while one packet always waits.
+// compact moves the packets still queued to the front, keeping the slots,
+// so the queue does not grow while one packet always waits.
 func (p *player) compact() {
 	rest := len(p.queue) - p.head
 	if p.head == 0 || rest > p.head {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -83,15 +85,50 @@ func runServerProc(d string) error {
 	}
 	defer stopProfile()
 	fmt.Printf("ADDR %s\n", s.Addr())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	// Each line on stdin writes the heap profile to the file
+	// RTSPEDGE_BENCH_HEAPPROFILE names, when it is set (heapProfile).
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if f := os.Getenv(heapProfileEnv); f != "" {
+			if err := writeHeapProfile(f); err != nil {
+				fmt.Fprintln(os.Stderr, "server process:", err)
+			}
+		}
+	}
 	cancel()
 	return <-done
 }
 
+// heapProfileEnv names the file where the server process writes its heap
+// profile when the benchmark asks (serverProc.heapProfile).
+const heapProfileEnv = "RTSPEDGE_BENCH_HEAPPROFILE"
+
+func writeHeapProfile(name string) error {
+	runtime.GC()
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // serverProc is a server in a child process.
 type serverProc struct {
-	addr string
-	cmd  *exec.Cmd
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.Writer
+}
+
+// heapProfile asks the server process for its heap profile (written only
+// when RTSPEDGE_BENCH_HEAPPROFILE is set).
+func (p *serverProc) heapProfile(b *testing.B) {
+	if _, err := io.WriteString(p.stdin, "heap\n"); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func startServerProc(b *testing.B, dur time.Duration) *serverProc {
@@ -119,7 +156,7 @@ func startServerProc(b *testing.B, dur time.Duration) *serverProc {
 	if err != nil || !ok {
 		b.Fatalf("server process: %q, %v", line, err)
 	}
-	return &serverProc{addr: addr, cmd: cmd}
+	return &serverProc{addr: addr, cmd: cmd, stdin: stdin}
 }
 
 // cpu is the CPU time (user + system) the server process used so far.

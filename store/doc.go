@@ -25,11 +25,17 @@
 // writer's, sealed and signed with its own.
 //
 // Reading. A Reader is positioned by a binary search over segment infos and a
-// scan of one segment; it reads sealed segments through a store-wide LRU of
-// decoded segments (concurrent misses make one read), then the segment whose
-// commit is in flight, then the open segment, then blocks until the writer
-// notifies (a channel closed and replaced per change); TryNext returns
-// ErrWouldBlock there instead.
+// scan of one segment; it reads a sealed segment decoded when the writer (its
+// commit in flight) or the segment cache holds it, else by chunks of 8 KiB
+// of records copied from the value-log file (chunk.go): players at different
+// places of a long recording hold a chunk each, not a segment. A segment
+// that several readers are in is loaded decoded into the store-wide cache
+// (concurrent misses make one read) and shared; a reader much faster than
+// real time reads whole segments of its own. Every byte read from disk is
+// checked first (damage.go; chunk CRCs kept from the segment's whole check).
+// Then the open segment, then the reader blocks until the writer notifies (a
+// channel closed and replaced per change); TryNext returns ErrWouldBlock
+// there instead.
 //
 // Provenance and progress (provenance.go). The manifest says where a
 // recording comes from (Source: SourceOrigin or a peer id; Via: a live
@@ -46,6 +52,12 @@
 // readers or a pin; eviction and value-log GC run on the Store's goroutine.
 // A segment is refused (ErrNoSpace) when the quota is full of recordings that
 // cannot be evicted: recordings being filled count.
+//
+// Resident memory (resident_linux.go): Badger memory-maps the value log and
+// reads and writes values through the mapping; pages touched stay in the
+// process's RSS. The store reads segment bytes from the file instead (pread)
+// and hands the pages Badger touched (a seal, an entry's header) back with
+// madvise, so the value log lives in the page cache, not in the RSS.
 //
 // Free space (space.go): Badger memory-maps its files, so a full filesystem
 // would be SIGBUS. Every segment commit checks statfs against

@@ -3,10 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-
-	badger "github.com/dgraph-io/badger/v4"
 )
 
 // Segment returns the raw bytes of sealed segment index of key and its hash.
@@ -47,7 +44,8 @@ func (s *Store) SegmentShared(key string, index uint32) ([]byte, SegmentInfo, er
 	return sg.raw, si, nil
 }
 
-// segment returns sealed segment idx of rec from the cache or Badger.
+// segment returns sealed segment idx of rec decoded: the writer's pending
+// one, or the segment cache's, loaded once into it.
 func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 	rec.mu.Lock()
 	if rec.pending != nil && rec.pendingInfo.Index == idx {
@@ -57,55 +55,15 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 	}
 	rec.mu.Unlock()
 	return s.cache.get(segRef{rec.seq, idx}, func() (*segment, error) {
-		var raw []byte
-		err := s.withDB(func(db *badger.DB) error {
-			return db.View(func(txn *badger.Txn) error {
-				item, err := txn.Get(segKey(pfxSeg, rec.seq, idx))
-				if err != nil {
-					return err
-				}
-				if item.ValueSize() > MaxSegmentBytes {
-					return corruptf("%d bytes", item.ValueSize())
-				}
-				raw, err = item.ValueCopy(nil)
-				return err
-			})
+		var sg *segment
+		err := s.wholeSegment(rec, idx, true, func(raw []byte, pk []Packet, _ *chunkIndex) {
+			sg = &segment{raw: raw, packets: pk}
 		})
-		s.loads.Add(1)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			rec.mu.Lock()
-			// A live window drops segments as new ones seal; the header may
-			// not show the drop yet while its commit completes.
-			behind := idx < rec.hdr.FirstIndex || rec.hdr.M.Live
-			gone := rec.deleted
-			rec.mu.Unlock()
-			switch {
-			case behind:
-				return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, ErrBehindWindow)
-			case gone:
-				return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, ErrNotFound)
-			}
-			return nil, fmt.Errorf("segment %d of %s: %w: missing", idx, rec.key, ErrCorrupt)
-		}
 		if err != nil {
-			return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
+			return nil, err
 		}
-		err = s.verifySegment(rec, idx, raw)
-		var got uint32
-		var packets []Packet
-		if err == nil {
-			got, packets, err = decodeSegment(raw)
-		}
-		if err == nil && got != idx {
-			err = corruptf("holds index %d", got)
-		}
-		if err != nil {
-			if errors.Is(err, ErrCorrupt) {
-				s.damaged(rec, idx, err)
-			}
-			return nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
-		}
-		return &segment{raw: raw, packets: packets}, nil
+		s.shared.Add(1)
+		return sg, nil
 	})
 }
 

@@ -19,13 +19,48 @@ type Reader struct {
 	rec *recording
 
 	idx     uint32   // segment being read
-	pos     int      // next packet in it
-	seg     *segment // idx's packets when idx is sealed
+	pos     int      // next packet in seg, cpk or open
+	seg     *segment // idx's packets when idx is sealed and read decoded
 	open    []Packet // snapshot of the open segment's packets when idx is open
 	started bool
 
+	// idx read by chunks (chunk.go): its index, the next chunk to read,
+	// the packets of the one read (the slice is reused, their bytes never)
+	// and the packets of the next one to skip (a seek's position).
+	cidx  *chunkIndex
+	chunk int
+	cpk   []Packet
+	skip  int
+
+	inMu   sync.Mutex // Close may run on another goroutine
+	in     *segRef    // the segment the reader is counted in (segmentCache.enter)
+	closed bool
+
+	// Pace: the tt of the last packet returned, and of the last one of
+	// the segment before, and when that segment was left; bulk: the
+	// reader read its last segment faster than bulkRatio × real time.
+	lastTT, markTT time.Duration
+	markAt         time.Time
+	bulk           bool
+
+	// Chunk buffers the caller gave back (Release), to read chunks into:
+	// returned counts the packets Next returned; held are the buffers of
+	// chunks read since the first Release, oldest first, each with the
+	// count at its last packet.
+	returned uint64
+	recycle  bool
+	held     []heldChunk
+	free     [][]byte
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: unblocks Next
+}
+
+// heldChunk is a chunk buffer whose packets the caller may still use until
+// it released the first last packets.
+type heldChunk struct {
+	buf  []byte
+	last uint64
 }
 
 // NewReader opens a reader of key positioned at from: on the first packet of
@@ -83,6 +118,14 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 		return nil, err
 	}
 	r.idx, r.pos, r.seg = p.idx, p.pos, p.seg
+	if p.seg != nil || p.cidx != nil {
+		r.setIn(p.idx, true)
+	}
+	if p.cidx != nil {
+		r.cidx, r.pos = p.cidx, 0
+		r.chunk = p.cidx.chunkOf(p.pos)
+		r.skip = p.pos - int(p.cidx.chunks[r.chunk].first)
+	}
 	return r, nil
 }
 
@@ -113,30 +156,30 @@ func videoTrackSet(tracks []Track) map[uint8]bool {
 // before the access unit of its first key frame is of a track other than
 // video (in the first segment), else seekKey's answer.
 func (s *Store) seekStart(rec *recording, segs []SegmentInfo, next uint32, open []Packet, video map[uint8]bool, from time.Duration) (position, error) {
-	pk, p := open, position{idx: next}
+	pick := func(pk []Packet) int {
+		key := -1
+		for i := range pk {
+			if pk[i].Flags&FlagKeyStart != 0 {
+				key = accessUnitStart(pk, i)
+				break
+			}
+		}
+		for i := 0; i < key; i++ {
+			if len(video) == 0 || video[pk[i].Track] {
+				return -1
+			}
+		}
+		return min(key, 0)
+	}
 	if len(segs) > 0 {
-		sg, err := s.segment(rec, segs[0].Index)
-		if err != nil {
-			return position{}, err
+		p, err := s.seekIn(rec, segs[0].Index, pick)
+		if err != nil || p.pos >= 0 {
+			return p, err
 		}
-		pk, p = sg.packets, position{idx: segs[0].Index, seg: sg}
+	} else if pick(open) >= 0 {
+		return position{idx: next}, nil
 	}
-	key := -1
-	for i := range pk {
-		if pk[i].Flags&FlagKeyStart != 0 {
-			key = accessUnitStart(pk, i)
-			break
-		}
-	}
-	for i := 0; i < key; i++ {
-		if len(video) == 0 || video[pk[i].Track] {
-			key = -1
-		}
-	}
-	if key < 0 {
-		return s.seekKey(rec, segs, next, open, from)
-	}
-	return p, nil
+	return s.seekKey(rec, segs, next, open, from)
 }
 
 func hasVideo(tracks []Track) bool {
@@ -152,9 +195,10 @@ func hasVideo(tracks []Track) bool {
 }
 
 type position struct {
-	idx uint32
-	pos int
-	seg *segment // decoded idx when sealed and already loaded
+	idx  uint32
+	pos  int
+	seg  *segment    // decoded idx when sealed and read decoded
+	cidx *chunkIndex // idx's chunks when sealed and read by chunks
 }
 
 // lastAtOrBefore returns the index into segs of the last segment whose first
@@ -189,27 +233,27 @@ func (s *Store) seekKey(rec *recording, segs []SegmentInfo, next uint32, open []
 		if k := segs[j].FirstKeyTT; k < 0 || k > from {
 			continue
 		}
-		sg, err := s.segment(rec, segs[j].Index)
-		if err != nil {
-			return position{}, err
-		}
-		if i := lastKey(sg.packets); i >= 0 {
-			return position{idx: segs[j].Index, pos: i, seg: sg}, nil
+		p, err := s.seekIn(rec, segs[j].Index, lastKey)
+		if err != nil || p.pos >= 0 {
+			return p, err
 		}
 	}
 	// No key frame at or before from: the first key frame, else the start.
+	firstKey := func(pk []Packet) int {
+		for i := range pk {
+			if pk[i].Flags&FlagKeyStart != 0 {
+				return accessUnitStart(pk, i)
+			}
+		}
+		return -1
+	}
 	for j := range segs {
 		if segs[j].FirstKeyTT < 0 {
 			continue
 		}
-		sg, err := s.segment(rec, segs[j].Index)
-		if err != nil {
-			return position{}, err
-		}
-		for i := range sg.packets {
-			if sg.packets[i].Flags&FlagKeyStart != 0 {
-				return position{idx: segs[j].Index, pos: accessUnitStart(sg.packets, i), seg: sg}, nil
-			}
+		p, err := s.seekIn(rec, segs[j].Index, firstKey)
+		if err != nil || p.pos >= 0 {
+			return p, err
 		}
 	}
 	for i := range open {
@@ -259,42 +303,44 @@ func rtpTimestamp(b []byte) (uint32, bool) {
 func (s *Store) seekNearest(rec *recording, segs []SegmentInfo, next uint32, open []Packet, from time.Duration) (position, error) {
 	// Candidate run of packets: the open segment or the last sealed segment
 	// starting at or before from.
-	var pk []Packet
-	var p position
-	var after time.Duration = -1 // tt of the packet following pk, if any
-	var afterPos position
 	if len(open) > 0 && open[0].TT <= from {
-		pk, p = open, position{idx: next}
-	} else if j := lastAtOrBefore(segs, from); j >= 0 {
-		sg, err := s.segment(rec, segs[j].Index)
-		if err != nil {
-			return position{}, err
-		}
-		pk, p = sg.packets, position{idx: segs[j].Index, seg: sg}
-		if j+1 < len(segs) {
-			after, afterPos = segs[j+1].FirstTT, position{idx: segs[j+1].Index}
-		} else if len(open) > 0 {
-			after, afterPos = open[0].TT, position{idx: next}
-		}
-	} else {
+		return position{idx: next, pos: nearest(open, from, -1)}, nil
+	}
+	j := lastAtOrBefore(segs, from)
+	if j < 0 {
 		if len(segs) > 0 {
 			return position{idx: segs[0].Index}, nil
 		}
 		return position{idx: next}, nil
 	}
+	var after time.Duration = -1 // tt of the packet following segment j, if any
+	afterPos := position{idx: next}
+	if j+1 < len(segs) {
+		after, afterPos = segs[j+1].FirstTT, position{idx: segs[j+1].Index}
+	} else if len(open) > 0 {
+		after = open[0].TT
+	}
+	p, err := s.seekIn(rec, segs[j].Index, func(pk []Packet) int { return nearest(pk, from, after) })
+	if err != nil || p.pos >= 0 {
+		return p, err
+	}
+	return afterPos, nil
+}
+
+// nearest is the index of the packet of pk whose tt is nearest to from, or
+// -1 when the packet after pk, at tt after (-1: none), is nearer.
+func nearest(pk []Packet, from, after time.Duration) int {
 	i := sort.Search(len(pk), func(i int) bool { return pk[i].TT >= from })
 	if i < len(pk) {
 		if i > 0 && from-pk[i-1].TT < pk[i].TT-from {
 			i--
 		}
-		p.pos = i
-		return p, nil
+		return i
 	}
 	if after >= 0 && after-from < from-pk[len(pk)-1].TT {
-		return afterPos, nil
+		return -1
 	}
-	p.pos = len(pk) - 1
-	return p, nil
+	return len(pk) - 1
 }
 
 // Next returns the next packet in log order. At the tail of a recording that
@@ -302,7 +348,9 @@ func (s *Store) seekNearest(rec *recording, segs []SegmentInfo, next uint32, ope
 // the end of a finished recording it returns io.EOF. A reader that fell out of
 // a live window gets ErrBehindWindow. The returned Packet.RTP must not be
 // modified; the store never changes or reuses those bytes (segments are
-// immutable, the open one only grows), so it stays valid after later calls.
+// immutable, the open one only grows, a chunk's copy is the caller's), so
+// it stays valid after later calls, until the caller releases it
+// (Release).
 func (r *Reader) Next(ctx context.Context) (Packet, error) {
 	return r.next(ctx, true)
 }
@@ -319,13 +367,30 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			if r.pos < len(r.seg.packets) {
 				r.pos++
 				r.started = true
+				r.lastTT = r.seg.packets[r.pos-1].TT
+				r.returned++
 				return r.seg.packets[r.pos-1], nil
 			}
+			r.left()
 			r.idx, r.pos, r.seg = r.idx+1, 0, nil
+		}
+		if r.cidx != nil {
+			if r.pos < len(r.cpk) {
+				r.pos++
+				r.started = true
+				r.lastTT = r.cpk[r.pos-1].TT
+				r.returned++
+				return r.cpk[r.pos-1], nil
+			}
+			if err := r.nextChunk(); err != nil {
+				return Packet{}, err
+			}
+			continue
 		}
 		if r.pos < len(r.open) {
 			r.pos++
 			r.started = true
+			r.returned++
 			return r.open[r.pos-1], nil
 		}
 		select {
@@ -352,11 +417,25 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			return Packet{}, fmt.Errorf("read segment %d of %s (window starts at %d): %w", r.idx, rec.key, rec.hdr.FirstIndex, ErrBehindWindow)
 		case r.idx < rec.hdr.NextIndex:
 			rec.mu.Unlock()
-			sg, err := r.s.segment(rec, r.idx)
+			var sg *segment
+			var ci *chunkIndex
+			var err error
+			if r.bulk {
+				sg, err = r.s.privateSegment(rec, r.idx)
+			} else {
+				sg, ci, err = r.s.enterSegment(rec, r.idx)
+			}
 			if err != nil {
 				return Packet{}, err
 			}
-			r.seg, r.open = sg, nil
+			r.seg, r.cidx, r.chunk, r.cpk, r.open = sg, ci, 0, r.cpk[:0], nil
+			if ci != nil && r.pos > 0 {
+				// The reader read the start of this segment while it was
+				// open (r.pos packets): go on from there.
+				r.chunk = ci.chunkOf(r.pos)
+				r.skip, r.pos = r.pos-int(ci.chunks[r.chunk].first), 0
+			}
+			r.setIn(r.idx, !r.bulk)
 			continue
 		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
 			r.seg, r.open = rec.pending, nil
@@ -392,6 +471,96 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 	}
 }
 
+// nextChunk reads the reader's next chunk of r.idx, or, when another reader
+// made the segment decoded meanwhile, goes on in that; after the last
+// chunk it moves to the next segment.
+func (r *Reader) nextChunk() error {
+	ci := r.cidx
+	if r.chunk >= len(ci.chunks) {
+		r.left()
+		r.idx, r.pos, r.cidx, r.cpk = r.idx+1, 0, nil, r.cpk[:0]
+		return nil
+	}
+	first := int(ci.chunks[r.chunk].first)
+	if sg := r.s.heldSegment(r.rec, r.idx); sg != nil && len(sg.packets) == int(ci.chunks[len(ci.chunks)-1].first+ci.chunks[len(ci.chunks)-1].count) {
+		r.seg, r.pos, r.cidx, r.cpk = sg, first+r.skip, nil, r.cpk[:0]
+		r.skip = 0
+		return nil
+	}
+	var buf []byte
+	if n := len(r.free); n > 0 {
+		buf, r.free = r.free[n-1], r.free[:n-1]
+	}
+	pk, used, err := r.s.readChunk(r.rec, r.idx, ci, r.chunk, r.cpk[:0], buf)
+	if err != nil {
+		if buf != nil {
+			r.free = append(r.free, buf)
+		}
+		return err
+	}
+	if r.recycle {
+		if len(r.held) == maxHeldChunks { // a caller that stopped releasing: forget the oldest
+			r.held = r.held[1:]
+		}
+		r.held = append(r.held, heldChunk{buf: used, last: r.returned + uint64(len(pk)-r.skip)})
+	}
+	r.cpk, r.pos, r.skip = pk, r.skip, 0
+	r.chunk++
+	return nil
+}
+
+// Release tells the reader that the caller no longer uses the bytes of the
+// first n packets Next returned: the reader may read later packets into
+// the chunk buffers (chunk.go) that held only those, instead of allocating
+// new ones. Without Release a packet's bytes are never reused. Release
+// must not be called concurrently with Next.
+func (r *Reader) Release(n uint64) {
+	r.recycle = true
+	for len(r.held) > 0 && r.held[0].last <= n {
+		if len(r.free) < maxFreeChunks {
+			r.free = append(r.free, r.held[0].buf)
+		}
+		r.held[0] = heldChunk{}
+		r.held = r.held[1:]
+	}
+}
+
+// maxFreeChunks bounds the chunk buffers a reader keeps to reuse, and
+// maxHeldChunks the ones it waits for the caller to release.
+const (
+	maxFreeChunks = 1
+	maxHeldChunks = 64
+)
+
+// setIn counts the reader as in segment idx, or no longer, in the segment
+// cache (which shares a segment several readers are in); a closed reader
+// is not counted.
+func (r *Reader) setIn(idx uint32, on bool) {
+	r.inMu.Lock()
+	defer r.inMu.Unlock()
+	if r.in != nil {
+		r.s.cache.leave(*r.in)
+		r.in = nil
+	}
+	if on && !r.closed {
+		ref := segRef{r.rec.seq, idx}
+		r.s.cache.enter(ref)
+		r.in = &ref
+	}
+}
+
+// left is called as the reader leaves a sealed segment: it is counted in
+// none, and reads the next whole when it read this one in bulk.
+func (r *Reader) left() {
+	r.setIn(0, false)
+	now := time.Now()
+	if !r.markAt.IsZero() {
+		media := r.lastTT - r.markTT
+		r.bulk = media > 0 && now.Sub(r.markAt) < media/bulkRatio && !r.s.opts.paced
+	}
+	r.markTT, r.markAt = r.lastTT, now
+}
+
 // Segment is the index of the segment the packet Next last returned is in.
 func (r *Reader) Segment() uint32 { return r.idx }
 
@@ -414,6 +583,13 @@ func (r *Reader) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
 		rec := r.rec
+		r.inMu.Lock()
+		if r.in != nil {
+			r.s.cache.leave(*r.in)
+			r.in = nil
+		}
+		r.closed = true
+		r.inMu.Unlock()
 		rec.mu.Lock()
 		rec.readers--
 		rec.touchLocked(false)

@@ -323,35 +323,46 @@ func TestManyReaders(t *testing.T) {
 	}
 }
 
-// TestSharedSegmentCache: many players of the same content cost one read of
-// each segment.
+// TestSharedSegmentCache: players in the same segment share one decoded
+// copy of it. Eight readers in step (paced: read fast, but not in bulk, as
+// players would): the first shareReaders to enter a segment read it by
+// chunks (one whole read to check and index it, then each its first
+// chunk), the next loads it decoded into the cache, and every other reads
+// that, the first ones too from their next chunk. In the first segment,
+// where every reader was opened before any read, the first shareReaders
+// each read it whole to seek (the index is not shared yet) and no chunk.
 func TestSharedSegmentCache(t *testing.T) {
-	s := memStore(t, Options{SegmentBytes: 32 << 10})
+	s := memStore(t, Options{SegmentBytes: 32 << 10, paced: true})
 	pk := synth(defaultSpec, 10*time.Second)
 	record(t, s, "c", pk, StateComplete)
 	s.cache.drop(s.recs["c"].seq, ^uint32(0)) // forget what the writer put there
 	m, _ := s.Manifest("c")
-	before := s.loads.Load()
-	var wg sync.WaitGroup
+	loads, shared := s.loads.Load(), s.shared.Load()
+	var readers []*Reader
+	if shareReaders >= 8 {
+		t.Fatalf("shareReaders %d: eight readers share nothing", shareReaders)
+	}
 	for i := 0; i < 8; i++ {
 		r, err := s.NewReader("c", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer r.Close()
-			for {
-				if _, err := r.Next(context.Background()); err != nil {
-					return
-				}
-			}
-		}()
+		defer r.Close()
+		readers = append(readers, r)
 	}
-	wg.Wait()
-	if loads := s.loads.Load() - before; loads != int64(len(m.Segments)) {
-		t.Fatalf("%d segment loads for 8 readers of %d segments", loads, len(m.Segments))
+	for n := range pk {
+		for i, r := range readers {
+			p, err := r.Next(t.Context())
+			if err != nil || p.PN != pk[n].PN {
+				t.Fatalf("reader %d, packet %d: pn %d, %v; want pn %d", i, n, p.PN, err, pk[n].PN)
+			}
+		}
+	}
+	if got := s.shared.Load() - shared; got != int64(len(m.Segments)) {
+		t.Errorf("%d segments loaded decoded for 8 readers of %d segments", got, len(m.Segments))
+	}
+	if want := (shareReaders+2)*int64(len(m.Segments)) - 1; s.loads.Load()-loads != want {
+		t.Errorf("%d reads from Badger for 8 readers of %d segments, want %d", s.loads.Load()-loads, len(m.Segments), want)
 	}
 }
 

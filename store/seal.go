@@ -56,6 +56,11 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 	rec.mu.Lock()
 	h, segs, failed := rec.hdr, rec.segs, rec.commitErr
 	rec.mu.Unlock()
+	if len(segs) > 0 && failed == nil {
+		// The previous segment's commit completed (rec.wmu): the pages
+		// Badger wrote it through leave this process's resident memory.
+		s.releaseStored(rec, segs[len(segs)-1].Index)
+	}
 	if failed != nil {
 		rec.wmu.Unlock()
 		return nil, failed

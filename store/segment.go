@@ -86,6 +86,12 @@ func corruptf(format string, args ...any) error {
 
 // decodeSegment returns the segment's index and packets.
 func decodeSegment(data []byte) (uint32, []Packet, error) {
+	return decodeSegmentAt(data, nil)
+}
+
+// decodeSegmentAt is decodeSegment that also sets *offs, when offs is not
+// nil, to each record's offset in data followed by len(data).
+func decodeSegmentAt(data []byte, offs *[]uint32) (uint32, []Packet, error) {
 	if len(data) > MaxSegmentBytes {
 		return 0, nil, corruptf("segment of %d bytes exceeds %d", len(data), MaxSegmentBytes)
 	}
@@ -108,7 +114,13 @@ func decodeSegment(data []byte) (uint32, []Packet, error) {
 		return 0, nil, corruptf("count %d cannot fit in %d bytes", count, len(rest))
 	}
 	packets := make([]Packet, count)
+	if offs != nil {
+		*offs = make([]uint32, 0, count+1)
+	}
 	for i := range packets {
+		if offs != nil {
+			*offs = append(*offs, uint32(len(data)-len(rest)))
+		}
 		var err error
 		if packets[i], rest, err = decodeRecord(rest); err != nil {
 			return 0, nil, fmt.Errorf("record %d: %w", i, err)
@@ -116,6 +128,9 @@ func decodeSegment(data []byte) (uint32, []Packet, error) {
 	}
 	if len(rest) != 0 {
 		return 0, nil, corruptf("%d trailing bytes after %d records", len(rest), count)
+	}
+	if offs != nil {
+		*offs = append(*offs, uint32(len(data)))
 	}
 	return index, packets, nil
 }

@@ -39,7 +39,9 @@ type Options struct {
 	Logger          *slog.Logger     // default: discard; the caller names the component
 
 	// CacheBytes bounds the shared in-memory cache of decoded segments
-	// (default 64 MiB; negative disables it).
+	// (default 64 MiB; negative disables it): segments several readers are
+	// in, and those the writer sealed, each for 5 s unless still shared
+	// (cache.go). Readers alone in a segment read it by chunks (chunk.go).
 	CacheBytes int64
 
 	// MinFree is the free space the store keeps on its filesystem: below
@@ -51,6 +53,7 @@ type Options struct {
 	freeSpace func(dir string) (int64, error) // tests: replaces statfs
 
 	gcEvery time.Duration         // value-log GC period (tests shorten it); default gcInterval
+	paced   bool                  // tests: readers never read in bulk (as players, however fast they read)
 	tune    func(*badger.Options) // tests: adjust Badger options
 }
 
@@ -72,6 +75,9 @@ type Store struct {
 	opts  Options
 	log   *slog.Logger
 	cache *segmentCache
+	// resident takes value-log pages the store read or wrote out of the
+	// process's RSS (resident_linux.go); nil in memory.
+	resident *valueLogMaps
 
 	dbMu sync.RWMutex // held (R) around every Badger call; Close takes it (W)
 	// writeMu is held (R) by every write from before it is sent until its
@@ -106,7 +112,8 @@ type Store struct {
 	diskGoal   int64     // evict down to this many bytes for lack of disk space; -1 none; guarded by mu
 	pressureAt time.Time // last eviction for lack of space (background goroutine only)
 
-	loads  atomic.Int64 // segment reads from Badger (tests)
+	loads  atomic.Int64 // segment reads from Badger, whole or a chunk (tests)
+	shared atomic.Int64 // of them, segments loaded decoded into the cache (tests)
 	gcRuns atomic.Int64 // value-log GC passes (tests)
 }
 
@@ -126,8 +133,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		opts: opts, log: opts.Logger, done: make(chan struct{}), dir: dir,
-		cache: newSegmentCache(opts.CacheBytes),
-		recs:  map[string]*recording{}, broken: map[string]error{},
+		cache: newSegmentCache(opts.CacheBytes), resident: newResident(dir, opts.InMemory),
+		recs: map[string]*recording{}, broken: map[string]error{},
 		evictCh: make(chan struct{}, 1), dropCh: make(chan struct{}, 1),
 		space: newSpaceGuard(dir, &opts), diskGoal: -1,
 	}
@@ -269,6 +276,7 @@ func (s *Store) Close() error {
 	if s.db == nil {
 		return errors.Join(errs...)
 	}
+	s.resident.close()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
@@ -335,6 +343,7 @@ func (s *Store) background() {
 			s.runGC()
 		case <-flush.C:
 			s.flushAll()
+			s.cache.expire()
 		case <-poll:
 			s.pollSpace()
 		}

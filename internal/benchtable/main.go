@@ -68,6 +68,7 @@ var targets = []target{
 	{"BenchmarkNodeLive1000", "gaps", true, 0, ""},
 	{"BenchmarkNodeLive1000", "players-at-pace", false, 1000, ""},
 	{"BenchmarkPrefetch90s/speed=8", "x-realtime", false, 8, ""},
+	{"BenchmarkPrefetch90s/gst/range_parallelism=5", "x-realtime", false, 4, ""},
 }
 
 // figure is one value a benchmark reported.
