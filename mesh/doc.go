@@ -153,7 +153,7 @@
 // 64 KiB buffer.
 //
 // The client verifies every segment's seal (Provenance, below), then its hash
-// and decoding with store.Writer.Check, before it is stored, and expects consecutive indexes; a bad segment
+// and decoding with store.Writer.CheckOwned, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
 // Packets of an on-demand open segment are appended as they come
 // (store.Writer.AppendRelayed: readers see them at once, trusted by
