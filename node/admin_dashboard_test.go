@@ -30,8 +30,11 @@ func TestDashboardInChromium(t *testing.T) {
 	org := startOrigin(t, func(c *origin.Config) { c.Media["allhands.ts"] = origin.SampleClip() })
 	// The fill stops with its last player, so the stream soon becomes
 	// evictable (partial) without waiting for the whole clip.
-	// Speed 1: the prefetch below stays in progress long enough to be seen.
-	n, base := adminNode(t, org, func(c *node.Config) { c.Cache.CompleteOnAbandon, c.Origins[0].Speed = false, new(1.0) })
+	// Speed 1, one range at a time: the prefetch below stays in progress
+	// long enough to be seen.
+	n, base := adminNode(t, org, func(c *node.Config) {
+		c.Cache.CompleteOnAbandon, c.Origins[0].Speed, c.Origins[0].RangeParallelism = false, new(1.0), new(1)
+	})
 	b := startBrowser(t)
 
 	b.call(t, "Page.navigate", map[string]any{"url": base + "/?refresh=0.5"}, nil)

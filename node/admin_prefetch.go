@@ -47,7 +47,9 @@ func (a *adminServer) prefetchHandler(runCtx context.Context) http.HandlerFunc {
 		}
 		// The request's context bounds the wait for the first source; the
 		// fill itself belongs to the node.
-		rec, err := a.n.fills.Open(r.Context(), a.n.fillRequest(origin, originURL, key, ""))
+		freq := a.n.fillRequest(origin, originURL, key, "")
+		freq.Prefetch = true // nobody plays it: it may pull ranges at once
+		rec, err := a.n.fills.Open(r.Context(), freq)
 		if err != nil {
 			a.n.metrics.refused(err)
 			a.log.Info("prefetch failed", "stream", key, "err", err)

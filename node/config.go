@@ -113,6 +113,11 @@ type Origin struct {
 	// (RTSP Speed; the origin's answer says what it applied); 1 asks for
 	// none. Default 8.
 	Speed *float64 `yaml:"speed,omitempty"`
+	// RangeParallelism is the most sessions an on-demand fill that nobody
+	// watches (a prefetch, or a fill its players left) pulls at once,
+	// each a range of the stream, when the origin grants no Speed; each
+	// counts against MaxSessions. 1 pulls one. Default 5.
+	RangeParallelism *int `yaml:"range_parallelism,omitempty"`
 	// RateLimit caps the bandwidth of all fills from this origin together
 	// (bit/s); a fill then asks for no more Speed than the cap allows.
 	// Default 0: no cap.

@@ -62,6 +62,7 @@ func (n *Node) fillRequest(o *Origin, originURL, key, client string) fill.Reques
 		req.Origin.AllowBasicOverPlain = o.AllowBasicOverPlain
 		req.Origin.MaxBitrate = int64(o.MaxBitrate)
 		req.Origin.Speed = o.speed()
+		req.RangeParallelism = o.rangeParallelism()
 		req.Origin.RateLimit = int64(o.RateLimit)
 		req.Origin.WrapConn = n.throttles.origin(o)
 		pol := o.Policy() // config_fresh.go

@@ -43,6 +43,8 @@ func TestValidateLimits(t *testing.T) {
 		}},
 		{"origins[0] (o).speed", func(c *Config) { c.Origins[0].Speed = new(0.5) }},
 		{"origins[0] (o).speed", func(c *Config) { c.Origins[0].Speed = new(float64(maxSpeed + 1)) }},
+		{"origins[0] (o).range_parallelism", func(c *Config) { c.Origins[0].RangeParallelism = new(0) }},
+		{"origins[0] (o).range_parallelism", func(c *Config) { c.Origins[0].RangeParallelism = new(maxRangeParallelism + 1) }},
 		{"origins[0] (o).rate_limit", func(c *Config) { c.Origins[0].RateLimit = -1 }},
 		{"mesh.rate_limit", func(c *Config) { c.Mesh.RateLimit = -1 }},
 	} {
@@ -77,6 +79,7 @@ origins:
     pass_query: true
     complete_on_abandon: true
     speed: 4
+    range_parallelism: 6
     rate_limit: 6Mbit/s
 fills:
   max_concurrent: 10
@@ -88,11 +91,14 @@ fills:
 	o := c.Origins[0]
 	if o.Redirects != "refuse" || !o.AllowBasicOverPlain || o.MaxBitrate != 8e6 || !o.PassQuery ||
 		!c.completeOnAbandon(&o) || c.Fills.MaxConcurrent != 10 || c.Fills.MaxPerClient != 2 ||
-		c.Fills.DescribesPerConnection != 5 || o.speed() != 4 || o.RateLimit != 6e6 {
+		c.Fills.DescribesPerConnection != 5 || o.speed() != 4 || o.rangeParallelism() != 6 || o.RateLimit != 6e6 {
 		t.Fatalf("loaded %+v %+v", o, c.Fills)
 	}
 	if s := (Origin{}).speed(); s != DefaultSpeed {
 		t.Fatalf("an origin without speed asks for %v, want %v", s, DefaultSpeed)
+	}
+	if p := (Origin{}).rangeParallelism(); p != DefaultRangeParallelism {
+		t.Fatalf("an origin without range_parallelism pulls %d ranges, want %d", p, DefaultRangeParallelism)
 	}
 	if !c.completeOnAbandon(&Origin{}) {
 		t.Fatal("an origin without complete_on_abandon does not follow cache's default (true)")

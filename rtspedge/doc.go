@@ -20,6 +20,18 @@
 // real time whatever speed the fill ran at. WrapConn lets the caller
 // throttle the connection (the node's rate_limit).
 //
+// Ranges at once (originranges.go): PullRanges plays an on-demand stream as
+// Run does and, while the origin delivers it at real time (it granted no
+// Speed) and the caller says nobody watches, pulls the rest as several
+// ranges side by side, each a session of its own (RangePull.Open) that
+// PLAYs with Range npt=a-. Each range is cut where the next one's packets
+// begin (the first packet of each track from which 16 packets are alike in
+// both sessions), the next one's sequence numbers, timestamps and SSRC are
+// rewritten to continue it, and tt derived from its timestamps: the writer
+// gets per track what a single pull stores. Later ranges wait in memory
+// (RangePull.MaxBuffer); ranges that cannot be joined are given up for one
+// session resuming from what was stored.
+//
 // Classification (on demand or live) is one function, classify: a finite
 // end in the description's a=range (session level, else the longest media
 // level) or in the PLAY answer's Range means on demand, an open end or no

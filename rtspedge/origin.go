@@ -100,7 +100,8 @@ type OriginSession struct {
 	echoes     []string // x-RTP-Meta-Info of each SETUP response, "" when absent
 	cacheCtl   []string
 	ran        bool
-	speed      float64 // the Speed Run's PLAY asks for (playSpeed); 0: none
+	cur        *playRun // Run's state, once it began
+	speed      float64  // the Speed Run's PLAY asks for (playSpeed); 0: none
 	// speedRefused: the origin scaled its RTP clock with the Speed it
 	// granted (ErrSpeedScalesClock); Reopen asks for none.
 	speedRefused bool

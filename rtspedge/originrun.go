@@ -53,6 +53,7 @@ type playRun struct {
 	err      error
 	started  time.Time // when the PLAY answer arrived
 	rngStart time.Duration
+	from     time.Duration // where PLAY asks to start on a fresh writer (a range of PullRanges)
 	speed    float64       // delivery speed the origin applied (1 when it said none)
 	resume   bool          // VOD: continue from the writer's last packet
 	splice   *liveSplice   // live: re-base this session to follow the writer's packets
@@ -89,6 +90,12 @@ type playRun struct {
 // packet larger than MaxPlayerPacket (nothing of it is stored), the writer's
 // error when an append fails. Run may be called once.
 func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
+	return o.run(ctx, w, 0)
+}
+
+// run is Run, whose PLAY into a writer that holds nothing asks to start
+// at from (a range of PullRanges) instead of 0.
+func (o *OriginSession) run(ctx context.Context, w PacketWriter, from time.Duration) error {
 	o.mu.Lock()
 	if o.ran {
 		o.mu.Unlock()
@@ -103,6 +110,12 @@ func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
 	defer stopOnCancel()
 
 	r := o.newRun(w)
+	if !r.resume && r.splice == nil {
+		r.from = from
+	}
+	o.mu.Lock()
+	o.cur = r
+	o.mu.Unlock()
 	start, err := r.play()
 	if err != nil {
 		return o.runErr(ctx, "PLAY", err)
@@ -185,7 +198,7 @@ func (r *playRun) play() (time.Duration, error) {
 		}
 	})
 
-	start := time.Duration(0)
+	start := r.from
 	if r.resume {
 		start = r.cutTT
 	}
@@ -200,6 +213,9 @@ func (r *playRun) play() (time.Duration, error) {
 		}
 	}
 	r.mu.Unlock()
+	if n, ok := r.w.(interface{ played(time.Duration) }); ok && err == nil {
+		n.played(r.rngStart) // set above by this goroutine
+	}
 	close(ready)
 	return start, err
 }
@@ -468,6 +484,25 @@ func (r *playRun) bye(t *originTrack) {
 }
 
 func (r *playRun) finish() { r.endOnce.Do(func() { close(r.end) }) }
+
+// delivery is the speed at which the origin delivers Run's stream, once
+// its PLAY was answered and a granted Speed was checked (1: real time);
+// ok is false before. start is where the PLAY answer's Range says the
+// stream starts (else where it asked).
+func (o *OriginSession) delivery() (speed float64, start time.Duration, ok bool) {
+	o.mu.Lock()
+	r := o.cur
+	o.mu.Unlock()
+	if r == nil {
+		return 0, 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started.IsZero() || r.check != nil {
+		return 0, 0, false
+	}
+	return r.speed, r.rngStart, true
+}
 
 // atEnd: a VOD stream whose last packet reached the SDP duration.
 func (r *playRun) atEnd() bool {

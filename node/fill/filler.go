@@ -247,8 +247,26 @@ func (b *Budget) acquire(ctx context.Context) (release func(), err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("origin max_sessions (%d) in use: %w", cap(b.slots), ctx.Err())
 	}
+	return b.releaser(), nil
+}
+
+// releaser frees a slot taken, once.
+func (b *Budget) releaser() func() {
 	var once sync.Once
-	return func() { once.Do(func() { <-b.slots }) }, nil
+	return func() { once.Do(func() { <-b.slots }) }
+}
+
+// tryAcquire takes a slot if one is free now.
+func (b *Budget) tryAcquire() (release func(), ok bool) {
+	if b == nil {
+		return func() {}, true
+	}
+	select {
+	case b.slots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	return b.releaser(), true
 }
 
 // InUse is how many of the budget's sessions are open.

@@ -99,6 +99,7 @@ type fill struct {
 	origin            rtspedge.OriginRequest // URL with credentials: for dialing only, never logged
 	client            string                 // Request.Client of the reader that started it
 	completeOnAbandon bool
+	ranges            int      // Request.RangeParallelism
 	opts              openOpts // the freshness check that opened it (fresh.go)
 
 	ready chan struct{} // closed when the recording exists (st set) or err is set
@@ -111,11 +112,14 @@ type fill struct {
 
 	// Guarded by Fills.mu.
 	readers int
-	linger  *time.Timer
-	cancel  context.CancelCauseFunc
-	live    bool
-	ended   bool       // the fill goroutine is done with the recording
-	filler  FillerInfo // who fills the stream from its origin, and why
+	// watchers are the readers that play it at real time: not a prefetch's
+	// hold. A VOD fill nobody watches may pull ranges at once (origin.go).
+	watchers int
+	linger   *time.Timer
+	cancel   context.CancelCauseFunc
+	live     bool
+	ended    bool       // the fill goroutine is done with the recording
+	filler   FillerInfo // who fills the stream from its origin, and why
 	// progress is where the fill began writing (progress.go).
 	progress progressStart
 
@@ -163,9 +167,10 @@ type Recording struct {
 	// m is the manifest without its segment list: a Recording lives as long
 	// as its player, and the list is 232 bytes a segment (500 players of a
 	// 10-minute recording held 60 MB of copies; issue 15).
-	m      store.Manifest
-	f      *fill
-	served Served
+	m        store.Manifest
+	f        *fill
+	served   Served
+	prefetch bool // Request.Prefetch: not a watcher of f
 
 	warning string // the Warning a player's DESCRIBE answer carries
 }
@@ -206,7 +211,7 @@ func (r *Recording) Done() <-chan struct{} {
 // Release drops the reader from the fill it tails.
 func (r *Recording) Release() {
 	if r.f != nil {
-		r.fs.release(r.f)
+		r.fs.release(r.f, !r.prefetch)
 	}
 }
 
@@ -228,6 +233,13 @@ type Request struct {
 	// OnlyIfCached: the player said Cache-Control: only-if-cached; answer
 	// from this node or a peer, never the origin (else rtspedge.ErrNotCached).
 	OnlyIfCached bool
+	// Prefetch: nobody plays what this Open holds, so it does not keep the
+	// fill from pulling ranges at once.
+	Prefetch bool
+	// RangeParallelism is the most origin sessions a VOD fill that nobody
+	// watches pulls at once when the origin grants no Speed (the
+	// origin's range_parallelism); below 2, one.
+	RangeParallelism int
 }
 
 // The bounds Open refuses a new fill with (503 to a player, with the
@@ -265,7 +277,7 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 			return nil, err
 		}
 		f = &fill{key: key, origin: req.Origin, client: req.Client, completeOnAbandon: req.CompleteOnAbandon, opts: o,
-			ready: make(chan struct{}), done: make(chan struct{})}
+			ranges: req.RangeParallelism, ready: make(chan struct{}), done: make(chan struct{})}
 		fs.m[key] = f
 		served = ""
 		select {
@@ -276,11 +288,11 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 			return nil, ctx.Err()
 		}
 	}
-	fs.joinLocked(f)
+	fs.joinLocked(f, !req.Prefetch)
 	fs.mu.Unlock()
 
 	if err := f.wait(ctx); err != nil {
-		fs.release(f)
+		fs.release(f, !req.Prefetch)
 		if f.opts.cachedOnly && ctx.Err() == nil {
 			return nil, fmt.Errorf("%s: %w: no peer holds it: %w", key, rtspedge.ErrNotCached, err)
 		}
@@ -288,7 +300,7 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 	}
 	m, err := f.st.Manifest(key)
 	if err != nil {
-		fs.release(f)
+		fs.release(f, !req.Prefetch)
 		return nil, err
 	}
 	if served == "" {
@@ -298,7 +310,7 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 		}
 	}
 	m.Segments = nil // see Recording.m
-	return &Recording{fs: fs, st: f.st, key: key, m: m, f: f, served: served}, nil
+	return &Recording{fs: fs, st: f.st, key: key, m: m, f: f, served: served, prefetch: req.Prefetch}, nil
 }
 
 // admitLocked says whether one more fill may start for client. fs.mu must
@@ -323,9 +335,13 @@ func (fs *Fills) admitLocked(client string) error {
 }
 
 // joinLocked counts one more reader of f (a player, or a neighbour relaying
-// a live stream) and cancels a pending linger. fs.mu must be held.
-func (fs *Fills) joinLocked(f *fill) {
+// a live stream; a watcher unless a prefetch's) and cancels a pending
+// linger. fs.mu must be held.
+func (fs *Fills) joinLocked(f *fill, watcher bool) {
 	f.readers++
+	if watcher {
+		f.watchers++
+	}
 	if f.linger != nil {
 		f.linger.Stop()
 		f.linger = nil
@@ -337,9 +353,12 @@ func (fs *Fills) joinLocked(f *fill) {
 // its last reader left: it stays partial and the next reader resumes it. A
 // fill that goes on still counts against its client's MaxFillsPerClient.
 // A finished relay is dropped with its last reader.
-func (fs *Fills) release(f *fill) {
+func (fs *Fills) release(f *fill, watcher bool) {
 	fs.mu.Lock()
 	f.readers--
+	if watcher {
+		f.watchers--
+	}
 	idle := f.readers == 0
 	dropRelay := idle && f.ended && f.st == fs.cfg.Relay
 	if idle && !f.ended && f.cancel != nil && (f.live || !f.completeOnAbandon) {
@@ -376,9 +395,9 @@ func (fs *Fills) JoinLive(key string) (done func()) {
 		fs.mu.Unlock()
 		return func() {}
 	}
-	fs.joinLocked(f)
+	fs.joinLocked(f, true)
 	fs.mu.Unlock()
-	return func() { fs.release(f) }
+	return func() { fs.release(f, true) }
 }
 
 // Info is one fill in progress as a Snapshot shows it.

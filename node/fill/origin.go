@@ -62,7 +62,7 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		release()
 		return nil, err
 	}
-	return &originUpstream{o: o, fs: s.fs, f: s.f, url: req.URL, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect,
+	return &originUpstream{o: o, fs: s.fs, f: s.f, url: req.URL, req: req, pol: s.f.opts.pol, window: s.fs.cfg.LiveReconnect,
 		log: s.fs.log.With("stream", s.f.key), release: release, budget: budget}, nil
 }
 
@@ -71,7 +71,8 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 type originUpstream struct {
 	o      *rtspedge.OriginSession // the current session; Run swaps in a reopened one
 	fs     *Fills
-	url    string        // the origin URL (credentials included: never logged)
+	url    string // the origin URL (credentials included: never logged)
+	req    rtspedge.OriginRequest
 	pol    Policy        // the origin's freshness policy: whether to store
 	window time.Duration // cache.live_reconnect
 	log    *slog.Logger
@@ -171,7 +172,7 @@ func (u *originUpstream) runOrigin(ctx context.Context, w *store.Writer) error {
 	)
 	for {
 		_, pnBefore, hadBefore := w.Last()
-		err := u.o.Run(ctx, w)
+		err := u.pull(ctx, w)
 		if errors.Is(err, rtspedge.ErrSpeedScalesClock) && ctx.Err() == nil {
 			// Nothing of that session was stored: the next asks for no
 			// Speed, and so will this origin's next fills.
@@ -209,6 +210,44 @@ func (u *originUpstream) runOrigin(ctx context.Context, w *store.Writer) error {
 		u.log.Info("live origin reconnected", "attempts", attempts, "after", time.Since(lostAt).Round(time.Millisecond))
 		u.o = next // Run closes it
 	}
+}
+
+// pull plays the current session into w: as ranges at once
+// (rtspedge.PullRanges) while nobody watches, when the fill may: a VOD
+// stream stored here, with the origin's range_parallelism above 1. Each
+// session a range adds holds a slot of the origin's max_sessions, and
+// opens only when one is free.
+func (u *originUpstream) pull(ctx context.Context, w *store.Writer) error {
+	if u.f.ranges < 2 || w.Manifest().Live || u.f.st != u.fs.cfg.Store {
+		return u.o.Run(ctx, w)
+	}
+	req := u.req
+	req.Speed = 0 // asked of the first session, which the ranges follow
+	return rtspedge.PullRanges(ctx, u.o, w, rtspedge.RangePull{
+		Parallelism: u.f.ranges,
+		Logger:      u.log,
+		Unwatched:   func() bool { return u.fs.unwatched(u.f) },
+		Open: func(ctx context.Context) (*rtspedge.OriginSession, func(), error) {
+			release, ok := u.budget.tryAcquire()
+			if !ok {
+				return nil, nil, nil
+			}
+			o, err := rtspedge.OpenOrigin(ctx, req)
+			if err != nil {
+				release()
+				return nil, nil, err
+			}
+			return o, release, nil
+		},
+	})
+}
+
+// unwatched says whether nobody plays f at real time (a prefetch's hold
+// is no player).
+func (fs *Fills) unwatched(f *fill) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return f.watchers == 0
 }
 
 // reopen reopens the origin session, with backoff, until one opens with the

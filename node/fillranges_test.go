@@ -1,0 +1,230 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+
+	"github.com/rtspmesh/rtspmesh/internal/interop"
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
+	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/store"
+)
+
+// prefetch asks n's admin API to prefetch path and waits until the
+// recording is complete: how long that took.
+func prefetch(t testing.TB, n *testNode, path string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	body, _ := json.Marshal(node.PrefetchRequest{Path: path})
+	res, err := http.Post(fmt.Sprintf("http://%s/api/v1/prefetch", n.AdminAddr()), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("prefetch %s: %s", path, res.Status)
+	}
+	testkit.Eventually(t, 3*time.Minute, "the prefetch of "+path+" is complete", func() bool {
+		in, err := n.Stream(path)
+		return err == nil && in.State == store.StateComplete
+	})
+	return time.Since(start)
+}
+
+// trackRTP is the RTP of each track of n's recording of path, in order.
+func trackRTP(t testing.TB, n *testNode, path string) map[uint8][][]byte {
+	t.Helper()
+	in, err := n.Stream(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.Store().NewReader(in.Key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := map[uint8][][]byte{}
+	for {
+		p, err := r.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p.Track] = append(out[p.Track], bytes.Clone(p.RTP))
+	}
+}
+
+// playsAsOrigin plays url (at once) and direct, the origin's URL, with
+// ffmpeg side by side, and fails the test unless both decode the same
+// video and audio frames; it returns the play of url.
+func playsAsOrigin(t *testing.T, what, url, direct string) *interop.Play {
+	t.Helper()
+	var wg sync.WaitGroup
+	var got, want *interop.Play
+	wg.Go(func() { got = interop.Run(t, interop.FFmpeg, url, interop.Options{Unqueued: true}) })
+	wg.Go(func() { want = interop.Run(t, interop.FFmpeg, direct, interop.Options{}) })
+	wg.Wait()
+	for _, p := range []*interop.Play{got, want} {
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := interop.SameFrames(got.Frames, want.Frames); err != nil {
+		t.Fatalf("%s against the origin: %v", what, err)
+	}
+	return got
+}
+
+// rangesNode is a node (no mesh, admin API on) whose origin "o" is url,
+// pulling at most ranges sessions at once and asking for no Speed, with
+// max_sessions.
+func rangesNode(t *testing.T, url string, ranges, maxSessions int) *testNode {
+	cfg := nodeConfig(t, nil)
+	cfg.Mesh.Enabled = false
+	cfg.Admin.Listen = "127.0.0.1:0"
+	one := 1.0
+	cfg.Origins = []node.Origin{{Name: "o", URL: url, Speed: &one, RangeParallelism: &ranges, MaxSessions: maxSessions}}
+	return startNode(t, cfg)
+}
+
+// checkRangePrefetch prefetches path on a node pulling 4 ranges at once
+// and on one pulling one, at the same time: the first must take less than
+// half the clip, both must store the same packets per track, and the
+// ranged recording must play (ffmpeg, video and audio) the frames the
+// origin's direct does.
+func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Duration) {
+	ranged, single := rangesNode(t, url, 4, 0), rangesNode(t, url, 1, 0)
+	var took time.Duration
+	var wg sync.WaitGroup
+	wg.Go(func() { took = prefetch(t, ranged, "o/"+path) })
+	wg.Go(func() { prefetch(t, single, "o/"+path) })
+	wg.Wait()
+	t.Logf("4 ranges: %v for a %v clip (%.1fx real time)", took.Round(time.Millisecond), clip, clip.Seconds()/took.Seconds())
+	got, want := trackRTP(t, ranged, "o/"+path), trackRTP(t, single, "o/"+path)
+	if len(got) != len(want) || len(want) != 2 {
+		t.Fatalf("%d tracks stored from ranges, %d from one pull; want 2", len(got), len(want))
+	}
+	for tr, w := range want {
+		if err := testkit.SameRTP(got[tr], w); err != nil {
+			t.Fatalf("track %d from 4 ranges against one pull: %v", tr, err)
+		}
+	}
+	playsAsOrigin(t, "the recording pulled as 4 ranges", ranged.url("o/"+path), direct)
+	if took > clip/2 {
+		t.Fatalf("4 ranges took %v for a %v clip", took, clip)
+	}
+}
+
+// TestRangePrefetchGst: gst-rtsp-server grants no usable Speed (it slows
+// its RTP clock by as much); a prefetch pulls the clip as 4 ranges at
+// once (each PLAY seeks to a key frame, and gst repeats SPS/PPS and clips
+// the first audio frame after a seek), and stores what one pull stores.
+func TestRangePrefetchGst(t *testing.T) {
+	t.Parallel()
+	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
+	checkRangePrefetch(t, "rtsp://"+gst.Addr, "clip", gst.URL("clip"), clip.Length)
+}
+
+// TestRangePrefetchOrigin: the built-in origin asked for no Speed
+// (speed: 1) is pulled as 4 ranges at once, and stores what one pull
+// stores.
+func TestRangePrefetchOrigin(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", speedClip.Length)
+}
+
+// TestRangePrefetchMaxSessions: with max_sessions 1 a prefetch from an
+// origin that grants no Speed opens no range beside its one session: it
+// takes real time, with one PLAY at the origin.
+func TestRangePrefetchMaxSessions(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	n := rangesNode(t, "rtsp://"+org.Addr(), 4, 1)
+	took := prefetch(t, n, "o/clip.ts")
+	_, plays := org.Sessions("clip.ts")
+	t.Logf("max_sessions 1: %v for a %v clip, %d PLAYs", took.Round(time.Millisecond), speedClip.Length, plays)
+	if plays != 1 || took < speedClip.Length*9/10 {
+		t.Fatalf("max_sessions 1: %d PLAYs at the origin, the prefetch took %v of a %v clip; want 1, at real time", plays, took, speedClip.Length)
+	}
+}
+
+// TestRangesAfterPlayerLeft: a player starts a fill from an origin that
+// grants no Speed and leaves after 2 s; the fill, which complete_on_abandon
+// carries on and nobody watches now, pulls the rest as ranges at once and
+// stores what one pull stores. While the player watched, one session.
+func TestRangesAfterPlayerLeft(t *testing.T) {
+	t.Parallel()
+	org := startClipOrigin(t, speedClip)
+	n, single := rangesNode(t, "rtsp://"+org.Addr(), 4, 0), rangesNode(t, "rtsp://"+org.Addr(), 1, 0)
+	var wg sync.WaitGroup
+	wg.Go(func() { prefetch(t, single, "o/clip.ts") })
+	start := time.Now()
+	var plays int
+	err := playUntilPacket(t.Context(), n.url("o/clip.ts"), func(*description.Media, *rtp.Packet) bool {
+		if time.Since(start) < 2*time.Second {
+			_, plays = org.Sessions("clip.ts")
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitCompleteAt(t, n, "o/clip.ts")
+	took := time.Since(start)
+	wg.Wait()
+	t.Logf("the player left after 2 s; the fill of the %v clip was complete after %v; %d PLAYs at the origin while it watched (the single pull's included)",
+		speedClip.Length, took.Round(time.Millisecond), plays)
+	if in.Source != store.SourceOrigin {
+		t.Fatalf("filled from %q", in.Source)
+	}
+	if plays > 2 {
+		t.Fatalf("%d PLAYs at the origin while the player watched, want 2: one per node", plays)
+	}
+	got, want := trackRTP(t, n, "o/clip.ts"), trackRTP(t, single, "o/clip.ts")
+	for tr, w := range want {
+		if err := testkit.SameRTP(got[tr], w); err != nil {
+			t.Fatalf("track %d, ranges after the player left against one pull: %v", tr, err)
+		}
+	}
+	if took > speedClip.Length*6/10 {
+		t.Fatalf("the fill took %v of a %v clip after its player left at 2 s: no ranges", took, speedClip.Length)
+	}
+}
+
+// TestRangePrefetchJoinedByPlayer: a player that asks for a stream while
+// its prefetch pulls ranges at once tails the recording: it gets the
+// origin's frames (video and audio), paced at about real time (the range
+// being stored holds back 1 s before each cut).
+func TestRangePrefetchJoinedByPlayer(t *testing.T) {
+	t.Parallel()
+	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
+	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
+	n := rangesNode(t, "rtsp://"+gst.Addr, 4, 0)
+	var wg sync.WaitGroup
+	var took time.Duration
+	wg.Go(func() { took = prefetch(t, n, "o/clip") })
+	testkit.Eventually(t, 10*time.Second, "the prefetch pulls 4 ranges", func() bool { return gst.Requests("PLAY", "clip") >= 4 })
+	viaNode := playsAsOrigin(t, "a player of a prefetch pulling ranges", n.url("o/clip"), gst.URL("clip"))
+	wg.Wait()
+	played := viaNode.Exited.Sub(viaNode.Started)
+	t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
+	if took > clip.Length/2 || played > clip.Length+4*time.Second {
+		t.Fatalf("the prefetch took %v, the player ran %v for a %v clip", took, played, clip.Length)
+	}
+}
