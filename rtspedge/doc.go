@@ -74,7 +74,8 @@
 // compound SR + SDES CNAME (one CNAME per session) with its first packet and
 // then every 5 s randomised into [2.5, 7.5] s, over TCP and UDP, while the
 // replay runs; the end of a stream is SR + SDES + BYE on every track, sent
-// 200 ms after the last packet's time (players stop at the BYE: packets
+// 200 ms after the last packet's time, or after it left when it left late
+// (a recording still filling fell behind; players stop at the BYE: packets
 // still in flight, sent early or over UDP on the RTP socket, would be lost). The
 // RTP↔NTP line follows the session timeline (NTP = when session time 0 was
 // played + session time), which PAUSE stops and a seek moves on like the
