@@ -50,7 +50,9 @@
 // writes the session's RTP and RTCP itself, as interleaved frames gathered a
 // batch at a time in a pooled buffer, on the connection gortsplib keeps for
 // RTSP (batchconn.go; the channels are those of gortsplib's SETUP answers);
-// over UDP packets go through gortsplib's session queue. A player whose
+// over UDP packets go through gortsplib's session queue, which gortsplib
+// discards on PAUSE, so a PAUSE is answered once the queue has written what
+// the replay handed it (a resumed play has no hole). A player whose
 // connection takes nothing for 2 s, or whose UDP queue fills, is dropped
 // alone. Errors of Recordings become RTSP status codes
 // here and nowhere else (a LimitError: 503 with its reason phrase).

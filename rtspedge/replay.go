@@ -283,6 +283,7 @@ func (p *player) sendUDP(batch []qpacket, pkt *rtp.Packet) (count, sent uint64, 
 			p.writeFailed(err)
 			return count, sent, false
 		}
+		p.udpHanded++
 		t.packets++
 		t.octets += uint32(len(pkt.Payload))
 		p.maxSent = max(p.maxSent, q.tt)
