@@ -397,7 +397,7 @@ const udpDrainWait = time.Second
 // connection by then. Over UDP the packets go through gortsplib's session
 // queue, which gortsplib discards when the PAUSE answer is accepted: the
 // answer waits until the queue has written what the replay handed it, or
-// the packets that were still queued (sent ahead) would be a hole in the
+// the packets that were still queued would be a hole in the
 // stream that the resumed PLAY's RTP-Info does not account for.
 func (p *player) pause() {
 	p.stopReplay()

@@ -67,8 +67,17 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	maxBatch := max(p.s.cfg.WriteQueueSize/2, 1)
 	var pkt rtp.Packet
 	var lastSend time.Time // when the last batch left
+	// Over UDP packets leave when due, not SendAhead early: they go through
+	// gortsplib's session queue, and a packet that reached a player ahead
+	// of a PAUSE answer is read after it (UDP has no order with the RTSP
+	// connection), so a seek (PAUSE, PLAY Range) would show frames from
+	// before it. An origin that paces sends none ahead either.
+	ahead := p.s.cfg.SendAhead
+	if p.conn == nil {
+		ahead = 0
+	}
 	for {
-		horizon := time.Now().Add(p.s.cfg.SendAhead)
+		horizon := time.Now().Add(ahead)
 		n := 0
 		var wake time.Time
 		var readErr error

@@ -85,7 +85,9 @@ type ServerConfig struct {
 	// CPU per packet (fewer wake-ups and write calls): 80 ms costs about a
 	// quarter less than 40 ms at 500 players (node BenchmarkNodeLive500,
 	// rtspedge BenchmarkServe500Players). It defaults to 80ms: two frames
-	// of a 25 fps stream, far less than any player's jitter buffer.
+	// of a 25 fps stream, far less than any player's jitter buffer. It
+	// applies to TCP players; UDP players get each packet when it is due
+	// (replay.go).
 	SendAhead time.Duration
 	// Limits bound connections and sessions (connguard.go).
 	Limits Limits
