@@ -79,7 +79,7 @@ func TestHostileLiveRelayForgesPackets(t *testing.T) {
 		if _, err := up.Write(req); err != nil {
 			return
 		}
-		forgeLive(bufio.NewReader(up), bufio.NewWriter(s), func(p *store.Packet) {
+		forgeRelay(bufio.NewReader(up), bufio.NewWriter(s), func(p *store.Packet) {
 			p.RTP = slices.Clone(p.RTP)
 			p.RTP[len(p.RTP)-1] ^= 0x5a
 			var pkt rtp.Packet
@@ -144,10 +144,10 @@ func readFillRequest(r io.Reader) (string, error) {
 	return string(rest[:len(rest)-5]), nil
 }
 
-// forgeLive copies a live fill's answer and frames (mesh/doc.go) from br to
-// bw, passing each packet through forge; it returns at the end frame or an
-// error.
-func forgeLive(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) {
+// forgeRelay copies a fill's answer and frames (mesh/doc.go) from br to
+// bw, passing each packet frame's packet through forge (segment frames go
+// as they are); it returns at the end frame or an error.
+func forgeRelay(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) {
 	copyN := func(n int) error {
 		_, err := io.CopyN(bw, br, int64(n))
 		return err
@@ -176,6 +176,16 @@ func forgeLive(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) 
 		switch typ {
 		case 3: // keepalive
 			err = bw.WriteByte(typ)
+		case 1: // segment: index, hash, seal, length, bytes
+			head := make([]byte, 4+32+129+4)
+			if _, err = io.ReadFull(br, head); err == nil {
+				_ = bw.WriteByte(typ)
+				_, _ = bw.Write(head)
+				err = copyN(int(binary.BigEndian.Uint32(head[len(head)-4:])))
+			}
+		case 6: // seal: index, hash, seal
+			_ = bw.WriteByte(typ)
+			err = copyN(4 + 32 + 129)
 		case 5: // clock
 			_ = bw.WriteByte(typ)
 			err = copyN(13)
@@ -205,7 +215,9 @@ func forgeLive(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) 
 			if err == nil {
 				_, err = bw.Write(rec)
 			}
-		default: // the end, or a frame a live edge does not have
+		default: // the end
+			_ = bw.WriteByte(typ)
+			_, _ = io.Copy(bw, br)
 			_ = bw.Flush()
 			return
 		}
