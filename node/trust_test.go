@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -460,52 +459,8 @@ func TestHostileRelayAltersOpenSegment(t *testing.T) {
 		return err == nil && m.State == store.StateFilling
 	})
 
-	aID, err := peer.Decode(a.PeerID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var forged sync.Map // sha256 of the RTP payload of every packet the relay forged
-	var nforged atomic.Int64
-	evil := rawProviderHost(t, a.MeshAddrs(), key, func(ctx context.Context, h host.Host, s network.Stream) {
-		defer s.Reset()
-		if _, err := readFillRequest(s); err != nil {
-			return
-		}
-		up, err := h.NewStream(ctx, aID, mesh.FillProtocol)
-		if err != nil {
-			return
-		}
-		defer up.Reset()
-		stop := context.AfterFunc(ctx, func() { _ = up.Reset(); _ = s.Reset() })
-		defer stop()
-		req := binary.BigEndian.AppendUint16(nil, uint16(len(key)))
-		req = append(binary.BigEndian.AppendUint32(append(req, key...), 0), 1) // from 0, the open segment too
-		if _, err := up.Write(req); err != nil {
-			return
-		}
-		forgeRelay(bufio.NewReader(up), bufio.NewWriter(s), func(p *store.Packet) {
-			p.RTP = slices.Clone(p.RTP)
-			p.RTP[len(p.RTP)-1] ^= 0x5a
-			var pkt rtp.Packet
-			if pkt.Unmarshal(p.RTP) == nil {
-				forged.Store(sha256.Sum256(pkt.Payload), true)
-				nforged.Add(1)
-			}
-		})
-	})
-	evilID := evil[strings.LastIndex(evil, "/")+1:]
-
-	cfg := nodeConfig(t, org)
-	cfg.Mesh.TrustedSigners = []string{a.PeerID(), evilID} // a member gone bad: trusted, yet checked
-	cfg.Mesh.AllowPeers = []string{evilID}                 // the victim reaches only the relay
-	cfg.Mesh.Bootstrap = []string{evil}
-	b, logs := startNodeLogging(t, cfg)
-	testkit.Eventually(t, 20*time.Second, "the victim finds the hostile relay in the DHT", func() bool {
-		fctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		defer cancel()
-		provs, err := node.MeshOf(b.Node).FindProviders(fctx, key)
-		return err == nil && slices.ContainsFunc(provs, func(p mesh.Provider) bool { return p.ID == evilID })
-	})
+	ev := startForgingRelay(t, a, key, 0, 1) // from segment 0, the open segment too
+	b, logs := victimOfRelay(t, org, a, ev, key)
 	if m, err := a.Store().Manifest(key); err != nil || m.State != store.StateFilling {
 		t.Fatalf("A's fill ended (%v) before the victim asked: the test proves nothing", err)
 	}
@@ -513,16 +468,16 @@ func TestHostileRelayAltersOpenSegment(t *testing.T) {
 	plays.Wait()
 	sameFrames(t, "A (from the origin)", viaA, direct)
 	sameFrames(t, "the victim (relay rejected, then the origin)", victim, direct)
-	if nforged.Load() == 0 {
+	if ev.n.Load() == 0 {
 		t.Fatalf("the relay forged no packet: the test proves nothing\n%s", logs.String())
 	}
-	if l := logs.String(); !strings.Contains(l, "bad_peer="+evilID) || !strings.Contains(l, "checkpoint") {
-		t.Fatalf("the victim logged no rejected checkpoint naming %s:\n%s", evilID, l)
+	if l := logs.String(); !strings.Contains(l, "bad_peer="+ev.id) || !strings.Contains(l, "checkpoint") {
+		t.Fatalf("the victim logged no rejected checkpoint naming %s:\n%s", ev.id, l)
 	}
-	if n := forgedStored(t, b.Store(), key, &forged); n > 0 {
+	if n := forgedStored(t, b.Store(), key, &ev.forged); n > 0 {
 		t.Fatalf("the victim stored %d packets the relay forged", n)
 	}
-	t.Logf("the relay forged %d open-segment packets; the victim played the origin's %d frames", nforged.Load(), len(victim))
+	t.Logf("the relay forged %d open-segment packets; the victim played the origin's %d frames", ev.n.Load(), len(victim))
 }
 
 // TestFiveSilentProviders: five providers that never answer cost the miss
