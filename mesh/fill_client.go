@@ -132,8 +132,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
 	_ = s.SetDeadline(time.Now().Add(answer))
-	// An on-demand recording's open segment is trusted by relay until its
-	// seal comes (doc.go, "Provenance"): asked of trusted signers only.
+	// An on-demand recording's open segment is relayed packet by packet,
+	// each packet named by a checkpoint of the node that fills it from the
+	// origin (doc.go, "Provenance"): asked, as live packets are, of
+	// trusted signers only.
 	open := m.trust.trusts(id)
 	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from, Open: open})); err != nil {
 		stop()
