@@ -131,10 +131,10 @@ func (t *trust) verifyCheckpoint(digest store.Hash, raw []byte) (*checkpoint, er
 		return nil, fmt.Errorf("%w: checkpoint signer key: %v", ErrBadSeal, err)
 	}
 	if !t.trusts(id) {
-		return nil, fmt.Errorf("%w: live checkpoint signed by %s", ErrUntrusted, id)
+		return nil, fmt.Errorf("%w: checkpoint signed by %s", ErrUntrusted, id)
 	}
 	if !ed25519.Verify(raw[keyAt:sigAt], checkpointMessage(digest, raw[bodyAt:]), raw[sigAt:bodyAt]) {
-		return nil, fmt.Errorf("%w: live checkpoint: signature of %s does not verify", ErrBadSeal, id)
+		return nil, fmt.Errorf("%w: checkpoint: signature of %s does not verify", ErrBadSeal, id)
 	}
 	cp := &checkpoint{raw: raw, digest: digest, signer: id, entries: make([]checkpointEntry, n)}
 	for i := range cp.entries {
@@ -226,9 +226,10 @@ func (l *checkpointLog) find(key string, digest store.Hash, pn uint64, h store.H
 	return nil
 }
 
-// liveSigner is a live tail's side of checkpoints: for each packet it
-// sends, the checkpoint it received for it (sent before the packet), else
-// its own, signed over the packets it names when the tail flushes.
+// liveSigner is a tail's side of checkpoints (a live recording's, or an
+// on-demand recording's open segment): for each packet it sends, the
+// checkpoint it received for it (sent before the packet), else its own,
+// signed over the packets it names when the tail flushes.
 type liveSigner struct {
 	m       *Mesh
 	key     string
@@ -236,6 +237,34 @@ type liveSigner struct {
 	pending []checkpointEntry // sent, named by no checkpoint yet
 	last    *checkpoint       // the received checkpoint sent last
 	signed  time.Time         // when this node last signed one
+	cp      []byte            // the frame flush signs, reused
+}
+
+// flusher is the tailFlusher of a tail that writes to w, gathering for
+// batch after each write: every flush carries this node's checkpoint of
+// the packets pending when one is due.
+func (s *liveSigner) flusher(w answerWriter, batch time.Duration) *tailFlusher {
+	return &tailFlusher{bw: w.bw, batch: batch,
+		flush: func() error { return s.flush(w, false) },
+		due:   func() time.Duration { return s.due(time.Now()) }}
+}
+
+// flush writes out what w buffered, after this node's checkpoint of the
+// packets pending when one is due (or all is true).
+func (s *liveSigner) flush(w answerWriter, all bool) error {
+	if err := s.buffer(w, all); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// buffer buffers this node's checkpoint of the packets pending, when one
+// is due (or all is true), without flushing.
+func (s *liveSigner) buffer(w answerWriter, all bool) error {
+	if s.cp = s.sign(s.cp[:0], time.Now(), all); len(s.cp) > 0 {
+		return w.buffer(s.cp)
+	}
+	return nil
 }
 
 // packet returns what must go before packet p's frame, whose record is
@@ -280,8 +309,9 @@ func (s *liveSigner) sign(b []byte, now time.Time, all bool) []byte {
 	return b
 }
 
-// liveHold is a live fill's client side of checkpoints: it holds each
-// packet frame (and the clock frames behind it, in order) until a verified
+// liveHold is the client side of checkpoints of a live fill, or of a fill
+// relayed an on-demand recording's open segment: it holds each packet
+// frame (and the clock or seal frames behind it, in order) until a verified
 // checkpoint names the packet's number and record hash, and hands on
 // frames in their order once every packet before them is verified.
 type liveHold struct {
@@ -332,11 +362,11 @@ func (v *liveHold) checkpoint(raw []byte) error {
 func (v *liveHold) packet(r received, now time.Time) error {
 	p, err := store.DecodeRecord(r.data)
 	if err != nil {
-		return fmt.Errorf("%w: live packet: %w", ErrBadSegment, err)
+		return fmt.Errorf("%w: relayed packet: %w", ErrBadSegment, err)
 	}
 	v.held = append(v.held, heldFrame{r: r, packet: true, pn: p.PN, hash: sha256.Sum256(r.data), at: now})
 	if len(v.held) > maxHeld {
-		return fmt.Errorf("%w: %d live packets and no checkpoint names them", ErrBadSeal, len(v.held))
+		return fmt.Errorf("%w: %d relayed packets and no checkpoint names them", ErrBadSeal, len(v.held))
 	}
 	return v.match()
 }
@@ -364,7 +394,7 @@ func (v *liveHold) match() error {
 			continue
 		}
 		if h != f.hash {
-			return fmt.Errorf("%w: live packet %d is not the one its checkpoint names", ErrBadSeal, f.pn)
+			return fmt.Errorf("%w: relayed packet %d is not the one its checkpoint names", ErrBadSeal, f.pn)
 		}
 		f.ok = true
 		delete(v.ahead, f.pn)
@@ -391,10 +421,23 @@ func (v *liveHold) ready() []received {
 }
 
 // overdue fails when the oldest packet held has waited CheckpointWait for
-// its checkpoint.
+// its checkpoint. A nil hold holds nothing.
 func (v *liveHold) overdue(now time.Time) error {
-	if len(v.held) > 0 && now.Sub(v.held[0].at) > CheckpointWait {
-		return fmt.Errorf("%w: live packet %d: no checkpoint named it within %v", ErrBadSeal, v.held[0].pn, CheckpointWait)
+	if v != nil && len(v.held) > 0 && now.Sub(v.held[0].at) > CheckpointWait {
+		return fmt.Errorf("%w: relayed packet %d: no checkpoint named it within %v", ErrBadSeal, v.held[0].pn, CheckpointWait)
 	}
 	return nil
+}
+
+// deadline is the read deadline for the next frame: stall, or sooner when
+// a packet held would be overdue before then (a relay that sends nothing
+// more does not keep a packet held past CheckpointWait).
+func (v *liveHold) deadline(stall time.Time) time.Time {
+	if v == nil || len(v.held) == 0 {
+		return stall
+	}
+	if due := v.held[0].at.Add(CheckpointWait + time.Millisecond); due.Before(stall) {
+		return due
+	}
+	return stall
 }

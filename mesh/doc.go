@@ -31,7 +31,7 @@
 // node itself and orders providers by round-trip time (the peerstore's
 // average for a connected peer, else one libp2p ping).
 //
-// # Fill protocol /rtspmesh/fill/1.5.0
+// # Fill protocol /rtspmesh/fill/1.6.0
 //
 // One libp2p stream per fill, opened by the node that wants the recording
 // (the client). All integers are big-endian. Lengths are bounded; a peer that
@@ -89,14 +89,16 @@
 //	          key), 64-byte signature, u16 count N (1 ≤ N ≤ 1024,
 //	          MaxCheckpointPackets), then N times: u64 packet number,
 //	          32-byte SHA-256 of the packet's record (a packet frame's N
-//	          bytes): live packets signed (Provenance, below), live relays
-//	          only
+//	          bytes): relayed packets signed (Provenance, below), live
+//	          relays and open relays only
 //
 // 1.3.0 added the seals to the segment and end frames; 1.4.0 the request's
 // flags byte and the seal frame (an on-demand recording's open segment
 // relayed packet by packet); 1.5.0 the checkpoint frame (a live
 // recording's packets past its sealed segments signed, where 1.4.0 trusted
-// the relay).
+// the relay); 1.6.0 checkpoints in open relays too (an on-demand
+// recording's open segment signed packet by packet, where 1.5.0 trusted
+// the relay until the segment's seal). No frame's bytes changed.
 //
 // The server sends the segments from `from` in index order (a live recording
 // asked from 0 starts at its oldest segment). At the last sealed segment of a
@@ -108,9 +110,12 @@
 //
 // An on-demand recording still filling, asked with the open flag, is relayed
 // packet by packet from its first segment that is not sealed when the
-// server reaches it: packet frames as the packets are stored, and after the
-// last packet of each segment, once the segment is sealed and stored, a
-// seal frame with its index, hash and seal; never another segment frame.
+// server reaches it: packet frames as the packets are stored, each named by
+// a checkpoint frame as a live relay's are (below: a received one before
+// the packet, else the server's own, at the latest before the segment's
+// seal frame or the end frame), and after the last packet of each
+// segment, once the segment is sealed and stored, a seal frame with its
+// index, hash and seal; never another segment frame.
 // When the fill ends complete the server sends the seal of the last
 // segment and the end frame; when it ends partial (its origin failed, the
 // node stops), only the end frame: every client then goes on from its next
@@ -155,13 +160,15 @@
 // The client verifies every segment's seal (Provenance, below), then its hash
 // and decoding with store.Writer.CheckOwned, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
-// Packets of an on-demand open segment are appended as they come
-// (store.Writer.AppendRelayed: readers see them at once, trusted by
-// relay); its seal frame's seal is verified as a segment's, then the
-// packets must encode to exactly the hash it names
+// Packets of an on-demand open segment are held, as a live fill's are
+// (below), until a verified checkpoint names them, then appended in their
+// order (store.Writer.AppendRelayed: readers see them at once); a seal
+// frame is held behind the packets before it. Its seal is verified as a
+// segment's, then the packets must encode to exactly the hash it names
 // (store.Writer.SealRelayed), else the fill ends with ErrRelayedSeal (an
 // ErrBadSeal: the peer is skipped) and the node drops the whole recording
-// and ends its players. Relayed packets whose seal never comes (the peer
+// and ends its players: a trusted signer that signed checkpoints of
+// packets other than those it sealed. Relayed packets whose seal never comes (the peer
 // went away) are continued by the next source: a fill from segment index
 // skips those it already holds at the same position and, at the first that
 // differs, keeps only those before it (a player past that point reads on
@@ -175,9 +182,11 @@
 // appended with store.Writer.Append, in their order, clock frames kept
 // with store.Writer.SetClock (a track the manifest lacks is a protocol
 // violation). A packet that a checkpoint names with another hash, more
-// than 4096 frames held, or a packet held for 1 s (CheckpointWait) ends
-// the fill with ErrBadSeal: the relay is skipped and nothing it sent
-// unverified was stored. From FromLiveEdge, packets the writer already holds
+// than 4096 frames held, or a packet held for 1 s (CheckpointWait; the
+// read deadline ends there, so a relay that goes silent does not stretch
+// it) ends a live or open fill with ErrBadSeal: the relay is skipped and
+// nothing it sent unverified was stored. A checkpoint frame in a fill
+// that is neither live nor open is a protocol violation. From FromLiveEdge, packets the writer already holds
 // (by packet number, within a second of its last transmit time) are skipped.
 // Nothing arriving for Config.StallTimeout (default 15 s; for a live
 // recording at most 2 s, LiveStallTimeout) ends it with ErrStalled; live
@@ -321,10 +330,12 @@
 //	"rtspmesh/live/1" 0x00 | D | u16 N | N times: u64 packet number,
 //	32-byte SHA-256 of the packet's record
 //
-// (the frame's bytes from the count on). The node that pulls the stream
-// from its origin signs the packets it sends, a checkpoint per write (a
-// video frame's packets; 34 µs to sign, 58 µs to verify), at most 1000 a
-// second; a relay keeps the checkpoints
+// (the frame's bytes from the count on; the same for a live stream and
+// for an on-demand recording's open segment, which D tells apart by its
+// live byte). The node that pulls the stream from its origin signs the
+// packets it sends, a checkpoint per write (a video frame's packets, or
+// an open relay's batch of up to OpenBatch; 34 µs to sign, 58 µs to
+// verify), at most 1000 a second; a relay keeps the checkpoints
 // it verified (the last 4096 packets' of up to 64 streams) and passes
 // them on unchanged, before the packets they name, so only the first hop
 // holds a packet for its checkpoint and later hops verify each packet as
@@ -335,14 +346,15 @@
 // a live fill only from a provider that is itself a trusted signer (that
 // provider's sealed segments and the packets it got inside sealed
 // segments carry its own signature), and signs the segments it seals from
-// the packets itself. An on-demand
-// recording's open segment is asked (the open flag) only of a provider that
-// is itself a trusted signer too; its packets are trusted by relay until
-// the segment's seal verifies and names their bytes, and the tailing
-// node's players are served them as they come, before that: a seal that
-// does not match drops the recording and ends them, so at most one
-// segment (about a second) of unverified media reaches a player, and none
-// is ever stored as part of a complete recording.
+// the packets itself. An on-demand recording's open segment is signed and
+// checked the same way, by the node filling it from its origin: a tailing
+// node stores (and so serves) an open-segment packet only once a trusted
+// checkpoint names it, so a relay that alters, drops or invents one is
+// caught at that packet, not at the segment's end. It is asked (the open
+// flag) only of a provider that is itself a trusted signer, and the
+// segment's seal must still name exactly the packets relayed: a trusted
+// signer that signed checkpoints of other packets than it sealed has
+// served them, and that seal drops the recording and ends its players.
 //
 // # Catalogue protocol /rtspmesh/catalogue/1.0.0
 //

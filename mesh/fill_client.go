@@ -132,8 +132,10 @@ func (m *Mesh) OpenFill(ctx context.Context, p Provider, key string, from uint32
 	}
 	stop := context.AfterFunc(octx, func() { _ = s.Reset() })
 	_ = s.SetDeadline(time.Now().Add(answer))
-	// An on-demand recording's open segment is trusted by relay until its
-	// seal comes (doc.go, "Provenance"): asked of trusted signers only.
+	// An on-demand recording's open segment is relayed packet by packet,
+	// each packet named by a checkpoint of the node that fills it from the
+	// origin (doc.go, "Provenance"): asked, as live packets are, of
+	// trusted signers only.
 	open := m.trust.trusts(id)
 	if _, err := s.Write(appendRequest(nil, fillRequest{Key: key, From: from, Open: open})); err != nil {
 		stop()
@@ -512,8 +514,8 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			return false
 		}
 	}
-	var hold *liveHold // a live fill's packets until a checkpoint names them
-	if pf.mf.Live {
+	var hold *liveHold // relayed packets (live, or an open segment) until a checkpoint names them
+	if pf.mf.Live || pf.open {
 		hold = &liveHold{t: pf.m.trust, digest: pf.digest, key: pf.mf.Key, log: &pf.m.checkpoints}
 	}
 	// release hands on what hold no longer holds; false when the fill is over.
@@ -532,22 +534,21 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 	var armed time.Time // when the read deadline was last set
 	for {
 		if now := time.Now(); pf.br.Buffered() == 0 || now.Sub(armed) > pf.stall/4 {
-			// Nothing for the stall timeout from now is a stall. Set only
-			// when the next frame is read from the stream, or now and then:
-			// per frame it costs more than relaying the packet.
-			_ = pf.s.SetReadDeadline(now.Add(pf.stall))
+			// Nothing for the stall timeout from now is a stall, and a
+			// packet held for CheckpointWait a lie. Set only when the next
+			// frame is read from the stream, or now and then: per frame it
+			// costs more than relaying the packet.
+			_ = pf.s.SetReadDeadline(hold.deadline(now.Add(pf.stall)))
 			armed = now
 		}
 		f, err := readFrame(pf.br)
+		if herr := hold.overdue(time.Now()); herr != nil { // before a stall: a held packet's deadline may have passed
+			send(received{err: herr})
+			return
+		}
 		if err != nil {
 			send(received{err: pf.readErr(err)})
 			return
-		}
-		if hold != nil {
-			if err := hold.overdue(time.Now()); err != nil {
-				send(received{err: err})
-				return
-			}
 		}
 		switch f.Type {
 		case frameKeepalive:
@@ -568,6 +569,9 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			if err := ch.check(&f); err != nil {
 				send(received{err: err})
 				return
+			}
+			if hold.other(received{f: f}) {
+				continue // behind a packet held: the seal applies once its packets are verified
 			}
 			if !send(received{f: f}) {
 				return
@@ -592,7 +596,7 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			continue
 		case frameCheckpoint:
 			if hold == nil {
-				send(received{err: fmt.Errorf("%w: a checkpoint in a fill that is not live", ErrProtocol)})
+				send(received{err: fmt.Errorf("%w: a checkpoint in a fill that is neither live nor open", ErrProtocol)})
 				return
 			}
 			if !release(hold.checkpoint(f.Raw)) {

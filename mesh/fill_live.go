@@ -131,18 +131,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 	}
 	defer r.Close()
 	sg := &liveSigner{m: m, key: key, digest: HeaderDigest(&mf)}
-	var cp []byte
-	// flush writes out what is buffered, after this node's checkpoint of
-	// the packets it sent when one is due (or all is true).
-	flush := func(all bool) error {
-		if cp = sg.sign(cp[:0], time.Now(), all); len(cp) > 0 {
-			if err := w.buffer(cp); err != nil {
-				return err
-			}
-		}
-		return w.flush()
-	}
-	tail := &tailFlusher{bw: w.bw, flush: func() error { return flush(false) }, due: func() time.Duration { return sg.due(time.Now()) }}
+	tail := sg.flusher(w, 0)
 	var frame, pkt []byte
 	clocks := make([]store.Clock, 0, 2) // per track: the mapping last sent
 	for {
@@ -155,7 +144,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 			if merr != nil {
 				return fmt.Errorf("live tail end: %w", merr)
 			}
-			if err := flush(true); err != nil { // the last packets' checkpoint
+			if err := sg.flush(w, true); err != nil { // the last packets' checkpoint
 				return err
 			}
 			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
@@ -184,7 +173,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 			return err
 		}
 		if sg.full() {
-			if err := flush(true); err != nil {
+			if err := sg.flush(w, true); err != nil {
 				return err
 			}
 		}

@@ -404,16 +404,7 @@ func TestLiveCheckpointsPassedOn(t *testing.T) {
 	_, lastPN, _ = wa.Last()
 	caughtUp(t, wc, lastPN)
 
-	c.checkpoints.mu.Lock()
-	k := c.checkpoints.keys[key]
-	named, signers := 0, map[string]int{}
-	if k != nil {
-		named = len(k.byPN)
-		for _, cp := range k.byPN {
-			signers[cp.signer.String()]++
-		}
-	}
-	c.checkpoints.mu.Unlock()
+	named, signers := checkpointSigners(c, key)
 	if named == 0 || len(signers) != 1 || signers[a.ID()] == 0 {
 		t.Fatalf("C holds checkpoints naming %d packets, by %v; want some, all by A (%s)", named, signers, a.ID())
 	}
@@ -425,6 +416,21 @@ func TestLiveCheckpointsPassedOn(t *testing.T) {
 		}
 	}
 	samePackets(t, a.st, c.st, key)
+}
+
+// checkpointSigners is how many packets of key the checkpoints n keeps to
+// pass on name, and how many of them each signer signed.
+func checkpointSigners(n *testNode, key string) (named int, signers map[string]int) {
+	n.checkpoints.mu.Lock()
+	defer n.checkpoints.mu.Unlock()
+	signers = map[string]int{}
+	if k := n.checkpoints.keys[key]; k != nil {
+		named = len(k.byPN)
+		for _, cp := range k.byPN {
+			signers[cp.signer.String()]++
+		}
+	}
+	return named, signers
 }
 
 // TestCheckpointPace: a server signs the packets it sent at a flush, but

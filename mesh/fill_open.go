@@ -22,16 +22,18 @@ const OpenBatch = 50 * time.Millisecond
 // after the last packet of each segment, once the segment is sealed, a seal
 // frame with its hash and seal; when the fill ends, the end frame. The
 // client's players thus get a packet as soon as this node stores it, not a
-// segment later.
-func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, index uint32) error {
+// segment later. Every packet is named by a checkpoint, as a live tail's
+// (liveSigner), signed over digest, the header digest of the answer.
+func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, digest store.Hash, index uint32) error {
 	r, err := m.st.NewReaderAt(key, index)
 	if err != nil {
 		return fmt.Errorf("open tail at segment %d: %w", index, err)
 	}
 	defer r.Close()
 	cur, relayed := index, false // the segment being relayed; whether a packet of it went out
-	tail := &tailFlusher{bw: w.bw, flush: w.flush, batch: OpenBatch}
-	var frame []byte
+	sg := &liveSigner{m: m, key: key, digest: digest}
+	tail := sg.flusher(w, OpenBatch)
+	var frame, pkt []byte
 	for {
 		p, err := tail.next(ctx, r, KeepaliveInterval)
 		switch {
@@ -41,6 +43,9 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, in
 			mf, err := m.st.Manifest(key)
 			if err != nil {
 				return fmt.Errorf("open tail end: %w", err)
+			}
+			if err := sg.buffer(w, true); err != nil { // the last packets' checkpoint
+				return err
 			}
 			if mf.State == store.StateComplete {
 				if err := m.sendSeal(ctx, w, key, cur, relayed); err != nil {
@@ -63,15 +68,26 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, in
 			return fmt.Errorf("open tail: %w", err)
 		}
 		if seg := r.Segment(); seg != cur {
-			// The reader moved on: segment cur is sealed.
+			// The reader moved on: segment cur is sealed, its packets are
+			// named before its seal.
+			if err := sg.buffer(w, true); err != nil {
+				return err
+			}
 			if err := m.sendSeal(ctx, w, key, cur, relayed); err != nil {
 				return err
 			}
 			cur, relayed = seg, false
 		}
-		frame = appendPacket(frame[:0], &p)
+		pkt = appendPacket(pkt[:0], &p)
+		frame = sg.packet(frame[:0], &p, pkt[packetHeaderLen:]) // a received checkpoint goes first
+		frame = append(frame, pkt...)
 		if err := w.buffer(frame); err != nil {
 			return err
+		}
+		if sg.full() {
+			if err := sg.buffer(w, true); err != nil {
+				return err
+			}
 		}
 		relayed, tail.packets = true, true
 		m.bytesOut.Add(uint64(len(p.RTP)))

@@ -175,6 +175,7 @@ func startAt(mf store.Manifest, from uint32) (uint32, bool) {
 func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i uint32, mf store.Manifest, open bool) (int, error) {
 	var hdr []byte
 	sent := 0
+	digest := HeaderDigest(&mf) // of the answer: what the open tail's checkpoints sign
 	for {
 		data, si, err := m.st.SegmentShared(key, i) // read only: written out as it is
 		if err == nil {
@@ -195,7 +196,7 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 			return sent, m.serveLiveTail(ctx, w, mf, i)
 		}
 		if open && mf.State == store.StateFilling {
-			return sent, m.serveOpenTail(ctx, w, key, i)
+			return sent, m.serveOpenTail(ctx, w, key, digest, i)
 		}
 		var ended bool
 		if mf, ended, err = m.awaitSegment(ctx, w, key, i); err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // FillProtocol is the libp2p protocol id of the fill protocol (see doc.go).
-const FillProtocol = "/rtspmesh/fill/1.5.0"
+const FillProtocol = "/rtspmesh/fill/1.6.0"
 
 // Bounds of the fill protocol; a peer that exceeds one is cut off.
 const (

@@ -56,52 +56,9 @@ func TestHostileLiveRelayForgesPackets(t *testing.T) {
 		return err == nil
 	})
 
-	aID, err := peer.Decode(a.PeerID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var forged sync.Map // sha256 of the RTP payload of every packet the relay forged
-	var nforged atomic.Int64
-	evil := rawProviderHost(t, a.MeshAddrs(), key, func(ctx context.Context, h host.Host, s network.Stream) {
-		defer s.Reset()
-		if _, err := readFillRequest(s); err != nil {
-			return
-		}
-		up, err := h.NewStream(ctx, aID, mesh.FillProtocol)
-		if err != nil {
-			return
-		}
-		defer up.Reset()
-		stop := context.AfterFunc(ctx, func() { _ = up.Reset(); _ = s.Reset() })
-		defer stop()
-		req := binary.BigEndian.AppendUint16(nil, uint16(len(key)))
-		req = append(binary.BigEndian.AppendUint32(append(req, key...), mesh.FromLiveEdge), 0)
-		if _, err := up.Write(req); err != nil {
-			return
-		}
-		forgeLive(bufio.NewReader(up), bufio.NewWriter(s), func(p *store.Packet) {
-			p.RTP = slices.Clone(p.RTP)
-			p.RTP[len(p.RTP)-1] ^= 0x5a
-			var pkt rtp.Packet
-			if pkt.Unmarshal(p.RTP) == nil {
-				forged.Store(sha256.Sum256(pkt.Payload), true)
-				nforged.Add(1)
-			}
-		})
-	})
-	evilID := evil[strings.LastIndex(evil, "/")+1:]
-
-	cfg := nodeConfig(t, org)
-	cfg.Mesh.TrustedSigners = []string{a.PeerID(), evilID} // a member gone bad: trusted, yet checked
-	cfg.Mesh.AllowPeers = []string{evilID}                 // the victim reaches only the relay
-	cfg.Mesh.Bootstrap = []string{evil}
-	b, logs := startNodeLogging(t, cfg)
-	testkit.Eventually(t, 20*time.Second, "the victim finds the hostile relay in the DHT", func() bool {
-		fctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		defer cancel()
-		provs, err := node.MeshOf(b.Node).FindProviders(fctx, key)
-		return err == nil && slices.ContainsFunc(provs, func(p mesh.Provider) bool { return p.ID == evilID })
-	})
+	ev := startForgingRelay(t, a, key, mesh.FromLiveEdge, 0)
+	b, logs := victimOfRelay(t, org, a, ev, key)
+	forged, nforged, evilID := &ev.forged, &ev.n, ev.id
 
 	var got, bad atomic.Int64
 	pctx, pcancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -124,10 +81,79 @@ func TestHostileLiveRelayForgesPackets(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "bad_peer="+evilID) || !strings.Contains(l, "checkpoint") {
 		t.Fatalf("the victim logged no rejected checkpoint naming %s:\n%s", evilID, l)
 	}
-	if n := forgedStored(t, b.Store(), key, &forged); n > 0 {
+	if n := forgedStored(t, b.Store(), key, forged); n > 0 {
 		t.Fatalf("the victim stored %d packets the relay forged", n)
 	}
 	t.Logf("the relay forged %d packets; the victim's player got %d packets, none of them", nforged.Load(), got.Load())
+}
+
+// forgingRelay is a member gone bad: a raw mesh host that provides a key
+// and relays each fill request to A, passing A's answer, segments, seals
+// and checkpoints on as they are but changing the last payload byte of
+// every packet frame.
+type forgingRelay struct {
+	addr, id string
+	forged   sync.Map // sha256 of the RTP payload of every packet it forged
+	n        atomic.Int64
+}
+
+// startForgingRelay starts a forgingRelay that asks A for key from segment
+// from with request flags flags (mesh/doc.go).
+func startForgingRelay(t *testing.T, a *testNode, key string, from uint32, flags byte) *forgingRelay {
+	t.Helper()
+	aID, err := peer.Decode(a.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &forgingRelay{}
+	ev.addr = rawProviderHost(t, a.MeshAddrs(), key, func(ctx context.Context, h host.Host, s network.Stream) {
+		defer s.Reset()
+		if _, err := readFillRequest(s); err != nil {
+			return
+		}
+		up, err := h.NewStream(ctx, aID, mesh.FillProtocol)
+		if err != nil {
+			return
+		}
+		defer up.Reset()
+		stop := context.AfterFunc(ctx, func() { _ = up.Reset(); _ = s.Reset() })
+		defer stop()
+		req := binary.BigEndian.AppendUint16(nil, uint16(len(key)))
+		req = append(binary.BigEndian.AppendUint32(append(req, key...), from), flags)
+		if _, err := up.Write(req); err != nil {
+			return
+		}
+		forgeRelay(bufio.NewReader(up), bufio.NewWriter(s), func(p *store.Packet) {
+			p.RTP = slices.Clone(p.RTP)
+			p.RTP[len(p.RTP)-1] ^= 0x5a
+			var pkt rtp.Packet
+			if pkt.Unmarshal(p.RTP) == nil {
+				ev.forged.Store(sha256.Sum256(pkt.Payload), true)
+				ev.n.Add(1)
+			}
+		})
+	})
+	ev.id = ev.addr[strings.LastIndex(ev.addr, "/")+1:]
+	return ev
+}
+
+// victimOfRelay starts a node of org that trusts A and the relay as
+// signers but reaches only the relay, and waits until it finds the relay
+// providing key in the DHT.
+func victimOfRelay(t *testing.T, org *origin.Origin, a *testNode, ev *forgingRelay, key string) (*testNode, *testkit.Buffer) {
+	t.Helper()
+	cfg := nodeConfig(t, org)
+	cfg.Mesh.TrustedSigners = []string{a.PeerID(), ev.id} // a member gone bad: trusted, yet checked
+	cfg.Mesh.AllowPeers = []string{ev.id}                 // the victim reaches only the relay
+	cfg.Mesh.Bootstrap = []string{ev.addr}
+	b, logs := startNodeLogging(t, cfg)
+	testkit.Eventually(t, 20*time.Second, "the victim finds the hostile relay in the DHT", func() bool {
+		fctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		provs, err := node.MeshOf(b.Node).FindProviders(fctx, key)
+		return err == nil && slices.ContainsFunc(provs, func(p mesh.Provider) bool { return p.ID == ev.id })
+	})
+	return b, logs
 }
 
 // readFillRequest reads a fill request (mesh/doc.go): u16 key length, key,
@@ -144,10 +170,10 @@ func readFillRequest(r io.Reader) (string, error) {
 	return string(rest[:len(rest)-5]), nil
 }
 
-// forgeLive copies a live fill's answer and frames (mesh/doc.go) from br to
-// bw, passing each packet through forge; it returns at the end frame or an
-// error.
-func forgeLive(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) {
+// forgeRelay copies a fill's answer and frames (mesh/doc.go) from br to
+// bw, passing each packet frame's packet through forge (segment frames go
+// as they are); it returns at the end frame or an error.
+func forgeRelay(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) {
 	copyN := func(n int) error {
 		_, err := io.CopyN(bw, br, int64(n))
 		return err
@@ -176,6 +202,16 @@ func forgeLive(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) 
 		switch typ {
 		case 3: // keepalive
 			err = bw.WriteByte(typ)
+		case 1: // segment: index, hash, seal, length, bytes
+			head := make([]byte, 4+32+129+4)
+			if _, err = io.ReadFull(br, head); err == nil {
+				_ = bw.WriteByte(typ)
+				_, _ = bw.Write(head)
+				err = copyN(int(binary.BigEndian.Uint32(head[len(head)-4:])))
+			}
+		case 6: // seal: index, hash, seal
+			_ = bw.WriteByte(typ)
+			err = copyN(4 + 32 + 129)
 		case 5: // clock
 			_ = bw.WriteByte(typ)
 			err = copyN(13)
@@ -205,7 +241,9 @@ func forgeLive(br *bufio.Reader, bw *bufio.Writer, forge func(p *store.Packet)) 
 			if err == nil {
 				_, err = bw.Write(rec)
 			}
-		default: // the end, or a frame a live edge does not have
+		default: // the end
+			_ = bw.WriteByte(typ)
+			_, _ = io.Copy(bw, br)
 			_ = bw.Flush()
 			return
 		}

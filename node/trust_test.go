@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -26,7 +25,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/rtp"
 
-	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
@@ -333,9 +331,11 @@ func rawProviderHost(t testing.TB, bootstrap []string, key string, serve func(ct
 
 // TestHostileRelayBreaksSeal: a trusted peer relays a VOD segment packet
 // by packet (as a filler's open segment) with one payload byte changed,
-// then the honest signer's seal of that segment. The victim's player gets
-// the first packets, then its session ends; the victim logs why and keeps
-// nothing of the stream.
+// then the honest signer's seal of that segment, and no checkpoint (it
+// cannot sign one as A). The victim stores and serves none of the
+// relayed packets: no checkpoint names them, so after CheckpointWait it
+// logs the relay as bad_peer, fills from the origin instead, and its
+// player plays only the origin's packets.
 func TestHostileRelayBreaksSeal(t *testing.T) {
 	t.Parallel()
 	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 4*time.Second) })
@@ -360,8 +360,8 @@ func TestHostileRelayBreaksSeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	played := make(chan struct{}) // the victim's player got a packet: the rest may go
-	var playedOnce sync.Once
+	var forged sync.Map // sha256 of the payload the relay forged
+	var relayed atomic.Int64
 	evil := rawProvider(t, a.MeshAddrs(), key, func(ctx context.Context, s network.Stream) {
 		defer s.Reset()
 		var req [2]byte
@@ -376,17 +376,12 @@ func TestHostileRelayBreaksSeal(t *testing.T) {
 		out = append(out, head...)
 		for i, p := range packets {
 			if i == len(packets)/2 {
-				if _, err := s.Write(out); err != nil {
-					return
-				}
-				out = out[:0]
-				select { // the bad packet comes after the player has good ones
-				case <-played:
-				case <-ctx.Done():
-					return
-				}
 				p.RTP = slices.Clone(p.RTP)
 				p.RTP[len(p.RTP)-1] ^= 0x5a
+				var pkt rtp.Packet
+				if pkt.Unmarshal(p.RTP) == nil {
+					forged.Store(sha256.Sum256(pkt.Payload), true)
+				}
 			}
 			rec := store.AppendRecord(nil, &p)
 			out = append(binary.BigEndian.AppendUint32(append(out, 4), uint32(len(rec))), rec...)
@@ -396,6 +391,7 @@ func TestHostileRelayBreaksSeal(t *testing.T) {
 		if _, err := s.Write(out); err != nil {
 			return
 		}
+		relayed.Add(1)
 		<-ctx.Done()
 	})
 	evilID := evil[strings.LastIndex(evil, "/")+1:]
@@ -411,39 +407,77 @@ func TestHostileRelayBreaksSeal(t *testing.T) {
 		provs, err := node.MeshOf(b.Node).FindProviders(ctx, key)
 		return err == nil && len(provs) > 0
 	})
-	c, _, err := interop.SetUp(b.url(samplePath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var got atomic.Int64
-	c.OnPacketRTPAny(func(*description.Media, format.Format, *rtp.Packet) {
-		got.Add(1)
-		playedOnce.Do(func() { close(played) })
+	var got, bad atomic.Int64
+	pctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = playUntilPacket(pctx, b.url(samplePath), func(_ *description.Media, p *rtp.Packet) bool {
+		if _, ok := forged.Load(sha256.Sum256(p.Payload)); ok {
+			bad.Add(1)
+		}
+		return got.Add(1) >= int64(len(packets)) // past the segment the relay sent
 	})
-	if _, err := c.Play(nil); err != nil {
-		t.Fatal(err)
+	if err != nil {
+		t.Fatalf("the victim's player: %v (got %d packets)\n%s", err, got.Load(), logs.String())
 	}
-	ended := make(chan error, 1)
-	go func() { ended <- c.Wait() }()
-	select {
-	case err = <-ended:
-	case <-time.After(15 * time.Second): // the clip lasts 4 s: an end well before this is the drop
-		t.Fatal("the victim's player was not ended")
+	if relayed.Load() == 0 {
+		t.Fatalf("the relay was not asked for the open segment: the test proves nothing\n%s", logs.String())
 	}
-	if got.Load() == 0 {
-		t.Fatalf("the victim's player got no packet before its session ended (%v)", err)
+	if bad.Load() > 0 {
+		t.Fatalf("the victim's player got %d packets the relay forged", bad.Load())
 	}
-	if !testkit.Until(10*time.Second, func() bool {
-		_, err := b.Store().Manifest(key)
-		return errors.Is(err, store.ErrNotFound)
-	}) {
-		t.Fatalf("the victim kept the recording:\n%s", logs.String())
+	if l := logs.String(); !strings.Contains(l, "checkpoint") || !strings.Contains(l, "bad_peer="+evilID) {
+		t.Fatalf("the victim logged no missing checkpoint naming %s:\n%s", evilID, l)
 	}
-	if l := logs.String(); !strings.Contains(l, "relayed packets do not match their seal") || !strings.Contains(l, "bad_peer="+evilID) {
-		t.Fatalf("the victim logged no seal mismatch naming %s:\n%s", evilID, l)
+	if n := forgedStored(t, b.Store(), key, &forged); n > 0 {
+		t.Fatalf("the victim stored %d packets the relay forged", n)
 	}
-	t.Logf("the victim's player got %d packets before its session ended: %v", got.Load(), err)
+	if strings.Contains(logs.String(), "relayed packets do not match their seal") {
+		t.Fatalf("the victim took the relayed packets up to the seal:\n%s", logs.String())
+	}
+}
+
+// TestHostileRelayAltersOpenSegment: a member gone bad (a trusted signer)
+// relays A's VOD fill while A is still pulling it from the origin: it
+// passes on A's answer, segments, seals and checkpoints as they are, but
+// changes the last payload byte of every packet of the open segment. The
+// victim reaches only the relay, fills from it, rejects it at the first
+// altered packet (A's checkpoint names another hash), logs it as bad_peer,
+// falls back to the origin, and its ffmpeg player decodes frames identical
+// to the origin's. Nothing the relay forged reaches the victim's store.
+func TestHostileRelayAltersOpenSegment(t *testing.T) {
+	t.Parallel()
+	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 8*time.Second) })
+	a := meshNode(t, org, nil)
+	key := storeKey(t, org)
+	var direct, viaA []string
+	var plays sync.WaitGroup
+	plays.Go(func() { direct = frameMD5(t, "rtsp://"+org.Addr()+"/sample.ts", "tcp") })
+	plays.Go(func() { viaA = frameMD5(t, a.url(samplePath), "tcp") }) // A's fill, at the origin's pace
+	defer plays.Wait()
+	testkit.Eventually(t, 20*time.Second, "A fills the recording", func() bool {
+		m, err := a.Store().Manifest(key)
+		return err == nil && m.State == store.StateFilling
+	})
+
+	ev := startForgingRelay(t, a, key, 0, 1) // from segment 0, the open segment too
+	b, logs := victimOfRelay(t, org, a, ev, key)
+	if m, err := a.Store().Manifest(key); err != nil || m.State != store.StateFilling {
+		t.Fatalf("A's fill ended (%v) before the victim asked: the test proves nothing", err)
+	}
+	victim := frameMD5(t, b.url(samplePath), "tcp")
+	plays.Wait()
+	sameFrames(t, "A (from the origin)", viaA, direct)
+	sameFrames(t, "the victim (relay rejected, then the origin)", victim, direct)
+	if ev.n.Load() == 0 {
+		t.Fatalf("the relay forged no packet: the test proves nothing\n%s", logs.String())
+	}
+	if l := logs.String(); !strings.Contains(l, "bad_peer="+ev.id) || !strings.Contains(l, "checkpoint") {
+		t.Fatalf("the victim logged no rejected checkpoint naming %s:\n%s", ev.id, l)
+	}
+	if n := forgedStored(t, b.Store(), key, &ev.forged); n > 0 {
+		t.Fatalf("the victim stored %d packets the relay forged", n)
+	}
+	t.Logf("the relay forged %d open-segment packets; the victim played the origin's %d frames", ev.n.Load(), len(victim))
 }
 
 // TestFiveSilentProviders: five providers that never answer cost the miss
