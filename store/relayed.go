@@ -10,9 +10,11 @@ import (
 
 // Relayed open segments. A node that tails a peer's on-demand fill gets the
 // packets of the peer's open segment as they arrive (AppendRelayed), so its
-// players need not wait for the segment to seal; they are trusted by relay
-// until the seal that the recording's signer made for the segment arrives
-// and SealRelayed finds the same bytes under it. Until then:
+// players need not wait for the segment to seal. The mesh appends a packet
+// only once a checkpoint of a trusted signer names it (fill protocol 1.6,
+// mesh/doc.go); the seal that the recording's signer made for the segment
+// must still arrive and SealRelayed find the same bytes under it. Until
+// then:
 //   - the writer never seals them itself (no size or span cut);
 //   - Finish drops them: a recording never stores packets whose seal did
 //     not come;
