@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -294,23 +295,31 @@ func (s *Store) enterSegment(rec *recording, idx uint32) (*segment, *chunkIndex,
 	return nil, ci, err
 }
 
-// readChunk appends the packets of chunk k of segment idx of rec (indexed
-// as ci) to pk. Their RTP bytes are a copy in buf when it is large enough
-// (a buffer the reader's caller released), else in a new one, checked
-// against the chunk's CRC-32C.
-func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet, buf []byte) ([]Packet, []byte, error) {
-	c := ci.chunks[k]
-	if n := int(c.end - c.off); cap(buf) >= n {
+// readChunks appends the packets of chunk k of segment idx of rec (indexed
+// as ci), and of the chunks after it that fit in readBytes with it, to pk,
+// and returns how many chunks it read. Their RTP bytes are a copy, made
+// with one read, in buf when it is large enough (a buffer the reader's
+// caller released, or one from readBufs), else in a new one; each chunk is
+// checked against its CRC-32C before any of it is returned.
+func (s *Store) readChunks(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet, buf []byte) ([]Packet, []byte, int, error) {
+	first := ci.chunks[k]
+	m := 1
+	for k+m < len(ci.chunks) && ci.chunks[k+m].end-first.off <= readBytes {
+		m++
+	}
+	run := ci.chunks[k : k+m]
+	n := int(run[m-1].end - first.off)
+	if cap(buf) >= n {
 		buf = buf[:n]
 	} else {
-		buf = make([]byte, n, max(n, chunkBytes))
+		buf = make([]byte, n)
 	}
 	if loc := ci.loc.Load(); loc != nil {
-		n, err := loc.f.ReadAt(buf, loc.off+int64(c.off))
-		if err == nil && n == len(buf) && crc32.Checksum(buf, castagnoli) == c.crc {
+		got, err := loc.f.ReadAt(buf, loc.off+int64(first.off))
+		if err == nil && got == len(buf) && runMatches(buf, run) == -1 {
 			s.loads.Add(1)
-			pk, err := decodeChunk(buf, c, pk)
-			return pk, buf, err
+			pk, err := decodeRun(buf, run, pk)
+			return pk, buf, m, err
 		}
 		// The file is gone (value-log GC moved the segment) or the read
 		// failed: read through Badger, which says where it is now.
@@ -320,19 +329,60 @@ func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk 
 		if size != ci.size {
 			return nil, 0, corruptf("%d bytes, %d when checked", size, ci.size)
 		}
-		return buf, int(c.off), nil
+		return buf, int(first.off), nil
 	})
 	if err != nil {
-		return pk, nil, err
+		return pk, nil, 0, err
 	}
-	if crc32.Checksum(buf, castagnoli) != c.crc {
-		err := corruptf("chunk %d (bytes %d to %d) does not match its CRC-32C", k, c.off, c.end)
+	if bad := runMatches(buf, run); bad >= 0 {
+		c := run[bad]
+		err := corruptf("chunk %d (bytes %d to %d) does not match its CRC-32C", k+bad, c.off, c.end)
 		s.damaged(rec, idx, err)
-		return pk, nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
+		return pk, nil, 0, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 	}
 	ci.loc.Store(loc)
-	pk, err = decodeChunk(buf, c, pk)
-	return pk, buf, err
+	pk, err = decodeRun(buf, run, pk)
+	return pk, buf, m, err
+}
+
+// runMatches checks buf, the bytes of the consecutive chunks run, against
+// their CRC-32Cs: the index in run of the first that does not match, or -1.
+func runMatches(buf []byte, run []chunk) int {
+	base := run[0].off
+	for i, c := range run {
+		if crc32.Checksum(buf[c.off-base:c.end-base], castagnoli) != c.crc {
+			return i
+		}
+	}
+	return -1
+}
+
+// decodeRun appends the packets of the consecutive chunks run, their bytes
+// in buf, to pk.
+func decodeRun(buf []byte, run []chunk, pk []Packet) ([]Packet, error) {
+	var n uint32
+	for _, c := range run {
+		n += c.count
+	}
+	return decodeChunk(buf, chunk{count: n}, pk)
+}
+
+// readBytes bounds one read of chunks (readChunks): the chunks that fit in
+// it, whole, are read with one pread and kept in one buffer.
+const readBytes = 32 << 10
+
+// readBufs holds read buffers of readBytes that readers' callers released
+// (Reader.Release), for any reader's next read: a reader between two
+// batches holds the buffer its next packets are in, and no spare.
+var readBufs = sync.Pool{New: func() any { return new([readBytes]byte) }}
+
+func getReadBuf() []byte { return readBufs.Get().(*[readBytes]byte)[:] }
+
+// putReadBuf gives buf to readBufs when it came from there.
+func putReadBuf(buf []byte) {
+	if cap(buf) == readBytes {
+		readBufs.Put((*[readBytes]byte)(buf[:readBytes]))
+	}
 }
 
 // decodeChunk appends the packets of chunk c, its bytes in buf, to pk.
