@@ -65,6 +65,11 @@ func runServerProc(d string) error {
 	// real time: give what that burst left to the OS, so that the RSS
 	// measured is the serving's.
 	debug.FreeOSMemory()
+	// A node's memory_limit for players spread over long recordings (node
+	// BenchmarkNodeVOD500): without it the heap grows to twice what the
+	// write left live (the segment cache full of the segments just sealed,
+	// for 5 s) before the next collection.
+	debug.SetMemoryLimit(serverMemoryLimit)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
@@ -98,6 +103,9 @@ func runServerProc(d string) error {
 	cancel()
 	return <-done
 }
+
+// serverMemoryLimit is the server process's Go memory limit.
+const serverMemoryLimit = 80 << 20
 
 // heapProfileEnv names the file where the server process writes its heap
 // profile when the benchmark asks (serverProc.heapProfile).

@@ -14,11 +14,13 @@ import (
 // Reading by chunks (issue 15). A Reader entering a sealed segment that
 // nobody holds decoded (not the writer's pending segment, not in the segment
 // cache) and that fewer than shareReaders readers are in does not copy the
-// segment: it copies one chunk of its records at a time, at most chunkBytes,
-// from the value-log file (valueLogMaps.copyOut), and decodes that; a caller
-// that releases packets (Reader.Release: the replay) gets the next chunk in
-// a buffer it released. Players at different places of a long recording
-// then hold a chunk or two each instead of a whole segment (256 KiB); the
+// segment: it copies the next chunks of its records that fit in readBytes
+// (16 KiB; chunks are at most chunkBytes) with one read from the value-log
+// file (valueLogMaps.copyOut), and decodes them; a caller that releases
+// packets (Reader.Release: the replay) gets its next read in a buffer of
+// readBufs, where released buffers go. Players at different places of a
+// long recording then hold a read buffer each (the one their next packets
+// are in) instead of a whole segment (256 KiB); the
 // next reader to enter a segment that shareReaders readers are
 // in loads it decoded into the segment cache, where all share it (a reader
 // by chunks moves to the decoded segment at its next chunk). A reader that
@@ -39,13 +41,9 @@ import (
 // touched back to the kernel (valueLogMaps.release): they stay in the page
 // cache, out of the process's resident memory.
 
-// chunkBytes bounds a chunk: whole records, so one larger record (a packet
-// is at most MaxPacketBytes) is a chunk of its own. Measured with 500
-// players spread over a 10-minute 2 Mbit/s recording
-// (BenchmarkServe500Spread, load average 2–6): 16 KiB chunks 107–128 MiB
-// RSS at 2.9–3.4 µs a packet, 8 KiB 93–122 MiB at 2.9–3.5 µs; within the
-// spread of the runs, the smaller holds less per player (two or three
-// chunks each).
+// chunkBytes bounds a chunk, the unit its CRC-32C checks: whole records, so
+// one larger record (a packet is at most MaxPacketBytes) is a chunk of its
+// own. What a reader holds and how often it reads are readBytes'.
 const chunkBytes = 8 << 10
 
 // shareReaders: a segment this many readers read by chunks is loaded
@@ -368,21 +366,55 @@ func decodeRun(buf []byte, run []chunk, pk []Packet) ([]Packet, error) {
 }
 
 // readBytes bounds one read of chunks (readChunks): the chunks that fit in
-// it, whole, are read with one pread and kept in one buffer.
-const readBytes = 32 << 10
+// it, whole, are read with one pread and kept in one buffer. Measured with
+// 500 players spread over a 10-minute 2 Mbit/s recording
+// (BenchmarkServe500Spread, load average 5–8): one 8 KiB chunk a read, in
+// a buffer allocated when the reader had no spare (a batch of 80 ms is
+// about 20 KiB: two or three reads), spent a quarter of the server's CPU
+// in preads and allocation, 2.9–3.5 µs a packet; 32 KiB reads from shared
+// buffers 1.9–2.6 µs, and 16 KiB the same (2.1 µs, two runs of each
+// side by side) for half the memory a player holds.
+const readBytes = 16 << 10
 
 // readBufs holds read buffers of readBytes that readers' callers released
 // (Reader.Release), for any reader's next read: a reader between two
-// batches holds the buffer its next packets are in, and no spare.
-var readBufs = sync.Pool{New: func() any { return new([readBytes]byte) }}
+// batches holds the buffer its next packets are in, and no spare. A player
+// that wakes reads its next buffer before it releases the one it sent, so
+// a few free buffers serve every reader of a busy store; beyond
+// maxFreeReadBufs they are left to the garbage collector. (A sync.Pool
+// would drop them all at every collection, and a store of players spread
+// over long recordings then allocated them again, which made collections
+// more frequent.)
+var readBufs struct {
+	mu   sync.Mutex
+	free []*[readBytes]byte
+}
 
-func getReadBuf() []byte { return readBufs.Get().(*[readBytes]byte)[:] }
+const maxFreeReadBufs = 64
+
+func getReadBuf() []byte {
+	readBufs.mu.Lock()
+	if n := len(readBufs.free); n > 0 {
+		b := readBufs.free[n-1]
+		readBufs.free[n-1] = nil
+		readBufs.free = readBufs.free[:n-1]
+		readBufs.mu.Unlock()
+		return b[:]
+	}
+	readBufs.mu.Unlock()
+	return new([readBytes]byte)[:]
+}
 
 // putReadBuf gives buf to readBufs when it came from there.
 func putReadBuf(buf []byte) {
-	if cap(buf) == readBytes {
-		readBufs.Put((*[readBytes]byte)(buf[:readBytes]))
+	if cap(buf) != readBytes {
+		return
 	}
+	readBufs.mu.Lock()
+	if len(readBufs.free) < maxFreeReadBufs {
+		readBufs.free = append(readBufs.free, (*[readBytes]byte)(buf[:readBytes]))
+	}
+	readBufs.mu.Unlock()
 }
 
 // decodeChunk appends the packets of chunk c, its bytes in buf, to pk.
