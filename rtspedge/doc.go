@@ -50,7 +50,9 @@
 // writes the session's RTP and RTCP itself, as interleaved frames gathered a
 // batch at a time in a pooled buffer, on the connection gortsplib keeps for
 // RTSP (batchconn.go; the channels are those of gortsplib's SETUP answers);
-// over UDP packets go through gortsplib's session queue. A player whose
+// over UDP packets go through gortsplib's session queue, which gortsplib
+// discards on PAUSE, so a PAUSE is answered once the queue has written what
+// the replay handed it (a resumed play has no hole). A player whose
 // connection takes nothing for 2 s, or whose UDP queue fills, is dropped
 // alone. Errors of Recordings become RTSP status codes
 // here and nowhere else (a LimitError: 503 with its reason phrase).
@@ -74,7 +76,8 @@
 // compound SR + SDES CNAME (one CNAME per session) with its first packet and
 // then every 5 s randomised into [2.5, 7.5] s, over TCP and UDP, while the
 // replay runs; the end of a stream is SR + SDES + BYE on every track, sent
-// 200 ms after the last packet's time (players stop at the BYE: packets
+// 200 ms after the last packet's time, or after it left when it left late
+// (a recording still filling fell behind; players stop at the BYE: packets
 // still in flight, sent early or over UDP on the RTP socket, would be lost). The
 // RTP↔NTP line follows the session timeline (NTP = when session time 0 was
 // played + session time), which PAUSE stops and a seek moves on like the

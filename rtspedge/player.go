@@ -84,6 +84,9 @@ type player struct {
 	// setups are the SETUP answers given, in order; gortsplib writes the
 	// Transport header (the interleaved channels it chose) into them.
 	setups []*base.Response
+	// udpHanded counts the RTP packets handed to gortsplib's UDP queue
+	// (UDP only), which pause waits to see written.
+	udpHanded uint64
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -385,10 +388,33 @@ func (p *player) setupOK() *base.Response {
 	return res
 }
 
-// pause stops the replay where it is; PLAY resumes there. Over TCP every
-// packet sent was written to the connection by then: none is lost across
-// the pause.
-func (p *player) pause() { p.stopReplay() }
+// udpDrainWait bounds how long a PAUSE waits for the UDP packets the
+// replay queued to be written (microseconds, normally).
+const udpDrainWait = time.Second
+
+// pause stops the replay where it is; PLAY resumes there, and no packet is
+// lost across the pause. Over TCP every packet sent was written to the
+// connection by then. Over UDP the packets go through gortsplib's session
+// queue, which gortsplib discards when the PAUSE answer is accepted: the
+// answer waits until the queue has written what the replay handed it, or
+// the packets that were still queued (sent ahead) would be a hole in the
+// stream that the resumed PLAY's RTP-Info does not account for.
+func (p *player) pause() {
+	p.stopReplay()
+	if p.conn != nil || p.udpHanded == 0 {
+		return
+	}
+	deadline := time.Now().Add(udpDrainWait)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for p.ss.Stats().RTPPacketsSent < p.udpHanded {
+		if time.Now().After(deadline) {
+			p.log.Debug("UDP queue not written before PAUSE", "queued", p.udpHanded-p.ss.Stats().RTPPacketsSent)
+			return
+		}
+		<-tick.C
+	}
+}
 
 func (p *player) startReplay() {
 	ctx, cancel := context.WithCancel(p.s.ctx)

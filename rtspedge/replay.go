@@ -66,6 +66,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	defer timer.Stop()
 	maxBatch := max(p.s.cfg.WriteQueueSize/2, 1)
 	var pkt rtp.Packet
+	var lastSend time.Time // when the last batch left
 	for {
 		horizon := time.Now().Add(p.s.cfg.SendAhead)
 		n := 0
@@ -84,8 +85,14 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			}
 			n++
 		}
-		if n > 0 && (!p.send(n, &pkt) || !p.report(time.Now())) {
-			return
+		if n > 0 {
+			if !p.send(n, &pkt) {
+				return
+			}
+			lastSend = time.Now()
+			if !p.report(lastSend) {
+				return
+			}
 		}
 		switch {
 		case readErr == nil:
@@ -93,11 +100,16 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			continue // the next round waits at the tail
 		case isEOF(readErr):
 			if p.head >= len(p.queue) {
-				// The BYE waits for the last packet's time and byeGrace:
-				// a player stops at it, and packets still in flight
-				// (sent SendAhead early; over UDP on another socket than
-				// RTCP) would be lost.
-				timer.Reset(time.Until(wallStart.Add(p.maxSent - ttStart + byeGrace)))
+				// The BYE waits byeGrace after the last packet's time, or
+				// after it left when it left late (a recording still
+				// filling that fell behind the replay): a player stops at
+				// the BYE, and packets still in flight (over UDP on
+				// another socket than RTCP) would be lost.
+				byeAt := wallStart.Add(p.maxSent - ttStart)
+				if lastSend.After(byeAt) {
+					byeAt = lastSend
+				}
+				timer.Reset(time.Until(byeAt.Add(byeGrace)))
 				select {
 				case <-ctx.Done():
 					return
@@ -271,6 +283,7 @@ func (p *player) sendUDP(batch []qpacket, pkt *rtp.Packet) (count, sent uint64, 
 			p.writeFailed(err)
 			return count, sent, false
 		}
+		p.udpHanded++
 		t.packets++
 		t.octets += uint32(len(pkt.Payload))
 		p.maxSent = max(p.maxSent, q.tt)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // rtcpCompound is one RTCP packet as it arrived (an interleaved frame or a
@@ -521,4 +522,79 @@ func matchInstants(got, want []rxRTP, clock map[uint32]uint32, dist func(g, w rx
 		n++
 	}
 	return worst, n
+}
+
+// TestByeAfterLateLastPacket: when a recording still filling falls behind
+// the replay, its last packet leaves late; the end's SR + BYE still follows
+// it by byeGrace, counted from when it left, so that a player that stops at
+// the BYE has it (over UDP the BYE comes on another socket). Through a node
+// filling from gst-rtsp-server or from a peer, GStreamer over UDP lost a
+// play's last frames when the BYE left with them.
+func TestByeAfterLateLastPacket(t *testing.T) {
+	t.Parallel()
+	const frames, fps = 25, 25
+	st := newStore(t)
+	w, err := st.Create(store.Manifest{Key: "late", SDP: []byte(synthSDP), Duration: time.Second,
+		Tracks: []store.Track{{Control: "trackID=0", Media: "video", PayloadType: 96, ClockRate: 90000, Codec: "H264"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(f int) {
+		t.Helper()
+		ft := store.FrameP
+		payload := []byte{0x60 | 28, 0x80 | 0x40 | 1, byte(f)} // FU-A, start and end of one slice
+		if f == 0 {
+			ft, payload[1] = store.FrameKey, 0x80|0x40|5
+		}
+		raw, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(f),
+			Timestamp: uint32(f * 90000 / fps), SSRC: 1, Marker: true}, Payload: payload}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk := store.Packet{TT: time.Duration(f) * time.Second / fps, FT: ft, PN: uint64(f), RTP: raw}
+		if f == 0 {
+			pk.Flags |= store.FlagKeyStart
+		}
+		if err := w.Append(pk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for f := 0; f < frames-1; f++ {
+		frame(f)
+	}
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st), Transports: []string{"tcp", "udp"},
+		UDPRTPAddress: "127.0.0.1:0"})
+	p := newRTCPPlayer(t, serverURL(s, "late"), gortsplib.TransportUDP)
+	if _, err := p.c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	testkit.Eventually(t, 10*time.Second, "the packets stored so far", func() bool {
+		_, pkts, _ := p.snapshot()
+		return len(pkts) == frames-1
+	})
+	// The last frame is stored well after its time and byeGrace: the
+	// replay waits for it at the tail.
+	<-time.After(time.Until(started.Add(time.Second + 2*byeGrace)))
+	frame(frames - 1)
+	if err := w.Finish(store.StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the BYE", func() bool { return p.byes() > 0 })
+	cs, pkts, _ := p.snapshot()
+	if len(pkts) != frames {
+		t.Fatalf("got %d packets, want %d", len(pkts), frames)
+	}
+	var bye time.Time
+	for _, c := range cs {
+		if _, ok := c.pkts[len(c.pkts)-1].(*rtcp.Goodbye); ok {
+			bye = c.at
+		}
+	}
+	last := pkts[len(pkts)-1].at
+	t.Logf("the last packet came %v after the play started, the BYE %v after it",
+		last.Sub(started).Round(time.Millisecond), bye.Sub(last).Round(time.Millisecond))
+	if gap := bye.Sub(last); gap < byeGrace*3/4 {
+		t.Fatalf("the BYE came %v after the late last packet, want about %v", gap, byeGrace)
+	}
 }

@@ -13,9 +13,22 @@ tests read both players alike:
 (timestamps in the stream's time base, 1/1000000000; MD5 of the raw frame:
 I420 video, interleaved S16LE audio). Stream 0 is the first stream decoded.
 --seek seeks to SECONDS as soon as the first frame is decoded (rtspsrc
-sends PAUSE, then PLAY with the Range) and writes only the frames after it. It exits 0 when the stream ends by itself (EOS: rtspsrc got a
+sends PAUSE, then PLAY with the Range) and writes only the frames of the
+seek: those that reach a sink after the seek's flush, decoded from RTP
+packets at or after the sequence number the PLAY answer's RTP-Info gave
+(below). It exits 0 when the stream ends by itself (EOS: rtspsrc got a
 BYE or the end of the range), after --duration seconds of wall time when
 given (a live stream), and non-zero on an error. Nothing else goes to stdout.
+
+RTP-Info after a seek: RFC 2326 (12.33) gives the sequence number of the
+first packet of the PLAY so that a client can tell the packets sent before
+the seek from those after it. rtspsrc means to (its jitter buffer drops
+packets before the seqnum-base of its caps), but over UDP it flushes before
+it sends PAUSE and reads the packets that reached its socket meanwhile
+right after the flush, before the PLAY answer updates the caps: with the
+old seqnum-base they pass, and a few frames from before the seek are
+decoded (against gst-rtsp-server as against any server; more often on a
+loaded machine). This player drops them, as the RFC means a client to.
 """
 
 import argparse
@@ -82,11 +95,12 @@ def main():
     state = {"streams": 0, "code": 0}
 
     @serialized
-    def on_sample(sink, index):
+    def on_sample(sink, index, stream):
         sample = sink.emit("pull-sample")
-        if args.seek is not None and not state.get("seeked"):
-            # The first frame says the stream plays: seek now, and keep
-            # no frame from before the seek.
+        if args.seek is not None and not stream["sought"]:
+            # The first frame says the stream plays: seek now, and keep no
+            # frame of a stream before the seek's flush reached its sink
+            # (on_sink_event), in order with its frames.
             if not state.get("seeking"):
                 state["seeking"] = True
                 GLib.idle_add(seek)
@@ -106,7 +120,13 @@ def main():
         return Gst.FlowReturn.OK
 
     @serialized
-    def on_decoded_pad(_dbin, pad):
+    def on_sink_event(_pad, info, stream):
+        if info.get_event().type == Gst.EventType.FLUSH_STOP and state.get("seeking"):
+            stream["sought"] = True
+        return Gst.PadProbeReturn.OK
+
+    @serialized
+    def on_decoded_pad(_dbin, pad, packets):
         caps = pad.get_current_caps() or pad.query_caps(None)
         kind = caps.get_structure(0).get_name().split("/")[0]
         if kind not in RAW:
@@ -124,7 +144,11 @@ def main():
         sink.set_property("caps", Gst.Caps.from_string(RAW[kind]))
         sink.set_property("sync", False)
         sink.set_property("emit-signals", True)
-        sink.connect("new-sample", on_sample, index)
+        # A stream whose sink is made after the seek's flush passed its
+        # rtspsrc pad gets only what came after the flush.
+        stream = {"sought": packets["flushed"]}
+        sink.connect("new-sample", on_sample, index, stream)
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_FLUSH, on_sink_event, stream)
         for e in (conv, sink):
             pipeline.add(e)
             e.sync_state_with_parent()
@@ -132,9 +156,47 @@ def main():
         pad.link(conv.get_static_pad("sink"))
 
     @serialized
+    def on_rtp(_pad, info, packets):
+        # The RTP packets of one stream, out of rtspsrc's jitter buffer:
+        # after the seek's flush, drop those before the PLAY answer's
+        # RTP-Info seq (the module's doc). rtspsrc puts it in the caps
+        # (seqnum-base) that precede the first packet of the PLAY; until
+        # they come, a packet cannot be told from one sent before the seek.
+        if info.type & Gst.PadProbeType.BUFFER:
+            if not packets["flushed"]:
+                return Gst.PadProbeReturn.OK
+            if packets["base"] is None:
+                return Gst.PadProbeReturn.DROP
+            hdr = info.get_buffer().extract_dup(0, 4)
+            seq = (hdr[2] << 8) | hdr[3]
+            if (seq - packets["base"]) & 0xFFFF >= 0x8000:
+                return Gst.PadProbeReturn.DROP
+            return Gst.PadProbeReturn.OK
+        event = info.get_event()
+        if event.type == Gst.EventType.FLUSH_STOP and state.get("seeking"):
+            packets["flushed"], packets["base"] = True, None
+        elif event.type == Gst.EventType.CAPS:
+            ok, base = event.parse_caps().get_structure(0).get_uint("seqnum-base")
+            if not ok:
+                base = None
+            if not packets["flushed"]:
+                packets["before"] = base
+            elif base is not None and base != packets.get("before"):
+                packets["base"] = base
+        return Gst.PadProbeReturn.OK
+
+    @serialized
     def on_rtsp_pad(_src, pad):
+        packets = {"flushed": False, "base": None, "before": None}
+        caps = pad.get_current_caps()
+        if caps is not None:
+            ok, base = caps.get_structure(0).get_uint("seqnum-base")
+            packets["before"] = base if ok else None
+        if args.seek is not None:
+            pad.add_probe(Gst.PadProbeType.BUFFER | Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.EVENT_FLUSH,
+                          on_rtp, packets)
         dbin = Gst.ElementFactory.make("decodebin")
-        dbin.connect("pad-added", on_decoded_pad)
+        dbin.connect("pad-added", on_decoded_pad, packets)
         pipeline.add(dbin)
         dbin.sync_state_with_parent()
         pad.link(dbin.get_static_pad("sink"))
@@ -172,7 +234,6 @@ def main():
             sys.stderr.write("gst-play: seek to %s s refused\n" % args.seek)
             state["code"] = 1
             loop.quit()
-        state["seeked"] = True
         return False
 
     # Resolved now, on this thread (see gi_lock).
