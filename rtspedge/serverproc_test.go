@@ -57,19 +57,25 @@ func runServerProc(d string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 	if _, err := writeSynth(st, "v", spec2Mbps(dur)); err != nil {
+		st.Close()
 		return err
 	}
-	// The recording was written at hundreds of MB/s, where a node fills in
-	// real time: give what that burst left to the OS, so that the RSS
-	// measured is the serving's.
+	if dir != "" {
+		// A node serving a cached recording, not one it just wrote at
+		// hundreds of MB/s (a node fills in real time): open the store
+		// again, its segment cache empty.
+		if err := st.Close(); err != nil {
+			return err
+		}
+		if st, err = store.Open(dir, opts); err != nil {
+			return err
+		}
+	}
+	defer st.Close()
+	// Give what writing left to the OS, so that the RSS measured is the
+	// serving's.
 	debug.FreeOSMemory()
-	// A node's memory_limit for players spread over long recordings (node
-	// BenchmarkNodeVOD500): without it the heap grows to twice what the
-	// write left live (the segment cache full of the segments just sealed,
-	// for 5 s) before the next collection.
-	debug.SetMemoryLimit(serverMemoryLimit)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	recs := &testRecordings{ctx: ctx, st: st, origins: map[string]string{}, errs: map[string]error{},
@@ -103,9 +109,6 @@ func runServerProc(d string) error {
 	cancel()
 	return <-done
 }
-
-// serverMemoryLimit is the server process's Go memory limit.
-const serverMemoryLimit = 80 << 20
 
 // heapProfileEnv names the file where the server process writes its heap
 // profile when the benchmark asks (serverProc.heapProfile).
