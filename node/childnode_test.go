@@ -49,6 +49,7 @@ func serveChildNode(conf string) error {
 	if err := json.Unmarshal([]byte(conf), &cfg); err != nil {
 		return fmt.Errorf("%s: %w", childNodeConfigEnv, err)
 	}
+	cfg.ApplyMemoryLimit()
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		return err

@@ -39,6 +39,10 @@ type Config struct {
 	Mesh          MeshConfig  `yaml:"mesh"`
 	Admin         AdminConfig `yaml:"admin"`
 	Fills         FillsConfig `yaml:"fills"` // config_limits.go
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// that runs the node (ApplyMemoryLimit); 0 (the default) leaves the
+	// runtime's: none, or GOMEMLIMIT's.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 }
 
 // RTSPConfig is the player-facing RTSP server.

@@ -78,12 +78,31 @@ func ffmpegTS(b *testing.B, args ...string) []byte {
 	return ts
 }
 
+// benchVODMemoryLimit is memory_limit for BenchmarkNodeVOD500: its players,
+// each alone in its part of a long recording, hold 45-50 MiB of live heap
+// (with the stacks, 55-60), and without a limit the heap grows to twice
+// that before a collection, 150 MiB of RSS. RTSPMESH_BENCH_MEMORY_LIMIT
+// (a size; 0 for none) measures another.
+const benchVODMemoryLimit = 80 << 20
+
+func vodMemoryLimit(b *testing.B) node.ByteSize {
+	s := os.Getenv("RTSPMESH_BENCH_MEMORY_LIMIT")
+	if s == "" {
+		return benchVODMemoryLimit
+	}
+	l, err := node.ParseByteSize(s)
+	if err != nil {
+		b.Fatalf("RTSPMESH_BENCH_MEMORY_LIMIT: %v", err)
+	}
+	return l
+}
+
 // benchNode starts the origin with the clip (VOD "v.ts", the clip looped
 // to benchVODDuration; live "live") and a node in a child process in front
 // of it, with its mesh on loopback and the per-address limits
 // (connections, sessions, DESCRIBEs a second) raised for benchPlayers
-// players from one address.
-func benchNode(b *testing.B) (*childNode, *origin.Origin) {
+// players from one address, and memory_limit memoryLimit.
+func benchNode(b *testing.B, memoryLimit node.ByteSize) (*childNode, *origin.Origin) {
 	b.Helper()
 	clip := clip2Mbps(b)
 	long := loopClip(b, clip, benchVODDuration)
@@ -101,6 +120,7 @@ func benchNode(b *testing.B) (*childNode, *origin.Origin) {
 	cfg.RTSP.MaxConnections, cfg.RTSP.MaxConnectionsPerAddress = 2000, 2000
 	cfg.RTSP.MaxSessions, cfg.RTSP.MaxSessionsPerAddress = 2000, 2000
 	cfg.Fills.DescribesPerAddress = 10000
+	cfg.MemoryLimit = memoryLimit
 	return startChildNode(b, cfg), org
 }
 
@@ -230,7 +250,7 @@ func measureNode(b *testing.B, n *childNode, players []*benchPlayer, source func
 // origin configured, before any player (target ≤ 40 MiB).
 func BenchmarkNodeIdle(b *testing.B) {
 	for b.Loop() {
-		n, _ := benchNode(b)
+		n, _ := benchNode(b, 0)
 		m := n.mem(b)
 		ps := testkit.ReadProc(b, n.Pid())
 		b.ReportMetric(ps.RSS, "node-RSS-MiB")
@@ -245,7 +265,7 @@ func BenchmarkNodeIdle(b *testing.B) {
 // ≤ 100 MiB RSS; CPU per delivered packet against the raw writev floor).
 func BenchmarkNodeVOD500(b *testing.B) {
 	for b.Loop() {
-		n, _ := benchNode(b)
+		n, _ := benchNode(b, vodMemoryLimit(b))
 		writev := testkit.WritevPacketCost(b)
 		ans := getJSON[node.PrefetchAnswer](b, "POST", n.api+"/api/v1/prefetch", "", `{"path":"o/v.ts"}`, 202)
 		var st node.StreamStatus
@@ -286,7 +306,7 @@ func BenchmarkNodeLive1000(b *testing.B) {
 // nodeLive plays the live stream to count players through a node in a child
 // process and measures it (measureNode).
 func nodeLive(b *testing.B, count int) {
-	n, _ := benchNode(b)
+	n, _ := benchNode(b, 0)
 	writev := testkit.WritevPacketCost(b)
 	players := joinBenchPlayers(b, "rtsp://"+n.rtsp+"/o/live", count)
 	for i, p := range players {

@@ -109,10 +109,11 @@ func BenchmarkServe500Players(b *testing.B) {
 
 // BenchmarkServe500Spread: 500 players of a 10-minute 2 Mbit/s recording,
 // each from its own random position, from a server whose store is on disk
-// (as a node's); the server's RSS (and its file-backed part: the store's
-// memory-mapped files, which writing the recording touched), and its CPU
-// per packet, over 5 s once every player plays. Players at different places
-// of a long recording each hold the decoded segment they are in.
+// (as a node's, opened again after the recording was written); the
+// server's RSS (and its file-backed part: the executable and the store's
+// memory-mapped files), and its CPU per packet, over 5 s once every player
+// plays. Players at different places of a long recording each read their
+// part of it by chunks (store/chunk.go).
 func BenchmarkServe500Spread(b *testing.B) {
 	for b.Loop() {
 		spreadRun(b, 500, 10*time.Minute)

@@ -57,13 +57,24 @@ func runServerProc(d string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 	if _, err := writeSynth(st, "v", spec2Mbps(dur)); err != nil {
+		st.Close()
 		return err
 	}
-	// The recording was written at hundreds of MB/s, where a node fills in
-	// real time: give what that burst left to the OS, so that the RSS
-	// measured is the serving's.
+	if dir != "" {
+		// A node serving a cached recording, not one it just wrote at
+		// hundreds of MB/s (a node fills in real time): open the store
+		// again, its segment cache empty.
+		if err := st.Close(); err != nil {
+			return err
+		}
+		if st, err = store.Open(dir, opts); err != nil {
+			return err
+		}
+	}
+	defer st.Close()
+	// Give what writing left to the OS, so that the RSS measured is the
+	// serving's.
 	debug.FreeOSMemory()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

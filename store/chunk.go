@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -13,11 +14,13 @@ import (
 // Reading by chunks (issue 15). A Reader entering a sealed segment that
 // nobody holds decoded (not the writer's pending segment, not in the segment
 // cache) and that fewer than shareReaders readers are in does not copy the
-// segment: it copies one chunk of its records at a time, at most chunkBytes,
-// from the value-log file (valueLogMaps.copyOut), and decodes that; a caller
-// that releases packets (Reader.Release: the replay) gets the next chunk in
-// a buffer it released. Players at different places of a long recording
-// then hold a chunk or two each instead of a whole segment (256 KiB); the
+// segment: it copies the next chunks of its records that fit in readBytes
+// (16 KiB; chunks are at most chunkBytes) with one read from the value-log
+// file (valueLogMaps.copyOut), and decodes them; a caller that releases
+// packets (Reader.Release: the replay) gets its next read in a buffer of
+// readBufs, where released buffers go. Players at different places of a
+// long recording then hold a read buffer each (the one their next packets
+// are in) instead of a whole segment (256 KiB); the
 // next reader to enter a segment that shareReaders readers are
 // in loads it decoded into the segment cache, where all share it (a reader
 // by chunks moves to the decoded segment at its next chunk). A reader that
@@ -38,13 +41,9 @@ import (
 // touched back to the kernel (valueLogMaps.release): they stay in the page
 // cache, out of the process's resident memory.
 
-// chunkBytes bounds a chunk: whole records, so one larger record (a packet
-// is at most MaxPacketBytes) is a chunk of its own. Measured with 500
-// players spread over a 10-minute 2 Mbit/s recording
-// (BenchmarkServe500Spread, load average 2–6): 16 KiB chunks 107–128 MiB
-// RSS at 2.9–3.4 µs a packet, 8 KiB 93–122 MiB at 2.9–3.5 µs; within the
-// spread of the runs, the smaller holds less per player (two or three
-// chunks each).
+// chunkBytes bounds a chunk, the unit its CRC-32C checks: whole records, so
+// one larger record (a packet is at most MaxPacketBytes) is a chunk of its
+// own. What a reader holds and how often it reads are readBytes'.
 const chunkBytes = 8 << 10
 
 // shareReaders: a segment this many readers read by chunks is loaded
@@ -294,23 +293,31 @@ func (s *Store) enterSegment(rec *recording, idx uint32) (*segment, *chunkIndex,
 	return nil, ci, err
 }
 
-// readChunk appends the packets of chunk k of segment idx of rec (indexed
-// as ci) to pk. Their RTP bytes are a copy in buf when it is large enough
-// (a buffer the reader's caller released), else in a new one, checked
-// against the chunk's CRC-32C.
-func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet, buf []byte) ([]Packet, []byte, error) {
-	c := ci.chunks[k]
-	if n := int(c.end - c.off); cap(buf) >= n {
+// readChunks appends the packets of chunk k of segment idx of rec (indexed
+// as ci), and of the chunks after it that fit in readBytes with it, to pk,
+// and returns how many chunks it read. Their RTP bytes are a copy, made
+// with one read, in buf when it is large enough (a buffer the reader's
+// caller released, or one from readBufs), else in a new one; each chunk is
+// checked against its CRC-32C before any of it is returned.
+func (s *Store) readChunks(rec *recording, idx uint32, ci *chunkIndex, k int, pk []Packet, buf []byte) ([]Packet, []byte, int, error) {
+	first := ci.chunks[k]
+	m := 1
+	for k+m < len(ci.chunks) && ci.chunks[k+m].end-first.off <= readBytes {
+		m++
+	}
+	run := ci.chunks[k : k+m]
+	n := int(run[m-1].end - first.off)
+	if cap(buf) >= n {
 		buf = buf[:n]
 	} else {
-		buf = make([]byte, n, max(n, chunkBytes))
+		buf = make([]byte, n)
 	}
 	if loc := ci.loc.Load(); loc != nil {
-		n, err := loc.f.ReadAt(buf, loc.off+int64(c.off))
-		if err == nil && n == len(buf) && crc32.Checksum(buf, castagnoli) == c.crc {
+		got, err := loc.f.ReadAt(buf, loc.off+int64(first.off))
+		if err == nil && got == len(buf) && runMatches(buf, run) == -1 {
 			s.loads.Add(1)
-			pk, err := decodeChunk(buf, c, pk)
-			return pk, buf, err
+			pk, err := decodeRun(buf, run, pk)
+			return pk, buf, m, err
 		}
 		// The file is gone (value-log GC moved the segment) or the read
 		// failed: read through Badger, which says where it is now.
@@ -320,19 +327,94 @@ func (s *Store) readChunk(rec *recording, idx uint32, ci *chunkIndex, k int, pk 
 		if size != ci.size {
 			return nil, 0, corruptf("%d bytes, %d when checked", size, ci.size)
 		}
-		return buf, int(c.off), nil
+		return buf, int(first.off), nil
 	})
 	if err != nil {
-		return pk, nil, err
+		return pk, nil, 0, err
 	}
-	if crc32.Checksum(buf, castagnoli) != c.crc {
-		err := corruptf("chunk %d (bytes %d to %d) does not match its CRC-32C", k, c.off, c.end)
+	if bad := runMatches(buf, run); bad >= 0 {
+		c := run[bad]
+		err := corruptf("chunk %d (bytes %d to %d) does not match its CRC-32C", k+bad, c.off, c.end)
 		s.damaged(rec, idx, err)
-		return pk, nil, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
+		return pk, nil, 0, fmt.Errorf("segment %d of %s: %w", idx, rec.key, err)
 	}
 	ci.loc.Store(loc)
-	pk, err = decodeChunk(buf, c, pk)
-	return pk, buf, err
+	pk, err = decodeRun(buf, run, pk)
+	return pk, buf, m, err
+}
+
+// runMatches checks buf, the bytes of the consecutive chunks run, against
+// their CRC-32Cs: the index in run of the first that does not match, or -1.
+func runMatches(buf []byte, run []chunk) int {
+	base := run[0].off
+	for i, c := range run {
+		if crc32.Checksum(buf[c.off-base:c.end-base], castagnoli) != c.crc {
+			return i
+		}
+	}
+	return -1
+}
+
+// decodeRun appends the packets of the consecutive chunks run, their bytes
+// in buf, to pk.
+func decodeRun(buf []byte, run []chunk, pk []Packet) ([]Packet, error) {
+	var n uint32
+	for _, c := range run {
+		n += c.count
+	}
+	return decodeChunk(buf, chunk{count: n}, pk)
+}
+
+// readBytes bounds one read of chunks (readChunks): the chunks that fit in
+// it, whole, are read with one pread and kept in one buffer. Measured with
+// 500 players spread over a 10-minute 2 Mbit/s recording
+// (BenchmarkServe500Spread, load average 5–8): one 8 KiB chunk a read, in
+// a buffer allocated when the reader had no spare (a batch of 80 ms is
+// about 20 KiB: two or three reads), spent a quarter of the server's CPU
+// in preads and allocation, 2.9–3.5 µs a packet; 32 KiB reads from shared
+// buffers 1.9–2.6 µs, and 16 KiB the same (2.1 µs, two runs of each
+// side by side) for half the memory a player holds.
+const readBytes = 16 << 10
+
+// readBufs holds read buffers of readBytes that readers' callers released
+// (Reader.Release), for any reader's next read: a reader between two
+// batches holds the buffer its next packets are in, and no spare. A player
+// that wakes reads its next buffer before it releases the one it sent, so
+// a few free buffers serve every reader of a busy store; beyond
+// maxFreeReadBufs they are left to the garbage collector. (A sync.Pool
+// would drop them all at every collection, and a store of players spread
+// over long recordings then allocated them again, which made collections
+// more frequent.)
+var readBufs struct {
+	mu   sync.Mutex
+	free []*[readBytes]byte
+}
+
+const maxFreeReadBufs = 64
+
+func getReadBuf() []byte {
+	readBufs.mu.Lock()
+	if n := len(readBufs.free); n > 0 {
+		b := readBufs.free[n-1]
+		readBufs.free[n-1] = nil
+		readBufs.free = readBufs.free[:n-1]
+		readBufs.mu.Unlock()
+		return b[:]
+	}
+	readBufs.mu.Unlock()
+	return new([readBytes]byte)[:]
+}
+
+// putReadBuf gives buf to readBufs when it came from there.
+func putReadBuf(buf []byte) {
+	if cap(buf) != readBytes {
+		return
+	}
+	readBufs.mu.Lock()
+	if len(readBufs.free) < maxFreeReadBufs {
+		readBufs.free = append(readBufs.free, (*[readBytes]byte)(buf[:readBytes]))
+	}
+	readBufs.mu.Unlock()
 }
 
 // decodeChunk appends the packets of chunk c, its bytes in buf, to pk.

@@ -27,8 +27,9 @@
 // Reading. A Reader is positioned by a binary search over segment infos and a
 // scan of one segment; it reads a sealed segment decoded when the writer (its
 // commit in flight) or the segment cache holds it, else by chunks of 8 KiB
-// of records copied from the value-log file (chunk.go): players at different
-// places of a long recording hold a chunk each, not a segment. A segment
+// of records copied from the value-log file, 16 KiB at a time (chunk.go):
+// players at different places of a long recording hold a read each, not a
+// segment. A segment
 // that several readers are in is loaded decoded into the store-wide cache
 // (concurrent misses make one read) and shared; a reader much faster than
 // real time reads whole segments of its own. Every byte read from disk is

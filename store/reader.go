@@ -50,7 +50,6 @@ type Reader struct {
 	returned uint64
 	recycle  bool
 	held     []heldChunk
-	free     [][]byte
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by Close: unblocks Next
@@ -488,24 +487,25 @@ func (r *Reader) nextChunk() error {
 		return nil
 	}
 	var buf []byte
-	if n := len(r.free); n > 0 {
-		buf, r.free = r.free[n-1], r.free[:n-1]
+	if r.recycle {
+		buf = getReadBuf()
 	}
-	pk, used, err := r.s.readChunk(r.rec, r.idx, ci, r.chunk, r.cpk[:0], buf)
+	pk, used, m, err := r.s.readChunks(r.rec, r.idx, ci, r.chunk, r.cpk[:0], buf)
+	if err != nil || cap(used) != cap(buf) {
+		putReadBuf(buf) // not used: a run longer than readBytes
+	}
 	if err != nil {
-		if buf != nil {
-			r.free = append(r.free, buf)
-		}
 		return err
 	}
 	if r.recycle {
 		if len(r.held) == maxHeldChunks { // a caller that stopped releasing: forget the oldest
-			r.held = r.held[1:]
+			copy(r.held, r.held[1:])
+			r.held = r.held[:len(r.held)-1]
 		}
 		r.held = append(r.held, heldChunk{buf: used, last: r.returned + uint64(len(pk)-r.skip)})
 	}
 	r.cpk, r.pos, r.skip = pk, r.skip, 0
-	r.chunk++
+	r.chunk += m
 	return nil
 }
 
@@ -516,21 +516,21 @@ func (r *Reader) nextChunk() error {
 // must not be called concurrently with Next.
 func (r *Reader) Release(n uint64) {
 	r.recycle = true
-	for len(r.held) > 0 && r.held[0].last <= n {
-		if len(r.free) < maxFreeChunks {
-			r.free = append(r.free, r.held[0].buf)
-		}
-		r.held[0] = heldChunk{}
-		r.held = r.held[1:]
+	done := 0
+	for done < len(r.held) && r.held[done].last <= n {
+		putReadBuf(r.held[done].buf)
+		done++
+	}
+	if done > 0 {
+		rest := copy(r.held, r.held[done:])
+		clear(r.held[rest:])
+		r.held = r.held[:rest]
 	}
 }
 
-// maxFreeChunks bounds the chunk buffers a reader keeps to reuse, and
-// maxHeldChunks the ones it waits for the caller to release.
-const (
-	maxFreeChunks = 1
-	maxHeldChunks = 64
-)
+// maxHeldChunks bounds the read buffers a reader waits for the caller to
+// release.
+const maxHeldChunks = 64
 
 // setIn counts the reader as in segment idx, or no longer, in the segment
 // cache (which shares a segment several readers are in); a closed reader

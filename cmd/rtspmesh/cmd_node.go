@@ -107,6 +107,7 @@ func runNode(ctx context.Context, args []string, stdio stdio) error {
 	if err != nil {
 		return err
 	}
+	cfg.ApplyMemoryLimit()
 	n, err := node.New(cfg, logger)
 	if err != nil {
 		return err
