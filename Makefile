@@ -59,10 +59,13 @@ interop: test-deps
 # this run met it. BENCHOUT keeps the raw output (compare runs with
 # benchstat); BENCH narrows the run to a -bench pattern. It fails when a
 # benchmark failed, not when a target was missed (the table says so).
+# Packages run one at a time (-p 1): go test runs as many at once as there
+# are cores, and a CPU figure measured beside another package's benchmark
+# is the two together.
 BENCH     ?= .
 BENCHOUT  ?= bench.out
 bench: test-deps
-	@{ $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -timeout 30m $(PKGS) 2>&1; \
+	@{ $(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -timeout 30m $(PKGS) 2>&1; \
 	  echo "go test exit $$?"; } | tee $(BENCHOUT)
 	@echo; $(GO) run ./internal/benchtable < $(BENCHOUT)
 	@grep -q '^go test exit 0$$' $(BENCHOUT)

@@ -214,7 +214,7 @@ func verdict(r result, f figure) (want, met string) {
 				return "+ " + t.plus, "no " + t.plus
 			}
 			limit += extra
-			what = fmt.Sprintf("%s (%s + %s)", format(limit), t.plus, format(t.value))
+			what = fmt.Sprintf("%s (%s + %s)", round(limit), t.plus, format(t.value))
 		}
 		pass := f.value >= limit
 		want = "≥ " + what
