@@ -9,7 +9,9 @@
 // by those alone: with -benchtime 1x its ns/op is the length of its whole
 // run. One that reports none is shown by ns/op and allocs/op. A failed
 // benchmark is a row of its own, and benchtable exits 1 when any failed or
-// no benchmark line was read.
+// no benchmark line was read. Given two runs' outputs (go run
+// ./internal/benchtable first.out second.out), each figure of the first is
+// followed by the second's in brackets.
 package main
 
 import (
@@ -88,15 +90,46 @@ type result struct {
 // standard are the figures the testing package reports by itself.
 var standard = map[string]bool{"ns/op": true, "B/op": true, "allocs/op": true, "MB/s": true}
 
+// Usage: benchtable < run.out, or benchtable run.out [other.out]: with a
+// second run, each figure shows the second run's value in brackets (the
+// spread between two runs on a noisy machine); targets are judged on the
+// first.
 func main() {
-	results, err := parse(os.Stdin)
-	if err == nil {
-		err = write(os.Stdout, results)
-	}
-	if err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
+}
+
+func run(args []string) error {
+	if len(args) > 2 {
+		return fmt.Errorf("usage: benchtable [run.out [other.out]] (or the run on stdin)")
+	}
+	var runs [][]result
+	for _, name := range args {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		rs, err := parse(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		runs = append(runs, rs)
+	}
+	if len(args) == 0 {
+		rs, err := parse(os.Stdin)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, rs)
+	}
+	var other []result
+	if len(runs) == 2 {
+		other = runs[1]
+	}
+	return write(os.Stdout, runs[0], other...)
 }
 
 // parse reads go test -bench output: "pkg:" lines name the package of the
@@ -251,7 +284,14 @@ func round(v float64) string {
 }
 
 // write prints the table, then a line counting targets met and missed.
-func write(w io.Writer, results []result) error {
+// Figures of other (a second run) go in brackets after the same figure.
+func write(w io.Writer, results []result, other ...result) error {
+	second := map[string]float64{}
+	for _, r := range other {
+		for _, f := range r.figures {
+			second[r.pkg+" "+r.name+" "+f.metric] = f.value
+		}
+	}
 	if len(results) == 0 {
 		return fmt.Errorf("no benchmark results in the input")
 	}
@@ -274,7 +314,11 @@ func write(w io.Writer, results []result) error {
 			default:
 				missed = append(missed, r.name+" "+f.metric)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", pkg, r.name, f.metric, round(f.value), want, ok)
+			measured := round(f.value)
+			if v, ok := second[r.pkg+" "+r.name+" "+f.metric]; ok {
+				measured += " (" + round(v) + ")"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", pkg, r.name, f.metric, measured, want, ok)
 		}
 	}
 	fmt.Fprintf(w, "\ntargets: %d met, %d not met", len(met), len(missed))

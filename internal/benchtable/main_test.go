@@ -60,3 +60,24 @@ func TestNoResults(t *testing.T) {
 		t.Error("no benchmark lines: no error")
 	}
 }
+
+func TestSecondRun(t *testing.T) {
+	first, err := parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := parse(strings.NewReader("pkg: github.com/rtspmesh/rtspmesh/node\nBenchmarkNodeIdle-2 1 1 ns/op 33.5 node-RSS-MiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	_ = write(&out, first, second...)
+	for _, want := range []string{
+		"| node | BenchmarkNodeIdle | node-RSS-MiB | 30.30 (33.50) | ≤ 40 | met |",
+		"| mesh | BenchmarkPeerFill | fill/store | 0.7 | ≥ 0.8 | **not met** |",
+	} {
+		if !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
