@@ -334,7 +334,7 @@
 // for an on-demand recording's open segment, which D tells apart by its
 // live byte). The node that pulls the stream from its origin signs the
 // packets it sends, a checkpoint per write (a video frame's packets, or
-// an open relay's batch of up to OpenBatch; 34 µs to sign, 58 µs to
+// an open relay's batch of up to OpenBatch; 26–34 µs to sign, 49–58 µs to
 // verify), at most 1000 a second; a relay keeps the checkpoints
 // it verified (the last 4096 packets' of up to 64 streams) and passes
 // them on unchanged, before the packets they name, so only the first hop
