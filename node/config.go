@@ -119,8 +119,9 @@ type Origin struct {
 	Speed *float64 `yaml:"speed,omitempty"`
 	// RangeParallelism is the most sessions an on-demand fill that nobody
 	// watches (a prefetch, or a fill its players left) pulls at once,
-	// each a range of the stream, when the origin grants no Speed; each
-	// counts against MaxSessions. 1 pulls one. Default 5.
+	// each a range of the stream at the Speed the origin granted (so up
+	// to RangeParallelism times Speed, within RateLimit); each counts
+	// against MaxSessions. 1 pulls one. Default 5.
 	RangeParallelism *int `yaml:"range_parallelism,omitempty"`
 	// RateLimit caps the bandwidth of all fills from this origin together
 	// (bit/s); a fill then asks for no more Speed than the cap allows.

@@ -89,30 +89,29 @@ func playsAsOrigin(t *testing.T, what, url, direct string) *interop.Play {
 }
 
 // rangesNode is a node (no mesh, admin API on) whose origin "o" is url,
-// pulling at most ranges sessions at once and asking for no Speed, with
-// max_sessions.
-func rangesNode(t *testing.T, url string, ranges, maxSessions int) *testNode {
+// pulling at most ranges sessions at once and asking for speed (1: no
+// Speed), with max_sessions.
+func rangesNode(t *testing.T, url string, ranges, maxSessions int, speed float64) *testNode {
 	cfg := nodeConfig(t, nil)
 	cfg.Mesh.Enabled = false
 	cfg.Admin.Listen = "127.0.0.1:0"
-	one := 1.0
-	cfg.Origins = []node.Origin{{Name: "o", URL: url, Speed: &one, RangeParallelism: &ranges, MaxSessions: maxSessions}}
+	cfg.Origins = []node.Origin{{Name: "o", URL: url, Speed: &speed, RangeParallelism: &ranges, MaxSessions: maxSessions}}
 	return startNode(t, cfg)
 }
 
 // checkRangePrefetch prefetches path on a node pulling 4 ranges at once
-// and on one pulling one, at the same time: the first must take less than
-// half the clip, both must store the same packets per track, and the
-// ranged recording must play (ffmpeg, video and audio) the frames the
-// origin's direct does.
-func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Duration) {
-	ranged, single := rangesNode(t, url, 4, 0), rangesNode(t, url, 1, 0)
+// and on one pulling one, both asking for speed, at the same time: the
+// first must take less than within, both must store the same packets per
+// track, and the ranged recording must play (ffmpeg, video and audio) the
+// frames the origin's direct does.
+func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Duration, speed float64, within time.Duration) {
+	ranged, single := rangesNode(t, url, 4, 0, speed), rangesNode(t, url, 1, 0, speed)
 	var took time.Duration
 	var wg sync.WaitGroup
 	wg.Go(func() { took = prefetch(t, ranged, "o/"+path) })
 	wg.Go(func() { prefetch(t, single, "o/"+path) })
 	wg.Wait()
-	t.Logf("4 ranges: %v for a %v clip (%.1fx real time)", took.Round(time.Millisecond), clip, clip.Seconds()/took.Seconds())
+	t.Logf("4 ranges at speed %v: %v for a %v clip (%.1fx real time)", speed, took.Round(time.Millisecond), clip, clip.Seconds()/took.Seconds())
 	got, want := trackRTP(t, ranged, "o/"+path), trackRTP(t, single, "o/"+path)
 	if len(got) != len(want) || len(want) != 2 {
 		t.Fatalf("%d tracks stored from ranges, %d from one pull; want 2", len(got), len(want))
@@ -123,8 +122,8 @@ func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Durati
 		}
 	}
 	playsAsOrigin(t, "the recording pulled as 4 ranges", ranged.url("o/"+path), direct)
-	if took > clip/2 {
-		t.Fatalf("4 ranges took %v for a %v clip", took, clip)
+	if took > within {
+		t.Fatalf("4 ranges at speed %v took %v for a %v clip; want less than %v", speed, took, clip, within)
 	}
 }
 
@@ -136,16 +135,30 @@ func TestRangePrefetchGst(t *testing.T) {
 	t.Parallel()
 	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
 	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
-	checkRangePrefetch(t, "rtsp://"+gst.Addr, "clip", gst.URL("clip"), clip.Length)
+	checkRangePrefetch(t, "rtsp://"+gst.Addr, "clip", gst.URL("clip"), clip.Length, 1, clip.Length/2)
 }
 
-// TestRangePrefetchOrigin: the built-in origin asked for no Speed
-// (speed: 1) is pulled as 4 ranges at once, and stores what one pull
-// stores.
+// TestRangePrefetchOrigin: the built-in origin is pulled as 4 ranges at
+// once, asked for no Speed (speed: 1) and for Speed 8, each range then at
+// 8, and stores what one pull stores. At 8, 4 ranges take less than a
+// sixth of the clip (at real time they take a quarter; one session at 8
+// an eighth: the bound leaves a margin for a loaded machine).
 func TestRangePrefetchOrigin(t *testing.T) {
 	t.Parallel()
 	org := startClipOrigin(t, speedClip)
-	checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", speedClip.Length)
+	for _, tc := range []struct {
+		name   string
+		speed  float64
+		within time.Duration
+	}{
+		{"no Speed", 1, speedClip.Length / 2},
+		{"Speed 8", 8, speedClip.Length / 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", speedClip.Length, tc.speed, tc.within)
+		})
+	}
 }
 
 // TestRangePrefetchMaxSessions: with max_sessions 1 a prefetch from an
@@ -154,7 +167,7 @@ func TestRangePrefetchOrigin(t *testing.T) {
 func TestRangePrefetchMaxSessions(t *testing.T) {
 	t.Parallel()
 	org := startClipOrigin(t, speedClip)
-	n := rangesNode(t, "rtsp://"+org.Addr(), 4, 1)
+	n := rangesNode(t, "rtsp://"+org.Addr(), 4, 1, 1)
 	took := prefetch(t, n, "o/clip.ts")
 	_, plays := org.Sessions("clip.ts")
 	t.Logf("max_sessions 1: %v for a %v clip, %d PLAYs", took.Round(time.Millisecond), speedClip.Length, plays)
@@ -170,7 +183,7 @@ func TestRangePrefetchMaxSessions(t *testing.T) {
 func TestRangesAfterPlayerLeft(t *testing.T) {
 	t.Parallel()
 	org := startClipOrigin(t, speedClip)
-	n, single := rangesNode(t, "rtsp://"+org.Addr(), 4, 0), rangesNode(t, "rtsp://"+org.Addr(), 1, 0)
+	n, single := rangesNode(t, "rtsp://"+org.Addr(), 4, 0, 1), rangesNode(t, "rtsp://"+org.Addr(), 1, 0, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() { prefetch(t, single, "o/clip.ts") })
 	start := time.Now()
@@ -210,21 +223,39 @@ func TestRangesAfterPlayerLeft(t *testing.T) {
 // TestRangePrefetchJoinedByPlayer: a player that asks for a stream while
 // its prefetch pulls ranges at once tails the recording: it gets the
 // origin's frames (video and audio), paced at about real time (the range
-// being stored holds back 1 s before each cut).
+// being stored holds back 1 s before each cut). From gst-rtsp-server the
+// ranges come at real time; from the built-in origin at Speed 2 (slow
+// enough that the player joins while they run).
 func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 	t.Parallel()
 	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
 	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
-	n := rangesNode(t, "rtsp://"+gst.Addr, 4, 0)
-	var wg sync.WaitGroup
-	var took time.Duration
-	wg.Go(func() { took = prefetch(t, n, "o/clip") })
-	testkit.Eventually(t, 10*time.Second, "the prefetch pulls 4 ranges", func() bool { return gst.Requests("PLAY", "clip") >= 4 })
-	viaNode := playsAsOrigin(t, "a player of a prefetch pulling ranges", n.url("o/clip"), gst.URL("clip"))
-	wg.Wait()
-	played := viaNode.Exited.Sub(viaNode.Started)
-	t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
-	if took > clip.Length/2 || played > clip.Length+4*time.Second {
-		t.Fatalf("the prefetch took %v, the player ran %v for a %v clip", took, played, clip.Length)
+	org := startClipOrigin(t, speedClip)
+	for _, tc := range []struct {
+		name, url, path, direct string
+		speed                   float64
+		plays                   func() int // PLAYs of the clip at the origin
+	}{
+		{"gst", "rtsp://" + gst.Addr, "clip", gst.URL("clip"), 1, func() int { return gst.Requests("PLAY", "clip") }},
+		{"Speed 2", "rtsp://" + org.Addr(), "clip.ts", "rtsp://" + org.Addr() + "/clip.ts", 2, func() int {
+			_, plays := org.Sessions("clip.ts")
+			return plays
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			n := rangesNode(t, tc.url, 4, 0, tc.speed)
+			var wg sync.WaitGroup
+			var took time.Duration
+			wg.Go(func() { took = prefetch(t, n, "o/"+tc.path) })
+			testkit.Eventually(t, 10*time.Second, "the prefetch pulls 4 ranges", func() bool { return tc.plays() >= 4 })
+			viaNode := playsAsOrigin(t, "a player of a prefetch pulling ranges", n.url("o/"+tc.path), tc.direct)
+			wg.Wait()
+			played := viaNode.Exited.Sub(viaNode.Started)
+			t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
+			if took > clip.Length/2 || played > clip.Length+4*time.Second {
+				t.Fatalf("the prefetch took %v, the player ran %v for a %v clip", took, played, clip.Length)
+			}
+		})
 	}
 }

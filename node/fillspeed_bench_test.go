@@ -18,14 +18,16 @@ var prefetchClip = interop.Clip{Name: "h264-aac-90s.ts", Video: "h264", Audio: "
 // built-in origin (POST /api/v1/prefetch, then until the recording is
 // complete), on a fresh node each time. It reports the fill's time and how
 // many times faster than real time it was: at origins[].speed 8 (the
-// default) and 16 (the origin allowing it), and at 8 with
-// origins[].rate_limit at twice the clip's bitrate. (At speed 1 and
-// range_parallelism 1, what every fill did before, it takes the clip's
-// 90 s: 90.02 s measured; left out to keep make bench short.) Then the same
-// clip from gst-rtsp-server, which grants no usable Speed (it slows its RTP
-// clock by as much: the first session is dropped after its speed check),
-// so the prefetch pulls ranges at once: origins[].range_parallelism 4 (the
-// default) and 5.
+// default) with origins[].range_parallelism 5 (the default: 5 ranges at
+// once, each at Speed 8) and 1 (Speed alone, one session), at 16 (the
+// origin allowing it), and at 8 with origins[].rate_limit at twice the
+// clip's bitrate (which leaves room for one session at 2x: no ranges). (At
+// speed 1 and range_parallelism 1, what every fill did before, it takes
+// the clip's 90 s: 90.02 s measured; left out to keep make bench short.)
+// Then the same clip from gst-rtsp-server, which grants no usable Speed
+// (it slows its RTP clock by as much: the first session is dropped after
+// its speed check), so the prefetch pulls ranges at real time each:
+// range_parallelism 4 and 5 (the default).
 func BenchmarkPrefetch90s(b *testing.B) {
 	ts, err := os.ReadFile(prefetchClip.Path(b))
 	if err != nil {
@@ -39,17 +41,20 @@ func BenchmarkPrefetch90s(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		speed     float64
+		ranges    int
 		rateLimit int64
 	}{
-		{"speed=8", 8, 0},
-		{"speed=16", 16, 0},
-		{"speed=8/rate_limit=2x", 8, 2 * bitrate},
+		{"speed=8", 8, node.DefaultRangeParallelism, 0},
+		{"speed=8/range_parallelism=1", 8, 1, 0},
+		{"speed=16", 16, node.DefaultRangeParallelism, 0},
+		{"speed=8/rate_limit=2x", 8, node.DefaultRangeParallelism, 2 * bitrate},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var took time.Duration
 			for b.Loop() {
 				took += prefetchOnce(b, "rtsp://"+org.Addr(), func(c *node.Config) {
 					c.Origins[0].Speed = &bc.speed
+					c.Origins[0].RangeParallelism = &bc.ranges
 					c.Origins[0].RateLimit = node.Bitrate(bc.rateLimit)
 				})
 			}

@@ -83,7 +83,8 @@ func timedFill(t *testing.T, org *origin.Origin, n *testNode, path string, durin
 // TestFillAtSpeed: a node asks the built-in origin for Speed 8 (the
 // default): the recording is complete in a fraction of its duration, the
 // player that started the fill is still paced at real time, and its frames
-// are the origin's.
+// are the origin's. A watched fill pulls no ranges (range_parallelism is
+// 5 by default): one session at the origin.
 func TestFillAtSpeed(t *testing.T) {
 	t.Parallel()
 	org := startClipOrigin(t, speedClip)
@@ -100,6 +101,9 @@ func TestFillAtSpeed(t *testing.T) {
 	}
 	if played < d*8/10 {
 		t.Fatalf("the player ran %v for a %v clip: not paced at real time", played, d)
+	}
+	if _, plays := org.Sessions("clip.ts"); plays != 2 {
+		t.Fatalf("%d PLAYs at the origin, want 2: the node's one session and the direct player's", plays)
 	}
 }
 

@@ -11,27 +11,30 @@ import (
 
 // Fill speed and WAN etiquette (docs/operations.md, "Fill speed and
 // rate_limit"): how fast a fill asks an origin to deliver
-// (origins[].speed), how many ranges it pulls at once from an origin that
-// grants no Speed (origins[].range_parallelism), and the bandwidth caps fills are held to, per origin
-// (origins[].rate_limit, shared by every fill from it) and per peer
-// (mesh.rate_limit, one cap for each neighbour).
+// (origins[].speed), how many ranges a fill nobody watches pulls at once,
+// each at the granted speed (origins[].range_parallelism), and the
+// bandwidth caps fills are held to, per origin (origins[].rate_limit,
+// shared by every fill from it) and per peer (mesh.rate_limit, one cap for
+// each neighbour).
 
 // DefaultSpeed is origins[].speed when the key is left out.
 const DefaultSpeed = 8
 
 // DefaultRangeParallelism is origins[].range_parallelism when the key is
-// left out. Each range arrives at real time, so n ranges fill at most n
-// times faster; with the first session's set-up (and, for an origin that
-// slows its clock with Speed, the dropped first session) 4 measured 3.73x
-// and 5 measured 4.70x for a 90 s recording from gst-rtsp-server
-// (BenchmarkPrefetch90s): 5 is the default that meets issue 15's 4x.
+// left out. Each range arrives at the speed the origin granted (real time
+// when none), so n ranges fill at most n times faster than one session;
+// with the first session's set-up (and, for an origin that slows its
+// clock with Speed, the dropped first session) 4 measured 3.73x and 5
+// measured 4.70x for a 90 s recording from gst-rtsp-server, and 5 at
+// Speed 8 from the built-in origin 36x (BenchmarkPrefetch90s): 5 is the
+// default that meets issue 15's 4x.
 const DefaultRangeParallelism = 5
 
 // maxRangeParallelism bounds origins[].range_parallelism.
 const maxRangeParallelism = 16
 
 // rangeParallelism is the most sessions a fill of o that nobody watches
-// pulls at once when the origin grants no Speed (rtspedge.PullRanges).
+// pulls at once (rtspedge.PullRanges).
 func (o Origin) rangeParallelism() int {
 	if o.RangeParallelism == nil {
 		return DefaultRangeParallelism

@@ -21,10 +21,11 @@
 // throttle the connection (the node's rate_limit).
 //
 // Ranges at once (originranges.go): PullRanges plays an on-demand stream as
-// Run does and, while the origin delivers it at real time (it granted no
-// Speed) and the caller says nobody watches, pulls the rest as several
-// ranges side by side, each a session of its own (RangePull.Open) that
-// PLAYs with Range npt=a-. Each range is cut where the next one's packets
+// Run does and, while the caller says nobody watches, pulls the rest as
+// several ranges side by side, each a session of its own (RangePull.Open)
+// that PLAYs with Range npt=a- at the Speed the origin granted the first
+// (real time when it granted none), as many as keep the sum within
+// RateLimit. Each range is cut where the next one's packets
 // begin (the first packet of each track from which 16 packets are alike in
 // both sessions), the next one's sequence numbers, timestamps and SSRC are
 // rewritten to continue it, and tt derived from its timestamps: the writer

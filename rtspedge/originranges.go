@@ -52,9 +52,9 @@ type RangePull struct {
 	// Parallelism is the most sessions that pull the stream at once, the
 	// first included; below 2, PullRanges is Run.
 	Parallelism int
-	// Open opens another session of the stream, asking no Speed, with the
-	// release of what it holds (a max_sessions slot); a nil session means
-	// none may open now.
+	// Open opens another session of the stream, with the release of what
+	// it holds (a max_sessions slot); a nil session means none may open
+	// now. Its PLAY asks for the Speed the first session was granted.
 	Open func(ctx context.Context) (*OriginSession, func(), error)
 	// Unwatched says whether nobody plays the recording at real time now:
 	// only then is the rest of the stream split (a player is served from
@@ -68,14 +68,16 @@ type RangePull struct {
 }
 
 // PullRanges plays the on-demand stream of o into w as Run does, and while
-// the origin delivers it at real time (it granted no Speed) and
 // cfg.Unwatched says nobody plays it, pulls the rest as several ranges at
 // once (DESIGN.md §7, Speed): the session playing goes on as the first
 // range, and up to Parallelism-1 more sessions PLAY with Range npt=a- at
-// equal steps after it. Each origin seeks to the key frame at or before
-// a; the range before is cut where the next one's packets begin: the
-// first packet of each track from which rangeAgree packets are alike in
-// both sessions (payload, marker, timestamp steps), found within
+// equal steps after it, each asking for the Speed the origin granted the
+// first (once its speed check passed; none when it granted none), so the
+// stream arrives at up to Parallelism times that speed; with the origin's
+// RateLimit, only as many ranges as keep the sum within it. Each origin
+// seeks to the key frame at or before a; the range before is cut where
+// the next one's packets begin: the first packet of each track from which
+// rangeAgree packets are alike in both sessions (payload, marker, timestamp steps), found within
 // rangeSlack of where the next range's PLAY answer says it starts. The
 // next range's packets before that are dropped (gst-rtsp-server repeats
 // SPS/PPS after a seek, and clips the first audio frame), and its
@@ -159,6 +161,7 @@ type rangeRun struct {
 	cancel  context.CancelFunc
 	first   bool          // the session PullRanges was given
 	from    time.Duration // where its PLAY asked to start
+	speed   float64       // the Speed its PLAY asked for (a later range: the first's, granted)
 	after   time.Duration // the head's last stored tt when it was split off
 	start   time.Duration // where its PLAY answer said it starts (from until its first packet)
 	begun   bool          // a packet arrived
@@ -262,9 +265,13 @@ func (j *rangeJoin) start(ctx context.Context, wg *sync.WaitGroup, r *rangeRun) 
 	if r.first {
 		sink = firstSink{rangeSink{j: j, r: r}}
 	}
+	var rng *rangePlay
+	if !r.first {
+		rng = &rangePlay{from: r.from, speed: r.speed}
+	}
 	wg.Go(func() {
 		defer cancel()
-		err := r.o.run(rctx, sink, r.from)
+		err := r.o.run(rctx, sink, rng)
 		r.release()
 		j.ended(ctx, r, err)
 	})
@@ -307,7 +314,8 @@ func (j *rangeJoin) failLocked(err error) {
 }
 
 // maybeSplit splits the rest of the stream into ranges when the head is
-// the only range, its origin delivers at real time, and nobody watches.
+// the only range, its delivery speed is known (a granted Speed checked),
+// and nobody watches. Each later range asks for the head's speed.
 func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 	j.mu.Lock()
 	if len(j.ranges) != 1 || j.err != nil || j.done || time.Now().Before(j.holdOff) {
@@ -317,11 +325,12 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 	head := j.ranges[0]
 	j.mu.Unlock()
 	speed, _, ok := head.o.delivery()
-	if !ok || speed > 1 || (j.cfg.Unwatched != nil && !j.cfg.Unwatched()) {
+	if !ok || (j.cfg.Unwatched != nil && !j.cfg.Unwatched()) {
 		return
 	}
+	speed = max(speed, 1)
 	j.mu.Lock()
-	n, _ := j.plan(j.cfg.Parallelism)
+	n, _ := j.plan(j.cfg.Parallelism, speed)
 	j.mu.Unlock()
 	if n < 2 {
 		return
@@ -329,7 +338,7 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 	more := j.open(ctx, n-1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	n, step := j.plan(len(more) + 1)
+	n, step := j.plan(len(more)+1, speed)
 	if n < 2 || j.err != nil || j.done {
 		for _, m := range more {
 			m.close()
@@ -345,10 +354,10 @@ func (j *rangeJoin) maybeSplit(ctx context.Context, wg *sync.WaitGroup) {
 		t.scan = t.stored // what is stored cannot be where the next range begins
 	}
 	from := j.lastTT
-	j.log.Info("range pull: split", "from", from, "ranges", n, "step", step, "end", j.o.Manifest().Duration)
+	j.log.Info("range pull: split", "from", from, "ranges", n, "step", step, "speed", speed, "end", j.o.Manifest().Duration)
 	for k := 1; k < n; k++ {
 		r := j.newRange(more[k-1].o, more[k-1].release, from+time.Duration(k)*step, false)
-		r.after = from
+		r.after, r.speed = from, speed
 		j.ranges = append(j.ranges, r)
 		j.start(ctx, wg, r)
 	}
@@ -389,8 +398,10 @@ func (j *rangeJoin) open(ctx context.Context, n int) []opened {
 // plan is how many ranges the rest of the stream is split into, at most
 // n, and the step between their starts: equal parts of the rest, none
 // shorter than rangeMin, and short enough that the ranges after the head
-// hold at most MaxBuffer. j.mu is held.
-func (j *rangeJoin) plan(n int) (int, time.Duration) {
+// hold at most MaxBuffer. With the origin's RateLimit, n ranges each
+// delivered at speed stay within it: none is split off until the
+// stream's bitrate is known. j.mu is held.
+func (j *rangeJoin) plan(n int, speed float64) (int, time.Duration) {
 	rest := j.o.Manifest().Duration - j.lastTT
 	n = min(n, int(rest/rangeMin))
 	if n < 2 {
@@ -399,6 +410,16 @@ func (j *rangeJoin) plan(n int) (int, time.Duration) {
 	bitrate := sdpBitrate(j.o.ssd)
 	if mw, ok := j.w.(interface{ Manifest() store.Manifest }); ok && bitrate <= 0 && j.lastTT >= time.Second {
 		bitrate = float64(mw.Manifest().Bytes) * 8 / j.lastTT.Seconds()
+	}
+	if limit := j.o.req.RateLimit; limit > 0 {
+		if bitrate <= 0 {
+			return 0, 0
+		}
+		// 1e-6: a speed playSpeed lowered to the cap makes 1, not 0.99….
+		n = min(n, int(float64(limit)/(bitrate*speed)+1e-6))
+		if n < 2 {
+			return n, 0
+		}
 	}
 	if bitrate <= 0 {
 		bitrate = rangeAssumedBitrate

@@ -13,19 +13,31 @@ import (
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
-// pullRanged pulls url into st under key with PullRanges at parallelism
-// n holding at most maxBuffer (0: the default), and says how long it took and how many sessions it opened.
-func pullRanged(t *testing.T, st *store.Store, key, url string, n int, maxBuffer int64) (time.Duration, int) {
-	return pullRangedFrom(t, st, key, url, url, n, maxBuffer)
+// rangedPull says how pullRanged pulls.
+type rangedPull struct {
+	n         int     // RangePull.Parallelism
+	maxBuffer int64   // RangePull.MaxBuffer; 0: the default
+	speed     float64 // OriginRequest.Speed of the first session; 0: none
+	rateLimit int64   // OriginRequest.RateLimit (nothing throttles the connection)
+	rangesURL string  // what the ranges after the first play; "": the same URL
 }
 
-// pullRangedFrom is pullRanged whose ranges after the first play
-// rangesURL.
-func pullRangedFrom(t *testing.T, st *store.Store, key, url, rangesURL string, n int, maxBuffer int64) (time.Duration, int) {
+// pulled is what a pullRanged did.
+type pulled struct {
+	took     time.Duration
+	sessions int       // the first included
+	speeds   []float64 // the Speed each range after the first asked for (0: none)
+}
+
+// pullRanged pulls url into st under key with PullRanges as p says.
+func pullRanged(t *testing.T, st *store.Store, key, url string, p rangedPull) pulled {
 	t.Helper()
-	req := OriginRequest{URL: url, AskMetaInfo: true, Timeout: 5 * time.Second, Logger: testkit.Logger()}
+	req := OriginRequest{URL: url, AskMetaInfo: true, Timeout: 5 * time.Second, Logger: testkit.Logger(),
+		Speed: p.speed, RateLimit: p.rateLimit}
 	other := req
-	other.URL = rangesURL
+	if p.rangesURL != "" {
+		other.URL = p.rangesURL
+	}
 	start := time.Now()
 	o, err := OpenOrigin(t.Context(), req)
 	if err != nil {
@@ -39,13 +51,13 @@ func pullRangedFrom(t *testing.T, st *store.Store, key, url, rangesURL string, n
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	sessions := 1
-	err = PullRanges(t.Context(), o, w, RangePull{Parallelism: n, Logger: testkit.Logger(), MaxBuffer: maxBuffer,
+	var more []*OriginSession
+	err = PullRanges(t.Context(), o, w, RangePull{Parallelism: p.n, Logger: testkit.Logger(), MaxBuffer: p.maxBuffer,
 		Open: func(ctx context.Context) (*OriginSession, func(), error) {
 			o, err := OpenOrigin(ctx, other)
 			if err == nil {
 				mu.Lock()
-				sessions++
+				more = append(more, o)
 				mu.Unlock()
 			}
 			return o, func() {}, err
@@ -57,7 +69,13 @@ func pullRangedFrom(t *testing.T, st *store.Store, key, url, rangesURL string, n
 	if err := w.Finish(store.StateComplete); err != nil {
 		t.Fatal(err)
 	}
-	return time.Since(start), sessions
+	res := pulled{took: time.Since(start), sessions: 1 + len(more)}
+	for _, o := range more {
+		o.mu.Lock()
+		res.speeds = append(res.speeds, o.speed)
+		o.mu.Unlock()
+	}
+	return res
 }
 
 // samePulls fails unless got holds, per track, the packets of want
@@ -107,7 +125,10 @@ func TestPullRangesGst(t *testing.T) {
 	var took time.Duration
 	var sessions int
 	wg.Go(func() { fill(t, st, "single", gst.URL("clip"), OriginRequest{AskMetaInfo: true}) })
-	wg.Go(func() { took, sessions = pullRanged(t, st, "ranged", gst.URL("clip"), 4, 0) })
+	wg.Go(func() {
+		p := pullRanged(t, st, "ranged", gst.URL("clip"), rangedPull{n: 4})
+		took, sessions = p.took, p.sessions
+	})
 	wg.Wait()
 	t.Logf("4 ranges: %v, %d sessions", took, sessions)
 	m, _ := st.Manifest("ranged")
@@ -148,7 +169,9 @@ func TestPullRangesBounded(t *testing.T) {
 	var wg sync.WaitGroup
 	var sessions int
 	wg.Go(func() { fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true}) })
-	wg.Go(func() { _, sessions = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), 2, int64(2*bitrate/8)) })
+	wg.Go(func() {
+		sessions = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), rangedPull{n: 2, maxBuffer: int64(2 * bitrate / 8)}).sessions
+	})
 	wg.Wait()
 	m, _ := st.Manifest("ranged")
 	samePulls(t, readAll(t, st, "ranged"), readAll(t, st, "single"), len(m.Tracks))
@@ -159,30 +182,63 @@ func TestPullRangesBounded(t *testing.T) {
 }
 
 // TestPullRangesOrigin: the built-in origin (meta-info: the origin's own
-// tt and packet numbers) asked for no Speed: 4 ranges store what a
-// single pull stores.
+// tt and packet numbers): 4 ranges store what a single pull stores, each
+// at the Speed the origin granted the first session. Asked for no Speed,
+// they take less than half the clip; at Speed 8, less than a sixth (4
+// ranges at real time take 3 s: what each range asked for shows the
+// speed, the bound leaves a margin for a loaded machine); with a
+// RateLimit of 16 times the bitrate, 2 ranges at 8.
 func TestPullRangesOrigin(t *testing.T) {
 	t.Parallel()
 	clip := rangesClip
 	org, _ := startClipOrigin(t, clip)
-	st := newStore(t)
-	var wg sync.WaitGroup
-	var took time.Duration
-	var sessions int
-	wg.Go(func() { fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true}) })
-	wg.Go(func() { took, sessions = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), 4, 0) })
-	wg.Wait()
-	t.Logf("4 ranges: %v, %d sessions", took, sessions)
-	got, want := readAll(t, st, "ranged"), readAll(t, st, "single")
-	m, _ := st.Manifest("ranged")
-	samePulls(t, got, want, len(m.Tracks))
-	for i := range min(len(got), len(want)) {
-		if got[i].PN != want[i].PN || got[i].Flags&store.FlagMetaInfo == 0 {
-			t.Fatalf("packet %d: pn %d flags %d, want the origin's pn %d", i, got[i].PN, got[i].Flags, want[i].PN)
-		}
+	o, err := OpenOrigin(t.Context(), OriginRequest{URL: originURL(org, "clip.ts")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if sessions != 4 || took > clip.Length/2 {
-		t.Fatalf("%d sessions took %v for a %v clip", sessions, took, clip.Length)
+	bitrate := sdpBitrate(o.ssd)
+	o.Close()
+	for _, tc := range []struct {
+		name      string
+		speed     float64
+		rateLimit int64
+		sessions  int
+		within    time.Duration
+	}{
+		{"no Speed", 0, 0, 4, clip.Length / 2},
+		{"Speed 8", 8, 0, 4, clip.Length / 6},
+		{"Speed 8 within rate_limit", 8, int64(16 * bitrate), 2, clip.Length / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := newStore(t)
+			var wg sync.WaitGroup
+			var p pulled
+			wg.Go(func() {
+				fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true, Speed: tc.speed})
+			})
+			wg.Go(func() {
+				p = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), rangedPull{n: 4, speed: tc.speed, rateLimit: tc.rateLimit})
+			})
+			wg.Wait()
+			t.Logf("%d ranges: %v for a %v clip, Speed asked %v", p.sessions, p.took, clip.Length, p.speeds)
+			got, want := readAll(t, st, "ranged"), readAll(t, st, "single")
+			m, _ := st.Manifest("ranged")
+			samePulls(t, got, want, len(m.Tracks))
+			for i := range min(len(got), len(want)) {
+				if got[i].PN != want[i].PN || got[i].Flags&store.FlagMetaInfo == 0 {
+					t.Fatalf("packet %d: pn %d flags %d, want the origin's pn %d", i, got[i].PN, got[i].Flags, want[i].PN)
+				}
+			}
+			for _, sp := range p.speeds {
+				if sp != tc.speed {
+					t.Fatalf("ranges asked for Speed %v, want %v each", p.speeds, tc.speed)
+				}
+			}
+			if p.sessions != tc.sessions || p.took > tc.within {
+				t.Fatalf("%d sessions took %v for a %v clip; want %d within %v", p.sessions, p.took, clip.Length, tc.sessions, tc.within)
+			}
+		})
 	}
 }
 
@@ -202,7 +258,7 @@ func TestPullRangesDisagree(t *testing.T) {
 	var took time.Duration
 	wg.Go(func() { fill(t, st, "single", originURL(org, "clip.ts"), OriginRequest{AskMetaInfo: true}) })
 	wg.Go(func() {
-		took, _ = pullRangedFrom(t, st, "ranged", originURL(org, "clip.ts"), originURL(org, "other.ts"), 4, 0)
+		took = pullRanged(t, st, "ranged", originURL(org, "clip.ts"), rangedPull{n: 4, rangesURL: originURL(org, "other.ts")}).took
 	})
 	wg.Wait()
 	// A resumed session keeps its own RTP bases (as any resumed fill):

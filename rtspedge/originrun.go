@@ -90,12 +90,20 @@ type playRun struct {
 // packet larger than MaxPlayerPacket (nothing of it is stored), the writer's
 // error when an append fails. Run may be called once.
 func (o *OriginSession) Run(ctx context.Context, w PacketWriter) error {
-	return o.run(ctx, w, 0)
+	return o.run(ctx, w, nil)
+}
+
+// rangePlay is how a later range of PullRanges plays: from where, and at
+// what Speed (the first range's, granted; 1 or less asks for none).
+type rangePlay struct {
+	from  time.Duration
+	speed float64
 }
 
 // run is Run, whose PLAY into a writer that holds nothing asks to start
-// at from (a range of PullRanges) instead of 0.
-func (o *OriginSession) run(ctx context.Context, w PacketWriter, from time.Duration) error {
+// where rng says at its speed (a range of PullRanges) instead of at 0
+// at playSpeed's.
+func (o *OriginSession) run(ctx context.Context, w PacketWriter, rng *rangePlay) error {
 	o.mu.Lock()
 	if o.ran {
 		o.mu.Unlock()
@@ -109,10 +117,7 @@ func (o *OriginSession) run(ctx context.Context, w PacketWriter, from time.Durat
 	stopOnCancel := context.AfterFunc(ctx, o.Close)
 	defer stopOnCancel()
 
-	r := o.newRun(w)
-	if !r.resume && r.splice == nil {
-		r.from = from
-	}
+	r := o.newRun(w, rng)
 	o.mu.Lock()
 	o.cur = r
 	o.mu.Unlock()
@@ -145,8 +150,9 @@ func (o *OriginSession) run(ctx context.Context, w PacketWriter, from time.Durat
 
 // newRun is the state of a Run into w: a live recording that has packets
 // is continued (spliced) from where each track stopped, a VOD one resumed
-// after its last packet.
-func (o *OriginSession) newRun(w PacketWriter) *playRun {
+// after its last packet; a range (rng not nil) of a writer that holds
+// nothing plays from its start at its speed.
+func (o *OriginSession) newRun(w PacketWriter, rng *rangePlay) *playRun {
 	r := &playRun{o: o, w: w, byes: make(map[uint8]bool), end: make(chan struct{})}
 	var already int64 // a resumed VOD counts what it holds; a live run counts from its PLAY
 	if mw, ok := w.(interface{ Manifest() store.Manifest }); ok && !o.m.Live {
@@ -155,6 +161,12 @@ func (o *OriginSession) newRun(w PacketWriter) *playRun {
 	r.budget = newStreamBudget(o.req, o.m, already)
 	tt, pn, ok := w.Last()
 	speed := o.playSpeed(uint64(already), tt)
+	if rng != nil && !ok {
+		r.from, speed = rng.from, 0
+		if rng.speed > 1 && !o.m.Live {
+			speed = rng.speed
+		}
+	}
 	o.mu.Lock()
 	o.speed = speed
 	o.mu.Unlock()

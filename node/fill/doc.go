@@ -18,9 +18,10 @@
 // ends. The origin source holds a slot of the origin's max_sessions Budget
 // for as long as its upstream is open. A VOD fill that nobody watches (a
 // prefetch's hold is no player: Request.Prefetch) pulls ranges at once
-// from an origin that grants no Speed (rtspedge.PullRanges, up to
-// Request.RangeParallelism sessions), each extra session holding a free
-// slot of the Budget, none opened when none is free. A live origin upstream in a mesh
+// (rtspedge.PullRanges, up to Request.RangeParallelism sessions, each at
+// the Speed the origin granted the first, or at real time), each extra
+// session holding a free slot of the Budget, none opened when none is
+// free. A live origin upstream in a mesh
 // hands the recording over to the stream's designated filler when this
 // node is not it any more (a healed partition: converge.go) and closes its
 // session.

@@ -237,7 +237,7 @@ type Request struct {
 	// fill from pulling ranges at once.
 	Prefetch bool
 	// RangeParallelism is the most origin sessions a VOD fill that nobody
-	// watches pulls at once when the origin grants no Speed (the
+	// watches pulls at once, each at the Speed the origin grants (the
 	// origin's range_parallelism); below 2, one.
 	RangeParallelism int
 }

@@ -213,16 +213,14 @@ func (u *originUpstream) runOrigin(ctx context.Context, w *store.Writer) error {
 }
 
 // pull plays the current session into w: as ranges at once
-// (rtspedge.PullRanges) while nobody watches, when the fill may: a VOD
-// stream stored here, with the origin's range_parallelism above 1. Each
-// session a range adds holds a slot of the origin's max_sessions, and
-// opens only when one is free.
+// (rtspedge.PullRanges, each at the Speed the origin granted the first)
+// while nobody watches, when the fill may: a VOD stream stored here, with
+// the origin's range_parallelism above 1. Each session a range adds holds
+// a slot of the origin's max_sessions, and opens only when one is free.
 func (u *originUpstream) pull(ctx context.Context, w *store.Writer) error {
 	if u.f.ranges < 2 || w.Manifest().Live || u.f.st != u.fs.cfg.Store {
 		return u.o.Run(ctx, w)
 	}
-	req := u.req
-	req.Speed = 0 // asked of the first session, which the ranges follow
 	return rtspedge.PullRanges(ctx, u.o, w, rtspedge.RangePull{
 		Parallelism: u.f.ranges,
 		Logger:      u.log,
@@ -232,7 +230,7 @@ func (u *originUpstream) pull(ctx context.Context, w *store.Writer) error {
 			if !ok {
 				return nil, nil, nil
 			}
-			o, err := rtspedge.OpenOrigin(ctx, req)
+			o, err := rtspedge.OpenOrigin(ctx, u.req)
 			if err != nil {
 				release()
 				return nil, nil, err
