@@ -93,8 +93,10 @@ type Config struct {
 	Configured func(key string) bool
 	// StartFill, when set, serves the filler protocol: it starts (or joins)
 	// this node's fill of key, returns once the recording exists, and keeps
-	// the fill running until release. Nil: requests are answered busy.
-	StartFill func(ctx context.Context, key string) (release func(), err error)
+	// the fill running until release. unwatched: nobody at the asker plays
+	// the stream at real time (a prefetch), so the hold is no player.
+	// Nil: requests are answered busy.
+	StartFill func(ctx context.Context, key string, unwatched bool) (release func(), err error)
 	// Logger receives the mesh's log lines (default: discarded).
 	Logger *slog.Logger
 }

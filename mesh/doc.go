@@ -197,7 +197,7 @@
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.
 //
-// # Designated filler and the filler protocol /rtspmesh/filler/1.0.0
+// # Designated filler and the filler protocol /rtspmesh/filler/1.1.0
 //
 // Looking up providers cannot stop a herd (every node misses before any has
 // announced), so each stream key has one designated filler, the only node
@@ -239,9 +239,13 @@
 // asker); integers big-endian. Request (asker → filler), then the asker
 // sends nothing more until it closes the stream:
 //
-//	u8   version: 1
+//	u8   version: 2
 //	u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
 //	L    key: the canonical stream URL, UTF-8, never with user info
+//	u8   flags: bit 0 (unwatched) nobody at the asker plays the stream at
+//	     real time (a prefetch): the filler counts the hold as no player,
+//	     so its fill of an on-demand stream may pull ranges at once
+//	     (node/fill). Other bits 0, else bad request.
 //
 // Answer (filler → asker), two status bytes:
 //
@@ -263,6 +267,12 @@
 // 30 s more (the filler looks up providers and opens the origin first).
 // A malformed request is answered 3 and the stream closed; a missed
 // deadline resets it.
+//
+// 1.1.0 added the request's flags byte, and its version byte became 2
+// (1.0.0's request was version 1 without flags: a filler that prefetched
+// for a neighbour counted it as a player and pulled one session). A node
+// speaks one version, as with the fill protocol: a member that speaks
+// another is not a member (Members asks for this protocol id).
 //
 // # Provenance
 //

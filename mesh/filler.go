@@ -18,11 +18,14 @@ import (
 
 // FillerProtocol is the libp2p protocol id of the filler protocol: asking a
 // stream's designated filler to fill it (see doc.go).
-const FillerProtocol = "/rtspmesh/filler/1.0.0"
+const FillerProtocol = "/rtspmesh/filler/1.1.0"
 
 // Bounds and timing of the filler protocol.
 const (
-	fillerVersion byte = 1
+	fillerVersion byte = 2
+	// fillerUnwatched is the request flag that nobody at the asker plays
+	// the stream at real time (a prefetch).
+	fillerUnwatched byte = 1 << 0
 	// fillerRequestTimeout bounds reading a request after the stream opened.
 	fillerRequestTimeout = 5 * time.Second
 	// fillerWriteTimeout bounds each status byte the server writes.
@@ -130,11 +133,13 @@ type FillerHold struct {
 func (h *FillerHold) Close() { h.once.Do(func() { _ = h.s.Close() }) }
 
 // AskFiller asks peer id to fill key and waits until its recording exists.
-// reach bounds opening the stream and the filler's acceptance
-// (ErrFillerUnreachable past it); ctx bounds the wait for the recording.
-// The caller tails the recording over the fill protocol and closes the hold
-// when it is done.
-func (m *Mesh) AskFiller(ctx context.Context, id, key string, reach time.Duration) (*FillerHold, error) {
+// unwatched says that nobody at this node plays the stream at real time (a
+// prefetch): the filler's hold then counts as no player there, so its
+// fill may pull ranges at once. reach bounds opening the stream and the
+// filler's acceptance (ErrFillerUnreachable past it); ctx bounds the wait
+// for the recording. The caller tails the recording over the fill
+// protocol and closes the hold when it is done.
+func (m *Mesh) AskFiller(ctx context.Context, id, key string, reach time.Duration, unwatched bool) (*FillerHold, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("ask filler: %w", err)
 	}
@@ -161,7 +166,7 @@ func (m *Mesh) AskFiller(ctx context.Context, id, key string, reach time.Duratio
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(time.Now().Add(reach))
-	if _, err := s.Write(appendFillerRequest(nil, key)); err != nil {
+	if _, err := s.Write(appendFillerRequest(nil, key, unwatched)); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrFillerUnreachable, err))
 	}
 	st, err := readStatus(s)
@@ -210,35 +215,44 @@ func fillerErr(st byte, what string) error {
 	return fmt.Errorf("%w: filler status %d (%s)", ErrProtocol, st, what)
 }
 
-// appendFillerRequest encodes a request: u8 version, u16 key length, key.
-func appendFillerRequest(b []byte, key string) []byte {
+// appendFillerRequest encodes a request: u8 version, u16 key length, key,
+// u8 flags.
+func appendFillerRequest(b []byte, key string, unwatched bool) []byte {
 	b = append(b, fillerVersion)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
-	return append(b, key...)
+	b = append(b, key...)
+	var flags byte
+	if unwatched {
+		flags |= fillerUnwatched
+	}
+	return append(b, flags)
 }
 
-// readFillerRequest decodes a request and checks its key.
-func readFillerRequest(r io.Reader) (string, error) {
+// readFillerRequest decodes a request and checks its key and flags.
+func readFillerRequest(r io.Reader) (key string, unwatched bool, err error) {
 	var h [3]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return "", fmt.Errorf("read filler request: %w", err)
+		return "", false, fmt.Errorf("read filler request: %w", err)
 	}
 	if h[0] != fillerVersion {
-		return "", fmt.Errorf("%w: filler request version %d", ErrProtocol, h[0])
+		return "", false, fmt.Errorf("%w: filler request version %d", ErrProtocol, h[0])
 	}
 	n := int(binary.BigEndian.Uint16(h[1:]))
 	if n == 0 || n > MaxKeyLen {
-		return "", fmt.Errorf("%w: key length %d", ErrProtocol, n)
+		return "", false, fmt.Errorf("%w: key length %d", ErrProtocol, n)
 	}
-	b := make([]byte, n)
+	b := make([]byte, n+1)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return "", fmt.Errorf("read filler request: %w", err)
+		return "", false, fmt.Errorf("read filler request: %w", err)
 	}
-	key := string(b)
+	key, flags := string(b[:n]), b[n]
 	if err := checkKey(key); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return key, nil
+	if flags&^fillerUnwatched != 0 {
+		return "", false, fmt.Errorf("%w: filler request flags %#x", ErrProtocol, flags)
+	}
+	return key, flags&fillerUnwatched != 0, nil
 }
 
 // handleFiller serves one filler request (the server side of doc.go's
@@ -262,7 +276,7 @@ func (m *Mesh) handleFiller(s network.Stream) {
 		return err == nil
 	}
 	_ = s.SetReadDeadline(time.Now().Add(fillerRequestTimeout))
-	key, err := readFillerRequest(s)
+	key, unwatched, err := readFillerRequest(s)
 	if err != nil {
 		log.Debug("bad filler request", "err", err)
 		answer(fillerBadRequest)
@@ -305,7 +319,7 @@ func (m *Mesh) handleFiller(s network.Stream) {
 		_, _ = s.Read(b[:])
 		cancel()
 	})
-	release, err := m.cfg.StartFill(ctx, key)
+	release, err := m.cfg.StartFill(ctx, key, unwatched)
 	if err != nil {
 		log.Info("fill asked by a neighbour failed", "err", err)
 		if answer(fillerFailed) {
@@ -318,6 +332,6 @@ func (m *Mesh) handleFiller(s network.Stream) {
 	if !answer(fillerOK) {
 		return
 	}
-	log.Debug("filling for a neighbour")
+	log.Debug("filling for a neighbour", "unwatched", unwatched)
 	<-ctx.Done()
 }

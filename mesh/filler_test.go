@@ -48,18 +48,23 @@ func TestClosestMemberRule(t *testing.T) {
 }
 
 // TestFillerProtocol: an asker's request starts the filler's fill (ready
-// once StartFill returns) and holds it until the asker closes; a key the
-// filler is not configured for is refused; a filler whose fill fails says
-// so; both nodes agree on the filler of a key.
+// once StartFill returns, told whether anybody watches at the asker) and
+// holds it until the asker closes; a key the filler is not configured for
+// is refused; a filler whose fill fails says so; both nodes agree on the
+// filler of a key.
 func TestFillerProtocol(t *testing.T) {
 	t.Parallel()
 	var held atomic.Int64
+	var unwatchedAsks atomic.Int64
 	released := make(chan struct{}, 1)
 	filler := startNode(t, Config{
 		Configured: func(key string) bool { return key != "rtsp://elsewhere.test/x" },
-		StartFill: func(ctx context.Context, key string) (func(), error) {
+		StartFill: func(ctx context.Context, key string, unwatched bool) (func(), error) {
 			if key == "rtsp://origin.test/fails" {
 				return nil, errors.New("origin down")
+			}
+			if unwatched {
+				unwatchedAsks.Add(1)
 			}
 			held.Add(1)
 			return func() { held.Add(-1); released <- struct{}{} }, nil
@@ -80,26 +85,28 @@ func TestFillerProtocol(t *testing.T) {
 		}
 	}
 
-	h, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://origin.test/a", time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, unwatched := range []bool{false, true} {
+		h, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://origin.test/a", time.Second, unwatched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held.Load() != 1 || (unwatchedAsks.Load() == 1) != unwatched {
+			t.Fatalf("asked with unwatched %v: holds %d after ready, %d unwatched asks; want 1 hold", unwatched, held.Load(), unwatchedAsks.Load())
+		}
+		h.Close()
+		select {
+		case <-released:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the hold was not released 10 s after the asker closed")
+		}
 	}
-	if held.Load() != 1 {
-		t.Fatalf("holds %d after ready, want 1", held.Load())
-	}
-	h.Close()
-	select {
-	case <-released:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hold was not released 10 s after the asker closed")
-	}
-	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://elsewhere.test/x", time.Second); !errors.Is(err, ErrNotConfigured) {
+	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://elsewhere.test/x", time.Second, false); !errors.Is(err, ErrNotConfigured) {
 		t.Fatalf("unconfigured origin: %v, want ErrNotConfigured", err)
 	}
-	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://origin.test/fails", time.Second); !errors.Is(err, ErrFillerFailed) {
+	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://origin.test/fails", time.Second, false); !errors.Is(err, ErrFillerFailed) {
 		t.Fatalf("failing fill: %v, want ErrFillerFailed", err)
 	}
-	if _, err := filler.AskFiller(t.Context(), asker.ID(), "rtsp://origin.test/a", time.Second); !errors.Is(err, ErrFillerUnreachable) {
+	if _, err := filler.AskFiller(t.Context(), asker.ID(), "rtsp://origin.test/a", time.Second, false); !errors.Is(err, ErrFillerUnreachable) {
 		t.Fatalf("a node without StartFill: %v, want ErrFillerUnreachable (busy)", err)
 	}
 }

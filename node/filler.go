@@ -86,8 +86,9 @@ func (n *Node) configured(key string) bool {
 
 // fillFor starts or joins this node's fill of key for a neighbour that
 // chose it as the stream's filler (mesh.Config.StartFill), and holds it
-// until release.
-func (n *Node) fillFor(ctx context.Context, key string) (release func(), err error) {
+// until release; as a prefetch's hold when nobody plays the stream at the
+// neighbour (unwatched), so the fill may pull ranges at once.
+func (n *Node) fillFor(ctx context.Context, key string, unwatched bool) (release func(), err error) {
 	o, originURL, ok := dialableOrigin(n.cfg.Origins, key)
 	if !ok {
 		return nil, errNotConfigured
@@ -97,7 +98,9 @@ func (n *Node) fillFor(ctx context.Context, key string) (release func(), err err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(n.fillersCtx, cancel)()
-	rec, err := n.fills.Open(ctx, n.fillRequest(o, originURL, key, ""))
+	req := n.fillRequest(o, originURL, key, "")
+	req.Prefetch = unwatched
+	rec, err := n.fills.Open(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
+	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -255,6 +258,71 @@ func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 			t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
 			if took > clip.Length/2 || played > clip.Length+4*time.Second {
 				t.Fatalf("the prefetch took %v, the player ran %v for a %v clip", took, played, clip.Length)
+			}
+		})
+	}
+}
+
+// TestRangePrefetchViaFiller: node B prefetches a stream whose designated
+// filler is node A. B's filler request says nobody watches it (filler
+// protocol 1.1.0), so A's fill, held for B only, pulls 4 ranges at once
+// from the origin (4 PLAYs there, none from B), each at the Speed
+// granted, and B's copy, tailed from A, holds what a single pull stores.
+func TestRangePrefetchViaFiller(t *testing.T) {
+	t.Parallel()
+	ts, err := os.ReadFile(speedClip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		speed  float64
+		within time.Duration // one session takes the clip over speed
+	}{
+		{"no Speed", 1, speedClip.Length / 2},
+		{"Speed 8", 8, speedClip.Length / 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			media := map[string][]byte{"clip.ts": ts}
+			for i := range 16 {
+				media[fmt.Sprintf("clip%d.ts", i)] = ts
+			}
+			org := startOrigin(t, func(c *origin.Config) { c.Media = media })
+			ranges := 4
+			mod := func(c *node.Config) {
+				c.Admin.Listen = "127.0.0.1:0"
+				c.Origins[0].Speed, c.Origins[0].RangeParallelism = &tc.speed, &ranges
+			}
+			a := meshNode(t, org, mod)
+			b := meshNode(t, org, mod, a)
+			waitMembers(t, []*testNode{a, b}, 2)
+			path := filledBy(t, org, []*testNode{a, b}, a, "o/clip.ts", "o/clip%d.ts")
+			single := rangesNode(t, "rtsp://"+org.Addr(), 1, 0, tc.speed)
+
+			var wg sync.WaitGroup
+			var took time.Duration
+			wg.Go(func() { took = prefetch(t, b, path) })
+			wg.Go(func() { prefetch(t, single, path) })
+			wg.Wait()
+			_, plays := org.Sessions(strings.TrimPrefix(path, "o/"))
+			t.Logf("B's prefetch of %s through A: %v for a %v clip; %d PLAYs at the origin, the single pull's included",
+				path, took.Round(time.Millisecond), speedClip.Length, plays)
+			if in, err := b.Stream(path); err != nil || in.Source != a.PeerID() {
+				t.Fatalf("B filled from %q (%v), want A %s", in.Source, err, a.PeerID())
+			}
+			got, want := trackRTP(t, b, path), trackRTP(t, single, path)
+			if len(got) != len(want) || len(want) != 2 {
+				t.Fatalf("%d tracks at B, %d from one pull; want 2", len(got), len(want))
+			}
+			for tr, w := range want {
+				if err := testkit.SameRTP(got[tr], w); err != nil {
+					t.Fatalf("track %d at B (A's ranges) against one pull: %v", tr, err)
+				}
+			}
+			if plays != ranges+1 || took > tc.within {
+				t.Fatalf("%d PLAYs at the origin (want %d: A's ranges and the single pull), B's prefetch took %v (want less than %v)",
+					plays, ranges+1, took, tc.within)
 			}
 		})
 	}

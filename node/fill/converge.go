@@ -139,7 +139,7 @@ func (h *handover) try(ctx context.Context, filler string) (handed bool, err err
 		reach = DefaultFillerReach
 	}
 	actx, cancel := context.WithTimeout(ctx, reach+fillerReadyMax)
-	hold, err := msh.AskFiller(actx, filler, h.key, reach)
+	hold, err := msh.AskFiller(actx, filler, h.key, reach, false) // live: no ranges either way
 	if err != nil {
 		cancel()
 		return false, err

@@ -117,7 +117,9 @@ func (s *fillerSource) next(ctx context.Context, w *store.Writer) (Upstream, err
 }
 
 // ask asks member id to fill the key and opens a fill from it. A live
-// filler that is between sources is asked again until it has one.
+// filler that is between sources is asked again until it has one. The
+// filler is told whether anybody plays the fill here now: a prefetch's
+// hold is no player there either, so its fill may pull ranges at once.
 func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Upstream, error) {
 	msh, key := s.fs.cfg.Mesh, s.f.key
 	reach := s.fs.cfg.FillerReach
@@ -126,7 +128,7 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 	}
 	wctx, cancel := context.WithTimeout(ctx, reach+fillerReadyMax)
 	defer cancel()
-	hold, err := msh.AskFiller(wctx, id, key, reach)
+	hold, err := msh.AskFiller(wctx, id, key, reach, s.fs.unwatched(s.f))
 	if err != nil {
 		return nil, err
 	}
