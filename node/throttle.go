@@ -26,7 +26,7 @@ const DefaultSpeed = 8
 // with the first session's set-up (and, for an origin that slows its
 // clock with Speed, the dropped first session) 4 measured 3.73x and 5
 // measured 4.70x for a 90 s recording from gst-rtsp-server, and 5 at
-// Speed 8 from the built-in origin 36x (BenchmarkPrefetch90s): 5 is the
+// Speed 8 from the built-in origin 34.5x (BenchmarkPrefetch90s): 5 is the
 // default that meets issue 15's 4x.
 const DefaultRangeParallelism = 5
 
