@@ -94,9 +94,10 @@ type Config struct {
 	// StartFill, when set, serves the filler protocol: it starts (or joins)
 	// this node's fill of key, returns once the recording exists, and keeps
 	// the fill running until release. unwatched: nobody at the asker plays
-	// the stream at real time (a prefetch), so the hold is no player.
-	// Nil: requests are answered busy.
-	StartFill func(ctx context.Context, key string, unwatched bool) (release func(), err error)
+	// the stream at real time (a prefetch), so the hold is no player;
+	// watch says so anew when the asker does (before release, on the same
+	// goroutine). Nil: requests are answered busy.
+	StartFill func(ctx context.Context, key string, unwatched bool) (release func(), watch func(unwatched bool), err error)
 	// Logger receives the mesh's log lines (default: discarded).
 	Logger *slog.Logger
 }

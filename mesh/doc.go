@@ -237,7 +237,7 @@
 //
 // One libp2p stream per request, opened by the node that missed (the
 // asker); integers big-endian. Request (asker → filler), then the asker
-// sends nothing more until it closes the stream:
+// sends only hold updates (below) until it closes the stream:
 //
 //	u8   version: 2
 //	u16  key length L, 1 ≤ L ≤ 4096 (MaxKeyLen)
@@ -261,16 +261,22 @@
 // After ready the stream is a hold: the filler keeps its fill of the key
 // running (counts it as a reader, so a VOD fill is not abandoned and a
 // live one does not linger out) until the asker closes or resets the
-// stream, or the mesh closes. The filler gives the request 5 s to arrive
+// stream, or the mesh closes. While it holds, the asker may send a hold
+// update at any time, one byte: a flags byte as in the request, saying
+// anew whether anybody at the asker plays the stream (its first player
+// joined a prefetch, or its last left a fill that goes on); the filler
+// applies the last one it read, and ends the hold (reset) at a byte with
+// another bit set. The filler gives the request 5 s to arrive
 // and each status byte 5 s to be written; the asker gives the stream
 // opening and the accepted byte its reach bound, and the ready byte up to
 // 30 s more (the filler looks up providers and opens the origin first).
 // A malformed request is answered 3 and the stream closed; a missed
 // deadline resets it.
 //
-// 1.1.0 added the request's flags byte, and its version byte became 2
-// (1.0.0's request was version 1 without flags: a filler that prefetched
-// for a neighbour counted it as a player and pulled one session). A node
+// 1.1.0 added the request's flags byte (its version byte became 2) and
+// the hold updates (1.0.0's request was version 1 without flags, and the
+// asker sent nothing after it: a filler that prefetched for a neighbour
+// counted it as a player and pulled one session). A node
 // speaks one version, as with the fill protocol: a member that speaks
 // another is not a member (Members asks for this protocol id).
 //

@@ -132,6 +132,18 @@ type FillerHold struct {
 // Close releases the hold; it is idempotent.
 func (h *FillerHold) Close() { h.once.Do(func() { _ = h.s.Close() }) }
 
+// SetUnwatched tells the filler anew whether anybody at this node plays
+// the stream at real time (AskFiller's unwatched): a player joined a
+// prefetch, or the last player left a fill that goes on. Not concurrently
+// with itself.
+func (h *FillerHold) SetUnwatched(unwatched bool) error {
+	_ = h.s.SetWriteDeadline(time.Now().Add(fillerWriteTimeout))
+	if _, err := h.s.Write([]byte{fillerFlags(unwatched)}); err != nil {
+		return fmt.Errorf("tell filler: %w", err)
+	}
+	return nil
+}
+
 // AskFiller asks peer id to fill key and waits until its recording exists.
 // unwatched says that nobody at this node plays the stream at real time (a
 // prefetch): the filler's hold then counts as no player there, so its
@@ -221,11 +233,23 @@ func appendFillerRequest(b []byte, key string, unwatched bool) []byte {
 	b = append(b, fillerVersion)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
 	b = append(b, key...)
-	var flags byte
+	return append(b, fillerFlags(unwatched))
+}
+
+// fillerFlags is the flags byte of a request, or of a hold's update.
+func fillerFlags(unwatched bool) byte {
 	if unwatched {
-		flags |= fillerUnwatched
+		return fillerUnwatched
 	}
-	return append(b, flags)
+	return 0
+}
+
+// readFillerFlags decodes a flags byte.
+func readFillerFlags(flags byte) (unwatched bool, err error) {
+	if flags&^fillerUnwatched != 0 {
+		return false, fmt.Errorf("%w: filler flags %#x", ErrProtocol, flags)
+	}
+	return flags&fillerUnwatched != 0, nil
 }
 
 // readFillerRequest decodes a request and checks its key and flags.
@@ -245,14 +269,15 @@ func readFillerRequest(r io.Reader) (key string, unwatched bool, err error) {
 	if _, err := io.ReadFull(r, b); err != nil {
 		return "", false, fmt.Errorf("read filler request: %w", err)
 	}
-	key, flags := string(b[:n]), b[n]
+	key = string(b[:n])
 	if err := checkKey(key); err != nil {
 		return "", false, err
 	}
-	if flags&^fillerUnwatched != 0 {
-		return "", false, fmt.Errorf("%w: filler request flags %#x", ErrProtocol, flags)
+	unwatched, err = readFillerFlags(b[n])
+	if err != nil {
+		return "", false, err
 	}
-	return key, flags&fillerUnwatched != 0, nil
+	return key, unwatched, nil
 }
 
 // handleFiller serves one filler request (the server side of doc.go's
@@ -303,23 +328,40 @@ func (m *Mesh) handleFiller(s network.Stream) {
 		return
 	}
 
-	// The asker sends nothing after its request: a read that returns means
-	// it closed or reset the stream, and the hold is over. On the way out
-	// the stream is reset, which ends the read when the hold ends first;
-	// after a failure status it is half-closed instead (a reset could drop
-	// the status), and the asker closes it.
+	// After its request the asker sends only flags bytes, each saying
+	// anew whether anybody watches there (the last one counts); a read that
+	// fails means it closed or reset the stream, and the hold is over, as
+	// does a bad flags byte. On the way out the stream is reset, which ends
+	// the read when the hold ends first; after a failure status it is
+	// half-closed instead (a reset could drop the status), and the asker
+	// closes it.
 	ctx, cancel := context.WithCancel(m.closing)
 	defer cancel()
-	var watch sync.WaitGroup
-	defer watch.Wait()
+	var reader sync.WaitGroup
+	defer reader.Wait()
 	end := func() { _ = s.Reset() }
 	defer func() { end() }()
-	watch.Go(func() {
+	updates := make(chan bool, 1) // the latest flags byte not yet applied
+	reader.Go(func() {
+		defer cancel()
 		var b [1]byte
-		_, _ = s.Read(b[:])
-		cancel()
+		for {
+			if _, err := s.Read(b[:]); err != nil {
+				return
+			}
+			u, err := readFillerFlags(b[0])
+			if err != nil {
+				log.Debug("bad filler hold update", "err", err)
+				return
+			}
+			select {
+			case <-updates: // replaced by this one
+			default:
+			}
+			updates <- u
+		}
 	})
-	release, err := m.cfg.StartFill(ctx, key, unwatched)
+	release, watch, err := m.cfg.StartFill(ctx, key, unwatched)
 	if err != nil {
 		log.Info("fill asked by a neighbour failed", "err", err)
 		if answer(fillerFailed) {
@@ -333,5 +375,16 @@ func (m *Mesh) handleFiller(s network.Stream) {
 		return
 	}
 	log.Debug("filling for a neighbour", "unwatched", unwatched)
-	<-ctx.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-updates:
+			if u != unwatched {
+				unwatched = u
+				log.Debug("the neighbour's watchers changed", "unwatched", unwatched)
+				watch(unwatched)
+			}
+		}
+	}
 }

@@ -48,26 +48,28 @@ func TestClosestMemberRule(t *testing.T) {
 }
 
 // TestFillerProtocol: an asker's request starts the filler's fill (ready
-// once StartFill returns, told whether anybody watches at the asker) and
-// holds it until the asker closes; a key the filler is not configured for
-// is refused; a filler whose fill fails says so; both nodes agree on the
+// once StartFill returns, told whether anybody watches at the asker, and
+// told anew when the asker says so) and holds it until the asker closes,
+// or sends a bad flags byte; a key the filler is not configured for is
+// refused; a filler whose fill fails says so; both nodes agree on the
 // filler of a key.
 func TestFillerProtocol(t *testing.T) {
 	t.Parallel()
 	var held atomic.Int64
 	var unwatchedAsks atomic.Int64
 	released := make(chan struct{}, 1)
+	told := make(chan bool, 4) // watch's words
 	filler := startNode(t, Config{
 		Configured: func(key string) bool { return key != "rtsp://elsewhere.test/x" },
-		StartFill: func(ctx context.Context, key string, unwatched bool) (func(), error) {
+		StartFill: func(ctx context.Context, key string, unwatched bool) (func(), func(bool), error) {
 			if key == "rtsp://origin.test/fails" {
-				return nil, errors.New("origin down")
+				return nil, nil, errors.New("origin down")
 			}
 			if unwatched {
 				unwatchedAsks.Add(1)
 			}
 			held.Add(1)
-			return func() { held.Add(-1); released <- struct{}{} }, nil
+			return func() { held.Add(-1); released <- struct{}{} }, func(u bool) { told <- u }, nil
 		},
 	}, nil)
 	asker := startNode(t, Config{}, nil)
@@ -93,12 +95,39 @@ func TestFillerProtocol(t *testing.T) {
 		if held.Load() != 1 || (unwatchedAsks.Load() == 1) != unwatched {
 			t.Fatalf("asked with unwatched %v: holds %d after ready, %d unwatched asks; want 1 hold", unwatched, held.Load(), unwatchedAsks.Load())
 		}
-		h.Close()
+		// The same word again is no news; the other is, and back (the
+		// filler applies the last word it read: one at a time here).
+		if err := h.SetUnwatched(unwatched); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []bool{!unwatched, unwatched} {
+			if err := h.SetUnwatched(want); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got := <-told:
+				if got != want {
+					t.Fatalf("told unwatched %v, want %v", got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the filler was not told unwatched %v within 10 s", want)
+			}
+		}
+		if unwatched {
+			h.Close()
+		} else if _, err := h.s.Write([]byte{0x80}); err != nil { // a flags bit no version knows
+			t.Fatal(err)
+		}
 		select {
 		case <-released:
 		case <-time.After(10 * time.Second):
-			t.Fatal("the hold was not released 10 s after the asker closed")
+			t.Fatal("the hold was not released 10 s after the asker closed it or sent a bad flags byte")
 		}
+	}
+	select {
+	case u := <-told:
+		t.Fatalf("told unwatched %v more", u)
+	default:
 	}
 	if _, err := asker.AskFiller(t.Context(), filler.ID(), "rtsp://elsewhere.test/x", time.Second, false); !errors.Is(err, ErrNotConfigured) {
 		t.Fatalf("unconfigured origin: %v, want ErrNotConfigured", err)

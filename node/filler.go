@@ -86,12 +86,13 @@ func (n *Node) configured(key string) bool {
 
 // fillFor starts or joins this node's fill of key for a neighbour that
 // chose it as the stream's filler (mesh.Config.StartFill), and holds it
-// until release; as a prefetch's hold when nobody plays the stream at the
-// neighbour (unwatched), so the fill may pull ranges at once.
-func (n *Node) fillFor(ctx context.Context, key string, unwatched bool) (release func(), err error) {
+// until release; as a prefetch's hold while nobody plays the stream at the
+// neighbour (unwatched, and watch's word after it), so the fill may pull
+// ranges at once.
+func (n *Node) fillFor(ctx context.Context, key string, unwatched bool) (release func(), watch func(unwatched bool), err error) {
 	o, originURL, ok := dialableOrigin(n.cfg.Origins, key)
 	if !ok {
-		return nil, errNotConfigured
+		return nil, nil, errNotConfigured
 	}
 	// The node's fills stop before its mesh does: a request that arrives
 	// meanwhile must not wait for a fill that never starts.
@@ -102,9 +103,9 @@ func (n *Node) fillFor(ctx context.Context, key string, unwatched bool) (release
 	req.Prefetch = unwatched
 	rec, err := n.fills.Open(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rec.Release, nil
+	return rec.Release, rec.SetPrefetch, nil
 }
 
 // FillerOf says which node fills key from its origin, and why (admin API,

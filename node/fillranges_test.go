@@ -274,6 +274,7 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const ranges = 4
 	for _, tc := range []struct {
 		name   string
 		speed  float64
@@ -284,20 +285,7 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			media := map[string][]byte{"clip.ts": ts}
-			for i := range 16 {
-				media[fmt.Sprintf("clip%d.ts", i)] = ts
-			}
-			org := startOrigin(t, func(c *origin.Config) { c.Media = media })
-			ranges := 4
-			mod := func(c *node.Config) {
-				c.Admin.Listen = "127.0.0.1:0"
-				c.Origins[0].Speed, c.Origins[0].RangeParallelism = &tc.speed, &ranges
-			}
-			a := meshNode(t, org, mod)
-			b := meshNode(t, org, mod, a)
-			waitMembers(t, []*testNode{a, b}, 2)
-			path := filledBy(t, org, []*testNode{a, b}, a, "o/clip.ts", "o/clip%d.ts")
+			org, a, b, path := fillerPair(t, ts, tc.speed, ranges)
 			single := rangesNode(t, "rtsp://"+org.Addr(), 1, 0, tc.speed)
 
 			var wg sync.WaitGroup
@@ -325,5 +313,76 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 					plays, ranges+1, took, tc.within)
 			}
 		})
+	}
+}
+
+// fillerPair is an origin serving clip ts (as clip.ts and clip0.ts to
+// clip15.ts) and two mesh nodes A and B (admin API on) whose origin "o"
+// it is, asked for speed and pulled by ranges sessions at once, with the
+// path of a stream whose designated filler is A.
+func fillerPair(t *testing.T, ts []byte, speed float64, ranges int) (org *origin.Origin, a, b *testNode, path string) {
+	t.Helper()
+	media := map[string][]byte{"clip.ts": ts}
+	for i := range 16 {
+		media[fmt.Sprintf("clip%d.ts", i)] = ts
+	}
+	org = startOrigin(t, func(c *origin.Config) { c.Media = media })
+	mod := func(c *node.Config) {
+		c.Admin.Listen = "127.0.0.1:0"
+		c.Origins[0].Speed, c.Origins[0].RangeParallelism = &speed, &ranges
+	}
+	a = meshNode(t, org, mod)
+	b = meshNode(t, org, mod, a)
+	waitMembers(t, []*testNode{a, b}, 2)
+	return org, a, b, filledBy(t, org, []*testNode{a, b}, a, "o/clip.ts", "o/clip%d.ts")
+}
+
+// TestRangesViaFillerAfterPlayerLeft: a player on B starts a fill of a
+// stream whose designated filler is A, and leaves after 2 s; B's fill,
+// which complete_on_abandon carries on and nobody watches now, tells A so
+// over the filler protocol's hold, and A's fill pulls the rest as ranges
+// at once. While the player watched, A had one session at the origin;
+// B's copy holds what a single pull stores.
+func TestRangesViaFillerAfterPlayerLeft(t *testing.T) {
+	t.Parallel()
+	ts, err := os.ReadFile(speedClip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, a, b, path := fillerPair(t, ts, 1, 4)
+	name := strings.TrimPrefix(path, "o/")
+	start := time.Now()
+	var plays int
+	err = playUntilPacket(t.Context(), b.url(path), func(*description.Media, *rtp.Packet) bool {
+		if time.Since(start) < 2*time.Second {
+			_, plays = org.Sessions(name)
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitCompleteAt(t, b, path)
+	took := time.Since(start)
+	_, after := org.Sessions(name)
+	t.Logf("the player on B left after 2 s; B's copy of the %v clip was complete after %v; %d PLAYs at the origin while it watched, %d in all",
+		speedClip.Length, took.Round(time.Millisecond), plays, after)
+	if in.Source != a.PeerID() {
+		t.Fatalf("B filled from %q, want A %s", in.Source, a.PeerID())
+	}
+	if plays != 1 || after < 2 {
+		t.Fatalf("%d PLAYs at the origin while the player watched (want A's 1), %d in all (want A's ranges after)", plays, after)
+	}
+	single := rangesNode(t, "rtsp://"+org.Addr(), 1, 0, 1)
+	prefetch(t, single, path)
+	got, want := trackRTP(t, b, path), trackRTP(t, single, path)
+	for tr, w := range want {
+		if err := testkit.SameRTP(got[tr], w); err != nil {
+			t.Fatalf("track %d at B, A's ranges after the player left, against one pull: %v", tr, err)
+		}
+	}
+	if took > speedClip.Length*6/10 {
+		t.Fatalf("B's fill took %v of a %v clip after its player left at 2 s: no ranges at A", took, speedClip.Length)
 	}
 }

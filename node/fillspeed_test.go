@@ -90,6 +90,7 @@ func TestFillAtSpeed(t *testing.T) {
 	org := startClipOrigin(t, speedClip)
 	cfg := nodeConfig(t, org)
 	cfg.Mesh.Enabled = false
+	cfg.Origins[0].RangeParallelism = nil // the default, 5
 	n := startNode(t, cfg)
 
 	viaNode, direct, fill, played := timedFill(t, org, n, "o/clip.ts", nil)

@@ -18,8 +18,9 @@
 // ends. The origin source holds a slot of the origin's max_sessions Budget
 // for as long as its upstream is open. A VOD fill that nobody watches (a
 // prefetch's hold is no player: Request.Prefetch; a fill that asks its
-// designated filler tells it whether anybody watches, and the filler's
-// hold for an unwatched one is a prefetch's) pulls ranges at once
+// designated filler tells it whether anybody watches, and again when that
+// changes, and the filler's hold for an unwatched one is a prefetch's:
+// Recording.SetPrefetch) pulls ranges at once
 // (rtspedge.PullRanges, up to Request.RangeParallelism sessions, each at
 // the Speed the origin granted the first, or at real time), each extra
 // session holding a free slot of the Budget, none opened when none is

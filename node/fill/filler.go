@@ -128,7 +128,8 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 	}
 	wctx, cancel := context.WithTimeout(ctx, reach+fillerReadyMax)
 	defer cancel()
-	hold, err := msh.AskFiller(wctx, id, key, reach, s.fs.unwatched(s.f))
+	unwatched := s.fs.unwatched(s.f)
+	hold, err := msh.AskFiller(wctx, id, key, reach, unwatched)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,8 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 				}
 				renewed = r
 			}
-			return &fillerUpstream{peerUpstream: peerUpstream{PeerFill: pf, renewed: renewed}, hold: hold}, nil
+			return &fillerUpstream{peerUpstream: peerUpstream{PeerFill: pf, renewed: renewed}, hold: hold,
+				fs: s.fs, f: s.f, unwatched: unwatched}, nil
 		}
 		if !errors.Is(err, mesh.ErrUnavailable) || sleepCtx(wctx, fillerRetry) != nil {
 			hold.Close()
@@ -174,7 +176,48 @@ func (s *fillerSource) ask(ctx context.Context, id string, w *store.Writer) (Ups
 // fill open while it does.
 type fillerUpstream struct {
 	peerUpstream
-	hold *mesh.FillerHold
+	hold      *mesh.FillerHold
+	fs        *Fills
+	f         *fill
+	unwatched bool // what the filler was told last
+}
+
+// Run tails the filler's recording. For an on-demand stream it tells the
+// filler whenever this node's fill gains its first watcher or loses its
+// last (a player joins a prefetch, or leaves a fill that goes on), so
+// that the filler's fill pulls ranges at once only while nobody watches
+// here either.
+func (u *fillerUpstream) Run(ctx context.Context, w *store.Writer) error {
+	if u.Manifest().Live {
+		return u.peerUpstream.Run(ctx, w)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { u.tell(ctx) })
+	return u.peerUpstream.Run(ctx, w)
+}
+
+// tell says to the filler whether anybody watches here, each time that
+// changes, until ctx ends or the hold fails (Run then sees the stream end).
+func (u *fillerUpstream) tell(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.f.watchNote:
+		}
+		now := u.fs.unwatched(u.f)
+		if now == u.unwatched {
+			continue
+		}
+		if err := u.hold.SetUnwatched(now); err != nil {
+			u.fs.log.Debug("tell the designated filler whether anybody watches", "stream", u.f.key, "err", err)
+			return
+		}
+		u.unwatched = now
+	}
 }
 
 func (u *fillerUpstream) Close() {

@@ -115,11 +115,14 @@ type fill struct {
 	// watchers are the readers that play it at real time: not a prefetch's
 	// hold. A VOD fill nobody watches may pull ranges at once (origin.go).
 	watchers int
-	linger   *time.Timer
-	cancel   context.CancelCauseFunc
-	live     bool
-	ended    bool       // the fill goroutine is done with the recording
-	filler   FillerInfo // who fills the stream from its origin, and why
+	// watchNote gets a value (never blocking: it holds one) when watchers
+	// turns 0 or leaves 0, for a filler upstream to tell its filler.
+	watchNote chan struct{}
+	linger    *time.Timer
+	cancel    context.CancelCauseFunc
+	live      bool
+	ended     bool       // the fill goroutine is done with the recording
+	filler    FillerInfo // who fills the stream from its origin, and why
 	// progress is where the fill began writing (progress.go).
 	progress progressStart
 
@@ -211,7 +214,32 @@ func (r *Recording) Done() <-chan struct{} {
 // Release drops the reader from the fill it tails.
 func (r *Recording) Release() {
 	if r.f != nil {
-		r.fs.release(r.f, !r.prefetch)
+		r.fs.mu.Lock()
+		watcher := !r.prefetch
+		r.fs.mu.Unlock()
+		r.fs.release(r.f, watcher)
+	}
+}
+
+// SetPrefetch says whether the reader only holds the recording (true: a
+// prefetch's hold, or a neighbour's that says nobody watches there) or
+// plays it at real time (false), as Request.Prefetch does for the Open
+// that returned it; a fill nobody watches may pull ranges at once. Not
+// after Release.
+func (r *Recording) SetPrefetch(prefetch bool) {
+	if r.f == nil {
+		return
+	}
+	r.fs.mu.Lock()
+	defer r.fs.mu.Unlock()
+	if r.prefetch == prefetch {
+		return
+	}
+	r.prefetch = prefetch
+	if prefetch {
+		r.f.addWatchers(-1)
+	} else {
+		r.f.addWatchers(1)
 	}
 }
 
@@ -277,7 +305,7 @@ func (fs *Fills) open(ctx context.Context, req Request, o openOpts) (*Recording,
 			return nil, err
 		}
 		f = &fill{key: key, origin: req.Origin, client: req.Client, completeOnAbandon: req.CompleteOnAbandon, opts: o,
-			ranges: req.RangeParallelism, ready: make(chan struct{}), done: make(chan struct{})}
+			ranges: req.RangeParallelism, ready: make(chan struct{}), done: make(chan struct{}), watchNote: make(chan struct{}, 1)}
 		fs.m[key] = f
 		served = ""
 		select {
@@ -340,11 +368,24 @@ func (fs *Fills) admitLocked(client string) error {
 func (fs *Fills) joinLocked(f *fill, watcher bool) {
 	f.readers++
 	if watcher {
-		f.watchers++
+		f.addWatchers(1)
 	}
 	if f.linger != nil {
 		f.linger.Stop()
 		f.linger = nil
+	}
+}
+
+// addWatchers changes f's watchers by d; when they leave 0 or turn 0,
+// watchNote says so. Fills.mu must be held.
+func (f *fill) addWatchers(d int) {
+	was := f.watchers
+	f.watchers += d
+	if (was == 0) != (f.watchers == 0) {
+		select {
+		case f.watchNote <- struct{}{}:
+		default: // the note pending says it
+		}
 	}
 }
 
@@ -357,7 +398,7 @@ func (fs *Fills) release(f *fill, watcher bool) {
 	fs.mu.Lock()
 	f.readers--
 	if watcher {
-		f.watchers--
+		f.addWatchers(-1)
 	}
 	idle := f.readers == 0
 	dropRelay := idle && f.ended && f.st == fs.cfg.Relay
