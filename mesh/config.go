@@ -96,7 +96,7 @@ type Config struct {
 	// the fill running until release. unwatched: nobody at the asker plays
 	// the stream at real time (a prefetch), so the hold is no player;
 	// watch says so anew when the asker does (before release, on the same
-	// goroutine). Nil: requests are answered busy.
+	// goroutine; a nil watch ignores it). Nil: requests are answered busy.
 	StartFill func(ctx context.Context, key string, unwatched bool) (release func(), watch func(unwatched bool), err error)
 	// Logger receives the mesh's log lines (default: discarded).
 	Logger *slog.Logger

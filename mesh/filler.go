@@ -380,7 +380,7 @@ func (m *Mesh) handleFiller(s network.Stream) {
 		case <-ctx.Done():
 			return
 		case u := <-updates:
-			if u != unwatched {
+			if u != unwatched && watch != nil {
 				unwatched = u
 				log.Debug("the neighbour's watchers changed", "unwatched", unwatched)
 				watch(unwatched)

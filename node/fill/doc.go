@@ -20,14 +20,13 @@
 // prefetch's hold is no player: Request.Prefetch; a fill that asks its
 // designated filler tells it whether anybody watches, and again when that
 // changes, and the filler's hold for an unwatched one is a prefetch's:
-// Recording.SetPrefetch) pulls ranges at once
-// (rtspedge.PullRanges, up to Request.RangeParallelism sessions, each at
-// the Speed the origin granted the first, or at real time), each extra
-// session holding a free slot of the Budget, none opened when none is
-// free. A live origin upstream in a mesh
-// hands the recording over to the stream's designated filler when this
-// node is not it any more (a healed partition: converge.go) and closes its
-// session.
+// Recording.SetPrefetch) pulls ranges at once (rtspedge.PullRanges, up to
+// Request.RangeParallelism sessions, each at the Speed the origin granted
+// the first, or at real time), each extra session holding a free slot of
+// the Budget, none opened when none is free. A live origin upstream in a
+// mesh hands the recording over to the stream's designated filler when
+// this node is not it any more (a healed partition: converge.go) and
+// closes its session.
 //
 // Freshness (fresh.go, DESIGN.md §10): Open takes the origin's Policy. A
 // stored recording that is stale is revalidated with the origin first (one
