@@ -85,8 +85,7 @@ func (c *batchConn) Write(p []byte) (int, error) {
 
 // writeBatch writes interleaved frames of the replay, after the PLAY answer
 // (holdForAnswer); a connection that does not take them within slowWrite
-// (and at most half as long again)
-// fails with os.ErrDeadlineExceeded.
+// (and at most half as long again) fails with os.ErrDeadlineExceeded.
 func (c *batchConn) writeBatch(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
