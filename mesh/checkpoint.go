@@ -238,6 +238,8 @@ type liveSigner struct {
 	last    *checkpoint       // the received checkpoint sent last
 	signed  time.Time         // when this node last signed one
 	cp      []byte            // the frame flush signs, reused
+	frame   []byte            // what send buffers for a packet, reused
+	pkt     []byte            // send's packet frame, reused
 }
 
 // flusher is the tailFlusher of a tail that writes to w, gathering for
@@ -263,6 +265,25 @@ func (s *liveSigner) flush(w answerWriter, all bool) error {
 func (s *liveSigner) buffer(w answerWriter, all bool) error {
 	if s.cp = s.sign(s.cp[:0], time.Now(), all); len(s.cp) > 0 {
 		return w.buffer(s.cp)
+	}
+	return nil
+}
+
+// send buffers packet p's frame for w, after pre (frames the client must
+// have before it, such as its track's clock) and the checkpoint received
+// for it, if any. Once the packets pending fill a checkpoint, this node's
+// own follows them; it is sent with the next flush, which the tail's
+// flusher does when no packet is there at once.
+func (s *liveSigner) send(w answerWriter, pre []byte, p *store.Packet) error {
+	s.pkt = appendPacket(s.pkt[:0], p)
+	s.frame = s.packet(append(s.frame[:0], pre...), p, s.pkt[packetHeaderLen:])
+	s.frame = append(s.frame, s.pkt...)
+	if err := w.buffer(s.frame); err != nil {
+		return err
+	}
+	s.m.bytesOut.Add(uint64(len(p.RTP)))
+	if s.full() {
+		return s.buffer(w, true)
 	}
 	return nil
 }

@@ -132,7 +132,7 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 	defer r.Close()
 	sg := &liveSigner{m: m, key: key, digest: HeaderDigest(&mf)}
 	tail := sg.flusher(w, 0)
-	var frame, pkt []byte
+	var clock []byte                    // the clock frame that goes before a packet
 	clocks := make([]store.Clock, 0, 2) // per track: the mapping last sent
 	for {
 		p, err := tail.next(ctx, r, LiveKeepaliveInterval)
@@ -144,39 +144,27 @@ func (m *Mesh) serveLiveTail(ctx context.Context, w answerWriter, mf store.Manif
 			if merr != nil {
 				return fmt.Errorf("live tail end: %w", merr)
 			}
-			if err := sg.flush(w, true); err != nil { // the last packets' checkpoint
+			if err := sg.buffer(w, true); err != nil { // the last packets' checkpoint
 				return err
 			}
-			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
-				return err
-			}
-			return w.flush()
+			return w.end(mf)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		default:
 			return fmt.Errorf("live tail: %w", err)
 		}
-		frame = frame[:0]
+		clock = clock[:0]
 		if c, ok := r.Clock(p.Track); ok {
 			for len(clocks) <= int(p.Track) {
 				clocks = append(clocks, store.Clock{})
 			}
 			if sent := clocks[p.Track]; c.RTP != sent.RTP || !c.NTP.Equal(sent.NTP) {
 				clocks[p.Track] = c
-				frame = appendClock(frame, p.Track, c)
+				clock = appendClock(clock, p.Track, c)
 			}
 		}
-		pkt = appendPacket(pkt[:0], &p)
-		frame = sg.packet(frame, &p, pkt[packetHeaderLen:]) // a received checkpoint goes first
-		frame = append(frame, pkt...)
-		if err := w.buffer(frame); err != nil {
+		if err := sg.send(w, clock, &p); err != nil {
 			return err
 		}
-		if sg.full() {
-			if err := sg.flush(w, true); err != nil {
-				return err
-			}
-		}
-		m.bytesOut.Add(uint64(len(p.RTP)))
 	}
 }

@@ -33,7 +33,6 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, di
 	cur, relayed := index, false // the segment being relayed; whether a packet of it went out
 	sg := &liveSigner{m: m, key: key, digest: digest}
 	tail := sg.flusher(w, OpenBatch)
-	var frame, pkt []byte
 	for {
 		p, err := tail.next(ctx, r, KeepaliveInterval)
 		switch {
@@ -58,10 +57,7 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, di
 			// relayed of it, as it would had this node died, rather than
 			// some clients holding that segment and others another cut of
 			// it from the node that takes over.
-			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
-				return err
-			}
-			return w.flush()
+			return w.end(mf)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		default:
@@ -78,19 +74,10 @@ func (m *Mesh) serveOpenTail(ctx context.Context, w answerWriter, key string, di
 			}
 			cur, relayed = seg, false
 		}
-		pkt = appendPacket(pkt[:0], &p)
-		frame = sg.packet(frame[:0], &p, pkt[packetHeaderLen:]) // a received checkpoint goes first
-		frame = append(frame, pkt...)
-		if err := w.buffer(frame); err != nil {
+		if err := sg.send(w, nil, &p); err != nil {
 			return err
 		}
-		if sg.full() {
-			if err := sg.buffer(w, true); err != nil {
-				return err
-			}
-		}
 		relayed, tail.packets = true, true
-		m.bytesOut.Add(uint64(len(p.RTP)))
 	}
 }
 

@@ -206,10 +206,7 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 			return sent, err
 		}
 		if ended {
-			if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
-				return sent, err
-			}
-			return sent, w.flush()
+			return sent, w.end(mf)
 		}
 	}
 }
@@ -314,6 +311,14 @@ func (w answerWriter) buffer(b []byte) error {
 func (w answerWriter) flush() error {
 	_ = w.s.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return w.bw.Flush()
+}
+
+// end writes the end frame of mf, the answer's last, and flushes.
+func (w answerWriter) end(mf store.Manifest) error {
+	if err := w.write(appendEnd(nil, endOf(mf))); err != nil {
+		return err
+	}
+	return w.flush()
 }
 
 // status answers with a status byte alone.

@@ -216,7 +216,8 @@ func TestLiveSpliceRebase(t *testing.T) {
 		{index: 1, media: &description.Media{Type: description.MediaTypeAudio}, clock: 48000},
 	}
 	t0 := time.Now()
-	tail := liveTail{at: t0, tracks: []trackTail{{ok: true, ts: 1000, tt: 5 * time.Second}, {ok: true, ts: 500, tt: 5010 * time.Millisecond}}}
+	tail := store.Tail{OK: true, TT: 5010 * time.Millisecond, PN: 42, At: t0,
+		Tracks: []store.TrackTail{{OK: true, TS: 1000, TT: 5 * time.Second}, {OK: true, TS: 500, TT: 5010 * time.Millisecond}}}
 	pkt := func(track uint8, tt time.Duration, pn uint64, ts uint32, key bool) *store.Packet {
 		raw, err := (&rtp.Packet{Header: rtp.Header{Version: 2, Timestamp: ts}, Payload: []byte{1}}).Marshal()
 		if err != nil {
@@ -228,7 +229,7 @@ func TestLiveSpliceRebase(t *testing.T) {
 		}
 		return p
 	}
-	s := newLiveSplice(tail, 5010*time.Millisecond, tracks)
+	s := newLiveSplice(tail, tracks)
 	s.start(t0.Add(2 * time.Second))
 	now := t0.Add(2 * time.Second)
 	for _, c := range []struct {
@@ -243,7 +244,7 @@ func TestLiveSpliceRebase(t *testing.T) {
 		{pkt(1, 210*time.Millisecond, 78, 70, false), true, 7020 * time.Millisecond, 44, 500 + 48000*201/100},
 		{pkt(0, 240*time.Millisecond, 79, 12600, false), true, 7050 * time.Millisecond, 45, 1000 + 90000*201/100 + 3600},
 	} {
-		keep := s.rebase(c.p, true, 43, tracks[c.p.Track].clock, now)
+		keep := s.rebase(c.p, true, now)
 		if keep != c.keep {
 			t.Fatalf("packet pn %d: kept %v, want %v", c.p.PN, keep, c.keep)
 		}
@@ -256,12 +257,12 @@ func TestLiveSpliceRebase(t *testing.T) {
 	}
 
 	// No key frame ever: kept once keyWaitMax has passed since PLAY.
-	s = newLiveSplice(tail, 5010*time.Millisecond, tracks)
+	s = newLiveSplice(tail, tracks)
 	s.start(t0)
-	if s.rebase(pkt(0, 0, 1, 0, false), false, 43, 90000, t0.Add(keyWaitMax/2)) {
+	if s.rebase(pkt(0, 0, 1, 0, false), false, t0.Add(keyWaitMax/2)) {
 		t.Fatal("kept a packet before the key frame")
 	}
-	if !s.rebase(pkt(0, 0, 1, 0, false), false, 43, 90000, t0.Add(keyWaitMax)) {
+	if !s.rebase(pkt(0, 0, 1, 0, false), false, t0.Add(keyWaitMax)) {
 		t.Fatal("still waiting for a key frame after keyWaitMax")
 	}
 }

@@ -161,7 +161,7 @@ func (o *OriginSession) newRun(w PacketWriter) *playRun {
 	switch {
 	case ok && o.m.Live:
 		// The writer knows where each track stopped, whoever appended it.
-		r.splice = newLiveSplice(tailOf(w, len(o.tracks)), tt, o.tracks)
+		r.splice = newLiveSplice(store.TailOf(w, len(o.tracks)), o.tracks)
 		r.lastTT, r.nextPN = tt, pn+1
 	case ok:
 		r.resume, r.cutTT, r.cutPN, r.lastTT, r.nextPN = true, tt, pn, tt, pn+1
@@ -375,7 +375,7 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 	r.lastAt = now
 	originPN := p.Flags&store.FlagMetaInfo != 0 && t.hasPN()
 	if r.splice != nil {
-		if !r.splice.rebase(&p, originPN, r.nextPN, t.clock, now) {
+		if !r.splice.rebase(&p, originPN, now) {
 			return
 		}
 	} else if r.resume {
@@ -462,7 +462,7 @@ func (r *playRun) senderReport(t *originTrack, sr *rtcp.SenderReport) {
 	}
 	ts := sr.RTPTime
 	if r.splice != nil {
-		off, ok := r.splice.tsOffset(t.index)
+		off, ok := r.splice.Offset(t.index)
 		if !ok {
 			return // no packet kept yet: the next report will do
 		}

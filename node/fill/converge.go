@@ -38,7 +38,7 @@ import (
 //     is free once the session is closed), and from that packet on stores
 //     the relay's packets re-based to continue its own recording: tt,
 //     packet numbers and each track's RTP timestamps shifted, as a
-//     reconnected origin session is (rtspedge's live splice). Its players
+//     reconnected origin session is (store.Splice). Its players
 //     and its own relays see one stream: no reconnect, no gap in RTP
 //     sequence or time, decoding resumes at the key frame.
 //  4. Should the relay fail, it goes back to the origin (one new session,
@@ -212,16 +212,11 @@ type relaySplice struct {
 
 	cutDone bool          // the origin session stopped: packets are kept from here
 	behind  time.Duration // how far the last key frame looked at was captured before this node's stream
-	ttOff   time.Duration
-	pnOff   uint64
-	ts      []uint32 // per track: added to RTP timestamps
-	tsSet   []bool
+	sp      *store.Splice // from the cut on: the re-basing onto this node's recording
 }
 
 func newRelaySplice(ctx context.Context, h *handover, filler string, m store.Manifest) *relaySplice {
-	n := len(m.Tracks)
-	s := &relaySplice{h: h, quit: ctx.Done(), filler: filler, tracks: m.Tracks, clocks: make([]store.Clock, n), started: time.Now(),
-		ts: make([]uint32, n), tsSet: make([]bool, n)}
+	s := &relaySplice{h: h, quit: ctx.Done(), filler: filler, tracks: m.Tracks, clocks: make([]store.Clock, len(m.Tracks)), started: time.Now()}
 	for i, t := range m.Tracks {
 		s.clocks[i] = t.Clock
 	}
@@ -245,24 +240,20 @@ func (s *relaySplice) Packet(p *store.Packet) bool {
 		if !s.h.cutover(s.quit) {
 			return false
 		}
-		s.base(p)
+		s.base()
 	}
-	p.TT = max(p.TT+s.ttOff, 0)
-	p.PN += s.pnOff
-	ts := binary.BigEndian.Uint32(p.RTP[4:8])
-	if !s.tsSet[p.Track] {
-		s.tsSet[p.Track] = true
-		s.ts[p.Track] = s.trackOffset(p.Track, p.TT, ts)
+	_, seen := s.sp.Offset(p.Track)
+	s.sp.Rebase(p, true, time.Now())
+	if off, _ := s.sp.Offset(p.Track); !seen {
 		if c := s.clocks[p.Track]; !c.IsZero() {
 			// The filler's capture-time line, in the re-based timestamps
 			// (it sends it again only when it changes).
-			c.RTP += s.ts[p.Track]
+			c.RTP += off
 			if err := s.h.w.SetClock(p.Track, c); err != nil {
 				s.h.log.Debug("keep the filler's clock", "track", p.Track, "err", err)
 			}
 		}
 	}
-	binary.BigEndian.PutUint32(p.RTP[4:8], ts+s.ts[p.Track])
 	return true
 }
 
@@ -273,10 +264,14 @@ func (s *relaySplice) Clock(track uint8, c store.Clock) (store.Clock, bool) {
 		return c, false
 	}
 	s.clocks[track] = c
-	if !s.cutDone || !s.tsSet[track] {
+	if !s.cutDone {
 		return c, false
 	}
-	c.RTP += s.ts[track]
+	off, ok := s.sp.Offset(track)
+	if !ok {
+		return c, false
+	}
+	c.RTP += off
 	return c, true
 }
 
@@ -317,44 +312,21 @@ func captureTime(c store.Clock, clockRate uint32, ts uint32) (time.Time, bool) {
 	return c.NTP.Add(d), true
 }
 
-// base sets the shifts at the first kept packet p: its tt continues the
-// recording's last by the wall-clock time since that arrived, its number
-// follows the last.
-func (s *relaySplice) base(p *store.Packet) {
+// base starts re-basing the relay onto where this node's recording stops,
+// at the first kept packet (store.Splice: its tt continues the recording's
+// last by the wall-clock time since that arrived, its number follows the
+// last, each track's timestamps continue).
+func (s *relaySplice) base() {
 	w := s.h.w
-	lastTT, lastPN, ok := w.Last()
-	gap := time.Duration(0)
-	var lastAt time.Time
-	for i := range s.tracks {
-		if _, at, ok := w.TrackTail(uint8(i)); ok && at.After(lastAt) {
-			lastAt = at
-		}
+	rates := make([]uint32, len(s.tracks))
+	for i, t := range s.tracks {
+		rates[i] = t.ClockRate
 	}
-	if !lastAt.IsZero() {
-		gap = max(time.Since(lastAt), 0)
-	}
-	if ok {
-		s.ttOff = lastTT + gap - p.TT
-		s.pnOff = lastPN + 1 - p.PN
-	}
+	s.sp = store.NewSplice(store.TailOf(w, len(s.tracks)), rates)
 	s.cutDone = true
 	if err := w.SetSource(s.filler, []string{s.filler}); err != nil {
 		s.h.log.Warn("name the designated filler as the live stream's source", "err", err)
 	}
-	s.h.log.Info("live stream handed over to its designated filler", "filler", s.filler, "gap", gap.Round(time.Millisecond),
+	s.h.log.Info("live stream handed over to its designated filler", "filler", s.filler, "gap", s.sp.Gap(time.Now()).Round(time.Millisecond),
 		"key_frame_behind", s.behind.Round(time.Millisecond), "waited", time.Since(s.started).Round(time.Millisecond))
-}
-
-// trackOffset is what a track's RTP timestamps get added: its first kept
-// packet (re-based tt) continues the track's last stored timestamp by the
-// tt between them in clock ticks; 0 when the track has none.
-func (s *relaySplice) trackOffset(track uint8, tt time.Duration, ts uint32) uint32 {
-	last, _, ok := s.h.w.TrackTail(track)
-	if !ok || len(last.RTP) < 12 {
-		return 0
-	}
-	clock := int64(s.tracks[track].ClockRate)
-	d := tt - last.TT
-	ticks := int64(d/time.Second)*clock + int64(d%time.Second)*clock/int64(time.Second)
-	return binary.BigEndian.Uint32(last.RTP[4:8]) + uint32(ticks) - ts
 }
