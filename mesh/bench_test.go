@@ -115,11 +115,10 @@ func BenchmarkPeerFillChild(b *testing.B) {
 // against that store's own appends of the same segments, and reports both;
 // it returns the segments' size in MB.
 //
-// A first fill, untimed, gives the segments the store appends alone and
-// brings both sides to where every round finds them: the sender's reads,
-// the connection, this process's heap and the store's value log have
-// handled the recording once (the first write of a value log maps fresh
-// pages, which every later round finds mapped).
+// A first fill, untimed, gives the segments the store appends alone, and
+// takes the costs of a first use out of the rounds in both variants alike:
+// the connection, the sender's first reads, this process's heap growing to
+// hold the recording, the store's first value-log files.
 func benchPeerFill(b *testing.B, p Provider, key string) float64 {
 	stB, err := store.Open(b.TempDir(), store.Options{})
 	if err != nil {
