@@ -223,12 +223,13 @@ type received struct {
 // seal as it is read, then its hash and encoding (w.CheckOwned) on a
 // goroutine of their own, so that reading the next segment, checking one
 // and storing the one before overlap. For a recording the peer is still
-// filling, Run follows it until it ends. It returns nil when the peer's recording ended
-// complete and every segment is stored, or when the origin ended the live
-// stream the peer relayed (w's manifest then says Ended); otherwise an error
-// (ErrBadSegment, ErrStalled, ErrBehind, ErrPeerPartial, a stream error,
-// ctx's error), after which w holds only verified segments and the fill can
-// resume elsewhere. Run may be called once; it does not Finish w.
+// filling, Run follows it until it ends. It returns nil when the peer's
+// recording ended complete and every segment is stored, or when the origin
+// ended the live stream the peer relayed (w's manifest then says Ended);
+// otherwise an error (ErrBadSegment, ErrStalled, ErrBehind, ErrPeerPartial,
+// a stream error, ctx's error), after which w holds only verified segments
+// and the fill can resume elsewhere. Run may be called once; it does not
+// Finish w.
 func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.mu.Lock()
 	if pf.ran || pf.closed {
