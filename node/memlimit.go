@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"strings"
 	"time"
 
@@ -26,7 +27,10 @@ type MemoryLimit ByteSize
 // MiB live). Why it follows the sessions: a fixed limit near what a node
 // holds live makes the collector run all the time (1000 live players hold
 // about 70 MiB, heap and stacks), and one far above it saves nothing.
-// Measured per player (node/memory_bench_test.go): 45-70 KiB live.
+// Measured per player (node/memory_bench_test.go): 45-70 KiB live. The
+// limit never goes below autoMemoryFloor of what is live, so that a node
+// that holds more than its sessions account for is not collected without
+// a pause.
 const MemoryLimitAuto MemoryLimit = -1
 
 const (
@@ -98,20 +102,58 @@ func (c *Config) ApplyMemoryLimit() {
 }
 
 // tuneMemory keeps the process's memory limit at memory_limit auto's for
-// the sessions open, until ctx ends.
+// the sessions open, never below autoMemoryFloor of what the runtime
+// holds, until ctx ends.
 func (n *Node) tuneMemory(ctx context.Context) {
 	tick := time.NewTicker(autoMemoryEvery)
 	defer tick.Stop()
 	set := autoMemoryLimit(0)
+	samples := memorySamples()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if l := autoMemoryLimit(n.edge.Stats().Sessions); l != set {
+		rtmetrics.Read(samples)
+		if l := max(autoMemoryLimit(n.edge.Stats().Sessions), autoMemoryFloor(samples)); l != set {
 			debug.SetMemoryLimit(l)
 			set = l
 		}
 	}
+}
+
+// The runtime/metrics autoMemoryFloor reads, in this order.
+var memoryMetrics = []string{
+	"/gc/heap/live:bytes",
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/objects:bytes",
+}
+
+func memorySamples() []rtmetrics.Sample {
+	s := make([]rtmetrics.Sample, len(memoryMetrics))
+	for i, name := range memoryMetrics {
+		s[i].Name = name
+	}
+	return s
+}
+
+// autoMemoryFloor is the least memory_limit auto sets the limit to, from
+// samples of memoryMetrics: half as much again as the heap live at the
+// last collection, plus what the runtime holds besides heap objects and
+// free pages (stacks, its own structures, fragmentation). A node whose
+// live heap outgrows its sessions' share (ranges of a prefetch buffered,
+// many peer fills at once) so collects about as often as with GOGC=50,
+// never back to back.
+func autoMemoryFloor(samples []rtmetrics.Sample) int64 {
+	v := func(i int) int64 {
+		if samples[i].Value.Kind() != rtmetrics.KindUint64 {
+			return 0
+		}
+		return int64(samples[i].Value.Uint64())
+	}
+	live, total, released, free, objects := v(0), v(1), v(2), v(3), v(4)
+	return max(total-released-free-objects, 0) + live*3/2
 }

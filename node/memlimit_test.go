@@ -2,7 +2,9 @@ package node
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -80,5 +82,30 @@ func TestMemoryLimitText(t *testing.T) {
 		if _, err := ParseMemoryLimit(bad); err == nil {
 			t.Fatalf("%q parsed", bad)
 		}
+	}
+}
+
+// TestAutoMemoryFloor: with more live than the sessions' share (96 MiB
+// held, as a prefetch's buffered ranges may be; auto's limit for 500
+// sessions is 80 MiB), the floor tuneMemory keeps the limit above is half
+// as much again as the live heap, so the collector does not run back to
+// back.
+func TestAutoMemoryFloor(t *testing.T) {
+	hold := make([][]byte, 96)
+	for i := range hold {
+		hold[i] = make([]byte, 1<<20)
+		hold[i][0] = byte(i)
+	}
+	runtime.GC()
+	s := memorySamples()
+	rtmetrics.Read(s)
+	live := int64(s[0].Value.Uint64())
+	floor := autoMemoryFloor(s)
+	runtime.KeepAlive(hold)
+	if live < 96<<20 {
+		t.Fatalf("live heap %d after holding 96 MiB", live)
+	}
+	if floor < live*3/2 || floor > live*3/2+64<<20 {
+		t.Fatalf("floor %d MiB with %d MiB live, want 1.5 × live plus the runtime's own (< 64 MiB)", floor>>20, live>>20)
 	}
 }
