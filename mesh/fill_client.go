@@ -25,9 +25,11 @@ const (
 	// readChunk is how much of a segment is read under one read deadline,
 	// so a slow but moving link is not taken for a stalled one.
 	readChunk = 256 << 10
-	// pipelineDepth is how many received segments may wait for the store,
-	// so the network and the store work at the same time.
+	// pipelineDepth is how many checked segments may wait for the store,
+	// and checkDepth how many read ones may wait for their check, so that
+	// the network, the checks and the store work at the same time.
 	pipelineDepth = 4
+	checkDepth    = 2
 )
 
 // PeerFill is one fill from one peer: the stream after the answer, until
@@ -211,20 +213,23 @@ func (pf *PeerFill) Close() {
 // received is one frame handed from the network reader to the store.
 type received struct {
 	f    frame
-	data []byte               // a packet or clock frame's payload
-	seg  store.CheckedSegment // a segment frame's, verified by the reader
+	data []byte               // a packet or clock frame's payload; a segment's until checked
+	seg  store.CheckedSegment // a segment frame's, checked by checkSegments
 	err  error
 }
 
 // Run copies the peer's segments into w, which must be at the segment the
-// fill was opened at. Each segment is verified (its seal, then its hash and
-// encoding by w.Check) on the reading goroutine before it is stored; for a recording the peer is still filling, Run
-// follows it until it ends. It returns nil when the peer's recording ended
-// complete and every segment is stored, or when the origin ended the live
-// stream the peer relayed (w's manifest then says Ended); otherwise an error
-// (ErrBadSegment, ErrStalled, ErrBehind, ErrPeerPartial, a stream error,
-// ctx's error), after which w holds only verified segments and the fill can
-// resume elsewhere. Run may be called once; it does not Finish w.
+// fill was opened at. Each segment is verified before it is stored: its
+// seal as it is read, then its hash and encoding (w.CheckOwned) on a
+// goroutine of their own, so that reading the next segment, checking one
+// and storing the one before overlap. For a recording the peer is still
+// filling, Run follows it until it ends. It returns nil when the peer's
+// recording ended complete and every segment is stored, or when the origin
+// ended the live stream the peer relayed (w's manifest then says Ended);
+// otherwise an error (ErrBadSegment, ErrStalled, ErrBehind, ErrPeerPartial,
+// a stream error, ctx's error), after which w holds only verified segments
+// and the fill can resume elsewhere. Run may be called once; it does not
+// Finish w.
 func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	pf.mu.Lock()
 	if pf.ran || pf.closed {
@@ -239,7 +244,7 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	}
 	// Buffers in flight, as the resource manager sees them (segments are
 	// usually 256 KiB, the store's default).
-	const reserve = readBuffer + pipelineDepth*(256<<10)
+	const reserve = readBuffer + (pipelineDepth+checkDepth)*(256<<10)
 	if err := pf.s.Scope().ReserveMemory(reserve, network.ReservationPriorityHigh); err != nil {
 		return fmt.Errorf("fill from %s: %w", pf.peer, err)
 	}
@@ -257,12 +262,17 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		ch.prev = &store.Hash{} // the first segment follows none
 	}
 	start := time.Now()
-	pf.free = make(chan []byte, pipelineDepth+2)
+	pf.free = make(chan []byte, pipelineDepth+checkDepth+2)
+	read := make(chan received, checkDepth)
 	items := make(chan received, pipelineDepth)
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		defer close(read)
+		pf.readFrames(ctx, read, &ch)
+	})
+	wg.Go(func() {
 		defer close(items)
-		pf.readFrames(ctx, items, &ch, w)
+		checkSegments(ctx, read, items, w)
 	})
 	n, bytes, err := pf.store(items, w)
 	if (errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment)) && !errors.Is(err, ErrUnsigned) {
@@ -320,7 +330,8 @@ func (pf *PeerFill) store(items <-chan received, w *store.Writer) (n int, bytes 
 			if it.f.Index != next {
 				return n, bytes, fmt.Errorf("%w: segment %d where %d was due", ErrProtocol, it.f.Index, next)
 			}
-			// The reader verified the seal (chain.check) and the bytes (w.Check).
+			// The reader verified the seal (chain.check), checkSegments the
+			// bytes (w.CheckOwned).
 			if err := w.AppendChecked(it.seg, it.f.Seal); err != nil {
 				if errors.Is(err, store.ErrCorrupt) {
 					return n, bytes, fmt.Errorf("%w: segment %d: %w", ErrBadSegment, next, err)
@@ -503,9 +514,9 @@ func (c *chain) check(f *frame) error {
 }
 
 // readFrames reads frames into out until the end frame or an error. It
-// verifies each segment (seal, hash, encoding) here, so that the checks of
-// one segment overlap the store's append of the previous one.
-func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *chain, w *store.Writer) {
+// verifies each segment's seal here, before reading its bytes; their hash
+// and encoding are checkSegments' (the next segment is read meanwhile).
+func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *chain) {
 	send := func(r received) bool {
 		select {
 		case out <- r:
@@ -622,14 +633,6 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			}
 		}
 		r := received{f: f, data: data}
-		if f.Type == frameSegment {
-			seg, err := w.CheckOwned(data, f.Hash)
-			if err != nil {
-				send(received{err: fmt.Errorf("%w: segment %d: %w", ErrBadSegment, f.Index, err)})
-				return
-			}
-			r = received{f: f, seg: seg}
-		}
 		if f.Type == framePacket && hold != nil {
 			if !release(hold.packet(r, time.Now())) {
 				return
@@ -637,6 +640,30 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			continue
 		}
 		if !send(r) {
+			return
+		}
+	}
+}
+
+// checkSegments hands on what readFrames read, in order, each segment
+// checked by w (hash, encoding: store.Writer.CheckOwned) first; it stops
+// after an error, which it hands on.
+func checkSegments(ctx context.Context, in <-chan received, out chan<- received, w *store.Writer) {
+	for r := range in {
+		if r.err == nil && r.f.Type == frameSegment {
+			seg, err := w.CheckOwned(r.data, r.f.Hash)
+			if err != nil {
+				r = received{err: fmt.Errorf("%w: segment %d: %w", ErrBadSegment, r.f.Index, err)}
+			} else {
+				r = received{f: r.f, seg: seg}
+			}
+		}
+		select {
+		case out <- r:
+		case <-ctx.Done():
+			return
+		}
+		if r.err != nil {
 			return
 		}
 	}

@@ -176,9 +176,12 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 	var hdr []byte
 	sent := 0
 	digest := HeaderDigest(&mf) // of the answer: what the open tail's checkpoints sign
+	ahead := segmentAhead{st: m.st, key: key, ch: make(chan loadedSegment, 1)}
+	defer ahead.wg.Wait()
 	for {
-		data, si, err := m.st.SegmentShared(key, i) // read only: written out as it is
+		data, si, err := ahead.get(i) // read only: written out as it is
 		if err == nil {
+			ahead.start(i + 1)
 			hdr = appendSegmentHeader(hdr[:0], i, si.Hash, &si.Seal, len(data))
 			if err := w.write(hdr, data); err != nil {
 				return sent, err
@@ -206,6 +209,47 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 			return sent, w.end(mf)
 		}
 	}
+}
+
+// segmentAhead reads the segment after the one being sent from the store
+// while that one is written out: a fill's segments are seldom in the
+// store's segment cache, so each is read from disk (and its checksum
+// verified), which then overlaps the network.
+type segmentAhead struct {
+	st      *store.Store
+	key     string
+	ch      chan loadedSegment // capacity 1: what the read in flight found
+	wg      sync.WaitGroup     // the read in flight
+	index   uint32             // the segment it reads
+	reading bool
+}
+
+type loadedSegment struct {
+	data []byte
+	si   store.SegmentInfo
+	err  error
+}
+
+// start reads segment i on a goroutine of its own.
+func (a *segmentAhead) start(i uint32) {
+	a.index, a.reading = i, true
+	a.wg.Go(func() {
+		data, si, err := a.st.SegmentShared(a.key, i)
+		a.ch <- loadedSegment{data, si, err}
+	})
+}
+
+// get returns segment i (store.Store.SegmentShared): what start read, or
+// read now when that was another segment or failed (a segment not sealed
+// then may be now).
+func (a *segmentAhead) get(i uint32) ([]byte, store.SegmentInfo, error) {
+	if a.reading {
+		a.reading = false
+		if l := <-a.ch; l.err == nil && a.index == i {
+			return l.data, l.si, nil
+		}
+	}
+	return a.st.SegmentShared(a.key, i)
 }
 
 // awaitSegment flushes what is buffered and waits up to KeepaliveInterval

@@ -40,9 +40,12 @@ type Config struct {
 	Admin         AdminConfig `yaml:"admin"`
 	Fills         FillsConfig `yaml:"fills"` // config_limits.go
 	// MemoryLimit is the Go runtime's soft memory limit for the process
-	// that runs the node (ApplyMemoryLimit); 0 (the default) leaves the
-	// runtime's: none, or GOMEMLIMIT's.
-	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// that runs the node (ApplyMemoryLimit): auto (MemoryLimitAuto, the
+	// default) follows the sessions open; a size; 0 leaves the runtime's:
+	// none, or GOMEMLIMIT's.
+	MemoryLimit MemoryLimit `yaml:"memory_limit"`
+
+	autoMemory bool // ApplyMemoryLimit applied auto: Run follows the sessions
 }
 
 // RTSPConfig is the player-facing RTSP server.
@@ -267,6 +270,7 @@ func Defaults() Config {
 			MinFree:           store.DefaultMinFree,
 			RetentionInterval: Duration(defaultRetentionInterval),
 		},
+		MemoryLimit:   MemoryLimitAuto,
 		OriginTimeout: Duration(rtspedge.DefaultOriginTimeout),
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Mesh: MeshConfig{

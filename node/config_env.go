@@ -97,6 +97,12 @@ func (c *Config) Set(key, value string) error {
 			return fmt.Errorf("%s: %w", key, err)
 		}
 		*p = b
+	case *MemoryLimit:
+		m, err := ParseMemoryLimit(value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		*p = m
 	case *Bitrate:
 		b, err := ParseBitrate(value)
 		if err != nil {

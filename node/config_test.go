@@ -194,7 +194,7 @@ func TestValidateNamesKey(t *testing.T) {
 		{"admin.hosts", func(c *Config) { c.Admin.Hosts = []string{"http://x/"} }},
 		{"cache.min_free", func(c *Config) { c.Cache.MinFree = 1 << 20 }},
 		{"cache.memory", func(c *Config) { c.Cache.Memory = -1 }},
-		{"memory_limit", func(c *Config) { c.MemoryLimit = -1 }},
+		{"memory_limit", func(c *Config) { c.MemoryLimit = -2 }},
 		{"rtsp.request_timeout", func(c *Config) { c.RTSP.RequestTimeout = 0 }},
 		{"rtsp.idle_timeout", func(c *Config) { c.RTSP.IdleTimeout = -1 }},
 		{"rtsp.max_connections", func(c *Config) { c.RTSP.MaxConnections = 0 }},

@@ -49,8 +49,8 @@ func (c *Config) Validate() error {
 	if c.Cache.Memory < 0 {
 		bad("cache.memory", "%d is negative; write a size such as \"32MiB\", or 0 to keep no segment in memory", c.Cache.Memory)
 	}
-	if c.MemoryLimit < 0 {
-		bad("memory_limit", "%d is negative; write a size such as \"96MiB\", or 0 to leave the Go runtime's limit", c.MemoryLimit)
+	if c.MemoryLimit < 0 && c.MemoryLimit != MemoryLimitAuto {
+		bad("memory_limit", "%d is negative; write auto, a size such as \"96MiB\", or 0 to leave the Go runtime's limit", int64(c.MemoryLimit))
 	}
 	if c.Cache.MinFree < store.MinMinFree {
 		bad("cache.min_free", "%d is below the least headroom the store can keep (8MiB); write a size such as \"512MiB\"", c.Cache.MinFree)

@@ -8,10 +8,12 @@
 //   - bounds on what players can make it fetch: requests per second per
 //     connection and per address (bounds.go), and the fill registry's caps
 //     on fills in all and per client (fills.* in the config);
-//   - wiring and lifetime: New opens the store, the in-memory relay store,
-//     the mesh host and the RTSP server; Run runs them and the fills and
-//     waits for every goroutine (node.go); Open is rtspedge.Recordings
-//     (resolve.go);
+//   - wiring and lifetime: New opens the store, the in-memory relay store
+//     (whose Badger opens at its first use), the mesh host and the RTSP
+//     server; Run runs them and the fills and waits for every goroutine
+//     (node.go), and with memory_limit auto follows the RTSP sessions with
+//     the process's memory limit (memlimit.go); Open is
+//     rtspedge.Recordings (resolve.go);
 //   - operations: the admin HTTP API, Prometheus metrics and the dashboard
 //     (admin*.go, metrics.go, dashboard/). They read the fill registry's
 //     Snapshot and the counters the fill Hooks feed, never its lock, and

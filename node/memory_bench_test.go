@@ -78,19 +78,16 @@ func ffmpegTS(b *testing.B, args ...string) []byte {
 	return ts
 }
 
-// benchVODMemoryLimit is memory_limit for BenchmarkNodeVOD500: its players,
-// each alone in its part of a long recording, hold 45-50 MiB of live heap
-// (with the stacks, 55-60), and without a limit the heap grows to twice
-// that before a collection, 150 MiB of RSS. RTSPMESH_BENCH_MEMORY_LIMIT
-// (a size; 0 for none) measures another.
-const benchVODMemoryLimit = 80 << 20
-
-func vodMemoryLimit(b *testing.B) node.ByteSize {
+// vodMemoryLimit is memory_limit for BenchmarkNodeVOD500: the default,
+// auto (which follows the sessions: 56 MiB and 48 KiB a session, 80 MiB
+// for its 500 players), unless RTSPMESH_BENCH_MEMORY_LIMIT names another
+// (auto, a size, or 0 for none).
+func vodMemoryLimit(b *testing.B) node.MemoryLimit {
 	s := os.Getenv("RTSPMESH_BENCH_MEMORY_LIMIT")
 	if s == "" {
-		return benchVODMemoryLimit
+		return node.MemoryLimitAuto
 	}
-	l, err := node.ParseByteSize(s)
+	l, err := node.ParseMemoryLimit(s)
 	if err != nil {
 		b.Fatalf("RTSPMESH_BENCH_MEMORY_LIMIT: %v", err)
 	}
@@ -102,7 +99,7 @@ func vodMemoryLimit(b *testing.B) node.ByteSize {
 // of it, with its mesh on loopback and the per-address limits
 // (connections, sessions, DESCRIBEs a second) raised for benchPlayers
 // players from one address, and memory_limit memoryLimit.
-func benchNode(b *testing.B, memoryLimit node.ByteSize) (*childNode, *origin.Origin) {
+func benchNode(b *testing.B, memoryLimit node.MemoryLimit) (*childNode, *origin.Origin) {
 	b.Helper()
 	clip := clip2Mbps(b)
 	long := loopClip(b, clip, benchVODDuration)

@@ -204,6 +204,9 @@ func (n *Node) Run(ctx context.Context) error {
 		meshCancel()
 	})
 	n.wg.Go(func() { n.retain(ctx) })
+	if n.cfg.autoMemory {
+		n.wg.Go(func() { n.tuneMemory(ctx) })
+	}
 	close(n.ready)
 	n.log.Info("node started", "rtsp", n.RTSPAddr().String(), "peer", n.PeerID())
 

@@ -12,8 +12,11 @@ const (
 	// 20 KiB; a join's burst (a GOP at once) takes a few writes.
 	batchMaxBytes = 64 << 10
 	// slowWrite: a player whose connection takes no byte of a batch for this
-	// long (its socket buffers, megabytes on a fast link, already full) is
-	// too slow, and its session is closed.
+	// long, and at most half as long again (its socket buffers, megabytes
+	// on a fast link, already full), is too slow, and its session is
+	// closed. The replay's write deadline is moved on only when less than
+	// slowWrite is left of it: setting a deadline is a runtime timer's
+	// update, once a second instead of at every batch.
 	slowWrite = 2 * time.Second
 )
 
@@ -33,6 +36,7 @@ type batchConn struct {
 
 	mu       sync.Mutex
 	deadline time.Time  // gortsplib's write deadline, for its next Write
+	set      time.Time  // the write deadline the connection has now
 	err      error      // sticky: a failed write fails everything after it
 	held     bool       // the replay waits for gortsplib's next Write (a PLAY answer)
 	released *sync.Cond // on mu: held was cleared
@@ -81,7 +85,7 @@ func (c *batchConn) Write(p []byte) (int, error) {
 
 // writeBatch writes interleaved frames of the replay, after the PLAY answer
 // (holdForAnswer); a connection that does not take them within slowWrite
-// fails with os.ErrDeadlineExceeded.
+// (and at most half as long again) fails with os.ErrDeadlineExceeded.
 func (c *batchConn) writeBatch(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -99,7 +103,11 @@ func (c *batchConn) writeBatch(p []byte) error {
 		}
 		t.Stop()
 	}
-	_, err := c.writeLocked(p, time.Now().Add(slowWrite))
+	deadline := c.set
+	if now := time.Now(); deadline.Before(now.Add(slowWrite)) || deadline.After(now.Add(slowWrite*3/2)) {
+		deadline = now.Add(slowWrite * 3 / 2)
+	}
+	_, err := c.writeLocked(p, deadline)
 	return err
 }
 
@@ -107,9 +115,12 @@ func (c *batchConn) writeLocked(p []byte, deadline time.Time) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
-		c.err = err
-		return 0, err
+	if !deadline.Equal(c.set) {
+		if err := c.Conn.SetWriteDeadline(deadline); err != nil {
+			c.err = err
+			return 0, err
+		}
+		c.set = deadline
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil {

@@ -54,7 +54,7 @@
 // over UDP packets go through gortsplib's session queue, which gortsplib
 // discards on PAUSE, so a PAUSE is answered once the queue has written what
 // the replay handed it (a resumed play has no hole). A player whose
-// connection takes nothing for 2 s, or whose UDP queue fills, is dropped
+// connection takes nothing for 2–3 s, or whose UDP queue fills, is dropped
 // alone. Errors of Recordings become RTSP status codes
 // here and nowhere else (a LimitError: 503 with its reason phrase).
 // Recordings.Open's context carries the Client (address and connection)

@@ -19,6 +19,10 @@ const (
 	maxPacketSize = 1472
 	// byeGrace: the end's RTCP BYE follows the last packet's time by this.
 	byeGrace = 200 * time.Millisecond
+	// wakeGrid: a TCP replay wakes on a grid of SendAhead/wakeGrid (10 ms
+	// by default), at or before its next packet is due, so that the
+	// replays of many players wake together.
+	wakeGrid = 8
 )
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
@@ -76,8 +80,17 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	if p.conn == nil {
 		ahead = 0
 	}
+	var next time.Time // when the next packet is due, once known
 	for {
-		horizon := time.Now().Add(ahead)
+		// A TCP replay wakes on a grid (below), up to a grid step before
+		// its next packet is due; its batch reaches SendAhead past that
+		// packet's time all the same.
+		now := time.Now()
+		horizon := now.Add(ahead)
+		if next.After(now) && ahead > 0 {
+			horizon = next.Add(ahead)
+		}
+		next = time.Time{}
 		n := 0
 		var wake time.Time
 		var readErr error
@@ -151,6 +164,10 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			return
 		}
 		if !wake.IsZero() {
+			next = wake
+			if ahead > 0 {
+				wake = wake.Truncate(ahead / wakeGrid)
+			}
 			timer.Reset(time.Until(wake))
 			select {
 			case <-ctx.Done():

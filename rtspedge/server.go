@@ -81,8 +81,11 @@ type ServerConfig struct {
 	// connection. They default to 10s.
 	ReadTimeout, WriteTimeout time.Duration
 	// SendAhead: a replay wake-up sends every packet due within this much
-	// of now, so packets leave at most this early. Larger batches cost less
-	// CPU per packet (fewer wake-ups and write calls): 80 ms costs about a
+	// of its next packet's time, so packets leave at most this early, and
+	// one step of the wake grid (SendAhead/8: replays wake on a common
+	// grid, up to a step before their next packet is due, so that many
+	// wake together; replay.go). Larger batches cost less CPU per packet
+	// (fewer wake-ups and write calls): 80 ms costs about a
 	// quarter less than 40 ms at 500 players (node BenchmarkNodeLive500,
 	// rtspedge BenchmarkServe500Players). It defaults to 80ms: two frames
 	// of a 25 fps stream, far less than any player's jitter buffer. It

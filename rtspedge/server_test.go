@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
@@ -279,5 +283,56 @@ func TestOriginDiesWhileServing(t *testing.T) {
 	})
 	if m, err := st.Manifest("x"); err != nil || m.State != store.StatePartial {
 		t.Fatalf("recording state %v (err %v), want partial", m.State, err)
+	}
+}
+
+// TestTCPSendAhead: a TCP player gets each packet at most SendAhead (and
+// one step of the replay's wake grid) before its time, in batches, and
+// none late: packet i arrives (tt_i - tt_0) after the first, give or take.
+func TestTCPSendAhead(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	synthRecording(t, st, "v", synthSpec{dur: 3 * time.Second, fps: 25, perFrame: 4, size: 500, gop: 25})
+	const ahead = 80 * time.Millisecond
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st), SendAhead: ahead})
+	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
+	type arrival struct {
+		ts uint32
+		at time.Time
+	}
+	var mu sync.Mutex
+	var got []arrival
+	p.c.OnPacketRTPAny(func(_ *description.Media, _ format.Format, pkt *rtp.Packet) {
+		mu.Lock()
+		got = append(got, arrival{pkt.Timestamp, time.Now()})
+		mu.Unlock()
+	})
+	p.play(t, nil)
+	const want = 2 * 25 * 4 // 2 s of media
+	testkit.Eventually(t, 10*time.Second, "2 s of packets", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= want
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// lead: how much sooner than its time a packet arrived, against the
+	// first (sent at once, in the first batch).
+	var most, least time.Duration
+	for _, a := range got[:want] {
+		media := time.Duration(a.ts-got[0].ts) * time.Second / 90000
+		lead := media - a.at.Sub(got[0].at)
+		most, least = max(most, lead), min(least, lead)
+	}
+	t.Logf("packets arrived from %v late to %v early", -least, most)
+	// The margin is for a loaded machine delaying the first packet's read.
+	if limit := ahead + ahead/wakeGrid + 40*time.Millisecond; most > limit {
+		t.Fatalf("a packet arrived %v before its time, more than %v", most, limit)
+	}
+	if most < ahead/2 {
+		t.Fatalf("packets arrived at most %v before their time: not sent ahead", most)
+	}
+	if least < -500*time.Millisecond {
+		t.Fatalf("a packet arrived %v late", -least)
 	}
 }

@@ -82,10 +82,17 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
 	}
 
-	// Readers see the segment (pending) while Badger writes it.
-	s.cache.add(segRef{rec.seq, si.Index}, sg)
+	// Readers see the segment (pending) while Badger writes it; readers
+	// following the fill (a live stream's, a player's of a filling VOD)
+	// find it in the segment cache after. A fill nobody reads (a prefetch)
+	// leaves the cache alone: at Speed 64 its sealed segments held the
+	// whole cache (32 MiB of heap by default) for segmentTTL after the
+	// fill, while players joined the new recording.
 	w.open = newOpenSegment(si.Index + 1)
 	rec.mu.Lock()
+	if rec.readers > 0 {
+		s.cache.add(segRef{rec.seq, si.Index}, sg)
+	}
 	rec.pending, rec.pendingInfo = sg, si
 	rec.open = w.open
 	if len(segs) == 0 {
