@@ -271,6 +271,12 @@ func TestCacheBusting(t *testing.T) {
 			cfg.Mesh.Enabled = false
 			cfg.Admin.Listen = "127.0.0.1:0"
 			cfg.Origins[0].PassQuery = tc.passQuery
+			// The fills started must last the loop, however slow a loaded
+			// machine makes it (one loaded run took 30 s for the 50, and
+			// fills of the 20 s sample at Speed 8 ended meanwhile, freeing
+			// their slots): 200 kbit/s for all of them together makes
+			// each take minutes.
+			cfg.Origins[0].RateLimit = 200_000
 			cfg.Fills.MaxConcurrent, cfg.Fills.MaxPerClient = tc.maxFills, tc.maxPerAddr
 			if tc.rates > 0 {
 				cfg.Fills.DescribesPerConnection, cfg.Fills.DescribesPerAddress = tc.rates, tc.rates

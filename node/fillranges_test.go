@@ -265,8 +265,8 @@ func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 
 // TestRangePrefetchViaFiller: node B prefetches a stream whose designated
 // filler is node A. B's filler request says nobody watches it (filler
-// protocol 1.1.0), so A's fill, held for B only, pulls 4 ranges at once
-// from the origin (4 PLAYs there, none from B), each at the Speed
+// protocol 1.1.0), so A's fill, held for B only, pulls up to 4 ranges at
+// once from the origin (PLAYs there, none from B), each at the Speed
 // granted, and B's copy, tailed from A, holds what a single pull stores.
 func TestRangePrefetchViaFiller(t *testing.T) {
 	t.Parallel()
@@ -308,8 +308,12 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 					t.Fatalf("track %d at B (A's ranges) against one pull: %v", tr, err)
 				}
 			}
-			if plays != ranges+1 || took > tc.within {
-				t.Fatalf("%d PLAYs at the origin (want %d: A's ranges and the single pull), B's prefetch took %v (want less than %v)",
+			// A splits what is left of the clip when its first session
+			// starts, into at most 4 ranges of 2 s or more (rtspedge's
+			// rangeMin): at Speed 8 on a loaded machine that may be 3 or
+			// 2. One session at A (the request's flag lost) makes 2 PLAYs.
+			if plays < 3 || plays > ranges+1 || took > tc.within {
+				t.Fatalf("%d PLAYs at the origin (want 3 to %d: A's ranges and the single pull), B's prefetch took %v (want less than %v)",
 					plays, ranges+1, took, tc.within)
 			}
 		})
