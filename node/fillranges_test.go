@@ -147,11 +147,14 @@ func TestRangePrefetchGst(t *testing.T) {
 }
 
 // TestRangePrefetchOrigin: the built-in origin is pulled as 4 ranges at
-// once, asked for no Speed (speed: 1) and for Speed 8, each range then at
-// 8, and stores what one pull stores.
+// once, asked for no Speed (speed: 1) and for Speed 2, each range then at
+// 2, and stores what one pull stores.
 func TestRangePrefetchOrigin(t *testing.T) {
 	t.Parallel()
-	for _, speed := range []float64{1, 8} {
+	// Speed 2, not 8: the 12 s clip then lasts 6 s at one session, time
+	// for the split even on a loaded machine (at 8 the clip was over
+	// before the ranges' sessions were set up, in one loaded run).
+	for _, speed := range []float64{1, 2} {
 		t.Run(fmt.Sprintf("speed %v", speed), func(t *testing.T) {
 			t.Parallel()
 			org := startClipOrigin(t, speedClip) // its own, to count its PLAYs
@@ -277,7 +280,7 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		speed float64
-	}{{"no Speed", 1}, {"Speed 8", 8}} {
+	}{{"no Speed", 1}, {"Speed 2", 2}} { // 2, not 8: as TestRangePrefetchOrigin
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			org, a, b, path := fillerPair(t, ts, tc.speed, ranges)
@@ -305,8 +308,8 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 			}
 			// A splits what is left of the clip when its first session
 			// starts, into at most 4 ranges of 2 s or more (rtspedge's
-			// rangeMin): at Speed 8 on a loaded machine that may be 3 or
-			// 2. One session at A (the request's flag lost) makes 2 PLAYs.
+			// rangeMin): on a loaded machine that may be 3 or 2. One
+			// session at A (the request's flag lost) makes 2 PLAYs.
 			if plays < 3 || plays > ranges+1 {
 				t.Fatalf("%d PLAYs at the origin, want 3 to %d: A's ranges and the single pull", plays, ranges+1)
 			}
