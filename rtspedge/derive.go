@@ -151,10 +151,3 @@ func ticksToDuration(ticks int64, clock uint32) time.Duration {
 	c := int64(clock)
 	return time.Duration(ticks/c)*time.Second + time.Duration(ticks%c*int64(time.Second)/c)
 }
-
-// durationToTicks converts a duration to RTP clock ticks without overflow.
-func durationToTicks(d time.Duration, clock uint32) int64 {
-	c := int64(clock)
-	sec := int64(d / time.Second)
-	return sec*c + int64(d%time.Second)*c/int64(time.Second)
-}

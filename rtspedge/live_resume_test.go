@@ -197,7 +197,7 @@ func checkSplice(t *testing.T, pkts []appended, split int, tracks []store.Track)
 		// To the tick: the gap is a difference of nanosecond times cut
 		// to clock ticks, which the splice and this check may round on
 		// either side of a tick (seen: one 48 kHz tick, 21 µs).
-		want := before.ts + uint32(durationToTicks(after.TT-before.TT, tr.ClockRate))
+		want := before.ts + uint32(store.DurationToTicks(after.TT-before.TT, tr.ClockRate))
 		if d := int32(after.ts - want); d < -1 || d > 1 {
 			t.Errorf("track %d: timestamp %d after %d (tt %v → %v), want %d (± 1)", k, after.ts, before.ts, before.TT, after.TT, want)
 		}

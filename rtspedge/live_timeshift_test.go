@@ -637,7 +637,7 @@ func loopClip(t *testing.T, pk []store.Packet, m store.Manifest) func() store.Pa
 			return p
 		}
 		r.SequenceNumber += uint16(loop * perTrack[p.Track])
-		r.Timestamp += uint32(durationToTicks(time.Duration(loop)*m.Duration, m.Tracks[p.Track].ClockRate))
+		r.Timestamp += uint32(store.DurationToTicks(time.Duration(loop)*m.Duration, m.Tracks[p.Track].ClockRate))
 		raw, err := r.Marshal()
 		if err != nil {
 			t.Errorf("stored packet: %v", err)

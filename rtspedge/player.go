@@ -187,7 +187,7 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 	for _, medi := range ctx.Session.SetuppedMedias() {
 		t := p.byMed[medi]
 		seq := t.nextSeq
-		ts := t.init + uint32(durationToTicks(p.sStart, t.clock))
+		ts := t.init + uint32(store.DurationToTicks(p.sStart, t.clock))
 		info = append(info, &headers.RTPInfoEntry{
 			URL:            p.trackURL(ctx, t),
 			SequenceNumber: &seq,
@@ -271,7 +271,7 @@ func (p *player) seek(ctx context.Context, from time.Duration) *base.Response {
 		if !p.played && len(q.data) >= 8 {
 			// The first PLAY keeps the stored timestamps: offset 0.
 			ts := binary.BigEndian.Uint32(q.data[4:8])
-			t.init = ts - uint32(durationToTicks(q.tt-npt, t.clock))
+			t.init = ts - uint32(store.DurationToTicks(q.tt-npt, t.clock))
 		}
 	}
 	for i, t := range p.tracks {

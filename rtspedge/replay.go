@@ -323,7 +323,7 @@ func (p *player) sendUDP(batch []qpacket, pkt *rtp.Packet) (count, sent uint64, 
 // the first packet of a PLAY fixes the offset.
 func (p *player) sessionTS(t *playTrack, tt time.Duration, stored uint32) uint32 {
 	if !t.haveOff {
-		want := t.init + uint32(durationToTicks(p.sStart+tt-p.sNPT, t.clock))
+		want := t.init + uint32(store.DurationToTicks(p.sStart+tt-p.sNPT, t.clock))
 		t.off, t.haveOff = want-stored, true
 	}
 	return stored + t.off

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // srInterval is the mean interval between two sender reports of a track:
@@ -61,7 +63,7 @@ func (p *player) report(now time.Time) bool {
 // senderReport is track t's sender report for wall time now.
 func (p *player) senderReport(i uint8, t *playTrack, now time.Time) *rtcp.SenderReport {
 	s := p.sStart + now.Sub(p.wallStart)
-	ts := t.init + uint32(durationToTicks(s, t.clock))
+	ts := t.init + uint32(store.DurationToTicks(s, t.clock))
 	ntp := p.ntpZero.Add(s)
 	if p.m.Live && t.haveOff && p.reader != nil {
 		if c, ok := p.reader.Clock(i); ok {

@@ -111,7 +111,7 @@ func (s *Splice) Rebase(p *Packet, pn bool, now time.Time) {
 		o.based = true
 		if int(p.Track) < len(s.tail.Tracks) && s.tail.Tracks[p.Track].OK {
 			last := s.tail.Tracks[p.Track]
-			o.off = last.TS + uint32(ticks(p.TT-last.TT, s.rates[p.Track])) - ts
+			o.off = last.TS + uint32(DurationToTicks(p.TT-last.TT, s.rates[p.Track])) - ts
 		}
 	}
 	binary.BigEndian.PutUint32(p.RTP[4:8], ts+o.off)
@@ -135,8 +135,9 @@ func (s *Splice) Offset(track uint8) (uint32, bool) {
 	return s.ts[track].off, true
 }
 
-// ticks is d in units of a clock of rate ticks per second.
-func ticks(d time.Duration, rate uint32) int64 {
+// DurationToTicks is d in ticks of an RTP clock of rate ticks per second,
+// without overflow.
+func DurationToTicks(d time.Duration, rate uint32) int64 {
 	c := int64(rate)
 	return int64(d/time.Second)*c + int64(d%time.Second)*c/int64(time.Second)
 }
