@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
+	"github.com/rtspmesh/rtspmesh/internal/setuphold"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
 )
 
@@ -224,6 +225,12 @@ func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Respons
 		h.log.Debug("pause", "stream", ctx.Path)
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest: a GStreamer
+// player's SETUP is answered at once (setuphold).
+func (h *handler) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
+	setuphold.Lift(req)
 }
 
 // OnResponse implements gortsplib.ServerHandlerOnResponse: it restores our
