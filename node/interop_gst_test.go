@@ -43,7 +43,7 @@ const (
 	// play's first video frame may be stamped. rtspsrc stamps frames by the
 	// pipeline's running time, which starts before the RTSP exchange, so a
 	// server slow to answer shows in it: gortsplib held every SETUP of a
-	// GStreamer player for a second (internal/setuphold), 2 s for video and
+	// GStreamer player for a second (rtspedge/setuphold), 2 s for video and
 	// audio, where the origin's first frame is stamped 0.02-0.2 s.
 	maxStartLag = time.Second
 )

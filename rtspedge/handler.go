@@ -8,7 +8,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 
-	"github.com/rtspmesh/rtspmesh/internal/setuphold"
+	"github.com/rtspmesh/rtspmesh/rtspedge/setuphold"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 

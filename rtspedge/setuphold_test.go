@@ -11,7 +11,7 @@ import (
 )
 
 // gortsplibSetupHold is how long gortsplib v4.16.2 holds its answer to a
-// SETUP from a GStreamer user agent (internal/setuphold).
+// SETUP from a GStreamer user agent (rtspedge/setuphold).
 const gortsplibSetupHold = time.Second
 
 // TestGStreamerSetupAnsweredAtOnce: the node's server and the built-in

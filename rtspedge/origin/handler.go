@@ -15,8 +15,8 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
-	"github.com/rtspmesh/rtspmesh/internal/setuphold"
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
+	"github.com/rtspmesh/rtspmesh/rtspedge/setuphold"
 )
 
 // handler is the Origin seen as a gortsplib.ServerHandler.
