@@ -470,7 +470,8 @@ func (s *Store) privateSegment(rec *recording, idx uint32) (*segment, error) {
 
 // releaseStored takes the pages of stored segment idx of rec out of the
 // process's resident memory: Badger wrote it through its mapping of the
-// value log.
+// value log. It also starts the writeback of what is stored
+// (writeback_linux.go).
 func (s *Store) releaseStored(rec *recording, idx uint32) {
 	if s.resident == nil {
 		return
@@ -483,6 +484,7 @@ func (s *Store) releaseStored(rec *recording, idx uint32) {
 			}
 			return item.Value(func(v []byte) error {
 				s.resident.release(v, 0, len(v))
+				s.resident.writeBack(v)
 				return nil
 			})
 		})
