@@ -10,8 +10,10 @@ func newResident(string, bool) *valueLogMaps { return nil }
 
 func (*valueLogMaps) release([]byte, int, int) {}
 
-// writeBack leaves the value log's pages to the kernel outside Linux.
-func (*valueLogMaps) writeBack([]byte) {}
+// noteStored and startWriteback leave the value log's pages to the kernel
+// outside Linux.
+func (*valueLogMaps) noteStored([]byte) bool { return false }
+func (*valueLogMaps) startWriteback()        {}
 
 func (*valueLogMaps) copyOut(dst, v []byte, off int) *valueLoc {
 	copy(dst, v[off:])

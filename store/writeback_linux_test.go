@@ -5,6 +5,8 @@ package store
 import (
 	"testing"
 	"time"
+
+	"github.com/rtspmesh/rtspmesh/internal/testkit"
 )
 
 // TestValueLogWriteback: storing segments starts the kernel's writeback of
@@ -34,7 +36,13 @@ func TestValueLogWriteback(t *testing.T) {
 	for _, si := range w.Manifest().Segments {
 		stored += int64(si.Size)
 	}
+	// The store's goroutine starts what was queued.
 	wb := &s.resident.wb
+	testkit.Eventually(t, 10*time.Second, "queued writeback started", func() bool {
+		wb.mu.Lock()
+		defer wb.mu.Unlock()
+		return len(wb.due) == 0
+	})
 	wb.mu.Lock()
 	defer wb.mu.Unlock()
 	if len(wb.issued) != 1 {
