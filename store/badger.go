@@ -60,7 +60,9 @@ import (
 //     SIGKILL); a power loss may lose the last seconds, which a cache can
 //     refill. Badger still msyncs each value-log file when it rotates it;
 //     the store starts the writeback of stored segments every 4 MiB
-//     (writeback_linux.go) so that the msync finds little left to write.
+//     (writeback_linux.go) so that the msync finds little left to write,
+//     and has the pages ahead of the writes filled in off Badger's
+//     goroutine.
 //   - Compression none: the LSM holds headers and infos only; media payloads
 //     do not compress.
 func badgerOptions(dir string, o Options) badger.Options {

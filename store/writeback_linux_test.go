@@ -11,7 +11,8 @@ import (
 
 // TestValueLogWriteback: storing segments starts the kernel's writeback of
 // the value log behind them, writebackEvery bytes at a time, so that a
-// rotation finds little left to write (writeback_linux.go).
+// rotation finds little left to write, and asks for the pages ahead of
+// them (writeback_linux.go).
 func TestValueLogWriteback(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
@@ -56,6 +57,10 @@ func TestValueLogWriteback(t *testing.T) {
 		}
 		if off%pageSize != 0 {
 			t.Errorf("writeback of %s ends at %d, not at a page boundary", path, off)
+		}
+		// Pages ahead of the writes were asked for, at least half a window.
+		if ahead := wb.ahead[path]; ahead < stored+prefetchAhead/2-2*int64(DefaultSegmentBytes) {
+			t.Errorf("pages of %s asked for below %d; %d bytes stored", path, ahead, stored)
 		}
 	}
 }
