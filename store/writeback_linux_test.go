@@ -59,7 +59,7 @@ func TestValueLogWriteback(t *testing.T) {
 			t.Errorf("writeback of %s ends at %d, not at a page boundary", path, off)
 		}
 		// Pages ahead of the writes were asked for, at least half a window.
-		if ahead := wb.ahead[path]; ahead < stored+prefetchAhead/2-2*int64(DefaultSegmentBytes) {
+		if ahead := wb.ahead[path]; ahead < stored+prefetchAhead/2-2*int64(DefaultSegmentBytes) || ahead%pageSize != 0 {
 			t.Errorf("pages of %s asked for below %d; %d bytes stored", path, ahead, stored)
 		}
 	}
