@@ -30,23 +30,27 @@ import (
 //     written, as RocksDB's bytes_per_sync does. A rotation then has at most
 //     that much plus a segment left to write; a power loss loses fewer of
 //     the bytes too.
-//   - Ahead: Badger's first write to a page of the file faults it in, and
-//     the kernel fills it, and the read-ahead window around it (8 MiB on
-//     the development machine's disk), with zeros before the write goes on:
-//     measured 1–30 ms per 8 MiB there, by how fresh the memory it got was
-//     (a virtual machine's host maps pages the guest freed on first touch),
-//     17 % of a fill's CPU in one profile. So the store's goroutine faults
-//     the next prefetchAhead bytes of the mapping in for reading
-//     (MADV_POPULATE_READ, Linux 5.14; older kernels refuse it and nothing
-//     changes): the same faults and read-ahead as Badger's, so the page
-//     cache gets the same large folios (posix_fadvise WILLNEED made 4 KiB
-//     ones, which reads then copied out at half the speed), and Badger's
-//     writes only find the pages there. They are in this process's RSS
-//     until written and released (releaseStored): at most prefetchAhead.
-//     The mapping may have moved meanwhile (Badger remaps a file it
-//     rotates): a read fault is harmless anywhere, and one outside any
-//     mapping fails. At a rotation, pages past the end go with the file's
-//     tail.
+//   - Ahead: Badger's first write to a page of the file faults it in: the
+//     kernel fills it, and the read-ahead window around it (8 MiB on the
+//     development machine's disk), with zeros (measured 1–30 ms per 8 MiB
+//     there, by how fresh the memory it got was: a virtual machine's host
+//     maps pages the guest freed on first touch), then has the file system
+//     reserve its block and mark it dirty; 17 % of a fill's CPU in one
+//     profile, and a third of Badger's write goroutine's. So the store's
+//     goroutine faults the next prefetchAhead bytes of the mapping in for
+//     writing (MADV_POPULATE_WRITE, Linux 5.14; older kernels refuse it and
+//     nothing changes), which does all of that without changing a byte, and
+//     Badger's writes find the pages ready. (posix_fadvise WILLNEED did only
+//     the zeroing, and into 4 KiB folios that reads then copied out at half
+//     the speed; the fault path gives the large folios Badger's own faults
+//     would.) Pages are asked for up to the file's nominal size only (Badger
+//     maps a file at twice that, space.go): Badger writes every page below
+//     it before it rotates the file, so no page of zeros is left dirty for
+//     the rotation's msync. They are in this process's RSS until written
+//     and released (releaseStored): at most prefetchAhead. The mapping may
+//     have moved meanwhile (Badger remaps a file it rotates): the call
+//     changes no byte wherever it lands, and fails outside any writable
+//     mapping.
 type writeback struct {
 	mu     sync.Mutex
 	issued map[string]int64 // value-log file → writeback queued below this offset
@@ -103,7 +107,7 @@ func (m *valueLogMaps) noteStored(v []byte) bool {
 	}
 	if to := w.ahead[sp.path]; to-stored < prefetchAhead/2 {
 		from := max(to, end) // both at a page boundary: madvise takes whole pages
-		to = min((stored+prefetchAhead+pageSize-1)&^(pageSize-1), sp.off+int64(sp.end-sp.start))
+		to = min((stored+prefetchAhead+pageSize-1)&^(pageSize-1), sp.off+int64(sp.end-sp.start)/2)
 		w.ahead[sp.path] = to
 		if to > from {
 			w.due = append(w.due, fileRange{path: sp.path, from: from, to: to, addr: sp.start + uintptr(from-sp.off)})
@@ -126,7 +130,7 @@ func (m *valueLogMaps) startWriteback() {
 	m.wb.mu.Unlock()
 	for _, r := range due {
 		if r.addr != 0 {
-			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, r.addr, uintptr(r.to-r.from), unix.MADV_POPULATE_READ)
+			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, r.addr, uintptr(r.to-r.from), unix.MADV_POPULATE_WRITE)
 			continue
 		}
 		f := m.file(r.path)
