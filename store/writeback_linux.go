@@ -47,7 +47,10 @@ import (
 //     maps a file at twice that, space.go): Badger writes every page below
 //     it before it rotates the file, so no page of zeros is left dirty for
 //     the rotation's msync. They are in this process's RSS until written
-//     and released (releaseStored): at most prefetchAhead. The mapping may
+//     and released (releaseStored): at most prefetchAhead, kept small for
+//     that (a node's RSS has targets); the kernel's read-ahead still zeroes
+//     its whole window into the page cache at the first fault, and Badger's
+//     faults there only map pages and reserve blocks. The mapping may
 //     have moved meanwhile (Badger remaps a file it rotates): the call
 //     changes no byte wherever it lands, and fails outside any writable
 //     mapping.
@@ -70,7 +73,7 @@ type fileRange struct {
 // are asked for, every prefetchAhead/2 stored.
 const (
 	writebackEvery = 4 << 20
-	prefetchAhead  = 8 << 20
+	prefetchAhead  = 2 << 20
 )
 
 // noteStored notes that v, a value Badger gave for a segment whose commit
