@@ -145,15 +145,15 @@ func benchPeerFill(b *testing.B, p Provider, key string) float64 {
 	// alone is a serial loop behind Badger's one write goroutine, so each
 	// of that goroutine's stalls adds to it in full, where a fill's
 	// pipeline hides part of it: a value-log rotation (Badger msyncs the
-	// 64 MiB file; 40-80 ms before the store started its writeback, a few
-	// ms since), and the kernel zero-filling the next 8 MiB of the sparse
-	// value-log file on a page fault (this machine's read-ahead; measured
+	// 64 MiB file: 40-80 ms), and the kernel zero-filling the next 8 MiB of
+	// the sparse value-log file on a page fault (this machine's read-ahead;
 	// 1-30 ms each, by how fresh the memory it gets is). A round of 152 MB
-	// meets 2 or 3 rotations and 18 or 19 such faults, and the median of 3
+	// met 2 or 3 rotations and 18 or 19 such faults, and the median of 3
 	// rounds moved with where they fell (store-alone 230-316 MB/s while the
-	// fill held 213-243). So: 7 rounds, and every other round fills first,
-	// so that neither measurement always follows the other (the value
-	// log's position, the heap the other left).
+	// fill held 213-243). The store now does both off Badger's goroutine
+	// (store/writeback_linux.go); and the rounds are 7, every other one
+	// filling first, so that neither measurement always follows the other
+	// (the value log's position, the heap the other left).
 	const rounds = 7
 	var fillMBps, storeMBps []float64
 	mb := float64(size) / 1e6
