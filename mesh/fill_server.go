@@ -214,7 +214,9 @@ func (m *Mesh) sendSegments(ctx context.Context, w answerWriter, key string, i u
 // segmentAhead reads the segment after the one being sent from the store
 // while that one is written out: a fill's segments are seldom in the
 // store's segment cache, so each is read from disk (and its checksum
-// verified), which then overlaps the network.
+// verified), which then overlaps the network. Segments are read into two
+// buffers in turn (store.Store.SegmentInto): one is read ahead into while
+// the other is written out, which copies it.
 type segmentAhead struct {
 	st      *store.Store
 	key     string
@@ -222,6 +224,8 @@ type segmentAhead struct {
 	wg      sync.WaitGroup     // the read in flight
 	index   uint32             // the segment it reads
 	reading bool
+	bufs    [2][]byte // the read in flight owns bufs[next^1]
+	next    int       // the buffer the next read goes to
 }
 
 type loadedSegment struct {
@@ -233,15 +237,17 @@ type loadedSegment struct {
 // start reads segment i on a goroutine of its own.
 func (a *segmentAhead) start(i uint32) {
 	a.index, a.reading = i, true
+	buf := &a.bufs[a.next]
+	a.next ^= 1
 	a.wg.Go(func() {
-		data, si, err := a.st.SegmentShared(a.key, i)
+		data, si, err := a.st.SegmentInto(a.key, i, buf)
 		a.ch <- loadedSegment{data, si, err}
 	})
 }
 
-// get returns segment i (store.Store.SegmentShared): what start read, or
-// read now when that was another segment or failed (a segment not sealed
-// then may be now).
+// get returns segment i: what start read, or read now when that was
+// another segment or failed (a segment not sealed then may be now). The
+// bytes are good until the next get.
 func (a *segmentAhead) get(i uint32) ([]byte, store.SegmentInfo, error) {
 	if a.reading {
 		a.reading = false
@@ -249,7 +255,9 @@ func (a *segmentAhead) get(i uint32) ([]byte, store.SegmentInfo, error) {
 			return l.data, l.si, nil
 		}
 	}
-	return a.st.SegmentShared(a.key, i)
+	buf := &a.bufs[a.next]
+	a.next ^= 1
+	return a.st.SegmentInto(a.key, i, buf)
 }
 
 // awaitSegment flushes what is buffered and waits up to KeepaliveInterval

@@ -58,7 +58,11 @@ import (
 //   - SyncWrites off: a committed seal reaches the kernel before Commit
 //     returns, which survives a killed process (the crash test kills with
 //     SIGKILL); a power loss may lose the last seconds, which a cache can
-//     refill.
+//     refill. Badger still msyncs each value-log file when it rotates it;
+//     the store starts the writeback of stored segments every 4 MiB
+//     (writeback_linux.go) so that the msync finds little left to write,
+//     and has the pages ahead of the writes filled in off Badger's
+//     goroutine.
 //   - Compression none: the LSM holds headers and infos only; media payloads
 //     do not compress.
 func badgerOptions(dir string, o Options) badger.Options {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -102,4 +103,47 @@ func TestDamagedSegmentEndsReadAndCutsRecording(t *testing.T) {
 	}
 	defer r2.Close()
 	checkPackets(t, readAll(t, r2), packets)
+}
+
+// TestSegmentInto: a fill server's reads go into its buffer, the same bytes
+// as Segment's, and a rotten segment is refused (and the recording cut), as
+// every read from disk.
+func TestSegmentInto(t *testing.T) {
+	t.Parallel()
+	s := memStore(t, Options{SegmentBytes: 32 << 10, CacheBytes: -1})
+	key := "rtsp://origin.test/into"
+	record(t, s, key, synth(defaultSpec, 10*time.Second), StateComplete)
+	m, _ := s.Manifest(key)
+	if len(m.Segments) < 4 {
+		t.Fatalf("%d segments", len(m.Segments))
+	}
+	var buf []byte
+	for _, si := range m.Segments[:3] {
+		want, wantInfo, err := s.SegmentSealed(key, si.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, info, err := s.SegmentInto(key, si.Index, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) || info.Hash != wantInfo.Hash || info.Index != si.Index {
+			t.Fatalf("segment %d: %d bytes, info %d; want %d bytes, the stored info", si.Index, len(got), info.Index, len(want))
+		}
+		if &got[0] != &buf[0] {
+			t.Fatalf("segment %d was not read into the buffer", si.Index)
+		}
+	}
+	if _, _, err := s.SegmentInto(key, m.Segments[len(m.Segments)-1].Index+1, &buf); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a segment past the end: %v, want ErrNotFound", err)
+	}
+
+	const bad = 2
+	rot(t, s, key, bad)
+	if _, _, err := s.SegmentInto(key, bad, &buf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a rotten segment was served: %v, want ErrCorrupt", err)
+	}
+	if got, _ := s.Manifest(key); got.State != StatePartial || len(got.Segments) != bad {
+		t.Fatalf("after the damage: state %s, %d segments; want partial with %d", got.State, len(got.Segments), bad)
+	}
 }

@@ -58,7 +58,13 @@
 // reads and writes values through the mapping; pages touched stay in the
 // process's RSS. The store reads segment bytes from the file instead (pread)
 // and hands the pages Badger touched (a seal, an entry's header) back with
-// madvise, so the value log lives in the page cache, not in the RSS.
+// madvise, so the value log lives in the page cache, not in the RSS. Its
+// goroutine also starts the kernel's writeback of stored segments every
+// 4 MiB, and has the value log's next 2 MiB of pages faulted in ahead of
+// Badger's writes (writeback_linux.go): Badger msyncs a whole value-log
+// file when it rotates it, and its first write to a page waited for the
+// kernel to zero it, both on Badger's one write goroutine, which every
+// commit waits for.
 //
 // Free space (space.go): Badger memory-maps its files, so a full filesystem
 // would be SIGBUS. Every segment commit checks statfs against

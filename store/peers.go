@@ -15,33 +15,65 @@ func (s *Store) Segment(key string, index uint32) ([]byte, Hash, error) {
 // SegmentSealed returns the raw bytes of sealed segment index of key and
 // its info (hash and seal).
 func (s *Store) SegmentSealed(key string, index uint32) ([]byte, SegmentInfo, error) {
-	data, si, err := s.SegmentShared(key, index)
-	return bytes.Clone(data), si, err
-}
-
-// SegmentShared is SegmentSealed without the copy: the bytes are shared
-// with the segment cache and the store's readers, and the caller must not
-// change them (a fill server writes them to a stream as they are).
-func (s *Store) SegmentShared(key string, index uint32) ([]byte, SegmentInfo, error) {
-	rec, err := s.lookup(key)
+	rec, si, err := s.sealedInfo(key, index)
 	if err != nil {
 		return nil, SegmentInfo{}, err
-	}
-	rec.mu.Lock()
-	first, next := rec.hdr.FirstIndex, rec.hdr.NextIndex
-	var si SegmentInfo
-	if index >= first && index < next {
-		si = rec.segs[index-first]
-	}
-	rec.mu.Unlock()
-	if index < first || index >= next {
-		return nil, SegmentInfo{}, fmt.Errorf("segment %d of %s (have %d..%d): %w", index, key, first, next, ErrNotFound)
 	}
 	sg, err := s.segment(rec, index)
 	if err != nil {
 		return nil, SegmentInfo{}, err
 	}
-	return sg.raw, si, nil
+	return bytes.Clone(sg.raw), si, nil
+}
+
+// SegmentInto is SegmentSealed for a reader that reads each segment once
+// and copies it out at once (a fill server writes it to a stream): a
+// segment the writer or the segment cache holds is returned as it is there,
+// shared, and the caller must not change it; any other is read into *buf
+// (grown when short), checked against its stored checksum, and returned
+// there, neither decoded nor cached. The caller reuses *buf once it is done
+// with the bytes. A fill's segments are seldom in the cache: decoding them
+// and allocating a buffer for each cost the sender a sixth of its CPU, and
+// a fill put through the cache pushed out the segments players share.
+func (s *Store) SegmentInto(key string, index uint32, buf *[]byte) ([]byte, SegmentInfo, error) {
+	rec, si, err := s.sealedInfo(key, index)
+	if err != nil {
+		return nil, SegmentInfo{}, err
+	}
+	if sg := s.heldSegment(rec, index); sg != nil {
+		return sg.raw, si, nil
+	}
+	var raw []byte
+	if _, err := s.storedSegment(rec, index, func(size int) ([]byte, int, error) {
+		if cap(*buf) < size {
+			*buf = make([]byte, size)
+		}
+		raw = (*buf)[:size]
+		return raw, 0, nil
+	}); err != nil {
+		return nil, SegmentInfo{}, err
+	}
+	if err := s.verifySegment(rec, index, raw); err != nil {
+		s.damaged(rec, index, err)
+		return nil, SegmentInfo{}, fmt.Errorf("segment %d of %s: %w", index, key, err)
+	}
+	return raw, si, nil
+}
+
+// sealedInfo is the recording of key and the info of its sealed segment
+// index; ErrNotFound when it has no such segment.
+func (s *Store) sealedInfo(key string, index uint32) (*recording, SegmentInfo, error) {
+	rec, err := s.lookup(key)
+	if err != nil {
+		return nil, SegmentInfo{}, err
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	first, next := rec.hdr.FirstIndex, rec.hdr.NextIndex
+	if index < first || index >= next {
+		return nil, SegmentInfo{}, fmt.Errorf("segment %d of %s (have %d..%d): %w", index, key, first, next, ErrNotFound)
+	}
+	return rec, rec.segs[index-first], nil
 }
 
 // segment returns sealed segment idx of rec decoded: the writer's pending

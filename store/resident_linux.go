@@ -30,6 +30,8 @@ type valueLogMaps struct {
 	checked time.Time           // when /proc/self/maps was last read
 	swept   time.Time           // last sweep
 	files   map[string]*os.File // value-log files opened to read (readAt)
+
+	wb writeback // writeback_linux.go
 }
 
 // mappedSpan is one mapping: [start, end) maps the file path from offset off.

@@ -10,6 +10,11 @@ func newResident(string, bool) *valueLogMaps { return nil }
 
 func (*valueLogMaps) release([]byte, int, int) {}
 
+// noteStored and startWriteback leave the value log's pages to the kernel
+// outside Linux.
+func (*valueLogMaps) noteStored([]byte) bool { return false }
+func (*valueLogMaps) startWriteback()        {}
+
 func (*valueLogMaps) copyOut(dst, v []byte, off int) *valueLoc {
 	copy(dst, v[off:])
 	return nil

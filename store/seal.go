@@ -56,11 +56,6 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 	rec.mu.Lock()
 	h, segs, failed := rec.hdr, rec.segs, rec.commitErr
 	rec.mu.Unlock()
-	if len(segs) > 0 && failed == nil {
-		// The previous segment's commit completed (rec.wmu): the pages
-		// Badger wrote it through leave this process's resident memory.
-		s.releaseStored(rec, segs[len(segs)-1].Index)
-	}
 	if failed != nil {
 		rec.wmu.Unlock()
 		return nil, failed
@@ -104,6 +99,12 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 	if err := s.writeSegment(rec, si, sg, hb, c.completed); err != nil {
 		c.completed(err)
 		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
+	}
+	if len(segs) > 0 {
+		// The previous segment's commit completed (rec.wmu was free): the
+		// pages Badger wrote it through leave this process's resident
+		// memory, while Badger writes this one.
+		s.releaseStored(rec, segs[len(segs)-1].Index)
 	}
 	return c.done, nil
 }

@@ -105,6 +105,8 @@ type Store struct {
 	wg       sync.WaitGroup // the background goroutine
 	inflight sync.WaitGroup // asynchronous segment commits
 
+	writebackCh chan struct{} // value-log writeback is due (writeback_linux.go)
+
 	space      *spaceGuard
 	dir        string
 	repairs    *repairs  // writes recover deferred while read-only
@@ -136,7 +138,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts: opts, log: opts.Logger, done: make(chan struct{}), dir: dir,
 		cache: newSegmentCache(opts.CacheBytes), resident: newResident(dir, opts.InMemory),
 		recs: map[string]*recording{}, broken: map[string]error{},
-		evictCh: make(chan struct{}, 1), dropCh: make(chan struct{}, 1),
+		evictCh: make(chan struct{}, 1), dropCh: make(chan struct{}, 1), writebackCh: make(chan struct{}, 1),
 		space: newSpaceGuard(dir, &opts), diskGoal: -1,
 	}
 	if !opts.InMemory {
@@ -369,6 +371,8 @@ func (s *Store) background() {
 			s.evict()
 		case <-s.dropCh:
 			s.dropBlocks()
+		case <-s.writebackCh:
+			s.resident.startWriteback()
 		case <-gc.C:
 			s.runGC()
 		case <-flush.C:

@@ -293,6 +293,7 @@ func (w *Writer) AppendSegmentSealed(data []byte, h Hash, seal Seal) error {
 type CheckedSegment struct {
 	raw     []byte
 	hash    Hash
+	crc     uint32 // CRC-32C of raw, kept for the chunk checks of later reads
 	index   uint32
 	packets []Packet
 }
@@ -325,7 +326,10 @@ func (w *Writer) CheckOwned(data []byte, h Hash) (CheckedSegment, error) {
 	if err != nil {
 		return CheckedSegment{}, fmt.Errorf("segment for %s: %w", key, err)
 	}
-	return CheckedSegment{raw: data, hash: h, index: idx, packets: packets}, nil
+	// The CRC is computed here too, on the fill's checking goroutine, not in
+	// AppendChecked, which every commit of the recording waits for.
+	crc := crc32.Checksum(data, castagnoli)
+	return CheckedSegment{raw: data, hash: h, crc: crc, index: idx, packets: packets}, nil
 }
 
 // checkSize refuses a segment larger than the store takes (ErrCorrupt).
@@ -379,7 +383,7 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 	}
 	si := segmentInfo(packets)
 	si.Index, si.Size, si.Hash, si.Seal = idx, uint32(len(raw)), h, seal
-	si.CRC, si.hasCRC = crc32.Checksum(raw, castagnoli), true
+	si.CRC, si.hasCRC = c.crc, true
 	var rtpBytes uint64
 	for i := range packets {
 		rtpBytes += uint64(len(packets[i].RTP))
