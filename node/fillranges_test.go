@@ -146,19 +146,35 @@ func TestRangePrefetchGst(t *testing.T) {
 	checkRangePrefetch(t, "rtsp://"+gst.Addr, "clip", gst.URL("clip"), clip.Length, 1, func() int { return gst.Requests("PLAY", "clip") })
 }
 
+// rangesClip is what the range tests pull from the built-in origin at
+// Speed 2: 24 s, 12 s at one session, time for the split (the ranges'
+// sessions are set up once the first session plays) on a heavily loaded
+// machine, where a 12 s clip (6 s at Speed 2) was twice over before the
+// split in clean-clone runs beside other work (one session, or two at A
+// through a filler).
+var rangesClip = interop.Clip{Name: "h264-aac-24s.ts", Video: "h264", Audio: "aac", Length: 24 * time.Second}
+
+// clipAt is the clip a range test pulls from the built-in origin at speed.
+func clipAt(speed float64) interop.Clip {
+	if speed > 1 {
+		return rangesClip
+	}
+	return speedClip
+}
+
 // TestRangePrefetchOrigin: the built-in origin is pulled as 4 ranges at
 // once, asked for no Speed (speed: 1) and for Speed 2, each range then at
 // 2, and stores what one pull stores.
 func TestRangePrefetchOrigin(t *testing.T) {
 	t.Parallel()
-	// Speed 2, not 8: the 12 s clip then lasts 6 s at one session, time
-	// for the split even on a loaded machine (at 8 the clip was over
-	// before the ranges' sessions were set up, in one loaded run).
+	// Speed 2, not 8, and rangesClip: at 8 a 12 s clip was over before
+	// the ranges' sessions were set up, in one loaded run.
 	for _, speed := range []float64{1, 2} {
 		t.Run(fmt.Sprintf("speed %v", speed), func(t *testing.T) {
 			t.Parallel()
-			org := startClipOrigin(t, speedClip) // its own, to count its PLAYs
-			checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", speedClip.Length, speed, func() int {
+			clip := clipAt(speed)
+			org := startClipOrigin(t, clip) // its own, to count its PLAYs
+			checkRangePrefetch(t, "rtsp://"+org.Addr(), "clip.ts", "rtsp://"+org.Addr()+"/clip.ts", clip.Length, speed, func() int {
 				_, plays := org.Sessions("clip.ts")
 				return plays
 			})
@@ -235,14 +251,15 @@ func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 	t.Parallel()
 	clip := interop.Clip{Name: "h264-aac-12s.mp4", Video: "h264", Audio: "aac", Length: 12 * time.Second}
 	gst := interop.StartGstServer(t, interop.Mount{Path: "clip", Pipeline: clip.Pipeline(clip.Path(t))})
-	org := startClipOrigin(t, speedClip)
+	org := startClipOrigin(t, clipAt(2))
 	for _, tc := range []struct {
 		name, url, path, direct string
 		speed                   float64
+		length                  time.Duration
 		plays                   func() int // PLAYs of the clip at the origin
 	}{
-		{"gst", "rtsp://" + gst.Addr, "clip", gst.URL("clip"), 1, func() int { return gst.Requests("PLAY", "clip") }},
-		{"Speed 2", "rtsp://" + org.Addr(), "clip.ts", "rtsp://" + org.Addr() + "/clip.ts", 2, func() int {
+		{"gst", "rtsp://" + gst.Addr, "clip", gst.URL("clip"), 1, clip.Length, func() int { return gst.Requests("PLAY", "clip") }},
+		{"Speed 2", "rtsp://" + org.Addr(), "clip.ts", "rtsp://" + org.Addr() + "/clip.ts", 2, clipAt(2).Length, func() int {
 			_, plays := org.Sessions("clip.ts")
 			return plays
 		}},
@@ -257,9 +274,9 @@ func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 			viaNode := playsAsOrigin(t, "a player of a prefetch pulling ranges", n.url("o/"+tc.path), tc.direct)
 			wg.Wait()
 			played := viaNode.Exited.Sub(viaNode.Started)
-			t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), clip.Length)
-			if played > clip.Length+4*time.Second {
-				t.Fatalf("the player ran %v for a %v clip", played, clip.Length)
+			t.Logf("the prefetch took %v; the player joined and ran %v for a %v clip", took.Round(time.Millisecond), played.Round(time.Millisecond), tc.length)
+			if played > tc.length+4*time.Second {
+				t.Fatalf("the player ran %v for a %v clip", played, tc.length)
 			}
 		})
 	}
@@ -272,10 +289,6 @@ func TestRangePrefetchJoinedByPlayer(t *testing.T) {
 // granted, and B's copy, tailed from A, holds what a single pull stores.
 func TestRangePrefetchViaFiller(t *testing.T) {
 	t.Parallel()
-	ts, err := os.ReadFile(speedClip.Path(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const ranges = 4
 	for _, tc := range []struct {
 		name  string
@@ -283,6 +296,11 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 	}{{"no Speed", 1}, {"Speed 2", 2}} { // 2, not 8: as TestRangePrefetchOrigin
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			clip := clipAt(tc.speed)
+			ts, err := os.ReadFile(clip.Path(t))
+			if err != nil {
+				t.Fatal(err)
+			}
 			org, a, b, path := fillerPair(t, ts, tc.speed, ranges)
 			single := rangesNode(t, "rtsp://"+org.Addr(), 1, 0, tc.speed)
 
@@ -293,7 +311,7 @@ func TestRangePrefetchViaFiller(t *testing.T) {
 			wg.Wait()
 			_, plays := org.Sessions(strings.TrimPrefix(path, "o/"))
 			t.Logf("B's prefetch of %s through A: %v for a %v clip; %d PLAYs at the origin, the single pull's included",
-				path, took.Round(time.Millisecond), speedClip.Length, plays)
+				path, took.Round(time.Millisecond), clip.Length, plays)
 			if in, err := b.Stream(path); err != nil || in.Source != a.PeerID() {
 				t.Fatalf("B filled from %q (%v), want A %s", in.Source, err, a.PeerID())
 			}
