@@ -27,7 +27,10 @@ import (
 // reads much faster than real time (a peer's fill, a copy: it read its last
 // segment in under 1/bulkRatio of its media time) reads the next segment
 // whole instead, decoded for itself: it holds it briefly, and whole reads
-// cost less than chunks.
+// cost less than chunks. A reader whose caller releases packets (a
+// player's replay) never does: it reads fast only to catch up after a
+// stall, and 500 players catching up on a loaded server each copied whole
+// segments.
 //
 // Checking (damage.go): the first read of a segment checks it whole (in a
 // scratch buffer), against its CRC-32C or SHA-256 and then by decoding it, and keeps
