@@ -143,11 +143,5 @@ func (t *originTrack) npt(ts uint32, now time.Time, r *playRun) time.Duration {
 		t.ext += int64(int32(ts - t.lastTS))
 	}
 	t.lastTS = ts
-	return max(t.baseTT+ticksToDuration(t.ext, t.clock), 0)
-}
-
-// ticksToDuration converts RTP clock ticks to a duration without overflow.
-func ticksToDuration(ticks int64, clock uint32) time.Duration {
-	c := int64(clock)
-	return time.Duration(ticks/c)*time.Second + time.Duration(ticks%c*int64(time.Second)/c)
+	return max(t.baseTT+store.TicksToDuration(t.ext, t.clock), 0)
 }

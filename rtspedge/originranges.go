@@ -214,7 +214,7 @@ func (b *rebase) tt(p *rangePacket) time.Duration {
 	if b.identity || p.metaTT || b.clock == 0 {
 		return p.p.TT
 	}
-	return max(b.ttAt+ticksToDuration(int64(int32(p.hdr.Timestamp-b.tsAt)), b.clock), 0)
+	return max(b.ttAt+store.TicksToDuration(int64(int32(p.hdr.Timestamp-b.tsAt)), b.clock), 0)
 }
 
 // pull runs the ranges until the stream is stored, it fails, or the
@@ -525,7 +525,7 @@ func (r *rangeRun) est(t, i int) time.Duration {
 	if tr.rb.known || p.metaTT || tr.rb.clock == 0 {
 		return tr.rb.tt(p)
 	}
-	return r.start + ticksToDuration(int64(int32(p.hdr.Timestamp-tr.firstTS)), tr.rb.clock)
+	return r.start + store.TicksToDuration(int64(int32(p.hdr.Timestamp-tr.firstTS)), tr.rb.clock)
 }
 
 // findCut looks for where b begins in a's track t: the first packet (at

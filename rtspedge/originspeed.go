@@ -140,7 +140,7 @@ func (c *speedCheck) hold(p store.Packet, ts, clock uint32, now time.Time) {
 		c.tracks[p.Track] = tc
 	}
 	if tc.clock > 0 {
-		tc.rtpAdv = max(tc.rtpAdv, ticksToDuration(int64(int32(ts-tc.firstTS)), tc.clock))
+		tc.rtpAdv = max(tc.rtpAdv, store.TicksToDuration(int64(int32(ts-tc.firstTS)), tc.clock))
 	}
 	tc.ttAdv = max(tc.ttAdv, p.TT-tc.firstTT)
 	p.RTP = append([]byte(nil), p.RTP...)

@@ -102,7 +102,7 @@ func (p *player) senderReport(i uint8, t *playTrack, now time.Time) *rtcp.Sender
 	if p.m.Live && t.haveOff && p.reader != nil {
 		if c, ok := p.reader.Clock(i); ok {
 			stored := ts - t.off
-			ntp = c.NTP.Add(ticksToDuration(int64(int32(stored-c.RTP)), t.clock))
+			ntp = c.At(stored, t.clock)
 		}
 	}
 	return &rtcp.SenderReport{

@@ -254,7 +254,7 @@ func checkCompounds(t *testing.T, cs []rtcpCompound) map[uint32][]srPoint {
 
 // ntpOf maps an RTP timestamp through a sender report.
 func ntpOf(sr srPoint, ts, clock uint32) time.Time {
-	return sr.ntp.Add(ticksToDuration(int64(int32(ts-sr.rtp)), clock))
+	return sr.ntp.Add(store.TicksToDuration(int64(int32(ts-sr.rtp)), clock))
 }
 
 // TestSenderReportsVOD: over TCP and UDP, a player of a complete recording

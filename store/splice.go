@@ -135,6 +135,13 @@ func (s *Splice) Offset(track uint8) (uint32, bool) {
 	return s.ts[track].off, true
 }
 
+// TicksToDuration is ticks of an RTP clock of rate ticks per second as a
+// duration, without overflow: DurationToTicks's inverse.
+func TicksToDuration(ticks int64, rate uint32) time.Duration {
+	c := int64(rate)
+	return time.Duration(ticks/c)*time.Second + time.Duration(ticks%c*int64(time.Second)/c)
+}
+
 // DurationToTicks is d in ticks of an RTP clock of rate ticks per second,
 // without overflow.
 func DurationToTicks(d time.Duration, rate uint32) int64 {

@@ -73,3 +73,39 @@ func TestSpliceContinuesWriter(t *testing.T) {
 		t.Fatal("an offset for a track with no packet yet")
 	}
 }
+
+func TestTicksConversions(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		ticks int64
+		rate  uint32
+		d     time.Duration
+	}{
+		{90000, 90000, time.Second},
+		{-45000, 90000, -500 * time.Millisecond},
+		{1, 90000, 11111 * time.Nanosecond},
+		{48000 * 3600 * 24 * 365, 48000, 365 * 24 * time.Hour}, // ticks × 1e9 overflows int64
+	} {
+		if got := TicksToDuration(c.ticks, c.rate); got != c.d {
+			t.Errorf("TicksToDuration(%d, %d) = %s, want %s", c.ticks, c.rate, got, c.d)
+		}
+		if c.d%time.Millisecond == 0 {
+			if got := DurationToTicks(c.d, c.rate); got != c.ticks {
+				t.Errorf("DurationToTicks(%s, %d) = %d, want %d", c.d, c.rate, got, c.ticks)
+			}
+		}
+	}
+
+	// Clock.At takes the timestamp nearest the mapping's, across the wrap.
+	ntp := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	c := Clock{RTP: 0xFFFF_0000, NTP: ntp}
+	if got, want := c.At(90000-0x1_0000, 90000), ntp.Add(time.Second); !got.Equal(want) {
+		t.Errorf("a second after: %s, want %s", got, want)
+	}
+	if got, want := c.At(0x1_0000, 90000), ntp.Add(TicksToDuration(0x2_0000, 90000)); !got.Equal(want) {
+		t.Errorf("past the wrap: %s, want %s", got, want)
+	}
+	if got, want := c.At(0xFFFF_0000-90000, 90000), ntp.Add(-time.Second); !got.Equal(want) {
+		t.Errorf("a second before: %s, want %s", got, want)
+	}
+}

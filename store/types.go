@@ -76,6 +76,13 @@ type Clock struct {
 // IsZero reports whether c holds no mapping.
 func (c Clock) IsZero() bool { return c.NTP.IsZero() }
 
+// At is the wall-clock time of RTP timestamp ts by the mapping c, on a
+// clock of rate ticks per second; ts is taken as the nearest to c.RTP
+// (within 2^31 ticks either way), as RTP timestamps wrap.
+func (c Clock) At(ts, rate uint32) time.Time {
+	return c.NTP.Add(TicksToDuration(int64(int32(ts-c.RTP)), rate))
+}
+
 // Freshness is what the origin said about how long its description stays valid.
 type Freshness struct {
 	CacheControl string    `json:"cache_control,omitempty"`

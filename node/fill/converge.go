@@ -308,8 +308,7 @@ func captureTime(c store.Clock, clockRate uint32, ts uint32) (time.Time, bool) {
 	if c.IsZero() || clockRate == 0 {
 		return time.Time{}, false
 	}
-	d := time.Duration(int64(int32(ts-c.RTP)) * int64(time.Second) / int64(clockRate))
-	return c.NTP.Add(d), true
+	return c.At(ts, clockRate), true
 }
 
 // base starts re-basing the relay onto where this node's recording stops,
