@@ -44,8 +44,14 @@ type batchConn struct {
 	held     bool       // the replay waits for gortsplib's next Write (a PLAY answer)
 	released *sync.Cond // on mu: held was cleared
 	// raw is the socket's, for the replay's writes (rawWrite); nil when
-	// the connection has none (a test's pipe).
-	raw syscall.RawConn
+	// the connection has none (a test's pipe). rawFn is writeRaw, made
+	// once (a method value is an allocation), and rawBuf, rawN, rawErr its
+	// write, under mu.
+	raw    syscall.RawConn
+	rawFn  func(fd uintptr) bool
+	rawBuf []byte
+	rawN   int
+	rawErr error
 }
 
 func newBatchConn(c net.Conn) *batchConn {
@@ -53,6 +59,7 @@ func newBatchConn(c net.Conn) *batchConn {
 	bc.released = sync.NewCond(&bc.mu)
 	if sc, ok := c.(syscall.Conn); ok {
 		bc.raw, _ = sc.SyscallConn()
+		bc.rawFn = bc.writeRaw
 	}
 	return bc
 }
@@ -156,29 +163,35 @@ func (c *batchConn) writeLocked(p []byte, deadline time.Time, raw bool) (int, er
 // write returned: the monitor polling every 20 µs and the threads' hand-
 // offs were a tenth of a server's CPU with 500 players.
 func (c *batchConn) rawWrite(p []byte) (int, error) {
-	n := 0
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch {
-			case e == syscall.EAGAIN:
-				return false // full: wait until it is writable, or the deadline
-			case e == syscall.EINTR:
-				continue
-			case e != 0:
-				werr = e
-				return true
-			case m == 0:
-				werr = io.ErrShortWrite
-				return true
-			}
-			n += int(m)
-		}
-		return true
-	})
+	c.rawBuf, c.rawN, c.rawErr = p, 0, nil
+	err := c.raw.Write(c.rawFn)
 	if err == nil {
-		err = werr
+		err = c.rawErr
 	}
+	n := c.rawN
+	c.rawBuf, c.rawErr = nil, nil
 	return n, err
+}
+
+// writeRaw writes what is left of c.rawBuf to fd; false when the socket is
+// full (RawConn.Write waits until it is writable, or the deadline).
+func (c *batchConn) writeRaw(fd uintptr) bool {
+	p := c.rawBuf
+	for c.rawN < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.rawN])), uintptr(len(p)-c.rawN))
+		switch {
+		case e == syscall.EAGAIN:
+			return false
+		case e == syscall.EINTR:
+			continue
+		case e != 0:
+			c.rawErr = e
+			return true
+		case m == 0:
+			c.rawErr = io.ErrShortWrite
+			return true
+		}
+		c.rawN += int(m)
+	}
+	return true
 }

@@ -166,7 +166,10 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 		if !wake.IsZero() {
 			next = wake
 			if ahead > 0 {
-				wake = wake.Truncate(ahead / wakeGrid)
+				if !p.s.grid.wait(ctx, wake.Truncate(ahead/wakeGrid)) {
+					return
+				}
+				continue
 			}
 			timer.Reset(time.Until(wake))
 			select {

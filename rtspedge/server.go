@@ -153,6 +153,7 @@ type Server struct {
 	sessionsRefused atomic.Uint64
 
 	replays      sync.WaitGroup
+	grid         replayGrid // TCP replays' wake-ups (replaygrid.go)
 	packetsSent  atomic.Uint64
 	bytesSent    atomic.Uint64
 	slowDropped  atomic.Uint64
