@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -75,9 +76,11 @@ type chunkIndex struct {
 	loc atomic.Pointer[valueLoc]
 }
 
-// valueLoc is where a value starts in a value-log file.
+// valueLoc is where a value starts in a value-log file (raw: f's, for
+// readCached).
 type valueLoc struct {
 	f   *os.File
+	raw syscall.RawConn
 	off int64
 }
 
@@ -316,7 +319,7 @@ func (s *Store) readChunks(rec *recording, idx uint32, ci *chunkIndex, k int, pk
 		buf = make([]byte, n)
 	}
 	if loc := ci.loc.Load(); loc != nil {
-		got, err := loc.f.ReadAt(buf, loc.off+int64(first.off))
+		got, err := readCached(loc.f, loc.raw, buf, loc.off+int64(first.off))
 		if err == nil && got == len(buf) && runMatches(buf, run) == -1 {
 			s.loads.Add(1)
 			pk, err := decodeRun(buf, run, pk)
