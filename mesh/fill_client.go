@@ -553,12 +553,17 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			armed = now
 		}
 		f, err := readFrame(pf.br)
-		if herr := hold.overdue(time.Now()); herr != nil { // before a stall: a held packet's deadline may have passed
-			send(received{err: herr})
-			return
-		}
 		if err != nil {
-			send(received{err: pf.readErr(err)})
+			// A held packet's deadline ends the read before a stall's. Only
+			// a read that found nothing is overdue: a frame read late (this
+			// goroutine kept from running on a loaded machine) may be the
+			// checkpoint, sent in time, and is handled first.
+			if herr := hold.overdue(time.Now()); herr != nil {
+				err = herr
+			} else {
+				err = pf.readErr(err)
+			}
+			send(received{err: err})
 			return
 		}
 		switch f.Type {

@@ -39,6 +39,13 @@ const (
 
 	pacingTolerance = 0.10
 	maxEndLag       = 3 * time.Second
+	// maxStartLag is how much later than the origin's own play a GStreamer
+	// play's first video frame may be stamped. rtspsrc stamps frames by the
+	// pipeline's running time, which starts before the RTSP exchange, so a
+	// server slow to answer shows in it: gortsplib held every SETUP of a
+	// GStreamer player for a second (rtspedge/setuphold), 2 s for video and
+	// audio, where the origin's first frame is stamped 0.02-0.2 s.
+	maxStartLag = time.Second
 )
 
 // transports are the player transports of the matrix.
@@ -109,6 +116,11 @@ func checkCell(t *testing.T, log *cellLog, cell string, got, ref *interop.Play, 
 		problems = append(problems, fmt.Sprintf("pacing: %v / origin %v", perr, rerr))
 	case pacing < refPacing*(1-pacingTolerance) || pacing > refPacing*(1+pacingTolerance):
 		problems = append(problems, fmt.Sprintf("pacing %.3f, origin's %.3f: more than %.0f %% apart", pacing, refPacing, pacingTolerance*100))
+	}
+	if got.Player == interop.GStreamer {
+		if g, r := got.Frames[interop.Video], ref.Frames[interop.Video]; len(g) > 0 && len(r) > 0 && g[0].PTS-r[0].PTS > maxStartLag {
+			problems = append(problems, fmt.Sprintf("first video frame stamped %.2f s, the origin's %.2f s: started more than %s later", g[0].PTS.Seconds(), r[0].PTS.Seconds(), maxStartLag))
+		}
 	}
 	lag := "n/a (stopped)"
 	if ended {

@@ -1,7 +1,9 @@
 // Package rtspedge speaks RTSP for a node: the server players connect to,
 // the client that pulls a stream from an origin into the store, and replay
 // pacing from stored packets. Its subpackages hold the x-RTP-Meta-Info codec
-// (metainfo) and the built-in test origin (origin).
+// (metainfo), the built-in test origin (origin), and the lifting of
+// gortsplib's one-second hold on a GStreamer player's SETUP that both
+// servers use (setuphold).
 //
 // Origin side: OpenOrigin sends DESCRIBE and SETUP (TCP-interleaved, asking
 // for x-RTP-Meta-Info), OriginSession.Run sends PLAY and appends every packet

@@ -8,6 +8,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 
+	"github.com/rtspmesh/rtspmesh/rtspedge/setuphold"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -118,6 +119,7 @@ func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 
 // OnRequest implements gortsplib.ServerHandlerOnRequest.
 func (h *handler) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	setuphold.Lift(req)
 	if gc := guardOf(sc.NetConn()); gc != nil {
 		gc.requestDone()
 	}

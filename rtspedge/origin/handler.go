@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
+	"github.com/rtspmesh/rtspmesh/rtspedge/setuphold"
 )
 
 // handler is the Origin seen as a gortsplib.ServerHandler.
@@ -224,6 +225,12 @@ func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Respons
 		h.log.Debug("pause", "stream", ctx.Path)
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest: a GStreamer
+// player's SETUP is answered at once (setuphold).
+func (h *handler) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
+	setuphold.Lift(req)
 }
 
 // OnResponse implements gortsplib.ServerHandlerOnResponse: it restores our
