@@ -47,8 +47,8 @@ func setupAs(t *testing.T, url, ua string) (time.Duration, int) {
 		t.Fatal(err)
 	}
 	tcp := gortsplib.TransportTCP
-	c := gortsplib.Client{UserAgent: ua, Transport: &tcp}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, UserAgent: ua, Transport: &tcp}
+	if err := c.Start2(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
