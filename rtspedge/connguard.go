@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -175,6 +176,16 @@ type guardConn struct {
 	ours    time.Time // zero while playing
 	inReq   bool      // bytes of a request arrived since the last complete one
 	playing bool
+}
+
+// SyscallConn is the accepted connection's, for the replay's writes
+// (batchConn.rawWrite).
+func (c *guardConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("connection without a file descriptor")
+	}
+	return sc.SyscallConn()
 }
 
 // applyLocked sets the earlier of the two deadlines. c.mu is held.

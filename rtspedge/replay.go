@@ -112,7 +112,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 				return
 			}
 			lastSend = time.Now()
-			if !p.report(lastSend) {
+			if p.conn == nil && !p.report(lastSend) { // TCP: sendTCP wrote them with the batch
 				return
 			}
 		}
@@ -166,7 +166,10 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 		if !wake.IsZero() {
 			next = wake
 			if ahead > 0 {
-				wake = wake.Truncate(ahead / wakeGrid)
+				if !p.s.grid.wait(ctx, wake.Truncate(ahead/wakeGrid)) {
+					return
+				}
+				continue
 			}
 			timer.Reset(time.Until(wake))
 			select {
@@ -229,8 +232,9 @@ func (p *player) send(n int, pkt *rtp.Packet) bool {
 }
 
 // sendTCP writes the batch as interleaved frames, gathered in a pooled
-// buffer, in as few writes as batchMaxBytes allows. The stored packet is
-// copied as it is, its sequence number, timestamp and SSRC rewritten in
+// buffer, in as few writes as batchMaxBytes allows, and after them the
+// sender reports due (appendReports), in the same write. The stored packet
+// is copied as it is, its sequence number, timestamp and SSRC rewritten in
 // place: no decoding, no allocation, no other goroutine.
 func (p *player) sendTCP(batch []qpacket) (count, sent uint64, ok bool) {
 	bp := batchBufs.Get().(*[]byte)
@@ -269,7 +273,12 @@ func (p *player) sendTCP(batch []qpacket) (count, sent uint64, ok bool) {
 		count++
 		sent += uint64(len(q.data))
 	}
-	return count, sent, len(buf) == 0 || p.writeFrames(buf)
+	buf, reports, ok := p.appendReports(buf, time.Now())
+	if !ok || len(buf) > 0 && !p.writeFrames(buf) {
+		return count, sent, false
+	}
+	p.s.reportsSent.Add(reports)
+	return count, sent, true
 }
 
 // writeFrames writes interleaved frames of the replay; false (the session

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -27,7 +28,13 @@ import (
 // reads much faster than real time (a peer's fill, a copy: it read its last
 // segment in under 1/bulkRatio of its media time) reads the next segment
 // whole instead, decoded for itself: it holds it briefly, and whole reads
-// cost less than chunks.
+// cost less than chunks. A store in memory (Badger's, as the relay
+// store's) shares every segment decoded: Badger copies a value in memory
+// whole at every read, so a chunk of 16 KiB cost a copy of its whole
+// segment. A reader whose caller releases packets (a
+// player's replay) never does: it reads fast only to catch up after a
+// stall, and 500 players catching up on a loaded server each copied whole
+// segments.
 //
 // Checking (damage.go): the first read of a segment checks it whole (in a
 // scratch buffer), against its CRC-32C or SHA-256 and then by decoding it, and keeps
@@ -72,9 +79,11 @@ type chunkIndex struct {
 	loc atomic.Pointer[valueLoc]
 }
 
-// valueLoc is where a value starts in a value-log file.
+// valueLoc is where a value starts in a value-log file (raw: f's, for
+// readCached).
 type valueLoc struct {
 	f   *os.File
+	raw syscall.RawConn
 	off int64
 }
 
@@ -278,14 +287,14 @@ func (s *Store) segmentIndex(rec *recording, idx uint32) (*chunkIndex, error) {
 }
 
 // enterSegment is how a reader reads sealed segment idx of rec: decoded
-// when it is held, or when shareReaders readers are in it (loaded into the
-// segment cache to share), else by chunks (ci).
+// when it is held, or when shareReaders readers are in it or the store is
+// in memory (loaded into the segment cache to share), else by chunks (ci).
 func (s *Store) enterSegment(rec *recording, idx uint32) (*segment, *chunkIndex, error) {
 	if sg := s.heldSegment(rec, idx); sg != nil {
 		return sg, nil, nil
 	}
 	ref := segRef{rec.seq, idx}
-	if s.cache.shares() && s.cache.readersIn(ref) >= shareReaders {
+	if s.cache.shares() && (s.opts.InMemory || s.cache.readersIn(ref) >= shareReaders) {
 		sg, err := s.segment(rec, idx)
 		return sg, nil, err
 	}
@@ -313,7 +322,7 @@ func (s *Store) readChunks(rec *recording, idx uint32, ci *chunkIndex, k int, pk
 		buf = make([]byte, n)
 	}
 	if loc := ci.loc.Load(); loc != nil {
-		got, err := loc.f.ReadAt(buf, loc.off+int64(first.off))
+		got, err := readCached(loc.f, loc.raw, buf, loc.off+int64(first.off))
 		if err == nil && got == len(buf) && runMatches(buf, run) == -1 {
 			s.loads.Add(1)
 			pk, err := decodeRun(buf, run, pk)
@@ -436,7 +445,7 @@ func decodeChunk(buf []byte, c chunk, pk []Packet) ([]Packet, error) {
 func (s *Store) seekIn(rec *recording, idx uint32, pick func(pk []Packet) int) (position, error) {
 	sg := s.heldSegment(rec, idx)
 	ref := segRef{rec.seq, idx}
-	if sg == nil && s.cache.shares() && s.cache.readersIn(ref) >= shareReaders {
+	if sg == nil && s.cache.shares() && (s.opts.InMemory || s.cache.readersIn(ref) >= shareReaders) {
 		var err error
 		if sg, err = s.segment(rec, idx); err != nil {
 			return position{}, err

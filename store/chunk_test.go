@@ -201,3 +201,34 @@ func TestOpenThenChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasingReaderNeverBulk: a reader whose caller releases packets (a
+// player's replay) reads by chunks however fast it reads (a player catching
+// up after a stall); one that does not release reads in bulk once it read
+// a segment much faster than real time.
+func TestReleasingReaderNeverBulk(t *testing.T) {
+	t.Parallel()
+	s := memStore(t, Options{SegmentBytes: 64 << 10, CacheBytes: -1})
+	const key = "rtsp://origin.test/nobulk"
+	record(t, s, key, synth(defaultSpec, 10*time.Second), StateComplete)
+	for _, release := range []bool{false, true} {
+		r, err := s.NewReader(key, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bulk := false
+		for n := uint64(1); ; n++ {
+			if _, err := r.Next(t.Context()); err != nil {
+				break
+			}
+			bulk = bulk || r.bulk
+			if release {
+				r.Release(n)
+			}
+		}
+		r.Close()
+		if bulk == release {
+			t.Errorf("release %v: read in bulk %v", release, bulk)
+		}
+	}
+}

@@ -556,7 +556,12 @@ func (r *Reader) left() {
 	now := time.Now()
 	if !r.markAt.IsZero() {
 		media := r.lastTT - r.markTT
-		r.bulk = media > 0 && now.Sub(r.markAt) < media/bulkRatio && !r.s.opts.paced
+		// A reader whose caller releases packets (Release: a player's
+		// replay) is paced by a clock, however fast it caught up after a
+		// stall: read whole, each of its segments would be a private copy
+		// (a segment's allocation, read and check where chunks cost a
+		// read buffer), which under load made a loaded server slower.
+		r.bulk = media > 0 && now.Sub(r.markAt) < media/bulkRatio && !r.s.opts.paced && !r.recycle
 	}
 	r.markTT, r.markAt = r.lastTT, now
 }

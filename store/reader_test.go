@@ -331,8 +331,30 @@ func TestManyReaders(t *testing.T) {
 // that, the first ones too from their next chunk. In the first segment,
 // where every reader was opened before any read, the first shareReaders
 // each read it whole to seek (the index is not shared yet) and no chunk.
+// (On disk: a store in memory shares every segment decoded,
+// TestSharedSegmentInMemory.)
 func TestSharedSegmentCache(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{SegmentBytes: 32 << 10, paced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	testSharedSegments(t, s, func(segments int64) int64 { return (shareReaders+2)*segments - 1 })
+}
+
+// TestSharedSegmentInMemory: in a store in memory, where Badger copies a
+// value whole at every read, readers never read by chunks: eight readers
+// in step load each segment once, decoded, and share it.
+func TestSharedSegmentInMemory(t *testing.T) {
 	s := memStore(t, Options{SegmentBytes: 32 << 10, paced: true})
+	testSharedSegments(t, s, func(segments int64) int64 { return segments })
+}
+
+// testSharedSegments plays a recording to eight readers in step and checks
+// that each segment was loaded decoded once, and the reads from Badger
+// (and value-log files) against reads(segments).
+func testSharedSegments(t *testing.T, s *Store, reads func(segments int64) int64) {
+	t.Helper()
 	pk := synth(defaultSpec, 10*time.Second)
 	record(t, s, "c", pk, StateComplete)
 	s.cache.drop(s.recs["c"].seq, ^uint32(0)) // forget what the writer put there
@@ -361,7 +383,7 @@ func TestSharedSegmentCache(t *testing.T) {
 	if got := s.shared.Load() - shared; got != int64(len(m.Segments)) {
 		t.Errorf("%d segments loaded decoded for 8 readers of %d segments", got, len(m.Segments))
 	}
-	if want := (shareReaders+2)*int64(len(m.Segments)) - 1; s.loads.Load()-loads != want {
+	if want := reads(int64(len(m.Segments))); s.loads.Load()-loads != want {
 		t.Errorf("%d reads from Badger for 8 readers of %d segments, want %d", s.loads.Load()-loads, len(m.Segments), want)
 	}
 }

@@ -79,7 +79,7 @@ func (m *valueLogMaps) copyOut(dst, v []byte, off int) *valueLoc {
 		base := uintptr(unsafe.Pointer(&v[0]))
 		if sp, ok := m.mapped(base, base+uintptr(len(v))); ok {
 			if f := m.file(sp.path); f != nil {
-				loc := &valueLoc{f: f, off: sp.off + int64(base-sp.start)}
+				loc := &valueLoc{f: f, raw: rawConnOf(f), off: sp.off + int64(base-sp.start)}
 				if n, err := f.ReadAt(dst, loc.off+int64(off)); err == nil && n == len(dst) {
 					m.sweep(base)
 					return loc

@@ -2,6 +2,11 @@
 
 package store
 
+import (
+	"os"
+	"syscall"
+)
+
 // valueLogMaps releases nothing outside Linux: the value log's pages stay
 // in the process's resident set until the kernel reclaims them.
 type valueLogMaps struct{}
@@ -21,3 +26,10 @@ func (*valueLogMaps) copyOut(dst, v []byte, off int) *valueLoc {
 }
 
 func (*valueLogMaps) close() {}
+
+// readCached is f.ReadAt outside Linux.
+func readCached(f *os.File, _ syscall.RawConn, buf []byte, off int64) (int, error) {
+	return f.ReadAt(buf, off)
+}
+
+func rawConnOf(*os.File) syscall.RawConn { return nil }
