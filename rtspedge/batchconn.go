@@ -1,12 +1,10 @@
 package rtspedge
 
 import (
-	"io"
 	"net"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 const (
@@ -57,7 +55,7 @@ type batchConn struct {
 func newBatchConn(c net.Conn) *batchConn {
 	bc := &batchConn{Conn: c}
 	bc.released = sync.NewCond(&bc.mu)
-	if sc, ok := c.(syscall.Conn); ok {
+	if sc, ok := c.(syscall.Conn); ok && rawWrites {
 		bc.raw, _ = sc.SyscallConn()
 		bc.rawFn = bc.writeRaw
 	}
@@ -171,27 +169,4 @@ func (c *batchConn) rawWrite(p []byte) (int, error) {
 	n := c.rawN
 	c.rawBuf, c.rawErr = nil, nil
 	return n, err
-}
-
-// writeRaw writes what is left of c.rawBuf to fd; false when the socket is
-// full (RawConn.Write waits until it is writable, or the deadline).
-func (c *batchConn) writeRaw(fd uintptr) bool {
-	p := c.rawBuf
-	for c.rawN < len(p) {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.rawN])), uintptr(len(p)-c.rawN))
-		switch {
-		case e == syscall.EAGAIN:
-			return false
-		case e == syscall.EINTR:
-			continue
-		case e != 0:
-			c.rawErr = e
-			return true
-		case m == 0:
-			c.rawErr = io.ErrShortWrite
-			return true
-		}
-		c.rawN += int(m)
-	}
-	return true
 }
