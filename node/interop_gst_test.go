@@ -409,8 +409,10 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 	// The seek is paced like the origin's own seek; its frames are the full
 	// play's from the key frame, which is where the origin's own seek
 	// starts too (its video; gst-rtsp-server's audio after a seek is not
-	// the full play's).
-	refSeek := wholeRef(t, refSeekRun, p, refURL, refSeekOpts, interop.ClipDuration-seekKey*time.Second/interop.ClipFPS, interop.Video, interop.Audio)
+	// the full play's). Only its video is needed: it paces the seek and
+	// places the key frame. rtspsrc's seek of gst-rtsp-server's MP4 mount
+	// decoded no audio in two of three plays, every run.
+	refSeek := wholeRef(t, refSeekRun, p, refURL, refSeekOpts, interop.ClipDuration-seekKey*time.Second/interop.ClipFPS, interop.Video)
 	if err := refSeek.Check(); err != nil {
 		t.Fatalf("the origin's own seek: %v", err)
 	}
