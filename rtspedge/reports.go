@@ -50,15 +50,26 @@ func newCNAME() string {
 // they follow: appendReports.)
 func (p *player) report(now time.Time) bool {
 	for i, t := range p.tracks {
-		if !t.setup || !t.haveOff || now.Before(t.nextSR) {
-			continue
-		}
-		t.nextSR = now.Add(nextReportIn())
-		if !p.writeRTCP(t, rtcp.CompoundPacket{p.senderReport(uint8(i), t, now), p.sdes(t)}) {
+		if reportDue(t, now) && !p.writeRTCP(t, p.reportPacket(uint8(i), t, now)) {
 			return false
 		}
 	}
 	return true
+}
+
+// reportDue reports whether track t's sender report is due at now, and if
+// so schedules the next.
+func reportDue(t *playTrack, now time.Time) bool {
+	if !t.setup || !t.haveOff || now.Before(t.nextSR) {
+		return false
+	}
+	t.nextSR = now.Add(nextReportIn())
+	return true
+}
+
+// reportPacket is track i's (t's) report at now: its SR and SDES CNAME.
+func (p *player) reportPacket(i uint8, t *playTrack, now time.Time) rtcp.CompoundPacket {
+	return rtcp.CompoundPacket{p.senderReport(i, t, now), p.sdes(t)}
 }
 
 // appendReports appends each track's sender report that is due at now to
@@ -70,25 +81,21 @@ func (p *player) report(now time.Time) bool {
 func (p *player) appendReports(buf []byte, now time.Time) ([]byte, uint64, bool) {
 	var n uint64
 	for i, t := range p.tracks {
-		if !t.setup || !t.haveOff || now.Before(t.nextSR) {
+		if !reportDue(t, now) {
 			continue
 		}
-		t.nextSR = now.Add(nextReportIn())
-		pkt := rtcp.CompoundPacket{p.senderReport(uint8(i), t, now), p.sdes(t)}
-		b, err := pkt.Marshal()
-		if err != nil || len(b) > 0xffff {
-			p.log.Warn("RTCP packet not sent", "err", err, "bytes", len(b))
+		f, ok := p.rtcpFrame(t, p.reportPacket(uint8(i), t, now))
+		if !ok {
 			continue
 		}
-		if len(buf) > 0 && len(buf)+4+len(b) > cap(buf) {
+		if len(buf) > 0 && len(buf)+len(f) > cap(buf) {
 			if !p.writeFrames(buf) {
 				return buf, n, false
 			}
 			p.s.reportsSent.Add(n)
 			buf, n = buf[:0], 0
 		}
-		buf = append(buf, '$', byte(t.channel+1), byte(len(b)>>8), byte(len(b)))
-		buf = append(buf, b...)
+		buf = append(buf, f...)
 		n++
 	}
 	return buf, n, true
@@ -126,12 +133,11 @@ func (p *player) sdes(t *playTrack) *rtcp.SourceDescription {
 // UDP handed to the session; false when the session is gone or too slow.
 func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket) bool {
 	if p.conn != nil {
-		b, err := pkt.Marshal()
-		if err != nil || len(b) > 0xffff {
-			p.log.Warn("RTCP packet not sent", "err", err, "bytes", len(b))
+		f, ok := p.rtcpFrame(t, pkt)
+		if !ok {
 			return true
 		}
-		if !p.writeFrames(append([]byte{'$', byte(t.channel + 1), byte(len(b) >> 8), byte(len(b))}, b...)) {
+		if !p.writeFrames(f) {
 			return false
 		}
 		p.s.reportsSent.Add(1)
@@ -143,6 +149,17 @@ func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket) bool {
 	}
 	p.s.reportsSent.Add(1)
 	return true
+}
+
+// rtcpFrame is pkt, a compound RTCP packet of t, as an interleaved frame
+// on the channel after t's; false (logged) when it cannot be one.
+func (p *player) rtcpFrame(t *playTrack, pkt rtcp.CompoundPacket) ([]byte, bool) {
+	b, err := pkt.Marshal()
+	if err != nil || len(b) > 0xffff {
+		p.log.Warn("RTCP packet not sent", "err", err, "bytes", len(b))
+		return nil, false
+	}
+	return append([]byte{'$', byte(t.channel + 1), byte(len(b) >> 8), byte(len(b))}, b...), true
 }
 
 // sendBye tells the player the stream ended: on every track a compound of a
@@ -157,7 +174,7 @@ func (p *player) sendBye() {
 		// The reason makes the BYE at least 12 bytes: FFmpeg ignores shorter
 		// RTCP packets.
 		bye := &rtcp.Goodbye{Sources: []uint32{t.ssrc}, Reason: "end of stream"}
-		if !p.writeRTCP(t, rtcp.CompoundPacket{p.senderReport(uint8(i), t, now), p.sdes(t), bye}) {
+		if !p.writeRTCP(t, append(p.reportPacket(uint8(i), t, now), bye)) {
 			return
 		}
 	}
