@@ -73,6 +73,8 @@ func serveChildNode(conf string) error {
 	stdin := make(chan struct{})
 	go func() { // ends at EOF, or with the process
 		defer close(stdin)
+		stopWindow := func() {}
+		defer func() { stopWindow() }()
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			switch sc.Text() {
@@ -81,6 +83,13 @@ func serveChildNode(conf string) error {
 				fmt.Println("gc")
 			case "mem":
 				fmt.Println("mem " + childMem())
+			case "window start":
+				stopWindow = windowStart()
+				fmt.Println("window", gcCycles())
+			case "window end":
+				stopWindow()
+				stopWindow = func() {}
+				fmt.Println("window", gcCycles())
 			}
 		}
 	}()
@@ -116,6 +125,25 @@ func childMem() string {
 	}
 	b, _ := json.Marshal(out)
 	return string(b)
+}
+
+// windowStart starts a CPU profile of a benchmark's measurement window into
+// the file RTSPMESH_BENCH_WINDOW_CPUPROFILE names, if it does, and returns
+// the function that stops it.
+func windowStart() (stop func()) {
+	stop, err := testkit.ProfileCPU("RTSPMESH_BENCH_WINDOW_CPUPROFILE")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return func() {}
+	}
+	return stop
+}
+
+// gcCycles is the number of garbage collections the node process completed.
+func gcCycles() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }
 
 // childMemStats is the node process's Go memory after a GC, in bytes.
@@ -202,6 +230,28 @@ func (c *childNode) mem(t testing.TB) childMemStats {
 				t.Fatalf("child node mem %q: %v", v, err)
 			}
 			return m
+		}
+	}
+}
+
+// window marks the start or the end of a benchmark's measurement window
+// (what is "start" or "end"): the child profiles the window's CPU when
+// RTSPMESH_BENCH_WINDOW_CPUPROFILE is set; window answers the garbage
+// collections the child completed so far.
+func (c *childNode) window(t testing.TB, what string) uint32 {
+	t.Helper()
+	if err := c.Send("window " + what); err != nil {
+		c.alive(t, "asked to mark a window")
+		t.Fatalf("child node stdin: %v", err)
+	}
+	for {
+		line, err := c.Line(30 * time.Second)
+		if err != nil {
+			t.Fatalf("child node window: %v\n%s", err, testkit.CrashReport(c.Stderr()))
+		}
+		var cycles uint32
+		if _, err := fmt.Sscanf(line, "window %d", &cycles); err == nil {
+			return cycles
 		}
 	}
 }

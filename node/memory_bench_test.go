@@ -208,10 +208,12 @@ func measureNode(b *testing.B, n *childNode, players []*benchPlayer, source func
 	for i, p := range players {
 		before[i] = p.packets.Load()
 	}
+	gc0 := n.window(b, "start")
 	p0, s0 := testkit.ReadProc(b, n.Pid()), source()
 	pause.Reset(benchWindow)
 	<-pause.C
 	p1, s1 := testkit.ReadProc(b, n.Pid()), source()
+	gc1 := n.window(b, "end")
 	delivered, paced, gaps := int64(0), 0, int64(0)
 	want := int64((s1 - s0) * 9 / 10)
 	for i, p := range players {
@@ -233,6 +235,7 @@ func measureNode(b *testing.B, n *childNode, players []*benchPlayer, source func
 	b.ReportMetric(float64(m.HeapInuse)/(1<<20), "heap-MiB")
 	b.ReportMetric(float64(m.StackInuse)/(1<<20), "stacks-MiB")
 	b.ReportMetric(float64(m.Goroutines), "goroutines")
+	b.ReportMetric(float64(gc1-gc0), "gc-cycles")
 	b.ReportMetric(float64(paced), "players-at-pace")
 	b.ReportMetric(float64(gaps), "gaps")
 	if paced < len(players) {
