@@ -263,6 +263,9 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	}
 	start := time.Now()
 	pf.free = make(chan []byte, pipelineDepth+checkDepth+2)
+	// Segment buffers the store let go of come back for the next segments.
+	w.SetSpare(pf.recycle)
+	defer w.SetSpare(nil)
 	read := make(chan received, checkDepth)
 	items := make(chan received, pipelineDepth)
 	var wg sync.WaitGroup
@@ -620,12 +623,10 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			}
 			continue
 		}
-		var data []byte
-		if f.Type == frameSegment {
-			data = make([]byte, f.Len) // CheckOwned keeps it: the store owns it from there
-		} else {
-			data = pf.buffer(int(f.Len))
-		}
+		// A segment's buffer goes to the store (CheckOwned keeps it), which
+		// gives it back once stored unless a reader took it meanwhile
+		// (store.Writer.SetSpare).
+		data := pf.buffer(int(f.Len))
 		for off := 0; off < len(data); {
 			if pf.br.Buffered() < len(data)-off {
 				_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
@@ -706,6 +707,8 @@ func (pf *PeerFill) readErr(err error) error {
 }
 
 // buffer returns a buffer of n bytes, reusing one the store is done with.
+// A new segment buffer has room for a little more, so that it fits the
+// next segments too (their sizes vary by a few KiB).
 func (pf *PeerFill) buffer(n int) []byte {
 	select {
 	case b := <-pf.free:
@@ -714,8 +717,14 @@ func (pf *PeerFill) buffer(n int) []byte {
 		}
 	default:
 	}
-	return make([]byte, n)
+	if n <= bufferRound {
+		return make([]byte, n) // a packet's
+	}
+	return make([]byte, n, (n+bufferRound-1)&^(bufferRound-1))
 }
+
+// bufferRound: what buffer rounds a new segment buffer's capacity up to.
+const bufferRound = 16 << 10
 
 // recycle offers b for reuse.
 func (pf *PeerFill) recycle(b []byte) {
