@@ -35,6 +35,25 @@ import (
 // fill, in rounds alternated with the fills. Here sender and receiver
 // share this process (its heap, its scheduler and the machine's cores);
 // BenchmarkPeerFillChild puts the sender in a child process.
+//
+// On this machine's 2 cores a fill is bounded by its CPU as much as by its
+// pipeline: per 152 MB the store alone took 0.49–0.60 s of CPU, a fill
+// 0.85–0.93 s with the sender in this process (0.71–0.85 s in the receiver's
+// alone; 0.76–0.90 and 0.65–0.70 after the changes below), the rest of it in
+// TLS (AES-GCM both ways, a write per 16 KiB record), yamux's copies, the
+// sender's reads of its store and their CRC checks, and the seals (Ed25519,
+// 0.03 s). So a fill reads each segment into a buffer the store gives back
+// once stored (store.Writer.SetSpare; it had cost an allocation, zeroing and
+// new heap pages per segment, 0.04 s), and queues up to 11 segments between
+// the network, the checks and the store where the resource manager grants
+// the memory (fill_client.go, deepPipeline). A/B of 2026-12-02 04:56, four
+// alternated runs each, load 2–4 from other work (fill-MB/s, store-MB/s,
+// fill/store, medians): before 190, 307, 0.66 (0.56–0.71); after 257, 309,
+// 0.81 (0.79–0.89); the child variant before 212, 295, 0.68 (0.64–0.75),
+// after 246, 318, 0.77 (0.74–0.80). Tried and dropped: a 4 MiB yamux window
+// from the start (no gain measured; yamux would not account the memory),
+// AppendChecked not waiting for its commit (no gain measured, and it changes
+// what the store promises).
 func BenchmarkPeerFill(b *testing.B) {
 	b.ReportAllocs()
 	stA, err := store.Open(b.TempDir(), store.Options{})

@@ -160,6 +160,11 @@
 // The client verifies every segment's seal (Provenance, below), then its hash
 // and decoding with store.Writer.CheckOwned, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
+// Each segment is read into a buffer of its own, which the store keeps
+// (CheckOwned: no copy); once the segment is stored the store gives the
+// buffer back unless a reader or the segment cache took the segment while
+// its commit was in flight (store.Writer.SetSpare), and the next segment is
+// read into it: no allocation, no zeroing, no new heap pages per segment.
 // Packets of an on-demand open segment are held, as a live fill's are
 // (below), until a verified checkpoint names them, then appended in their
 // order (store.Writer.AppendRelayed: readers see them at once); a seal

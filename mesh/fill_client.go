@@ -30,6 +30,16 @@ const (
 	// the network, the checks and the store work at the same time.
 	pipelineDepth = 4
 	checkDepth    = 2
+	// deepPipeline and deepCheck are the same when the resource manager
+	// grants the memory at low priority too, as it does while the peer's
+	// fills leave room (Run): the network and the checks go on further
+	// while the store stalls (a value-log rotation, a page fault in the
+	// value log) and catch up when it does.
+	deepPipeline = 8
+	deepCheck    = 3
+	// segmentBytes is what the resource manager is told a segment takes
+	// (the store's default size).
+	segmentBytes = 256 << 10
 )
 
 // PeerFill is one fill from one peer: the stream after the answer, until
@@ -242,13 +252,20 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	if next := w.Manifest().NextSegment(); next != pf.from && pf.from != FromLiveEdge {
 		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
 	}
-	// Buffers in flight, as the resource manager sees them (segments are
-	// usually 256 KiB, the store's default).
-	const reserve = readBuffer + (pipelineDepth+checkDepth)*(256<<10)
+	// Buffers in flight, as the resource manager sees them.
+	const reserve = readBuffer + (pipelineDepth+checkDepth)*segmentBytes
 	if err := pf.s.Scope().ReserveMemory(reserve, network.ReservationPriorityHigh); err != nil {
 		return fmt.Errorf("fill from %s: %w", pf.peer, err)
 	}
 	defer pf.s.Scope().ReleaseMemory(reserve)
+	depth, checks := pipelineDepth, checkDepth
+	// Deeper where there is room: at low priority, so that these never
+	// keep the memory from the peer's other fills' shallow pipelines.
+	const deeper = (deepPipeline + deepCheck - pipelineDepth - checkDepth) * segmentBytes
+	if err := pf.s.Scope().ReserveMemory(deeper, network.ReservationPriorityLow); err == nil {
+		defer pf.s.Scope().ReleaseMemory(deeper)
+		depth, checks = deepPipeline, deepCheck
+	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })
@@ -262,9 +279,12 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		ch.prev = &store.Hash{} // the first segment follows none
 	}
 	start := time.Now()
-	pf.free = make(chan []byte, pipelineDepth+checkDepth+2)
-	read := make(chan received, checkDepth)
-	items := make(chan received, pipelineDepth)
+	pf.free = make(chan []byte, depth+checks+2)
+	// Segment buffers the store let go of come back for the next segments.
+	w.SetSpare(pf.recycle)
+	defer w.SetSpare(nil)
+	read := make(chan received, checks)
+	items := make(chan received, depth)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(read)
@@ -620,12 +640,10 @@ func (pf *PeerFill) readFrames(ctx context.Context, out chan<- received, ch *cha
 			}
 			continue
 		}
-		var data []byte
-		if f.Type == frameSegment {
-			data = make([]byte, f.Len) // CheckOwned keeps it: the store owns it from there
-		} else {
-			data = pf.buffer(int(f.Len))
-		}
+		// A segment's buffer goes to the store (CheckOwned keeps it), which
+		// gives it back once stored unless a reader took it meanwhile
+		// (store.Writer.SetSpare).
+		data := pf.buffer(int(f.Len))
 		for off := 0; off < len(data); {
 			if pf.br.Buffered() < len(data)-off {
 				_ = pf.s.SetReadDeadline(time.Now().Add(pf.stall))
@@ -706,6 +724,8 @@ func (pf *PeerFill) readErr(err error) error {
 }
 
 // buffer returns a buffer of n bytes, reusing one the store is done with.
+// A new segment buffer has room for a little more, so that it fits the
+// next segments too (their sizes vary by a few KiB).
 func (pf *PeerFill) buffer(n int) []byte {
 	select {
 	case b := <-pf.free:
@@ -714,8 +734,14 @@ func (pf *PeerFill) buffer(n int) []byte {
 		}
 	default:
 	}
-	return make([]byte, n)
+	if n <= bufferRound {
+		return make([]byte, n) // a packet's
+	}
+	return make([]byte, n, (n+bufferRound-1)&^(bufferRound-1))
 }
+
+// bufferRound: what buffer rounds a new segment buffer's capacity up to.
+const bufferRound = 16 << 10
 
 // recycle offers b for reuse.
 func (pf *PeerFill) recycle(b []byte) {

@@ -100,7 +100,16 @@ func (t *tailFlusher) next(ctx context.Context, r *store.Reader, interval time.D
 		}
 		wait, early := interval, false
 		if t.due != nil {
-			if d := t.due(); d > 0 && d < wait {
+			d := t.due()
+			if d < 0 {
+				// A checkpoint came due between the flush and now (the
+				// flush found it not yet due; its write took the rest of
+				// the time): flush it now, not at the next packet or
+				// keepalive, which a client holding these packets does
+				// not wait for.
+				continue
+			}
+			if d > 0 && d < wait {
 				wait, early = d, true
 			}
 		}

@@ -1,8 +1,10 @@
 package mesh
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -461,5 +463,64 @@ func TestCheckpointPace(t *testing.T) {
 	s.pending = append(s.pending, checkpointEntry{PN: 3})
 	if b := s.sign(nil, t0.Add(CheckpointEvery), true); len(b) == 0 {
 		t.Fatal("the end's checkpoint waited")
+	}
+}
+
+// TestTailFlushesCheckpointDueAfterFlush: a checkpoint that came due
+// between a tail's flush (which found it not yet due) and its wait is
+// flushed at once, not at the next packet or keepalive: a client holds
+// the packets it names for CheckpointWait only (a relayed fill failed
+// with "no checkpoint named it within 1s" when the flush's write took
+// the rest of CheckpointEvery).
+func TestTailFlushesCheckpointDueAfterFlush(t *testing.T) {
+	st := openStore(t)
+	key := testKey("due-after-flush")
+	w, err := st.Create(testManifest(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Finish(store.StatePartial) })
+	record(t, w, &packetSource{size: 1200, rate: 250_000}, 10*time.Millisecond)
+	r, err := st.NewReaderAt(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for {
+		if _, err := r.TryNext(); errors.Is(err, store.ErrWouldBlock) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushes := make(chan struct{}, 8)
+	var dues atomic.Int32
+	tail := &tailFlusher{bw: bufio.NewWriter(io.Discard),
+		flush: func() error { flushes <- struct{}{}; return nil },
+		// Due by the time the first flush returns; signed by the second.
+		due: func() time.Duration {
+			if dues.Add(1) == 1 {
+				return -1
+			}
+			return 0
+		}}
+	ctx, cancel := context.WithCancel(t.Context())
+	ended := make(chan error, 1)
+	go func() {
+		_, err := tail.next(ctx, r, time.Minute)
+		ended <- err
+	}()
+	defer func() {
+		cancel()
+		<-ended
+	}()
+	for i := range 2 {
+		select {
+		case <-flushes:
+		case err := <-ended:
+			t.Fatalf("next ended: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("flush %d: none within 10s (the tail waits for the next packet or keepalive)", i+1)
+		}
 	}
 }

@@ -12,6 +12,11 @@ import (
 type segment struct {
 	raw     []byte
 	packets []Packet
+	// lent: the writer's pending segment was handed to a reader or the
+	// segment cache while its commit was in flight (guarded by rec.mu);
+	// a segment never lent is the writer's alone again once stored
+	// (Writer.SetSpare).
+	lent bool
 }
 
 func (sg *segment) cost() int64 {

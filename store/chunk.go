@@ -263,6 +263,7 @@ func (s *Store) heldSegment(rec *recording, idx uint32) *segment {
 	rec.mu.Lock()
 	if rec.pending != nil && rec.pendingInfo.Index == idx {
 		sg := rec.pending
+		sg.lent = true
 		rec.mu.Unlock()
 		return sg
 	}

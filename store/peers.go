@@ -82,6 +82,7 @@ func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
 	rec.mu.Lock()
 	if rec.pending != nil && rec.pendingInfo.Index == idx {
 		sg := rec.pending
+		sg.lent = true
 		rec.mu.Unlock()
 		return sg, nil
 	}

@@ -438,6 +438,7 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			continue
 		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
 			r.seg, r.open = rec.pending, nil
+			r.seg.lent = true
 			rec.mu.Unlock()
 			continue
 		case rec.open != nil && r.idx == rec.open.index && len(rec.open.packets) > r.pos:

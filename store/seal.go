@@ -87,6 +87,7 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 	rec.mu.Lock()
 	if rec.readers > 0 {
 		s.cache.add(segRef{rec.seq, si.Index}, sg)
+		sg.lent = true
 	}
 	rec.pending, rec.pendingInfo = sg, si
 	rec.open = w.open

@@ -35,6 +35,7 @@ type Writer struct {
 	tails   []tail // by track: the last packet appended
 	sealer  Sealer // signs the segments this writer seals itself; nil: none
 	prev    Hash   // hash of the last segment sealed or appended (zero: none)
+	spare   func(raw []byte)
 }
 
 // SetSealer makes every writer created or resumed from now on sign with sl
@@ -52,6 +53,20 @@ func (w *Writer) SetSealer(s Sealer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.sealer = s
+}
+
+// SetSpare has AppendChecked give back, to fn, the bytes of each segment
+// it stored that nothing of the store holds any more once it is stored:
+// no reader and no segment cache took it while its commit was in flight,
+// and the recording is not live (a live writer keeps its last packets).
+// fn runs on AppendChecked's goroutine before it returns; the caller may
+// then reuse the bytes (a fill reads the next segment into them, which
+// saves allocating and zeroing a buffer per segment). Call it before the
+// first append.
+func (w *Writer) SetSpare(fn func(raw []byte)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.spare = fn
 }
 
 // tail is the last packet appended on a track and when. Its RTP aliases a
@@ -392,7 +407,8 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 	rec.mu.Lock()
 	rec.lastTT, rec.lastPN, rec.hasLast = last.TT, last.PN, true
 	rec.mu.Unlock()
-	done, err := w.commit(si, &segment{raw: raw, packets: packets}, rtpBytes)
+	sg := &segment{raw: raw, packets: packets}
+	done, err := w.commit(si, sg, rtpBytes)
 	if err != nil {
 		return err
 	}
@@ -404,7 +420,20 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 		}
 	}
 	<-done // stored when AppendSegment returns
-	return w.sync()
+	if err := w.sync(); err != nil {
+		return err
+	}
+	if w.spare != nil && !w.live {
+		// The commit completed: the segment is no longer pending, so no
+		// reader can take it from here on; lent says whether one did.
+		rec.mu.Lock()
+		lent := sg.lent
+		rec.mu.Unlock()
+		if !lent {
+			w.spare(raw)
+		}
+	}
+	return nil
 }
 
 // Last returns the last appended packet's tt and pn (open segment included).

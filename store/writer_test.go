@@ -44,9 +44,9 @@ func TestSealBySizeAndSpan(t *testing.T) {
 	}
 }
 
-// TestAppendSegment copies a recording segment by segment, as a peer fill
-// does, and checks verification happens before anything is stored.
-func TestAppendSegment(t *testing.T) {
+// smallSegments is a store holding a 4 s recording "k" in segments of
+// 16 KiB, its packets and its manifest.
+func smallSegments(t *testing.T) (*Store, []Packet, Manifest) {
 	src := memStore(t, Options{SegmentBytes: 16 << 10})
 	pk := synth(defaultSpec, 4*time.Second)
 	record(t, src, "k", pk, StateComplete)
@@ -54,6 +54,13 @@ func TestAppendSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src, pk, m
+}
+
+// TestAppendSegment copies a recording segment by segment, as a peer fill
+// does, and checks verification happens before anything is stored.
+func TestAppendSegment(t *testing.T) {
+	src, pk, m := smallSegments(t)
 	dst := memStore(t, Options{})
 	w, err := dst.Create(m)
 	if err != nil {
@@ -435,5 +442,83 @@ func TestTrackTail(t *testing.T) {
 	}
 	if _, _, ok := w.TrackTail(7); ok {
 		t.Fatal("a tail for a track without packets")
+	}
+}
+
+// TestAppendCheckedSpare: a writer with SetSpare gives back the bytes of
+// a segment it stored that nothing else holds, and keeps those a reader
+// (or the segment cache) may hold; what readers read is the segments as
+// appended, whatever the caller does with the bytes it got back.
+func TestAppendCheckedSpare(t *testing.T) {
+	src, pk, m := smallSegments(t)
+	if len(m.Segments) < 3 {
+		t.Fatalf("%d segments", len(m.Segments))
+	}
+	dst := memStore(t, Options{})
+	w, err := dst.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spared [][]byte
+	w.SetSpare(func(b []byte) { spared = append(spared, b) })
+	appendOwned := func(w *Writer, i uint32) []byte {
+		data, h, err := src.Segment("k", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := w.CheckOwned(data, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AppendChecked(c, Seal{}); err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		return data
+	}
+
+	d0 := appendOwned(w, 0)
+	if len(spared) != 1 || &spared[0][0] != &d0[0] {
+		t.Fatalf("segment 0, no reader: %d buffers back", len(spared))
+	}
+	clear(spared[0]) // the caller reuses it
+
+	// A reader of the recording: the segment goes to the segment cache as
+	// it is committed, and stays the store's.
+	r, err := dst.NewReaderAt("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d1 := appendOwned(w, 1)
+	want1 := bytes.Clone(d1)
+	if len(spared) != 1 {
+		t.Fatalf("segment 1, a reader open: %d buffers back, want still 1", len(spared))
+	}
+	for i := 2; i < len(m.Segments); i++ {
+		appendOwned(w, uint32(i))
+	}
+	if err := w.Finish(StateComplete); err != nil {
+		t.Fatal(err)
+	}
+	checkPackets(t, readAll(t, r), pk)
+	if !bytes.Equal(d1, want1) {
+		t.Fatal("a segment the store kept was changed")
+	}
+
+	// A live writer keeps its segments' last packets: nothing comes back.
+	lm := m
+	lm.Key, lm.Live = "live", true
+	lw, err := dst.Create(lm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(spared)
+	lw.SetSpare(func(b []byte) { spared = append(spared, b) })
+	appendOwned(lw, 0)
+	if len(spared) != n {
+		t.Fatal("a live writer gave a segment back")
+	}
+	if err := lw.Finish(StateComplete); err != nil {
+		t.Fatal(err)
 	}
 }
