@@ -193,45 +193,43 @@ func startChildNode(t testing.TB, cfg node.Config) *childNode {
 	return c
 }
 
+// ask sends the child command cmd (why says it in a failure) and returns
+// the first line of its answer, the one that starts with cmd's first word:
+// the child writes other lines (its node's output) too.
+func (c *childNode) ask(t testing.TB, cmd, why string) string {
+	t.Helper()
+	if err := c.Send(cmd); err != nil {
+		c.alive(t, why)
+		t.Fatalf("child node stdin: %v", err)
+	}
+	word, _, _ := strings.Cut(cmd, " ")
+	for {
+		line, err := c.Line(30 * time.Second)
+		if err != nil {
+			t.Fatalf("child node %s: %v\n%s", cmd, err, testkit.CrashReport(c.Stderr()))
+		}
+		if line == word || strings.HasPrefix(line, word+" ") {
+			return line
+		}
+	}
+}
+
 // gc has the child collect garbage, so that its heap figures on /metrics
 // are what is live.
 func (c *childNode) gc(t testing.TB) {
 	t.Helper()
-	if err := c.Send("gc"); err != nil {
-		c.alive(t, "asked to collect garbage")
-		t.Fatalf("child node stdin: %v", err)
-	}
-	for {
-		line, err := c.Line(30 * time.Second)
-		if err != nil {
-			t.Fatalf("child node gc: %v\n%s", err, testkit.CrashReport(c.Stderr()))
-		}
-		if line == "gc" {
-			return
-		}
-	}
+	c.ask(t, "gc", "asked to collect garbage")
 }
 
 // mem is where the child's memory is, after a GC.
 func (c *childNode) mem(t testing.TB) childMemStats {
 	t.Helper()
-	if err := c.Send("mem"); err != nil {
-		c.alive(t, "asked for its memory")
-		t.Fatalf("child node stdin: %v", err)
+	v := strings.TrimPrefix(c.ask(t, "mem", "asked for its memory"), "mem ")
+	var m childMemStats
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		t.Fatalf("child node mem %q: %v", v, err)
 	}
-	for {
-		line, err := c.Line(30 * time.Second)
-		if err != nil {
-			t.Fatalf("child node mem: %v\n%s", err, testkit.CrashReport(c.Stderr()))
-		}
-		if v, ok := strings.CutPrefix(line, "mem "); ok {
-			var m childMemStats
-			if err := json.Unmarshal([]byte(v), &m); err != nil {
-				t.Fatalf("child node mem %q: %v", v, err)
-			}
-			return m
-		}
-	}
+	return m
 }
 
 // window marks the start or the end of a benchmark's measurement window
@@ -240,20 +238,12 @@ func (c *childNode) mem(t testing.TB) childMemStats {
 // collections the child completed so far.
 func (c *childNode) window(t testing.TB, what string) uint32 {
 	t.Helper()
-	if err := c.Send("window " + what); err != nil {
-		c.alive(t, "asked to mark a window")
-		t.Fatalf("child node stdin: %v", err)
+	line := c.ask(t, "window "+what, "asked to mark a window")
+	var cycles uint32
+	if _, err := fmt.Sscanf(line, "window %d", &cycles); err != nil {
+		t.Fatalf("child node window: %q: %v", line, err)
 	}
-	for {
-		line, err := c.Line(30 * time.Second)
-		if err != nil {
-			t.Fatalf("child node window: %v\n%s", err, testkit.CrashReport(c.Stderr()))
-		}
-		var cycles uint32
-		if _, err := fmt.Sscanf(line, "window %d", &cycles); err == nil {
-			return cycles
-		}
-	}
+	return cycles
 }
 
 // alive fails the test if the child exited (a crash).
