@@ -277,7 +277,9 @@ func (p *player) sendTCP(batch []qpacket) (count, sent uint64, ok bool) {
 	if !ok || len(buf) > 0 && !p.writeFrames(buf) {
 		return count, sent, false
 	}
-	p.s.reportsSent.Add(reports)
+	if reports > 0 {
+		p.s.reportsSent.Add(reports)
+	}
 	return count, sent, true
 }
 

@@ -260,15 +260,22 @@ func (s *Store) checkStored(rec *recording, idx uint32, v []byte, index bool) ([
 // heldSegment is segment idx of rec decoded when the writer (its commit in
 // flight) or the segment cache holds it, else nil.
 func (s *Store) heldSegment(rec *recording, idx uint32) *segment {
-	rec.mu.Lock()
-	if rec.pending != nil && rec.pendingInfo.Index == idx {
-		sg := rec.pending
-		sg.lent = true
-		rec.mu.Unlock()
+	if sg := rec.lendPending(idx); sg != nil {
 		return sg
 	}
-	rec.mu.Unlock()
 	return s.cache.share(segRef{rec.seq, idx})
+}
+
+// lendPending is the writer's pending segment (its commit in flight) when
+// it is segment idx, marked lent (Writer.SetSpare), else nil.
+func (rec *recording) lendPending(idx uint32) *segment {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.pending == nil || rec.pendingInfo.Index != idx {
+		return nil
+	}
+	rec.pending.lent = true
+	return rec.pending
 }
 
 // segmentIndex is the chunk index of sealed segment idx of rec, from the

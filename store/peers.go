@@ -79,14 +79,9 @@ func (s *Store) sealedInfo(key string, index uint32) (*recording, SegmentInfo, e
 // segment returns sealed segment idx of rec decoded: the writer's pending
 // one, or the segment cache's, loaded once into it.
 func (s *Store) segment(rec *recording, idx uint32) (*segment, error) {
-	rec.mu.Lock()
-	if rec.pending != nil && rec.pendingInfo.Index == idx {
-		sg := rec.pending
-		sg.lent = true
-		rec.mu.Unlock()
+	if sg := rec.lendPending(idx); sg != nil {
 		return sg, nil
 	}
-	rec.mu.Unlock()
 	return s.cache.get(segRef{rec.seq, idx}, func() (*segment, error) {
 		var sg *segment
 		err := s.wholeSegment(rec, idx, true, func(raw []byte, pk []Packet, _ *chunkIndex) {

@@ -29,7 +29,7 @@ type valueLogMaps struct {
 	spans   []mappedSpan        // sorted by start
 	checked time.Time           // when /proc/self/maps was last read
 	swept   time.Time           // last sweep
-	files   map[string]*os.File // value-log files opened to read (readAt)
+	files   map[string]vlogFile // value-log files opened to read (readAt)
 
 	wb writeback // writeback_linux.go
 }
@@ -64,7 +64,7 @@ func newValueLogMaps(dir string) *valueLogMaps {
 			abs = real
 		}
 	}
-	return &valueLogMaps{dir: abs, files: map[string]*os.File{}}
+	return &valueLogMaps{dir: abs, files: map[string]vlogFile{}}
 }
 
 // copyOut copies v[off:off+len(dst)] into dst, v being a value Badger gave,
@@ -78,9 +78,9 @@ func (m *valueLogMaps) copyOut(dst, v []byte, off int) *valueLoc {
 	if m != nil && len(v) >= valueThreshold {
 		base := uintptr(unsafe.Pointer(&v[0]))
 		if sp, ok := m.mapped(base, base+uintptr(len(v))); ok {
-			if f := m.file(sp.path); f != nil {
-				loc := &valueLoc{f: f, raw: rawConnOf(f), off: sp.off + int64(base-sp.start)}
-				if n, err := f.ReadAt(dst, loc.off+int64(off)); err == nil && n == len(dst) {
+			if vf := m.file(sp.path); vf.f != nil {
+				loc := &valueLoc{f: vf.f, raw: vf.raw, off: sp.off + int64(base-sp.start)}
+				if n, err := vf.f.ReadAt(dst, loc.off+int64(off)); err == nil && n == len(dst) {
 					m.sweep(base)
 					return loc
 				}
@@ -116,19 +116,28 @@ func (m *valueLogMaps) sweep(addr uintptr) {
 // 64 KiB a read: about 10 MiB at 500 players of 2 Mbit/s.
 const sweepEvery = 20 * time.Millisecond
 
-// file is the value-log file path opened for reading, or nil.
-func (m *valueLogMaps) file(path string) *os.File {
+// file is the value-log file path opened for reading (f nil when it
+// cannot be opened).
+func (m *valueLogMaps) file(path string) vlogFile {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if f, ok := m.files[path]; ok {
-		return f
+	if vf, ok := m.files[path]; ok {
+		return vf
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil
+		return vlogFile{}
 	}
-	m.files[path] = f
-	return f
+	vf := vlogFile{f: f, raw: rawConnOf(f)}
+	m.files[path] = vf
+	return vf
+}
+
+// vlogFile is a value-log file opened to read, and its raw connection
+// (readCached, startWriteback): made once, not at every use.
+type vlogFile struct {
+	f   *os.File
+	raw syscall.RawConn
 }
 
 // forget closes the files no mapping shows any more (Badger deleted them
@@ -140,9 +149,9 @@ func (m *valueLogMaps) forget() {
 	for _, sp := range m.spans {
 		live[sp.path] = true
 	}
-	for path, f := range m.files {
+	for path, vf := range m.files {
 		if !live[path] {
-			_ = f.Close()
+			_ = vf.f.Close()
 			delete(m.files, path)
 		}
 	}

@@ -136,15 +136,11 @@ func (m *valueLogMaps) startWriteback() {
 			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, r.addr, uintptr(r.to-r.from), unix.MADV_POPULATE_WRITE)
 			continue
 		}
-		f := m.file(r.path)
-		if f == nil {
+		vf := m.file(r.path)
+		if vf.raw == nil {
 			continue
 		}
-		rc, err := f.SyscallConn()
-		if err != nil {
-			continue
-		}
-		_ = rc.Control(func(fd uintptr) {
+		_ = vf.raw.Control(func(fd uintptr) {
 			_ = unix.SyncFileRange(int(fd), r.from, r.to-r.from, unix.SYNC_FILE_RANGE_WRITE)
 		})
 	}
