@@ -85,8 +85,8 @@ func (c *Config) validateFills(bad complain) {
 	atLeastOne("fills.describes_per_connection", f.DescribesPerConnection, d.DescribesPerConnection)
 	atLeastOne("fills.describes_per_address", f.DescribesPerAddress, d.DescribesPerAddress)
 	if f.MaxConcurrent > mesh.MaxMaxFills {
-		bad("fills.max_concurrent", "%d is more than %d; each fill from a peer reserves up to %s (docs/operations.md, \"Origin and fill limits\")",
-			f.MaxConcurrent, mesh.MaxMaxFills, ByteSize(mesh.FillMemory(1)))
+		bad("fills.max_concurrent", "%d is more than %d: fills with one peer could reserve %s (docs/operations.md, \"Origin and fill limits\"); write e.g. %d",
+			f.MaxConcurrent, mesh.MaxMaxFills, ByteSize(mesh.FillMemory(f.MaxConcurrent)), d.MaxConcurrent)
 	}
 	if f.MaxPerClient > f.MaxConcurrent && f.MaxConcurrent >= 1 {
 		bad("fills.max_per_client", "%d is more than fills.max_concurrent (%d); lower it or raise fills.max_concurrent", f.MaxPerClient, f.MaxConcurrent)
