@@ -207,9 +207,9 @@ func (s *session) close() *entry {
 // pushed after, re-arms the end-of-stream timer; the EOS then waits for the
 // sleeping timer thread forever), and rtspsrc makes the EOS at the BYE. Its
 // push thread decodes what it pushes, so on a loaded machine it holds the
-// last packet for a while: with the BYE right after the last packet, a play
-// of the interop clip over TCP did not end in 8 of 40 plays (3 at once, one
-// CPU busy).
+// last packet for a while: with the BYE right after the last packet,
+// testdata/gst-play.py over TCP did not end in 17 of 184 plays of the interop
+// clip (3 or 4 at once, one CPU busy), with byeGrace in 1 of 380.
 const byeGrace = 200 * time.Millisecond
 
 // pace sends packets from p.n at their transmit time until the clip ends
