@@ -45,8 +45,8 @@ import (
 // 0.03 s). So a fill reads each segment into a buffer the store gives back
 // once stored (store.Writer.SetSpare; it had cost an allocation, zeroing and
 // new heap pages per segment, 0.04 s), and queues up to 11 segments between
-// the network, the checks and the store where the resource manager grants
-// the memory (fill_client.go, deepPipeline). A/B of 2026-12-02 04:56, four
+// the network, the checks and the store when it is one of the first 4
+// fills at once (fill_client.go, deepPipeline; limits.go). A/B of 2026-12-02 04:56, four
 // alternated runs each, load 2–4 from other work (fill-MB/s, store-MB/s,
 // fill/store, medians): before 190, 307, 0.66 (0.56–0.71); after 257, 309,
 // 0.81 (0.79–0.89); the child variant before 212, 295, 0.68 (0.64–0.75),

@@ -58,6 +58,12 @@ type Config struct {
 	// WrapFill, when set, wraps what a fill reads from peer (its stream),
 	// e.g. to cap the bandwidth fills from each peer take.
 	WrapFill func(peer string, r io.Reader) io.Reader
+	// MaxFills is the most fills this node runs at once (the node's
+	// fills.max_concurrent): the resource manager makes room for that many
+	// from one peer, and for twice as many served to one peer, and bounds
+	// what the fill protocol reserves with one peer to FillMemory(MaxFills)
+	// (doc.go, "Resource limits"). Default DefaultMaxFills (64).
+	MaxFills int
 	// AnswerTimeout bounds how long a provider may take to answer a fill
 	// request, on top of its round-trip time (default 2s).
 	AnswerTimeout time.Duration
@@ -119,6 +125,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
+	if cfg.MaxFills == 0 {
+		cfg.MaxFills = DefaultMaxFills
+	}
 	if cfg.AnswerTimeout == 0 {
 		cfg.AnswerTimeout = DefaultAnswerTimeout
 	}
@@ -160,6 +169,9 @@ func (cfg Config) validate() error {
 		if _, err := peer.Decode(s); err != nil {
 			bad("TrustedSigners %q: not a peer id: %w", s, err)
 		}
+	}
+	if cfg.MaxFills < 0 || cfg.MaxFills > MaxMaxFills {
+		bad("MaxFills %d: must be between 1 and %d", cfg.MaxFills, MaxMaxFills)
 	}
 	if cfg.AnswerTimeout < 0 || cfg.DistrustFor < 0 {
 		bad("AnswerTimeout %v, DistrustFor %v: must be positive", cfg.AnswerTimeout, cfg.DistrustFor)

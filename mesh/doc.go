@@ -198,9 +198,34 @@
 // packets arriving more than 2 s (LiveBehindLimit) later than their transmit
 // times say, against the earliest one, end it with ErrBehind. The answer's
 // manifest lists at most 32 relay peer ids in Via (MaxVia). Reading the network and appending to the store overlap (up to
-// four segments in flight). The fill is as fast as the link and the store
+// four segments in flight, eight in a deep pipeline: Resource limits). The fill is as fast as the link and the store
 // allow, never paced at playback speed. After an error the writer holds only
 // verified segments and the node can resume at the next index elsewhere.
+//
+// # Resource limits
+//
+// The host's libp2p resource manager is libp2p's default (DefaultLimits
+// scaled to the machine, with the bundled services' limits) plus room for
+// Config.MaxFills (a node's fills.max_concurrent, default 64, at most
+// MaxMaxFills) fills at once from one peer, where the default gave the
+// fill protocol 16 MiB with one peer: about 6 fills. A fill this node runs
+// (service rtspmesh.fill) reserves 1600 KiB while Run runs: the read
+// buffer and the shallow pipeline (4 checked and 2 read segments of 256
+// KiB); the first 4 fills at once reserve 1280 KiB more and run the deep
+// pipeline (8 and 3). A fill it serves (service rtspmesh.fill.serve)
+// reserves its 64 KiB write buffer. The budgets are exact, derived from
+// MaxFills alone, and added to the peer's and the system's limits:
+//
+//	fills run, with one peer or all   MaxFills × 1600 KiB + 4 × 1280 KiB,
+//	                                  2 × MaxFills streams
+//	fills served, to one peer         2 × MaxFills streams × 64 KiB
+//	the fill protocol with one peer   both: FillMemory(MaxFills), 113 MiB
+//	                                  for 64
+//
+// So a peer cannot make a node reserve more than FillMemory(MaxFills) for
+// the fill protocol, nor hold more than 2 × MaxFills fill streams to it
+// (the next is reset); fills served to all peers together share libp2p's
+// default for a service.
 //
 // # Designated filler and the filler protocol /rtspmesh/filler/1.1.0
 //

@@ -30,11 +30,10 @@ const (
 	// the network, the checks and the store work at the same time.
 	pipelineDepth = 4
 	checkDepth    = 2
-	// deepPipeline and deepCheck are the same when the resource manager
-	// grants the memory at low priority too, as it does while the peer's
-	// fills leave room (Run): the network and the checks go on further
-	// while the store stalls (a value-log rotation, a page fault in the
-	// value log) and catch up when it does.
+	// deepPipeline and deepCheck are the same for the first deepFills
+	// fills at once (Run, limits.go): the network and the checks go on
+	// further while the store stalls (a value-log rotation, a page fault
+	// in the value log) and catch up when it does.
 	deepPipeline = 8
 	deepCheck    = 3
 	// segmentBytes is what the resource manager is told a segment takes
@@ -252,20 +251,20 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	if next := w.Manifest().NextSegment(); next != pf.from && pf.from != FromLiveEdge {
 		return fmt.Errorf("fill from %s: writer is at segment %d, the fill was opened at %d", pf.peer, next, pf.from)
 	}
-	// Buffers in flight, as the resource manager sees them.
-	const reserve = readBuffer + (pipelineDepth+checkDepth)*segmentBytes
-	if err := pf.s.Scope().ReserveMemory(reserve, network.ReservationPriorityHigh); err != nil {
+	// Buffers in flight, as the resource manager sees them: within the
+	// fills' own budget (limits.go), so at any priority.
+	if err := pf.s.Scope().ReserveMemory(fillReserve, network.ReservationPriorityAlways); err != nil {
 		return fmt.Errorf("fill from %s: %w", pf.peer, err)
 	}
-	defer pf.s.Scope().ReleaseMemory(reserve)
+	defer pf.s.Scope().ReleaseMemory(fillReserve)
 	depth, checks := pipelineDepth, checkDepth
-	// Deeper where there is room: at low priority, so that these never
-	// keep the memory from the peer's other fills' shallow pipelines.
-	const deeper = (deepPipeline + deepCheck - pipelineDepth - checkDepth) * segmentBytes
-	if err := pf.s.Scope().ReserveMemory(deeper, network.ReservationPriorityLow); err == nil {
-		defer pf.s.Scope().ReleaseMemory(deeper)
+	// Deeper for the first deepFills fills at once, whose budget leaves
+	// room for every other fill's shallow pipeline.
+	if pf.m.deep.Add(1) <= deepFills && pf.s.Scope().ReserveMemory(deepReserve, network.ReservationPriorityAlways) == nil {
+		defer pf.s.Scope().ReleaseMemory(deepReserve)
 		depth, checks = deepPipeline, deepCheck
 	}
+	defer pf.m.deep.Add(-1)
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = pf.s.Reset() })

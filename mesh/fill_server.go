@@ -22,7 +22,8 @@ const (
 	// KeepaliveInterval is how often a server waiting for a filling
 	// recording's next segment tells the client it is still there.
 	KeepaliveInterval = 2 * time.Second
-	// serviceName names the fill protocol in libp2p's resource manager.
+	// serviceName names, in libp2p's resource manager, the fills this
+	// node runs (serveService the fills it serves).
 	serviceName = "rtspmesh.fill"
 	// writeBuffer batches frame headers with segment bytes.
 	writeBuffer = 64 << 10
@@ -35,17 +36,18 @@ func (m *Mesh) handleFill(s network.Stream) {
 	}
 	defer m.handlers.Done()
 
-	if err := s.Scope().SetService(serviceName); err != nil {
+	if err := s.Scope().SetService(serveService); err != nil {
 		m.log.Debug("fill stream refused by resource manager", "err", err)
 		_ = s.Reset()
 		return
 	}
-	if err := s.Scope().ReserveMemory(writeBuffer, network.ReservationPriorityHigh); err != nil {
+	// Within the peer's serving budget (limits.go), so at any priority.
+	if err := s.Scope().ReserveMemory(serveReserve, network.ReservationPriorityAlways); err != nil {
 		m.log.Debug("fill stream refused: no memory", "err", err)
 		_ = s.Reset()
 		return
 	}
-	defer s.Scope().ReleaseMemory(writeBuffer)
+	defer s.Scope().ReleaseMemory(serveReserve)
 	remote := s.Conn().RemotePeer().String()
 	log := m.log.With("fill_to", remote)
 	_ = s.SetReadDeadline(time.Now().Add(requestTimeout))

@@ -65,6 +65,7 @@ type Mesh struct {
 	catalogueSlots chan struct{} // catalogue answers being written
 	gate           *gate         // the host's connection gater (Block)
 	holds          atomic.Int64  // filler requests being held (handleFiller)
+	deep           atomic.Int64  // fills that asked for the deep pipeline (PeerFill.Run)
 
 	mu       sync.Mutex
 	provided map[string]*provided // keys being re-provided, by stream key
@@ -132,8 +133,14 @@ func New(cfg Config, st *store.Store) (*Mesh, error) {
 		}
 	}
 
-	h, err := libp2p.New(opts...)
+	// Last before the host, which closes it: it runs a goroutine.
+	rm, err := resourceManager(cfg.MaxFills)
 	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	h, err := libp2p.New(append(opts, libp2p.ResourceManager(rm))...)
+	if err != nil {
+		_ = rm.Close() // closing twice is harmless
 		return nil, fmt.Errorf("mesh: libp2p host: %w", err)
 	}
 	// One bootstrap list may serve every node, this one included.

@@ -156,3 +156,14 @@ func metricValues(t *testing.T, base, token string, series ...string) []float64 
 	}
 	return vals
 }
+
+// waitNoFill waits until the node with the admin API at base runs no fill.
+// A fill leaves the node's registry a moment after its recording is
+// complete in the store, and a request in between joins it ("tail", not
+// "local": seen once in a clean-clone run).
+func waitNoFill(t *testing.T, base string) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, "no fill running", func() bool {
+		return metricValue(t, base, "", "rtspmesh_fills_active") == 0
+	})
+}

@@ -85,6 +85,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("streams: %+v", list)
 	}
 	// Already complete: 200, served locally.
+	waitNoFill(t, aURL)
 	if again := getJSON[node.PrefetchAnswer](t, "POST", aURL+"/api/v1/prefetch", "", prefetch, 200); again.Served != node.ServedLocal {
 		t.Fatalf("second prefetch: %+v", again)
 	}
@@ -222,6 +223,7 @@ func TestMetricsMissThenHit(t *testing.T) {
 		t.Fatalf("first DESCRIBE: %d", code)
 	}
 	in := waitComplete(t, n) // 60 s: the clip fills in real time, ~20 s
+	waitNoFill(t, base)
 	if code, _ := describeStatus(t, n.url(samplePath)); code != 200 {
 		t.Fatalf("second DESCRIBE: %d", code)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node/fill"
 	"github.com/rtspmesh/rtspmesh/rtspedge"
 )
@@ -83,6 +84,10 @@ func (c *Config) validateFills(bad complain) {
 	atLeastOne("fills.max_per_client", f.MaxPerClient, d.MaxPerClient)
 	atLeastOne("fills.describes_per_connection", f.DescribesPerConnection, d.DescribesPerConnection)
 	atLeastOne("fills.describes_per_address", f.DescribesPerAddress, d.DescribesPerAddress)
+	if f.MaxConcurrent > mesh.MaxMaxFills {
+		bad("fills.max_concurrent", "%d is more than %d: fills with one peer could reserve %s (docs/operations.md, \"Origin and fill limits\"); write e.g. %d",
+			f.MaxConcurrent, mesh.MaxMaxFills, ByteSize(mesh.FillMemory(f.MaxConcurrent)), d.MaxConcurrent)
+	}
 	if f.MaxPerClient > f.MaxConcurrent && f.MaxConcurrent >= 1 {
 		bad("fills.max_per_client", "%d is more than fills.max_concurrent (%d); lower it or raise fills.max_concurrent", f.MaxPerClient, f.MaxConcurrent)
 	}

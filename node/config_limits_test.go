@@ -3,6 +3,8 @@ package node
 import (
 	"strings"
 	"testing"
+
+	"github.com/rtspmesh/rtspmesh/mesh"
 )
 
 func TestParseBitrate(t *testing.T) {
@@ -32,6 +34,7 @@ func TestValidateLimits(t *testing.T) {
 		mod func(*Config)
 	}{
 		{"fills.max_concurrent", func(c *Config) { c.Fills.MaxConcurrent = 0 }},
+		{"fills.max_concurrent", func(c *Config) { c.Fills.MaxConcurrent = mesh.MaxMaxFills + 1 }},
 		{"fills.max_per_client", func(c *Config) { c.Fills.MaxPerClient = 0 }},
 		{"fills.max_per_client", func(c *Config) { c.Fills.MaxPerClient = c.Fills.MaxConcurrent + 1 }},
 		{"fills.describes_per_connection", func(c *Config) { c.Fills.DescribesPerConnection = -1 }},

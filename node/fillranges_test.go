@@ -29,6 +29,17 @@ import (
 func prefetch(t testing.TB, n *testNode, path string) time.Duration {
 	t.Helper()
 	start := time.Now()
+	startPrefetch(t, n, path)
+	testkit.Eventually(t, 3*time.Minute, "the prefetch of "+path+" is complete", func() bool {
+		in, err := n.Stream(path)
+		return err == nil && in.State == store.StateComplete
+	})
+	return time.Since(start)
+}
+
+// startPrefetch asks n's admin API to prefetch path.
+func startPrefetch(t testing.TB, n *testNode, path string) {
+	t.Helper()
 	body, _ := json.Marshal(node.PrefetchRequest{Path: path})
 	res, err := http.Post(fmt.Sprintf("http://%s/api/v1/prefetch", n.AdminAddr()), "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -38,11 +49,6 @@ func prefetch(t testing.TB, n *testNode, path string) time.Duration {
 	if res.StatusCode != http.StatusAccepted {
 		t.Fatalf("prefetch %s: %s", path, res.Status)
 	}
-	testkit.Eventually(t, 3*time.Minute, "the prefetch of "+path+" is complete", func() bool {
-		in, err := n.Stream(path)
-		return err == nil && in.State == store.StateComplete
-	})
-	return time.Since(start)
 }
 
 // trackRTP is the RTP of each track of n's recording of path, in order.

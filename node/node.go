@@ -107,6 +107,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			AllowPeers:  cfg.Mesh.AllowPeers,
 			ProviderTTL: time.Duration(cfg.Mesh.ProviderTTL),
 			FindTimeout: time.Duration(cfg.Mesh.FindTimeout),
+			MaxFills:    cfg.Fills.MaxConcurrent,
 
 			TrustedSigners: cfg.Mesh.TrustedSigners,
 			AnswerTimeout:  time.Duration(cfg.Mesh.AnswerTimeout),

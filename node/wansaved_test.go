@@ -110,6 +110,7 @@ func TestWANSavedExact(t *testing.T) {
 
 	playToEnd(t, a.url(path)) // a miss: A fills from the origin
 	in := waitCompleteAt(t, a, path)
+	waitNoFill(t, baseA) // else the hit may join the ending fill
 	if st := status(baseA); st.WANSaved != 0 || st.FillBytesOrigin != in.Bytes {
 		t.Fatalf("after a miss: wan_saved_bytes %d (want 0), fill_bytes_origin %d (want %d)", st.WANSaved, st.FillBytesOrigin, in.Bytes)
 	}
