@@ -155,10 +155,11 @@ const refPlays = 3
 // GStreamer VOD play of gst-rtsp-server now and then ends short of the clip
 // (it sends its BYE with the last packet, over UDP on another socket, and
 // rtspsrc ends at the BYE; README, Testing), and a short reference would
-// fail every cell compared with it. (A reference play of the built-in
-// origin over TCP now and then did not end at all, killed at 60 s, while
-// the origin sent its BYE right after the last packet: rtspedge/origin's
-// byeGrace says why.) A kind in need that decoded no frame at all counts as short
+// fail every cell compared with it; or, on a loaded machine, it does not
+// end at all (killed at 60 s): a BYE right after a track's last packet now
+// and then deadlocks rtspsrc's jitter buffer (rtspedge/origin's byeGrace
+// says how; the built-in origin's BYE did that too until it waited
+// byeGrace). A kind in need that decoded no frame at all counts as short
 // (rtspsrc's seek of the built-in origin once decoded no video; a clean-clone
 // run's rtspsrc seek of gst-rtsp-server over UDP decoded too little to pace,
 // twice in a row). The plays under test get no second chance.
