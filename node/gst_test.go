@@ -75,8 +75,8 @@ func splitClock(v string) (h, m, s time.Duration, ok bool) {
 }
 
 // TestGStreamerEndsAtVODEnd: GStreamer's rtspsrc stops by itself within
-// 3 s of the end of a VOD played through a node, over TCP and UDP, as it
-// does played from the origin directly (GStreamer 1.22 ends at a BYE alone
+// 3 s of the end of a VOD played through a node, over TCP and UDP, and
+// played from the origin directly (GStreamer 1.22 ends at a BYE alone
 // as well as in the compound SR + SDES + BYE the node sends); the sender
 // reports it gets come per track about every 5 s.
 func TestGStreamerEndsAtVODEnd(t *testing.T) {
@@ -87,15 +87,14 @@ func TestGStreamerEndsAtVODEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plays := []struct {
-		name, url, transport string
-		// reference: the origin played directly, what the node's legs are
-		// compared with; not itself under test.
-		reference bool
-	}{
-		{"origin tcp", "rtsp://" + org.Addr() + "/sample.ts", "tcp", true},
-		{"node tcp", n.url("o/sample.ts"), "tcp", false},
-		{"node udp", n.url("o/sample.ts"), "udp", false},
+	// The origin's leg is under test too: in one loaded clean-clone run
+	// rtspsrc kept playing its stream 18 s past its SR + BYE, which came
+	// right after the last packet then (rtspedge/origin's byeGrace says
+	// why that hangs GStreamer's jitter buffer now and then).
+	plays := []struct{ name, url, transport string }{
+		{"origin tcp", "rtsp://" + org.Addr() + "/sample.ts", "tcp"},
+		{"node tcp", n.url("o/sample.ts"), "tcp"},
+		{"node udp", n.url("o/sample.ts"), "udp"},
 	}
 	var wg sync.WaitGroup
 	for _, p := range plays {
@@ -114,13 +113,6 @@ func TestGStreamerEndsAtVODEnd(t *testing.T) {
 				t.Logf("%s: gst-launch: %v: %s", name, err, gstTail(r.out))
 			}
 			switch {
-			case ctx.Err() != nil && p.reference:
-				// The reference: in one loaded clean-clone run rtspsrc
-				// kept playing the built-in origin's stream 18 s past its
-				// SR + BYE (cause not found). The node's legs are what is
-				// tested, and are not excused from it: logged.
-				t.Logf("%s (reference): GStreamer did not end by itself within %v of the clip's end:\n%s", name, 20*time.Second, gstTail(r.out))
-				return
 			case ctx.Err() != nil:
 				t.Errorf("%s: GStreamer did not end by itself within %v of the clip's end:\n%s", name, 20*time.Second, gstTail(r.out))
 			case err != nil && !errorAfterEOS(r.out):

@@ -152,11 +152,14 @@ const refPlays = 3
 // wholeRef waits for r, a play of the origin directly that is the reference
 // of some cells, and plays it again, up to refPlays in all, while it failed,
 // decoded less than want of media of a kind, or cannot be paced: a
-// GStreamer VOD play of an origin now and then ends short of the clip
-// (gst-rtsp-server sends its BYE with the last packet, over UDP on another
-// socket, and rtspsrc ends at the BYE) or not at all on a loaded machine
-// (README, Testing), and a short reference would fail every cell compared
-// with it. A kind in need that decoded no frame at all counts as short
+// GStreamer VOD play of gst-rtsp-server now and then ends short of the clip
+// (it sends its BYE with the last packet, over UDP on another socket, and
+// rtspsrc ends at the BYE; README, Testing), and a short reference would
+// fail every cell compared with it; or, on a loaded machine, it does not
+// end at all (killed at 60 s): a BYE right after a track's last packet now
+// and then deadlocks rtspsrc's jitter buffer (rtspedge/origin's byeGrace
+// says how; the built-in origin's BYE did that too until it waited
+// byeGrace). A kind in need that decoded no frame at all counts as short
 // (rtspsrc's seek of the built-in origin once decoded no video; a clean-clone
 // run's rtspsrc seek of gst-rtsp-server over UDP decoded too little to pace,
 // twice in a row). The plays under test get no second chance.

@@ -25,6 +25,7 @@ type player struct {
 
 	mu        sync.Mutex
 	pkts      []received
+	rtcps     []receivedRTCP
 	byes      int
 	responses map[base.Method][]*base.Response
 	last      base.Method
@@ -35,6 +36,12 @@ type player struct {
 type received struct {
 	track int
 	pkt   rtp.Packet // payload copied
+	at    time.Time
+}
+
+type receivedRTCP struct {
+	track int
+	pkt   rtcp.Packet
 	at    time.Time
 }
 
@@ -89,11 +96,13 @@ func dial(t *testing.T, addr, path string, extra map[base.Method]base.Header) *p
 		p.pkts = append(p.pkts, r)
 		p.mu.Unlock()
 	})
-	p.c.OnPacketRTCPAny(func(_ *description.Media, pkt rtcp.Packet) {
+	p.c.OnPacketRTCPAny(func(m *description.Media, pkt rtcp.Packet) {
+		r := receivedRTCP{track: slices.Index(p.desc.Medias, m), pkt: pkt, at: time.Now()}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.rtcps = append(p.rtcps, r)
 		if _, ok := pkt.(*rtcp.Goodbye); ok {
-			p.mu.Lock()
 			p.byes++
-			p.mu.Unlock()
 		}
 	})
 	return p

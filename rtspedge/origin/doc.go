@@ -15,7 +15,9 @@
 // 5 s), whose RTP↔NTP line is the clip's presentation time from when it
 // was (live: the stream's epoch, shared by every session) or would have
 // been at 0; the end of a VOD play is a compound SR + SDES + BYE on every
-// track.
+// track, 200 ms of the play's time after the last packet left (as a node's
+// server does: GStreamer's rtspsrc may never end at a BYE that comes while
+// its jitter buffer still holds a packet).
 //
 // Also: `Speed` (VOD, up to Config.MaxSpeed, echoed), `Cache-Control` per path,
 // `Last-Modified` on DESCRIBE (304 for a matching `If-Modified-Since`),
