@@ -12,7 +12,7 @@ import (
 // fills.max_concurrent default.
 const DefaultMaxFills = 64
 
-// MaxMaxFills bounds Config.MaxFills: FillMemory(MaxMaxFills) is 6.4 GiB.
+// MaxMaxFills bounds Config.MaxFills: FillMemory(MaxMaxFills) is 6.8 GiB.
 const MaxMaxFills = 4096
 
 // What the fill protocol reserves in libp2p's resource manager, and how
