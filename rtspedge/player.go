@@ -23,8 +23,9 @@ const (
 	// seekGap separates the session timeline before and after a seek, so
 	// timestamps keep growing across it.
 	seekGap = 100 * time.Millisecond
-	// resumeTolerance: a PLAY whose Range is this close to where the session
-	// paused resumes instead of seeking back to a key frame.
+	// resumeTolerance: a live PLAY whose Range is this close to where the
+	// session paused resumes instead of seeking back to a key frame (a VOD
+	// PLAY with a Range always seeks: positionVOD).
 	resumeTolerance = 50 * time.Millisecond
 	// Pre-reading at PLAY (for RTP-Info) stops after this much media or
 	// this many packets.
@@ -203,9 +204,15 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 }
 
 // positionVOD resumes or seeks a recording with an end; it returns the
-// Range of the answer.
+// Range of the answer. A PLAY without a Range resumes; one with a Range
+// seeks, to the key frame at or before it, even when the Range is next to
+// where the session paused: a player that seeks flushes its decoders
+// (rtspsrc: PAUSE, flush, PLAY npt=T-), and a resume would give it the
+// rest of a GOP it cannot decode (rtspsrc seeking to 2.5 s of a clip
+// paused at 2.538 s decoded 87 of the 100 frames from the key frame at
+// 2 s, the first of them broken).
 func (p *player) positionVOD(start time.Duration, hasRange bool) (string, *base.Response) {
-	if p.played && (!hasRange || absDur(start-p.position()) <= resumeTolerance) {
+	if p.played && !hasRange {
 		p.resume()
 	} else if res := p.seek(p.s.ctx, start); res != nil {
 		return "", res

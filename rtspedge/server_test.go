@@ -128,6 +128,56 @@ func playPauseSeek(t *testing.T, s *Server, p *testPlayer) {
 	}
 }
 
+// TestSeekNextToPausePosition: a PLAY with a Range after a PAUSE seeks to
+// the key frame at or before it even when the Range is next to where the
+// session paused. A player seeking that way (rtspsrc: PAUSE, flush, PLAY
+// npt=T-) flushed its decoders; resumed mid-GOP it cannot decode what it
+// gets up to the next key frame (the interop matrix's GStreamer seek cell
+// once decoded 87 of 100 frames from the key frame, its first broken, when
+// its PAUSE came 38 ms after its seek target).
+func TestSeekNextToPausePosition(t *testing.T) {
+	t.Parallel()
+	const fps, perFrame, gop = 25, 4, 25
+	st := newStore(t)
+	synthRecording(t, st, "v", synthSpec{dur: 10 * time.Second, fps: fps, perFrame: perFrame, size: 500, gop: gop})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
+	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportTCP)
+	p.play(t, nil)
+	// Pause mid-GOP: the first PLAY sends every stored packet in order,
+	// so the session stops before stored packet n, of frame n/perFrame.
+	var frame int
+	for {
+		p.waitPackets(t, len(p.received())+perFrame*fps/2, 10*time.Second)
+		if _, err := p.c.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		frame = len(p.received()) / perFrame
+		if k := frame % gop; k >= 3 && k <= gop-3 {
+			break
+		}
+		p.play(t, nil)
+	}
+	paused := time.Duration(frame) * time.Second / fps
+	got := p.received()
+	target := paused + 20*time.Millisecond
+	res := p.play(t, &target)
+	key := paused - time.Duration(frame%gop)*time.Second/fps
+	if r := res.Header["Range"]; len(r) != 1 || !strings.HasPrefix(r[0], "npt="+formatNPT(key)+"-") {
+		t.Fatalf("paused at %v, PLAY npt=%v-: answer Range %v, want the key frame's, npt=%s-", paused, target, r, formatNPT(key))
+	}
+	seq, _ := rtpInfo(t, res)
+	after := p.waitPackets(t, len(got)+perFrame, 5*time.Second)[len(got):]
+	for _, rx := range after {
+		if rx.seq == seq {
+			if !rx.keyStart {
+				t.Fatalf("paused at %v, PLAY npt=%v-: the first packet does not start a key frame", paused, target)
+			}
+			return
+		}
+	}
+	t.Fatalf("no packet with RTP-Info's seq %d among %d after the PLAY", seq, len(after))
+}
+
 // TestGarbageOnRTSPPort: connections sending junk are closed without
 // disturbing a player that is playing, and the server keeps answering.
 func TestGarbageOnRTSPPort(t *testing.T) {
