@@ -72,20 +72,9 @@ func appendSegs(t *testing.T, src *Store, w *Writer, from, to uint32) {
 // and the recording is whole on disk.
 func TestCommitDepth(t *testing.T) {
 	src, pk, m := smallSegments(t)
-	if len(m.Segments) < 8 {
-		t.Fatalf("%d segments in the source", len(m.Segments))
-	}
 	dir := t.TempDir()
 	g := newCommitGate(0, 1, 2, 3)
-	dst, err := Open(dir, Options{afterCommit: g.afterCommit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := dst.Create(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetCommitDepth(4)
+	dst, w := gatedWriter(t, dir, g, m, 8)
 	appendSegs(t, src, w, 0, 4) // returns with 4 commits in flight
 	for i := range uint32(4) {
 		g.reached(t, i)
@@ -153,15 +142,7 @@ func TestCommitDepth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	again, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	got, err := again.Manifest("k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	again, got := reopen(t, dir)
 	if got.State != StateComplete || len(got.Segments) != len(m.Segments) {
 		t.Fatalf("reopened: %s, %d segments, want complete, %d", got.State, len(got.Segments), len(m.Segments))
 	}
@@ -170,12 +151,7 @@ func TestCommitDepth(t *testing.T) {
 			t.Fatalf("reopened: segment %d's hash differs", i)
 		}
 	}
-	r, err = again.NewReader("k", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	checkPackets(t, readAll(t, r), pk)
+	checkReads(t, again, pk)
 }
 
 // TestCommitDepthFailure: with commits in flight, one fails after Badger
@@ -185,20 +161,9 @@ func TestCommitDepth(t *testing.T) {
 // there and completes it.
 func TestCommitDepthFailure(t *testing.T) {
 	src, pk, m := smallSegments(t)
-	if len(m.Segments) < 10 {
-		t.Fatalf("%d segments in the source", len(m.Segments))
-	}
 	dir := t.TempDir()
 	g := newCommitGate(5, 6, 7)
-	dst, err := Open(dir, Options{afterCommit: g.afterCommit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := dst.Create(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetCommitDepth(4)
+	dst, w := gatedWriter(t, dir, g, m, 10)
 	appendSegs(t, src, w, 0, 8)
 	for _, i := range []uint32{5, 6, 7} {
 		g.reached(t, i) // all three written by Badger
@@ -223,15 +188,7 @@ func TestCommitDepthFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	again, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	got, err := again.Manifest("k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	again, got := reopen(t, dir)
 	if got.State != StatePartial || len(got.Segments) != 5 {
 		t.Fatalf("reopened: %s with %d segments, want partial with 5", got.State, len(got.Segments))
 	}
@@ -239,16 +196,11 @@ func TestCommitDepthFailure(t *testing.T) {
 	for _, si := range m.Segments[:5] {
 		inFive += int(si.Packets)
 	}
-	r, err := again.NewReader("k", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkPackets(t, readAll(t, r), pk[:inFive])
-	r.Close()
+	checkReads(t, again, pk[:inFive])
 
 	// The repair: a fill resumes at segment 5, over the keys segments 6
 	// and 7 left.
-	w, err = again.Resume("k")
+	w, err := again.Resume("k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,12 +209,7 @@ func TestCommitDepthFailure(t *testing.T) {
 	if err := w.Finish(StateComplete); err != nil {
 		t.Fatal(err)
 	}
-	r, err = again.NewReader("k", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	checkPackets(t, readAll(t, r), pk)
+	checkReads(t, again, pk)
 }
 
 // TestCommitDepthSpare: a writer with several commits in flight gives each
@@ -287,17 +234,7 @@ func TestCommitDepthSpare(t *testing.T) {
 	})
 	appendOwned := func(from, to uint32) {
 		for i := from; i < to; i++ {
-			data, h, err := src.Segment("k", i)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := w.CheckOwned(data, h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.AppendChecked(c, Seal{}); err != nil {
-				t.Fatalf("segment %d: %v", i, err)
-			}
+			appendOwnedSeg(t, src, w, i)
 		}
 	}
 	appendOwned(0, 3)
@@ -324,4 +261,68 @@ func TestCommitDepthSpare(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPackets(t, readAll(t, r), pk)
+}
+
+// appendOwnedSeg appends segment i of src's "k" to w as a fill does
+// (CheckOwned, AppendChecked) and returns its bytes, now w's.
+func appendOwnedSeg(t *testing.T, src *Store, w *Writer, i uint32) []byte {
+	t.Helper()
+	data, h, err := src.Segment("k", i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.CheckOwned(data, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AppendChecked(c, Seal{}); err != nil {
+		t.Fatalf("segment %d: %v", i, err)
+	}
+	return data
+}
+
+// reopen opens the store in dir (closed when the test ends) and returns
+// it with its manifest of "k".
+func reopen(t *testing.T, dir string) (*Store, Manifest) {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	m, err := s.Manifest("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, m
+}
+
+// checkReads reads "k" of s from its start and checks it is want.
+func checkReads(t *testing.T, s *Store, want []Packet) {
+	t.Helper()
+	r, err := s.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkPackets(t, readAll(t, r), want)
+}
+
+// gatedWriter opens a store in dir whose commits pass g and creates m
+// (at least segments long) in it with a commit depth of 4.
+func gatedWriter(t *testing.T, dir string, g *commitGate, m Manifest, segments int) (*Store, *Writer) {
+	t.Helper()
+	if len(m.Segments) < segments {
+		t.Fatalf("%d segments in the source, want %d", len(m.Segments), segments)
+	}
+	s, err := Open(dir, Options{afterCommit: g.afterCommit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetCommitDepth(4)
+	return s, w
 }
