@@ -446,7 +446,9 @@ func TestHostileRelayBreaksSeal(t *testing.T) {
 // to the origin's. Nothing the relay forged reaches the victim's store.
 func TestHostileRelayAltersOpenSegment(t *testing.T) {
 	t.Parallel()
-	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 8*time.Second) })
+	// 16 s: the relay and the victim start while A still fills (8 s was too
+	// short for a loaded machine: the victim asked after A's fill ended).
+	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 16*time.Second) })
 	a := meshNode(t, org, nil)
 	key := storeKey(t, org)
 	var direct, viaA []string

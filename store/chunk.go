@@ -271,11 +271,12 @@ func (s *Store) heldSegment(rec *recording, idx uint32) *segment {
 func (rec *recording) lendPending(idx uint32) *segment {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.pending == nil || rec.pendingInfo.Index != idx {
+	sg := rec.pendingAt(idx)
+	if sg == nil {
 		return nil
 	}
-	rec.pending.lent = true
-	return rec.pending
+	sg.lent = true
+	return sg
 }
 
 // segmentIndex is the chunk index of sealed segment idx of rec, from the

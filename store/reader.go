@@ -88,8 +88,11 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 	rec.readers++
 	rec.touchLocked(true)
 	segs := rec.segs
-	if rec.pending != nil {
-		segs = append(segs[:len(segs):len(segs)], rec.pendingInfo)
+	if len(rec.pendq) > 0 {
+		segs = segs[:len(segs):len(segs)]
+		for _, p := range rec.pendq {
+			segs = append(segs, p.si)
+		}
 	}
 	next := rec.hdr.NextIndex
 	var open []Packet
@@ -436,8 +439,8 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			}
 			r.setIn(r.idx, !r.bulk)
 			continue
-		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
-			r.seg, r.open = rec.pending, nil
+		case rec.pendingAt(r.idx) != nil:
+			r.seg, r.open = rec.pendingAt(r.idx), nil
 			r.seg.lent = true
 			rec.mu.Unlock()
 			continue
