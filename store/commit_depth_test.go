@@ -72,9 +72,20 @@ func appendSegs(t *testing.T, src *Store, w *Writer, from, to uint32) {
 // and the recording is whole on disk.
 func TestCommitDepth(t *testing.T) {
 	src, pk, m := smallSegments(t)
+	if len(m.Segments) < 8 {
+		t.Fatalf("%d segments in the source", len(m.Segments))
+	}
 	dir := t.TempDir()
 	g := newCommitGate(0, 1, 2, 3)
-	dst, w := gatedWriter(t, dir, g, m, 8)
+	dst, err := Open(dir, Options{afterCommit: g.afterCommit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := dst.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetCommitDepth(4)
 	appendSegs(t, src, w, 0, 4) // returns with 4 commits in flight
 	for i := range uint32(4) {
 		g.reached(t, i)
@@ -142,7 +153,15 @@ func TestCommitDepth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	again, got := reopen(t, dir)
+	again, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	got, err := again.Manifest("k")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got.State != StateComplete || len(got.Segments) != len(m.Segments) {
 		t.Fatalf("reopened: %s, %d segments, want complete, %d", got.State, len(got.Segments), len(m.Segments))
 	}
@@ -151,7 +170,12 @@ func TestCommitDepth(t *testing.T) {
 			t.Fatalf("reopened: segment %d's hash differs", i)
 		}
 	}
-	checkReads(t, again, pk)
+	r, err = again.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkPackets(t, readAll(t, r), pk)
 }
 
 // TestCommitDepthFailure: with commits in flight, one fails after Badger
@@ -161,9 +185,20 @@ func TestCommitDepth(t *testing.T) {
 // there and completes it.
 func TestCommitDepthFailure(t *testing.T) {
 	src, pk, m := smallSegments(t)
+	if len(m.Segments) < 10 {
+		t.Fatalf("%d segments in the source", len(m.Segments))
+	}
 	dir := t.TempDir()
 	g := newCommitGate(5, 6, 7)
-	dst, w := gatedWriter(t, dir, g, m, 10)
+	dst, err := Open(dir, Options{afterCommit: g.afterCommit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := dst.Create(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetCommitDepth(4)
 	appendSegs(t, src, w, 0, 8)
 	for _, i := range []uint32{5, 6, 7} {
 		g.reached(t, i) // all three written by Badger
@@ -188,7 +223,15 @@ func TestCommitDepthFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	again, got := reopen(t, dir)
+	again, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	got, err := again.Manifest("k")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got.State != StatePartial || len(got.Segments) != 5 {
 		t.Fatalf("reopened: %s with %d segments, want partial with 5", got.State, len(got.Segments))
 	}
@@ -196,11 +239,16 @@ func TestCommitDepthFailure(t *testing.T) {
 	for _, si := range m.Segments[:5] {
 		inFive += int(si.Packets)
 	}
-	checkReads(t, again, pk[:inFive])
+	r, err := again.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPackets(t, readAll(t, r), pk[:inFive])
+	r.Close()
 
 	// The repair: a fill resumes at segment 5, over the keys segments 6
 	// and 7 left.
-	w, err := again.Resume("k")
+	w, err = again.Resume("k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +257,12 @@ func TestCommitDepthFailure(t *testing.T) {
 	if err := w.Finish(StateComplete); err != nil {
 		t.Fatal(err)
 	}
-	checkReads(t, again, pk)
+	r, err = again.NewReader("k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkPackets(t, readAll(t, r), pk)
 }
 
 // TestCommitDepthSpare: a writer with several commits in flight gives each
@@ -234,7 +287,17 @@ func TestCommitDepthSpare(t *testing.T) {
 	})
 	appendOwned := func(from, to uint32) {
 		for i := from; i < to; i++ {
-			appendOwnedSeg(t, src, w, i)
+			data, h, err := src.Segment("k", i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := w.CheckOwned(data, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.AppendChecked(c, Seal{}); err != nil {
+				t.Fatalf("segment %d: %v", i, err)
+			}
 		}
 	}
 	appendOwned(0, 3)
@@ -261,68 +324,4 @@ func TestCommitDepthSpare(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPackets(t, readAll(t, r), pk)
-}
-
-// appendOwnedSeg appends segment i of src's "k" to w as a fill does
-// (CheckOwned, AppendChecked) and returns its bytes, now w's.
-func appendOwnedSeg(t *testing.T, src *Store, w *Writer, i uint32) []byte {
-	t.Helper()
-	data, h, err := src.Segment("k", i)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := w.CheckOwned(data, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.AppendChecked(c, Seal{}); err != nil {
-		t.Fatalf("segment %d: %v", i, err)
-	}
-	return data
-}
-
-// reopen opens the store in dir (closed when the test ends) and returns
-// it with its manifest of "k".
-func reopen(t *testing.T, dir string) (*Store, Manifest) {
-	t.Helper()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	m, err := s.Manifest("k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, m
-}
-
-// checkReads reads "k" of s from its start and checks it is want.
-func checkReads(t *testing.T, s *Store, want []Packet) {
-	t.Helper()
-	r, err := s.NewReader("k", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	checkPackets(t, readAll(t, r), want)
-}
-
-// gatedWriter opens a store in dir whose commits pass g and creates m
-// (at least segments long) in it with a commit depth of 4.
-func gatedWriter(t *testing.T, dir string, g *commitGate, m Manifest, segments int) (*Store, *Writer) {
-	t.Helper()
-	if len(m.Segments) < segments {
-		t.Fatalf("%d segments in the source, want %d", len(m.Segments), segments)
-	}
-	s, err := Open(dir, Options{afterCommit: g.afterCommit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.Create(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetCommitDepth(4)
-	return s, w
 }

@@ -461,7 +461,20 @@ func TestAppendCheckedSpare(t *testing.T) {
 	}
 	var spared [][]byte
 	w.SetSpare(func(b []byte) { spared = append(spared, b) })
-	appendOwned := func(w *Writer, i uint32) []byte { return appendOwnedSeg(t, src, w, i) }
+	appendOwned := func(w *Writer, i uint32) []byte {
+		data, h, err := src.Segment("k", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := w.CheckOwned(data, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AppendChecked(c, Seal{}); err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		return data
+	}
 
 	d0 := appendOwned(w, 0)
 	if len(spared) != 1 || &spared[0][0] != &d0[0] {
