@@ -216,10 +216,6 @@ func storeAlone(b *testing.B, st *store.Store, segs [][]byte, hashes []store.Has
 	if err != nil {
 		b.Fatal(err)
 	}
-	// As a fill that runs alone stores (deep, Run): the same commits in
-	// flight, so the ratio measures the fill, not a difference in how each
-	// uses the store.
-	w.SetCommitDepth(deepCommits)
 	b.StopTimer()
 	owned := make([][]byte, len(segs)) // CheckOwned keeps them, as a fill's
 	for j := range segs {

@@ -161,8 +161,7 @@
 // and decoding with store.Writer.CheckOwned, before it is stored, and expects consecutive indexes; a bad segment
 // ends the fill with ErrBadSegment, and the peer is not used again for it.
 // Each segment is read into a buffer of its own, which the store keeps
-// (CheckOwned: no copy); once the segment is stored (a deep fill's store
-// writes up to 4 at once, store.Writer.SetCommitDepth) the store gives the
+// (CheckOwned: no copy); once the segment is stored the store gives the
 // buffer back unless a reader or the segment cache took the segment while
 // its commit was in flight (store.Writer.SetSpare), and the next segment is
 // read into it: no allocation, no zeroing, no new heap pages per segment.
@@ -212,16 +211,15 @@
 // fill protocol 16 MiB with one peer: about 6 fills. A fill this node runs
 // (service rtspmesh.fill) reserves 1600 KiB while Run runs: the read
 // buffer and the shallow pipeline (4 checked and 2 read segments of 256
-// KiB); the first 4 fills at once reserve 2048 KiB more and run the deep
-// pipeline (8 and 3, and up to 4 segments in the store's commits in flight,
-// store.Writer.SetCommitDepth, where a shallow one has 1). A fill it serves (service rtspmesh.fill.serve)
+// KiB); the first 4 fills at once reserve 1280 KiB more and run the deep
+// pipeline (8 and 3). A fill it serves (service rtspmesh.fill.serve)
 // reserves its 64 KiB write buffer. The budgets are exact, derived from
 // MaxFills alone, and added to the peer's and the system's limits:
 //
-//	fills run, with one peer or all   MaxFills × 1600 KiB + 4 × 2048 KiB,
+//	fills run, with one peer or all   MaxFills × 1600 KiB + 4 × 1280 KiB,
 //	                                  2 × MaxFills streams
 //	fills served, to one peer         2 × MaxFills streams × 64 KiB
-//	the fill protocol with one peer   both: FillMemory(MaxFills), 116 MiB
+//	the fill protocol with one peer   both: FillMemory(MaxFills), 113 MiB
 //	                                  for 64
 //
 // So a peer cannot make a node reserve more than FillMemory(MaxFills) for

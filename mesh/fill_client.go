@@ -36,11 +36,6 @@ const (
 	// in the value log) and catch up when it does.
 	deepPipeline = 8
 	deepCheck    = 3
-	// deepCommits is how many of its segments the store may be writing at
-	// once for a deep fill (store.Writer.SetCommitDepth), where a shallow
-	// one waits for each: the store's goroutine takes the next segment
-	// while Badger writes the last ones.
-	deepCommits = 4
 	// segmentBytes is what the resource manager is told a segment takes
 	// (the store's default size).
 	segmentBytes = 256 << 10
@@ -262,12 +257,12 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		return fmt.Errorf("fill from %s: %w", pf.peer, err)
 	}
 	defer pf.s.Scope().ReleaseMemory(fillReserve)
-	depth, checks, commits := pipelineDepth, checkDepth, 1
+	depth, checks := pipelineDepth, checkDepth
 	// Deeper for the first deepFills fills at once, whose budget leaves
 	// room for every other fill's shallow pipeline.
 	if pf.m.deep.Add(1) <= deepFills && pf.s.Scope().ReserveMemory(deepReserve, network.ReservationPriorityAlways) == nil {
 		defer pf.s.Scope().ReleaseMemory(deepReserve)
-		depth, checks, commits = deepPipeline, deepCheck, deepCommits
+		depth, checks = deepPipeline, deepCheck
 	}
 	defer pf.m.deep.Add(-1)
 	ctx, cancel := context.WithCancel(parent)
@@ -287,8 +282,6 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 	// Segment buffers the store let go of come back for the next segments.
 	w.SetSpare(pf.recycle)
 	defer w.SetSpare(nil)
-	w.SetCommitDepth(commits)
-	defer w.SetCommitDepth(1)
 	read := make(chan received, checks)
 	items := make(chan received, depth)
 	var wg sync.WaitGroup
@@ -301,11 +294,6 @@ func (pf *PeerFill) Run(parent context.Context, w *store.Writer) error {
 		checkSegments(ctx, read, items, w)
 	})
 	n, bytes, err := pf.store(items, w)
-	// Run returns with what it appended stored: the last segments' commits
-	// may still be in flight.
-	if ferr := w.Flush(); ferr != nil && err == nil {
-		err = fmt.Errorf("store: %w", ferr)
-	}
 	if (errors.Is(err, ErrBadSeal) || errors.Is(err, ErrUntrusted) || errors.Is(err, ErrBadSegment)) && !errors.Is(err, ErrUnsigned) {
 		pf.m.distrust(pf.s.Conn().RemotePeer(), pf.mf.Key, true, err)
 	}

@@ -21,9 +21,8 @@ const (
 	// fillReserve is one fill this node runs (fill_client.go, Run): its
 	// read buffer and its shallow pipeline of segments, 1600 KiB.
 	fillReserve = readBuffer + (pipelineDepth+checkDepth)*segmentBytes
-	// deepReserve is what the deep pipeline adds to it, 2048 KiB: more
-	// segments queued, and more in the store's commits in flight.
-	deepReserve = (deepPipeline + deepCheck - pipelineDepth - checkDepth + deepCommits - 1) * segmentBytes
+	// deepReserve is what the deep pipeline adds to it, 1280 KiB.
+	deepReserve = (deepPipeline + deepCheck - pipelineDepth - checkDepth) * segmentBytes
 	// deepFills is how many fills at once get the deep pipeline; the
 	// others run the shallow one. The deep pipeline lets one fill's
 	// network and checks go on while the store stalls (BenchmarkPeerFill);
@@ -44,9 +43,9 @@ const (
 
 // FillMemory is the most the fill protocol reserves at once with one
 // peer, for a node whose Config.MaxFills is maxFills (doc.go, "Resource
-// limits"): maxFills fills run from that peer (1600 KiB each, 2048 KiB
+// limits"): maxFills fills run from that peer (1600 KiB each, 1280 KiB
 // more for each of the first 4, the deep pipeline) and twice maxFills
-// served to it (64 KiB each). For the default 64: 116 MiB.
+// served to it (64 KiB each). For the default 64: 113 MiB.
 func FillMemory(maxFills int) int64 {
 	return runMemory(maxFills) + serveMemory(maxFills)
 }

@@ -271,12 +271,11 @@ func (s *Store) heldSegment(rec *recording, idx uint32) *segment {
 func (rec *recording) lendPending(idx uint32) *segment {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	sg := rec.pendingAt(idx)
-	if sg == nil {
+	if rec.pending == nil || rec.pendingInfo.Index != idx {
 		return nil
 	}
-	sg.lent = true
-	return sg
+	rec.pending.lent = true
+	return rec.pending
 }
 
 // segmentIndex is the chunk index of sealed segment idx of rec, from the

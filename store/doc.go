@@ -11,9 +11,7 @@
 // Options.SegmentSpan of media. A sealed segment is written once, in one
 // Badger transaction with its segment info and the recording's header; the
 // header is O(1) in the number of segments. Commits are pipelined: the writer
-// fills the next segment while Badger writes the previous one, and a writer
-// with a commit depth (Writer.SetCommitDepth: a fill from a peer) goes on
-// while Badger writes several, applied in order. Segments from
+// fills the next segment while Badger writes the previous one. Segments from
 // peers (Writer.AppendSegment) are verified (hash, then decoding, then index)
 // before anything is stored.
 //

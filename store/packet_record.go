@@ -51,8 +51,8 @@ func (s *Store) NewReaderAt(key string, index uint32) (*Reader, error) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	next := rec.hdr.NextIndex
-	if n := len(rec.pendq); n > 0 {
-		next = max(next, rec.pendq[n-1].si.Index+1)
+	if rec.pending != nil {
+		next = max(next, rec.pendingInfo.Index+1)
 	}
 	if rec.open != nil {
 		next = max(next, rec.open.index)

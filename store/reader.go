@@ -88,11 +88,8 @@ func (s *Store) NewReader(key string, from time.Duration) (*Reader, error) {
 	rec.readers++
 	rec.touchLocked(true)
 	segs := rec.segs
-	if len(rec.pendq) > 0 {
-		segs = segs[:len(segs):len(segs)]
-		for _, p := range rec.pendq {
-			segs = append(segs, p.si)
-		}
+	if rec.pending != nil {
+		segs = append(segs[:len(segs):len(segs)], rec.pendingInfo)
 	}
 	next := rec.hdr.NextIndex
 	var open []Packet
@@ -439,8 +436,8 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			}
 			r.setIn(r.idx, !r.bulk)
 			continue
-		case rec.pendingAt(r.idx) != nil:
-			r.seg, r.open = rec.pendingAt(r.idx), nil
+		case rec.pending != nil && r.idx == rec.pendingInfo.Index:
+			r.seg, r.open = rec.pending, nil
 			r.seg.lent = true
 			rec.mu.Unlock()
 			continue

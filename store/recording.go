@@ -18,26 +18,23 @@ type recording struct {
 	// header writes land in the order they were made. It is taken before mu.
 	wmu sync.Mutex
 
-	mu         sync.Mutex
-	hdr        header
-	segs       []SegmentInfo // sealed segments FirstIndex..NextIndex-1, once loaded
-	segsLoaded bool
-	open       *openSegment  // the writer's unsealed segment (nil without a writer)
-	pendq      []pendingSeg  // sealed, their commits in flight, in order (readers read them from here)
-	inflight   int           // commits in flight (rec.wmu is held while > 0)
-	wh         header        // the header after the commits in flight,
-	wsegs      []SegmentInfo // and the segments
-	applied    chan struct{} // closed once the last commit started is applied
-	commitErr  error         // a failed commit: the writer refuses more
-	writer     *Writer
-	readers    int
-	lastTT     time.Duration // last appended packet, open segment included
-	lastPN     uint64
-	hasLast    bool
-	baseIndex  uint32 // index of the first segment this process stored into an empty recording
-	deleted    bool
-	dirty      bool          // access statistics changed since last persisted
-	wait       chan struct{} // closed on the next change; created by a waiter
+	mu          sync.Mutex
+	hdr         header
+	segs        []SegmentInfo // sealed segments FirstIndex..NextIndex-1, once loaded
+	segsLoaded  bool
+	open        *openSegment // the writer's unsealed segment (nil without a writer)
+	pending     *segment     // sealed, its commit in flight (readers read it from here)
+	pendingInfo SegmentInfo
+	commitErr   error // a failed commit: the writer refuses more
+	writer      *Writer
+	readers     int
+	lastTT      time.Duration // last appended packet, open segment included
+	lastPN      uint64
+	hasLast     bool
+	baseIndex   uint32 // index of the first segment this process stored into an empty recording
+	deleted     bool
+	dirty       bool          // access statistics changed since last persisted
+	wait        chan struct{} // closed on the next change; created by a waiter
 }
 
 // notifyLocked wakes everyone waiting for a change. rec.mu must be held.

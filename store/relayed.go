@@ -157,9 +157,8 @@ func (w *Writer) keepRelayedLocked(n int) error {
 	switch {
 	case n > 0:
 		rec.lastTT, rec.lastPN, rec.hasLast = kept[n-1].TT, kept[n-1].PN, true
-	case len(rec.pendq) > 0:
-		p := rec.pendq[len(rec.pendq)-1].sg
-		last := &p.packets[len(p.packets)-1]
+	case rec.pending != nil:
+		last := &rec.pending.packets[len(rec.pending.packets)-1]
 		rec.lastTT, rec.lastPN, rec.hasLast = last.TT, last.PN, true
 	default:
 		rec.lastTT, rec.lastPN, rec.hasLast = rec.hdr.LastTT, rec.hdr.LastPN, rec.hdr.HasLast

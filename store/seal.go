@@ -45,79 +45,35 @@ func (w *Writer) seal() error {
 //
 // The commit is pipelined: the caller goes on filling the next segment while
 // Badger writes this one (appending waits for Badger otherwise most of the
-// time), and a writer whose commit depth is more than one (SetCommitDepth)
-// goes on while Badger writes up to that many of its segments. rec.wmu is
-// taken by a commit that finds none in flight and released by the
-// completion that leaves none in flight, so header writes, Finish and
-// deletion wait for them all and headers land in order. Each commit's
-// header follows from the previous commit's (rec.wh, rec.wsegs), and
-// completions are applied in commit order, though Badger runs each
-// callback on a goroutine of its own. Meanwhile readers find the segments
-// in rec.pendq; the manifest, Segment and WaitSegment show each only once
-// it is applied. The returned channel is closed when the commit was
-// applied.
-//
-// A failed commit fails the recording's later commits, and those already
-// in flight are not applied, though Badger may have written them: their
-// headers name the failed segment. Finish writes the header as applied
-// (up to the failed segment, partial) over them; if the process ends
-// before that, loading the recording finds the failed segment missing and
-// keeps the recording out of service (recording.go).
+// time). rec.wmu is held from here until the commit completed, so the next
+// seal, header writes and Finish wait for it and headers land in order.
+// Meanwhile readers find the segment in rec.pending; the manifest, Segment
+// and WaitSegment show it only once it is durable. The returned channel is
+// closed when the commit completed.
 func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan struct{}, error) {
 	s, rec := w.s, w.rec
-	depth := max(w.depth, 1)
+	rec.wmu.Lock()
 	rec.mu.Lock()
-	for rec.inflight >= depth {
-		ch := rec.waitChanLocked()
-		rec.mu.Unlock()
-		<-ch
-		rec.mu.Lock()
-	}
-	// This commit counts as in flight from here, so a completion meanwhile
-	// does not find none in flight and leaves rec.wmu with the writer.
-	first := rec.inflight == 0
-	rec.inflight++
+	h, segs, failed := rec.hdr, rec.segs, rec.commitErr
 	rec.mu.Unlock()
-	if first {
-		// None in flight (only this writer starts commits): take rec.wmu
-		// from header writes and deletion. The completion that left none
-		// in flight may not have released it yet.
-		rec.wmu.Lock()
-	}
-	rec.mu.Lock()
-	h, segs, prev, failed := rec.wh, rec.wsegs, rec.applied, rec.commitErr
-	if first {
-		h, segs, prev = rec.hdr, rec.segs, nil
-	}
-	rec.mu.Unlock()
-	abort := func() {
-		rec.mu.Lock()
-		rec.inflight--
-		last := rec.inflight == 0
-		rec.notifyLocked()
-		rec.mu.Unlock()
-		if last {
-			rec.wmu.Unlock()
-		}
-	}
 	if failed != nil {
-		abort()
+		rec.wmu.Unlock()
 		return nil, failed
 	}
 
 	si.rtpBytes = rtpBytes
-	c := &sealCommit{s: s, rec: rec, si: si, prev: prev, done: make(chan struct{})}
+	c := &sealCommit{s: s, rec: rec, si: si, segs: segs, done: make(chan struct{})}
 	c.h, c.drop, c.freed = sealedHeader(h, segs, si, sg, s.opts.LiveWindow)
 	hb, err := encodeHeader(&c.h)
 	if err != nil {
-		abort()
+		rec.wmu.Unlock()
 		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
 	}
 	// Quota and free space are checked before anything changes: a refused
 	// segment leaves the writer as it was (the caller ends the fill).
 	c.grow = int64(si.Size) - c.freed + int64(len(hb))
 	if err := s.admitSegment(c.grow); err != nil {
-		abort()
+		rec.wmu.Unlock()
 		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
 	}
 
@@ -133,25 +89,10 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		s.cache.add(segRef{rec.seq, si.Index}, sg)
 		sg.lent = true
 	}
-	// The segments after this commit, rec.segs once it is applied: appended
-	// under rec.mu, past every length a reader holds.
-	c.after = append(segs[c.drop:], si)
-	c.applied = make(chan struct{})
-	rec.wh, rec.wsegs, rec.applied = c.h, c.after, c.applied
-	rec.pendq = append(rec.pendq, pendingSeg{sg: sg, si: si})
+	rec.pending, rec.pendingInfo = sg, si
 	rec.open = w.open
 	if len(segs) == 0 {
 		rec.baseIndex = si.Index
-	}
-	// The stored segments whose commits were applied since the last seal
-	// (the first time, the last one only, as for a writer of depth one).
-	var from, to uint32
-	if n := len(rec.segs); n > 0 {
-		to = rec.segs[n-1].Index + 1
-		from = to - 1
-		if w.releasedSet {
-			from = max(w.releaseNext, rec.segs[0].Index)
-		}
 	}
 	rec.notifyLocked()
 	rec.mu.Unlock()
@@ -160,34 +101,13 @@ func (w *Writer) commit(si SegmentInfo, sg *segment, rtpBytes uint64) (<-chan st
 		c.completed(err)
 		return nil, fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
 	}
-	// The pages Badger wrote those segments through leave this process's
-	// resident memory, while Badger writes this one.
-	for i := from; i < to; i++ {
-		s.releaseStored(rec, i)
-	}
-	if to > 0 {
-		w.releaseNext, w.releasedSet = max(w.releaseNext, to), true
+	if len(segs) > 0 {
+		// The previous segment's commit completed (rec.wmu was free): the
+		// pages Badger wrote it through leave this process's resident
+		// memory, while Badger writes this one.
+		s.releaseStored(rec, segs[len(segs)-1].Index)
 	}
 	return c.done, nil
-}
-
-// MaxCommitDepth bounds Writer.SetCommitDepth.
-const MaxCommitDepth = 8
-
-// pendingSeg is a sealed segment whose commit is in flight.
-type pendingSeg struct {
-	sg *segment
-	si SegmentInfo
-}
-
-// pendingAt is pending segment idx, or nil. rec.mu is held.
-func (r *recording) pendingAt(idx uint32) *segment {
-	for i := range r.pendq {
-		if r.pendq[i].si.Index == idx {
-			return r.pendq[i].sg
-		}
-	}
-	return nil
 }
 
 // sealedHeader is h once segment si (holding sg) is sealed after segs: counts,
@@ -228,56 +148,37 @@ func sealedHeader(h header, segs []SegmentInfo, si SegmentInfo, sg *segment, win
 }
 
 // sealCommit is one segment's commit in flight: what the recording becomes
-// once Badger has written it.
+// once Badger has written it. It holds rec.wmu until completed.
 type sealCommit struct {
-	s       *Store
-	rec     *recording
-	si      SegmentInfo
-	h       header        // the header after the commit
-	after   []SegmentInfo // the segments after it
-	drop    int           // of segs, dropped from a live window
-	freed   int64         // bytes of the dropped segments
-	grow    int64         // bytes admitted for it
-	prev    chan struct{} // the previous commit's applied (nil: none in flight)
-	applied chan struct{} // closed once this one is applied
-	done    chan struct{}
+	s     *Store
+	rec   *recording
+	si    SegmentInfo
+	h     header        // the header after the commit
+	segs  []SegmentInfo // the segments before it
+	drop  int           // of segs, dropped from a live window
+	freed int64         // bytes of the dropped segments
+	grow  int64         // bytes admitted for it
+	done  chan struct{}
 }
 
-// completed applies the commit's outcome once the previous commit's is
-// applied, releases rec.wmu if it was the last in flight, and closes done.
+// completed applies the commit's outcome, releases rec.wmu and closes done.
 func (c *sealCommit) completed(err error) {
-	if c.prev != nil {
-		<-c.prev
-	}
 	s, rec, si, h := c.s, c.rec, c.si, c.h
 	s.releaseSegment(c.grow)
 	rec.mu.Lock()
-	if len(rec.pendq) > 0 {
-		rec.pendq[0] = pendingSeg{}
-		rec.pendq = rec.pendq[1:]
-	}
-	ok := err == nil && rec.commitErr == nil
-	if err != nil && rec.commitErr == nil {
+	if err != nil {
 		rec.commitErr = fmt.Errorf("seal segment %d of %s: %w", si.Index, rec.key, err)
-	}
-	if ok {
+	} else {
 		// Access statistics may have changed meanwhile; they are not the writer's.
 		h.Hits, h.LastAccess, h.Pinned = rec.hdr.Hits, rec.hdr.LastAccess, rec.hdr.Pinned
 		rec.hdr = h
-		rec.segs = c.after
-	}
-	rec.inflight--
-	last := rec.inflight == 0
-	if last {
-		rec.pendq, rec.wsegs = nil, nil
+		rec.segs = append(c.segs[c.drop:], si)
+		rec.pending = nil
 	}
 	rec.notifyLocked()
 	rec.mu.Unlock()
-	close(c.applied)
-	if last {
-		rec.wmu.Unlock()
-	}
-	if ok {
+	rec.wmu.Unlock()
+	if err == nil {
 		if c.drop > 0 {
 			s.cache.drop(rec.seq, h.FirstIndex)
 			s.queueBlockDrops(rec.seq, h.FirstIndex-uint32(c.drop), h.FirstIndex)
@@ -314,9 +215,6 @@ func (s *Store) writeSegment(rec *recording, si SegmentInfo, sg *segment, hb []b
 		txn.CommitWith(func(err error) {
 			defer s.inflight.Done()
 			s.writeMu.RUnlock()
-			if s.opts.afterCommit != nil {
-				err = s.opts.afterCommit(rec.key, si.Index, err)
-			}
 			completed(err)
 		})
 		return nil

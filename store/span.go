@@ -27,8 +27,8 @@ func (s *Store) Span(key string) (first, last time.Duration, err error) {
 		return 0, 0, fmt.Errorf("%s: %w", key, ErrEmpty)
 	case len(rec.segs) > 0:
 		first = rec.segs[0].FirstTT
-	case len(rec.pendq) > 0:
-		first = rec.pendq[0].si.FirstTT
+	case rec.pending != nil:
+		first = rec.pendingInfo.FirstTT
 	case rec.open != nil && len(rec.open.packets) > 0:
 		first = rec.open.packets[0].TT
 	default:

@@ -51,9 +51,6 @@ type Options struct {
 	MinFree int64
 
 	freeSpace func(dir string) (int64, error) // tests: replaces statfs
-	// afterCommit (tests) sees each segment commit's outcome before it is
-	// applied, and may hold it or change it.
-	afterCommit func(key string, index uint32, err error) error
 
 	gcEvery time.Duration         // value-log GC period (tests shorten it); default gcInterval
 	paced   bool                  // tests: readers never read in bulk (as players, however fast they read)

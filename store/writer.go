@@ -36,19 +36,6 @@ type Writer struct {
 	sealer  Sealer // signs the segments this writer seals itself; nil: none
 	prev    Hash   // hash of the last segment sealed or appended (zero: none)
 	spare   func(raw []byte)
-	spareq  []spareSeg // stored segments to give to spare once applied
-	depth   int        // commits in flight at most (SetCommitDepth; 0: one)
-	// releaseNext is the first stored segment whose pages commit has not
-	// released from resident memory yet (releasedSet: it released some).
-	releaseNext uint32
-	releasedSet bool
-}
-
-// spareSeg is a segment AppendChecked stored; done is closed once its
-// commit was applied.
-type spareSeg struct {
-	sg   *segment
-	done <-chan struct{}
 }
 
 // SetSealer makes every writer created or resumed from now on sign with sl
@@ -72,37 +59,14 @@ func (w *Writer) SetSealer(s Sealer) {
 // it stored that nothing of the store holds any more once it is stored:
 // no reader and no segment cache took it while its commit was in flight,
 // and the recording is not live (a live writer keeps its last packets).
-// fn runs on AppendChecked's goroutine (or Flush's) once the segment's
-// commit was applied; the caller may then reuse the bytes (a fill reads the
-// next segment into them, which saves allocating and zeroing a buffer per
-// segment). Call it before the first append.
+// fn runs on AppendChecked's goroutine before it returns; the caller may
+// then reuse the bytes (a fill reads the next segment into them, which
+// saves allocating and zeroing a buffer per segment). Call it before the
+// first append.
 func (w *Writer) SetSpare(fn func(raw []byte)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.spare = fn
-}
-
-// SetCommitDepth lets up to n of w's segment commits be in flight at once
-// (1, the default, to MaxCommitDepth). With more than one, AppendChecked
-// returns once its segment's commit started, and the caller goes on (a
-// fill checks and receives the next segments) while Badger writes; readers
-// read the segments meanwhile, the manifest shows each once it is stored.
-// A failed commit fails the next AppendChecked, Flush or Finish, and the
-// segments after it are not stored. A fill's store goroutine sets it.
-func (w *Writer) SetCommitDepth(n int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.depth = min(max(n, 1), MaxCommitDepth)
-}
-
-// Flush waits until every segment appended is stored (or its commit
-// failed), gives back their bytes (SetSpare) and returns the first commit
-// error.
-func (w *Writer) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.giveSpareLocked(true)
-	return w.sync()
 }
 
 // tail is the last packet appended on a track and when. Its RTP aliases a
@@ -418,7 +382,7 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 		}
 	}
 	rec.mu.Lock()
-	want, empty := w.open.index, len(rec.segs) == 0 && len(rec.pendq) == 0 && !rec.hasLast
+	want, empty := w.open.index, len(rec.segs) == 0 && rec.pending == nil && !rec.hasLast
 	rec.mu.Unlock()
 	if idx != want && !(empty && w.live) {
 		return fmt.Errorf("segment %d for %s: %w: want %d", idx, rec.key, ErrOutOfOrder, want)
@@ -455,45 +419,21 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 			w.noteTail(&packets[i], now)
 		}
 	}
-	if w.depth <= 1 {
-		<-done // stored when AppendChecked returns
-		if err := w.sync(); err != nil {
-			return err
-		}
+	<-done // stored when AppendSegment returns
+	if err := w.sync(); err != nil {
+		return err
 	}
 	if w.spare != nil && !w.live {
-		w.spareq = append(w.spareq, spareSeg{sg: sg, done: done})
-		w.giveSpareLocked(false)
-	}
-	return nil
-}
-
-// giveSpareLocked gives back to w.spare the segments whose commits were
-// applied (all, waiting, when wait) and that no reader took. w.mu is held.
-func (w *Writer) giveSpareLocked(wait bool) {
-	rec := w.rec
-	for len(w.spareq) > 0 {
-		q := w.spareq[0]
-		if wait {
-			<-q.done
-		} else {
-			select {
-			case <-q.done:
-			default:
-				return
-			}
-		}
-		w.spareq[0] = spareSeg{}
-		w.spareq = w.spareq[1:]
-		// The commit was applied: the segment is no longer pending, so no
+		// The commit completed: the segment is no longer pending, so no
 		// reader can take it from here on; lent says whether one did.
 		rec.mu.Lock()
-		lent := q.sg.lent
+		lent := sg.lent
 		rec.mu.Unlock()
-		if !lent && w.spare != nil {
-			w.spare(q.sg.raw)
+		if !lent {
+			w.spare(raw)
 		}
 	}
+	return nil
 }
 
 // Last returns the last appended packet's tt and pn (open segment included).
@@ -640,7 +580,7 @@ func (w *Writer) Finish(st State) error {
 	w.done = true
 	rec.mu.Lock()
 	rec.hdr.M.State, rec.hdr.M.EndSeal = st, h.M.EndSeal
-	rec.writer, rec.open, rec.pendq = nil, nil, nil
+	rec.writer, rec.open, rec.pending = nil, nil, nil
 	rec.touchLocked(false)
 	rec.notifyLocked()
 	rec.mu.Unlock()
