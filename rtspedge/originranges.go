@@ -54,7 +54,8 @@ type RangePull struct {
 	Parallelism int
 	// Open opens another session of the stream, with the release of what
 	// it holds (a max_sessions slot); a nil session means none may open
-	// now. Its PLAY asks for the Speed the first session was granted.
+	// now. Its PLAY asks for the Speed the first session was granted. A
+	// split calls it from several goroutines at once.
 	Open func(ctx context.Context) (*OriginSession, func(), error)
 	// Unwatched says whether nobody plays the recording at real time now:
 	// only then is the rest of the stream split (a player is served from
@@ -374,23 +375,35 @@ func (m opened) close() {
 	m.release()
 }
 
-// open opens up to n more sessions of the stream, as many as
-// RangePull.Open gives with the stream's tracks.
+// open opens up to n more sessions of the stream at once (each open is a
+// DESCRIBE and a SETUP per track: one after another they would cost the
+// head n times those round trips of the stream), and returns those
+// RangePull.Open gave with the stream's tracks.
 func (j *rangeJoin) open(ctx context.Context, n int) []opened {
-	var more []opened
-	for len(more) < n {
-		o, release, err := j.cfg.Open(ctx)
-		if err != nil || o == nil {
-			if err != nil && ctx.Err() == nil {
-				j.log.Info("range pull: no more sessions", "opened", len(more)+1, "err", err)
+	got := make([]opened, n)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			o, release, err := j.cfg.Open(ctx)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					j.log.Info("range pull: a session did not open", "err", err)
+				}
+			case o == nil:
+			case len(o.tracks) != j.n:
+				opened{o, release}.close()
+			default:
+				got[i] = opened{o, release}
 			}
-			break
+		})
+	}
+	wg.Wait()
+	var more []opened
+	for _, m := range got {
+		if m.o != nil {
+			more = append(more, m)
 		}
-		if len(o.tracks) != j.n {
-			opened{o, release}.close()
-			break
-		}
-		more = append(more, opened{o, release})
 	}
 	return more
 }
