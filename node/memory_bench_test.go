@@ -229,6 +229,7 @@ func measureNode(b *testing.B, n *childNode, players []*benchPlayer, source func
 	b.ReportMetric(perPacket, "node-µs/pkt")
 	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
 	b.ReportMetric(writev.Seconds()*1e6, "writev-µs/pkt")
+	b.ReportMetric(float64(delivered)/float64(max(p1.Writes-p0.Writes, 1)), "pkts/write")
 	b.ReportMetric(p1.RSS, "node-RSS-MiB")
 	b.ReportMetric(p1.PeakRSS, "node-peak-RSS-MiB")
 	b.ReportMetric(p1.FileRSS, "node-file-RSS-MiB")

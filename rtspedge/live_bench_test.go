@@ -275,10 +275,11 @@ func liveFanOut(b *testing.B, n int, span time.Duration) {
 	for i, p := range players {
 		before[i] = p.count()
 	}
-	srv0, self0 := srv.cpu(b), cpuTime(b)
+	srv0, self0 := testkit.ReadProc(b, srv.cmd.Process.Pid), cpuTime(b)
 	window := time.NewTimer(span)
 	<-window.C
-	srvCPU, selfCPU := srv.cpu(b)-srv0, cpuTime(b)-self0
+	srv1 := testkit.ReadProc(b, srv.cmd.Process.Pid)
+	srvCPU, selfCPU := srv1.CPU-srv0.CPU, cpuTime(b)-self0
 	rss := srv.rssMiB(b)
 	delivered, live := 0, 0
 	want := int(span.Seconds() * livePacketsSec)
@@ -317,6 +318,7 @@ func liveFanOut(b *testing.B, n int, span time.Duration) {
 	b.ReportMetric(perPacket, "us/pkt")
 	b.ReportMetric(perPacket/(writev.Seconds()*1e6), "×writev")
 	b.ReportMetric(writev.Seconds()*1e6, "writev-µs/pkt")
+	b.ReportMetric(float64(delivered)/float64(max(srv1.Writes-srv0.Writes, 1)), "pkts/write")
 	b.ReportMetric(float64(selfCPU.Nanoseconds())/1e3/float64(max(delivered, 1)), "players-us/pkt")
 	b.ReportMetric(float64(live), "players")
 	b.ReportMetric(float64(delivered), "pkts")

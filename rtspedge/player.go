@@ -429,7 +429,7 @@ func (p *player) startReplay() {
 	p.mu.Lock()
 	p.cancel, p.done, p.playing = cancel, done, true
 	p.mu.Unlock()
-	p.wallStart = time.Now()
+	p.wallStart = time.Now().Add(p.liveTrail())
 	if p.ntpZero.IsZero() {
 		p.ntpZero = p.wallStart.Add(-p.sStart)
 	}

@@ -80,7 +80,10 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	if p.conn == nil {
 		ahead = 0
 	}
-	var next time.Time // when the next packet is due, once known
+	// When the next packet is due, once known; at first wallStart, which a
+	// live play's trail (liveTrail) puts ahead of now: the first batch
+	// holds what is stored of the key frame it starts at and after.
+	next := wallStart
 	for {
 		// A TCP replay wakes on a grid (below), up to a grid step before
 		// its next packet is due; its batch reaches SendAhead past that
@@ -147,8 +150,8 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			if !p.toLiveEdge(ctx) {
 				return
 			}
-			wallStart, ttStart = time.Now(), p.sNPT
-			p.wallStart = wallStart
+			wallStart, ttStart = time.Now().Add(p.liveTrail()), p.sNPT
+			p.wallStart, next = wallStart, wallStart
 			continue
 		case errors.Is(readErr, store.ErrCorrupt):
 			// A stored segment is damaged (the store logged which and cut
@@ -179,6 +182,25 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			}
 		}
 	}
+}
+
+// liveTrail is how far after now a live TCP play starts its clock: far
+// enough that it trails the live edge (the last stored packet) by
+// SendAhead and a grid step, so its packets leave in batches of SendAhead
+// like any replay's, not a write (and a wake-up) per packet as they
+// arrive. A play that starts at a key frame less than that behind the
+// edge (it joined just after it) starts that much later; what is stored
+// of it leaves at once all the same (replay's first batch). Zero for UDP
+// plays (their packets leave when due) and plays further behind.
+func (p *player) liveTrail() time.Duration {
+	if !p.m.Live || p.conn == nil {
+		return 0
+	}
+	_, last, err := p.rec.Span()
+	if err != nil {
+		return 0
+	}
+	return max(p.s.cfg.SendAhead+p.s.cfg.SendAhead/wakeGrid-(last-p.sNPT), 0)
 }
 
 // toLiveEdge moves a live player that the window overtook (paused, time-

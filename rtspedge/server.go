@@ -93,7 +93,11 @@ type ServerConfig struct {
 	// timestamps and buffer what comes early: GStreamer's rtspsrc
 	// buffers 2 s by default), in bursts of about 40 KB at 2 Mbit/s. It
 	// applies to TCP players; UDP players get each packet when it is due
-	// (replay.go).
+	// (replay.go). A live TCP play trails the live edge by SendAhead and a
+	// grid step at least (180 ms by default), so that it batches too: one
+	// that joins just after a key frame would otherwise get a write per
+	// frame (liveTrail); its first batch, the key frame's stored packets,
+	// leaves at once all the same.
 	SendAhead time.Duration
 	// Limits bound connections and sessions (connguard.go).
 	Limits Limits

@@ -105,7 +105,7 @@ type rxPacket struct {
 	seq      uint16
 	ts       uint32
 	keyStart bool      // starts a key frame (video)
-	at       time.Time // arrival, of the first packet only
+	at       time.Time // arrival, of the first packet only (of every one with stampAll)
 }
 
 // testPlayer is an in-process gortsplib client that records what it gets.
@@ -119,6 +119,8 @@ type testPlayer struct {
 	lost   uint64
 	byes   int           // RTCP BYE packets received
 	arrive chan struct{} // signalled (non-blocking) on every packet
+	// stampAll: every packet gets its arrival time, not only the first.
+	stampAll bool
 }
 
 // newTestPlayer connects, DESCRIBEs and SETUPs every track; Play starts it.
@@ -153,8 +155,8 @@ func newTestPlayer(t testing.TB, url string, tr gortsplib.Transport) *testPlayer
 			_, rx.keyStart = metainfo.FrameTypeH264(pkt.Payload)
 		}
 		p.mu.Lock()
-		if len(p.pkts) == 0 {
-			rx.at = time.Now() // only the first: keep the clock off the per-packet path
+		if len(p.pkts) == 0 || p.stampAll {
+			rx.at = time.Now() // only the first by default: keep the clock off the per-packet path
 		}
 		p.pkts = append(p.pkts, rx)
 		p.mu.Unlock()

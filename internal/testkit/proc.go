@@ -12,10 +12,12 @@ import (
 // Proc is what Linux's /proc says of a process: its resident memory now and
 // at its peak (VmRSS, VmHWM, in MiB), the part of RSS that is mapped files
 // (RssFile: the executable, Badger's memory-mapped tables and value log),
-// and the CPU time (user + system) it used so far.
+// the CPU time (user + system) it used so far, and its write system calls
+// so far (syscw of /proc/<pid>/io: write and writev, on sockets too).
 type Proc struct {
 	RSS, PeakRSS, FileRSS float64
 	CPU                   time.Duration
+	Writes                int64
 }
 
 // ReadProc reads /proc/<pid>/status and /proc/<pid>/stat.
@@ -50,5 +52,16 @@ func ReadProc(tb testing.TB, pid int) Proc {
 	}
 	const ticks = 100 // USER_HZ on Linux
 	p.CPU = time.Duration(ut+st) * time.Second / ticks
+	raw, err = os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			if p.Writes, err = strconv.ParseInt(v, 10, 64); err != nil {
+				tb.Fatalf("/proc/%d/io syscw %q: %v", pid, v, err)
+			}
+		}
+	}
 	return p
 }
