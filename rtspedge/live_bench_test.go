@@ -348,6 +348,33 @@ func BenchmarkLiveFanOut200(b *testing.B) {
 	}
 }
 
+// startLiveFeed opens an in-memory store with a live recording "live"
+// fed in real time (feedLive) until the test ends; it returns the store
+// and when the feed started.
+func startLiveFeed(tb testing.TB) (*store.Store, time.Time) {
+	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger(), LiveWindow: liveWindow})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	w, err := st.Create(liveManifest("live"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	fed := make(chan error, 1)
+	go func() { fed <- feedLive(ctx, w, start) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-fed; err != nil && !errors.Is(err, context.Canceled) {
+			tb.Errorf("live feed: %v", err)
+		}
+		_ = w.Finish(store.StatePartial)
+	})
+	return st, start
+}
+
 // BenchmarkLivePlayToFirstPacket: PLAY → first RTP packet of a live stream
 // written in real time, for 50 players joining one after another at points
 // spread over the GOP (the k-th at (7k mod 50)/50 of it plus up to a 50th at
@@ -356,26 +383,7 @@ func BenchmarkLiveFanOut200(b *testing.B) {
 // and the fraction of key-frame starts.
 func BenchmarkLivePlayToFirstPacket(b *testing.B) {
 	b.ReportAllocs()
-	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger(), LiveWindow: liveWindow})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	w, err := st.Create(liveManifest("live"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	start := time.Now()
-	fed := make(chan error, 1)
-	go func() { fed <- feedLive(ctx, w, start) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-fed; err != nil && !errors.Is(err, context.Canceled) {
-			b.Errorf("live feed: %v", err)
-		}
-		_ = w.Finish(store.StatePartial)
-	})
+	st, start := startLiveFeed(b)
 	s := startServer(b, ServerConfig{Recordings: newTestRecordings(b, st)})
 	url := serverURL(s, "live")
 	const plays, step = 50, 7

@@ -1,15 +1,10 @@
 package rtspedge
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-
-	"github.com/rtspmesh/rtspmesh/internal/testkit"
-	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // TestLiveTCPPlayTrailsEdge: a TCP player that joins a live stream just
@@ -20,26 +15,7 @@ import (
 // every 160 ms, where at the edge it saw one per frame. Its first packet,
 // the key frame's, still comes with the join's first batch.
 func TestLiveTCPPlayTrailsEdge(t *testing.T) {
-	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger(), LiveWindow: liveWindow})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	w, err := st.Create(liveManifest("live"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	start := time.Now()
-	fed := make(chan error, 1)
-	go func() { fed <- feedLive(ctx, w, start) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-fed; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("live feed: %v", err)
-		}
-		_ = w.Finish(store.StatePartial)
-	})
+	st, start := startLiveFeed(t)
 	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
 	p := newTestPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
 	p.mu.Lock()
