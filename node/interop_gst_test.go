@@ -416,12 +416,20 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 	// the full play's). Only its video is needed: it paces the seek and
 	// places the key frame. rtspsrc's seek of gst-rtsp-server's MP4 mount
 	// decoded no audio in two of three plays, every run.
-	refSeek := wholeRef(t, refSeekRun, p, refURL, refSeekOpts, interop.ClipDuration-seekKey*time.Second/interop.ClipFPS, interop.Video)
+	// A reference that stayed short in every try (wholeRef: GStreamer over
+	// UDP now and then loses the last frames of gst-rtsp-server's seek, 3
+	// tries in a row once in a clean-clone run) still paces the node's
+	// seek, but says nothing of where the origin's seek starts: the node's
+	// is judged against the full play all the same.
+	refSeekMedia := interop.ClipDuration - seekKey*time.Second/interop.ClipFPS
+	refSeek := wholeRef(t, refSeekRun, p, refURL, refSeekOpts, refSeekMedia, interop.Video)
 	if err := refSeek.Check(); err != nil {
 		t.Fatalf("the origin's own seek: %v", err)
 	}
 	if err := fromKeyFrame(interop.Frames{interop.Video: ref.Frames[interop.Video]})(interop.Frames{interop.Video: refSeek.Frames[interop.Video]}); err != nil {
-		if o.exactSeek {
+		if short := refProblem(refSeek, refSeekMedia, []interop.Kind{interop.Video}); short != nil {
+			t.Logf("%s: the origin's own seek is not judged: its plays were short (%v): %v", cell("seek"), short, err)
+		} else if o.exactSeek {
 			t.Errorf("the origin's own seek: %v", err)
 		} else {
 			t.Logf("%s: the origin's own seek does not start at the key frame before %s (%v)", cell("seek"), seekTo, err)
