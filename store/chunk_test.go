@@ -205,12 +205,15 @@ func TestOpenThenChunks(t *testing.T) {
 // TestReleasingReaderNeverBulk: a reader whose caller releases packets (a
 // player's replay) reads by chunks however fast it reads (a player catching
 // up after a stall); one that does not release reads in bulk once it read
-// a segment much faster than real time.
+// a segment much faster than real time. Segments of 256 KiB hold 2 s of
+// the stream: one read within 250 ms (bulkRatio) suffices, which a reader
+// starved on a loaded machine (the race detector, other packages' tests)
+// did not manage for any of 20 segments of 0.5 s.
 func TestReleasingReaderNeverBulk(t *testing.T) {
 	t.Parallel()
-	s := memStore(t, Options{SegmentBytes: 64 << 10, CacheBytes: -1})
+	s := memStore(t, Options{SegmentBytes: 256 << 10, CacheBytes: -1})
 	const key = "rtsp://origin.test/nobulk"
-	record(t, s, key, synth(defaultSpec, 10*time.Second), StateComplete)
+	record(t, s, key, synth(defaultSpec, 20*time.Second), StateComplete)
 	for _, release := range []bool{false, true} {
 		r, err := s.NewReader(key, 0)
 		if err != nil {

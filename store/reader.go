@@ -412,8 +412,9 @@ func (r *Reader) next(ctx context.Context, block bool) (Packet, error) {
 			rec.mu.Unlock()
 			continue
 		case r.idx < rec.hdr.FirstIndex:
+			first := rec.hdr.FirstIndex // the next seal moves it (rec.mu)
 			rec.mu.Unlock()
-			return Packet{}, fmt.Errorf("read segment %d of %s (window starts at %d): %w", r.idx, rec.key, rec.hdr.FirstIndex, ErrBehindWindow)
+			return Packet{}, fmt.Errorf("read segment %d of %s (window starts at %d): %w", r.idx, rec.key, first, ErrBehindWindow)
 		case r.idx < rec.hdr.NextIndex:
 			rec.mu.Unlock()
 			var sg *segment
