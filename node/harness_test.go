@@ -78,7 +78,7 @@ func nodeConfig(t testing.TB, org *origin.Origin) node.Config {
 // startNode runs a node until the test ends (or stop is called).
 func startNode(t testing.TB, cfg node.Config) *testNode {
 	t.Helper()
-	n, err := node.New(cfg, testkit.Logger())
+	n, err := node.New(cfg, testkit.FailureLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,9 @@ package testkit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,3 +54,17 @@ type fakeT struct {
 
 func (f *fakeT) Errorf(string, ...any) { f.errors.Add(1) }
 func (f *fakeT) Helper()               {}
+
+// TestRingLogKeepsLast: the failure log keeps the last failLogLines
+// records, oldest first.
+func TestRingLogKeepsLast(t *testing.T) {
+	r := &ringLog{}
+	log := slog.New(slog.NewTextHandler(r, nil))
+	for i := range failLogLines + 5 {
+		log.Info("line", "i", i)
+	}
+	got := strings.Split(strings.TrimSuffix(r.String(), "\n"), "\n")
+	if len(got) != failLogLines || !strings.HasSuffix(got[0], "i=5") || !strings.HasSuffix(got[len(got)-1], fmt.Sprintf("i=%d", failLogLines+4)) {
+		t.Fatalf("%d lines, first %q, last %q", len(got), got[0], got[len(got)-1])
+	}
+}
