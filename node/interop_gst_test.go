@@ -457,14 +457,19 @@ const liveFor = 6 * time.Second
 // and then, so runs of one frame count once on both sides). The first audio
 // frame is left out, as an AAC frame decodes with the one before it, which a
 // join does not send; so is the last frame of each kind, which the player
-// may have cut when it stopped.
+// may have cut when it stopped, and the audio frame before it: once, under
+// load, ffmpeg over UDP on A and on B both decoded that one differently
+// from the origin's player (identically to each other), every frame before
+// it alike.
 func withinRef(ref interop.Frames) func(interop.Frames) error {
 	return func(got interop.Frames) error {
 		for _, k := range []interop.Kind{interop.Video, interop.Audio} {
 			g := collapseRepeats(got.MD5s(k))
-			if len(g) > 0 {
-				g = g[:len(g)-1]
+			cut := 1
+			if k == interop.Audio {
+				cut = 2
 			}
+			g = g[:max(len(g)-cut, 0)]
 			if k == interop.Audio && len(g) > 0 {
 				g = g[1:]
 			}
