@@ -103,26 +103,42 @@ func (c *batchConn) Write(p []byte) (int, error) {
 func (c *batchConn) writeBatch(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.held {
-		// gortsplib answers as soon as the PLAY handler returns; the wait is
-		// bounded all the same (an answer never written: the write fails).
-		t := time.AfterFunc(slowWrite, func() {
-			c.mu.Lock()
-			c.held = false
-			c.released.Broadcast()
-			c.mu.Unlock()
-		})
-		for c.held {
-			c.released.Wait()
-		}
-		t.Stop()
-	}
+	c.awaitAnswerLocked()
 	deadline := c.set
 	if now := time.Now(); deadline.Before(now.Add(slowWrite)) || deadline.After(now.Add(slowWrite*3/2)) {
 		deadline = now.Add(slowWrite * 3 / 2)
 	}
 	_, err := c.writeLocked(p, deadline, c.raw != nil)
 	return err
+}
+
+// awaitAnswer returns once gortsplib has written the PLAY answer
+// (holdForAnswer), for a UDP play's replay, whose packets leave through
+// gortsplib's session queue, not this connection.
+func (c *batchConn) awaitAnswer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.awaitAnswerLocked()
+}
+
+// awaitAnswerLocked waits, with c.mu held, until held is cleared.
+// gortsplib answers as soon as the PLAY handler returns; the wait is
+// bounded all the same by slowWrite (an answer never written: a TCP
+// replay's write then fails on the connection).
+func (c *batchConn) awaitAnswerLocked() {
+	if !c.held {
+		return
+	}
+	t := time.AfterFunc(slowWrite, func() {
+		c.mu.Lock()
+		c.held = false
+		c.released.Broadcast()
+		c.mu.Unlock()
+	})
+	for c.held {
+		c.released.Wait()
+	}
+	t.Stop()
 }
 
 // writeLocked writes p by the connection's Write, or by rawWrite.

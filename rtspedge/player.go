@@ -69,19 +69,22 @@ type player struct {
 
 	// Replay state: owned by the session goroutine (OnPlay, OnPause) while
 	// no replay runs, and by the replay goroutine while it runs.
-	reader    *store.Reader
-	read      uint64    // packets read from reader (store.Reader.Release)
-	queue     []qpacket // packets read ahead, head first
-	head      int
-	eof       bool
-	played    bool
-	sStart    time.Duration // session time at sNPT
-	sNPT      time.Duration // NPT where the current PLAY started
-	maxSent   time.Duration // highest tt sent since sNPT
-	conn      *batchConn    // TCP only
-	wallStart time.Time     // when session time sStart is (replay pacing)
-	ntpZero   time.Time     // NTP of session time 0 in sender reports
-	cname     string        // RTCP CNAME of the session
+	reader  *store.Reader
+	read    uint64    // packets read from reader (store.Reader.Release)
+	queue   []qpacket // packets read ahead, head first
+	head    int
+	eof     bool
+	played  bool
+	sStart  time.Duration // session time at sNPT
+	sNPT    time.Duration // NPT where the current PLAY started
+	maxSent time.Duration // highest tt sent since sNPT
+	conn    *batchConn    // TCP only
+	// answer is a UDP play's RTSP connection, until its replay has waited
+	// for the PLAY answer to be written (batchConn.awaitAnswer).
+	answer    *batchConn
+	wallStart time.Time // when session time sStart is (replay pacing)
+	ntpZero   time.Time // NTP of session time 0 in sender reports
+	cname     string    // RTCP CNAME of the session
 	// setups are the SETUP answers given, in order; gortsplib writes the
 	// Transport header (the interleaved channels it chose) into them.
 	setups []*base.Response
@@ -196,8 +199,16 @@ func (p *player) play(ctx *gortsplib.ServerHandlerOnPlayCtx) *base.Response {
 		})
 	}
 	res.Header["RTP-Info"] = info.Marshal()
-	if p.conn != nil {
-		p.conn.holdForAnswer()
+	// The stream's first packet follows the answer (its RTP-Info): FFmpeg
+	// drops what comes before it over TCP, and over UDP rtspsrc lost the
+	// first frames of a seek on a loaded machine, where gortsplib's UDP
+	// writer, started as the PLAY handler returns, sent them before the
+	// answer was written.
+	if bc, ok := ctx.Conn.NetConn().(*batchConn); ok {
+		bc.holdForAnswer()
+		if p.conn == nil {
+			p.answer = bc
+		}
 	}
 	p.startReplay()
 	return res

@@ -80,6 +80,10 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	if p.conn == nil {
 		ahead = 0
 	}
+	if p.answer != nil {
+		p.answer.awaitAnswer()
+		p.answer = nil
+	}
 	// When the next packet is due, once known; at first wallStart, which a
 	// live play's trail (liveTrail) puts ahead of now: the first batch
 	// holds what is stored of the key frame it starts at and after.
