@@ -123,11 +123,12 @@ func (c *Child) Stop(t testing.TB) {
 }
 
 // CrashReport is the head of a Go crash in a process's stderr s (the fatal
-// error and the faulting goroutine), or the last 40 lines.
+// error and the faulting goroutine) with what the process logged just
+// before it, or the last 40 lines.
 func CrashReport(s string) string {
-	for _, mark := range []string{"fatal error", "unexpected fault", "SIGBUS", "panic:"} {
+	for _, mark := range []string{"fatal error", "unexpected fault", "SIGBUS", "panic:", "unexpected return pc"} {
 		if i := strings.Index(s, mark); i >= 0 {
-			return s[max(i-200, 0):min(i+1500, len(s))]
+			return s[max(i-4000, 0):min(i+1500, len(s))]
 		}
 	}
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
