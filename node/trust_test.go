@@ -446,10 +446,15 @@ func TestHostileRelayBreaksSeal(t *testing.T) {
 // to the origin's. Nothing the relay forged reaches the victim's store.
 func TestHostileRelayAltersOpenSegment(t *testing.T) {
 	t.Parallel()
-	// 16 s: the relay and the victim start while A still fills (8 s was too
-	// short for a loaded machine: the victim asked after A's fill ended).
+	// 16 s at real time (origin speed 1): the relay and the victim start
+	// while A still fills. 8 s was too short for a loaded machine, and at
+	// the default Speed 8 A's fill of 16 s took 2.2 s in a clean-clone run:
+	// the victim asked 40 ms before it ended, and found no open segment.
 	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 16*time.Second) })
-	a := meshNode(t, org, nil)
+	a := meshNode(t, org, func(c *node.Config) {
+		realTime := 1.0
+		c.Origins[0].Speed = &realTime
+	})
 	key := storeKey(t, org)
 	var direct, viaA []string
 	var plays sync.WaitGroup
