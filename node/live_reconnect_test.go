@@ -183,13 +183,18 @@ func checkTimestampsGoOn(t *testing.T, p *reconnectPlayer, broken time.Time) tim
 			t.Fatalf("%s timestamps jump by %.3f s", pk.media.Type, step)
 		}
 		pause := pk.at.Sub(prev.at)
-		// A pause of 200 ms is an outage (packets come every 40 ms or
-		// less); a dropped origin is back within 250 ms-1 s.
+		// A pause of 200 ms is an outage (a TCP player gets a batch every
+		// SendAhead, 160 ms); a dropped origin is back within 250 ms-1 s,
+		// a stalled one after origin_timeout (2 s). The step may fall short
+		// of the pause by a batch's interval (the packet after a batch is
+		// due 160 ms after the one before it left) plus a loaded machine's
+		// delay: ci30 saw an audio packet 574 ms after the one before it,
+		// 21 ms later in the stream, outside any outage.
 		if pk.at.Before(broken) || pause < 200*time.Millisecond {
 			continue
 		}
 		longest = max(longest, pause)
-		if d := step - pause.Seconds(); d < -0.5 || d > 0.5 {
+		if d := step - pause.Seconds(); d < -0.8 || d > 0.5 {
 			t.Fatalf("%s: after a pause of %v the timestamps advance by %.3f s", pk.media.Type, pause, step)
 		}
 	}
