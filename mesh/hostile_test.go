@@ -429,7 +429,9 @@ func TestHostileLiveRelayForgesPackets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			victim := startNode(t, Config{TrustedSigners: []string{honest.ID(), evil.ID()}}, nil)
+			// A long answer timeout: the lies are judged, not the speed of
+			// the answer (a loaded clean-clone run once took over 2 s).
+			victim := startNode(t, Config{TrustedSigners: []string{honest.ID(), evil.ID()}, AnswerTimeout: 15 * time.Second}, nil)
 			evil.host.SetStreamHandler(FillProtocol, serveLies(mf, func(bw *bufio.Writer) {
 				tc.frames(bw, openPackets(t, honest.st, key, open))
 				_, _ = bw.Write(appendEnd(nil, frame{Type: frameEnd, State: store.StatePartial}))
