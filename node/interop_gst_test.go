@@ -78,10 +78,19 @@ func runGroups(t *testing.T, limit int, names []string, group func(t *testing.T,
 	wg.Wait()
 }
 
-// cellLog collects one line per matrix cell, logged sorted when the test ends.
+// cellLog collects one line per matrix cell, logged sorted when the test
+// ends, and the problems of the cells that failed, logged again under the
+// table: CI keeps only the end of a run's output.
 type cellLog struct {
-	mu    sync.Mutex
-	lines []string
+	mu       sync.Mutex
+	lines    []string
+	problems []string
+}
+
+func (l *cellLog) fail(problem string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.problems = append(l.problems, problem)
 }
 
 func (l *cellLog) add(line string) {
@@ -96,6 +105,10 @@ func (l *cellLog) report(t *testing.T, title string) {
 		defer l.mu.Unlock()
 		sort.Strings(l.lines)
 		t.Logf("%s (%d cells):\n%s", title, len(l.lines), strings.Join(l.lines, "\n"))
+		if len(l.problems) > 0 {
+			sort.Strings(l.problems)
+			t.Logf("%s: %d cells failed:\n%s", title, len(l.problems), strings.Join(l.problems, "\n"))
+		}
 	})
 }
 
@@ -137,7 +150,9 @@ func checkCell(t *testing.T, log *cellLog, cell string, got, ref *interop.Play, 
 	log.add(fmt.Sprintf("%-44s %-4s video %3d audio %3d  pacing %.3f (origin %.3f)  end lag %s",
 		cell, result, len(got.Frames[interop.Video]), len(got.Frames[interop.Audio]), pacing, refPacing, lag))
 	if len(problems) > 0 {
-		t.Errorf("%s: %s", cell, strings.Join(problems, "; "))
+		problem := fmt.Sprintf("%s: %s", cell, strings.Join(problems, "; "))
+		log.fail(problem)
+		t.Error(problem)
 	}
 }
 
