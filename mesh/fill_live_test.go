@@ -25,6 +25,7 @@ func liveRecording(t *testing.T, a *testNode, key string, ps *packetSource, d ti
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Finish(store.StatePartial) })
+	ps.live = true
 	record(t, w, ps, d)
 	return w
 }
@@ -94,7 +95,14 @@ func TestLiveTailRelaysOpenSegment(t *testing.T) {
 
 	pf, wb := openRelay(t, a, b, key)
 	done := make(chan error, 1)
-	go func() { done <- pf.Run(t.Context(), wb) }()
+	// Reads of the relay's recording end when its Run does: a relay that
+	// left its source would leave them waiting for packets that never come.
+	relaying, relayEnded := context.WithCancel(t.Context())
+	defer relayEnded()
+	go func() {
+		done <- pf.Run(t.Context(), wb)
+		relayEnded()
+	}()
 	caughtUp(t, wb, lastPN)
 	if n := serving.Load(); n != 1 {
 		t.Fatalf("ServingLive counts %d relays, want 1", n)
@@ -115,9 +123,12 @@ func TestLiveTailRelaysOpenSegment(t *testing.T) {
 			t.Fatal(err)
 		}
 		for {
-			got, err := rb.Next(t.Context())
+			got, err := rb.Next(relaying)
 			if err != nil {
-				t.Fatal(err)
+				if relaying.Err() != nil {
+					err = <-done
+				}
+				t.Fatalf("reading packet %d at the relay: %v", p.PN, err)
 			}
 			if got.PN == p.PN {
 				break

@@ -109,10 +109,22 @@ func testManifest(key string) store.Manifest {
 
 // packetSource makes a deterministic stream of RTP packets: size bytes each,
 // rate bytes per second of media time, a key frame every second.
+//
+// A live source (live set) never falls behind its own pace: a packet's
+// transmit time is at least the wall time since the first packet plus the
+// greatest lead the source has had (record bursts seconds of media at
+// once), as a live origin's packets are. Otherwise a test that waits
+// between appends, on a loaded machine, makes the relay judge its source
+// LiveBehindLimit behind (ErrBehind) and leave it.
 type packetSource struct {
 	size, rate int
 	n          int
 	buf        []byte
+
+	live  bool
+	start time.Time     // the first packet's wall time (live)
+	lead  time.Duration // the greatest tt - (now - start) so far (live)
+	last  time.Duration // the last packet's tt (live)
 }
 
 func (ps *packetSource) next() store.Packet {
@@ -122,6 +134,9 @@ func (ps *packetSource) next() store.Packet {
 	i := ps.n
 	ps.n++
 	tt := time.Duration(int64(i) * int64(ps.size) * int64(time.Second) / int64(ps.rate))
+	if ps.live {
+		tt = ps.paced(i)
+	}
 	b := ps.buf
 	b[0], b[1] = 0x80, 96
 	binary.BigEndian.PutUint16(b[2:], uint16(i))
@@ -138,13 +153,37 @@ func (ps *packetSource) next() store.Packet {
 	return p
 }
 
+// paced is the transmit time of a live source's packet i: a step of its
+// rate after the packet before it, and no earlier than the wall time since
+// the first packet plus the source's greatest lead.
+func (ps *packetSource) paced(i int) time.Duration {
+	if i == 0 {
+		ps.start, ps.lead, ps.last = time.Now(), 0, 0
+		return 0
+	}
+	now := time.Since(ps.start)
+	tt := max(ps.last+time.Duration(int64(ps.size)*int64(time.Second)/int64(ps.rate)), now+ps.lead)
+	ps.lead = max(ps.lead, tt-now)
+	ps.last = tt
+	return tt
+}
+
+// unread takes back the packet next returned last: the next call returns
+// it again (a live source's at its time then).
+func (ps *packetSource) unread(p store.Packet) {
+	ps.n--
+	if ps.live {
+		ps.last = p.TT - time.Duration(int64(ps.size)*int64(time.Second)/int64(ps.rate))
+	}
+}
+
 // record appends packets of ps to w until it spans d of media time.
 func record(t testing.TB, w *store.Writer, ps *packetSource, d time.Duration) {
 	t.Helper()
 	for {
 		p := ps.next()
 		if p.TT >= d {
-			ps.n--
+			ps.unread(p)
 			return
 		}
 		if err := w.Append(p); err != nil {

@@ -150,10 +150,21 @@ func checkCell(t *testing.T, log *cellLog, cell string, got, ref *interop.Play, 
 	log.add(fmt.Sprintf("%-44s %-4s video %3d audio %3d  pacing %.3f (origin %.3f)  end lag %s",
 		cell, result, len(got.Frames[interop.Video]), len(got.Frames[interop.Audio]), pacing, refPacing, lag))
 	if len(problems) > 0 {
+		if tail := lastChars(got.Stderr, 400); tail != "" && got.Check() == nil {
+			problems = append(problems, "the player said: "+tail)
+		}
 		problem := fmt.Sprintf("%s: %s", cell, strings.Join(problems, "; "))
 		log.fail(problem)
 		t.Error(problem)
 	}
+}
+
+// lastChars is the end of s, at most n bytes of it.
+func lastChars(s string, n int) string {
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return s
 }
 
 // refShort is how much media a complete reference play may lack at its end

@@ -93,6 +93,10 @@ def main():
     pipeline.add(src)
     loop = GLib.MainLoop()
     state = {"streams": 0, "code": 0}
+    # What the seek's filters dropped, said on stderr at the end: a seek
+    # that lost its first frames shows where.
+    dropped = {"samples before the flush": 0, "packets before the new caps": 0, "packets before the RTP-Info seq": 0}
+    firsts = []
 
     @serialized
     def on_sample(sink, index, stream):
@@ -104,6 +108,8 @@ def main():
             if not state.get("seeking"):
                 state["seeking"] = True
                 GLib.idle_add(seek)
+            else:
+                dropped["samples before the flush"] += 1
             return Gst.FlowReturn.OK
         buf = sample.get_buffer()
         ok, info = buf.map(Gst.MapFlags.READ)
@@ -115,6 +121,10 @@ def main():
         finally:
             buf.unmap(info)
         pts = buf.pts if buf.pts != Gst.CLOCK_TIME_NONE else -1
+        if args.seek is not None and not stream.get("first"):
+            stream["first"] = True
+            seg = sample.get_segment()
+            firsts.append("stream %d's first frame %d, segment start %d" % (index, pts, seg.start))
         dur = buf.duration if buf.duration != Gst.CLOCK_TIME_NONE else 0
         out("%d, %10d, %10d, %8d, %8d, %s" % (index, pts, pts, dur, size, digest))
         return Gst.FlowReturn.OK
@@ -166,10 +176,12 @@ def main():
             if not packets["flushed"]:
                 return Gst.PadProbeReturn.OK
             if packets["base"] is None:
+                dropped["packets before the new caps"] += 1
                 return Gst.PadProbeReturn.DROP
             hdr = info.get_buffer().extract_dup(0, 4)
             seq = (hdr[2] << 8) | hdr[3]
             if (seq - packets["base"]) & 0xFFFF >= 0x8000:
+                dropped["packets before the RTP-Info seq"] += 1
                 return Gst.PadProbeReturn.DROP
             return Gst.PadProbeReturn.OK
         event = info.get_event()
@@ -244,6 +256,9 @@ def main():
         GLib.timeout_add(int(args.duration * 1000), loop.quit)
     loop.run()
     pipeline.set_state(Gst.State.NULL)
+    if args.seek is not None:
+        sys.stderr.write("gst-play: seek: dropped %s; %s\n" % (
+            ", ".join("%d %s" % (n, what) for what, n in dropped.items()), "; ".join(firsts)))
     if state["streams"] == 0 and state["code"] == 0:
         sys.stderr.write("gst-play: no stream decoded\n")
         state["code"] = 1
