@@ -25,8 +25,8 @@ func liveRecording(t *testing.T, a *testNode, key string, ps *packetSource, d ti
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Finish(store.StatePartial) })
-	ps.live = true
 	record(t, w, ps, d)
+	ps.goLive()
 	return w
 }
 

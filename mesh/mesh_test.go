@@ -110,21 +110,53 @@ func testManifest(key string) store.Manifest {
 // packetSource makes a deterministic stream of RTP packets: size bytes each,
 // rate bytes per second of media time, a key frame every second.
 //
-// A live source (live set) never falls behind its own pace: a packet's
-// transmit time is at least the wall time since the first packet plus the
-// greatest lead the source has had (record bursts seconds of media at
-// once), as a live origin's packets are. Otherwise a test that waits
-// between appends, on a loaded machine, makes the relay judge its source
-// LiveBehindLimit behind (ErrBehind) and leave it.
+// Once live (goLive), a source never falls behind its own pace: a packet's
+// transmit time is at least the wall time since goLive plus the greatest
+// lead the source has had (record bursts seconds of media at once), as a
+// live origin's packets are. Otherwise a test that waits between appends,
+// on a loaded machine, makes a relay judge its source LiveBehindLimit
+// behind (ErrBehind) and leave it.
 type packetSource struct {
 	size, rate int
 	n          int
 	buf        []byte
 
 	live  bool
-	start time.Time     // the first packet's wall time (live)
+	start time.Time     // when the source went live
 	lead  time.Duration // the greatest tt - (now - start) so far (live)
 	last  time.Duration // the last packet's tt (live)
+}
+
+// step is the media time of one packet.
+func (ps *packetSource) step() time.Duration {
+	return time.Duration(int64(ps.size) * int64(time.Second) / int64(ps.rate))
+}
+
+// goLive makes the packets from now on a live source's (the type's doc).
+func (ps *packetSource) goLive() {
+	ps.live, ps.start = true, time.Now()
+	ps.last = time.Duration(ps.n-1) * ps.step()
+	ps.lead = ps.last
+}
+
+// paced is the transmit time of a live source's next packet: a step after
+// the one before it, and no earlier than the wall time since goLive plus
+// the source's greatest lead.
+func (ps *packetSource) paced() time.Duration {
+	now := time.Since(ps.start)
+	tt := max(ps.last+ps.step(), now+ps.lead)
+	ps.lead = max(ps.lead, tt-now)
+	ps.last = tt
+	return tt
+}
+
+// unread takes back the packet next returned last: the next call returns
+// it again (a live source's at its time then).
+func (ps *packetSource) unread(p store.Packet) {
+	ps.n--
+	if ps.live {
+		ps.last = p.TT - ps.step()
+	}
 }
 
 func (ps *packetSource) next() store.Packet {
@@ -135,7 +167,7 @@ func (ps *packetSource) next() store.Packet {
 	ps.n++
 	tt := time.Duration(int64(i) * int64(ps.size) * int64(time.Second) / int64(ps.rate))
 	if ps.live {
-		tt = ps.paced(i)
+		tt = ps.paced()
 	}
 	b := ps.buf
 	b[0], b[1] = 0x80, 96
@@ -151,30 +183,6 @@ func (ps *packetSource) next() store.Packet {
 		p.FT, p.Flags = store.FrameKey, store.FlagKeyStart
 	}
 	return p
-}
-
-// paced is the transmit time of a live source's packet i: a step of its
-// rate after the packet before it, and no earlier than the wall time since
-// the first packet plus the source's greatest lead.
-func (ps *packetSource) paced(i int) time.Duration {
-	if i == 0 {
-		ps.start, ps.lead, ps.last = time.Now(), 0, 0
-		return 0
-	}
-	now := time.Since(ps.start)
-	tt := max(ps.last+time.Duration(int64(ps.size)*int64(time.Second)/int64(ps.rate)), now+ps.lead)
-	ps.lead = max(ps.lead, tt-now)
-	ps.last = tt
-	return tt
-}
-
-// unread takes back the packet next returned last: the next call returns
-// it again (a live source's at its time then).
-func (ps *packetSource) unread(p store.Packet) {
-	ps.n--
-	if ps.live {
-		ps.last = p.TT - time.Duration(int64(ps.size)*int64(time.Second)/int64(ps.rate))
-	}
 }
 
 // record appends packets of ps to w until it spans d of media time.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
@@ -44,10 +45,32 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	lib := minLevel{Handler: h.WithAttrs([]slog.Attr{slog.String("component", "libp2p")}), min: libLevel}
 	gologshim.SetDefaultHandler(lib)
 	golog.SetPrimaryCore(zapCore{h: lib})
-	_ = golog.SetLogLevel("*", strings.ToLower(libLevel.String()))
+	setLibLevel(strings.ToLower(libLevel.String()))
 	// A first node with an empty routing table is normal, not a warning.
 	_ = golog.SetLogLevel("dht/RtRefreshManager", "error")
 	return logger, nil
+}
+
+// libLevelMu serializes setLibLevel: go-log (v2.9.2, SetLogLevel "*")
+// writes its default level, a package variable, outside its lock, and the
+// tests run several nodes, each with its newLogger, in one process.
+var libLevelMu sync.Mutex
+
+// setLibLevel sets go-log's level for all its loggers, new ones included,
+// unless it is that level already: a node's start then writes go-log's
+// default level only when it changes, not while other nodes of the
+// process create loggers (go-log reads it under its lock).
+func setLibLevel(level string) {
+	lvl, err := golog.LevelFromString(level)
+	if err != nil {
+		return
+	}
+	libLevelMu.Lock()
+	defer libLevelMu.Unlock()
+	if golog.DefaultLevel() == lvl {
+		return
+	}
+	_ = golog.SetLogLevel("*", level)
 }
 
 // minLevel drops records below min before they reach the handler.
