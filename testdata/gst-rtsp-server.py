@@ -63,6 +63,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vod", action="append", type=mount_path, default=[], metavar="PATH=PIPELINE")
     ap.add_argument("--live", action="append", type=mount_path, default=[], metavar="PATH=PIPELINE")
+    ap.add_argument("--max-sessions", type=int, default=0, help="sessions the server holds at once (0: no limit); "
+                    "past it a SETUP is answered 503 Service Unavailable")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -110,6 +112,7 @@ def main():
 
     # Old sessions are dropped every few seconds, as a long-running server does.
     pool = server.get_session_pool()
+    pool.set_max_sessions(args.max_sessions)
     GLib.timeout_add_seconds(2, lambda: pool.cleanup() >= 0)
 
     def on_stdin(fd, _cond):

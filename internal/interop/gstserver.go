@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,15 @@ type GstServer struct {
 // serving mounts on a port it picks, and stops it when the test ends.
 func StartGstServer(t testing.TB, mounts ...Mount) *GstServer {
 	t.Helper()
-	args := []string{Testdata("gst-rtsp-server.py")}
+	return StartGstServerMax(t, 0, mounts...)
+}
+
+// StartGstServerMax is StartGstServer with gst-rtsp-server's session pool
+// holding at most maxSessions sessions at once (0: no limit): past it the
+// server answers a SETUP with 503 Service Unavailable.
+func StartGstServerMax(t testing.TB, maxSessions int, mounts ...Mount) *GstServer {
+	t.Helper()
+	args := []string{Testdata("gst-rtsp-server.py"), "--max-sessions", strconv.Itoa(maxSessions)}
 	for _, m := range mounts {
 		flag := "--vod"
 		if m.Live {
