@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4"
+
 	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
 	"github.com/rtspmesh/rtspmesh/node"
@@ -34,20 +36,11 @@ func TestOriginAtSessionLimit(t *testing.T) {
 			cfg.Mesh.Enabled = false
 			n := startNode(t, cfg)
 
-			holder, _, err := interop.SetUp("rtsp://" + org.Addr() + "/sample.ts")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer holder.Close()
-			if _, err := holder.Play(nil); err != nil {
-				t.Fatal(err)
-			}
-
-			played := make(chan error, 1)
+			holder, _ := holdSession(t, "rtsp://"+org.Addr()+"/sample.ts")
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
-			go func() { played <- firstPacket(ctx, n.url("o/sample.ts")) }()
+			played := playInBackground(ctx, n.url("o/sample.ts"))
 			testkit.Eventually(t, 10*time.Second, "the origin to refuse the node's session", func() bool {
 				refused, _ := org.Refused("sample.ts")
 				return refused >= 1
@@ -55,7 +48,7 @@ func TestOriginAtSessionLimit(t *testing.T) {
 			if leaves {
 				holder.Close()
 			}
-			err = <-played
+			err := <-played
 			took := time.Since(start)
 			refused, _ := org.Refused("sample.ts")
 			_, plays := org.Sessions("sample.ts")
@@ -95,21 +88,11 @@ func TestOriginAtSessionLimitGst(t *testing.T) {
 	cfg.Origins = []node.Origin{gstOrigin(gst)}
 	n, logs := startNodeLogging(t, cfg)
 
-	holder, desc, err := interop.SetUp(gst.URL("live"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if _, err := holder.Play(nil); err != nil {
-		t.Fatal(err)
-	}
-	holderSetups := len(desc.Medias)
-
-	played := make(chan error, 1)
+	holder, holderSetups := holdSession(t, gst.URL("live"))
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	go func() { played <- firstPacket(ctx, n.url("gst/live")) }()
+	played := playInBackground(ctx, n.url("gst/live"))
 	// gst-rtsp-server does not signal a SETUP its pool refuses: the node's
 	// log says it was refused.
 	testkit.Eventually(t, 10*time.Second, "gst-rtsp-server to refuse the node's session", func() bool {
@@ -122,4 +105,27 @@ func TestOriginAtSessionLimitGst(t *testing.T) {
 	t.Logf("player's first packet after %v, %d refusals logged; gst-rtsp-server set up %d sessions' tracks (the holder's %d)",
 		time.Since(start).Round(time.Millisecond), strings.Count(logs.String(), "origin at its session limit"),
 		gst.Requests("SETUP", "live"), holderSetups)
+}
+
+// holdSession plays url with a client that holds its session until the
+// test ends or it is closed; tracks is how many it set up.
+func holdSession(t *testing.T, url string) (holder *gortsplib.Client, tracks int) {
+	t.Helper()
+	holder, desc, err := interop.SetUp(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(holder.Close)
+	if _, err := holder.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	return holder, len(desc.Medias)
+}
+
+// playInBackground plays url until its first packet, on another goroutine;
+// the channel has the result.
+func playInBackground(ctx context.Context, url string) <-chan error {
+	played := make(chan error, 1)
+	go func() { played <- firstPacket(ctx, url) }()
+	return played
 }
