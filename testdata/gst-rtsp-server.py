@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """A gst-rtsp-server for rtspmesh's interop tests (run with /usr/bin/python3).
 
-    gst-rtsp-server.py [--vod PATH=PIPELINE]... [--live PATH=PIPELINE]...
+    gst-rtsp-server.py [--vod PATH=PIPELINE]... [--live PATH=PIPELINE]... [--max-sessions N]
 
 Each --vod mounts a gst-launch pipeline (ending in payloaders named pay0,
 pay1, ...) at /PATH as an on-demand stream: every client gets its own
 pipeline, so every play starts at 0 and seeks on its own. Each --live mounts
-one shared pipeline that all clients join, never seeked (a camera). The server listens on 127.0.0.1
+one shared pipeline that all clients join, never seeked (a camera).
+--max-sessions bounds the sessions the server's pool holds at once: past
+it a SETUP is answered 503 Service Unavailable (and not reported below).
+The server listens on 127.0.0.1
 on a port the system picks; when it is ready it prints one line
 
     READY <port>
