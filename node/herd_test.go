@@ -267,8 +267,8 @@ func herdFrames(t *testing.T, org *origin.Origin, nodes []*testNode, path string
 // without reconnecting. VOD and live. The stopped filler closed its origin
 // session, but the origin may not have let it go when the next filler's
 // SETUP arrives: refused (453) then, the next filler tries again
-// (node/fill's open; ci35, loaded, saw one refusal, and the players got
-// nothing for 20 s before the node tried again).
+// (node/fill's open; ci35, loaded, saw one refusal before the node tried
+// again, and the players got nothing for 20 s).
 func TestHerdFillerKilled(t *testing.T) {
 	t.Parallel()
 	for _, live := range []bool{false, true} {

@@ -451,10 +451,7 @@ func TestHostileRelayAltersOpenSegment(t *testing.T) {
 	// the default Speed 8 A's fill of 16 s took 2.2 s in a clean-clone run:
 	// the victim asked 40 ms before it ended, and found no open segment.
 	org := startOrigin(t, func(c *origin.Config) { c.Media["sample.ts"] = shortClip(t, 16*time.Second) })
-	a := meshNode(t, org, func(c *node.Config) {
-		realTime := 1.0
-		c.Origins[0].Speed = &realTime
-	})
+	a := meshNode(t, org, func(c *node.Config) { c.Origins[0].Speed = new(1.0) })
 	key := storeKey(t, org)
 	var direct, viaA []string
 	var plays sync.WaitGroup

@@ -66,30 +66,24 @@ func (s *originSource) next(ctx context.Context, _ *store.Writer) (Upstream, err
 		log: s.fs.log.With("stream", s.f.key), release: release, budget: budget}, nil
 }
 
-// Retries of an origin that is at its session limit: it answered 453 Not
-// Enough Bandwidth or 503 Service Unavailable to a new session. The first
-// wait, doubled after each, jittered down by up to half; at most
-// busyAttempts attempts in all.
-const (
-	busyFirst    = 200 * time.Millisecond
-	busyAttempts = 4
-)
+// busyAttempts is how many times a fill asks an origin for its session
+// while the origin says it is at its session limit (open).
+const busyAttempts = 4
 
-// open opens the fill's origin session, trying again after a short backoff
-// (busyFirst, up to busyAttempts in all: about 1.4 s of waits at most)
-// while the origin says it is at its session limit. The limit is often a
-// session about to end: a designated filler that stopped closed its own
-// session a moment ago, but the origin has not yet let it go when the next
-// filler's SETUP arrives (a camera that takes one session, max_sessions
-// 1). Any other error is returned at once.
+// open opens the fill's origin session, trying again with the reconnection
+// backoff (reconnectBackoff: 250 ms, doubling, jittered; at most 1.75 s of
+// waits in all) while the origin says it is at its session limit. The
+// limit is often a session about to end: a designated filler that stopped
+// closed its own session a moment ago, but the origin has not yet let it
+// go when the next filler's SETUP arrives (a camera that takes one
+// session, max_sessions 1). Any other error is returned at once.
 func (s *originSource) open(ctx context.Context, req rtspedge.OriginRequest) (*rtspedge.OriginSession, error) {
 	for attempt := 1; ; attempt++ {
 		o, err := rtspedge.OpenOrigin(ctx, req)
 		if err == nil || attempt == busyAttempts || !originBusy(err) {
 			return o, err
 		}
-		d := busyFirst << (attempt - 1)
-		wait := d/2 + rand.N(d/2+1)
+		wait := reconnectBackoff(attempt - 1)
 		s.fs.log.Info("origin at its session limit; trying again", "stream", s.f.key, "attempt", attempt, "wait", wait.Round(time.Millisecond), "err", err)
 		if sleepCtx(ctx, wait) != nil {
 			return nil, err
