@@ -223,14 +223,39 @@ func eval[T any](t *testing.T, b *browser, expr string) T {
 // selector finds, as a person would.
 func (b *browser) click(t *testing.T, selector string) {
 	t.Helper()
-	box := eval[[]float64](t, b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return null;
-		e.scrollIntoView({block: "center"}); const r = e.getBoundingClientRect(); return [r.x + r.width/2, r.y + r.height/2]; })()`, selector))
-	if len(box) != 2 {
-		t.Fatalf("click: no element %s", selector)
+	b.press(t, selector)()
+}
+
+// press presses the mouse on the centre of the element that selector finds
+// and returns its release. The page's redraws can move the element between
+// measuring it and pressing; a press that did not land on it is released
+// away from it (so nothing is clicked) and made again, at most 5 times.
+func (b *browser) press(t *testing.T, selector string) (release func()) {
+	t.Helper()
+	mouse := func(typ string, x, y float64) {
+		b.call(t, "Input.dispatchMouseEvent", map[string]any{"type": typ, "x": x, "y": y, "button": "left", "clickCount": 1}, nil)
 	}
-	b.call(t, "Input.dispatchMouseEvent", map[string]any{"type": "mouseMoved", "x": box[0], "y": box[1]}, nil)
-	for _, typ := range []string{"mousePressed", "mouseReleased"} {
-		b.call(t, "Input.dispatchMouseEvent", map[string]any{"type": typ, "x": box[0], "y": box[1],
-			"button": "left", "clickCount": 1}, nil)
+	for attempt := 1; attempt <= 5; attempt++ {
+		box := eval[[]float64](t, b, fmt.Sprintf(`(() => {
+			if (!window.__testPress) {
+				window.__testPress = {target: null};
+				document.addEventListener("pointerdown", (e) => { window.__testPress.target = e.target }, true);
+			}
+			window.__testPress.target = null;
+			const e = document.querySelector(%q); if (!e) return null;
+			e.scrollIntoView({block: "center"}); const r = e.getBoundingClientRect(); return [r.x + r.width/2, r.y + r.height/2]; })()`, selector))
+		if len(box) != 2 {
+			t.Fatalf("click: no element %s", selector)
+		}
+		mouse("mouseMoved", box[0], box[1])
+		mouse("mousePressed", box[0], box[1])
+		if eval[bool](t, b, fmt.Sprintf(`(() => { const e = document.querySelector(%q), p = window.__testPress.target;
+			return !!e && !!p && e.contains(p) })()`, selector)) {
+			return func() { mouse("mouseReleased", box[0], box[1]) }
+		}
+		mouse("mouseReleased", 1, 1)
+		t.Logf("press %d on %s landed elsewhere (the page redrew); pressing again", attempt, selector)
 	}
+	t.Fatalf("click: 5 presses missed %s", selector)
+	return nil
 }

@@ -79,7 +79,11 @@ func TestDashboardInChromium(t *testing.T) {
 		/ of 20s · .* · \d+\.\dx · ETA /.test(document.querySelector(%q)?.textContent ?? "")`, other, other, other+" .fill-progress"))
 	shot(t, b, false)
 
-	b.click(t, evict)
+	// A person's press can outlast a redraw of the page; the click counts.
+	release := b.press(t, evict)
+	status := eval[string](t, b, `document.getElementById("status").textContent`)
+	waitPage(t, b, "the page refreshes while Evict is pressed", fmt.Sprintf(`document.getElementById("status").textContent !== %q`, status))
+	release()
 	waitPage(t, b, "evict asks for confirmation", fmt.Sprintf(`document.querySelector(%q)?.textContent === "Confirm evict"`, evict))
 	if _, err := n.Store().Info(key); err != nil {
 		t.Fatalf("the first click evicted already: %v", err)

@@ -192,7 +192,23 @@ function peerRow(p) {
 
 let last = { node: null, streams: [], peers: [] };
 
+// A redraw replaces the tables' rows. One between a button's press and its
+// release would take the button away under the pointer and lose the click,
+// so redraws wait while a pointer is pressed and run just after the release
+// (after its click has been handled).
+const hold = { pressed: false, pending: false };
+function released() {
+  hold.pressed = false;
+  if (hold.pending) { hold.pending = false; setTimeout(render, 0); }
+}
+document.addEventListener("pointerdown", () => { hold.pressed = true; }, true);
+document.addEventListener("pointerup", released, true);
+document.addEventListener("pointercancel", released, true);
+// The window losing focus (not an element: their blur does not bubble).
+window.addEventListener("blur", (e) => { if (e.target === window) released(); });
+
 function render() {
+  if (hold.pressed) { hold.pending = true; return; }
   const { node, streams, peers } = last;
   if (node) {
     document.getElementById("node-id").textContent = node.peer_id ? "peer " + node.peer_id : "mesh disabled";
