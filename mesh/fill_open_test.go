@@ -119,6 +119,7 @@ func TestHostileRelayForgesOpenSegment(t *testing.T) {
 		}},
 		{"no checkpoint, then silence", ErrBadSeal, func(ctx context.Context, bw *bufio.Writer, packets []store.Packet) {
 			writePackets(bw, packets)
+			_ = bw.Flush()
 			<-ctx.Done() // the victim must not wait for its stall timeout
 		}},
 		{"checkpoint by a stranger", ErrUntrusted, func(_ context.Context, bw *bufio.Writer, packets []store.Packet) {

@@ -26,7 +26,10 @@ func hostileSetup(t *testing.T, key string) (honest, victim, evil *testNode) {
 	t.Helper()
 	honest = startNode(t, Config{}, nil)
 	evil = startNode(t, Config{}, nil)
-	victim = startNode(t, Config{TrustedSigners: []string{honest.ID()}}, nil)
+	// A long answer timeout: the lies are judged, not the speed of the
+	// answer (a loaded clean-clone run once had the honest node take over
+	// 2 s to answer the victim's resume).
+	victim = startNode(t, Config{TrustedSigners: []string{honest.ID()}, AnswerTimeout: 15 * time.Second}, nil)
 	makeRecording(t, honest.st, key, 8*time.Second)
 	return honest, victim, evil
 }
@@ -40,9 +43,15 @@ func serveLies(mf store.Manifest, frames func(bw *bufio.Writer)) network.StreamH
 			_ = s.Reset()
 			return
 		}
-		bw := bufio.NewWriter(s)
+		// The answer goes at once; what frames writes goes out in one
+		// write at the end unless it flushes: the lies are judged, not how
+		// soon a loaded machine lets the liar write its checkpoint after
+		// the packets it names (once more than CheckpointWait after
+		// packets flushed on their own).
+		bw := bufio.NewWriterSize(s, 1<<20)
 		head, _ := appendOK(nil, mf)
 		_, _ = bw.Write(head)
+		_ = bw.Flush()
 		frames(bw)
 		_ = bw.Flush()
 	}
@@ -488,9 +497,9 @@ func checkpointOf(packets []store.Packet) []checkpointEntry {
 	return es
 }
 
+// writePackets writes packets as packet frames into bw (not flushed).
 func writePackets(bw *bufio.Writer, packets []store.Packet) {
 	for i := range packets {
 		_, _ = bw.Write(appendPacket(nil, &packets[i]))
 	}
-	_ = bw.Flush()
 }
