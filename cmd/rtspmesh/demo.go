@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -174,7 +175,15 @@ func demoJoined(ctx context.Context, nodes []demoNode) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("demo nodes did not join each other: %w", ctx.Err())
+			var seen []string
+			for _, d := range nodes {
+				var peers []string
+				for _, p := range d.n.Peers() {
+					peers = append(peers, p.ID)
+				}
+				seen = append(seen, fmt.Sprintf("%s (%s) connected to %q, members %q", d.name, d.n.PeerID(), peers, d.n.Members()))
+			}
+			return fmt.Errorf("demo nodes did not join each other: %w; %s", ctx.Err(), strings.Join(seen, "; "))
 		case <-tick.C:
 		}
 	}
