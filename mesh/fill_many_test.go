@@ -28,11 +28,7 @@ import (
 func TestFillsAtOnceFromOnePeer(t *testing.T) {
 	t.Parallel()
 	const n = 32
-	// The answer timeout is not what this test is about: on a loaded
-	// machine (clean-clone runs of make test, ci31 and ci36) some of the
-	// 32 fills opened at once took longer than the default 2 s to be
-	// answered ("open fill: context deadline exceeded").
-	cfg := Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, MaxFills: n, AnswerTimeout: 15 * time.Second}
+	cfg := Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, MaxFills: n}
 	a, b := startPair(t, cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()

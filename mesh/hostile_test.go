@@ -26,10 +26,7 @@ func hostileSetup(t *testing.T, key string) (honest, victim, evil *testNode) {
 	t.Helper()
 	honest = startNode(t, Config{}, nil)
 	evil = startNode(t, Config{}, nil)
-	// A long answer timeout: the lies are judged, not the speed of the
-	// answer (a loaded clean-clone run once had the honest node take over
-	// 2 s to answer the victim's resume).
-	victim = startNode(t, Config{TrustedSigners: []string{honest.ID()}, AnswerTimeout: 15 * time.Second}, nil)
+	victim = startNode(t, Config{TrustedSigners: []string{honest.ID()}}, nil)
 	makeRecording(t, honest.st, key, 8*time.Second)
 	return honest, victim, evil
 }
@@ -438,9 +435,7 @@ func TestHostileLiveRelayForgesPackets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			// A long answer timeout: the lies are judged, not the speed of
-			// the answer (a loaded clean-clone run once took over 2 s).
-			victim := startNode(t, Config{TrustedSigners: []string{honest.ID(), evil.ID()}, AnswerTimeout: 15 * time.Second}, nil)
+			victim := startNode(t, Config{TrustedSigners: []string{honest.ID(), evil.ID()}}, nil)
 			evil.host.SetStreamHandler(FillProtocol, serveLies(mf, func(bw *bufio.Writer) {
 				tc.frames(bw, openPackets(t, honest.st, key, open))
 				_, _ = bw.Write(appendEnd(nil, frame{Type: frameEnd, State: store.StatePartial}))

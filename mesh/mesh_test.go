@@ -37,6 +37,12 @@ func startNode(t testing.TB, cfg Config, st *store.Store) *testNode {
 	if cfg.Logger == nil {
 		cfg.Logger = testkit.Logger()
 	}
+	if cfg.AnswerTimeout == 0 {
+		// The tests judge what a fill does, not how soon a loaded machine
+		// lets a provider answer (two clean-clone runs saw honest answers
+		// take over the 2 s default); the answer timeout's own tests set it.
+		cfg.AnswerTimeout = 15 * time.Second
+	}
 	if st == nil {
 		st = openStore(t)
 	}
