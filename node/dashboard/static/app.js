@@ -195,15 +195,17 @@ let last = { node: null, streams: [], peers: [] };
 // A redraw replaces the tables' rows. One between a button's press and its
 // release would take the button away under the pointer and lose the click,
 // so redraws wait while a pointer is pressed and run just after the release
-// (after its click has been handled).
+// (after its click has been handled). Only the primary button holds them:
+// another's release may never reach the page (a context menu takes it).
 const hold = { pressed: false, pending: false };
 function released() {
   hold.pressed = false;
   if (hold.pending) { hold.pending = false; setTimeout(render, 0); }
 }
-document.addEventListener("pointerdown", () => { hold.pressed = true; }, true);
+document.addEventListener("pointerdown", (e) => { if (e.button === 0) hold.pressed = true; }, true);
 document.addEventListener("pointerup", released, true);
 document.addEventListener("pointercancel", released, true);
+document.addEventListener("contextmenu", released, true);
 // The window losing focus (not an element: their blur does not bubble).
 window.addEventListener("blur", (e) => { if (e.target === window) released(); });
 
