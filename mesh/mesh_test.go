@@ -39,8 +39,9 @@ func startNode(t testing.TB, cfg Config, st *store.Store) *testNode {
 	}
 	if cfg.AnswerTimeout == 0 {
 		// The tests judge what a fill does, not how soon a loaded machine
-		// lets a provider answer (two clean-clone runs saw honest answers
-		// take over the 2 s default); the answer timeout's own tests set it.
+		// lets a provider answer (loaded clean-clone runs saw honest
+		// answers take over the 2 s default in three tests: ci31, ci36,
+		// ci39); the answer timeout's own tests set it.
 		cfg.AnswerTimeout = 15 * time.Second
 	}
 	if st == nil {
