@@ -221,7 +221,7 @@ func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response,
 // OnPause implements gortsplib.ServerHandlerOnPause.
 func (h *handler) OnPause(ctx *gortsplib.ServerHandlerOnPauseCtx) (*base.Response, error) {
 	if s, ok := ctx.Session.UserData().(*session); ok {
-		s.pause()
+		s.pause(ctx.Session)
 		h.log.Debug("pause", "stream", ctx.Path)
 	}
 	return &base.Response{StatusCode: base.StatusOK}, nil

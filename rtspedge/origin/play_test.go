@@ -170,13 +170,12 @@ func TestPauseResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The resume continues after the last packet the origin handed to its
-	// session (pn 0 to sent-1), not after the last one the player got:
-	// gortsplib drops what is still queued or in flight at a PAUSE (the
-	// server closes the session's writer queue, the client stops reading
-	// interleaved frames), so the player may miss the last one or two.
-	if i.PN != sent || lastPN >= sent {
-		t.Fatalf("resumed at pn %d, the player got up to %d; want the origin's next, %d", i.PN, lastPN, sent)
+	// The resume continues right after the last packet the player got: the
+	// origin's PAUSE answer waited until its session's queue had written
+	// every packet handed to it (pn 0 to sent-1), and over TCP they came
+	// before the answer.
+	if lastPN != sent-1 || i.PN != sent {
+		t.Fatalf("resumed at pn %d, the player got up to %d, the origin handed up to %d", i.PN, lastPN, sent-1)
 	}
 	if got, want := p.header(base.Play, 1, "Range"), "npt="+npt(i.TT)+"-"+npt(clip.Duration); got != want {
 		t.Fatalf("resume Range %q, want %q", got, want)

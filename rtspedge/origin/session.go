@@ -3,6 +3,7 @@ package origin
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -27,8 +28,9 @@ type session struct {
 	run     *pacer
 	counted bool // counted in entry.plays
 	closed  bool
-	seqOff  uint16 // Config.RandomRTPBase: added to every sequence number
-	tsOff   uint32 // and to every RTP timestamp, of every track
+	seqOff  uint16        // Config.RandomRTPBase: added to every sequence number
+	tsOff   uint32        // and to every RTP timestamp, of every track
+	handed  atomic.Uint64 // RTP packets handed to the stream since SETUP
 }
 
 // playRequest is what a PLAY asked for.
@@ -179,11 +181,31 @@ func (s *session) stop() {
 	s.mu.Unlock()
 }
 
-func (s *session) pause() {
+// drainWait bounds how long a PAUSE waits for the session's queue to write
+// what the pacer handed it (microseconds, normally).
+const drainWait = time.Second
+
+// pause stops the pacer; the next PLAY without a Range resumes after the
+// last packet it handed to the stream. gortsplib discards the session's
+// write queue once the PAUSE is answered, so the answer waits until the
+// queue has written those packets (ss's count of them): otherwise the last
+// few would be a hole the resume's RTP-Info does not account for. Over TCP
+// they then reach the player before the answer does.
+func (s *session) pause(ss *gortsplib.ServerSession) {
 	s.mu.Lock()
 	s.pend = nil
 	s.mu.Unlock()
 	s.stop()
+	handed := s.handed.Load()
+	if ss.Stats().RTPPacketsSent >= handed {
+		return
+	}
+	deadline := time.Now().Add(drainWait)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for ss.Stats().RTPPacketsSent < handed && time.Now().Before(deadline) {
+		<-tick.C
+	}
 }
 
 // close stops the session (once: gortsplib closes a session once); it
@@ -277,6 +299,7 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 		if err := st.WritePacketRTPWithNTP(st.Desc.Medias[a.track], &pkt, due); err != nil {
 			return
 		}
+		s.handed.Add(1)
 		last = time.Now()
 		if !rp.sent(a.track, len(pkt.Payload), last) {
 			return
