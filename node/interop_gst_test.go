@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtspmesh/rtspmesh/internal/interop"
 	"github.com/rtspmesh/rtspmesh/internal/testkit"
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 	"github.com/rtspmesh/rtspmesh/store"
@@ -476,6 +477,15 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 // node's whole play lies inside the origin's.
 const liveFor = 6 * time.Second
 
+// liveSettle is how long after the origin's player decodes its first frame
+// the players on the nodes start: they join at their node's latest key
+// frame, which must be one the origin's player decoded too. B relays A,
+// and may trail the origin by up to mesh.LiveBehindLimit before it leaves
+// A; its latest key frame can be a GOP older than that. With 1.5 s, a
+// loaded run had B's player start 23 frames (0.9 s) before the origin's
+// player's first ("126 of 149 frames are the origin's").
+const liveSettle = 500*time.Millisecond + mesh.LiveBehindLimit + interop.ClipGOP*time.Second/interop.ClipFPS
+
 // withinRef is the frame check of a live join: every frame the player
 // decoded is the origin's, in order, aligned by content (the live source
 // draws its running time on every frame and sends noise: no two frames
@@ -612,7 +622,7 @@ func liveRefProblem(ref *interop.Play) error {
 // origin if its relay fell behind).
 func liveGroup(t *testing.T, p interop.Player, tr string, gst *interop.GstServer, a, b *testNode) (ref, onA, onB *interop.Play, bCell string) {
 	t.Helper()
-	direct := interop.Start(t, p, gst.URL("live"), interop.Options{Transport: tr, For: liveFor + 5*time.Second, Unqueued: true})
+	direct := interop.Start(t, p, gst.URL("live"), interop.Options{Transport: tr, For: liveFor + liveSettle + 5*time.Second, Unqueued: true})
 	select {
 	case <-direct.Decoded():
 	case <-direct.Done():
@@ -620,9 +630,7 @@ func liveGroup(t *testing.T, p interop.Player, tr string, gst *interop.GstServer
 	case <-time.After(30 * time.Second):
 		t.Fatal("the player on the origin decoded nothing within 30 s")
 	}
-	// Past the origin player's first key frame, so that the
-	// node's latest key frame is one it decodes too.
-	settle := time.NewTimer(1500 * time.Millisecond)
+	settle := time.NewTimer(liveSettle)
 	<-settle.C
 	runA := interop.Start(t, p, a.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
 	runB := interop.Start(t, p, b.url("gst/live"), interop.Options{Transport: tr, For: liveFor, Unqueued: true})
