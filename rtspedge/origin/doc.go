@@ -22,7 +22,9 @@
 // Also: `Speed` (VOD, up to Config.MaxSpeed, echoed), `Cache-Control` per path,
 // `Last-Modified` on DESCRIBE (304 for a matching `If-Modified-Since`),
 // DESCRIBE/PLAY counts per path, and 501 for `x-Packet-Range`. A PLAY without
-// Range resumes where PAUSE stopped; sequence numbers and RTP timestamps are
+// Range resumes where PAUSE stopped, with no packet lost between (the PAUSE
+// answer waits until the session's queue has written what was handed to
+// it, as a node's server does over UDP); sequence numbers and RTP timestamps are
 // the clip's own, so they jump on a seek and RTP-Info says where.
 //
 // It does not cache, record or relay anything; that is the rest of rtspedge.
