@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/headers"
 	"github.com/pion/rtcp"
 
+	"github.com/rtspmesh/rtspmesh/rtspedge/queuewait"
 	"github.com/rtspmesh/rtspmesh/store"
 )
 
@@ -413,24 +414,15 @@ const udpDrainWait = time.Second
 // pause stops the replay where it is; PLAY resumes there, and no packet is
 // lost across the pause. Over TCP every packet sent was written to the
 // connection by then. Over UDP the packets go through gortsplib's session
-// queue, which gortsplib discards when the PAUSE answer is accepted: the
-// answer waits until the queue has written what the replay handed it, or
-// the packets that were still queued would be a hole in the
-// stream that the resumed PLAY's RTP-Info does not account for.
+// queue, which it discards when the PAUSE is answered: the answer waits
+// until the queue has written what the replay handed it (queuewait).
 func (p *player) pause() {
 	p.stopReplay()
 	if p.conn != nil || p.udpHanded == 0 {
 		return
 	}
-	deadline := time.Now().Add(udpDrainWait)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for p.ss.Stats().RTPPacketsSent < p.udpHanded {
-		if time.Now().After(deadline) {
-			p.log.Debug("UDP queue not written before PAUSE", "queued", p.udpHanded-p.ss.Stats().RTPPacketsSent)
-			return
-		}
-		<-tick.C
+	if left := queuewait.Drain(p.ss, p.udpHanded, udpDrainWait); left > 0 {
+		p.log.Debug("UDP queue not written before PAUSE", "queued", left)
 	}
 }
 

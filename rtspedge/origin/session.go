@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtspmesh/rtspmesh/rtspedge/metainfo"
+	"github.com/rtspmesh/rtspmesh/rtspedge/queuewait"
 )
 
 // session is one RTSP session: its stream, its meta-info fields per track,
@@ -188,24 +189,14 @@ const drainWait = time.Second
 // pause stops the pacer; the next PLAY without a Range resumes after the
 // last packet it handed to the stream. gortsplib discards the session's
 // write queue once the PAUSE is answered, so the answer waits until the
-// queue has written those packets (ss's count of them): otherwise the last
-// few would be a hole the resume's RTP-Info does not account for. Over TCP
-// they then reach the player before the answer does.
+// queue has written those packets (queuewait): over TCP they then reach
+// the player before the answer does.
 func (s *session) pause(ss *gortsplib.ServerSession) {
 	s.mu.Lock()
 	s.pend = nil
 	s.mu.Unlock()
 	s.stop()
-	handed := s.handed.Load()
-	if ss.Stats().RTPPacketsSent >= handed {
-		return
-	}
-	deadline := time.Now().Add(drainWait)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for ss.Stats().RTPPacketsSent < handed && time.Now().Before(deadline) {
-		<-tick.C
-	}
+	queuewait.Drain(ss, s.handed.Load(), drainWait)
 }
 
 // close stops the session (once: gortsplib closes a session once); it

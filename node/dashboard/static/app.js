@@ -206,8 +206,9 @@ document.addEventListener("pointerdown", (e) => { if (e.button === 0) hold.press
 document.addEventListener("pointerup", released, true);
 document.addEventListener("pointercancel", released, true);
 document.addEventListener("contextmenu", released, true);
-// The window losing focus (not an element: their blur does not bubble).
-window.addEventListener("blur", (e) => { if (e.target === window) released(); });
+// The window losing focus: a listener that does not capture hears only the
+// window's own blur (an element's does not bubble).
+window.addEventListener("blur", released);
 
 function render() {
   if (hold.pressed) { hold.pending = true; return; }
