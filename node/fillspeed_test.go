@@ -230,3 +230,74 @@ func TestGstSpeedScalesClock(t *testing.T) {
 		t.Fatalf("%d PLAYs at the origin after a second fill, want 4", plays)
 	}
 }
+
+// TestFillResumesWhereOriginDrops: origins that drop packets of every
+// play at a high Speed once it reaches a point of the clip (the built-in
+// origin's controlled fault: a server whose queue for a client overflowed
+// because the client took the packets slower than the Speed it granted).
+// A prefetch asking for Speed 64 in one session, and one pulling 4 ranges
+// at Speed 8 whose last range drops, each store what a prefetch at Speed
+// 2 (no drop) stores, packet for packet, and play the origin's frames
+// (ffmpeg): a session that lost packets ends before the gap and a session
+// at half its speed resumes after the last packet stored (the ranges give
+// way to one session). Before, such a fill was complete with the dropped
+// packets missing, and a player stalled at the hole for as long as it
+// was: BenchmarkNodeVOD500 found it, 7587 packets of its prefetch at Speed
+// 64 dropped by the origin's gortsplib queue.
+func TestFillResumesWhereOriginDrops(t *testing.T) {
+	t.Parallel()
+	ts, err := os.ReadFile(speedClip.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// early drops at 3 s of plays at Speed 16 or more; late at 10 s, at 8.
+	early := startOrigin(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"clip.ts": ts}
+		c.MaxSpeed = 64
+		c.DropAtSpeed, c.DropAt, c.DropCount = 16, 3*time.Second, 40
+	})
+	late := startOrigin(t, func(c *origin.Config) {
+		c.Media = map[string][]byte{"clip.ts": ts}
+		c.DropAtSpeed, c.DropAt, c.DropCount = 8, 10*time.Second, 40
+	})
+	ref := rangesNode(t, "rtsp://"+early.Addr(), 1, 0, 2)
+	one := rangesNode(t, "rtsp://"+early.Addr(), 1, 0, 64)
+	ranged := rangesNode(t, "rtsp://"+late.Addr(), 4, 0, 8)
+	var wg sync.WaitGroup
+	wg.Go(func() { prefetch(t, ref, "o/clip.ts") })
+	wg.Go(func() { prefetch(t, one, "o/clip.ts") })
+	wg.Go(func() { prefetch(t, ranged, "o/clip.ts") })
+	wg.Wait()
+	// ref's and one's: Speed 64, 32 and 16 drop, 8 ends the recording.
+	if _, plays := early.Sessions("clip.ts"); plays != 5 {
+		t.Fatalf("%d PLAYs at the origin that drops early, want 5: Speed 2 (no drop); 64, 32, 16 (dropped) and 8", plays)
+	}
+	// The head and at least one more range, then one session at Speed 4.
+	if _, plays := late.Sessions("clip.ts"); plays < 3 {
+		t.Fatalf("%d PLAYs at the origin that drops late, want 3 or more: ranges, then one session", plays)
+	}
+	want := trackRTP(t, ref, "o/clip.ts")
+	for _, tc := range []struct {
+		name string
+		n    *testNode
+	}{{"one session", one}, {"4 ranges", ranged}} {
+		got := trackRTP(t, tc.n, "o/clip.ts")
+		if len(got) != len(want) || len(want) != 2 {
+			t.Fatalf("%s: %d tracks stored, %d at Speed 2; want 2", tc.name, len(got), len(want))
+		}
+		for tr, w := range want {
+			if err := testkit.SameRTP(got[tr], w); err != nil {
+				t.Fatalf("%s: track %d against the fill at Speed 2: %v", tc.name, tr, err)
+			}
+		}
+	}
+	direct := "rtsp://" + early.Addr() + "/clip.ts"
+	t.Run("play one session's", func(t *testing.T) {
+		t.Parallel()
+		playsAsOrigin(t, "the fill that resumed where the origin dropped", one.url("o/clip.ts"), direct)
+	})
+	t.Run("play the ranges'", func(t *testing.T) {
+		t.Parallel()
+		playsAsOrigin(t, "the ranged fill that went on with one session where a range dropped", ranged.url("o/clip.ts"), direct)
+	})
+}

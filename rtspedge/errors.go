@@ -3,6 +3,7 @@ package rtspedge
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 
@@ -33,6 +34,14 @@ var (
 	// stored too fast. Nothing of the session was stored; Reopen asks for
 	// no Speed.
 	ErrSpeedScalesClock = errors.New("origin scales its RTP clock with Speed")
+	// ErrOriginDropped: the origin dropped packets of an on-demand stream
+	// (a gap in a track's sequence numbers), as a server does whose queue
+	// for this client overflowed because the client took the packets
+	// slower than the Speed it granted. What arrived before the gap is
+	// stored, nothing after it; Reopen asks for half the Speed the
+	// dropping session played at (see DroppedError), and its Run resumes
+	// after the last packet stored.
+	ErrOriginDropped = errors.New("origin dropped packets")
 	// ErrOverLimit: a bound on fills or requests was reached (503 Service
 	// Unavailable, the bound named in the reason phrase; see LimitError).
 	ErrOverLimit = errors.New("over limit")
@@ -48,6 +57,22 @@ func (e *LimitError) Error() string { return "over limit " + e.Limit + ": " + e.
 
 // Is makes a LimitError match ErrOverLimit.
 func (e *LimitError) Is(target error) bool { return target == ErrOverLimit }
+
+// DroppedError says where an on-demand session lost packets. It matches
+// ErrOriginDropped.
+type DroppedError struct {
+	Origin string        // the origin's URL without user info
+	Lost   uint64        // packets missing at the first gap
+	After  time.Duration // tt of the last packet before the gap
+	Speed  float64       // the delivery speed of the session (1: real time)
+}
+
+func (e *DroppedError) Error() string {
+	return fmt.Sprintf("origin %s: %v: %d after %v at %.3g times real time", e.Origin, ErrOriginDropped, e.Lost, e.After, e.Speed)
+}
+
+// Is makes a DroppedError match ErrOriginDropped.
+func (e *DroppedError) Is(target error) bool { return target == ErrOriginDropped }
 
 // OriginStatusError is a non-200 answer of an origin to DESCRIBE, SETUP or PLAY.
 // 4xx answers pass through to the player; 5xx ones count as ErrOriginUnavailable.

@@ -105,6 +105,10 @@ type OriginSession struct {
 	// speedRefused: the origin scaled its RTP clock with the Speed it
 	// granted (ErrSpeedScalesClock); Reopen asks for none.
 	speedRefused bool
+	// droppedAt: the lowest delivery speed at which this session, or a
+	// session that went on from it, lost packets (ErrOriginDropped); 0:
+	// none did. Reopen asks for half of it.
+	droppedAt float64
 
 	closeOnce sync.Once
 
@@ -205,6 +209,7 @@ func newOriginSession(req OriginRequest) (*OriginSession, error) {
 		},
 		OnPacketsLost: func(lost uint64) {
 			o.log.Warn("packets lost from origin", "lost", lost)
+			o.lost(lost)
 		},
 		OnDecodeError: func(err error) {
 			o.log.Debug("origin decode error", "err", o.clean(err))
@@ -220,15 +225,52 @@ func newOriginSession(req OriginRequest) (*OriginSession, error) {
 // counting the time in between (see Run).
 //
 // After a Run that ended with ErrSpeedScalesClock the new session asks
-// for no Speed.
+// for no Speed; after one that ended with ErrOriginDropped (here, or in a
+// session noteDropped passed on), half the speed it lost packets at.
 func (o *OriginSession) Reopen(ctx context.Context) (*OriginSession, error) {
 	req := o.req
 	o.mu.Lock()
 	if o.speedRefused {
 		req.Speed = 0
 	}
+	if o.droppedAt > 0 {
+		req.Speed = min(req.Speed, o.droppedAt/2) // playSpeed asks for none at 1 or less
+	}
+	droppedAt := o.droppedAt
 	o.mu.Unlock()
-	return OpenOrigin(ctx, req)
+	n, err := OpenOrigin(ctx, req)
+	if err == nil {
+		n.droppedAt = droppedAt // a later drop halves again from here
+	}
+	return n, err
+}
+
+// noteDropped passes on to o a drop (ErrOriginDropped) that err says a
+// session of the same stream had, so that o's Reopen asks for half the
+// speed it dropped at.
+func (o *OriginSession) noteDropped(err error) {
+	var d *DroppedError
+	if !errors.As(err, &d) {
+		return
+	}
+	o.mu.Lock()
+	if o.droppedAt == 0 || d.Speed < o.droppedAt {
+		o.droppedAt = d.Speed
+	}
+	o.mu.Unlock()
+}
+
+// lost ends the run of an on-demand stream at a loss the client found (a
+// gap in a track's sequence numbers), before the packet after the gap: it
+// is called on the client's reader goroutine ahead of that packet.
+func (o *OriginSession) lost(n uint64) {
+	o.mu.Lock()
+	r, live := o.cur, o.m.Live
+	o.mu.Unlock()
+	if r == nil || live {
+		return // a live stream goes on: what was lost cannot be asked for again
+	}
+	r.lostPackets(n)
 }
 
 // describe keeps what DESCRIBE said: the SDP bytes as received, tracks,

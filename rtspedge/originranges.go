@@ -98,7 +98,9 @@ type RangePull struct {
 //
 // When two ranges cannot be joined, or a later range's session fails,
 // PullRanges logs why, closes them, and goes on with one session from
-// what w holds (Reopen, resuming), as Run would have.
+// what w holds (Reopen, resuming), as Run would have; at half the speed
+// when a range's origin dropped packets (ErrOriginDropped), and o's
+// Reopen then asks for no more than that session's.
 func PullRanges(ctx context.Context, o *OriginSession, w PacketWriter, cfg RangePull) error {
 	if cfg.Parallelism < 2 || o.Manifest().Live || o.Manifest().Duration <= 0 {
 		return o.Run(ctx, w)
@@ -118,7 +120,9 @@ func PullRanges(ctx context.Context, o *OriginSession, w PacketWriter, cfg Range
 	if err != nil {
 		return err
 	}
-	return next.Run(ctx, w)
+	err = next.Run(ctx, w)
+	o.noteDropped(err) // the caller reopens o
+	return err
 }
 
 // errRangeFallback: the ranges were given up (two could not be joined, or
@@ -288,6 +292,7 @@ func (j *rangeJoin) ended(ctx context.Context, r *rangeRun, err error) {
 	case err != nil && r.first && len(j.ranges) == 1:
 		j.failLocked(err) // as Run would: no range was split off
 	case err != nil:
+		j.o.noteDropped(err) // the session going on plays slower
 		j.log.Warn("a range's session failed; going on with one session", "from", r.from, "err", err)
 		j.failLocked(errRangeFallback)
 	default:

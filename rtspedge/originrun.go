@@ -2,6 +2,7 @@ package rtspedge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -59,6 +60,7 @@ type playRun struct {
 	splice   *liveSplice   // live: re-base this session to follow the writer's packets
 	cutTT    time.Duration // last packet the writer had before this run (resume)
 	cutPN    uint64
+	rebases  []resumeBase  // resume: per track, how its packets continue the writer's
 	lastTT   time.Duration // highest tt appended (or cutTT)
 	nextPN   uint64        // next derived packet number
 	lastAt   time.Time     // arrival of the last packet
@@ -177,6 +179,7 @@ func (o *OriginSession) newRun(w PacketWriter, rng *rangePlay) *playRun {
 		r.lastTT, r.nextPN = tt, pn+1
 	case ok:
 		r.resume, r.cutTT, r.cutPN, r.lastTT, r.nextPN = true, tt, pn, tt, pn+1
+		r.rebases = make([]resumeBase, len(o.tracks))
 	}
 	return r
 }
@@ -397,8 +400,10 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 		// packet within the margin after it, are lost rather than stored
 		// twice).
 		if originPN && p.PN <= r.cutPN || !originPN && p.TT <= r.cutTT+resumeSlack {
+			r.matchResumed(t, &p, originPN)
 			return
 		}
+		r.rebaseResumed(t, &p)
 	}
 	if !originPN {
 		p.PN = r.nextPN
@@ -422,6 +427,100 @@ func (r *playRun) packet(t *originTrack, pkt *rtp.Packet) {
 		return
 	}
 	r.appended++
+}
+
+// resumeBase re-bases one track of a resumed VOD session to continue the
+// writer's packets of that track: an origin that starts every session at
+// random sequence numbers and timestamps (RFC 3550 asks for it; cameras
+// and gst-rtsp-server do) would otherwise leave a jump in the stored
+// timestamps where the session resumed, which players get as they are
+// (the replay offsets them by one constant).
+type resumeBase struct {
+	loaded  bool         // tail read from the writer
+	tail    store.Packet // the writer's last packet of the track (ok: loaded and found)
+	ok      bool
+	matched bool // the offsets come from this session's copy of the tail
+	known   bool // the offsets are fixed: packets are rewritten
+	keep    bool // nothing to continue: stored as sent
+	seqOff  uint16
+	tsOff   uint32
+	ssrc    uint32
+}
+
+// load reads the writer's last packet of track t once.
+func (b *resumeBase) load(r *playRun, t *originTrack) {
+	if b.loaded {
+		return
+	}
+	b.loaded = true
+	b.tail, _, b.ok = r.w.TrackTail(t.index)
+	b.ok = b.ok && len(b.tail.RTP) >= 12
+}
+
+// matchResumed looks in p, a packet of track t the resumed session sent
+// again (the writer has it: the origin seeks back to a key frame), for the
+// writer's last packet of t, by the origin's packet number (originPN) or
+// else by tt: where they are the same packet, the offsets between the two
+// sessions' numbers are exact. Of packets alike in tt (one video frame's)
+// the last counts. r.mu must be held.
+func (r *playRun) matchResumed(t *originTrack, p *store.Packet, originPN bool) {
+	b := &r.rebases[t.index]
+	b.load(r, t)
+	if b.known || !b.ok || len(p.RTP) < 12 {
+		return
+	}
+	d := p.TT - b.tail.TT
+	if originPN && p.PN != b.tail.PN || !originPN && (d < -resumeSlack || d > resumeSlack) {
+		return
+	}
+	h, th := p.RTP[:12], b.tail.RTP[:12]
+	b.matched = true
+	b.seqOff = binary.BigEndian.Uint16(th[2:4]) - binary.BigEndian.Uint16(h[2:4])
+	b.tsOff = binary.BigEndian.Uint32(th[4:8]) - binary.BigEndian.Uint32(h[4:8])
+	b.ssrc = binary.BigEndian.Uint32(th[8:12])
+}
+
+// rebaseResumed rewrites the RTP header of p, a packet of track t the
+// resumed session sent after the writer's last, to continue the writer's
+// packets of t. Without a match (matchResumed) the first packet kept
+// sets the offsets: a timestamp within 10 ms of the one its tt predicts
+// from the tail, and a sequence number within 1000 after the tail's, are
+// taken as the same numbering (the built-in origin's sessions all carry
+// the same); otherwise they are re-based to the prediction, which is as
+// exact as the tt. r.mu must be held.
+func (r *playRun) rebaseResumed(t *originTrack, p *store.Packet) {
+	b := &r.rebases[t.index]
+	if len(p.RTP) < 12 {
+		return
+	}
+	h := p.RTP[:12]
+	if !b.known {
+		b.known = true
+		b.load(r, t)
+		switch {
+		case b.matched:
+		case !b.ok || t.clock == 0:
+			b.keep = true
+		default:
+			th := b.tail.RTP[:12]
+			seq, ts := binary.BigEndian.Uint16(h[2:4]), binary.BigEndian.Uint32(h[4:8])
+			tailSeq, tailTS := binary.BigEndian.Uint16(th[2:4]), binary.BigEndian.Uint32(th[4:8])
+			want := tailTS + uint32(store.DurationToTicks(p.TT-b.tail.TT, t.clock))
+			if d := int64(int32(ts - want)); d < -int64(t.clock/100) || d > int64(t.clock/100) {
+				b.tsOff = want - ts
+			}
+			if seq-(tailSeq+1) > 1000 {
+				b.seqOff = tailSeq + 1 - seq
+			}
+			b.ssrc = binary.BigEndian.Uint32(th[8:12])
+		}
+	}
+	if b.keep {
+		return
+	}
+	binary.BigEndian.PutUint16(h[2:4], binary.BigEndian.Uint16(h[2:4])+b.seqOff)
+	binary.BigEndian.PutUint32(h[4:8], binary.BigEndian.Uint32(h[4:8])+b.tsOff)
+	binary.BigEndian.PutUint32(h[8:12], b.ssrc)
 }
 
 // settleSpeed ends the speed check (speedCheck) once it can decide (end:
@@ -493,6 +592,22 @@ func (r *playRun) bye(t *originTrack) {
 	if len(r.byes) == len(r.o.tracks) {
 		r.finish()
 	}
+}
+
+// lostPackets ends the run with a DroppedError: the origin dropped n packets
+// of an on-demand stream. Nothing after the gap is stored, packets a speed
+// check holds included (they were not checked), so the writer's last
+// packet is the one before the gap, where a resumed Run goes on.
+func (r *playRun) lostPackets(n uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.err != nil {
+		return
+	}
+	d := &DroppedError{Origin: r.o.display, Lost: n, After: r.lastTT, Speed: max(r.speed, 1)}
+	r.o.noteDropped(d)
+	r.err = d
+	r.finish()
 }
 
 func (r *playRun) finish() { r.endOnce.Do(func() { close(r.end) }) }

@@ -72,9 +72,10 @@ func (w *Writer) SetSpare(fn func(raw []byte)) {
 // tail is the last packet appended on a track and when. Its RTP aliases a
 // segment buffer, which is never modified below its length.
 type tail struct {
-	p  Packet
-	at time.Time
-	ok bool
+	p   Packet
+	at  time.Time
+	ok  bool
+	hdr [12]byte // on demand: p's RTP header (p.RTP is not kept)
 }
 
 // openSegment is the writer's unsealed segment. buf is its encoding so far
@@ -259,6 +260,8 @@ func (w *Writer) Append(p Packet) error {
 	rec.mu.Unlock()
 	if w.live {
 		w.noteTail(&p, time.Now())
+	} else {
+		w.noteHeader(&p)
 	}
 	if len(o.buf) >= w.s.opts.SegmentBytes {
 		return w.seal()
@@ -418,6 +421,10 @@ func (w *Writer) AppendChecked(c CheckedSegment, seal Seal) error {
 		for i := range packets {
 			w.noteTail(&packets[i], now)
 		}
+	} else {
+		for i := range packets {
+			w.noteHeader(&packets[i])
+		}
 	}
 	<-done // stored when AppendSegment returns
 	if err := w.sync(); err != nil {
@@ -451,11 +458,25 @@ func (w *Writer) noteTail(p *Packet, at time.Time) {
 	w.tails[p.Track] = tail{p: *p, at: at, ok: true}
 }
 
-// TrackTail returns the last packet this writer of a live recording
-// appended on track (its RTP must not be modified) and when it was
-// appended; false when there is none, or the recording is not live (the
-// tails are kept for live recordings only: a live recording that changes
-// sources continues each track from them).
+// noteHeader records p as its track's last packet of an on-demand
+// recording: its RTP header only (the segment's buffer may be reused once
+// stored). w.mu is held.
+func (w *Writer) noteHeader(p *Packet) {
+	for len(w.tails) <= int(p.Track) {
+		w.tails = append(w.tails, tail{})
+	}
+	t := &w.tails[p.Track]
+	t.p, t.ok = *p, copy(t.hdr[:], p.RTP) == len(t.hdr)
+	t.p.RTP = nil
+}
+
+// TrackTail returns the last packet this writer appended on track and
+// when it was appended; false when there is none. Of a live recording
+// the packet is whole (its RTP must not be modified): a live recording
+// that changes sources continues each track from it. Of an on-demand
+// one, its RTP is the header alone (12 bytes, a copy) and the time is
+// zero: an origin session that resumes the recording continues its
+// numbers.
 func (w *Writer) TrackTail(track uint8) (Packet, time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -463,6 +484,9 @@ func (w *Writer) TrackTail(track uint8) (Packet, time.Time, bool) {
 		return Packet{}, time.Time{}, false
 	}
 	t := w.tails[track]
+	if !w.live {
+		t.p.RTP = t.hdr[:]
+	}
 	return t.p, t.at, true
 }
 

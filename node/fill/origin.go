@@ -188,7 +188,17 @@ func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
 	}
 }
 
-// runOrigin plays the origin into w until the stream ends. The origin session of
+// maxDropResumes bounds the sessions a fill opens again after an origin
+// dropped packets of an on-demand stream (rtspedge.ErrOriginDropped), each
+// at half the speed of the one before: from Speed 64, the sixth plays at
+// real time. A fill whose origin drops still then ends partial, its
+// recording without the hole a stored gap would be.
+const maxDropResumes = 8
+
+// runOrigin plays the origin into w until the stream ends. An on-demand
+// session that loses packets (the origin dropped them) ends before the gap
+// and a slower one resumes after what was stored, up to maxDropResumes
+// times. The origin session of
 // a live stream that is lost (the connection drops, or the origin sends no
 // media for origin_timeout) is reopened with backoff for up to
 // cache.live_reconnect; readers meanwhile wait at the tail of the
@@ -201,10 +211,23 @@ func (u *originUpstream) runOrigin(ctx context.Context, w *store.Writer) error {
 	var (
 		lostAt   time.Time // when the current outage began; zero while playing
 		attempts int       // reconnection attempts in this outage
+		drops    int       // sessions that ended at packets the origin dropped
 	)
 	for {
 		_, pnBefore, hadBefore := w.Last()
 		err := u.pull(ctx, w)
+		if errors.Is(err, rtspedge.ErrOriginDropped) && ctx.Err() == nil && drops < maxDropResumes {
+			// What came before the gap is stored: a session at half the
+			// speed resumes after it (Reopen), so the recording has no hole.
+			drops++
+			u.log.Warn("origin dropped packets; resuming after the last stored packet, slower", "err", err, "resume", drops)
+			next, rerr := u.o.Reopen(ctx)
+			if rerr != nil {
+				return rerr
+			}
+			u.o = next // Run closes it
+			continue
+		}
 		if errors.Is(err, rtspedge.ErrSpeedScalesClock) && ctx.Err() == nil {
 			// Nothing of that session was stored: the next asks for no
 			// Speed, and so will this origin's next fills.

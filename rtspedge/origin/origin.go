@@ -50,6 +50,14 @@ type Config struct {
 	MaxSpeed float64
 	// WriteQueueSize is the per-session packet queue (power of two). Default 4096.
 	WriteQueueSize int
+	// DropAtSpeed, a controlled fault, makes every play at a Speed of at
+	// least DropAtSpeed that reaches media time DropAt lose the DropCount
+	// packets in a row from there (their sequence numbers are skipped), as
+	// a server does whose write queue overflowed because its client read
+	// slower than the Speed it granted. 0 (the default) drops none.
+	DropAtSpeed float64
+	DropAt      time.Duration
+	DropCount   int
 	// MaxSessions, when > 0, refuses a session's first SETUP of a path
 	// with 453 Not Enough Bandwidth while MaxSessions other sessions hold
 	// that path, as a camera that accepts one or two sessions does.

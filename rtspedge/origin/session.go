@@ -213,6 +213,17 @@ func (s *session) close() *entry {
 	return e
 }
 
+// dropped says whether the controlled fault (Config.DropAtSpeed) drops a
+// packet at tt of a play at speed that dropped *n so far (counted).
+func (o *Origin) dropped(speed float64, tt time.Duration, n *int) bool {
+	c := &o.cfg
+	if c.DropAtSpeed <= 0 || speed < c.DropAtSpeed || tt < c.DropAt || *n >= c.DropCount {
+		return false
+	}
+	*n++
+	return true
+}
+
 // byeGrace is how much of the play's time the end's SR + BYE follows the
 // last packet by (as a node's server does): GStreamer 1.22's rtpjitterbuffer
 // deadlocks at an EOS that reaches it while it still holds a packet (its
@@ -260,6 +271,7 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 	buf := make([]byte, 0, 1500)
 	total := int64(len(c.Packets))
 	var last time.Time // when the last packet was handed to the stream: at or after its due time
+	drops := 0         // packets the controlled fault dropped (Config.DropAtSpeed)
 	for n := p.n; ; n++ {
 		r.next = n
 		if !p.live && n >= total {
@@ -286,6 +298,9 @@ func (s *session) pace(r *pacer, p play, c *Clip, st *gortsplib.ServerStream, fi
 				TT: a.tt, FT: a.ft, PN: uint64(n), SQ: a.seq, MD: pkt.Payload,
 			})
 			pkt.Payload = buf
+		}
+		if s.o.dropped(speed, a.tt, &drops) {
+			continue // the controlled fault: as if the session's queue overflowed
 		}
 		if err := st.WritePacketRTPWithNTP(st.Desc.Medias[a.track], &pkt, due); err != nil {
 			return
