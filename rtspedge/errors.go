@@ -35,9 +35,10 @@ var (
 	// no Speed.
 	ErrSpeedScalesClock = errors.New("origin scales its RTP clock with Speed")
 	// ErrOriginDropped: the origin dropped packets of an on-demand stream
-	// (a gap in a track's sequence numbers), as a server does whose queue
-	// for this client overflowed because the client took the packets
-	// slower than the Speed it granted. What arrived before the gap is
+	// it sent faster than real time (a gap in a track's sequence numbers),
+	// as a server does whose queue for this client overflowed because the
+	// client took the packets slower than the Speed it granted. What
+	// arrived before the gap is
 	// stored, nothing after it; Reopen asks for half the Speed the
 	// dropping session played at (see DroppedError), and its Run resumes
 	// after the last packet stored.

@@ -260,9 +260,10 @@ func (o *OriginSession) noteDropped(err error) {
 	o.mu.Unlock()
 }
 
-// lost ends the run of an on-demand stream at a loss the client found (a
-// gap in a track's sequence numbers), before the packet after the gap: it
-// is called on the client's reader goroutine ahead of that packet.
+// lost ends the run of an on-demand stream delivered faster than real
+// time at a loss the client found (a gap in a track's sequence numbers),
+// before the packet after the gap: it is called on the client's reader
+// goroutine ahead of that packet (playRun.lostPackets).
 func (o *OriginSession) lost(n uint64) {
 	o.mu.Lock()
 	r, live := o.cur, o.m.Live

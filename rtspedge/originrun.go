@@ -594,14 +594,17 @@ func (r *playRun) bye(t *originTrack) {
 	}
 }
 
-// lostPackets ends the run with a DroppedError: the origin dropped n packets
-// of an on-demand stream. Nothing after the gap is stored, packets a speed
-// check holds included (they were not checked), so the writer's last
-// packet is the one before the gap, where a resumed Run goes on.
+// lostPackets ends the run with a DroppedError when the origin dropped n
+// packets of an on-demand stream it sends faster than real time. Nothing
+// after the gap is stored, packets a speed check holds included (they
+// were not checked), so the writer's last packet is the one before the
+// gap, where a resumed Run goes on. At real time the run stores on past
+// the gap, as before: the loss is then the origin's own (a recording
+// with holes) or its link's, and asking again would not mend it.
 func (r *playRun) lostPackets(n uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped || r.err != nil {
+	if r.stopped || r.err != nil || r.speed <= 1 {
 		return
 	}
 	d := &DroppedError{Origin: r.o.display, Lost: n, After: r.lastTT, Speed: max(r.speed, 1)}

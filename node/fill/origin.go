@@ -189,16 +189,17 @@ func (u *originUpstream) Run(ctx context.Context, w *store.Writer) error {
 }
 
 // maxDropResumes bounds the sessions a fill opens again after an origin
-// dropped packets of an on-demand stream (rtspedge.ErrOriginDropped), each
-// at half the speed of the one before: from Speed 64, the sixth plays at
-// real time. A fill whose origin drops still then ends partial, its
-// recording without the hole a stored gap would be.
+// dropped packets of an on-demand stream it sent faster than real time
+// (rtspedge.ErrOriginDropped), each at half the speed of the one before:
+// from Speed 64 the sixth plays at real time, where a gap is stored as it
+// comes. A fill that still ends so after that many ends partial, without
+// the hole a stored gap would be; its next play resumes it.
 const maxDropResumes = 8
 
 // runOrigin plays the origin into w until the stream ends. An on-demand
-// session that loses packets (the origin dropped them) ends before the gap
-// and a slower one resumes after what was stored, up to maxDropResumes
-// times. The origin session of
+// session faster than real time that loses packets (the origin dropped
+// them) ends before the gap and a slower one resumes after what was
+// stored, up to maxDropResumes times. The origin session of
 // a live stream that is lost (the connection drops, or the origin sends no
 // media for origin_timeout) is reopened with backoff for up to
 // cache.live_reconnect; readers meanwhile wait at the tail of the
