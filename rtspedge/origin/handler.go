@@ -66,10 +66,29 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		}
 	}
 	h.mu.Unlock()
-	if e := s.close(); e != nil {
+	e := s.close()
+	if e != nil {
 		h.mu.Lock()
 		e.open--
 		h.mu.Unlock()
+	}
+	if n := s.lost.Load(); n > 0 && e != nil {
+		h.log.Warn("session closed; its queue had dropped packets", "stream", e.path, "dropped", n)
+	}
+}
+
+// OnStreamWriteError implements gortsplib.ServerHandlerOnStreamWriteError:
+// a packet the session's queue had no room for (its client reads slower
+// than the stream is sent, at a high Speed mostly) is dropped, as gortsplib
+// does; the session logs the first, and how many when it closes (without
+// this handler gortsplib prints a line per packet).
+func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	s, ok := ctx.Session.UserData().(*session)
+	if !ok {
+		return
+	}
+	if s.lost.Add(1) == 1 {
+		h.log.Warn("a session's queue is full: its client reads slower than the stream is sent; packets dropped", "err", ctx.Error)
 	}
 }
 

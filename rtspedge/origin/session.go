@@ -32,6 +32,7 @@ type session struct {
 	seqOff  uint16        // Config.RandomRTPBase: added to every sequence number
 	tsOff   uint32        // and to every RTP timestamp, of every track
 	handed  atomic.Uint64 // RTP packets handed to the stream since SETUP
+	lost    atomic.Uint64 // packets gortsplib dropped: the session's queue was full
 }
 
 // playRequest is what a PLAY asked for.
