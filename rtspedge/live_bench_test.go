@@ -104,6 +104,16 @@ func liveFramePayloads() (key, p [][]byte) {
 // as an origin pull stores it: tt from the RTP timestamp, frame type and
 // key start from the H.264 payload (metainfo.Tracker), packets counted.
 func feedLive(ctx context.Context, w *store.Writer, start time.Time) error {
+	return feedLiveLagging(ctx, w, start, nil)
+}
+
+// feedLiveLagging is feedLive with frame f appended at start + lagged(f):
+// lagged is each frame's wall time after start (nil: f frames' time), so a
+// source that falls behind its own clock can be played.
+func feedLiveLagging(ctx context.Context, w *store.Writer, start time.Time, lagged func(f int) time.Duration) error {
+	if lagged == nil {
+		lagged = func(f int) time.Duration { return time.Duration(f) * liveFrame }
+	}
 	keyFrame, pFrame := liveFramePayloads()
 	tracker := metainfo.Tracker{Classify: metainfo.FrameTypeH264}
 	seq, ts0 := uint16(rand.Uint32()), rand.Uint32()
@@ -113,7 +123,7 @@ func feedLive(ctx context.Context, w *store.Writer, start time.Time) error {
 	defer timer.Stop()
 	frames := int(liveFeedMax / liveFrame)
 	for f := 0; f < frames; f++ {
-		timer.Reset(time.Until(start.Add(time.Duration(f) * liveFrame)))
+		timer.Reset(time.Until(start.Add(lagged(f))))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -352,6 +362,12 @@ func BenchmarkLiveFanOut200(b *testing.B) {
 // fed in real time (feedLive) until the test ends; it returns the store
 // and when the feed started.
 func startLiveFeed(tb testing.TB) (*store.Store, time.Time) {
+	return startLaggingFeed(tb, nil)
+}
+
+// startLaggingFeed is startLiveFeed with the feed's frames appended at
+// start + lagged(f) (feedLiveLagging).
+func startLaggingFeed(tb testing.TB, lagged func(f int) time.Duration) (*store.Store, time.Time) {
 	st, err := store.Open("", store.Options{InMemory: true, Logger: testkit.Logger(), LiveWindow: liveWindow})
 	if err != nil {
 		tb.Fatal(err)
@@ -364,7 +380,7 @@ func startLiveFeed(tb testing.TB) (*store.Store, time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	start := time.Now()
 	fed := make(chan error, 1)
-	go func() { fed <- feedLive(ctx, w, start) }()
+	go func() { fed <- feedLiveLagging(ctx, w, start, lagged) }()
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-fed; err != nil && !errors.Is(err, context.Canceled) {

@@ -48,3 +48,69 @@ func TestLiveTCPPlayTrailsEdge(t *testing.T) {
 		t.Fatalf("%d bursts of packets in %v: the play was not batched", bursts, span)
 	}
 }
+
+// TestLiveTCPPlayRetrailsAfterSourceLags: a source that falls behind its
+// own clock for good (here it stops for 500 ms at 1.6 s and goes on from
+// there, 500 ms late; a camera whose clock runs slower than the node's
+// gets there too, a little at a time) brings a trailing TCP play up to the
+// stored edge, where it would write each frame as it arrives. Once its
+// packets have all come late for retrailAfter, the play trails the edge
+// again: over 2 s of frames after that it sees a burst about every 160 ms,
+// and not one packet is lost on the way.
+func TestLiveTCPPlayRetrailsAfterSourceLags(t *testing.T) {
+	const stallAt, stall = 40, 500 * time.Millisecond
+	st, start := startLaggingFeed(t, func(f int) time.Duration {
+		at := time.Duration(f) * liveFrame
+		if f >= stallAt {
+			at += stall
+		}
+		return at
+	})
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
+	p := newTestPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
+	p.mu.Lock()
+	p.stampAll = true
+	p.mu.Unlock()
+
+	join := time.NewTimer(time.Until(start.Add(liveGOPSpan + 10*time.Millisecond)))
+	<-join.C
+	p.play(t, nil)
+	// The play starts at the key frame of 1 s (frame 25); the frames
+	// measured are 2 s from 1 s after the stall ended (and retrailAfter
+	// after its packets began to come late).
+	const firstFrame, from, to = liveGOP, stallAt + 2*liveFPS, stallAt + 4*liveFPS
+	want := 0
+	for f := firstFrame; f <= to; f++ {
+		want += livePFrags
+		if f%liveGOP == 0 {
+			want += liveKeyFrags + 1 - livePFrags
+		}
+	}
+	got := p.waitPackets(t, want, 15*time.Second)
+	if !got[0].keyStart {
+		t.Fatal("the first packet does not start a key frame")
+	}
+	bursts, measured := 0, 0
+	for i := range got {
+		if i > 0 && got[i].seq != got[i-1].seq+1 {
+			t.Fatalf("packet %d: seq %d after %d: a packet was lost", i, got[i].seq, got[i-1].seq)
+		}
+		f := firstFrame + int((got[i].ts-got[0].ts)/(90000/liveFPS))
+		if f < from || f >= to {
+			continue
+		}
+		if measured == 0 || got[i].at.Sub(got[i-1].at) > 10*time.Millisecond {
+			bursts++
+		}
+		measured++
+	}
+	t.Logf("%d packets of frames %d-%d in %d bursts", measured, from, to-1, bursts)
+	if measured == 0 {
+		t.Fatal("no packet of the frames measured")
+	}
+	// 2 s at SendAhead's 160 ms are 13 batches; at the edge, a write per
+	// frame, 50.
+	if bursts > 20 {
+		t.Fatalf("%d bursts of packets in 2 s of frames: the play stayed at the stored edge", bursts)
+	}
+}

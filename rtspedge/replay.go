@@ -23,6 +23,11 @@ const (
 	// by default), at or before its next packet is due, so that the
 	// replays of many players wake together.
 	wakeGrid = 8
+	// retrailAfter: a live TCP play whose every packet has come late for
+	// this long (it waited at the stored edge for each: the source fell
+	// behind its own clock for good, or that clock runs slower than ours)
+	// moves its clock back to trail the edge again (liveTrail).
+	retrailAfter = time.Second
 )
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
@@ -88,6 +93,10 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	// live play's trail (liveTrail) puts ahead of now: the first batch
 	// holds what is stored of the key frame it starts at and after.
 	next := wallStart
+	// A live TCP play: whether the last round ended at the stored edge, and
+	// since when every packet it waited for there was already due (lagging).
+	atEdge := false
+	var late time.Time
 	for {
 		// A TCP replay wakes on a grid (below), up to a grid step before
 		// its next packet is due; its batch reaches SendAhead past that
@@ -108,6 +117,13 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 				break
 			}
 			due := wallStart.Add(q.tt - ttStart)
+			if n == 0 && atEdge && ahead > 0 && p.m.Live {
+				if shift := p.lagging(&late, due); shift > 0 {
+					wallStart, p.wallStart = wallStart.Add(shift), p.wallStart.Add(shift)
+					due = due.Add(shift)
+				}
+			}
+			atEdge = false
 			if due.After(horizon) {
 				wake = due
 				break
@@ -126,6 +142,7 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 		switch {
 		case readErr == nil:
 		case errors.Is(readErr, store.ErrWouldBlock):
+			atEdge = true
 			continue // the next round waits at the tail
 		case isEOF(readErr):
 			if p.head >= len(p.queue) {
@@ -205,6 +222,32 @@ func (p *player) liveTrail() time.Duration {
 		return 0
 	}
 	return max(p.s.cfg.SendAhead+p.s.cfg.SendAhead/wakeGrid-(last-p.sNPT), 0)
+}
+
+// lagging is called with the due time of each packet a live TCP play
+// waited for at the stored edge. A packet that came after it was due means
+// the play's clock has run up to the edge, where it writes each packet as it
+// arrives (a write and a wake-up per frame, not a batch per SendAhead);
+// once they have all come late for retrailAfter (*late: since when), it
+// returns how far to move the play's clock so that this packet is due a
+// trail (liveTrail's) from now. A source that stalls and then catches up
+// sends late packets for no longer than the stall, and costs no delay.
+func (p *player) lagging(late *time.Time, due time.Time) time.Duration {
+	now := time.Now()
+	switch {
+	case due.After(now):
+		*late = time.Time{}
+		return 0
+	case late.IsZero():
+		*late = now
+		return 0
+	case now.Sub(*late) < retrailAfter:
+		return 0
+	}
+	*late = time.Time{}
+	shift := now.Add(p.s.cfg.SendAhead + p.s.cfg.SendAhead/wakeGrid).Sub(due)
+	p.log.Debug("live play caught up with the stored edge; trailing it again", "by", shift)
+	return shift
 }
 
 // toLiveEdge moves a live player that the window overtook (paused, time-

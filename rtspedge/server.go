@@ -97,7 +97,8 @@ type ServerConfig struct {
 	// grid step at least (180 ms by default), so that it batches too: one
 	// that joins just after a key frame would otherwise get a write per
 	// frame (liveTrail); its first batch, the key frame's stored packets,
-	// leaves at once all the same.
+	// leaves at once all the same. A play that a lagging source brought
+	// up to the edge trails it again after a second (lagging).
 	SendAhead time.Duration
 	// Limits bound connections and sessions (connguard.go).
 	Limits Limits
