@@ -44,34 +44,50 @@ const (
 )
 
 var (
-	clipDir   string // set by Main
 	clipMu    sync.Mutex
+	clipMain  bool   // Main runs the package's tests
+	clipDir   string // made at the first clip, removed by Main
 	clipFiles = map[string]func() (string, error){}
 )
 
 // Main runs a package's tests (call it from TestMain) with a directory for
-// the clips that all its tests share, removed afterwards.
+// the clips that all its tests share, made at the first clip and removed
+// afterwards. A test binary started again as a child process (a node,
+// a server) makes none, so one killed leaves none behind.
 func Main(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "rtspmesh-interop-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "interop:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	clipDir = dir
+	clipMu.Lock()
+	clipMain = true
+	clipMu.Unlock()
+	defer func() {
+		clipMu.Lock()
+		defer clipMu.Unlock()
+		if clipDir != "" {
+			_ = os.RemoveAll(clipDir)
+		}
+	}()
 	return m.Run()
 }
 
 // Path makes the clip (once per test binary) and returns its path.
 func (c Clip) Path(t testing.TB) string {
 	t.Helper()
-	if clipDir == "" {
+	clipMu.Lock()
+	if !clipMain {
+		clipMu.Unlock()
 		t.Fatal("interop: the package's TestMain must call interop.Main")
 	}
-	clipMu.Lock()
+	if clipDir == "" {
+		dir, err := os.MkdirTemp("", "rtspmesh-interop-")
+		if err != nil {
+			clipMu.Unlock()
+			t.Fatal("interop: ", err)
+		}
+		clipDir = dir
+	}
+	dir := clipDir
 	mk, ok := clipFiles[c.Name]
 	if !ok {
-		mk = sync.OnceValues(c.make)
+		mk = sync.OnceValues(func() (string, error) { return c.make(dir) })
 		clipFiles[c.Name] = mk
 	}
 	clipMu.Unlock()
@@ -96,7 +112,7 @@ var encoders = map[string][]string{
 	"opus": {"-c:a", "libopus", "-b:a", "48k", "-ac", "1", "-ar", "48000"},
 }
 
-func (c Clip) make() (string, error) {
+func (c Clip) make(dir string) (string, error) {
 	length := c.Length
 	if length == 0 {
 		length = ClipDuration
@@ -119,7 +135,7 @@ func (c Clip) make() (string, error) {
 		}
 		args = append(args, enc...)
 	}
-	path := filepath.Join(clipDir, c.Name)
+	path := filepath.Join(dir, c.Name)
 	args = append(args, path)
 	var stderr bytes.Buffer
 	cmd := exec.Command("ffmpeg", args...)
