@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -189,7 +191,8 @@ const refPlays = 3
 // byeGrace). A kind in need that decoded no frame at all counts as short
 // (rtspsrc's seek of the built-in origin once decoded no video; a clean-clone
 // run's rtspsrc seek of gst-rtsp-server over UDP decoded too little to pace,
-// twice in a row). The plays under test get no second chance.
+// twice in a row). The plays under test get no second chance, but for one
+// case (seekInFlight).
 func wholeRef(t *testing.T, r *interop.Running, p interop.Player, url string, o interop.Options, want time.Duration, need ...interop.Kind) *interop.Play {
 	t.Helper()
 	play := r.Wait()
@@ -396,6 +399,35 @@ func TestInteropVOD(t *testing.T) {
 	})
 }
 
+// inFlightRE is what testdata/gst-play.py says of the packets it dropped
+// after a seek's flush because they came before the PLAY answer's RTP-Info
+// seq: packets sent before the seek.
+var inFlightRE = regexp.MustCompile(`(\d+) packets before the RTP-Info seq`)
+
+// seekInFlight is how many packets from before the seek a GStreamer seek
+// over UDP (play) got after the seek's flush, when its frames fail check; 0
+// otherwise (the plays under test get no second chance but this). rtspsrc
+// flushes before it sends PAUSE; packets that reached its UDP socket before
+// the PAUSE answer, and that it read only after the flush (a loaded
+// machine), go through its jitter buffer ahead of the PLAY's (gst-play.py
+// drops them after it, by the RTP-Info seq), and such a play now and then
+// lacks its first frame or two from the key frame the seek starts at (2
+// plays in 12 beside two busy loops, with 2 and 3 such packets; 0 in 12
+// without; one clean-clone run of make test, with 1). The node sends none of
+// its PLAY before the answer and names the first in RTP-Info, so such a
+// play, and only that, is played once more.
+func seekInFlight(play *interop.Play, tr string, check func(interop.Frames) error) int {
+	if play.Player != interop.GStreamer || tr != "udp" || play.Check() != nil || check(untilEnd(play, true)) == nil {
+		return 0
+	}
+	m := inFlightRE.FindStringSubmatch(play.Stderr)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
 // vodGroup runs one origin × player × transport of the VOD matrix.
 func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr string, a, b *testNode) {
 	group := fmt.Sprintf("%s-%s", p, tr)
@@ -462,7 +494,13 @@ func vodGroup(t *testing.T, log *cellLog, o vodOrigin, p interop.Player, tr stri
 			t.Logf("%s: the origin's own seek does not start at the key frame before %s (%v)", cell("seek"), seekTo, err)
 		}
 	}
-	checkCell(t, log, cell("seek"), seekRun.Wait(), refSeek, true, fromKeyFrame(untilEnd(ref, true)))
+	seekFrames := fromKeyFrame(untilEnd(ref, true))
+	seekPlay := seekRun.Wait()
+	if n := seekInFlight(seekPlay, tr, seekFrames); n > 0 {
+		t.Logf("%s: rtspsrc let %d packets from before the seek through its jitter buffer after the seek's flush, and its frames fail the check: played again (README, Testing)", cell("seek"), n)
+		seekPlay = interop.Run(t, p, a.url(o.nodePath(group)), seek)
+	}
+	checkCell(t, log, cell("seek"), seekPlay, refSeek, true, seekFrames)
 
 	if n := o.plays(o.path(group)); n != 1 {
 		t.Errorf("%s: the origin received %d PLAYs for the group's stream, want 1 (A's fill; hits and B's fill never reach it)", cell("hit"), n)
