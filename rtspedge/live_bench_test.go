@@ -226,6 +226,11 @@ func startProcProfile() (stop func(), err error) {
 // joinPlayers connects n players to url (DESCRIBE, SETUP over TCP), 16 at
 // a time.
 func joinPlayers(b *testing.B, url string, n int) []*testPlayer {
+	return joinPlayersOver(b, url, n, gortsplib.TransportTCP)
+}
+
+// joinPlayersOver is joinPlayers over transport tr.
+func joinPlayersOver(b *testing.B, url string, n int, tr gortsplib.Transport) []*testPlayer {
 	players := make([]*testPlayer, n)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
@@ -241,7 +246,7 @@ func joinPlayers(b *testing.B, url string, n int) []*testPlayer {
 					failed.Add(1) // newTestPlayer failed the benchmark and ended this goroutine
 				}
 			}()
-			players[i] = newTestPlayer(b, url, gortsplib.TransportTCP)
+			players[i] = newTestPlayer(b, url, tr)
 		}()
 	}
 	wg.Wait()

@@ -83,7 +83,9 @@ func runServerProc(d string) error {
 	// The server's defaults, as a node has them: a TCP player is written to
 	// directly (its socket buffers absorb a starved player for seconds), the
 	// write queue serves UDP only.
-	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Recordings: recs, Logger: testkit.Logger(), Limits: benchLimits})
+	// UDP too, on a free pair of ports, for BenchmarkServe500PlayersUDP.
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", UDPRTPAddress: "127.0.0.1:0",
+		Recordings: recs, Logger: testkit.Logger(), Limits: benchLimits})
 	if err != nil {
 		return err
 	}

@@ -188,6 +188,13 @@ func (p *testPlayer) play(t testing.TB, from *time.Duration) *base.Response {
 	return res
 }
 
+// ended reports whether an RTCP BYE came: the server sent every packet.
+func (p *testPlayer) ended() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byes > 0
+}
+
 func (p *testPlayer) received() []rxPacket {
 	p.mu.Lock()
 	defer p.mu.Unlock()
