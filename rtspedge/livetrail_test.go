@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
+
+	"github.com/rtspmesh/rtspmesh/store"
 )
 
 // TestLiveTCPPlayTrailsEdge: a TCP player that joins a live stream just
@@ -15,19 +17,7 @@ import (
 // every 160 ms, where at the edge it saw one per frame. Its first packet,
 // the key frame's, still comes with the join's first batch.
 func TestLiveTCPPlayTrailsEdge(t *testing.T) {
-	st, start := startLiveFeed(t)
-	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
-	p := newTestPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
-	p.mu.Lock()
-	p.stampAll = true
-	p.mu.Unlock()
-
-	// PLAY 10 ms after the second key frame is stored: the play starts at
-	// it, 10 ms behind the edge.
-	join := time.NewTimer(time.Until(start.Add(liveGOPSpan + 10*time.Millisecond)))
-	<-join.C
-	played := time.Now()
-	p.play(t, nil)
+	p, played := playAfterKeyFrame(t, startLiveFeed)
 	const span = 2 * time.Second
 	first := p.waitPackets(t, 1, 5*time.Second)[0]
 	if !first.keyStart {
@@ -59,22 +49,15 @@ func TestLiveTCPPlayTrailsEdge(t *testing.T) {
 // and not one packet is lost on the way.
 func TestLiveTCPPlayRetrailsAfterSourceLags(t *testing.T) {
 	const stallAt, stall = 40, 500 * time.Millisecond
-	st, start := startLaggingFeed(t, func(f int) time.Duration {
-		at := time.Duration(f) * liveFrame
-		if f >= stallAt {
-			at += stall
-		}
-		return at
+	p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
+		return startLaggingFeed(tb, func(f int) time.Duration {
+			at := time.Duration(f) * liveFrame
+			if f >= stallAt {
+				at += stall
+			}
+			return at
+		})
 	})
-	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
-	p := newTestPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
-	p.mu.Lock()
-	p.stampAll = true
-	p.mu.Unlock()
-
-	join := time.NewTimer(time.Until(start.Add(liveGOPSpan + 10*time.Millisecond)))
-	<-join.C
-	p.play(t, nil)
 	// The play starts at the key frame of 1 s (frame 25); the frames
 	// measured are 2 s from 1 s after the stall ended (and retrailAfter
 	// after its packets began to come late).
@@ -113,4 +96,23 @@ func TestLiveTCPPlayRetrailsAfterSourceLags(t *testing.T) {
 	if bursts > 20 {
 		t.Fatalf("%d bursts of packets in 2 s of frames: the play stayed at the stored edge", bursts)
 	}
+}
+
+// playAfterKeyFrame starts a live feed (feed), a server of it and a TCP
+// player stamping every packet's arrival, and PLAYs 10 ms after the feed's
+// second key frame is stored: the play starts at it, 10 ms behind the
+// edge. It returns the player and when it sent PLAY.
+func playAfterKeyFrame(t *testing.T, feed func(testing.TB) (*store.Store, time.Time)) (*testPlayer, time.Time) {
+	t.Helper()
+	st, start := feed(t)
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
+	p := newTestPlayer(t, serverURL(s, "live"), gortsplib.TransportTCP)
+	p.mu.Lock()
+	p.stampAll = true
+	p.mu.Unlock()
+	join := time.NewTimer(time.Until(start.Add(liveGOPSpan + 10*time.Millisecond)))
+	<-join.C
+	played := time.Now()
+	p.play(t, nil)
+	return p, played
 }
