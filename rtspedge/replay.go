@@ -94,7 +94,8 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 	// holds what is stored of the key frame it starts at and after.
 	next := wallStart
 	// A live TCP play: whether the last round ended at the stored edge, and
-	// since when every packet it waited for there was already due (lagging).
+	// since when every packet it waited for there was already due and none
+	// stored was not due yet (lagging).
 	atEdge := false
 	var late time.Time
 	for {
@@ -188,6 +189,8 @@ func (p *player) replay(ctx context.Context, wallStart time.Time, ttStart time.D
 			return
 		}
 		if !wake.IsZero() {
+			// A packet stored and not due yet: the play trails the edge.
+			late = time.Time{}
 			next = wake
 			if ahead > 0 {
 				if !p.s.grid.wait(ctx, wake.Truncate(ahead/wakeGrid)) {
