@@ -17,7 +17,7 @@ import (
 // every 160 ms, where at the edge it saw one per frame. Its first packet,
 // the key frame's, still comes with the join's first batch.
 func TestLiveTCPPlayTrailsEdge(t *testing.T) {
-	p, played := playAfterKeyFrame(t, startLiveFeed)
+	_, p, played := playAfterKeyFrame(t, startLiveFeed)
 	const span = 2 * time.Second
 	first := p.waitPackets(t, 1, 5*time.Second)[0]
 	if !first.keyStart {
@@ -48,20 +48,61 @@ func TestLiveTCPPlayTrailsEdge(t *testing.T) {
 // again: over 2 s of frames after that it sees a burst about every 160 ms,
 // and not one packet is lost on the way.
 func TestLiveTCPPlayRetrailsAfterSourceLags(t *testing.T) {
-	const stallAt, stall = 40, 500 * time.Millisecond
-	p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
+	s, p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
 		return startLaggingFeed(tb, func(f int) time.Duration {
 			at := time.Duration(f) * liveFrame
-			if f >= stallAt {
-				at += stall
+			if f >= trailStallAt {
+				at += trailStall
 			}
 			return at
 		})
 	})
-	// The play starts at the key frame of 1 s (frame 25); the frames
-	// measured are 2 s from 1 s after the stall ended (and retrailAfter
-	// after its packets began to come late).
-	const firstFrame, from, to = liveGOP, stallAt + 2*liveFPS, stallAt + 4*liveFPS
+	bursts := burstsAfterStall(t, p)
+	if bursts > 20 {
+		t.Fatalf("%d bursts of packets in 2 s of frames: the play stayed at the stored edge", bursts)
+	}
+	if n := s.Stats().LiveRetrails; n != 1 {
+		t.Fatalf("%d live plays moved back to trail the edge, want 1", n)
+	}
+}
+
+// TestLiveTCPPlayStaysAfterStallThatCatchesUp: a source that stops for
+// 500 ms and then sends what it owes at once (catching up with its clock)
+// brings the play's packets late for no longer than the stall: the play is
+// not moved (no pause of its own after the stall's) and stays batched.
+func TestLiveTCPPlayStaysAfterStallThatCatchesUp(t *testing.T) {
+	s, p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
+		return startLaggingFeed(tb, func(f int) time.Duration {
+			at := time.Duration(f) * liveFrame
+			if f >= trailStallAt {
+				at = max(at, trailStallAt*liveFrame+trailStall)
+			}
+			return at
+		})
+	})
+	bursts := burstsAfterStall(t, p)
+	if bursts > 20 {
+		t.Fatalf("%d bursts of packets in 2 s of frames: the play was not batched", bursts)
+	}
+	if n := s.Stats().LiveRetrails; n != 0 {
+		t.Fatalf("%d live plays moved back to trail the edge after a stall that caught up, want 0", n)
+	}
+}
+
+// The feed of the two tests above stops for trailStall at frame
+// trailStallAt (1.6 s).
+const trailStallAt, trailStall = 40, 500 * time.Millisecond
+
+// burstsAfterStall waits until p, which started at the key frame of 1 s
+// (playAfterKeyFrame), has every packet up to 4 s of frames after the
+// stall, checks that none was lost (sequence numbers without a gap), and
+// counts the bursts in which the packets of 2 s of frames from 1 s after
+// the stall ended came (a packet more than 10 ms after the one before
+// starts one). 2 s at SendAhead's 160 ms are 13 batches; at the stored
+// edge, a write per frame, 50.
+func burstsAfterStall(t *testing.T, p *testPlayer) int {
+	t.Helper()
+	const firstFrame, from, to = liveGOP, trailStallAt + 2*liveFPS, trailStallAt + 4*liveFPS
 	want := 0
 	for f := firstFrame; f <= to; f++ {
 		want += livePFrags
@@ -91,18 +132,14 @@ func TestLiveTCPPlayRetrailsAfterSourceLags(t *testing.T) {
 	if measured == 0 {
 		t.Fatal("no packet of the frames measured")
 	}
-	// 2 s at SendAhead's 160 ms are 13 batches; at the edge, a write per
-	// frame, 50.
-	if bursts > 20 {
-		t.Fatalf("%d bursts of packets in 2 s of frames: the play stayed at the stored edge", bursts)
-	}
+	return bursts
 }
 
 // playAfterKeyFrame starts a live feed (feed), a server of it and a TCP
 // player stamping every packet's arrival, and PLAYs 10 ms after the feed's
 // second key frame is stored: the play starts at it, 10 ms behind the
-// edge. It returns the player and when it sent PLAY.
-func playAfterKeyFrame(t *testing.T, feed func(testing.TB) (*store.Store, time.Time)) (*testPlayer, time.Time) {
+// edge. It returns the server, the player and when it sent PLAY.
+func playAfterKeyFrame(t *testing.T, feed func(testing.TB) (*store.Store, time.Time)) (*Server, *testPlayer, time.Time) {
 	t.Helper()
 	st, start := feed(t)
 	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st)})
@@ -114,5 +151,5 @@ func playAfterKeyFrame(t *testing.T, feed func(testing.TB) (*store.Store, time.T
 	<-join.C
 	played := time.Now()
 	p.play(t, nil)
-	return p, played
+	return s, p, played
 }

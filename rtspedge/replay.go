@@ -249,6 +249,7 @@ func (p *player) lagging(late *time.Time, due time.Time) time.Duration {
 	}
 	*late = time.Time{}
 	shift := now.Add(p.s.cfg.SendAhead + p.s.cfg.SendAhead/wakeGrid).Sub(due)
+	p.s.liveRetrails.Add(1)
 	p.log.Debug("live play caught up with the stored edge; trailing it again", "by", shift)
 	return shift
 }

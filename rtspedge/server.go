@@ -123,6 +123,10 @@ type ServerStats struct {
 	// RTCPReceived counts RTCP packets from players (receiver reports,
 	// SDES, BYE): accepted, counted, never an error.
 	RTCPReceived uint64
+	// LiveRetrails counts live TCP plays moved back to trail the stored
+	// edge after a lagging source brought them up to it (replay.go,
+	// lagging).
+	LiveRetrails uint64
 
 	Conns           int    // RTSP connections open now
 	ConnsRefused    uint64 // connections refused by MaxConns or MaxConnsPerAddr
@@ -168,6 +172,7 @@ type Server struct {
 	oversized    atomic.Uint64
 	reportsSent  atomic.Uint64
 	rtcpReceived atomic.Uint64
+	liveRetrails atomic.Uint64
 }
 
 // NewServer validates cfg and binds the listeners (so Addr is known at
@@ -414,6 +419,7 @@ func (s *Server) Stats() ServerStats {
 	st.Oversized = s.oversized.Load()
 	st.ReportsSent = s.reportsSent.Load()
 	st.RTCPReceived = s.rtcpReceived.Load()
+	st.LiveRetrails = s.liveRetrails.Load()
 	st.Conns = s.guard.conns()
 	st.ConnsRefused = s.guard.refused.Load()
 	st.ConnsTimedOut = s.guard.timedOut.Load()
