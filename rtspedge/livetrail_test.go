@@ -39,58 +39,51 @@ func TestLiveTCPPlayTrailsEdge(t *testing.T) {
 	}
 }
 
-// TestLiveTCPPlayRetrailsAfterSourceLags: a source that falls behind its
-// own clock for good (here it stops for 500 ms at 1.6 s and goes on from
-// there, 500 ms late; a camera whose clock runs slower than the node's
-// gets there too, a little at a time) brings a trailing TCP play up to the
-// stored edge, where it would write each frame as it arrives. Once its
-// packets have all come late for retrailAfter, the play trails the edge
-// again: over 2 s of frames after that it sees a burst about every 160 ms,
-// and not one packet is lost on the way.
-func TestLiveTCPPlayRetrailsAfterSourceLags(t *testing.T) {
-	s, p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
-		return startLaggingFeed(tb, func(f int) time.Duration {
-			at := time.Duration(f) * liveFrame
-			if f >= trailStallAt {
-				at += trailStall
+// TestLiveTCPPlayAfterSourceStalls: the source stops for trailStall at
+// frame trailStallAt (1.6 s), then
+//
+//   - "lags": goes on from there, late for good (a camera whose clock runs
+//     slower than the node's gets there too, a little at a time). That
+//     brings a trailing TCP play up to the stored edge, where it would
+//     write each frame as it arrives; once its packets have all come late
+//     for retrailAfter, the play is moved back to trail the edge (one move).
+//   - "catches up": sends what it owes at once. Its packets come late for
+//     no longer than the stall, and the play is not moved (no pause of its
+//     own after the stall's).
+//
+// Either way, over 2 s of frames from a second after the stall the player
+// sees a burst about every 160 ms, and not one packet is lost.
+func TestLiveTCPPlayAfterSourceStalls(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after func(at time.Duration) time.Duration // frame time → when appended, from the stall on
+		moves uint64
+	}{
+		{"lags", func(at time.Duration) time.Duration { return at + trailStall }, 1},
+		{"catches up", func(at time.Duration) time.Duration { return max(at, trailStallAt*liveFrame+trailStall) }, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
+				return startLaggingFeed(tb, func(f int) time.Duration {
+					at := time.Duration(f) * liveFrame
+					if f >= trailStallAt {
+						at = c.after(at)
+					}
+					return at
+				})
+			})
+			if bursts := burstsAfterStall(t, p); bursts > 20 {
+				t.Errorf("%d bursts of packets in 2 s of frames: the play was not batched", bursts)
 			}
-			return at
+			if n := s.Stats().LiveRetrails; n != c.moves {
+				t.Errorf("%d live plays moved back to trail the edge, want %d", n, c.moves)
+			}
 		})
-	})
-	bursts := burstsAfterStall(t, p)
-	if bursts > 20 {
-		t.Fatalf("%d bursts of packets in 2 s of frames: the play stayed at the stored edge", bursts)
-	}
-	if n := s.Stats().LiveRetrails; n != 1 {
-		t.Fatalf("%d live plays moved back to trail the edge, want 1", n)
 	}
 }
 
-// TestLiveTCPPlayStaysAfterStallThatCatchesUp: a source that stops for
-// 500 ms and then sends what it owes at once (catching up with its clock)
-// brings the play's packets late for no longer than the stall: the play is
-// not moved (no pause of its own after the stall's) and stays batched.
-func TestLiveTCPPlayStaysAfterStallThatCatchesUp(t *testing.T) {
-	s, p, _ := playAfterKeyFrame(t, func(tb testing.TB) (*store.Store, time.Time) {
-		return startLaggingFeed(tb, func(f int) time.Duration {
-			at := time.Duration(f) * liveFrame
-			if f >= trailStallAt {
-				at = max(at, trailStallAt*liveFrame+trailStall)
-			}
-			return at
-		})
-	})
-	bursts := burstsAfterStall(t, p)
-	if bursts > 20 {
-		t.Fatalf("%d bursts of packets in 2 s of frames: the play was not batched", bursts)
-	}
-	if n := s.Stats().LiveRetrails; n != 0 {
-		t.Fatalf("%d live plays moved back to trail the edge after a stall that caught up, want 0", n)
-	}
-}
-
-// The feed of the two tests above stops for trailStall at frame
-// trailStallAt (1.6 s).
+// The feed of TestLiveTCPPlayAfterSourceStalls stops for trailStall at
+// frame trailStallAt (1.6 s).
 const trailStallAt, trailStall = 40, 500 * time.Millisecond
 
 // burstsAfterStall waits until p, which started at the key frame of 1 s
