@@ -155,6 +155,9 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
 		}),
+		counter("rtspmesh_live_plays_retrailed_total", "Live TCP plays moved back to trail the stored edge after a lagging source brought them up to it.", func() float64 {
+			return float64(n.edge.Stats().LiveRetrails)
+		}),
 		gauge("rtspmesh_rtsp_connections", "RTSP connections open now.", func() float64 {
 			return float64(n.edge.Stats().Conns)
 		}),
