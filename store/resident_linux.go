@@ -157,6 +157,18 @@ func (m *valueLogMaps) forget() {
 	}
 }
 
+// remapped has the list of mappings read again at its next use: Badger
+// unmapped (value-log GC deleted) or remapped files. A mapping the list
+// still shows may by then be another's: copyOut would read the wrong file.
+func (m *valueLogMaps) remapped() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.checked = time.Time{}
+}
+
 // close closes the files opened to read.
 func (m *valueLogMaps) close() {
 	if m == nil {
@@ -173,9 +185,18 @@ func (m *valueLogMaps) close() {
 // mapping of one of the store's value-log files; the page cache keeps
 // them, so the next access is a minor fault, not a disk read. Anything else
 // is left alone: on anonymous or private memory (the Go heap, Badger's
-// memtables) the same call would discard the contents. The caller must
-// keep the mapping alive meanwhile (Badger holds the file's read lock
-// during Item.Value).
+// memtables, thread stacks, the race detector's own memory) the same call
+// would discard the contents. The caller must keep the mapping alive
+// meanwhile (Badger holds the file's read lock during Item.Value).
+//
+// Only pages that hold a byte of v are released: those are in the mapping
+// Badger gave v from, whatever happened since the list of mappings was
+// read. The list may be up to remapCheck old: Badger shrinks a file's
+// mapping when it rotates the file and unmaps one it deletes, and what the
+// list still shows as that file's may be another mapping by now. (Until
+// 2026-12-03 the range reached a fault-around's 64 KiB past v within the
+// listed mapping: in a node filling a small disk fast, where files rotate
+// often, that zeroed a thread's stack now and then, a crash.)
 func (m *valueLogMaps) release(v []byte, off, end int) {
 	// Values under Badger's value threshold are not in the value log.
 	if m == nil || len(v) < valueThreshold || off >= end {
@@ -187,25 +208,16 @@ func (m *valueLogMaps) release(v []byte, off, end int) {
 		return
 	}
 	// A read fault maps the pages around it that the page cache holds
-	// (fault-around, 64 KiB by default): release those too, within the
-	// mapping. Other readers' pages among them come back with a minor fault.
-	// From the start of v, release the entry's header and key before it
-	// too: Badger read them.
-	from := base + uintptr(off)
-	if off == 0 {
-		from -= min(entryHead, from-sp.start)
+	// (fault-around, 64 KiB by default), and Badger read the entry's header
+	// and key before v: those pages outside v stay until the file's next
+	// sweep (copyOut) or until the next value's release covers them (a
+	// segment's header shares a page with the value before it).
+	start := max((base+uintptr(off))&^(pageSize-1), base&^(pageSize-1), sp.start)
+	stop := min((base+uintptr(end)+pageSize-1)&^(pageSize-1), (base+uintptr(len(v))+pageSize-1)&^(pageSize-1), sp.end)
+	if stop > start {
+		_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, stop-start, syscall.MADV_DONTNEED)
 	}
-	start := max(from&^(faultAround-1), sp.start)
-	stop := min((base+uintptr(end)+faultAround-1)&^(faultAround-1), sp.end)
-	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, stop-start, syscall.MADV_DONTNEED)
 }
-
-// faultAround is Linux's default fault_around_bytes.
-const faultAround = 64 << 10
-
-// entryHead bounds what precedes a value in a value-log entry (Badger's
-// header, at most 22 bytes, and the key, 13 bytes for a segment).
-const entryHead = 64
 
 // mapped returns the value-log mapping [start, end) lies in. The list is
 // read again when it is remapCheck old, and, at most every remapMiss, when

@@ -27,6 +27,8 @@ func (*valueLogMaps) copyOut(dst, v []byte, off int) *valueLoc {
 
 func (*valueLogMaps) close() {}
 
+func (*valueLogMaps) remapped() {}
+
 // readCached is f.ReadAt outside Linux.
 func readCached(f *os.File, _ syscall.RawConn, buf []byte, off int64) (int, error) {
 	return f.ReadAt(buf, off)

@@ -406,6 +406,7 @@ func (s *Store) runGC() {
 			err = db.RunValueLogGC(0.5)
 			return nil
 		})
+		s.resident.remapped()
 		s.gcRuns.Add(1)
 		if err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
