@@ -196,15 +196,15 @@ func (m *valueLogMaps) close() {
 // list still shows as that file's may be another mapping by now. (Until
 // 2026-12-03 the range reached a fault-around's 64 KiB past v within the
 // listed mapping: in a node filling a small disk fast, where files rotate
-// often, that zeroed a thread's stack now and then, a crash.)
+// often, its process crashed with a corrupted stack, very likely so.)
 func (m *valueLogMaps) release(v []byte, off, end int) {
 	// Values under Badger's value threshold are not in the value log.
+	end = min(end, len(v))
 	if m == nil || len(v) < valueThreshold || off >= end {
 		return
 	}
 	base := uintptr(unsafe.Pointer(&v[0]))
-	sp, ok := m.mapped(base, base+uintptr(len(v)))
-	if !ok {
+	if _, ok := m.mapped(base, base+uintptr(len(v))); !ok {
 		return
 	}
 	// A read fault maps the pages around it that the page cache holds
@@ -212,11 +212,11 @@ func (m *valueLogMaps) release(v []byte, off, end int) {
 	// and key before v: those pages outside v stay until the file's next
 	// sweep (copyOut) or until the next value's release covers them (a
 	// segment's header shares a page with the value before it).
-	start := max((base+uintptr(off))&^(pageSize-1), base&^(pageSize-1), sp.start)
-	stop := min((base+uintptr(end)+pageSize-1)&^(pageSize-1), (base+uintptr(len(v))+pageSize-1)&^(pageSize-1), sp.end)
-	if stop > start {
-		_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, stop-start, syscall.MADV_DONTNEED)
-	}
+	// The pages of v[off:end] are in v's mapping (a mapping is whole pages),
+	// so the listed span's bounds, which may be stale, are not needed.
+	start := (base + uintptr(off)) &^ (pageSize - 1)
+	stop := (base + uintptr(end) + pageSize - 1) &^ (pageSize - 1)
+	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, stop-start, syscall.MADV_DONTNEED)
 }
 
 // mapped returns the value-log mapping [start, end) lies in. The list is
