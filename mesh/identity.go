@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // identityFile is the name of the node's private key inside Config.DataDir.
@@ -75,4 +76,17 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// Identity is the peer id of the node whose data directory is dir: its
+// identity key is read, or created as the node's first start would (so a
+// node started on dir later has this id). A caller can know a node's id
+// before it starts: the demo names its nodes by their place in the filler
+// rule (ClosestMember).
+func Identity(dir string, log *slog.Logger) (peer.ID, error) {
+	k, err := loadIdentity(dir, log)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPrivateKey(k)
 }

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rtspmesh/rtspmesh/mesh"
 	"github.com/rtspmesh/rtspmesh/node"
 	"github.com/rtspmesh/rtspmesh/rtspedge/origin"
 )
@@ -97,8 +98,16 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		}
 	})
 
+	path, livePath := "demo/"+origin.SamplePath, "demo/"+origin.SampleLivePath
+	// Each stream's origin session is opened by its designated filler (the
+	// node closest to it): the clip's is named A, before any node starts,
+	// so that "A pulls from the origin, B and C from A" and the logs' node
+	// names are the banner's.
+	if err := demoNameFiller(*dataDir, "rtsp://"+org.Addr()+"/"+origin.SamplePath, logger); err != nil {
+		return err
+	}
 	var nodes []demoNode
-	for i, name := range []string{"A", "B", "C"} {
+	for i, name := range demoNames {
 		cfg := node.Defaults()
 		cfg.DataDir = filepath.Join(*dataDir, name)
 		cfg.RTSP.Listen = at(*port, i)
@@ -131,16 +140,9 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		nodes = append(nodes, demoNode{name: name, n: n})
 	}
 
-	path, livePath := "demo/"+origin.SamplePath, "demo/"+origin.SampleLivePath
-	// Each stream's origin session is opened by its designated filler (the
-	// node closest to it): once the nodes know each other, the clip's
-	// filler is named A, so "A pulls from the origin, B and C from A".
+	// The nodes agree on each stream's filler once they know each other.
 	if err := demoJoined(ctx, nodes); err != nil {
 		return err
-	}
-	nodes = demoFillerFirst(nodes, "rtsp://"+org.Addr()+"/"+origin.SamplePath)
-	for i := range nodes {
-		nodes[i].name = string(rune('A' + i))
 	}
 	// The live stream's filler plays it first (from the origin), another
 	// node next (a relay of it).
@@ -189,8 +191,44 @@ func demoJoined(ctx context.Context, nodes []demoNode) error {
 	}
 }
 
+// demoNames are the demo's nodes, in the order they start: A is the
+// bootstrap peer of the others.
+var demoNames = []string{"A", "B", "C"}
+
+// demoNameFiller gives the data directory named A under dataDir the
+// identity of the designated filler of the stream at originURL: the
+// nodes' identities (peer.key) are read or made first, and the directory
+// of the one closest to the stream's key is swapped with A's (with what
+// it holds, when kept from an earlier demo by --data-dir).
+func demoNameFiller(dataDir, originURL string, logger *slog.Logger) error {
+	key, err := node.CanonicalKey(originURL)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(demoNames))
+	for i, name := range demoNames {
+		id, err := mesh.Identity(filepath.Join(dataDir, name), logger)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", name, err)
+		}
+		ids[i] = id.String()
+	}
+	i := slices.Index(ids, mesh.ClosestMember(key, ids, nil))
+	if i <= 0 {
+		return nil
+	}
+	a, other := filepath.Join(dataDir, demoNames[0]), filepath.Join(dataDir, demoNames[i])
+	tmp := a + ".swap"
+	for _, mv := range [][2]string{{a, tmp}, {other, a}, {tmp, other}} {
+		if err := os.Rename(mv[0], mv[1]); err != nil {
+			return fmt.Errorf("demo data directories: %w", err)
+		}
+	}
+	return nil
+}
+
 // demoFillerFirst moves the designated filler of the stream at originURL
-// to the front and names the nodes A, B, C in their new order.
+// to the front.
 func demoFillerFirst(nodes []demoNode, originURL string) []demoNode {
 	key, err := node.CanonicalKey(originURL)
 	if err != nil {

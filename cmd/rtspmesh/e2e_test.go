@@ -26,12 +26,24 @@ import (
 // over UDP; then every node's admin API answers for its node.
 func TestDemoCheck(t *testing.T) {
 	t.Parallel()
-	var out testkit.Buffer
-	err := runDemo(t.Context(), []string{"--check", "--port", "0"}, &out, slog.New(slog.DiscardHandler))
+	var out, logs testkit.Buffer
+	err := runDemo(t.Context(), []string{"--check", "--port", "0"}, &out, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("demo --check: %v\n%s", err, out.String())
 	}
 	table := out.String()
+	// The banner's node names are the logs' (the names are given before
+	// the nodes start, not after they agree on the filler).
+	banner := regexp.MustCompile(`(?m)^node ([ABC])  \(peer …(\S+)\)\n  vod    rtsp://(\S+?)/`).FindAllStringSubmatch(table, -1)
+	if len(banner) != 3 {
+		t.Fatalf("want a banner for A, B and C, got %d:\n%s", len(banner), table)
+	}
+	for _, b := range banner {
+		started := regexp.MustCompile(`msg="node started" node=` + b[1] + ` \S+ rtsp=` + regexp.QuoteMeta(b[3]) + ` peer=\S+` + regexp.QuoteMeta(b[2]) + `\n`)
+		if !started.MatchString(logs.String()) {
+			t.Errorf("the banner's node %s (RTSP %s, peer …%s) is not the logs' node %s:\n%s", b[1], b[3], b[2], b[1], logs.String())
+		}
+	}
 	rows := regexp.MustCompile(`(?m)^([ABC])\s+(vod|live)\s+(tcp|udp)\s+(origin|local|peer [ABC])\s+\S+\s+(\d+)\s+\S+\s+ok$`).FindAllStringSubmatch(table, -1)
 	// A is the clip's designated filler (the demo names it so); the live
 	// stream's filler (any node) plays it first, another node relays it.
