@@ -250,6 +250,7 @@ func TestMetricsMissThenHit(t *testing.T) {
 		`rtspmesh_evictions_total`:                     0,
 		`rtspmesh_slow_players_dropped_total`:          0,
 		`rtspmesh_live_plays_retrailed_total`:          0,
+		`rtspmesh_udp_packets_dropped_total`:           0,
 		`rtspmesh_player_rtcp_sent_total`:              0, // DESCRIBE only: no player played
 		`rtspmesh_player_rtcp_received_total`:          0,
 		`rtspmesh_mesh_fill_sent_bytes_total`:          0,

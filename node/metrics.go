@@ -152,8 +152,11 @@ func scrapeTime(n *Node) []prometheus.Collector {
 		counter("rtspmesh_player_rtcp_received_total", "RTCP packets received from players (receiver reports, SDES, BYE).", func() float64 {
 			return float64(n.edge.Stats().RTCPReceived)
 		}),
-		counter("rtspmesh_slow_players_dropped_total", "Players closed because they could not keep up (queue full).", func() float64 {
+		counter("rtspmesh_slow_players_dropped_total", "Players closed because they took nothing for 2 s (a TCP connection, or a UDP player's queue).", func() float64 {
 			return float64(n.edge.Stats().SlowDropped)
+		}),
+		counter("rtspmesh_udp_packets_dropped_total", "RTP packets to UDP players dropped at a full queue (this node short of CPU or of its link); their players play on.", func() float64 {
+			return float64(n.edge.Stats().UDPDropped)
 		}),
 		counter("rtspmesh_live_plays_retrailed_total", "Live TCP plays moved back to trail the stored edge after a lagging source brought them up to it.", func() float64 {
 			return float64(n.edge.Stats().LiveRetrails)

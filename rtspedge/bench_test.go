@@ -39,8 +39,9 @@ func playersRun(b *testing.B, n int, dur time.Duration) {
 }
 
 // playersRunOver is playersRun with players over transport tr. Over UDP a
-// packet the loopback drops (a player's socket buffer full) is lost, not
-// retried: the run reports how many (lost) and fails only past 1 %.
+// packet the loopback drops (a player's socket buffer full), or the server
+// at a player's full queue (ServerStats.UDPDropped), is lost, not retried:
+// the run reports how many (lost) and fails only past 1 %.
 func playersRunOver(b *testing.B, n int, dur time.Duration, tr gortsplib.Transport) {
 	b.ReportAllocs()
 	writev := testkit.WritevPacketCost(b)

@@ -92,6 +92,11 @@ type player struct {
 	// udpHanded counts the RTP packets handed to gortsplib's UDP queue
 	// (UDP only), which pause waits to see written.
 	udpHanded uint64
+	// udpDropped counts the packets sendUDP dropped at a full queue;
+	// udpFullSince is when the queue last refused a packet after taking
+	// one (zero while it takes them).
+	udpDropped   uint64
+	udpFullSince time.Time
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc

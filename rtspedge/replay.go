@@ -376,6 +376,15 @@ func (p *player) writeFrames(b []byte) bool {
 }
 
 // sendUDP hands the batch to gortsplib's session queue, a packet at a time.
+//
+// A full queue drops the packet, not the player: over UDP nothing the
+// player does holds the queue back (it has no flow control); it fills when
+// this process's writer falls behind (the CPU is short, or the socket's
+// send buffer is: the link is), and dropping packets sheds that load as a
+// congested link would. The sequence number is spent all the same, so the
+// player sees the loss. Only a queue that took nothing for slowWrite
+// closes the session (writeFailed), as a TCP connection that takes
+// nothing does.
 func (p *player) sendUDP(batch []qpacket, pkt *rtp.Packet) (count, sent uint64, ok bool) {
 	for i := range batch {
 		q := &batch[i]
@@ -390,9 +399,15 @@ func (p *player) sendUDP(batch []qpacket, pkt *rtp.Packet) (count, sent uint64, 
 		pkt.SequenceNumber = t.nextSeq
 		t.nextSeq++
 		if err := p.ss.WritePacketRTP(t.media, pkt); err != nil {
+			if p.udpQueueFull(err) {
+				p.udpDrop()
+				p.maxSent = max(p.maxSent, q.tt) // its timestamps are spent too
+				continue
+			}
 			p.writeFailed(err)
 			return count, sent, false
 		}
+		p.udpFullSince = time.Time{}
 		p.udpHanded++
 		t.packets++
 		t.octets += uint32(len(pkt.Payload))
@@ -466,13 +481,39 @@ func (p *player) sendable(q *qpacket) bool {
 	return true
 }
 
-// writeFailed drops a player whose queue is full (or whose session is
-// gone); other players are not affected.
+// udpQueueFull says whether err is gortsplib's session queue being full
+// while it has not refused everything for slowWrite: what was refused may
+// be dropped (sendUDP, a sender report) or handed again (the BYE). A queue
+// that refused everything for slowWrite is stuck: false (writeFailed).
+func (p *player) udpQueueFull(err error) bool {
+	var full liberrors.ErrServerWriteQueueFull
+	if !errors.As(err, &full) {
+		return false
+	}
+	now := time.Now()
+	if p.udpFullSince.IsZero() {
+		p.udpFullSince = now
+	}
+	return now.Sub(p.udpFullSince) < slowWrite
+}
+
+// udpDrop counts an RTP packet sendUDP dropped, and logs a session's first.
+func (p *player) udpDrop() {
+	n := p.s.udpDropped.Add(1)
+	if p.udpDropped == 0 {
+		p.log.Warn("UDP queue full: dropping packets, not the player (this node is short of CPU or of its link)",
+			"udp_packets_dropped", n)
+	}
+	p.udpDropped++
+}
+
+// writeFailed drops a player whose UDP queue took nothing for slowWrite
+// (or whose session is gone); other players are not affected.
 func (p *player) writeFailed(err error) {
 	var full liberrors.ErrServerWriteQueueFull
 	if errors.As(err, &full) {
 		n := p.s.slowDropped.Add(1)
-		p.log.Warn("player too slow, queue full: closing its session", "slow_players_dropped", n)
+		p.log.Warn("UDP player's queue took nothing for "+slowWrite.String()+": closing its session", "slow_players_dropped", n)
 	} else {
 		p.log.Debug("write to player failed; closing its session", "err", err)
 	}

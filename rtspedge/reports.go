@@ -50,7 +50,7 @@ func newCNAME() string {
 // they follow: appendReports.)
 func (p *player) report(now time.Time) bool {
 	for i, t := range p.tracks {
-		if reportDue(t, now) && !p.writeRTCP(t, p.reportPacket(uint8(i), t, now)) {
+		if reportDue(t, now) && !p.writeRTCP(t, p.reportPacket(uint8(i), t, now), false) {
 			return false
 		}
 	}
@@ -131,7 +131,11 @@ func (p *player) sdes(t *playTrack) *rtcp.SourceDescription {
 // writeRTCP sends one compound RTCP packet of t: over TCP written to the
 // connection after the RTP already written (on the channel after t's), over
 // UDP handed to the session; false when the session is gone or too slow.
-func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket) bool {
+// Over UDP a full queue (sendUDP) drops a sender report (the next is due
+// within srInterval), and the end's (final) is handed again every
+// millisecond until the queue takes it: a player that misses the BYE plays
+// on until it times out.
+func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket, final bool) bool {
 	if p.conn != nil {
 		f, ok := p.rtcpFrame(t, pkt)
 		if !ok {
@@ -143,12 +147,22 @@ func (p *player) writeRTCP(t *playTrack, pkt rtcp.CompoundPacket) bool {
 		p.s.reportsSent.Add(1)
 		return true
 	}
-	if err := p.ss.WritePacketRTCP(t.media, &pkt); err != nil {
-		p.writeFailed(err)
-		return false
+	for {
+		err := p.ss.WritePacketRTCP(t.media, &pkt)
+		switch {
+		case err == nil:
+			p.udpFullSince = time.Time{}
+			p.s.reportsSent.Add(1)
+			return true
+		case !p.udpQueueFull(err):
+			p.writeFailed(err)
+			return false
+		case !final:
+			p.log.Debug("UDP queue full: sender report dropped")
+			return true
+		}
+		time.Sleep(time.Millisecond) // gortsplib's queue tells no one when it has room (queuewait)
 	}
-	p.s.reportsSent.Add(1)
-	return true
 }
 
 // rtcpFrame is pkt, a compound RTCP packet of t, as an interleaved frame
@@ -174,7 +188,7 @@ func (p *player) sendBye() {
 		// The reason makes the BYE at least 12 bytes: FFmpeg ignores shorter
 		// RTCP packets.
 		bye := &rtcp.Goodbye{Sources: []uint32{t.ssrc}, Reason: "end of stream"}
-		if !p.writeRTCP(t, append(p.reportPacket(uint8(i), t, now), bye)) {
+		if !p.writeRTCP(t, append(p.reportPacket(uint8(i), t, now), bye), true) {
 			return
 		}
 	}

@@ -71,9 +71,10 @@ type ServerConfig struct {
 	// It defaults to discarding.
 	Logger *slog.Logger
 	// WriteQueueSize is the number of packets queued per UDP player before
-	// the player counts as too slow and is dropped (a TCP player's packets
+	// its packets are dropped (counted in ServerStats.UDPDropped; a player
+	// whose queue takes nothing for 2 s is closed). A TCP player's packets
 	// are written to its connection by the replay, and a TCP player is too
-	// slow when its connection takes nothing for 2 s). A replay batch is at
+	// slow when its connection takes nothing for 2 s. A replay batch is at
 	// most half of it. A power of two; default 256 (gortsplib keeps a queue
 	// of this many slots per session, TCP or UDP).
 	WriteQueueSize int
@@ -117,7 +118,11 @@ type ServerStats struct {
 	Playing     int    // sessions with a running replay
 	PacketsSent uint64 // RTP packets handed to sessions
 	BytesSent   uint64 // RTP bytes (header and payload) handed to sessions
-	SlowDropped uint64 // players closed because their queue was full
+	SlowDropped uint64 // players closed because they took nothing for 2 s (their connection, or their UDP queue)
+	// UDPDropped counts RTP packets to UDP players dropped because the
+	// player's queue was full (this process's writing behind: CPU or
+	// link); the player sees a sequence gap, its session goes on.
+	UDPDropped  uint64
 	Oversized   uint64 // packets skipped because they exceed the RTP packet limit
 	ReportsSent uint64 // RTCP compounds sent to players (sender reports, the end's SR+BYE)
 	// RTCPReceived counts RTCP packets from players (receiver reports,
@@ -173,6 +178,7 @@ type Server struct {
 	reportsSent  atomic.Uint64
 	rtcpReceived atomic.Uint64
 	liveRetrails atomic.Uint64
+	udpDropped   atomic.Uint64
 }
 
 // NewServer validates cfg and binds the listeners (so Addr is known at
@@ -420,6 +426,7 @@ func (s *Server) Stats() ServerStats {
 	st.ReportsSent = s.reportsSent.Load()
 	st.RTCPReceived = s.rtcpReceived.Load()
 	st.LiveRetrails = s.liveRetrails.Load()
+	st.UDPDropped = s.udpDropped.Load()
 	st.Conns = s.guard.conns()
 	st.ConnsRefused = s.guard.refused.Load()
 	st.ConnsTimedOut = s.guard.timedOut.Load()

@@ -289,6 +289,44 @@ func TestSlowPlayerDroppedAlone(t *testing.T) {
 	}
 }
 
+// TestUDPQueueFullDropsPacketsNotPlayer: a UDP player whose queue is full
+// (this process's writer behind it, not the player: UDP has no flow
+// control) loses packets, not its session. With a queue of one packet, a
+// frame's packets, handed at once, overflow it (and its sender reports
+// find it full): the player plays to the end (the BYE, handed again until
+// the queue takes it, comes), every packet is either handed over or
+// counted as dropped, and the sequence numbers show the holes.
+func TestUDPQueueFullDropsPacketsNotPlayer(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	spec := synthSpec{dur: 3 * time.Second, fps: 25, perFrame: 7, size: 1400, gop: 25}
+	synthRecording(t, st, "v", spec)
+	total := 3 * 25 * 7
+	s := startServer(t, ServerConfig{Recordings: newTestRecordings(t, st), Transports: []string{"udp"},
+		UDPRTPAddress: "127.0.0.1:0", WriteQueueSize: 1})
+	p := newTestPlayer(t, serverURL(s, "v"), gortsplib.TransportUDP)
+	p.play(t, nil)
+	testkit.Eventually(t, 15*time.Second, "the player's BYE (played to the end)", p.ended)
+	got, st2 := p.received(), s.Stats()
+	if st2.SlowDropped != 0 || st2.UDPDropped == 0 {
+		t.Fatalf("stats %+v: want packets dropped (a queue of one, frames of 7 packets) and no player", st2)
+	}
+	if st2.PacketsSent+st2.UDPDropped != uint64(total) {
+		t.Fatalf("handed over %d + dropped %d packets, want the recording's %d", st2.PacketsSent, st2.UDPDropped, total)
+	}
+	// The player got what was handed over, less what gortsplib's reorderer
+	// still held at the end, waiting for a dropped packet (at most 64).
+	if n := uint64(len(got)); n > st2.PacketsSent || n+64 < st2.PacketsSent {
+		t.Fatalf("the player got %d packets of the %d handed over", n, st2.PacketsSent)
+	}
+	// The player reads datagrams in order on loopback; a dropped packet's
+	// sequence number is skipped, not reused.
+	if span := int(got[len(got)-1].seq-got[0].seq) + 1; span > total || span < len(got) {
+		t.Fatalf("sequence numbers %d to %d for %d packets of %d", got[0].seq, got[len(got)-1].seq, len(got), total)
+	}
+	t.Logf("%d of %d packets received, %d dropped at the full queue", len(got), total, st2.UDPDropped)
+}
+
 // TestLiveRelay: a live origin is relayed to a player through the store's
 // live recording: the player joins at a key frame and gets continuous
 // packets.
