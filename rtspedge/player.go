@@ -93,8 +93,8 @@ type player struct {
 	// (UDP only), which pause waits to see written.
 	udpHanded uint64
 	// udpDropped counts the packets sendUDP dropped at a full queue;
-	// udpFullSince is when the queue last refused a packet after taking
-	// one (zero while it takes them).
+	// udpFullSince is when the queue began refusing what it was handed
+	// (zero once it takes something again).
 	udpDropped   uint64
 	udpFullSince time.Time
 
