@@ -203,24 +203,18 @@ func (h *handover) originStopped() { h.cutOnce.Do(func() { close(h.cut) }) }
 // this node's origin session made (mesh.Splice): see "Converging after a
 // partition" above, steps 2 and 3.
 type relaySplice struct {
+	rebase
 	h       *handover
 	quit    <-chan struct{} // the watcher stops
 	filler  string
-	tracks  []store.Track
-	clocks  []store.Clock // the filler's mapping per track, in its timestamps
 	started time.Time
 
 	cutDone bool          // the origin session stopped: packets are kept from here
 	behind  time.Duration // how far the last key frame looked at was captured before this node's stream
-	sp      *store.Splice // from the cut on: the re-basing onto this node's recording
 }
 
 func newRelaySplice(ctx context.Context, h *handover, filler string, m store.Manifest) *relaySplice {
-	s := &relaySplice{h: h, quit: ctx.Done(), filler: filler, tracks: m.Tracks, clocks: make([]store.Clock, len(m.Tracks)), started: time.Now()}
-	for i, t := range m.Tracks {
-		s.clocks[i] = t.Clock
-	}
-	return s
+	return &relaySplice{rebase: newRebase(h.w, m, h.log), h: h, quit: ctx.Done(), filler: filler, started: time.Now()}
 }
 
 // Packet drops the relay's packets until a key frame at or ahead of this
@@ -242,38 +236,13 @@ func (s *relaySplice) Packet(p *store.Packet) bool {
 		}
 		s.base()
 	}
-	_, seen := s.sp.Offset(p.Track)
-	s.sp.Rebase(p, true, time.Now())
-	if off, _ := s.sp.Offset(p.Track); !seen {
-		if c := s.clocks[p.Track]; !c.IsZero() {
-			// The filler's capture-time line, in the re-based timestamps
-			// (it sends it again only when it changes).
-			c.RTP += off
-			if err := s.h.w.SetClock(p.Track, c); err != nil {
-				s.h.log.Debug("keep the filler's clock", "track", p.Track, "err", err)
-			}
-		}
-	}
+	s.packet(p)
 	return true
 }
 
 // Clock keeps the filler's mapping; once cut over, it is passed on in the
 // re-based timestamps.
-func (s *relaySplice) Clock(track uint8, c store.Clock) (store.Clock, bool) {
-	if int(track) >= len(s.clocks) {
-		return c, false
-	}
-	s.clocks[track] = c
-	if !s.cutDone {
-		return c, false
-	}
-	off, ok := s.sp.Offset(track)
-	if !ok {
-		return c, false
-	}
-	c.RTP += off
-	return c, true
-}
+func (s *relaySplice) Clock(track uint8, c store.Clock) (store.Clock, bool) { return s.clock(track, c) }
 
 // aheadOrLate: key frame p of the relay was captured at or after the last
 // packet this node stored of its track, or the capture times are unknown,
@@ -317,11 +286,7 @@ func captureTime(c store.Clock, clockRate uint32, ts uint32) (time.Time, bool) {
 // last, each track's timestamps continue).
 func (s *relaySplice) base() {
 	w := s.h.w
-	rates := make([]uint32, len(s.tracks))
-	for i, t := range s.tracks {
-		rates[i] = t.ClockRate
-	}
-	s.sp = store.NewSplice(store.TailOf(w, len(s.tracks)), rates)
+	s.start()
 	s.cutDone = true
 	if err := w.SetSource(s.filler, []string{s.filler}); err != nil {
 		s.h.log.Warn("name the designated filler as the live stream's source", "err", err)

@@ -125,6 +125,10 @@ type fill struct {
 	filler    FillerInfo // who fills the stream from its origin, and why
 	// progress is where the fill began writing (progress.go).
 	progress progressStart
+	// liveHead is the node whose origin session the live packets stored
+	// last came from (liveHead in rebase.go); only the fill goroutine
+	// (fillFrom) uses it.
+	liveHead string
 
 	// Owned by the fill goroutine.
 	tally tally

@@ -147,9 +147,22 @@ func (fs *Fills) fillFrom(ctx context.Context, f *fill, s source, w *store.Write
 			}
 			return w, failed
 		}
+		held := false
+		if w != nil {
+			_, _, held = w.Last()
+		}
 		if w, err = fs.writerFor(ctx, f, s, up, w, log); err != nil {
 			up.Close()
 			return w, err
+		}
+		if m := up.Manifest(); m.Live {
+			// A relay of another origin session than the packets w holds
+			// (a healed partition's other half) is re-based onto them.
+			head := liveHead(m)
+			if sp, ok := up.(interface{ SetSplice(mesh.Splice) }); ok && held && f.liveHead != "" && head != f.liveHead {
+				sp.SetSplice(newSwitchSplice(w, m, log))
+			}
+			f.liveHead = head
 		}
 		fs.watch(f, w)
 		before, source := w.Manifest().Received, s.name()
